@@ -1,0 +1,65 @@
+"""The ``lunatic-mp`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.engine import Engine
+from lunatic_mp.errors import LunaticError
+from lunatic_mp.process import Outcome
+
+EXIT_FAILED = 1
+EXIT_LOAD_ERROR = 2
+
+
+@click.group()
+@click.version_option(package_name="lunatic-mp")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+)
+def main(log_level: str) -> None:
+    """Run WebAssembly actors (lunatic's processes) on every core."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dir", "dirs", multiple=True, metavar="DIR", help="Preopen a host directory (repeatable).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(module: Path, dirs: tuple[str, ...], args: tuple[str, ...]) -> None:
+    """Run MODULE's `_start` as the root process, with every permission.
+
+    Arguments after `--` reach the guest as WASI arguments; environment variables are
+    inherited. The exit code is the guest's: 0 when `_start` returns, its `proc_exit` code,
+    or 1 when it traps.
+    """
+    config = EnvConfig.permissive(args=list(args), env=dict(os.environ))
+    try:
+        for directory in dirs:
+            config.preopen(directory)
+        engine = Engine()
+        loaded = engine.load_module(module)
+        root = engine.spawn(loaded, "_start", (), config)
+    except (LunaticError, OSError) as exc:
+        click.echo(f"lunatic-mp: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    finished = engine.run_until_finished(root)
+    engine.close()
+    if finished is None:
+        click.echo("lunatic-mp: the root process waits for a message that can never arrive", err=True)
+        sys.exit(EXIT_FAILED)
+    if finished.outcome is Outcome.NORMAL:
+        sys.exit(0)
+    if finished.exit_code is not None:
+        sys.exit(finished.exit_code)
+    click.echo(f"lunatic-mp: process {finished}", err=True)
+    sys.exit(EXIT_FAILED)

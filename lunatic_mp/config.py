@@ -1,0 +1,57 @@
+"""What the processes of an environment may do and use (lunatic's ProcessConfig).
+
+Configs are plain values: guests create and edit them through ``lunatic::process`` functions,
+children inherit a copy of their parent's unless given another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FUEL_UNIT = 100_000
+"""Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
+
+ALL_NAMESPACES: frozenset[str] = frozenset(
+    {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics"}
+)
+
+
+@dataclass(slots=True)
+class EnvConfig:
+    """Limits and permissions of a process and the children it spawns.
+
+    ``max_memory`` is in bytes (0: no limit beyond wasm32's 4 GiB); ``max_fuel`` in units of
+    :data:`FUEL_UNIT` instructions (0: unlimited). ``allowed_namespaces`` names the
+    ``lunatic::*`` host namespaces a guest may import (``wasi`` covers WASI preview1 too).
+    ``preopened_dirs`` maps a guest path to a host directory.
+    """
+
+    max_memory: int = 0
+    max_fuel: int = 0
+    can_compile_modules: bool = False
+    can_create_configs: bool = False
+    can_spawn_processes: bool = False
+    allowed_namespaces: frozenset[str] = ALL_NAMESPACES
+    preopened_dirs: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def permissive(cls, **overrides: object) -> EnvConfig:
+        """Everything allowed: what ``lunatic-mp run`` gives its root process."""
+        config = cls(can_compile_modules=True, can_create_configs=True, can_spawn_processes=True)
+        return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+    def copy(self) -> EnvConfig:
+        return dataclasses.replace(
+            self, preopened_dirs=dict(self.preopened_dirs), args=list(self.args), env=dict(self.env)
+        )
+
+    def preopen(self, guest_path: str, host_path: str | Path | None = None) -> None:
+        """Give guests access to a host directory (under ``guest_path``)."""
+        host = Path(host_path if host_path is not None else guest_path)
+        if not host.is_dir():
+            raise NotADirectoryError(f"cannot preopen {host}: not a directory")
+        self.preopened_dirs[guest_path] = str(host)

@@ -1,0 +1,43 @@
+"""Helpers shared by the host namespaces: the calling process, its memory, ABI constants."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lunatic_mp.wasm import GuestTrap, Memory
+
+if TYPE_CHECKING:
+    from lunatic_mp.engine import Engine
+    from lunatic_mp.process import Process
+
+OK = 0
+ERROR = 1
+TIMEOUT = 9027
+NO_TIMEOUT = -1  # u64::MAX as an i64
+
+
+def memory_of(process: Process) -> Memory:
+    if process.memory is None:
+        raise GuestTrap("host call needs the module's exported memory before it has one (start function)")
+    return process.memory
+
+
+def current(engine: Engine) -> Process:
+    process = engine.current
+    if process is None:  # pragma: no cover - wasmtime only calls us from inside a process
+        raise GuestTrap("host function called outside a process")
+    return process
+
+
+def lookup(table: dict[int, object], rid: int, what: str) -> object:
+    try:
+        return table[rid]
+    except KeyError:
+        raise GuestTrap(f"unknown {what} id {rid}") from None
+
+
+def report_error(process: Process, memory: Memory, ptr: int, message: str) -> int:
+    """Store an error message as a resource, write its id to ``ptr``; return the ERROR code."""
+    error_id = process.resources.add(process.resources.errors, message)
+    memory.write_u64(ptr, error_id)
+    return ERROR

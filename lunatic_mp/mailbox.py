@@ -1,0 +1,90 @@
+"""Messages and the per-process mailbox: FIFO, with selective receive by tag."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class DeathReason(enum.IntEnum):
+    """Why a linked process died, as carried by a LinkDied message."""
+
+    NORMAL = 0
+    FAILURE = 1
+    NO_PROCESS = 2
+
+
+class Kind(enum.IntEnum):
+    """What ``receive`` reports, with the ABI's codes."""
+
+    DATA = 0
+    LINK_DIED = 1
+    PROCESS_DIED = 2
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """A message: data with a tag and attached resources, or a death notice.
+
+    Death notices carry the dead process in ``pid`` (and, for LinkDied, the link's tag and the
+    reason); their data is empty.
+    """
+
+    tag: int
+    data: bytearray = field(default_factory=bytearray)
+    kind: Kind = Kind.DATA
+    pid: int = 0
+    reason: DeathReason = DeathReason.NORMAL
+    modules: list[Any] = field(default_factory=list)
+    cursor: int = 0
+
+    @classmethod
+    def link_died(cls, pid: int, tag: int, reason: DeathReason) -> Message:
+        return cls(tag, kind=Kind.LINK_DIED, pid=pid, reason=reason)
+
+    @classmethod
+    def process_died(cls, pid: int) -> Message:
+        return cls(0, kind=Kind.PROCESS_DIED, pid=pid)
+
+
+class Mailbox:
+    """Messages in arrival order; ``take`` removes the oldest one whose tag is wanted."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[Message] = deque()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def __iter__(self) -> Iterable[Message]:
+        return iter(self._queue)
+
+    def put(self, message: Message) -> None:
+        self._queue.append(message)
+
+    def take(self, tags: tuple[int, ...] | None, start: int = 0) -> Message | None:
+        """The oldest message at index >= ``start`` whose tag is in ``tags`` (any if None)."""
+        queue = self._queue
+        if tags is None:
+            if start == 0:
+                return queue.popleft() if queue else None
+            if start < len(queue):
+                message = queue[start]
+                del queue[start]
+                return message
+            return None
+        for index in range(start, len(queue)):
+            message = queue[index]
+            if message.tag in tags:
+                del queue[index]
+                return message
+        return None
+
+    @staticmethod
+    def matches(message: Message, tags: tuple[int, ...] | None) -> bool:
+        return tags is None or message.tag in tags

@@ -1,0 +1,135 @@
+"""A Wasm process: one store and instance, run as a fiber, with its mailbox, links and resources.
+
+The process holds state only; the engine decides what happens to it (spawn, signals, death) and
+the scheduler decides when it runs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lunatic_mp import wasm
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.mailbox import Mailbox, Message
+
+if TYPE_CHECKING:
+    import wasmtime
+
+    from lunatic_mp.module import Module
+    from lunatic_mp.scheduler import Timer
+
+NO_TIMEOUT = -1
+"""``u64::MAX`` as an i64: wait forever."""
+
+
+class Phase(enum.Enum):
+    INSTANTIATING = "instantiating"  # running the start function; spawning is refused
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Outcome(enum.Enum):
+    NORMAL = "normal"
+    KILLED = "killed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
+
+    outcome: Outcome
+    result: tuple[int | float, ...] = ()
+    message: str = ""
+    backtrace: tuple[str, ...] = ()
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.NORMAL
+
+    def __str__(self) -> str:
+        if self.outcome is Outcome.NORMAL:
+            return "finished normally" + (f" with {self.result}" if self.result else "")
+        return f"{self.outcome.value}: {self.message}" if self.message else self.outcome.value
+
+
+@dataclass(slots=True, eq=False)
+class Frame:
+    """A host call the process is suspended in: where its result goes, and when it is ready."""
+
+    results: Any
+    kind: int
+    nested: wasm.Call | None = None  # a call back into the guest (trap::catch)
+    trap_out: Any = None
+    value: int | None = None  # set when the process may resume
+
+
+class Resources:
+    """Host objects a guest refers to by id: configs, modules and error messages."""
+
+    __slots__ = ("configs", "modules", "errors", "_next")
+
+    def __init__(self) -> None:
+        self.configs: dict[int, EnvConfig] = {}
+        self.modules: dict[int, Module] = {}
+        self.errors: dict[int, str] = {}
+        self._next = 1
+
+    def add(self, table: dict[int, Any], value: Any) -> int:
+        rid = self._next
+        self._next += 1
+        table[rid] = value
+        return rid
+
+
+class Process:
+    """One Wasm process (see the module docstring)."""
+
+    __slots__ = (
+        "pid", "module", "config", "function", "args", "store", "context", "instance", "memory",
+        "call", "phase", "mailbox", "scratch", "links", "monitoring", "monitored_by",
+        "die_when_link_dies", "frames", "waiting", "queued", "receive_tags", "receive_start",
+        "timer", "resources", "finished", "on_exit", "environment_id", "kill_requested",
+    )  # fmt: skip
+
+    def __init__(
+        self, pid: int, module: Module, config: EnvConfig, function: str, args: list[tuple[int, Any]]
+    ) -> None:
+        self.pid = pid
+        self.module = module
+        self.config = config
+        self.environment_id = 0
+        self.function = function
+        self.args = args
+        self.store: wasmtime.Store | None = None
+        self.context: wasm.Context = None
+        self.instance: Any = None
+        self.memory: wasm.Memory | None = None
+        self.call: wasm.Call | None = None
+        self.phase = Phase.INSTANTIATING
+        self.mailbox = Mailbox()
+        self.scratch: Message | None = None
+        self.links: dict[int, int] = {}  # linked pid -> the tag this side sees when it dies
+        self.monitoring: set[int] = set()
+        self.monitored_by: set[int] = set()
+        self.die_when_link_dies = True
+        self.frames: list[Frame] = []
+        self.waiting = False  # suspended in a host call until woken
+        self.queued = False  # in the scheduler's run queue
+        self.receive_tags: tuple[int, ...] | None = None
+        self.receive_start = -1  # >= 0 while waiting in receive: mailbox index to search from
+        self.timer: Timer | None = None
+        self.resources = Resources()
+        self.finished: Finished | None = None
+        self.on_exit: list[Any] = []
+        self.kill_requested: str | None = None  # killed while its own fiber was running
+
+    @property
+    def alive(self) -> bool:
+        return self.finished is None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.module.name}:{self.function} {self.phase.value}>"

@@ -1,0 +1,464 @@
+"""The only module that calls wasmtime's C API directly.
+
+wasmtime-py exposes synchronous calls only; its bundled C library also has the async API, which
+lets a Wasm process suspend inside a host call (a fiber) and yield every N units of fuel. The
+raw calls are also 10x cheaper than the Python wrappers, so the hot paths (host calls, memory
+access, polling) go through here. Everything else in lunatic_mp stays above this line.
+
+Hazards handled here (see DESIGN.md): an exception escaping a ctypes callback is swallowed and
+the callback returns 0, so every callback catches everything and turns it into a guest trap; a
+function type or module freed while wasmtime still points at it crashes the process, so the
+objects behind every definition are kept alive by the :class:`Linker`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import wasmtime
+from wasmtime import _bindings as ffi
+
+log = logging.getLogger(__name__)
+
+I32: Final = 0
+I64: Final = 1
+F32: Final = 2
+F64: Final = 3
+V128: Final = 4
+_KIND_OF_CHAR: Final = {"i": I32, "I": I64, "f": F32, "F": F64}
+_RAW_FIELD: Final = {I32: "i32", I64: "i64", F32: "f32", F64: "f64"}
+_VALTYPE: Final = {
+    "i": wasmtime.ValType.i32,
+    "I": wasmtime.ValType.i64,
+    "f": wasmtime.ValType.f32,
+    "F": wasmtime.ValType.f64,
+}
+U32_MASK: Final = 0xFFFF_FFFF
+_EXTERN_FUNC: Final = 0  # wasmtime_extern_kind_t
+_EXTERN_MEMORY: Final = 3
+
+TrapPtr = Any  # ctypes.POINTER(ffi.wasm_trap_t)
+ErrorPtr = Any  # ctypes.POINTER(ffi.wasmtime_error_t)
+Future = Any  # ctypes.POINTER(ffi.wasmtime_call_future_t)
+Context = Any  # ctypes.POINTER(ffi.wasmtime_context_t)
+
+PENDING: Final = object()
+"""Returned by an async host function to suspend the calling process until it is resumed."""
+
+
+@dataclass(slots=True)
+class Nested:
+    """Returned by an async host function that calls back into the guest (``trap::catch``)."""
+
+    call: Call
+
+
+class GuestTrap(Exception):
+    """Raised by a host function to trap the calling guest with this message."""
+
+
+def _null_finalizer(env: int | None) -> None:
+    return None
+
+
+_NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
+
+
+@ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
+def _always_ready(env: int | None) -> bool:
+    return True
+
+
+def new_trap(message: str) -> TrapPtr:
+    data = message.encode()
+    return ffi.wasmtime_trap_new(data, len(data))
+
+
+def _trap_address(message: str) -> int:
+    return ctypes.cast(new_trap(message), ctypes.c_void_p).value or 0
+
+
+def new_engine(
+    *, async_stack_size: int, max_wasm_stack: int, memory_reservation: int | None = None
+) -> wasmtime.Engine:
+    """An engine for fibers: fuel metering on, and the Wasm stack inside the async stack."""
+    if max_wasm_stack >= async_stack_size:
+        raise ValueError("max_wasm_stack must be below async_stack_size, or wasmtime aborts")
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.max_wasm_stack = max_wasm_stack
+    ffi.wasmtime_config_async_stack_size_set(config.ptr(), async_stack_size)
+    if memory_reservation is not None:
+        ffi.wasmtime_config_memory_reservation_set(config.ptr(), memory_reservation)
+    return wasmtime.Engine(config)
+
+
+def _functype(params: str, results: str) -> wasmtime.FuncType:
+    return wasmtime.FuncType(
+        [_VALTYPE[c]() for c in params], [_VALTYPE[c]() for c in results]
+    )
+
+
+def _compile_reader(params: str, source: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A function reading one call's arguments into a tuple, generated once per signature.
+
+    A loop over the fields costs about a microsecond a call; this is a single tuple display.
+    """
+    fields = ", ".join(f"a[{i}]{source}.{_RAW_FIELD[_KIND_OF_CHAR[c]]}" for i, c in enumerate(params))
+    reader: Callable[[Any], tuple[Any, ...]] = eval(f"lambda a: ({fields},)" if params else "lambda a: ()")  # noqa: S307
+    return reader
+
+
+class Linker:
+    """A wasmtime linker whose host functions are plain Python callables.
+
+    ``define`` registers a function that completes at once; ``define_async`` one that may
+    return :data:`PENDING` (or a :class:`Nested` call) to suspend the calling fiber.
+    ``on_suspend(results, kind, nested, trap_out) -> key`` is called when a process suspends, and
+    ``poll_resume(key) -> bool`` each time wasmtime polls that suspended call: it writes the
+    result and returns True once the process may go on.
+    """
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        on_suspend: Callable[[Any, int, Call | None, Any], int],
+        poll_resume: Callable[[int], bool],
+        on_host_error: Callable[[BaseException], None],
+    ) -> None:
+        self.engine = engine
+        self.linker = wasmtime.Linker(engine)
+        self._keep: list[Any] = []
+        self._on_suspend = on_suspend
+        self._on_host_error = on_host_error
+
+        @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
+        def resume(env: int | None) -> bool:
+            try:
+                return poll_resume(env or 0)
+            except BaseException as exc:  # noqa: BLE001 - must never escape into C
+                self._on_host_error(exc)
+                return True
+
+        self._resume = resume
+
+    def define_wasi(self) -> None:
+        self.linker.define_wasi()
+
+    def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
+        """Define a host function that never suspends (the cheap path: about 0.5 µs a call)."""
+        read = _compile_reader(params, "")
+        field = _RAW_FIELD[_KIND_OF_CHAR[results]] if results else None
+        on_error = self._on_host_error
+
+        def trampoline(env: int | None, caller: Any, raw: Any, nraw: int) -> int:
+            try:
+                value = fn(*read(raw))
+                if field is not None:
+                    setattr(raw[0], field, value)
+                return 0
+            except GuestTrap as trap:
+                return _trap_address(str(trap))
+            except BaseException as exc:  # noqa: BLE001 - must never escape into C
+                on_error(exc)
+                return _trap_address(f"host error in {namespace}::{name}: {exc!r}")
+
+        callback = ffi.wasmtime_func_unchecked_callback_t(trampoline)
+        self._define(namespace, name, params, results, callback, unchecked=True)
+
+    def define_async(
+        self,
+        namespace: str,
+        name: str,
+        params: str,
+        results: str,
+        fn: Callable[..., Any],
+        *,
+        with_caller: bool = False,
+    ) -> None:
+        """Define a host function that may return :data:`PENDING` to suspend the process.
+
+        With ``with_caller`` the function gets the raw caller first (to call back into Wasm).
+        """
+        read = _compile_reader(params, ".of")
+        kind = _KIND_OF_CHAR[results] if results else -1
+        field = _RAW_FIELD.get(kind)
+        on_error, on_suspend = self._on_host_error, self._on_suspend
+        ready, resume = _always_ready, self._resume
+
+        def trampoline(
+            env: int | None, caller: Any, args: Any, nargs: int, out: Any, nout: int,
+            trap_out: Any, continuation: Any,
+        ) -> None:  # fmt: skip
+            cont = continuation[0]
+            cont.finalizer = _NO_FINALIZER
+            try:
+                value = fn(caller, *read(args)) if with_caller else fn(*read(args))
+                if value is PENDING or isinstance(value, Nested):
+                    nested = value.call if isinstance(value, Nested) else None
+                    cont.env = on_suspend(out, kind, nested, trap_out)
+                    cont.callback = resume
+                    return
+                if field is not None:
+                    out[0].kind = kind
+                    setattr(out[0].of, field, value)
+            except GuestTrap as trap:
+                trap_out[0] = new_trap(str(trap))
+            except BaseException as exc:  # noqa: BLE001 - must never escape into C
+                on_error(exc)
+                trap_out[0] = new_trap(f"host error in {namespace}::{name}: {exc!r}")
+            cont.callback = ready
+
+        callback = ffi.wasmtime_func_async_callback_t(trampoline)
+        self._define(namespace, name, params, results, callback, unchecked=False)
+
+    def _define(
+        self, namespace: str, name: str, params: str, results: str, callback: Any, *, unchecked: bool
+    ) -> None:
+        functype = _functype(params, results)
+        ns, fname = namespace.encode(), name.encode()
+        define = (
+            ffi.wasmtime_linker_define_func_unchecked if unchecked else ffi.wasmtime_linker_define_async_func
+        )
+        error = define(
+            self.linker.ptr(), ns, len(ns), fname, len(fname), functype.ptr(), callback, None, _NO_FINALIZER
+        )
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        self._keep.append((functype, callback))
+
+    def instantiate_pre(self, module: wasmtime.Module) -> wasmtime.InstancePre:
+        return self.linker.instantiate_pre(module)
+
+
+def write_result(out: Any, kind: int, value: int | float) -> None:
+    """Write a suspended host call's result, just before its process resumes."""
+    if kind >= 0:
+        out[0].kind = kind
+        setattr(out[0].of, _RAW_FIELD[kind], value)
+
+
+def set_trap(trap_out: Any, message: str) -> None:
+    """Make a suspended host call trap when it resumes (its trap slot outlives the callback)."""
+    trap_out[0] = new_trap(message)
+
+
+@dataclass(slots=True)
+class Call:
+    """One in-flight async call (instantiation or export call) and the slots it reports into."""
+
+    future: Future
+    results: Any
+    trap: TrapPtr
+    error: ErrorPtr
+    keep: Any = None  # arguments and function structs that must outlive the future
+
+
+def instantiate_async(pre: wasmtime.InstancePre, context: Context, instance: Any) -> Call:
+    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
+    future = ffi.wasmtime_instance_pre_instantiate_async(
+        pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap), ctypes.byref(error)
+    )
+    return Call(future, None, trap, error)
+
+
+def new_instance() -> Any:
+    return ffi.wasmtime_instance_t()
+
+
+def export_func(context: Context, instance: Any, name: bytes) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(context, ctypes.byref(instance), name, len(name), ctypes.byref(item)):
+        return None
+    if item.kind != _EXTERN_FUNC:
+        return None
+    return item.of.func
+
+
+def export_memory(context: Context, instance: Any) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)):
+        return None
+    if item.kind != _EXTERN_MEMORY:
+        return None
+    return item.of.memory
+
+
+def caller_export_func(caller: Any, name: bytes) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_caller_export_get(caller, name, len(name), ctypes.byref(item)):
+        return None
+    return item.of.func if item.kind == _EXTERN_FUNC else None
+
+
+def call_async(context: Context, func: Any, args: list[tuple[int, Any]], nresults: int) -> Call:
+    """Start calling ``func``; ``args`` are (kind, value) pairs, v128 values as 16 bytes."""
+    argv = (ffi.wasmtime_val_t * max(len(args), 1))()
+    for slot, (kind, value) in zip(argv, args, strict=False):
+        slot.kind = kind
+        if kind == V128:
+            ctypes.memmove(slot.of.v128, bytes(value), 16)
+        else:
+            setattr(slot.of, _RAW_FIELD[kind], value)
+    results = (ffi.wasmtime_val_t * max(nresults, 1))()
+    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
+    func_ref = ctypes.byref(func)
+    future = ffi.wasmtime_func_call_async(
+        context, func_ref, argv, len(args), results, nresults, ctypes.byref(trap), ctypes.byref(error)
+    )
+    return Call(future, results, trap, error, keep=(argv, func, func_ref))
+
+
+def poll(call: Call) -> bool:
+    """Run the call's fiber until it finishes (True), suspends or yields on fuel (False)."""
+    return bool(ffi.wasmtime_call_future_poll(call.future))
+
+
+def finish(call: Call) -> None:
+    """Free the future; safe on a call that never finished (the fiber is unwound)."""
+    if call.future is not None:
+        ffi.wasmtime_call_future_delete(call.future)
+        call.future = None
+
+
+def result_value(call: Call, index: int = 0) -> int | float | None:
+    val = call.results[index]
+    field = _RAW_FIELD.get(val.kind)
+    return getattr(val.of, field) if field else None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a call failed: a trap or error message, the guest backtrace, or a WASI exit code."""
+
+    message: str
+    backtrace: tuple[str, ...] = ()
+    exit_code: int | None = None
+    out_of_fuel: bool = False
+
+
+def take_failure(call: Call) -> Failure | None:
+    """The call's trap or error, if any (ownership moves to the returned Python objects)."""
+    if call.error:
+        status = ctypes.c_int()
+        if ffi.wasmtime_error_exit_status(call.error, ctypes.byref(status)):
+            ffi.wasmtime_error_delete(call.error)
+            return Failure(f"exited with code {status.value}", exit_code=status.value)
+        error = wasmtime.WasmtimeError._from_ptr(call.error)
+        return Failure(_reason(str(error)))
+    if call.trap:
+        trap = wasmtime.Trap._from_ptr(call.trap)
+        code = trap.trap_code
+        frames = tuple(
+            f"{frame.module_name or '<module>'}!{frame.func_name or f'<func {frame.func_index}>'}"
+            for frame in trap.frames
+        )
+        return Failure(_reason(trap.message), frames, out_of_fuel=code == wasmtime.TrapCode.OUT_OF_FUEL)
+    return None
+
+
+def _reason(text: str) -> str:
+    """The cause in a wasmtime error text, without the backtrace wasmtime puts first."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if "Caused by:" in lines:
+        after = lines[lines.index("Caused by:") + 1 :]
+        causes = [line.split(":", 1)[1].strip() if line[:1].isdigit() else line for line in after if line]
+        return ": ".join(causes) or "trap"
+    return lines[0] if lines else "trap"
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+class Memory:
+    """Bounds-checked access to a process's exported linear memory.
+
+    The data pointer is re-read on every access: memory may move when the guest grows it.
+    """
+
+    __slots__ = ("_context", "_memory")
+
+    def __init__(self, context: Context, memory: Any) -> None:
+        self._context = context
+        self._memory = ctypes.byref(memory)
+
+    def _span(self, ptr: int, length: int) -> int:
+        ptr &= U32_MASK
+        length &= U32_MASK
+        size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+        if ptr + length > size:
+            raise GuestTrap(f"out-of-bounds pointer: {ptr}+{length} exceeds memory size {size}")
+        base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value
+        return (base or 0) + ptr
+
+    def read(self, ptr: int, length: int) -> bytes:
+        return ctypes.string_at(self._span(ptr, length), length & U32_MASK)
+
+    def read_str(self, ptr: int, length: int) -> str:
+        try:
+            return self.read(ptr, length).decode()
+        except UnicodeDecodeError as exc:
+            raise GuestTrap(f"invalid UTF-8 string passed to the host: {exc}") from None
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        address = self._span(ptr, len(data))
+        ctypes.memmove(address, bytes(data) if isinstance(data, memoryview) else data, len(data))
+
+    def write_u64(self, ptr: int, value: int) -> None:
+        self.write(ptr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little"))
+
+    def write_u32(self, ptr: int, value: int) -> None:
+        self.write(ptr, (value & U32_MASK).to_bytes(4, "little"))
+
+    def read_into(self, ptr: int, source: bytes | bytearray | memoryview, start: int, length: int) -> int:
+        """Copy up to ``length`` bytes of ``source[start:]`` to guest memory; return the count."""
+        chunk = memoryview(source)[start : start + length]
+        self.write(ptr, chunk)
+        return len(chunk)
+
+
+# --- stores -------------------------------------------------------------------------------------
+
+
+def new_store(engine: wasmtime.Engine, *, fuel: int, yield_interval: int, max_memory: int) -> wasmtime.Store:
+    store = wasmtime.Store(engine)
+    store.set_fuel(fuel)
+    error = ffi.wasmtime_context_fuel_async_yield_interval(store._context(), yield_interval)
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if max_memory > 0:
+        store.set_limits(memory_size=max_memory)
+    return store
+
+
+def context_of(store: wasmtime.Store) -> Context:
+    return store._context()
+
+
+def fuel_left(store: wasmtime.Store) -> int:
+    return store.get_fuel()
+
+
+# --- module inspection --------------------------------------------------------------------------
+
+_SIGNATURE_CHAR: Final = {I32: "i", I64: "I", F32: "f", F64: "F", V128: "v"}  # wasm_valkind_t
+
+
+def signature(functype: wasmtime.FuncType) -> tuple[str, str]:
+    """A function type as (params, results) strings: i, I, f, F, v (v128) or r (a reference).
+
+    Read through the raw kinds: wasmtime-py aborts when it prints a v128 ValType.
+    """
+
+    def chars(types: list[wasmtime.ValType]) -> str:
+        return "".join(_SIGNATURE_CHAR.get(ffi.wasm_valtype_kind(t.ptr()), "r") for t in types)
+
+    return chars(functype.params), chars(functype.results)
+
+
+def caller_context(caller: Any) -> Context:
+    return ffi.wasmtime_caller_context(caller)

@@ -1,0 +1,68 @@
+"""Shared fixtures: a fresh engine per test, guest loading, and a check for leaked children."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Process
+
+GUESTS = Path(__file__).parent / "guests"
+WORKERS = Path(__file__).parent.parent / "workers"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_children() -> Iterator[None]:
+    """Every child process a test starts must be gone when it ends."""
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        leaked = [c for c in me.children(recursive=True) if c.pid not in before and c.is_running()]
+        leaked = [c for c in leaked if c.status() != psutil.STATUS_ZOMBIE]
+        if not leaked or time.monotonic() > deadline:
+            break
+        psutil.wait_procs(leaked, timeout=0.5)
+    assert not leaked, f"leaked child processes: {leaked}"
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = Engine()
+    yield engine
+    engine.close()
+    assert not engine.host_errors, f"host functions raised: {engine.host_errors}"
+
+
+@pytest.fixture
+def load(engine: Engine) -> Callable[[str], Module]:
+    """Load a guest from tests/guests by file name, or WAT text."""
+
+    def load(name_or_wat: str) -> Module:
+        if name_or_wat.lstrip().startswith("("):
+            return engine.load_module(name_or_wat)
+        return engine.load_module(GUESTS / name_or_wat)
+
+    return load
+
+
+@pytest.fixture
+def run(engine: Engine) -> Callable[..., Finished]:
+    """Spawn an export with every permission and run the engine until it finishes."""
+
+    def run(module: Module, function: str = "_start", params: tuple[object, ...] = (), **config: object) -> Finished:
+        process = spawn(engine, module, function, params, **config)
+        finished = engine.run_until_finished(process, timeout=30)
+        assert finished is not None, f"{function} did not finish"
+        return finished
+
+    return run
+
+
+def spawn(engine: Engine, module: Module, function: str, params: tuple[object, ...] = (), **config: object) -> Process:
+    return engine.spawn(module, function, params, EnvConfig.permissive(**config))
