@@ -36,8 +36,12 @@ from lunatic_mp.scheduler import Scheduler, Timer
 log = logging.getLogger(__name__)
 
 UNLIMITED_FUEL = 2**63 - 1
-MAPS_PER_PROCESS = 6
-"""Memory mappings one live process costs (linear memory, fiber stack, guard pages), rounded up."""
+MAPS_PER_PROCESS = 4
+"""Memory mappings a process slot costs with the pooling allocator, measured: 2 reserved when the
+engine starts (its fiber stack and guard page) and 2 more while the process is live."""
+
+DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
+"""Address space reserved for each process's linear memory: the most a guest can grow to."""
 
 MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
@@ -45,8 +49,8 @@ MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 def default_capacity() -> int:
     """How many live processes fit under the kernel's per-process memory-mapping limit.
 
-    Past ``vm.max_map_count`` wasmtime fails to allocate, or crashes (DESIGN.md); a quarter of
-    the headroom stays free for the interpreter, libraries and sockets.
+    Past ``vm.max_map_count`` wasmtime fails to allocate, or crashes (DESIGN.md); a tenth of the
+    limit stays free for the interpreter, libraries, sockets and other engines.
     """
     try:
         limit = int(Path("/proc/sys/vm/max_map_count").read_text())
@@ -54,7 +58,7 @@ def default_capacity() -> int:
             used = sum(1 for _ in maps)
     except (OSError, ValueError):
         return 10_000
-    return max(0, (limit - used) * 3 // 4 // MAPS_PER_PROCESS)
+    return max(0, (limit * 9 // 10 - used) // MAPS_PER_PROCESS)
 
 
 class Engine:
@@ -75,6 +79,7 @@ class Engine:
         fuel_yield_interval: int = 100_000,
         async_stack_size: int = 2 * 1024 * 1024,
         max_wasm_stack: int = 1024 * 1024,
+        max_memory: int = DEFAULT_MAX_MEMORY,
         max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
         self.node_id = node_id
@@ -82,7 +87,13 @@ class Engine:
         self.capacity = default_capacity() if max_processes is None else max_processes
         self.fuel_yield_interval = fuel_yield_interval
         self.max_message_size = max_message_size
-        self.wasm_engine = wasm.new_engine(async_stack_size=async_stack_size, max_wasm_stack=max_wasm_stack)
+        self.max_memory = max_memory
+        self.wasm_engine = wasm.new_engine(
+            async_stack_size=async_stack_size,
+            max_wasm_stack=max_wasm_stack,
+            max_instances=self.capacity,
+            max_memory=max_memory,
+        )
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
         self.linker.define_wasi()
         self.scheduler = Scheduler(self)
@@ -150,7 +161,7 @@ class Engine:
         self._next_local += 1
         process = Process(pid, module, config, function, args)
         try:
-            store = wasm.new_store(
+            store = wasm.Store(
                 self.wasm_engine,
                 fuel=config.max_fuel * FUEL_UNIT if config.max_fuel > 0 else UNLIMITED_FUEL,
                 yield_interval=self.fuel_yield_interval,
@@ -161,7 +172,7 @@ class Engine:
         except (wasmtime.WasmtimeError, OSError) as exc:
             raise SpawnError(f"cannot create a store for {module.name}: {exc}") from None
         process.store = store
-        process.context = wasm.context_of(store)
+        process.context = store.context
         process.instance = wasm.new_instance()
         process.call = wasm.instantiate_async(module.instance_pre, process.context, process.instance)  # type: ignore[arg-type]
         self.processes[pid] = process
@@ -170,8 +181,11 @@ class Engine:
         self.scheduler.make_ready(process)
         return process
 
-    def on_call_done(self, process: Process) -> None:
-        """The process's instantiation or export call returned (the scheduler calls this)."""
+    def on_call_done(self, process: Process) -> bool:
+        """The process's instantiation or export call returned (the scheduler calls this).
+
+        True when the process goes on with a new call (its export, once instantiated).
+        """
         call = process.call
         assert call is not None
         failure = wasm.take_failure(call)
@@ -179,7 +193,7 @@ class Engine:
         process.call = None
         if process.phase is Phase.INSTANTIATING and failure is None and process.kill_requested is None:
             self._start_export(process)
-            return
+            return True
         if process.kill_requested is not None:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)
         elif failure is None:
@@ -192,9 +206,13 @@ class Engine:
             finished = Finished(Outcome.FAILED, message="out of fuel", backtrace=failure.backtrace)
         else:
             finished = Finished(
-                Outcome.FAILED, message=failure.message, backtrace=failure.backtrace, exit_code=failure.exit_code
+                Outcome.FAILED,
+                message=failure.message,
+                backtrace=failure.backtrace,
+                exit_code=failure.exit_code,
             )
         self._exit(process, finished)
+        return False
 
     def _start_export(self, process: Process) -> None:
         process.phase = Phase.RUNNING
@@ -204,7 +222,6 @@ class Engine:
         process.memory = wasm.Memory(process.context, memory)
         nresults = len(process.module.exports[process.function][1])
         process.call = wasm.call_async(process.context, func, process.args, nresults)
-        self.scheduler.make_ready(process)
 
     # --- running --------------------------------------------------------------------------------
 
@@ -230,7 +247,9 @@ class Engine:
         process = self.processes.get(pid)
         if process is None:
             return False
-        if process.receive_start >= 0 and (process.receive_tags is None or message.tag in process.receive_tags):
+        if process.receive_start >= 0 and (
+            process.receive_tags is None or message.tag in process.receive_tags
+        ):
             process.receive_start = -1
             process.scratch = message
             self.resume(process, int(message.kind))
@@ -387,6 +406,8 @@ class Engine:
             wasm.finish(process.call)
             process.call = None
         process.memory = None
+        if process.store is not None:
+            process.store.close()
         process.store = None
         process.context = None
         process.resources = None  # type: ignore[assignment]

@@ -7,7 +7,7 @@ the scheduler decides when it runs.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lunatic_mp import wasm
@@ -15,8 +15,6 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.mailbox import Mailbox, Message
 
 if TYPE_CHECKING:
-    import wasmtime
-
     from lunatic_mp.module import Module
     from lunatic_mp.scheduler import Timer
 
@@ -70,7 +68,7 @@ class Frame:
 class Resources:
     """Host objects a guest refers to by id: configs, modules and error messages."""
 
-    __slots__ = ("configs", "modules", "errors", "_next")
+    __slots__ = ("_next", "configs", "errors", "modules")
 
     def __init__(self) -> None:
         self.configs: dict[int, EnvConfig] = {}
@@ -89,10 +87,34 @@ class Process:
     """One Wasm process (see the module docstring)."""
 
     __slots__ = (
-        "pid", "module", "config", "function", "args", "store", "context", "instance", "memory",
-        "call", "phase", "mailbox", "scratch", "links", "monitoring", "monitored_by",
-        "die_when_link_dies", "frames", "waiting", "queued", "receive_tags", "receive_start",
-        "timer", "resources", "finished", "on_exit", "environment_id", "kill_requested",
+        "args",
+        "call",
+        "config",
+        "context",
+        "die_when_link_dies",
+        "environment_id",
+        "finished",
+        "frames",
+        "function",
+        "instance",
+        "kill_requested",
+        "links",
+        "mailbox",
+        "memory",
+        "module",
+        "monitored_by",
+        "monitoring",
+        "on_exit",
+        "phase",
+        "pid",
+        "queued",
+        "receive_start",
+        "receive_tags",
+        "resources",
+        "scratch",
+        "store",
+        "timer",
+        "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -104,7 +126,7 @@ class Process:
         self.environment_id = 0
         self.function = function
         self.args = args
-        self.store: wasmtime.Store | None = None
+        self.store: wasm.Store | None = None
         self.context: wasm.Context = None
         self.instance: Any = None
         self.memory: wasm.Memory | None = None

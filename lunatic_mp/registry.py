@@ -98,9 +98,7 @@ class Registry:
         spec, parts = (None, []) if text is None else _requirement(text)
         if not versions:
             return None
-        candidates = [
-            v for v in versions if v is not None and (spec is None or _matches(spec, parts, v))
-        ]
+        candidates = [v for v in versions if v is not None and (spec is None or _matches(spec, parts, v))]
         if candidates:
             return versions[max(candidates)]
         return versions.get(None) if spec is None else None

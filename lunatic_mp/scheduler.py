@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class Timer:
     """A callback due at a monotonic time; cancelling leaves it in the heap, inert."""
 
-    __slots__ = ("deadline", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "deadline")
 
     def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
         self.deadline = deadline
@@ -101,14 +101,20 @@ class Scheduler:
                 time.sleep(pause)
 
     def _run_slice(self, process: Process) -> None:
-        """Poll one process: it finishes, suspends in a host call, or yields on fuel."""
+        """Poll one process until it finishes, suspends in a host call, or yields on fuel.
+
+        A process that finishes instantiating goes straight on into its export.
+        """
         engine = self.engine
-        engine.current = process
-        try:
-            done = wasm.poll(process.call)  # type: ignore[arg-type]
-        finally:
-            engine.current = None
-        if done:
-            engine.on_call_done(process)
-        elif not process.waiting:
-            self.make_ready(process)  # yielded on fuel: back of the queue
+        while True:
+            engine.current = process
+            try:
+                done = wasm.poll(process.call)  # type: ignore[arg-type]
+            finally:
+                engine.current = None
+            if not done:
+                if not process.waiting:
+                    self.make_ready(process)  # yielded on fuel: back of the queue
+                return
+            if not engine.on_call_done(process):
+                return

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lunatic_mp.wasm import GuestTrap, Memory
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
     from lunatic_mp.process import Process
+
+T = TypeVar("T")
 
 OK = 0
 ERROR = 1
@@ -29,7 +31,7 @@ def current(engine: Engine) -> Process:
     return process
 
 
-def lookup(table: dict[int, object], rid: int, what: str) -> object:
+def lookup(table: dict[int, T], rid: int, what: str) -> T:
     try:
         return table[rid]
     except KeyError:

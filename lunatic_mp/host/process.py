@@ -46,14 +46,12 @@ def register(engine: Engine) -> None:
     def config_of(process: Process, config_id: int) -> EnvConfig:
         if config_id == -1:
             return process.config
-        config: EnvConfig = lookup(process.resources.configs, config_id, "config")  # type: ignore[assignment]
-        return config
+        return lookup(process.resources.configs, config_id, "config")
 
     def module_of(process: Process, module_id: int) -> Module:
         if module_id == -1:
             return process.module
-        module: Module = lookup(process.resources.modules, module_id, "module")  # type: ignore[assignment]
-        return module
+        return lookup(process.resources.modules, module_id, "module")
 
     # -- modules
     def compile_module(data_ptr: int, data_len: int, id_ptr: int) -> int:

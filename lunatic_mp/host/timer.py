@@ -21,4 +21,6 @@ def register(engine: Engine) -> None:
         return engine.send_after(pid, message, max(delay_ms, 0))
 
     engine.linker.define(NAMESPACE, "send_after", "II", "I", send_after)
-    engine.linker.define(NAMESPACE, "cancel_timer", "I", "i", lambda timer_id: int(engine.cancel_timer(timer_id)))
+    engine.linker.define(
+        NAMESPACE, "cancel_timer", "I", "i", lambda timer_id: int(engine.cancel_timer(timer_id))
+    )

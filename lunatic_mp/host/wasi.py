@@ -20,11 +20,13 @@ NAMESPACE = "lunatic::wasi"
 def register(engine: Engine) -> None:
     def config_and_text(config_id: int, *spans: tuple[int, int]) -> tuple[EnvConfig, list[str]]:
         process = current(engine)
-        config: EnvConfig = lookup(process.resources.configs, config_id, "config")  # type: ignore[assignment]
+        config = lookup(process.resources.configs, config_id, "config")
         memory = memory_of(process)
         return config, [memory.read_str(ptr, length) for ptr, length in spans]
 
-    def add_environment_variable(config_id: int, key_ptr: int, key_len: int, value_ptr: int, value_len: int) -> None:
+    def add_environment_variable(
+        config_id: int, key_ptr: int, key_len: int, value_ptr: int, value_len: int
+    ) -> None:
         config, (key, value) = config_and_text(config_id, (key_ptr, key_len), (value_ptr, value_len))
         config.env[key] = value
 

@@ -1,0 +1,46 @@
+;; Workloads for benchmarks/engine.py.
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+
+  ;; Returns at once: the cost of spawning and finishing a process.
+  (func (export "noop"))
+
+  ;; Waits for one message: an idle process.
+  (func (export "idle") (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1))))
+
+  ;; Sends `count` 64-byte messages to `peer`, then waits for its acknowledgement.
+  (func (export "produce") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (call $create (i64.const 1) (i64.const 64))
+      (drop (call $write (i32.const 0) (i32.const 64)))
+      (drop (call $send (local.get $peer)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next)))
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1))))
+
+  ;; Receives `count` messages, reading each, then acknowledges to `peer`.
+  (func (export "consume") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (drop (call $read (i32.const 0) (i32.const 64)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next)))
+    (call $create (i64.const 2) (i64.const 0))
+    (drop (call $send (local.get $peer))))
+
+  ;; CPU-bound: an LCG iterated `n` times.
+  (func (export "crunch") (param $n i64) (result i64) (local $x i64)
+    (local.set $x (i64.const 1))
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $n)))
+      (local.set $x (i64.add (i64.mul (local.get $x) (i64.const 6364136223846793005)) (i64.const 1442695040888963407)))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br $next)))
+    (local.get $x)))
