@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
 """Address space reserved for each process's linear memory: the most a guest can grow to."""
 
 MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+MAX_CAUSE = 400
+"""Longest death reason quoted in a linked process's: a chain of deaths stays readable."""
 
 
 def default_capacity() -> int:
@@ -105,6 +108,7 @@ class Engine:
         self._next_local = 1
         self._next_timer = 1
         self._timers: dict[int, Timer] = {}
+        self._modules: weakref.WeakSet[Module] = weakref.WeakSet()
         self._closed = False
         host.register_all(self)
 
@@ -112,13 +116,18 @@ class Engine:
 
     def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module:
         """Compile a module (a path, Wasm bytes or WAT text) and link it against the host."""
+        if self._closed:
+            raise EngineClosed("the engine is closed")
         module = Module.load(self.wasm_engine, source, name)
         self.link_module(module)
         return module
 
     def link_module(self, module: Module) -> None:
+        if module.engine is not self.wasm_engine:
+            raise ModuleError(f"{module.name} was compiled by another engine; load it into this one")
         try:
             module.instance_pre = self.linker.instantiate_pre(module.compiled)
+            self._modules.add(module)
         except wasmtime.WasmtimeError as exc:
             reason = str(exc).strip().splitlines()[0]
             raise ModuleError(f"{module.name} cannot be linked: {reason}") from None
@@ -146,6 +155,8 @@ class Engine:
                 "wait for processes to exit, or raise max_processes and vm.max_map_count"
             )
         config = config if config is not None else EnvConfig()
+        if not 0 <= config.max_memory < 2**64 or not 0 <= config.max_fuel < 2**64:
+            raise ValueError("max_memory and max_fuel must be between 0 and 2**64 - 1")
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
@@ -154,7 +165,7 @@ class Engine:
         if denied:
             names = ", ".join(sorted(denied))
             raise PermissionDenied(f"{module.name} imports host namespaces this environment denies: {names}")
-        if module.instance_pre is None:
+        if module.instance_pre is None or module.engine is not self.wasm_engine:
             self.link_module(module)
 
         pid = self.pid_base | self._next_local
@@ -163,7 +174,9 @@ class Engine:
         try:
             store = wasm.Store(
                 self.wasm_engine,
-                fuel=config.max_fuel * FUEL_UNIT if config.max_fuel > 0 else UNLIMITED_FUEL,
+                fuel=min(config.max_fuel * FUEL_UNIT, UNLIMITED_FUEL)
+                if config.max_fuel > 0
+                else UNLIMITED_FUEL,
                 yield_interval=self.fuel_yield_interval,
                 max_memory=config.max_memory,
             )
@@ -198,8 +211,9 @@ class Engine:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)
         elif failure is None:
             count = len(process.module.exports[process.function][1])
-            values = tuple(wasm.result_value(call, i) for i in range(count))
-            finished = Finished(Outcome.NORMAL, result=tuple(v for v in values if v is not None))
+            finished = Finished(
+                Outcome.NORMAL, result=tuple(wasm.result_value(call, i) for i in range(count))
+            )
         elif failure.exit_code == 0:
             finished = Finished(Outcome.NORMAL, exit_code=0)
         elif failure.out_of_fuel:
@@ -235,10 +249,25 @@ class Engine:
         return process.finished
 
     def close(self) -> None:
-        """Kill every process and refuse new ones."""
+        """Kill every process, refuse new ones, and give back the engine's memory at once.
+
+        The pooling allocator holds about two memory mappings per process slot until the
+        wasmtime engine is freed; the engine sits in reference cycles (host functions refer to
+        it), so they are broken here rather than left to the cyclic garbage collector.
+        """
+        if self._closed:
+            return
         self._closed = True
         for process in list(self.processes.values()):
             self.kill(process.pid, "engine closed")
+        for module in self._modules:
+            module.instance_pre = None
+        self._modules.clear()
+        self._timers.clear()
+        self.scheduler.close()
+        self.linker.close()
+        self.linker = None  # type: ignore[assignment]
+        self.wasm_engine = None  # type: ignore[assignment]
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -259,11 +288,15 @@ class Engine:
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> bool:
         """Send a message from the host; False if no such process."""
+        if not -(2**63) <= tag < 2**64:
+            raise ValueError(f"tag {tag} does not fit in 64 bits")
+        tag = tag - 2**64 if tag >= 2**63 else tag
         if len(data) > self.max_message_size:
             raise ValueError(f"message of {len(data)} bytes exceeds the {self.max_message_size}-byte limit")
         return self.deliver(pid, Message(tag, bytearray(data)))
 
-    def send_after(self, pid: int, message: Message, delay_ms: int) -> int:
+    def send_after(self, pid: int, message: Message, delay_ms: int | None) -> int:
+        """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled)."""
         timer_id = self._next_timer
         self._next_timer += 1
 
@@ -271,7 +304,8 @@ class Engine:
             del self._timers[timer_id]
             self.deliver(pid, message)
 
-        self._timers[timer_id] = self.scheduler.call_later(delay_ms / 1000, fire)
+        delay_s = None if delay_ms is None else delay_ms / 1000
+        self._timers[timer_id] = self.scheduler.call_later(delay_s, fire)
         return timer_id
 
     def cancel_timer(self, timer_id: int) -> bool:
@@ -283,9 +317,12 @@ class Engine:
 
     # --- suspending and resuming ----------------------------------------------------------------
 
-    def wait(self, process: Process, timeout_ms: int, on_timeout: int | None) -> None:
-        """Arm a timeout for a process about to suspend; it resumes with ``on_timeout``."""
-        if timeout_ms >= 0 and on_timeout is not None:
+    def wait(self, process: Process, timeout_ms: int, on_timeout: int) -> None:
+        """Arm a timeout for a process about to suspend; it resumes with ``on_timeout``.
+
+        A negative timeout (u64 values past i64, ``u64::MAX`` included) waits forever.
+        """
+        if timeout_ms >= 0:
 
             def expire() -> None:
                 process.timer = None
@@ -319,6 +356,7 @@ class Engine:
                 return False
             failure = wasm.take_failure(frame.nested)
             value = 0 if failure is not None else wasm.result_value(frame.nested)
+            value = value if isinstance(value, int) else 0
             wasm.finish(frame.nested)
             if process.kill_requested is not None:
                 wasm.set_trap(frame.trap_out, process.kill_requested)
@@ -424,7 +462,9 @@ class Engine:
                 continue
             tag = other.links.pop(pid, 0)
             if failed and other.die_when_link_dies:
-                doomed.append((other, f"linked process {pid} died ({finished})"))
+                cause = str(finished)
+                cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+                doomed.append((other, f"linked process {pid} died ({cause})"))
             else:
                 self.deliver(other_pid, Message.link_died(pid, tag, reason))
         for watcher_pid in process.monitored_by:

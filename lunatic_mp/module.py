@@ -7,7 +7,7 @@ from pathlib import Path
 
 import wasmtime
 
-from lunatic_mp import wasm
+from lunatic_mp.binary import export_signatures
 from lunatic_mp.errors import ModuleError
 
 LUNATIC_PREFIX = "lunatic::"
@@ -19,6 +19,7 @@ class Module:
     """A compiled module, its exported function signatures and the host namespaces it imports."""
 
     compiled: wasmtime.Module
+    engine: wasmtime.Engine
     name: str
     exports: dict[str, tuple[str, str]]
     namespaces: frozenset[str]
@@ -35,24 +36,24 @@ class Module:
                 label = name or path.name
                 data: str | bytes = path.read_bytes()
             else:
-                data = source
-            compiled = wasmtime.Module(engine, data)
+                data = source if isinstance(source, str) else bytes(source)
+            binary = bytes(wasmtime.wat2wasm(data)) if _is_text(data) else data
+            assert isinstance(binary, bytes)
+            compiled = wasmtime.Module(engine, binary)
         except OSError as exc:
             raise ModuleError(f"cannot read module {label}: {exc.strerror or exc}") from None
         except (wasmtime.WasmtimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModuleError(f"{label} is not a valid Wasm module: {first}") from None
-        return cls.inspect(compiled, label)
+        return cls.inspect(engine, compiled, binary, label)
 
     @classmethod
-    def inspect(cls, compiled: wasmtime.Module, name: str) -> Module:
-        exports: dict[str, tuple[str, str]] = {}
-        has_memory = False
-        for export in compiled.exports:
-            if isinstance(export.type, wasmtime.FuncType):
-                exports[export.name] = wasm.signature(export.type)
-            elif export.name == "memory" and isinstance(export.type, wasmtime.MemoryType):
-                has_memory = True
+    def inspect(cls, engine: wasmtime.Engine, compiled: wasmtime.Module, binary: bytes, name: str) -> Module:
+        exports = export_signatures(binary)
+        has_memory = any(
+            export.name == "memory" and isinstance(export.type, wasmtime.MemoryType)
+            for export in compiled.exports
+        )
         if not has_memory:
             raise ModuleError(f"{name} does not export a memory named `memory`, as guests must")
         namespaces = {
@@ -63,7 +64,12 @@ class Module:
         uses_wasi = any(imp.module == WASI_MODULE for imp in compiled.imports)
         if uses_wasi:
             namespaces.add("wasi")
-        return cls(compiled, name, exports, frozenset(namespaces), uses_wasi)
+        return cls(compiled, engine, name, exports, frozenset(namespaces), uses_wasi)
+
+
+def _is_text(data: str | bytes) -> bool:
+    """WAT rather than a binary module (which starts with the magic ``\\0asm``)."""
+    return isinstance(data, str) or bytes(data[:4]) != b"\x00asm"
 
 
 def _looks_like_path(text: str) -> bool:

@@ -39,7 +39,7 @@ class Finished:
     """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
 
     outcome: Outcome
-    result: tuple[int | float, ...] = ()
+    result: tuple[int | float | bytes | None, ...] = ()
     message: str = ""
     backtrace: tuple[str, ...] = ()
     exit_code: int | None = None

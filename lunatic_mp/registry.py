@@ -91,6 +91,12 @@ class Registry:
         versions[version] = (node, pid)
         self._by_pid.setdefault(pid, set()).add((base, version))
 
+    def check_name(self, name: str) -> None:
+        """Raise InvalidNameError unless ``put(name, ...)`` would accept ``name``."""
+        _, text = _split(name)
+        if text is not None:
+            _version(text)
+
     def get(self, name: str) -> tuple[int, int] | None:
         """``(node, pid)`` of the newest entry matching ``name[@requirement]``, or None."""
         base, text = _split(name)

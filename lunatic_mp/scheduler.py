@@ -28,18 +28,26 @@ if TYPE_CHECKING:
     from lunatic_mp.process import Process
 
 
+MAX_PAUSE_S = 3600.0
+"""The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
+
+
 class Timer:
     """A callback due at a monotonic time; cancelling leaves it in the heap, inert."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("_scheduler", "callback", "cancelled", "deadline")
 
-    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+    def __init__(self, deadline: float, callback: Callable[[], None], scheduler: Scheduler | None) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False
+        self._scheduler = scheduler
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self._scheduler is not None:
+                self._scheduler.timer_cancelled()
 
 
 class Scheduler:
@@ -47,17 +55,36 @@ class Scheduler:
         self.engine = engine
         self.run_queue: deque[Process] = deque()
         self._timers: list[tuple[float, int, Timer]] = []
+        self._cancelled = 0
         self._sequence = itertools.count()
+
+    def close(self) -> None:
+        """Forget every process and timer (the engine is closing)."""
+        self.run_queue.clear()
+        self._timers.clear()
+        self._cancelled = 0
 
     def make_ready(self, process: Process) -> None:
         if not process.queued:
             process.queued = True
             self.run_queue.append(process)
 
-    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(time.monotonic() + max(delay_s, 0.0), callback)
+    def call_later(self, delay_s: float | None, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` after ``delay_s`` seconds; None makes a timer that never fires."""
+        if delay_s is None:
+            return Timer(float("inf"), callback, None)
+        timer = Timer(time.monotonic() + max(delay_s, 0.0), callback, self)
         heapq.heappush(self._timers, (timer.deadline, next(self._sequence), timer))
         return timer
+
+    def timer_cancelled(self) -> None:
+        """Drop cancelled timers once they are most of the heap, so that memory stays bounded
+        when receives with long timeouts are usually answered in time."""
+        self._cancelled += 1
+        if self._cancelled > 1024 and self._cancelled * 2 > len(self._timers):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
         """Run processes until ``until()`` holds (True) or nothing more can happen (False).
@@ -65,14 +92,18 @@ class Scheduler:
         With ``timeout`` (seconds) it also returns False once that much time has passed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        queue, timers = self.run_queue, self._timers
+        queue = self.run_queue
         while True:
             # 1. Fire due timers.
+            timers = self._timers
             if timers:
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     timer = heapq.heappop(timers)[2]
-                    if not timer.cancelled:
+                    if timer.cancelled:
+                        self._cancelled -= 1
+                    else:
+                        timer.cancelled = True  # fired: a later cancel() is a no-op
                         timer.callback()
 
             # 2. Run every process that is ready now, once each.
@@ -93,12 +124,13 @@ class Scheduler:
                 continue
             while timers and timers[0][2].cancelled:
                 heapq.heappop(timers)
+                self._cancelled -= 1
             if not timers:
                 return False
             wake_at = timers[0][0] if deadline is None else min(timers[0][0], deadline)
             pause = wake_at - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                time.sleep(min(pause, MAX_PAUSE_S))
 
     def _run_slice(self, process: Process) -> None:
         """Poll one process until it finishes, suspends in a host call, or yields on fuel.

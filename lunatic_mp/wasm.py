@@ -133,8 +133,9 @@ def _compile_reader(params: str, source: str) -> Callable[[Any], tuple[Any, ...]
 
 
 _SYNC_TEMPLATE = """
-def make(fn, GuestTrap, trap_address, on_error, name):
+def make(fn, GuestTrap, trap_address, on_error, name, linker):
     def trampoline(env, caller, raw, nraw):
+        linker.caller = caller
         try:
             {call}
             return 0
@@ -183,6 +184,8 @@ class Linker:
         self.engine = engine
         self.linker = wasmtime.Linker(engine)
         self._keep: list[Any] = []
+        self.caller: Any = None
+        """The caller of the host call being made (valid only during that call)."""
         self._on_suspend = on_suspend
         self._on_host_error = on_host_error
 
@@ -196,14 +199,22 @@ class Linker:
 
         self._resume = resume
 
+    def close(self) -> None:
+        """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
+        so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
+        self._keep.clear()
+        self._resume = None  # type: ignore[assignment]
+        self.linker = None  # type: ignore[assignment]
+        self.engine = None  # type: ignore[assignment]
+        self.caller = None
+
     def define_wasi(self) -> None:
         self.linker.define_wasi()
 
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
-        trampoline = _sync_trampoline(params, results)(
-            fn, GuestTrap, _trap_address, self._on_host_error, name
-        )
+        make = _sync_trampoline(params, results)
+        trampoline = make(fn, GuestTrap, _trap_address, self._on_host_error, f"{namespace}::{name}", self)
         callback = ffi.wasmtime_func_unchecked_callback_t(trampoline)
         self._define(namespace, name, params, results, callback, unchecked=True)
 
@@ -224,7 +235,7 @@ class Linker:
         read = _compile_reader(params, ".of")
         kind = _KIND_OF_CHAR[results] if results else -1
         field = _RAW_FIELD.get(kind)
-        on_error, on_suspend = self._on_host_error, self._on_suspend
+        on_error, on_suspend, linker = self._on_host_error, self._on_suspend, self
         ready, resume = _always_ready, self._resume
 
         def trampoline(
@@ -233,6 +244,7 @@ class Linker:
         ) -> None:  # fmt: skip
             cont = continuation[0]
             cont.finalizer = _NO_FINALIZER
+            linker.caller = caller
             try:
                 value = fn(caller, *read(args)) if with_caller else fn(*read(args))
                 if value is PENDING or isinstance(value, Nested):
@@ -329,6 +341,14 @@ def export_memory(context: Context, instance: Any) -> Any | None:
     return item.of.memory
 
 
+def caller_memory(caller: Any) -> Any | None:
+    """The caller's exported ``memory``: how host calls reach memory before instantiation ends."""
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
+        return None
+    return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
+
+
 def caller_export_func(caller: Any, name: bytes) -> Any | None:
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_caller_export_get(caller, name, len(name), ctypes.byref(item)):
@@ -366,8 +386,11 @@ def finish(call: Call) -> None:
         call.future = None
 
 
-def result_value(call: Call, index: int = 0) -> int | float | None:
+def result_value(call: Call, index: int = 0) -> int | float | bytes | None:
+    """A finished call's result: a number, 16 bytes for a v128, None for a reference."""
     val = call.results[index]
+    if val.kind == V128:
+        return bytes(val.of.v128)
     field = _RAW_FIELD.get(val.kind)
     return getattr(val.of, field) if field else None
 
@@ -515,23 +538,6 @@ class Store:
 def _check(error: ErrorPtr) -> None:
     if error:
         raise wasmtime.WasmtimeError._from_ptr(error)
-
-
-# --- module inspection --------------------------------------------------------------------------
-
-_SIGNATURE_CHAR: Final = {I32: "i", I64: "I", F32: "f", F64: "F", V128: "v"}  # wasm_valkind_t
-
-
-def signature(functype: wasmtime.FuncType) -> tuple[str, str]:
-    """A function type as (params, results) strings: i, I, f, F, v (v128) or r (a reference).
-
-    Read through the raw kinds: wasmtime-py aborts when it prints a v128 ValType.
-    """
-
-    def chars(types: list[wasmtime.ValType]) -> str:
-        return "".join(_SIGNATURE_CHAR.get(int(ffi.wasm_valtype_kind(t.ptr())), "r") for t in types)
-
-    return chars(functype.params), chars(functype.results)
 
 
 def caller_context(caller: Any) -> Context:

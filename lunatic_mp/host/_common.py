@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from lunatic_mp.wasm import GuestTrap, Memory
+from lunatic_mp.wasm import GuestTrap, Memory, caller_memory
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
@@ -18,9 +18,13 @@ TIMEOUT = 9027
 NO_TIMEOUT = -1  # u64::MAX as an i64
 
 
-def memory_of(process: Process) -> Memory:
+def memory_of(process: Process, engine: Engine) -> Memory:
+    """The calling process's memory; inside its start function, found through the caller."""
     if process.memory is None:
-        raise GuestTrap("host call needs the module's exported memory before it has one (start function)")
+        memory = caller_memory(engine.linker.caller)
+        if memory is None:
+            raise GuestTrap("the module does not export its memory as `memory`")
+        process.memory = Memory(process.context, memory)
     return process.memory
 
 

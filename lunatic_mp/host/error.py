@@ -17,7 +17,7 @@ def register(engine: Engine) -> None:
         return str(lookup(current(engine).resources.errors, error_id, "error")).encode()
 
     def to_string(error_id: int, ptr: int) -> None:
-        memory_of(current(engine)).write(ptr, message_of(error_id))
+        memory_of(current(engine), engine).write(ptr, message_of(error_id))
 
     def drop(error_id: int) -> None:
         errors = current(engine).resources.errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from lunatic_mp.host._common import NO_TIMEOUT, OK, TIMEOUT, current, lookup, memory_of
+from lunatic_mp.host._common import OK, TIMEOUT, current, lookup, memory_of
 from lunatic_mp.mailbox import Message
 from lunatic_mp.wasm import PENDING, GuestTrap
 
@@ -46,13 +46,13 @@ def register(engine: Engine) -> None:
         message = scratch_of(process)
         if len(message.data) + (length & 0xFFFFFFFF) > max_size:
             raise GuestTrap(f"message exceeds the {max_size}-byte limit")
-        message.data += memory_of(process).read(ptr, length)
+        message.data += memory_of(process, engine).read(ptr, length)
         return length
 
     def read_data(ptr: int, length: int) -> int:
         process = current(engine)
         message = scratch_of(process)
-        count = memory_of(process).read_into(ptr, message.data, message.cursor, length & 0xFFFFFFFF)
+        count = memory_of(process, engine).read_into(ptr, message.data, message.cursor, length & 0xFFFFFFFF)
         message.cursor += count
         return count
 
@@ -104,7 +104,7 @@ def register(engine: Engine) -> None:
             return TIMEOUT
         process.receive_tags = tags
         process.receive_start = start
-        engine.wait(process, timeout_ms if timeout_ms != NO_TIMEOUT else -1, on_timeout=TIMEOUT)
+        engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
         return PENDING
 
     def receive(tags_ptr: int, tags_count: int, timeout_ms: int) -> object:
@@ -113,7 +113,7 @@ def register(engine: Engine) -> None:
         if tags_count:
             if not 0 < tags_count <= MAX_RECEIVE_TAGS:
                 raise GuestTrap(f"receive takes at most {MAX_RECEIVE_TAGS} tags, got {tags_count}")
-            raw = memory_of(process).read(tags_ptr, tags_count * 8)
+            raw = memory_of(process, engine).read(tags_ptr, tags_count * 8)
             tags = struct.unpack(f"<{tags_count}q", raw)
         return wait_for(process, tags, 0, timeout_ms)
 

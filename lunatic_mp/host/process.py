@@ -58,7 +58,7 @@ def register(engine: Engine) -> None:
         process = current(engine)
         if not process.config.can_compile_modules:
             return -1
-        memory = memory_of(process)
+        memory = memory_of(process, engine)
         data = memory.read(data_ptr, data_len)
         try:
             module = engine.load_module(data, name=f"module compiled by {process.pid}")
@@ -92,6 +92,8 @@ def register(engine: Engine) -> None:
 
     def define_setting(name: str, attribute: str, kind: str) -> None:
         def setter(config_id: int, value: int) -> None:
+            if config_id == -1:
+                raise GuestTrap("a process cannot change its own config; create_config makes a new one")
             config = config_of(current(engine), config_id)
             setattr(config, attribute, bool(value) if kind == "i" else max(value, 0))
 
@@ -118,7 +120,7 @@ def register(engine: Engine) -> None:
             raise GuestTrap("this process is not allowed to spawn processes")
         if parent.phase.value == "instantiating":
             raise GuestTrap("cannot spawn while the module is still initializing (start function)")
-        memory = memory_of(parent)
+        memory = memory_of(parent, engine)
         config = config_of(parent, config_id).copy()
         module = module_of(parent, module_id)
         function = memory.read_str(fn_ptr, fn_len)
@@ -134,7 +136,7 @@ def register(engine: Engine) -> None:
     ) -> int:  # fmt: skip
         parent = current(engine)
         child = spawn_child(parent, link, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
-        memory = memory_of(parent)
+        memory = memory_of(parent, engine)
         if isinstance(child, str):
             return report_error(parent, memory, id_ptr, child)
         memory.write_u64(id_ptr, child.pid)
@@ -145,9 +147,10 @@ def register(engine: Engine) -> None:
         fn_len: int, params_ptr: int, params_len: int, node_id_ptr: int, id_ptr: int,
     ) -> int:  # fmt: skip
         parent = current(engine)
-        memory = memory_of(parent)
+        memory = memory_of(parent, engine)
         name = memory.read_str(name_ptr, name_len)
         try:
+            engine.registry.check_name(name)  # before spawning: a bad name must not leave an orphan
             found = engine.registry.get(name)
         except InvalidNameError as exc:
             raise GuestTrap(str(exc)) from None
@@ -169,7 +172,7 @@ def register(engine: Engine) -> None:
     # -- this process
     def sleep_ms(ms: int) -> object:
         process = current(engine)
-        engine.wait(process, ms if ms >= 0 else 0, on_timeout=0)
+        engine.wait(process, ms, on_timeout=0)  # ms < 0: u64 past i64, practically forever
         return PENDING
 
     def die_when_link_dies(flag: int) -> None:

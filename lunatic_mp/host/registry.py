@@ -18,7 +18,7 @@ def register(engine: Engine) -> None:
     registry = engine.registry
 
     def read_name(name_ptr: int, name_len: int) -> str:
-        return memory_of(current(engine)).read_str(name_ptr, name_len)
+        return memory_of(current(engine), engine).read_str(name_ptr, name_len)
 
     def put(name_ptr: int, name_len: int, node_id: int, pid: int) -> None:
         try:
@@ -27,7 +27,7 @@ def register(engine: Engine) -> None:
             raise GuestTrap(str(exc)) from None
 
     def get(name_ptr: int, name_len: int, node_id_ptr: int, pid_ptr: int) -> int:
-        memory = memory_of(current(engine))
+        memory = memory_of(current(engine), engine)
         try:
             found = registry.get(memory.read_str(name_ptr, name_len))
         except InvalidNameError as exc:

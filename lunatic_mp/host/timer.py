@@ -18,7 +18,7 @@ def register(engine: Engine) -> None:
         process = current(engine)
         message = take_scratch(process)
         message.pid = process.pid
-        return engine.send_after(pid, message, max(delay_ms, 0))
+        return engine.send_after(pid, message, delay_ms if delay_ms >= 0 else None)
 
     engine.linker.define(NAMESPACE, "send_after", "II", "I", send_after)
     engine.linker.define(

@@ -21,7 +21,7 @@ def register(engine: Engine) -> None:
     def config_and_text(config_id: int, *spans: tuple[int, int]) -> tuple[EnvConfig, list[str]]:
         process = current(engine)
         config = lookup(process.resources.configs, config_id, "config")
-        memory = memory_of(process)
+        memory = memory_of(process, engine)
         return config, [memory.read_str(ptr, length) for ptr, length in spans]
 
     def add_environment_variable(
