@@ -44,7 +44,7 @@ def load(engine: Engine) -> Callable[[str], Module]:
     """Load a guest from tests/guests by file name, or WAT text."""
 
     def load(name_or_wat: str) -> Module:
-        if name_or_wat.lstrip().startswith("("):
+        if name_or_wat.lstrip().startswith(("(", ";;")):
             return engine.load_module(name_or_wat)
         return engine.load_module(GUESTS / name_or_wat)
 
@@ -55,7 +55,9 @@ def load(engine: Engine) -> Callable[[str], Module]:
 def run(engine: Engine) -> Callable[..., Finished]:
     """Spawn an export with every permission and run the engine until it finishes."""
 
-    def run(module: Module, function: str = "_start", params: tuple[object, ...] = (), **config: object) -> Finished:
+    def run(
+        module: Module, function: str = "_start", params: tuple[object, ...] = (), **config: object
+    ) -> Finished:
         process = spawn(engine, module, function, params, **config)
         finished = engine.run_until_finished(process, timeout=30)
         assert finished is not None, f"{function} did not finish"
@@ -64,5 +66,7 @@ def run(engine: Engine) -> Callable[..., Finished]:
     return run
 
 
-def spawn(engine: Engine, module: Module, function: str, params: tuple[object, ...] = (), **config: object) -> Process:
+def spawn(
+    engine: Engine, module: Module, function: str, params: tuple[object, ...] = (), **config: object
+) -> Process:
     return engine.spawn(module, function, params, EnvConfig.permissive(**config))

@@ -148,9 +148,7 @@ def test_names_sorted() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "name", ["", " ", "@1.0.0", "x@", "x@not-a-version", "x@1.2", "x@1.2.3.4", "x@^1"]
-)
+@pytest.mark.parametrize("name", ["", " ", "@1.0.0", "x@", "x@not-a-version", "x@1.2", "x@1.2.3.4", "x@^1"])
 def test_put_rejects_invalid(name: str) -> None:
     reg = Registry()
     with pytest.raises(InvalidNameError):

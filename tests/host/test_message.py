@@ -1,0 +1,235 @@
+"""End-to-end tests of ``lunatic::message``: sending, FIFO order, selective and timed receive,
+request/reply, message data, and messages from the host."""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+
+import pytest
+
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+
+TIMEOUT = 9027
+
+Load = Callable[[str], Module]
+Run = Callable[..., Finished]
+
+
+def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
+    """Spawn ``module.function(*params)`` with every permission."""
+    return engine.spawn(module, function, params, EnvConfig.permissive())
+
+
+def finish(engine: Engine, process: Process) -> Finished:
+    """Run the engine until ``process`` ends; it must end normally."""
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None, f"{process} did not finish"
+    assert finished.ok, finished
+    return finished
+
+
+def i64(data: bytes) -> int:
+    """Little-endian bytes (at most 8) as the i64 a guest loads from zeroed memory."""
+    return int.from_bytes(data.ljust(8, b"\0"), "little", signed=True)
+
+
+# --- ping-pong and FIFO order ---------------------------------------------------------------------
+
+
+def test_ping_pong_round_trips(load: Load, run: Run) -> None:
+    """Two Wasm processes exchange 500 ping/pong pairs; every reply carries the expected value."""
+    n = 500
+    finished = run(load("msg_ping_pong.wat"), "main", (n,))
+    assert finished.result == (n * (n - 1),)
+
+
+def test_ping_pong_reference_guest(load: Load, run: Run) -> None:
+    """The shared ping_pong.wat guest completes all its round trips."""
+    assert run(load("ping_pong.wat"), "main", (300,)).result == (300,)
+
+
+def test_fifo_order_from_one_sender(engine: Engine, load: Load) -> None:
+    """200 messages sent in one burst by one process arrive in the order they were sent."""
+    module = load("msg_fifo.wat")
+    receiver = start(engine, module, "check_seq", 200)
+    start(engine, module, "send_seq", receiver.pid, 1, 200, 0)
+    assert finish(engine, receiver).result == (200,)
+    assert len(receiver.mailbox) == 0
+
+
+def test_fifo_order_per_sender_interleaved(engine: Engine, load: Load) -> None:
+    """Three senders that yield between sends interleave, yet each one's messages stay in order."""
+    module = load("msg_fifo.wat")
+    receiver = start(engine, module, "check_seq", 3 * 50)
+    senders = [start(engine, module, "send_seq", receiver.pid, tag, 50, 1) for tag in (1, 2, 3)]
+    assert finish(engine, receiver).result == (150,)
+    assert all(s.finished is not None and s.finished.ok for s in senders)
+
+
+# --- selective receive ----------------------------------------------------------------------------
+
+
+def test_selective_receive_takes_oldest_match(load: Load, run: Run) -> None:
+    """A tag filter takes the oldest matching message; the others stay, in their original order."""
+    packed, missing_tag, empty = run(load("msg_selective.wat"), "pick").result
+    # mailbox 1:1 2:2 1:3 3:4 2:5 -> tag 2 -> 2, tag 3 -> 4, tags {2,3} -> 5, any -> 1, any -> 3
+    assert packed == 2_04_05_01_03
+    assert missing_tag == TIMEOUT  # tag 9 matched nothing and took nothing
+    assert empty == TIMEOUT
+
+
+def test_selective_receive_waits_past_other_tags(engine: Engine, load: Load) -> None:
+    """A process waiting for tag 5 stays blocked when tag 1 arrives, wakes on tag 5, and then
+    still finds the tag 1 message in its mailbox."""
+    waiter = start(engine, load("msg_selective.wat"), "wait_tag", 5)
+    engine.run(timeout=30)
+    assert engine.send(waiter.pid, struct.pack("<q", 11), tag=1)
+    engine.run(timeout=30)
+    assert waiter.finished is None
+    assert [m.tag for m in waiter.mailbox] == [1]
+    assert engine.send(waiter.pid, struct.pack("<q", 55), tag=5)
+    assert finish(engine, waiter).result == (5, 55, 1)
+
+
+# --- receive timeouts -----------------------------------------------------------------------------
+
+
+def test_receive_times_out(load: Load, run: Run) -> None:
+    """With nothing arriving, receive with a 30 ms timeout returns 9027, and not before 30 ms."""
+    began = time.monotonic()
+    assert run(load("msg_timeout.wat"), "receive_within", (30,)).result == (TIMEOUT,)
+    elapsed = time.monotonic() - began
+    assert 0.03 <= elapsed < 10
+
+
+def test_receive_timeout_zero_on_empty_mailbox(load: Load, run: Run) -> None:
+    """receive with timeout 0 and an empty mailbox returns 9027."""
+    assert run(load("msg_timeout.wat"), "receive_within", (0,)).result == (TIMEOUT,)
+
+
+def test_receive_timeout_zero_does_not_suspend(engine: Engine, load: Load) -> None:
+    """A timeout-0 receive returns at once: its process reports before one spawned after it."""
+    module = load("msg_collector.wat")
+    collector = start(engine, module, "collect", 2)
+    start(engine, module, "report_after_zero_receive", collector.pid, 1)
+    start(engine, module, "report", collector.pid, 2)
+    assert finish(engine, collector).result == (1_02,)
+
+
+def test_message_before_timeout_wins(engine: Engine, load: Load) -> None:
+    """A message sent 10 ms into a 10 s receive timeout is received (code 0) long before 10 s."""
+    module = load("msg_timeout.wat")
+    began = time.monotonic()
+    receiver = start(engine, module, "receive_within", 10_000)
+    start(engine, module, "send_later", receiver.pid, 10)
+    assert finish(engine, receiver).result == (0,)
+    assert time.monotonic() - began < 5
+
+
+def test_message_after_timeout_is_kept(engine: Engine, load: Load) -> None:
+    """A message arriving after a receive timed out is not lost: the next receive gets it."""
+    module = load("msg_timeout.wat")
+    receiver = start(engine, module, "receive_twice", 10)
+    start(engine, module, "send_later", receiver.pid, 40)
+    assert finish(engine, receiver).result == (TIMEOUT, 0)
+
+
+# --- send_receive_skip_search ---------------------------------------------------------------------
+
+
+def test_request_reply(engine: Engine, load: Load) -> None:
+    """send_receive_skip_search returns the tagged reply, skipping an older message with the same
+    tag and a newer one with another tag; both stay in the mailbox, in order."""
+    module = load("msg_request.wat")
+    server = start(engine, module, "server")
+    client = start(engine, module, "client", server.pid, 1234, 21)
+    code, tag, value, leftovers = finish(engine, client).result
+    assert (code, tag, value) == (0, 1234, 42)
+    assert leftovers == 99_01  # the stale message (99), then the server's noise (1)
+
+
+def test_request_reply_many_clients(engine: Engine, load: Load) -> None:
+    """Several clients with distinct tags share one server; each gets its own answer."""
+    module = load("msg_request.wat")
+    server = start(engine, module, "server")
+    clients = [start(engine, module, "client", server.pid, 100 + x, x) for x in range(1, 6)]
+    for x, client in enumerate(clients, start=1):
+        assert finish(engine, client).result == (0, 100 + x, 2 * x, 99_01)
+
+
+def test_request_times_out(engine: Engine, load: Load) -> None:
+    """A request to a process that never answers returns 9027 after its timeout; the request
+    itself was delivered."""
+    module = load("msg_request.wat")
+    sink = start(engine, module, "sink")
+    began = time.monotonic()
+    client = start(engine, module, "request_within", sink.pid, 30)
+    assert finish(engine, client).result == (TIMEOUT,)
+    assert 0.03 <= time.monotonic() - began < 10
+    assert sink.finished is None
+    assert [m.tag for m in sink.mailbox] == [77]
+
+
+# --- message data ---------------------------------------------------------------------------------
+
+
+def test_data_round_trip(load: Load, run: Run) -> None:
+    """write_data/read_data/seek_data/data_size/get_tag agree; reads past the end return fewer
+    bytes (or none)."""
+    result = run(load("msg_data.wat"), "roundtrip").result
+    assert result == (
+        5, 6,  # write counts
+        42, 11,  # tag, data size
+        5, i64(b"hello"),  # read 5
+        6, i64(b" world"),  # read 100: only 6 left
+        0,  # read at the end
+        5, i64(b"world"),  # seek 6, read 5
+        0,  # seek past the end, read
+    )  # fmt: skip
+
+
+def test_message_from_host(engine: Engine, load: Load) -> None:
+    """engine.send delivers tag and data to a waiting guest."""
+    guest = start(engine, load("msg_data.wat"), "from_host")
+    engine.run(timeout=30)
+    assert guest.finished is None
+    payload = b"abcdefgh-and-more"
+    assert engine.send(guest.pid, payload, tag=-3) is True
+    assert finish(engine, guest).result == (-3, len(payload), i64(payload[:8]))
+
+
+def test_message_from_host_before_receive(engine: Engine, load: Load) -> None:
+    """A host message sent before the guest runs waits in its mailbox."""
+    guest = start(engine, load("msg_data.wat"), "from_host")
+    assert engine.send(guest.pid, b"xy", tag=9)
+    assert len(guest.mailbox) == 1
+    assert finish(engine, guest).result == (9, 2, i64(b"xy"))
+
+
+def test_send_to_dead_process_is_dropped(engine: Engine, load: Load) -> None:
+    """Sending to a dead pid returns 0 and the sender carries on; the host's send returns False."""
+    module = load("msg_data.wat")
+    dead = start(engine, module, "roundtrip")
+    finish(engine, dead)
+    assert dead.pid not in engine.processes
+    sender = start(engine, module, "send_to_dead", dead.pid)
+    assert finish(engine, sender).result == (0, 0, 123)
+    assert engine.send(dead.pid, b"late") is False
+
+
+def test_killed_receiver_drops_later_messages(engine: Engine, load: Load) -> None:
+    """A process killed while blocked in receive is gone: later host sends to it are dropped."""
+    guest = start(engine, load("msg_data.wat"), "from_host")
+    engine.run(timeout=30)
+    assert engine.kill(guest.pid)
+    assert guest.finished is not None and guest.finished.outcome is Outcome.KILLED
+    assert engine.send(guest.pid, b"x") is False
+    engine.run(timeout=30)
+
+
+@pytest.mark.parametrize("n", [1, 2, 64])
+def test_ping_pong_counts(load: Load, run: Run, n: int) -> None:
+    """Ping-pong works for small and larger round-trip counts."""
+    assert run(load("msg_ping_pong.wat"), "main", (n,)).result == (n * (n - 1),)

@@ -1,0 +1,177 @@
+"""The lunatic::registry host namespace and get_or_spawn, end to end from guests.
+
+Guest: tests/guests/reg_names.wat. Its scenarios return what they observed; the tests also check
+the engine's registry from the host side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+
+OK = 0
+NOT_FOUND = 1
+ERROR = 1
+ALREADY_REGISTERED = 2
+
+
+@pytest.fixture
+def names(load: Callable[[str], Module]) -> Module:
+    return load("reg_names.wat")
+
+
+def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
+    return engine.spawn(module, function, params, EnvConfig.permissive())
+
+
+def finish(engine: Engine, process: Process) -> Finished:
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None, f"{process} did not finish"
+    return finished
+
+
+def call(engine: Engine, module: Module, function: str, *params: object) -> tuple[int | float, ...]:
+    """Run an export to its end and return its results; it must end normally."""
+    finished = finish(engine, start(engine, module, function, *params))
+    assert finished.ok, finished
+    return finished.result
+
+
+# --- put / get / remove ---------------------------------------------------------------------------
+
+
+def test_versions_put_get_remove(engine: Engine, names: Module) -> None:
+    """Versioned names: a requirement picks the newest matching version, a plain name the newest,
+    a bare version means ^, a missing name is not found (1), and removes take effect."""
+    missing, caret, caret_node, plain, bare, after_remove, after_remove_all = call(engine, names, "versions")
+    assert missing == NOT_FOUND
+    assert caret == 103  # counter@^1.1 -> 1.5.3, not 1.0.0, 1.2.0 or 2.0.0
+    assert caret_node == 3  # the node given to put comes back
+    assert plain == 104  # counter -> 2.0.0
+    assert bare == 103  # counter@1.2 means ^1.2
+    assert after_remove == 102  # 1.5.3 removed: ^1.1 -> 1.2.0
+    assert after_remove_all == NOT_FOUND  # remove("counter") removed every version
+    assert len(engine.registry) == 0
+
+
+def test_host_registration_visible_to_guest(engine: Engine, names: Module) -> None:
+    """A name put from the host is found by a guest, node and pid included."""
+    engine.registry.put("svc", 7, 4242)
+    assert call(engine, names, "lookup_svc") == (OK, 7, 4242)
+
+
+def test_guest_lookup_of_missing_name(engine: Engine, names: Module) -> None:
+    """get of a name nobody registered returns 1 and writes nothing."""
+    assert call(engine, names, "lookup_svc") == (NOT_FOUND, -1, -1)
+
+
+def test_guest_registration_visible_to_host(engine: Engine, names: Module) -> None:
+    """What a guest puts is in the engine's registry, under its version and unversioned."""
+    process = start(engine, names, "register_and_park")
+    engine.run(timeout=30)
+    assert process.alive
+    assert engine.registry.get("svc@^1") == (0, process.pid)
+    assert engine.registry.get("svc") == (0, process.pid)
+    assert engine.registry.names() == [("svc", None, 0, process.pid), ("svc", "1.0.0", 0, process.pid)]
+
+
+def test_invalid_requirement_traps(engine: Engine, names: Module) -> None:
+    """get with a requirement that does not parse traps the guest with a clear reason."""
+    finished = finish(engine, start(engine, names, "get_invalid"))
+    assert finished.outcome is Outcome.FAILED
+    assert "not a version" in finished.message
+
+
+# --- names of processes that die ------------------------------------------------------------------
+
+
+def test_names_removed_when_process_is_killed(engine: Engine, names: Module) -> None:
+    """Every name a process registered goes when it is killed; guests then cannot find it."""
+    process = start(engine, names, "register_and_park")
+    engine.run(timeout=30)
+    assert len(engine.registry) == 2
+    assert engine.kill(process.pid)
+    assert len(engine.registry) == 0
+    assert call(engine, names, "lookup_svc") == (NOT_FOUND, -1, -1)
+
+
+def test_names_removed_on_normal_exit(engine: Engine, names: Module) -> None:
+    """A process that registered itself and returned leaves no name behind."""
+    process = start(engine, names, "register_and_return")
+    finished = finish(engine, process)
+    assert finished.result == (process.pid,)
+    assert engine.registry.get("svc") is None
+    assert len(engine.registry) == 0
+
+
+def test_names_removed_on_failure(engine: Engine, names: Module) -> None:
+    """A process that registered itself and trapped leaves no name behind."""
+    finished = finish(engine, start(engine, names, "register_and_trap"))
+    assert finished.outcome is Outcome.FAILED
+    assert engine.registry.get("svc") is None
+
+
+def test_name_follows_the_registered_process(engine: Engine, names: Module) -> None:
+    """A name belongs to the pid registered, not to the process that called put: it outlives
+    the registrar and goes when the registered process dies."""
+    target = start(engine, names, "park")
+    engine.run(timeout=30)
+    registrar = start(engine, names, "register_other", target.pid)
+    assert finish(engine, registrar).ok
+    assert engine.registry.get("svc") == (0, target.pid)
+    assert call(engine, names, "lookup_svc") == (OK, 0, target.pid)
+    engine.kill(target.pid)
+    assert engine.registry.get("svc") is None
+
+
+# --- get_or_spawn ---------------------------------------------------------------------------------
+
+
+def test_get_or_spawn_spawns_then_finds(engine: Engine, names: Module) -> None:
+    """get_or_spawn returns 0 the first time (spawned and registered), then 2 with the same pid."""
+    first_code, first, second_code, second, node, first_exists = call(engine, names, "get_or_spawn_twice")
+    assert first_code == OK
+    assert second_code == ALREADY_REGISTERED
+    assert second == first
+    assert node == engine.node_id
+    assert first_exists == 1
+    worker = engine.processes[int(first)]
+    assert worker.function == "park"
+    assert engine.registry.get("worker") == (engine.node_id, first)
+
+
+def test_get_or_spawn_after_the_registered_process_died(engine: Engine, names: Module) -> None:
+    """Once the registered process is dead its name is free: get_or_spawn spawns a new one."""
+    first_code, first, second_code, second = call(engine, names, "get_or_spawn_after_death")
+    assert (first_code, second_code) == (OK, OK)
+    assert second != first
+    assert first not in engine.processes
+    assert second in engine.processes
+    assert engine.registry.get("worker") == (engine.node_id, second)
+
+
+def test_get_or_spawn_error(engine: Engine, names: Module) -> None:
+    """get_or_spawn of a missing export returns 1 with an error id, and registers nothing."""
+    code, error_size, lookup = call(engine, names, "get_or_spawn_error")
+    assert code == ERROR
+    assert error_size > 0
+    assert lookup == NOT_FOUND
+    assert len(engine.registry) == 0
+    assert not engine.processes
+
+
+def test_get_or_spawn_with_unregistrable_name_traps_cleanly(engine: Engine, names: Module) -> None:
+    """A name that can be looked up but not registered ("worker@^1.0" is a requirement, not a
+    version) traps the guest with a clear reason, without a host error or an orphan child."""
+    caller = start(engine, names, "get_or_spawn_requirement")
+    finished = finish(engine, caller)
+    host_errors = list(engine.host_errors)
+    engine.host_errors.clear()  # report them here, not from the fixture's teardown
+    assert host_errors == []
+    assert finished.outcome is Outcome.FAILED
+    assert "^1.0" in finished.message
+    assert not engine.processes  # no child left running, unregistered
+    assert len(engine.registry) == 0

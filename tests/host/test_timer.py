@@ -1,0 +1,106 @@
+"""End-to-end tests of timers: ``sleep_ms`` ordering, ``send_after`` and ``cancel_timer``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+
+TIMEOUT = 9027
+
+Load = Callable[[str], Module]
+Run = Callable[..., Finished]
+
+
+def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
+    """Spawn ``module.function(*params)`` with every permission."""
+    return engine.spawn(module, function, params, EnvConfig.permissive())
+
+
+def finish(engine: Engine, process: Process) -> Finished:
+    """Run the engine until ``process`` ends; it must end normally."""
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None, f"{process} did not finish"
+    assert finished.ok, finished
+    return finished
+
+
+def test_sleepers_wake_in_deadline_order(engine: Engine, load: Load) -> None:
+    """Processes sleeping 30, 10 and 20 ms (spawned in that order) report 10, 20, 30."""
+    collector = start(engine, load("msg_collector.wat"), "collect", 3)
+    timers = load("timer_sleep.wat")
+    sleepers = [start(engine, timers, "sleep_then_report", ms, collector.pid) for ms in (30, 10, 20)]
+    began = time.monotonic()
+    assert finish(engine, collector).result == (10_20_30,)
+    assert time.monotonic() - began >= 0.03
+    assert all(s.finished is not None and s.finished.ok for s in sleepers)
+
+
+def test_send_after_delivers_in_delay_order(load: Load, run: Run) -> None:
+    """Messages scheduled with delays 30, 10, 20 ms arrive in the order 10, 20, 30."""
+    began = time.monotonic()
+    assert run(load("timer_sleep.wat"), "send_after_order").result == (10_20_30,)
+    assert time.monotonic() - began >= 0.03
+
+
+def test_send_after_to_other_process(engine: Engine, load: Load) -> None:
+    """send_after delivers to another process, no sooner than the delay."""
+    collector = start(engine, load("msg_collector.wat"), "collect", 1)
+    began = time.monotonic()
+    sender = start(engine, load("timer_sleep.wat"), "send_after_to", collector.pid, 20, 7)
+    timer_id = finish(engine, sender).result[0]
+    assert timer_id > 0
+    assert collector.finished is None  # the sender is gone; its timer is still pending
+    assert finish(engine, collector).result == (7,)
+    assert time.monotonic() - began >= 0.02
+
+
+def test_send_after_to_dead_process_is_dropped(engine: Engine, load: Load) -> None:
+    """A timer whose target died before it fired is dropped without a host error."""
+    target = start(engine, load("msg_collector.wat"), "collect", 1)
+    sender = start(engine, load("timer_sleep.wat"), "send_after_to", target.pid, 10, 1)
+    finish(engine, sender)
+    assert engine.kill(target.pid)
+    assert target.finished is not None and target.finished.outcome is Outcome.KILLED
+    engine.run(timeout=30)  # the timer fires into nothing
+    assert not engine.processes
+
+
+def test_cancel_timer(load: Load, run: Run) -> None:
+    """cancel_timer returns 1 for a pending timer, whose message never arrives, and 0 for a
+    cancelled, unknown or already fired one."""
+    result = run(load("timer_sleep.wat"), "cancel").result
+    assert result == (
+        1,  # cancel a pending timer
+        TIMEOUT,  # its message never came
+        0,  # cancel it again
+        0,  # cancel an unknown id
+        0, 5,  # a 0 ms timer fired and its message was received
+        0,  # cancel the fired timer
+    )  # fmt: skip
+
+
+def test_timer_ids_are_distinct(engine: Engine, load: Load) -> None:
+    """Each send_after hands out a new timer id."""
+    collector = start(engine, load("msg_collector.wat"), "collect", 3)
+    timers = load("timer_sleep.wat")
+    senders = [start(engine, timers, "send_after_to", collector.pid, 0, v) for v in (1, 2, 3)]
+    ids = [finish(engine, s).result[0] for s in senders]
+    assert len(set(ids)) == 3
+    assert finish(engine, collector).result == (1_02_03,)
+
+
+def test_sleep_u64_max_does_not_return(engine: Engine, load: Load) -> None:
+    """sleep_ms(u64::MAX), passed as -1, sleeps practically forever, as in lunatic."""
+    sleeper = start(engine, load("sched_procs.wat"), "nap", -1)
+    assert engine.run_until_finished(sleeper, timeout=0.1) is None
+    assert sleeper.finished is None
+
+
+def test_send_after_u64_max_never_fires(engine: Engine, load: Load) -> None:
+    """send_after with a delay of u64::MAX, passed as -1, does not deliver the message."""
+    collector = start(engine, load("msg_collector.wat"), "collect", 1)
+    start(engine, load("timer_sleep.wat"), "send_after_to", collector.pid, -1, 7)
+    assert engine.run_until_finished(collector, timeout=0.1) is None
+    assert collector.finished is None
