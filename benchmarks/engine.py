@@ -40,20 +40,34 @@ def bench_spawn(count: int) -> float:
     return elapsed / (count // BATCH * BATCH) * 1e6
 
 
-def bench_message(count: int) -> float:
-    """Microseconds per 64-byte message from a producer to a consumer process, received and read."""
+def _pair(first: str, second: str, count: int) -> float:
+    """Run two processes that know each other's pid; microseconds per message between them.
+
+    Pids are allocated in spawn order, so the first one's pid is known before it is spawned.
+    """
     engine = Engine()
     module = engine.load_module(GUEST)
     config = EnvConfig()
-    consumer = engine.spawn(module, "consume", (0, count), config)
-    producer = engine.spawn(module, "produce", (consumer.pid, count), config)
-    consumer.args[0] = (consumer.args[0][0], producer.pid)
+    first_pid = engine.pid_base | 1
+    one = engine.spawn(module, first, (first_pid + 1, count), config)
+    two = engine.spawn(module, second, (first_pid, count) if second == "produce" else (first_pid,), config)
+    assert one.pid == first_pid
     start = time.perf_counter()
     engine.run()
     elapsed = time.perf_counter() - start
-    assert consumer.finished and consumer.finished.ok and producer.finished and producer.finished.ok
+    assert one.finished and one.finished.ok and two.finished and two.finished.ok, (one.finished, two.finished)
     engine.close()
     return elapsed / count * 1e6
+
+
+def bench_message(count: int) -> float:
+    """Microseconds per 64-byte message from a producer to a consumer process, received and read."""
+    return _pair("consume", "produce", count)
+
+
+def bench_ping_pong(count: int) -> float:
+    """Microseconds per message in a ping-pong: every message resumes a suspended receiver."""
+    return _pair("ping", "pong", count) / 2
 
 
 def bench_idle(count: int) -> tuple[float, float]:
@@ -102,11 +116,12 @@ def main() -> None:
     scale = 10 if options.quick else 1
     spawn_us = bench_spawn(20_000 // scale)
     message_us = bench_message(200_000 // scale)
+    ping_pong_us = bench_ping_pong(100_000 // scale)
     idle_kib, idle_spawn_us = bench_idle(10_000 // scale)
     plain_s, yielding_s, overhead = bench_fuel(100_000_000 // scale)
     results = {
         "spawn": {"spawn_and_exit_us": round(spawn_us, 2), "target_us": 30},
-        "message": {"message_us": round(message_us, 2), "target_us": 5},
+        "message": {"message_us": round(message_us, 2), "ping_pong_message_us": round(ping_pong_us, 2), "target_us": 5},
         "idle": {
             "rss_per_process_kib": round(idle_kib, 2),
             "spawn_idle_us": round(idle_spawn_us, 2),

@@ -293,7 +293,7 @@ class Engine:
         tag = tag - 2**64 if tag >= 2**63 else tag
         if len(data) > self.max_message_size:
             raise ValueError(f"message of {len(data)} bytes exceeds the {self.max_message_size}-byte limit")
-        return self.deliver(pid, Message(tag, bytearray(data)))
+        return self.deliver(pid, Message(tag, bytes(data)))
 
     def send_after(self, pid: int, message: Message, delay_ms: int | None) -> int:
         """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled)."""

@@ -34,7 +34,7 @@ class Message:
     """
 
     tag: int
-    data: bytearray = field(default_factory=bytearray)
+    data: bytearray | bytes = field(default_factory=bytearray)  # bytes once sent
     kind: Kind = Kind.DATA
     pid: int = 0
     reason: DeathReason = DeathReason.NORMAL

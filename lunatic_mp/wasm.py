@@ -486,11 +486,13 @@ class Memory:
     def write_u32(self, ptr: int, value: int) -> None:
         self.write(ptr, (value & U32_MASK).to_bytes(4, "little"))
 
-    def read_into(self, ptr: int, source: bytes | bytearray | memoryview, start: int, length: int) -> int:
+    def read_into(self, ptr: int, source: bytes, start: int, length: int) -> int:
         """Copy up to ``length`` bytes of ``source[start:]`` to guest memory; return the count."""
-        chunk = memoryview(source)[start : start + length]
-        self.write(ptr, chunk)
-        return len(chunk)
+        count = max(min(length, len(source) - start), 0)
+        if count:
+            address = self._span(ptr, count)
+            ctypes.memmove(address, source if start == 0 else source[start : start + count], count)
+        return count
 
 
 # --- stores -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
   (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
   (import "lunatic::message" "send" (func $send (param i64) (result i32)))
   (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (import "lunatic::message" "get_tag" (func $get_tag (result i64)))
   (memory (export "memory") 1)
 
   ;; Returns at once: the cost of spawning and finishing a process.
@@ -34,6 +35,29 @@
       (br $next)))
     (call $create (i64.const 2) (i64.const 0))
     (drop (call $send (local.get $peer))))
+
+  ;; Ping-pong: sends `count` pings to `peer`, waiting for each reply (the receiver is always
+  ;; suspended when a message arrives).
+  (func (export "ping") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (call $create (i64.const 1) (i64.const 8))
+      (drop (call $send (local.get $peer)))
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next)))
+    (call $create (i64.const 0) (i64.const 0))
+    (drop (call $send (local.get $peer))))
+
+  ;; Answers each ping (tag 1) to `peer`; returns at a message with tag 0.
+  (func (export "pong") (param $peer i64)
+    (loop $next
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (if (i64.eq (call $get_tag) (i64.const 1))
+        (then
+          (call $create (i64.const 2) (i64.const 8))
+          (drop (call $send (local.get $peer)))
+          (br $next)))))
 
   ;; CPU-bound: an LCG iterated `n` times.
   (func (export "crunch") (param $n i64) (result i64) (local $x i64)

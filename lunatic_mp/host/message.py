@@ -46,13 +46,16 @@ def register(engine: Engine) -> None:
         message = scratch_of(process)
         if len(message.data) + (length & 0xFFFFFFFF) > max_size:
             raise GuestTrap(f"message exceeds the {max_size}-byte limit")
+        if isinstance(message.data, bytes):  # a received message being extended: copy it first
+            message.data = bytearray(message.data)
         message.data += memory_of(process, engine).read(ptr, length)
         return length
 
     def read_data(ptr: int, length: int) -> int:
         process = current(engine)
         message = scratch_of(process)
-        count = memory_of(process, engine).read_into(ptr, message.data, message.cursor, length & 0xFFFFFFFF)
+        data = message.data if isinstance(message.data, bytes) else bytes(message.data)
+        count = memory_of(process, engine).read_into(ptr, data, message.cursor, length & 0xFFFFFFFF)
         message.cursor += count
         return count
 
@@ -89,6 +92,7 @@ def register(engine: Engine) -> None:
     def send(pid: int) -> int:
         process = current(engine)
         message = take_scratch(process)
+        message.data = bytes(message.data)  # immutable from here: read_data copies it without a view
         message.cursor = 0
         message.pid = process.pid
         deliver(pid, message)
