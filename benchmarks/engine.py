@@ -121,7 +121,11 @@ def main() -> None:
     plain_s, yielding_s, overhead = bench_fuel(100_000_000 // scale)
     results = {
         "spawn": {"spawn_and_exit_us": round(spawn_us, 2), "target_us": 30},
-        "message": {"message_us": round(message_us, 2), "ping_pong_message_us": round(ping_pong_us, 2), "target_us": 5},
+        "message": {
+            "message_us": round(message_us, 2),
+            "ping_pong_message_us": round(ping_pong_us, 2),
+            "target_us": 5,
+        },
         "idle": {
             "rss_per_process_kib": round(idle_kib, 2),
             "spawn_idle_us": round(idle_spawn_us, 2),

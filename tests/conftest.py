@@ -70,3 +70,22 @@ def spawn(
     engine: Engine, module: Module, function: str, params: tuple[object, ...] = (), **config: object
 ) -> Process:
     return engine.spawn(module, function, params, EnvConfig.permissive(**config))
+
+
+def start(engine: Engine, module: Module, function: str, *params: object, **config: object) -> Process:
+    """Spawn ``module.function(*params)`` with every permission (``config`` overrides some)."""
+    return engine.spawn(module, function, params, EnvConfig.permissive(**config))
+
+
+def finish(engine: Engine, process: Process) -> Finished:
+    """Run the engine until ``process`` ends, however it ends."""
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None, f"{process} did not finish"
+    return finished
+
+
+def finish_ok(engine: Engine, process: Process) -> Finished:
+    """Run the engine until ``process`` ends; it must end normally."""
+    finished = finish(engine, process)
+    assert finished.ok, finished
+    return finished

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import start
 
 from lunatic_mp import (
     CapacityError,
@@ -17,7 +18,6 @@ from lunatic_mp import (
     Module,
     Outcome,
     PermissionDenied,
-    Process,
     SignatureError,
     SpawnError,
 )
@@ -31,10 +31,6 @@ GUEST = "sig_exit.wat"
 @pytest.fixture
 def ends(load: Callable[[str], Module]) -> Module:
     return load(GUEST)
-
-
-def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
-    return engine.spawn(module, function, params, EnvConfig.permissive())
 
 
 # --- spawning -------------------------------------------------------------------------------------

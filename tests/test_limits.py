@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import finish
 
-from lunatic_mp import CapacityError, Engine, EnvConfig, Finished, Module, Outcome, Process
+from lunatic_mp import CapacityError, Engine, EnvConfig, Finished, Module, Outcome
 from lunatic_mp.config import FUEL_UNIT
 
 GUESTS = Path(__file__).parent / "guests"
@@ -31,12 +32,6 @@ def small_message_engine() -> Iterator[Engine]:
 def small_engine() -> Iterator[Engine]:
     """An engine that holds at most 3 live processes."""
     yield from own_engine(max_processes=3)
-
-
-def finish(engine: Engine, process: Process) -> Finished:
-    finished = engine.run_until_finished(process, timeout=30)
-    assert finished is not None, f"{process} did not finish"
-    return finished
 
 
 # --- memory ---------------------------------------------------------------------------------------

@@ -42,6 +42,12 @@ def lookup(table: dict[int, T], rid: int, what: str) -> T:
         raise GuestTrap(f"unknown {what} id {rid}") from None
 
 
+def drop(table: dict[int, T], rid: int, what: str) -> None:
+    """Free a resource; an unknown id traps the guest."""
+    if table.pop(rid, None) is None:
+        raise GuestTrap(f"unknown {what} id {rid}")
+
+
 def report_error(process: Process, memory: Memory, ptr: int, message: str) -> int:
     """Store an error message as a resource, write its id to ``ptr``; return the ERROR code."""
     error_id = process.resources.add(process.resources.errors, message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lunatic_mp.host._common import current, lookup, memory_of
+from lunatic_mp.host._common import current, drop, lookup, memory_of
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
@@ -19,11 +19,8 @@ def register(engine: Engine) -> None:
     def to_string(error_id: int, ptr: int) -> None:
         memory_of(current(engine), engine).write(ptr, message_of(error_id))
 
-    def drop(error_id: int) -> None:
-        errors = current(engine).resources.errors
-        lookup(errors, error_id, "error")
-        del errors[error_id]
-
     engine.linker.define(NAMESPACE, "string_size", "I", "i", lambda error_id: len(message_of(error_id)))
     engine.linker.define(NAMESPACE, "to_string", "Ii", "", to_string)
-    engine.linker.define(NAMESPACE, "drop", "I", "", drop)
+    engine.linker.define(
+        NAMESPACE, "drop", "I", "", lambda rid: drop(current(engine).resources.errors, rid, "error")
+    )

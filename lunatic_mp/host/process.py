@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from lunatic_mp import wasm
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
-from lunatic_mp.host._common import ERROR, OK, current, lookup, memory_of, report_error
+from lunatic_mp.host._common import ERROR, OK, current, drop, lookup, memory_of, report_error
 from lunatic_mp.wasm import PENDING, GuestTrap
 
 if TYPE_CHECKING:
@@ -67,13 +67,10 @@ def register(engine: Engine) -> None:
         memory.write_u64(id_ptr, process.resources.add(process.resources.modules, module))
         return OK
 
-    def drop_module(module_id: int) -> None:
-        process = current(engine)
-        lookup(process.resources.modules, module_id, "module")
-        del process.resources.modules[module_id]
-
     define(NAMESPACE, "compile_module", "iii", "i", compile_module)
-    define(NAMESPACE, "drop_module", "I", "", drop_module)
+    define(
+        NAMESPACE, "drop_module", "I", "", lambda rid: drop(current(engine).resources.modules, rid, "module")
+    )
 
     # -- configs
     def create_config() -> int:
@@ -82,13 +79,10 @@ def register(engine: Engine) -> None:
             return -1
         return process.resources.add(process.resources.configs, EnvConfig())
 
-    def drop_config(config_id: int) -> None:
-        process = current(engine)
-        lookup(process.resources.configs, config_id, "config")
-        del process.resources.configs[config_id]
-
     define(NAMESPACE, "create_config", "", "I", create_config)
-    define(NAMESPACE, "drop_config", "I", "", drop_config)
+    define(
+        NAMESPACE, "drop_config", "I", "", lambda rid: drop(current(engine).resources.configs, rid, "config")
+    )
 
     def define_setting(name: str, attribute: str, kind: str) -> None:
         def setter(config_id: int, value: int) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import finish
 
-from lunatic_mp import DeathReason, Engine, EnvConfig, Finished, Module, Outcome, Process
+from lunatic_mp import DeathReason, Engine, EnvConfig, Module, Outcome, Process
 from lunatic_mp.mailbox import Kind
 
 GUESTS = Path(__file__).parent.parent / "guests"
@@ -35,12 +36,6 @@ def ends(load: Callable[[str], Module]) -> Module:
 def start(engine: Engine, module: Module, function: str, *params: object, **link: object) -> Process:
     """Spawn with every permission (``link=(process, tag)`` links it on the host side)."""
     return engine.spawn(module, function, params, EnvConfig.permissive(), **link)  # type: ignore[arg-type]
-
-
-def finish(engine: Engine, process: Process) -> Finished:
-    finished = engine.run_until_finished(process, timeout=30)
-    assert finished is not None, f"{process} did not finish"
-    return finished
 
 
 def settle(engine: Engine) -> None:

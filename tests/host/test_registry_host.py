@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from conftest import finish, start
 
-from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+from lunatic_mp import Engine, Module, Outcome
 
 OK = 0
 NOT_FOUND = 1
@@ -21,16 +22,6 @@ ALREADY_REGISTERED = 2
 @pytest.fixture
 def names(load: Callable[[str], Module]) -> Module:
     return load("reg_names.wat")
-
-
-def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
-    return engine.spawn(module, function, params, EnvConfig.permissive())
-
-
-def finish(engine: Engine, process: Process) -> Finished:
-    finished = engine.run_until_finished(process, timeout=30)
-    assert finished is not None, f"{process} did not finish"
-    return finished
 
 
 def call(engine: Engine, module: Module, function: str, *params: object) -> tuple[int | float, ...]:

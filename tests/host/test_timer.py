@@ -5,25 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+from conftest import finish_ok as finish
+from conftest import start
+
+from lunatic_mp import Engine, Finished, Module, Outcome
 
 TIMEOUT = 9027
 
 Load = Callable[[str], Module]
 Run = Callable[..., Finished]
-
-
-def start(engine: Engine, module: Module, function: str, *params: object) -> Process:
-    """Spawn ``module.function(*params)`` with every permission."""
-    return engine.spawn(module, function, params, EnvConfig.permissive())
-
-
-def finish(engine: Engine, process: Process) -> Finished:
-    """Run the engine until ``process`` ends; it must end normally."""
-    finished = engine.run_until_finished(process, timeout=30)
-    assert finished is not None, f"{process} did not finish"
-    assert finished.ok, finished
-    return finished
 
 
 def test_sleepers_wake_in_deadline_order(engine: Engine, load: Load) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from conftest import finish, start
 
-from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, Process
+from lunatic_mp import Engine, Finished, Module, Outcome
 
 DOUBLE, BOOM, WAIT, WAIT_THEN_BOOM, NESTED, SPIN, SUICIDE = 0, 1, 2, 3, 4, 5, 7
 
@@ -14,16 +15,6 @@ DOUBLE, BOOM, WAIT, WAIT_THEN_BOOM, NESTED, SPIN, SUICIDE = 0, 1, 2, 3, 4, 5, 7
 @pytest.fixture
 def tasks(load: Callable[[str], Module]) -> Module:
     return load("catch_tasks.wat")
-
-
-def start(engine: Engine, module: Module, function: str, *params: int, **config: object) -> Process:
-    return engine.spawn(module, function, params, EnvConfig.permissive(**config))
-
-
-def finish(engine: Engine, process: Process) -> Finished:
-    finished = engine.run_until_finished(process, timeout=30)
-    assert finished is not None, f"{process} did not finish"
-    return finished
 
 
 def test_catch_of_a_fine_function_returns_its_result(tasks: Module, run: Callable[..., Finished]) -> None:
