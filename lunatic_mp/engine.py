@@ -11,9 +11,9 @@ import logging
 import os
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
 
@@ -30,11 +30,32 @@ from lunatic_mp.errors import (
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
+from lunatic_mp.pids import REGISTRY, make_pid, worker_of
 from lunatic_mp.process import Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
 
+if TYPE_CHECKING:
+    from lunatic_mp import frames
+
 log = logging.getLogger(__name__)
+
+
+class Router(Protocol):
+    """How an engine inside a worker process reaches the rest of the runtime.
+
+    An engine on its own (tests, embedding) has no router: every pid is local.
+    """
+
+    def send(self, worker: int, frame: frames.Frame) -> None:
+        """Send a frame to a worker (or the supervisor, or the registry) by its id."""
+
+    def place(self) -> int:
+        """The worker id where a process spawned by a guest goes (possibly this one)."""
+
+    def publish_module(self, module: Module) -> bytes:
+        """Make ``module`` loadable by other workers; its content digest."""
+
 
 UNLIMITED_FUEL = 2**63 - 1
 MAPS_PER_PROCESS = 4
@@ -86,7 +107,7 @@ class Engine:
         max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
         self.node_id = node_id
-        self.pid_base = (node_id << 48) | (worker_id << 32)
+        self.pid_base = make_pid(node_id, worker_id, 0)
         self.capacity = default_capacity() if max_processes is None else max_processes
         self.fuel_yield_interval = fuel_yield_interval
         self.max_message_size = max_message_size
@@ -110,6 +131,10 @@ class Engine:
         self._timers: dict[int, Timer] = {}
         self._modules: weakref.WeakSet[Module] = weakref.WeakSet()
         self._closed = False
+        self.worker_id = worker_id
+        self.router: Router | None = None
+        self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
+        self._next_request = 1
         host.register_all(self)
 
     # --- modules and spawning -------------------------------------------------------------------
@@ -139,13 +164,14 @@ class Engine:
         params: Sequence[Any] = (),
         config: EnvConfig | None = None,
         *,
-        link: tuple[Process, int] | None = None,
+        link: tuple[Process | int, int] | None = None,
     ) -> Process:
         """Start ``module.function(*params)`` as a new process; it runs when the engine runs.
 
         ``params`` are plain numbers, typed by the export's signature, or (kind, value) pairs as
-        decoded from the ABI's 17-byte records. ``link`` = (process, tag) links the new process
-        to ``process`` before any of its code runs.
+        decoded from the ABI's 17-byte records. ``link`` = (process or pid, tag) links the new
+        process to that one before any of its code runs; for a pid on another worker only this
+        side is linked here (that worker links its side when it learns the new pid).
         """
         if self._closed:
             raise EngineClosed("the engine is closed")
@@ -160,7 +186,7 @@ class Engine:
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
-        args = _typed_args(module.name, function, signature[0], params)
+        args = typed_args(module.name, function, signature[0], params)
         denied = module.namespaces - config.allowed_namespaces
         if denied:
             names = ", ".join(sorted(denied))
@@ -190,7 +216,11 @@ class Engine:
         process.call = wasm.instantiate_async(module.instance_pre, process.context, process.instance)  # type: ignore[arg-type]
         self.processes[pid] = process
         if link is not None:
-            self.link(link[0], pid, link[1])
+            parent, tag = link
+            parent_pid = parent if isinstance(parent, int) else parent.pid
+            process.links[parent_pid] = tag
+            if parent_pid in self.processes:
+                self.processes[parent_pid].links[pid] = tag
         self.scheduler.make_ready(process)
         return process
 
@@ -271,11 +301,21 @@ class Engine:
 
     # --- messages -------------------------------------------------------------------------------
 
+    def is_local(self, pid: int) -> bool:
+        return self.router is None or worker_of(pid) == self.worker_id
+
     def deliver(self, pid: int, message: Message) -> bool:
-        """Put a message in a mailbox, or hand it straight to a receiver waiting for it."""
+        """Put a message in a mailbox, or hand it straight to a receiver waiting for it.
+
+        A pid on another worker gets the message as a frame (True: it may still be dropped
+        there, as a message to a dead process is).
+        """
         process = self.processes.get(pid)
         if process is None:
-            return False
+            if self.router is None or worker_of(pid) == self.worker_id:
+                return False
+            self.router.send(worker_of(pid), _message_frame(pid, message, self.router))
+            return True
         if process.receive_start >= 0 and (
             process.receive_tags is None or message.tag in process.receive_tags
         ):
@@ -331,14 +371,35 @@ class Engine:
 
             process.timer = self.scheduler.call_later(timeout_ms / 1000, expire)
 
-    def resume(self, process: Process, value: int) -> None:
-        """Let a suspended process go on; its pending host call returns ``value``."""
+    def resume(self, process: Process, value: int, on_resume: Callable[[], None] | None = None) -> None:
+        """Let a suspended process go on; its pending host call returns ``value``.
+
+        ``on_resume`` runs inside the process's fiber just before it goes on: the place to
+        write out-parameters into its memory.
+        """
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
         process.frames[-1].value = value
+        process.frames[-1].on_resume = on_resume
         process.waiting = False
-        self.scheduler.make_ready(process)
+        if not process.parked:
+            self.scheduler.make_ready(process)
+
+    def park(self, process: Process) -> None:
+        """Pause a running process at its next instruction until :meth:`unpark` (backpressure)."""
+        if not process.parked and process.store is not None:
+            process.parked = True
+            process.store.yield_soon()
+
+    def unpark(self, pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None and process.parked:
+            process.parked = False
+            assert process.store is not None
+            process.store.set_yield_interval(self.fuel_yield_interval)
+            if not process.waiting:
+                self.scheduler.make_ready(process)
 
     def _on_suspend(self, results: Any, kind: int, nested: wasm.Call | None, trap_out: Any) -> int:
         process = self.current
@@ -363,6 +424,11 @@ class Engine:
             frame.value = int(value or 0)
         if frame.value is None:
             return False
+        if frame.on_resume is not None:
+            try:
+                frame.on_resume()
+            except wasm.GuestTrap as trap:
+                wasm.set_trap(frame.trap_out, str(trap))
         wasm.write_result(frame.results, frame.kind, frame.value)
         del process.frames[key - 1 :]
         return True
@@ -374,6 +440,10 @@ class Engine:
     # --- links, monitors and deaths -------------------------------------------------------------
 
     def link(self, process: Process, other_pid: int, tag: int) -> None:
+        if not self.is_local(other_pid):
+            process.links[other_pid] = tag
+            self._remote(other_pid, _frames().Link(other_pid, process.pid, tag))
+            return
         other = self.processes.get(other_pid)
         if other is None:
             self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
@@ -383,11 +453,18 @@ class Engine:
 
     def unlink(self, process: Process, other_pid: int) -> None:
         process.links.pop(other_pid, None)
+        if not self.is_local(other_pid):
+            self._remote(other_pid, _frames().Unlink(other_pid, process.pid))
+            return
         other = self.processes.get(other_pid)
         if other is not None:
             other.links.pop(process.pid, None)
 
     def monitor(self, process: Process, other_pid: int) -> None:
+        if not self.is_local(other_pid):
+            process.monitoring.add(other_pid)
+            self._remote(other_pid, _frames().Monitor(other_pid, process.pid))
+            return
         other = self.processes.get(other_pid)
         if other is None:
             self.deliver(process.pid, Message.process_died(other_pid))
@@ -397,6 +474,9 @@ class Engine:
 
     def stop_monitoring(self, process: Process, other_pid: int) -> None:
         process.monitoring.discard(other_pid)
+        if not self.is_local(other_pid):
+            self._remote(other_pid, _frames().StopMonitoring(other_pid, process.pid))
+            return
         other = self.processes.get(other_pid)
         if other is not None:
             other.monitored_by.discard(process.pid)
@@ -405,12 +485,189 @@ class Engine:
         """Kill a process. One killing itself dies when its current host call returns."""
         process = self.processes.get(pid)
         if process is None:
-            return False
+            if self.is_local(pid):
+                return False
+            self._remote(pid, _frames().Kill(pid, reason))
+            return True
         if process is self.current:
             process.kill_requested = reason
         else:
             self._exit(process, Finished(Outcome.KILLED, message=reason))
         return True
+
+    # --- signals from other workers -------------------------------------------------------------
+
+    def accept_link(self, pid: int, other_pid: int, tag: int) -> None:
+        """``other_pid`` (on another worker) linked itself to local ``pid``."""
+        process = self.processes.get(pid)
+        if process is None:
+            reason = DeathReason.NO_PROCESS
+            self._remote(other_pid, _frames().LinkDied(other_pid, pid, tag, reason, "no such process"))
+            return
+        process.links[other_pid] = tag
+
+    def accept_unlink(self, pid: int, other_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None:
+            process.links.pop(other_pid, None)
+
+    def accept_monitor(self, pid: int, watcher_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is None:
+            self._remote(watcher_pid, _frames().ProcessDied(watcher_pid, pid))
+            return
+        process.monitored_by.add(watcher_pid)
+
+    def accept_stop_monitoring(self, pid: int, watcher_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None:
+            process.monitored_by.discard(watcher_pid)
+
+    def link_died(self, pid: int, dead_pid: int, reason: DeathReason, cause: str) -> None:
+        """A process linked to local ``pid`` died elsewhere (or its worker was lost)."""
+        process = self.processes.get(pid)
+        if process is None or dead_pid not in process.links:
+            return  # unlinked meanwhile, or dead too
+        doomed = self._on_link_death(process, dead_pid, reason, cause)
+        if doomed is not None:
+            self.kill(pid, doomed)
+
+    def process_died(self, pid: int, dead_pid: int) -> None:
+        """A process that local ``pid`` monitors died elsewhere."""
+        process = self.processes.get(pid)
+        if process is not None:
+            process.monitoring.discard(dead_pid)
+            self.deliver(pid, Message.process_died(dead_pid))
+
+    def worker_lost(self, worker: int) -> None:
+        """Every link and monitor into a lost worker fires; requests to it fail."""
+        for process in list(self.processes.values()):
+            for other_pid in [p for p in process.links if worker_of(p) == worker]:
+                self.link_died(process.pid, other_pid, DeathReason.FAILURE, f"worker {worker} lost")
+            for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
+                self.process_died(process.pid, other_pid)
+            process.monitored_by = {p for p in process.monitored_by if worker_of(p) != worker}
+        for request, (target, on_reply) in list(self._requests.items()):
+            if target == worker:
+                del self._requests[request]
+                on_reply(None)
+
+    # --- requests to other processes of the runtime ---------------------------------------------
+
+    def new_request(self, worker: int, on_reply: Callable[..., None]) -> int:
+        """A request id whose reply calls ``on_reply(frame)``; ``on_reply(None)`` if ``worker`` is lost."""
+        request = self._next_request
+        self._next_request += 1
+        self._requests[request] = (worker, on_reply)
+        return request
+
+    def _remote(self, pid: int, frame: frames.Frame) -> None:
+        """Send a frame to the worker hosting ``pid``."""
+        assert self.router is not None
+        self.router.send(worker_of(pid), frame)
+
+    def ask(
+        self,
+        process: Process,
+        worker: int,
+        make_frame: Callable[[int], frames.Frame],
+        on_reply: Callable[[Any], tuple[int, Callable[[], None] | None]],
+    ) -> object:
+        """Send a request for ``process`` and suspend it until the reply comes.
+
+        ``on_reply(reply)`` (``reply`` None when the worker asked is lost) gives the value the
+        suspended host call returns and what to do in the process just before it goes on.
+        """
+        assert self.router is not None
+
+        def done(reply: Any) -> None:
+            if process.finished is None:
+                value, after = on_reply(reply)
+                self.resume(process, value, after)
+
+        self.router.send(worker, make_frame(self.new_request(worker, done)))
+        return wasm.PENDING
+
+    def spawn_remote(
+        self,
+        parent: Process,
+        worker: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        link_tag: int,
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """Ask another worker to spawn; ``on_done(pid or error message)`` when it answers.
+
+        A linked child is linked on its side before it runs; this side links when the reply
+        comes (frames between two workers arrive in order, so a LinkDied cannot overtake it).
+        """
+        assert self.router is not None
+        f = _frames()
+        module, function, params, config = what
+        digest = self.router.publish_module(module)
+
+        def reply(frame: Any) -> None:
+            if frame is None:
+                on_done(f"worker {worker} was lost before it spawned the process")
+            elif frame.error:
+                on_done(frame.error)
+            else:
+                if link_tag and parent.finished is None:
+                    parent.links[frame.pid] = link_tag
+                on_done(frame.pid)
+
+        request = self.new_request(worker, reply)
+        kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in params)
+        spawn = f.Spawn(
+            request, parent.pid, digest, function, tuple(int(v) for _, v in params), kinds,
+            f.encode_config(config), parent.pid if link_tag else 0, link_tag,
+        )  # fmt: skip
+        self.router.send(worker, spawn)
+
+    def get_or_spawn_remote(
+        self,
+        process: Process,
+        name: str,
+        spawn: Callable[[Callable[[int | str], None]], None],
+        on_found: Callable[[int, int], None],
+        on_spawned: Callable[[int, int], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
+        name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
+        assert self.router is not None
+        f = _frames()
+        reply_to = process.pid
+
+        def looked_up(reply: Any) -> None:
+            if reply is None:
+                on_error("the registry process was lost")
+            elif reply.error:
+                on_error(reply.error)
+            elif reply.found:
+                on_found(reply.node, reply.pid)
+            else:
+                spawn(spawned)
+
+        def spawned(child: int | str) -> None:
+            assert self.router is not None
+            if isinstance(child, str):
+                self.router.send(
+                    REGISTRY, f.RegistryRemove(self.new_request(REGISTRY, _ignore), reply_to, name)
+                )
+                on_error(child)
+                return
+            request = self.new_request(REGISTRY, lambda _reply: on_spawned(self.node_id, child))
+            self.router.send(REGISTRY, f.RegistryPut(request, reply_to, name, self.node_id, child))
+
+        self.router.send(REGISTRY, f.RegistryGet(self.new_request(REGISTRY, looked_up), reply_to, name, True))
+
+    def complete(self, request: int, reply: frames.Frame) -> None:
+        entry = self._requests.pop(request, None)
+        if entry is not None:
+            entry[1](reply)
+        else:
+            log.warning("reply to unknown request %d dropped", request)
 
     def _exit(self, process: Process, finished: Finished) -> None:
         """Tear a process down and tell everyone linked to or monitoring it.
@@ -455,33 +712,67 @@ class Engine:
         pid = process.pid
         failed = not finished.ok
         reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
+        cause = str(finished)
+        cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+        router = self.router
         doomed: list[tuple[Process, str]] = []
-        for other_pid in process.links:
+        for other_pid, tag in process.links.items():
             other = self.processes.get(other_pid)
-            if other is None:
-                continue
-            tag = other.links.pop(pid, 0)
-            if failed and other.die_when_link_dies:
-                cause = str(finished)
-                cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
-                doomed.append((other, f"linked process {pid} died ({cause})"))
-            else:
-                self.deliver(other_pid, Message.link_died(pid, tag, reason))
+            if other is not None:
+                doom = self._on_link_death(other, pid, reason, cause)
+                if doom is not None:
+                    doomed.append((other, doom))
+            elif router is not None and not self.is_local(other_pid):
+                self._remote(other_pid, _frames().LinkDied(other_pid, pid, tag, int(reason), cause))
         for watcher_pid in process.monitored_by:
-            watcher = self.processes.get(watcher_pid)
-            if watcher is not None:
-                watcher.monitoring.discard(pid)
-                self.deliver(watcher_pid, Message.process_died(pid))
+            if self.is_local(watcher_pid):
+                self.process_died(watcher_pid, pid)
+            elif router is not None:
+                self._remote(watcher_pid, _frames().ProcessDied(watcher_pid, pid))
         for watched_pid in process.monitoring:
             watched = self.processes.get(watched_pid)
             if watched is not None:
                 watched.monitored_by.discard(pid)
+            elif router is not None and not self.is_local(watched_pid):
+                self._remote(watched_pid, _frames().StopMonitoring(watched_pid, pid))
+        if router is not None and process.registered:
+            router.send(REGISTRY, _frames().ProcessGone(pid))
         for callback in process.on_exit:
             callback(finished)
         return doomed
 
+    def _on_link_death(self, process: Process, dead_pid: int, reason: DeathReason, cause: str) -> str | None:
+        """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
+        once the death has arrived as a LinkDied message."""
+        tag = process.links.pop(dead_pid, 0)
+        if reason is DeathReason.FAILURE and process.die_when_link_dies:
+            return f"linked process {dead_pid} died ({cause})"
+        self.deliver(process.pid, Message.link_died(dead_pid, tag, reason))
+        return None
 
-def _typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:
+
+PARAM_TYPE_BYTES = {wasm.I32: 0x7F, wasm.I64: 0x7E, wasm.V128: 0x7B}
+"""The ABI's spawn parameter type bytes, by wasm value kind."""
+
+
+def _ignore(_reply: Any) -> None:
+    return None
+
+
+def _frames() -> Any:
+    """The frames module, imported on first use: an engine on its own never needs it."""
+    from lunatic_mp import frames
+
+    return frames
+
+
+def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:
+    modules = tuple(router.publish_module(module) for module in message.modules if module is not None)
+    frame: frames.Frame = _frames().Message(pid, message.pid, message.tag, bytes(message.data), modules)
+    return frame
+
+
+def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:
     """Match spawn parameters against an export's parameter types."""
     if len(params) != len(types):
         raise SignatureError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +27,8 @@ class Module:
     exports: dict[str, tuple[str, str]]
     namespaces: frozenset[str]
     uses_wasi: bool
+    binary: bytes = field(repr=False)
+    digest: bytes = field(repr=False)
     instance_pre: wasmtime.InstancePre | None = field(default=None, repr=False)
 
     @classmethod
@@ -64,7 +69,8 @@ class Module:
         uses_wasi = any(imp.module == WASI_MODULE for imp in compiled.imports)
         if uses_wasi:
             namespaces.add("wasi")
-        return cls(compiled, engine, name, exports, frozenset(namespaces), uses_wasi)
+        digest = hashlib.sha256(binary).digest()
+        return cls(compiled, engine, name, exports, frozenset(namespaces), uses_wasi, binary, digest)
 
 
 def _is_text(data: str | bytes) -> bool:
@@ -75,3 +81,53 @@ def _is_text(data: str | bytes) -> bool:
 def _looks_like_path(text: str) -> bool:
     stripped = text.lstrip()
     return not stripped.startswith("(") and len(text) < 4096 and "\n" not in text
+
+
+class ModuleCache:
+    """Compiled modules shared between the processes of a runtime, by content digest.
+
+    A module is compiled once; its binary (for its export signatures) and its serialized
+    artifact go into this directory, and other workers deserialize the artifact, which is
+    memory-mapped and takes well under a millisecond where compiling can take hundreds
+    (DESIGN.md). Artifacts only load into an engine configured like the one that made them:
+    every worker of a runtime uses the same settings.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _paths(self, digest: bytes) -> tuple[Path, Path]:
+        stem = self.directory / digest.hex()
+        return stem.with_suffix(".wasm"), stem.with_suffix(".cwasm")
+
+    def store(self, module: Module) -> bytes:
+        """Make ``module`` loadable from the cache (once per digest); its digest."""
+        binary_path, artifact_path = self._paths(module.digest)
+        if not artifact_path.exists():
+            _write_atomically(binary_path, module.binary)
+            _write_atomically(artifact_path, bytes(module.compiled.serialize()))
+        return module.digest
+
+    def load(self, engine: wasmtime.Engine, digest: bytes, name: str | None = None) -> Module:
+        binary_path, artifact_path = self._paths(digest)
+        try:
+            compiled = wasmtime.Module.deserialize_file(engine, str(artifact_path))
+            binary = binary_path.read_bytes()
+        except (OSError, wasmtime.WasmtimeError) as exc:
+            raise ModuleError(
+                f"module {digest.hex()[:12]} is not in the runtime's module cache: {exc}"
+            ) from None
+        return Module.inspect(engine, compiled, binary, name or f"module {digest.hex()[:12]}")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers never see a partial file: write aside, then rename into place."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

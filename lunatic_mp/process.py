@@ -63,6 +63,7 @@ class Frame:
     nested: wasm.Call | None = None  # a call back into the guest (trap::catch)
     trap_out: Any = None
     value: int | None = None  # set when the process may resume
+    on_resume: Any = None  # runs in the fiber just before it goes on (writes out-parameters)
 
 
 class Resources:
@@ -105,11 +106,13 @@ class Process:
         "monitored_by",
         "monitoring",
         "on_exit",
+        "parked",
         "phase",
         "pid",
         "queued",
         "receive_start",
         "receive_tags",
+        "registered",
         "resources",
         "scratch",
         "store",
@@ -148,6 +151,8 @@ class Process:
         self.finished: Finished | None = None
         self.on_exit: list[Any] = []
         self.kill_requested: str | None = None  # killed while its own fiber was running
+        self.registered = False  # the registry process asked to hear when this process dies
+        self.parked = False  # paused until a queue to another worker drains (backpressure)
 
     @property
     def alive(self) -> bool:

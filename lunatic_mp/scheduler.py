@@ -10,6 +10,9 @@ The loop, top to bottom:
 3. return when the caller's condition holds;
 4. otherwise, with nothing ready, sleep until the next timer is due; with no timer either,
    nothing can ever happen again, and the loop returns.
+
+Phases 1 and 2 are :meth:`Scheduler.run_round`, which a worker process calls from its own loop
+(between draining and flushing its queues) instead of :meth:`Scheduler.run`.
 """
 
 from __future__ import annotations
@@ -92,26 +95,9 @@ class Scheduler:
         With ``timeout`` (seconds) it also returns False once that much time has passed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        queue = self.run_queue
         while True:
-            # 1. Fire due timers.
-            timers = self._timers
-            if timers:
-                now = time.monotonic()
-                while timers and timers[0][0] <= now:
-                    timer = heapq.heappop(timers)[2]
-                    if timer.cancelled:
-                        self._cancelled -= 1
-                    else:
-                        timer.cancelled = True  # fired: a later cancel() is a no-op
-                        timer.callback()
-
-            # 2. Run every process that is ready now, once each.
-            for _ in range(len(queue)):
-                process = queue.popleft()
-                process.queued = False
-                if process.alive:
-                    self._run_slice(process)
+            # 1-2. Fire due timers and run every ready process once.
+            wait = self.run_round()
 
             # 3. Stop when the caller's condition holds.
             if until is not None and until():
@@ -120,17 +106,46 @@ class Scheduler:
                 return False
 
             # 4. Idle until the next timer; nothing ready and no timer means nothing can happen.
-            if queue:
-                continue
-            while timers and timers[0][2].cancelled:
-                heapq.heappop(timers)
-                self._cancelled -= 1
-            if not timers:
+            if wait is None:
                 return False
-            wake_at = timers[0][0] if deadline is None else min(timers[0][0], deadline)
-            pause = wake_at - time.monotonic()
-            if pause > 0:
-                time.sleep(min(pause, MAX_PAUSE_S))
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            if wait > 0:
+                time.sleep(min(wait, MAX_PAUSE_S))
+
+    def run_round(self) -> float | None:
+        """One round: fire due timers, then run each process ready at the start, once.
+
+        Returns how long nothing will happen unless something arrives from outside: 0 when
+        processes are ready, the time to the next timer, or None with no timer at all. A worker
+        loop calls this between draining and flushing its queues.
+        """
+        # 1. Fire due timers.
+        timers = self._timers
+        if timers:
+            now = time.monotonic()
+            while timers and timers[0][0] <= now:
+                timer = heapq.heappop(timers)[2]
+                if timer.cancelled:
+                    self._cancelled -= 1
+                else:
+                    timer.cancelled = True  # fired: a later cancel() is a no-op
+                    timer.callback()
+
+        # 2. Run every process that is ready now, once each (round robin).
+        queue = self.run_queue
+        for _ in range(len(queue)):
+            process = queue.popleft()
+            process.queued = False
+            if process.alive:
+                self._run_slice(process)
+
+        if queue:
+            return 0.0
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+            self._cancelled -= 1
+        return max(timers[0][0] - time.monotonic(), 0.0) if timers else None
 
     def _run_slice(self, process: Process) -> None:
         """Poll one process until it finishes, suspends in a host call, or yields on fuel.
@@ -145,7 +160,7 @@ class Scheduler:
             finally:
                 engine.current = None
             if not done:
-                if not process.waiting:
+                if not process.waiting and not process.parked:
                     self.make_ready(process)  # yielded on fuel: back of the queue
                 return
             if not engine.on_call_done(process):

@@ -467,6 +467,10 @@ class Memory:
                 )
         return self._base + ptr
 
+    def check(self, ptr: int, length: int) -> None:
+        """Trap now if [ptr, ptr+length) is out of bounds (before a process suspends)."""
+        self._span(ptr, length)
+
     def read(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self._span(ptr, length), length & U32_MASK)
 
@@ -521,6 +525,19 @@ class Store:
 
     def set_wasi(self, wasi: wasmtime.WasiConfig) -> None:
         _check(ffi.wasmtime_context_set_wasi(self.context, wasi._consume()))
+
+    def yield_soon(self) -> None:
+        """Make the running guest yield after its next instruction or so.
+
+        For a synchronous host call that must pause its caller (backpressure): with a yield
+        interval of 1, re-setting the fuel leaves one unit before the next yield.
+        """
+        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, 1))
+        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
+
+    def set_yield_interval(self, interval: int) -> None:
+        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, interval))
+        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
 
     def fuel(self) -> int:
         fuel = ctypes.c_uint64()

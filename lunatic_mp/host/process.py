@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lunatic_mp import wasm
+from lunatic_mp import frames, wasm
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
 from lunatic_mp.host._common import ERROR, OK, current, drop, lookup, memory_of, report_error
-from lunatic_mp.wasm import PENDING, GuestTrap
+from lunatic_mp.pids import worker_of
+from lunatic_mp.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 NAMESPACE = "lunatic::process"
 PARAM_RECORD = 17
 ALREADY_REGISTERED = 2
-_PARAM_KINDS = {0x7F: wasm.I32, 0x7E: wasm.I64, 0x7B: wasm.V128}
+PARAM_KINDS = {0x7F: wasm.I32, 0x7E: wasm.I64, 0x7B: wasm.V128}
 
 
 def decode_params(data: bytes) -> list[tuple[int, Any]]:
@@ -28,7 +30,7 @@ def decode_params(data: bytes) -> list[tuple[int, Any]]:
     params: list[tuple[int, Any]] = []
     for offset in range(0, len(data), PARAM_RECORD):
         type_byte, value = data[offset], data[offset + 1 : offset + PARAM_RECORD]
-        kind = _PARAM_KINDS.get(type_byte)
+        kind = PARAM_KINDS.get(type_byte)
         if kind is None:
             raise GuestTrap(f"unknown spawn parameter type 0x{type_byte:02x}")
         if kind == wasm.V128:
@@ -105,11 +107,11 @@ def register(engine: Engine) -> None:
     define_setting("can_spawn_processes", "can_spawn_processes", "i")
 
     # -- spawning
-    def spawn_child(
-        parent: Process, link: int, config_id: int, module_id: int, fn_ptr: int, fn_len: int,
-        params_ptr: int, params_len: int,
-    ) -> Process | str:  # fmt: skip
-        """Spawn for a guest: the child, or the error message to hand back."""
+    def read_spawn(
+        parent: Process, config_id: int, module_id: int, fn_ptr: int, fn_len: int, params_ptr: int,
+        params_len: int,
+    ) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:  # fmt: skip
+        """What a guest asks to spawn; bad input traps the guest."""
         if not parent.config.can_spawn_processes:
             raise GuestTrap("this process is not allowed to spawn processes")
         if parent.phase.value == "instantiating":
@@ -119,49 +121,112 @@ def register(engine: Engine) -> None:
         module = module_of(parent, module_id)
         function = memory.read_str(fn_ptr, fn_len)
         params = decode_params(memory.read(params_ptr, params_len))
+        return module, function, params, config
+
+    def spawn_here(
+        parent: Process, link: int, what: tuple[Module, str, list[tuple[int, Any]], EnvConfig]
+    ) -> int | str:
+        """Spawn in this engine: the child's pid, or the error message to hand back."""
+        module, function, params, config = what
         try:
-            return engine.spawn(module, function, params, config, link=(parent, link) if link else None)
+            return engine.spawn(module, function, params, config, link=(parent, link) if link else None).pid
         except LunaticError as exc:
             return str(exc)
+
+    def written(memory: Memory, ptr: int, value: int) -> Callable[[], None]:
+        return lambda: memory.write_u64(ptr, value)
+
+    def reporting(process: Process, memory: Memory, ptr: int, error: str) -> Callable[[], None]:
+        def report() -> None:
+            report_error(process, memory, ptr, error)
+
+        return report
+
+    def spawn_anywhere(
+        parent: Process, link: int, what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        on_done: Callable[[int | str], None],
+    ) -> None:  # fmt: skip
+        """Spawn where the runtime places it; ``on_done(pid or error)``, perhaps later."""
+        worker = engine.router.place() if engine.router is not None else engine.worker_id
+        if worker == engine.worker_id or any(kind == wasm.V128 for kind, _ in what[2]):
+            on_done(spawn_here(parent, link, what))
+        else:
+            engine.spawn_remote(parent, worker, what, link, on_done)
 
     def spawn(
         link: int, config_id: int, module_id: int, fn_ptr: int, fn_len: int, params_ptr: int,
         params_len: int, id_ptr: int,
-    ) -> int:  # fmt: skip
+    ) -> object:  # fmt: skip
         parent = current(engine)
-        child = spawn_child(parent, link, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+        what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
         memory = memory_of(parent, engine)
+        memory.check(id_ptr, 8)  # before the process may suspend
+        answered: list[int | str] = []
+        suspended = False
+
+        def done(child: int | str) -> None:
+            if not suspended:  # answered at once: the host call returns the value itself
+                answered.append(child)
+            elif isinstance(child, str):
+                engine.resume(parent, ERROR, reporting(parent, memory, id_ptr, child))
+            else:
+                engine.resume(parent, OK, written(memory, id_ptr, child))
+
+        spawn_anywhere(parent, link, what, done)
+        if not answered:
+            suspended = True  # placed on another worker: its reply resumes the process
+            return PENDING
+        child = answered[0]
         if isinstance(child, str):
             return report_error(parent, memory, id_ptr, child)
-        memory.write_u64(id_ptr, child.pid)
+        memory.write_u64(id_ptr, child)
         return OK
 
     def get_or_spawn(
         name_ptr: int, name_len: int, link: int, config_id: int, module_id: int, fn_ptr: int,
         fn_len: int, params_ptr: int, params_len: int, node_id_ptr: int, id_ptr: int,
-    ) -> int:  # fmt: skip
+    ) -> object:  # fmt: skip
         parent = current(engine)
         memory = memory_of(parent, engine)
         name = memory.read_str(name_ptr, name_len)
         try:
             engine.registry.check_name(name)  # before spawning: a bad name must not leave an orphan
-            found = engine.registry.get(name)
         except InvalidNameError as exc:
             raise GuestTrap(str(exc)) from None
-        if found is not None:
-            memory.write_u64(node_id_ptr, found[0])
-            memory.write_u64(id_ptr, found[1])
-            return ALREADY_REGISTERED
-        child = spawn_child(parent, link, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
-        if isinstance(child, str):
-            return report_error(parent, memory, id_ptr, child)
-        engine.registry.put(name, engine.node_id, child.pid)
-        memory.write_u64(node_id_ptr, engine.node_id)
-        memory.write_u64(id_ptr, child.pid)
-        return OK
+        what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+        memory.check(node_id_ptr, 8)
+        memory.check(id_ptr, 8)
 
-    define(NAMESPACE, "spawn", "IIIiiiii", "i", spawn)
-    define(NAMESPACE, "get_or_spawn", "iiIIIiiiiii", "i", get_or_spawn)
+        def found(node: int, pid: int) -> Callable[[], None]:
+            def write() -> None:
+                memory.write_u64(node_id_ptr, node)
+                memory.write_u64(id_ptr, pid)
+
+            return write
+
+        if engine.router is None:  # one engine: the registry is right here
+            existing = engine.registry.get(name)
+            if existing is not None:
+                found(*existing)()
+                return ALREADY_REGISTERED
+            child = spawn_here(parent, link, what)
+            if isinstance(child, str):
+                return report_error(parent, memory, id_ptr, child)
+            engine.registry.put(name, engine.node_id, child)
+            found(engine.node_id, child)()
+            return OK
+        engine.get_or_spawn_remote(
+            parent,
+            name,
+            lambda on_done: spawn_anywhere(parent, link, what, on_done),
+            on_found=lambda node, pid: engine.resume(parent, ALREADY_REGISTERED, found(node, pid)),
+            on_spawned=lambda node, pid: engine.resume(parent, OK, found(node, pid)),
+            on_error=lambda error: engine.resume(parent, ERROR, reporting(parent, memory, id_ptr, error)),
+        )
+        return PENDING
+
+    define_async(NAMESPACE, "spawn", "IIIiiiii", "i", spawn)
+    define_async(NAMESPACE, "get_or_spawn", "iiIIIiiiiii", "i", get_or_spawn)
 
     # -- this process
     def sleep_ms(ms: int) -> object:
@@ -189,7 +254,16 @@ def register(engine: Engine) -> None:
     define(NAMESPACE, "monitor", "I", "", lambda pid: engine.monitor(current(engine), pid))
     define(NAMESPACE, "stop_monitoring", "I", "", lambda pid: engine.stop_monitoring(current(engine), pid))
     define(NAMESPACE, "kill", "I", "", kill)
-    define(NAMESPACE, "exists", "I", "i", lambda pid: int(pid in engine.processes))
+
+    def exists(pid: int) -> object:
+        if engine.is_local(pid):
+            return int(pid in engine.processes)
+        return engine.ask(
+            current(engine), worker_of(pid), lambda request: frames.Exists(request, current(engine).pid, pid),
+            lambda reply: (int(reply is not None and reply.exists), None),
+        )  # fmt: skip
+
+    define_async(NAMESPACE, "exists", "I", "i", exists)
 
 
 __all__ = ["ERROR", "OK", "decode_params", "register"]

@@ -1,0 +1,153 @@
+"""The registry process: names and versions of well-known processes, for every worker at once.
+
+One process owns the :class:`~lunatic_mp.registry.Registry` so that a name means the same on
+every worker and ``get_or_spawn`` is atomic: a lookup with ``lock`` reserves a missing name for
+the asker until it registers it (or gives up), and other lookups of that name wait meanwhile.
+Names go away when their process dies (its worker reports it) or when its worker is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import signal
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lunatic_mp import frames
+from lunatic_mp.errors import InvalidNameError
+from lunatic_mp.hub import Hub
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.registry import Registry
+from lunatic_mp.transport import SAFETY_TIMEOUT
+from lunatic_mp.worker import die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RegistrySpec:
+    run_id: str
+    run_dir: str
+    peers: list[int]
+    supervisor_pid: int
+    log_queue: Any
+    log_level: int
+
+
+class RegistryServer(Hub):
+    def __init__(self, run_id: str, run_dir: Path, peers: list[int]) -> None:
+        super().__init__(REGISTRY, run_id, run_dir)
+        self.registry = Registry()
+        self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
+        self.waiting: dict[str, deque[frames.RegistryGet]] = {}
+        for peer in peers:
+            self.connect(peer)
+        self.running = True
+        self.handlers = {
+            frames.RegistryPut: self._on_put,
+            frames.RegistryGet: self._on_get,
+            frames.RegistryRemove: self._on_remove,
+            frames.ProcessGone: lambda f: self.registry.remove_process(f.pid),
+            frames.WorkerStarted: self._on_worker_started,
+            frames.WorkerLost: self._on_worker_lost,
+            frames.Shutdown: self._on_shutdown,
+        }
+
+    def _answer(self, request: frames.RegistryGet | frames.RegistryPut | frames.RegistryRemove,
+                found: tuple[int, int] | None = None, error: str = "") -> None:  # fmt: skip
+        node, pid = found or (0, 0)
+        self.reply(
+            request.reply_to,
+            frames.RegistryReply(request.request, request.reply_to, found is not None, node, pid, error),
+        )
+
+    def _on_put(self, frame: frames.RegistryPut) -> None:
+        try:
+            self.registry.put(frame.name, frame.node, frame.pid)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        if worker_of(frame.pid) >= FIRST_WORKER:
+            self.send(worker_of(frame.pid), frames.RegistryWatch(frame.pid))
+        self._answer(frame, (frame.node, frame.pid))
+        self._release(frame.name)
+
+    def _on_get(self, frame: frames.RegistryGet) -> None:
+        try:
+            found = self.registry.get(frame.name)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        if found is not None or not frame.lock:
+            self._answer(frame, found)
+        elif frame.name in self.locks:
+            self.waiting.setdefault(frame.name, deque()).append(frame)
+        else:
+            self.locks[frame.name] = frame.reply_to
+            self._answer(frame)
+
+    def _on_remove(self, frame: frames.RegistryRemove) -> None:
+        try:
+            self.registry.remove(frame.name)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        self._answer(frame)
+        self._release(frame.name)
+
+    def _release(self, name: str) -> None:
+        """A reservation ended: lookups that waited for it are answered (or reserve in turn)."""
+        if self.locks.pop(name, None) is None:
+            return
+        queue = self.waiting.pop(name, deque())
+        while queue and name not in self.locks:
+            self._on_get(queue.popleft())
+        if queue:
+            self.waiting.setdefault(name, deque()).extend(queue)
+
+    def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
+        if frame.worker == self.worker_id:
+            return
+        endpoint = self.endpoints.get(frame.worker)
+        if endpoint is None:
+            self.connect(frame.worker)
+        else:
+            self.attach_doorbell(endpoint)
+
+    def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
+        self.disconnect(frame.worker)
+        for _, _, _, pid in self.registry.names():
+            if worker_of(pid) == frame.worker:
+                self.registry.remove_process(pid)
+        for name, holder in list(self.locks.items()):
+            if worker_of(holder) == frame.worker:
+                self._release(name)
+
+    def _on_shutdown(self, frame: frames.Shutdown) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        while self.running:
+            arrived = self.receive()
+            self.flush()
+            if not arrived:
+                self.sleep(SAFETY_TIMEOUT)
+
+
+def main(spec: RegistrySpec) -> None:
+    """Entry point of the registry process."""
+    die_with_parent(spec.supervisor_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(spec.log_queue)]
+    root.setLevel(spec.log_level)
+    server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers)
+    try:
+        server.send(SUPERVISOR, frames.WorkerStarted(REGISTRY, 0))
+        server.flush()
+        server.run()
+    finally:
+        server.close()

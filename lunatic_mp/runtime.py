@@ -1,0 +1,495 @@
+"""The supervisor: starts a runtime's processes, wires their queues, watches them, stops them.
+
+A :class:`Runtime` lives in the host program. It starts the registry process and one worker
+process per CPU (``spawn`` start method, never ``fork``: a child forked after Wasm was compiled
+hangs), creates the rings between every pair of them, and runs a pump thread that moves frames
+for the host program and notices within milliseconds when a worker dies: everyone linked to or
+monitoring a process of the lost worker is told, its registry names go, and a fresh worker (with
+a new worker id, so stale pids never reach it) takes its place. Workers and the registry process
+exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import secrets
+import select
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from lunatic_mp import frames, registry_process, wasm, worker
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.engine import DEFAULT_MAX_MEMORY, PARAM_TYPE_BYTES, default_capacity, typed_args
+from lunatic_mp.errors import EngineClosed, LunaticError, SpawnError
+from lunatic_mp.hub import Hub, ring_name
+from lunatic_mp.mailbox import DeathReason, Kind, Message
+from lunatic_mp.module import Module, ModuleCache
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.transport import SAFETY_TIMEOUT, Ring
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RING_CAPACITY = 1 << 20
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class RuntimeError_(LunaticError):
+    """A runtime's processes could not be started or reached."""
+
+
+@dataclass
+class _Child:
+    """A worker or the registry process, as the supervisor sees it."""
+
+    worker_id: int
+    process: Any  # multiprocessing.Process
+    ready: threading.Event
+
+
+class _Forward(logging.Handler):
+    """Hands records from worker processes to this process's loggers, as if logged here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class Runtime:
+    """Processes on every core: the supervisor of a set of worker processes.
+
+    >>> with Runtime(workers=2) as runtime:
+    ...     module = runtime.load_module("workers/hello.wat")
+    ...     pid = runtime.spawn(module, "_start", config=EnvConfig.permissive())
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_processes_per_worker: int | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        ring_capacity: int = DEFAULT_RING_CAPACITY,
+        log_level: int | None = None,
+    ) -> None:
+        self.worker_count = workers or len(os.sched_getaffinity(0))
+        if self.worker_count < 1:
+            raise ValueError("a runtime needs at least one worker")
+        capacity = max_processes_per_worker or default_capacity() // 2
+        self._engine_options = {"max_processes": capacity, "max_memory": max_memory}
+        self._ring_capacity = ring_capacity
+        self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
+        self._context = multiprocessing.get_context("spawn")
+        self.run_id = secrets.token_hex(4)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="lunatic-mp-"))
+        self.cache = ModuleCache(self.run_dir / "modules")
+        self._compiler = wasm.new_engine(
+            async_stack_size=2 * 1024 * 1024,
+            max_wasm_stack=1024 * 1024,
+            max_instances=1,
+            max_memory=max_memory,
+        )
+        self._lock = threading.RLock()
+        self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir)
+        self._hub.handlers = self._frame_handlers()
+        self._rings: dict[tuple[int, int], Ring] = {}
+        self._children: dict[int, _Child] = {}
+        self._next_worker = itertools.count(FIRST_WORKER)
+        self._placement = itertools.count()
+        self._requests: dict[int, tuple[int, Future[Any]]] = {}
+        self._next_request = itertools.count(1)
+        self._mailbox: list[Message] = []
+        self._mail = threading.Condition(self._lock)
+        self.pid = make_pid(0, SUPERVISOR, 1)
+        self._monitoring: set[int] = set()
+        self.workers_lost = 0
+        self._closed = False
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._log_queue = self._context.Queue()
+        self._log_listener = logging.handlers.QueueListener(self._log_queue, _Forward())
+        self._log_listener.start()
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
+        everyone = [SUPERVISOR, REGISTRY, *worker_ids]
+        for source in everyone:
+            for destination in everyone:
+                if source != destination:
+                    self._make_ring(source, destination)
+        for other in everyone[1:]:
+            self._hub.connect(other)
+        self._start_child(REGISTRY, [p for p in everyone if p != REGISTRY])
+        for worker_id in worker_ids:
+            self._start_child(worker_id, [p for p in everyone if p != worker_id])
+        self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
+        self._pump_thread.start()
+        for child in list(self._children.values()):
+            if not child.ready.wait(START_TIMEOUT_S):
+                raise RuntimeError_(f"worker {child.worker_id} did not start within {START_TIMEOUT_S:.0f} s")
+        with self._lock:  # everyone has a doorbell now: tell everyone to use it
+            for child in self._children.values():
+                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
+            self._flush()
+
+    def _make_ring(self, source: int, destination: int) -> None:
+        self._rings[source, destination] = Ring.create(
+            ring_name(self.run_id, source, destination), self._ring_capacity
+        )
+
+    def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        common: dict[str, Any] = {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "peers": peers,
+            "supervisor_pid": os.getpid(),
+            "log_queue": self._log_queue,
+            "log_level": self._log_level,
+        }
+        if worker_id == REGISTRY:
+            target: Callable[[Any], None] = registry_process.main
+            spec: Any = registry_process.RegistrySpec(**common)
+            name = "lunatic-mp-registry"
+        else:
+            target = worker.main
+            spec = worker.WorkerSpec(
+                worker_id=worker_id, node_id=0, engine_options=self._engine_options, **common
+            )
+            name = f"lunatic-mp-worker-{worker_id}"
+        process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
+        process.start()
+        self._children[worker_id] = _Child(worker_id, process, threading.Event())
+
+    # --- the pump -------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Move frames for the host program and watch the children, until closed."""
+        hub = self._hub
+        assert hub.doorbell is not None
+        doorbell = hub.doorbell
+        while not self._closed:
+            with self._lock:
+                arrived = hub.receive()
+                self._flush()
+            if arrived:
+                continue
+            sentinels = {child.process.sentinel: child for child in list(self._children.values())}
+            doorbell.prepare_sleep()
+            ready: list[int] = []
+            if hub.idle():
+                ready, _, _ = select.select(
+                    [doorbell.fileno(), self._wake_read, *sentinels], [], [], SAFETY_TIMEOUT
+                )
+            doorbell.cancel_sleep()
+            doorbell.drain()
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 4096)
+            for fd in ready:
+                if fd in sentinels and not self._closed:
+                    self._on_child_exit(sentinels[fd])
+
+    def _flush(self) -> None:
+        self._hub.flush()
+
+    def _broadcast(self, frame: frames.Frame, *, skip: int | None = None) -> None:
+        for other in self._hub.endpoints:
+            if other != skip:
+                self._hub.send(other, frame)
+
+    def _on_child_exit(self, child: _Child) -> None:
+        """A worker died unasked: tell everyone, and start a fresh one with a new id."""
+        child.process.join(0)
+        with self._lock:
+            if self._children.get(child.worker_id) is not child:
+                return
+            del self._children[child.worker_id]
+            lost = child.worker_id
+            log.warning(
+                "worker %d (pid %d) exited with code %s; replacing it",
+                lost,
+                child.process.pid,
+                child.process.exitcode,
+            )
+            self.workers_lost += 1
+            self._hub.disconnect(lost)
+            self._broadcast(frames.WorkerLost(lost))
+            for request, (target, future) in list(self._requests.items()):
+                if target == lost:
+                    del self._requests[request]
+                    future.set_exception(SpawnError(f"worker {lost} was lost"))
+            self._mail_deaths_from(lost)
+            for key in [k for k in self._rings if lost in k]:
+                ring = self._rings.pop(key)
+                ring.close()
+                ring.unlink()
+            if lost == REGISTRY:
+                log.error("the registry process was lost; registry names are gone")
+            replacement = REGISTRY if lost == REGISTRY else next(self._next_worker)
+            live = [SUPERVISOR, *(w for w in self._children if w != replacement)]
+            for other in live:
+                self._make_ring(other, replacement)
+                self._make_ring(replacement, other)
+            self._hub.connect(replacement)
+            self._start_child(replacement, live)
+            self._flush()
+        threading.Thread(target=self._announce, args=(replacement,), daemon=True).start()
+
+    def _announce(self, worker_id: int) -> None:
+        child = self._children.get(worker_id)
+        if child is not None and child.ready.wait(START_TIMEOUT_S):
+            with self._lock:
+                self._broadcast(frames.WorkerStarted(worker_id, 0), skip=worker_id)
+                self._flush()
+            self._wake()
+
+    def _mail_deaths_from(self, lost: int) -> None:
+        """The host program's monitors of processes on a lost worker fire."""
+        for pid in [p for p in self._monitoring if worker_of(p) == lost]:
+            self._monitoring.discard(pid)
+            self._deliver(Message.process_died(pid))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"x")
+
+    # --- frames for the host program ------------------------------------------------------------
+
+    def _frame_handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            frames.Message: lambda f: self._deliver(Message(f.tag, f.data, pid=f.sender)),
+            frames.LinkDied: lambda f: self._deliver(Message.link_died(f.dead, f.tag, DeathReason(f.reason))),
+            frames.ProcessDied: self._on_process_died,
+            frames.SpawnReply: self._complete,
+            frames.ExistsReply: self._complete,
+            frames.RegistryReply: self._complete,
+            frames.StatsReply: self._complete,
+            frames.WorkerStarted: self._on_started,
+            frames.Kill: lambda f: log.warning("a kill of the host program's mailbox %d was ignored", f.to),
+            frames.Link: lambda f: None,
+            frames.Unlink: lambda f: None,
+            frames.Monitor: lambda f: None,
+            frames.StopMonitoring: lambda f: None,
+        }
+
+    def _on_started(self, frame: frames.WorkerStarted) -> None:
+        child = self._children.get(frame.worker)
+        if child is not None:
+            self._hub.attach_doorbell(self._hub.endpoints[frame.worker])
+            child.ready.set()
+
+    def _on_process_died(self, frame: frames.ProcessDied) -> None:
+        self._monitoring.discard(frame.dead)
+        self._deliver(Message.process_died(frame.dead))
+
+    def _deliver(self, message: Message) -> None:
+        with self._mail:
+            self._mailbox.append(message)
+            self._mail.notify_all()
+
+    def _complete(self, frame: Any) -> None:
+        entry = self._requests.pop(frame.request, None)
+        if entry is not None:
+            entry[1].set_result(frame)
+
+    def _request(self, worker_id: int, make: Callable[[int], frames.Frame], timeout: float | None) -> Any:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._check_open()
+            request = next(self._next_request)
+            self._requests[request] = (worker_id, future)
+            self._hub.send(worker_id, make(request))
+            self._flush()
+        try:
+            return future.result(timeout)
+        finally:
+            with self._lock:
+                self._requests.pop(request, None)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosed("the runtime is closed")
+
+    # --- the host program's API -----------------------------------------------------------------
+
+    @property
+    def worker_ids(self) -> list[int]:
+        return sorted(w for w in self._children if w >= FIRST_WORKER)
+
+    def worker_pids(self) -> dict[int, int]:
+        """OS process id of each worker, by worker id."""
+        return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
+
+    def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module:
+        """Compile a module once, for every worker (a path, Wasm bytes or WAT text)."""
+        self._check_open()
+        module = Module.load(self._compiler, source, name)
+        self.cache.store(module)
+        return module
+
+    def spawn(
+        self,
+        module: Module,
+        function: str = "_start",
+        params: Sequence[Any] = (),
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[int, int] | None = None,
+        timeout: float | None = 30.0,
+    ) -> int:
+        """Start ``module.function(*params)`` on a worker (round robin unless given); its pid."""
+        signature = module.exports.get(function)
+        if signature is None:
+            raise SpawnError(f"{module.name} has no exported function `{function}`")
+        args = typed_args(module.name, function, signature[0], params)
+        if any(kind not in PARAM_TYPE_BYTES or kind == wasm.V128 for kind, _ in args):
+            raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")
+        target = (
+            worker if worker is not None else self.worker_ids[next(self._placement) % len(self.worker_ids)]
+        )
+        if target not in self._children:
+            raise SpawnError(f"no worker {target}")
+        link_pid, link_tag = link or (0, 0)
+        kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in args)
+        encoded = frames.encode_config(config or EnvConfig())
+        reply = self._request(
+            target,
+            lambda request: frames.Spawn(
+                request,
+                self.pid,
+                module.digest,
+                function,
+                tuple(v for _, v in args),
+                kinds,
+                encoded,
+                link_pid,
+                link_tag,
+            ),
+            timeout,
+        )
+        if reply.error:
+            raise SpawnError(reply.error)
+        return int(reply.pid)
+
+    def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
+        """Send a message to a process (from the host program's own pid, :attr:`pid`)."""
+        with self._lock:
+            self._check_open()
+            self._hub.reply(pid, frames.Message(pid, self.pid, tag, bytes(data), ()))
+            self._flush()
+
+    def receive(self, tags: Sequence[int] | None = None, timeout: float | None = None) -> Message | None:
+        """The oldest message for the host program whose tag is in ``tags``; None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._mail:
+            while True:
+                for index, message in enumerate(self._mailbox):
+                    if tags is None or message.tag in tags:
+                        return self._mailbox.pop(index)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._mail.wait(remaining)
+
+    def monitor(self, pid: int) -> None:
+        """ProcessDied(pid) arrives in the host program's mailbox when ``pid`` dies."""
+        with self._lock:
+            self._check_open()
+            self._monitoring.add(pid)
+            self._hub.reply(pid, frames.Monitor(pid, self.pid))
+            self._flush()
+
+    def kill(self, pid: int, reason: str = "killed by the host program") -> None:
+        with self._lock:
+            self._check_open()
+            self._hub.reply(pid, frames.Kill(pid, reason))
+            self._flush()
+
+    def exists(self, pid: int, timeout: float | None = 10.0) -> bool:
+        reply = self._request(worker_of(pid), lambda r: frames.Exists(r, self.pid, pid), timeout)
+        return bool(reply.exists)
+
+    def registry_put(self, name: str, pid: int, timeout: float | None = 10.0) -> None:
+        reply = self._request(REGISTRY, lambda r: frames.RegistryPut(r, self.pid, name, 0, pid), timeout)
+        if reply.error:
+            raise LunaticError(reply.error)
+
+    def registry_get(self, name: str, timeout: float | None = 10.0) -> int | None:
+        reply = self._request(REGISTRY, lambda r: frames.RegistryGet(r, self.pid, name, False), timeout)
+        if reply.error:
+            raise LunaticError(reply.error)
+        return int(reply.pid) if reply.found else None
+
+    def registry_remove(self, name: str, timeout: float | None = 10.0) -> None:
+        self._request(REGISTRY, lambda r: frames.RegistryRemove(r, self.pid, name), timeout)
+
+    def stats(self, timeout: float | None = 10.0) -> list[dict[str, Any]]:
+        """Each worker's figures: live processes, capacity, malformed frames, guest metrics."""
+        return [
+            msgpack.unpackb(self._request(w, lambda r: frames.Stats(r, self.pid), timeout).payload)
+            for w in self.worker_ids
+        ]
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every process of the runtime and remove its shared memory and files."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._broadcast(frames.Shutdown())
+            self._flush()
+        self._wake()
+        if getattr(self, "_pump_thread", None) is not None:
+            self._pump_thread.join(STOP_TIMEOUT_S)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in list(self._children.values()):
+            child.process.join(max(deadline - time.monotonic(), 0.1))
+            if child.process.is_alive():
+                log.warning("%s did not stop; killing it", child.process.name)
+                child.process.kill()
+                child.process.join(STOP_TIMEOUT_S)
+        self._children.clear()
+        for _, future in self._requests.values():
+            future.set_exception(EngineClosed("the runtime was closed"))
+        self._requests.clear()
+        self._hub.close()
+        for ring in self._rings.values():
+            ring.close()
+            ring.unlink()
+        self._rings.clear()
+        self._log_listener.stop()
+        self._log_queue.close()
+        self._log_queue.join_thread()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Kind", "Runtime"]
