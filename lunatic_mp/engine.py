@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgpack
 import wasmtime
 
 from lunatic_mp import host, wasm
@@ -30,7 +31,7 @@ from lunatic_mp.errors import (
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
-from lunatic_mp.pids import REGISTRY, make_pid, worker_of
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
@@ -727,7 +728,9 @@ class Engine:
         for watcher_pid in process.monitored_by:
             if self.is_local(watcher_pid):
                 self.process_died(watcher_pid, pid)
-            elif router is not None:
+            elif worker_of(watcher_pid) == SUPERVISOR:  # the host program wants the details
+                self._remote(watcher_pid, _finished_frame(watcher_pid, pid, finished))
+            else:
                 self._remote(watcher_pid, _frames().ProcessDied(watcher_pid, pid))
         for watched_pid in process.monitoring:
             watched = self.processes.get(watched_pid)
@@ -764,6 +767,18 @@ def _frames() -> Any:
     from lunatic_mp import frames
 
     return frames
+
+
+_OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
+
+
+def _finished_frame(to: int, pid: int, finished: Finished) -> frames.Frame:
+    results = msgpack.packb([v for v in finished.result if not isinstance(v, bytes)])
+    exit_code = -1 if finished.exit_code is None else finished.exit_code
+    frame: frames.Frame = _frames().ProcessFinished(
+        to, pid, _OUTCOME_CODES[finished.outcome], results, finished.message, exit_code
+    )
+    return frame
 
 
 def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:

@@ -64,6 +64,7 @@ __all__ = [
     "SpawnReply",
     "Stats",
     "StatsReply",
+    "ProcessFinished",
     "StopMonitoring",
     "Unlink",
     "WorkerLost",
@@ -122,6 +123,7 @@ class Kind(enum.IntEnum):
     SHUTDOWN = 21
     STATS = 22
     STATS_REPLY = 23
+    PROCESS_FINISHED = 24
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -319,6 +321,19 @@ class StatsReply(NamedTuple):
     payload: bytes
 
 
+class ProcessFinished(NamedTuple):
+    """How a monitored process ended, for a monitor in the host program (richer than
+    ProcessDied): ``outcome`` 0 normal, 1 killed, 2 failed; ``results`` a msgpack list of the
+    export's results; ``exit_code`` -1 when there is none."""
+
+    to: int
+    pid: int
+    outcome: int
+    results: bytes
+    message: str
+    exit_code: int
+
+
 Frame: TypeAlias = (
     Message
     | Kill
@@ -343,6 +358,7 @@ Frame: TypeAlias = (
     | Shutdown
     | Stats
     | StatsReply
+    | ProcessFinished
 )
 """Any frame."""
 
@@ -370,6 +386,7 @@ CLASS_OF: dict[Kind, type[Frame]] = {
     Kind.SHUTDOWN: Shutdown,
     Kind.STATS: Stats,
     Kind.STATS_REPLY: StatsReply,
+    Kind.PROCESS_FINISHED: ProcessFinished,
 }
 """The frame class of each kind."""
 

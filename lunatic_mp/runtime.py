@@ -39,6 +39,7 @@ from lunatic_mp.hub import Hub, ring_name
 from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.transport import SAFETY_TIMEOUT, Ring
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 DEFAULT_RING_CAPACITY = 1 << 20
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+MAX_UNJOINED = 100_000
+"""How many ends of processes nobody has joined yet the supervisor remembers."""
 
 
 class RuntimeError_(LunaticError):
@@ -114,7 +117,9 @@ class Runtime:
         self._mailbox: list[Message] = []
         self._mail = threading.Condition(self._lock)
         self.pid = make_pid(0, SUPERVISOR, 1)
-        self._monitoring: set[int] = set()
+        self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
+        self._spawned: set[int] = set()  # pids spawned here and not joined yet
+        self._finished: dict[int, Finished] = {}
         self.workers_lost = 0
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -262,10 +267,9 @@ class Runtime:
             self._wake()
 
     def _mail_deaths_from(self, lost: int) -> None:
-        """The host program's monitors of processes on a lost worker fire."""
-        for pid in [p for p in self._monitoring if worker_of(p) == lost]:
-            self._monitoring.discard(pid)
-            self._deliver(Message.process_died(pid))
+        """The host program's monitors and joins of processes on a lost worker fire."""
+        for pid in [p for p in (*self._monitoring, *self._spawned) if worker_of(p) == lost]:
+            self._ended(pid, Finished(Outcome.FAILED, message=f"worker {lost} lost"))
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -278,6 +282,7 @@ class Runtime:
             frames.Message: lambda f: self._deliver(Message(f.tag, f.data, pid=f.sender)),
             frames.LinkDied: lambda f: self._deliver(Message.link_died(f.dead, f.tag, DeathReason(f.reason))),
             frames.ProcessDied: self._on_process_died,
+            frames.ProcessFinished: self._on_process_finished,
             frames.SpawnReply: self._complete,
             frames.ExistsReply: self._complete,
             frames.RegistryReply: self._complete,
@@ -297,8 +302,23 @@ class Runtime:
             child.ready.set()
 
     def _on_process_died(self, frame: frames.ProcessDied) -> None:
-        self._monitoring.discard(frame.dead)
-        self._deliver(Message.process_died(frame.dead))
+        self._ended(frame.dead, Finished(Outcome.FAILED, message="no such process"))
+
+    def _on_process_finished(self, frame: frames.ProcessFinished) -> None:
+        outcome = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)[frame.outcome]
+        results = tuple(msgpack.unpackb(frame.results))
+        exit_code = None if frame.exit_code < 0 else frame.exit_code
+        self._ended(frame.pid, Finished(outcome, results, frame.message, exit_code=exit_code))
+
+    def _ended(self, pid: int, finished: Finished) -> None:
+        with self._mail:
+            self._finished.setdefault(pid, finished)
+            if len(self._finished) > MAX_UNJOINED:  # forget the oldest that nobody joined
+                del self._finished[next(iter(self._finished))]
+            if pid in self._monitoring:
+                self._monitoring.discard(pid)
+                self._mailbox.append(Message.process_died(pid))
+            self._mail.notify_all()
 
     def _deliver(self, message: Message) -> None:
         with self._mail:
@@ -388,7 +408,21 @@ class Runtime:
         )
         if reply.error:
             raise SpawnError(reply.error)
+        with self._lock:
+            self._spawned.add(reply.pid)
         return int(reply.pid)
+
+    def join(self, pid: int, timeout: float | None = None) -> Finished | None:
+        """Wait for a process spawned through this runtime to end; how it ended (None on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._mail:
+            while pid not in self._finished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._mail.wait(remaining)
+            self._spawned.discard(pid)
+            return self._finished.pop(pid)
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""

@@ -29,7 +29,7 @@ from lunatic_mp.host.process import PARAM_KINDS
 from lunatic_mp.hub import Hub
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module, ModuleCache
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.transport import SAFETY_TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class Worker(Hub):
         except (LunaticError, KeyError, ValueError) as exc:
             self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, 0, str(exc)))
             return
+        if worker_of(frame.reply_to) == SUPERVISOR:  # the host program can always join what it spawns
+            child.monitored_by.add(frame.reply_to)
         self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, child.pid, ""))
 
     def _on_registry_watch(self, frame: frames.RegistryWatch) -> None:

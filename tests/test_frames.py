@@ -85,6 +85,14 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
     "Shutdown": [],
     "Stats": [("request", int), ("reply_to", int)],
     "StatsReply": [("request", int), ("to", int), ("payload", bytes)],
+    "ProcessFinished": [
+        ("to", int),
+        ("pid", int),
+        ("outcome", int),
+        ("results", bytes),
+        ("message", str),
+        ("exit_code", int),
+    ],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 
