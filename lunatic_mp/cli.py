@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import click
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.process import Outcome
+from lunatic_mp.process import Finished, Outcome
+from lunatic_mp.runtime import Runtime
 
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 @click.group()
@@ -34,8 +37,15 @@ def main(log_level: str) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dir", "dirs", multiple=True, metavar="DIR", help="Preopen a host directory (repeatable).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; 1 runs everything in this process (and detects deadlocks).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(module: Path, dirs: tuple[str, ...], args: tuple[str, ...]) -> None:
+def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]) -> None:
     """Run MODULE's `_start` as the root process, with every permission.
 
     Arguments after `--` reach the guest as WASI arguments; environment variables are
@@ -46,14 +56,10 @@ def run(module: Path, dirs: tuple[str, ...], args: tuple[str, ...]) -> None:
     try:
         for directory in dirs:
             config.preopen(directory)
-        engine = Engine()
-        loaded = engine.load_module(module)
-        root = engine.spawn(loaded, "_start", (), config)
+        finished = _run_here(module, config) if workers == 1 else _run_on_workers(module, config, workers)
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
-    finished = engine.run_until_finished(root)
-    engine.close()
     if finished is None:
         click.echo("lunatic-mp: the root process waits for a message that can never arrive", err=True)
         sys.exit(EXIT_FAILED)
@@ -63,3 +69,29 @@ def run(module: Path, dirs: tuple[str, ...], args: tuple[str, ...]) -> None:
         sys.exit(finished.exit_code)
     click.echo(f"lunatic-mp: process {finished}", err=True)
     sys.exit(EXIT_FAILED)
+
+
+def _run_here(module: Path, config: EnvConfig) -> Finished | None:
+    """One engine in this process: None when the root waits for what can never come."""
+    engine = Engine()
+    try:
+        root = engine.spawn(engine.load_module(module), "_start", (), config)
+        return engine.run_until_finished(root)
+    finally:
+        engine.close()
+
+
+def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | None:
+    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with Runtime(workers=workers) as runtime:
+        root = runtime.spawn(runtime.load_module(module), "_start", (), config)
+        try:
+            return runtime.join(root)
+        except KeyboardInterrupt:
+            click.echo("lunatic-mp: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_INTERRUPTED)

@@ -13,12 +13,12 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgpack
 import wasmtime
 
-from lunatic_mp import host, wasm
+from lunatic_mp import frames, host, wasm
 from lunatic_mp.config import FUEL_UNIT, EnvConfig
 from lunatic_mp.errors import (
     CapacityError,
@@ -35,9 +35,6 @@ from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
-
-if TYPE_CHECKING:
-    from lunatic_mp import frames
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +440,7 @@ class Engine:
     def link(self, process: Process, other_pid: int, tag: int) -> None:
         if not self.is_local(other_pid):
             process.links[other_pid] = tag
-            self._remote(other_pid, _frames().Link(other_pid, process.pid, tag))
+            self._remote(other_pid, frames.Link(other_pid, process.pid, tag))
             return
         other = self.processes.get(other_pid)
         if other is None:
@@ -455,7 +452,7 @@ class Engine:
     def unlink(self, process: Process, other_pid: int) -> None:
         process.links.pop(other_pid, None)
         if not self.is_local(other_pid):
-            self._remote(other_pid, _frames().Unlink(other_pid, process.pid))
+            self._remote(other_pid, frames.Unlink(other_pid, process.pid))
             return
         other = self.processes.get(other_pid)
         if other is not None:
@@ -464,7 +461,7 @@ class Engine:
     def monitor(self, process: Process, other_pid: int) -> None:
         if not self.is_local(other_pid):
             process.monitoring.add(other_pid)
-            self._remote(other_pid, _frames().Monitor(other_pid, process.pid))
+            self._remote(other_pid, frames.Monitor(other_pid, process.pid))
             return
         other = self.processes.get(other_pid)
         if other is None:
@@ -476,7 +473,7 @@ class Engine:
     def stop_monitoring(self, process: Process, other_pid: int) -> None:
         process.monitoring.discard(other_pid)
         if not self.is_local(other_pid):
-            self._remote(other_pid, _frames().StopMonitoring(other_pid, process.pid))
+            self._remote(other_pid, frames.StopMonitoring(other_pid, process.pid))
             return
         other = self.processes.get(other_pid)
         if other is not None:
@@ -488,7 +485,7 @@ class Engine:
         if process is None:
             if self.is_local(pid):
                 return False
-            self._remote(pid, _frames().Kill(pid, reason))
+            self._remote(pid, frames.Kill(pid, reason))
             return True
         if process is self.current:
             process.kill_requested = reason
@@ -503,7 +500,7 @@ class Engine:
         process = self.processes.get(pid)
         if process is None:
             reason = DeathReason.NO_PROCESS
-            self._remote(other_pid, _frames().LinkDied(other_pid, pid, tag, reason, "no such process"))
+            self._remote(other_pid, frames.LinkDied(other_pid, pid, tag, reason, "no such process"))
             return
         process.links[other_pid] = tag
 
@@ -515,7 +512,7 @@ class Engine:
     def accept_monitor(self, pid: int, watcher_pid: int) -> None:
         process = self.processes.get(pid)
         if process is None:
-            self._remote(watcher_pid, _frames().ProcessDied(watcher_pid, pid))
+            self._remote(watcher_pid, frames.ProcessDied(watcher_pid, pid))
             return
         process.monitored_by.add(watcher_pid)
 
@@ -603,7 +600,7 @@ class Engine:
         comes (frames between two workers arrive in order, so a LinkDied cannot overtake it).
         """
         assert self.router is not None
-        f = _frames()
+        f = frames
         module, function, params, config = what
         digest = self.router.publish_module(module)
 
@@ -637,7 +634,7 @@ class Engine:
         """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
         name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
         assert self.router is not None
-        f = _frames()
+        f = frames
         reply_to = process.pid
 
         def looked_up(reply: Any) -> None:
@@ -724,22 +721,22 @@ class Engine:
                 if doom is not None:
                     doomed.append((other, doom))
             elif router is not None and not self.is_local(other_pid):
-                self._remote(other_pid, _frames().LinkDied(other_pid, pid, tag, int(reason), cause))
+                self._remote(other_pid, frames.LinkDied(other_pid, pid, tag, int(reason), cause))
         for watcher_pid in process.monitored_by:
             if self.is_local(watcher_pid):
                 self.process_died(watcher_pid, pid)
             elif worker_of(watcher_pid) == SUPERVISOR:  # the host program wants the details
                 self._remote(watcher_pid, _finished_frame(watcher_pid, pid, finished))
             else:
-                self._remote(watcher_pid, _frames().ProcessDied(watcher_pid, pid))
+                self._remote(watcher_pid, frames.ProcessDied(watcher_pid, pid))
         for watched_pid in process.monitoring:
             watched = self.processes.get(watched_pid)
             if watched is not None:
                 watched.monitored_by.discard(pid)
             elif router is not None and not self.is_local(watched_pid):
-                self._remote(watched_pid, _frames().StopMonitoring(watched_pid, pid))
+                self._remote(watched_pid, frames.StopMonitoring(watched_pid, pid))
         if router is not None and process.registered:
-            router.send(REGISTRY, _frames().ProcessGone(pid))
+            router.send(REGISTRY, frames.ProcessGone(pid))
         for callback in process.on_exit:
             callback(finished)
         return doomed
@@ -762,29 +759,26 @@ def _ignore(_reply: Any) -> None:
     return None
 
 
-def _frames() -> Any:
-    """The frames module, imported on first use: an engine on its own never needs it."""
-    from lunatic_mp import frames
-
-    return frames
-
-
 _OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
 
 
 def _finished_frame(to: int, pid: int, finished: Finished) -> frames.Frame:
     results = msgpack.packb([v for v in finished.result if not isinstance(v, bytes)])
     exit_code = -1 if finished.exit_code is None else finished.exit_code
-    frame: frames.Frame = _frames().ProcessFinished(
+    frame: frames.Frame = frames.ProcessFinished(
         to, pid, _OUTCOME_CODES[finished.outcome], results, finished.message, exit_code
     )
     return frame
 
 
 def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:
-    modules = tuple(router.publish_module(module) for module in message.modules if module is not None)
-    frame: frames.Frame = _frames().Message(pid, message.pid, message.tag, bytes(message.data), modules)
-    return frame
+    modules = (
+        tuple(router.publish_module(module) for module in message.modules if module is not None)
+        if message.modules
+        else ()
+    )
+    data = message.data if isinstance(message.data, bytes) else bytes(message.data)
+    return frames.Message(pid, message.pid, message.tag, data, modules)
 
 
 def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:

@@ -39,6 +39,7 @@ class Endpoint:
     rings: tuple[Ring, Ring]
     doorbell: Doorbell | None
     parked: set[int] = field(default_factory=set)  # pids paused until the outbox drains
+    queued: int = 0  # bytes queued in the outbox, as of the last flush plus what came since
 
     def close(self) -> None:
         for ring in self.rings:
@@ -87,7 +88,9 @@ class Hub:
     def send(self, worker: int, frame: frames.Frame) -> None:
         endpoint = self.endpoints.get(worker)
         if endpoint is not None:  # none: a lost worker, whose processes are all dead
-            endpoint.outbox.put(frames.encode(frame))
+            data = frames.encode(frame)
+            endpoint.outbox.put(data)
+            endpoint.queued += len(data)
 
     def reply(self, to: int, frame: frames.Frame) -> None:
         """Send to whichever process hosts pid ``to``."""
@@ -118,7 +121,10 @@ class Hub:
         """Write queued frames; True when every outbox is empty."""
         empty = True
         for endpoint in self.endpoints.values():
-            empty = endpoint.outbox.flush() and empty
+            if endpoint.queued:
+                flushed = endpoint.outbox.flush()
+                endpoint.queued = 0 if flushed else endpoint.outbox.pending_bytes
+                empty = empty and flushed
         return empty
 
     def idle(self) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -25,21 +24,32 @@ class Kind(enum.IntEnum):
     PROCESS_DIED = 2
 
 
-@dataclass(slots=True, eq=False)
 class Message:
     """A message: data with a tag and attached resources, or a death notice.
 
     Death notices carry the dead process in ``pid`` (and, for LinkDied, the link's tag and the
-    reason); their data is empty.
+    reason); their data is empty. For data messages ``pid`` is the sender. A plain class with
+    slots: one is made per message, so its constructor is on the hot path.
     """
 
-    tag: int
-    data: bytearray | bytes = field(default_factory=bytearray)  # bytes once sent
-    kind: Kind = Kind.DATA
-    pid: int = 0
-    reason: DeathReason = DeathReason.NORMAL
-    modules: list[Any] = field(default_factory=list)
-    cursor: int = 0
+    __slots__ = ("cursor", "data", "kind", "modules", "pid", "reason", "tag")
+
+    def __init__(
+        self,
+        tag: int,
+        data: bytearray | bytes = b"",
+        kind: Kind = Kind.DATA,
+        pid: int = 0,
+        reason: DeathReason = DeathReason.NORMAL,
+        modules: list[Any] | None = None,
+    ) -> None:
+        self.tag = tag
+        self.data: bytearray | bytes = data  # bytes once sent
+        self.kind = kind
+        self.pid = pid
+        self.reason = reason
+        self.modules: list[Any] = modules if modules is not None else []
+        self.cursor = 0
 
     @classmethod
     def link_died(cls, pid: int, tag: int, reason: DeathReason) -> Message:
@@ -48,6 +58,9 @@ class Message:
     @classmethod
     def process_died(cls, pid: int) -> Message:
         return cls(0, kind=Kind.PROCESS_DIED, pid=pid)
+
+    def __repr__(self) -> str:
+        return f"Message(tag={self.tag}, kind={self.kind.name}, pid={self.pid}, {len(self.data)} bytes)"
 
 
 class Mailbox:

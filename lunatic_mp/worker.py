@@ -81,9 +81,11 @@ class Worker(Hub):
         endpoint = self.endpoints.get(worker)
         if endpoint is None:
             return  # a lost worker: messages to its processes are dropped, like any to a dead pid
-        endpoint.outbox.put(frames.encode(frame))
+        data = frames.encode(frame)
+        endpoint.outbox.put(data)
+        endpoint.queued += len(data)
         current = self.engine.current
-        if current is not None and endpoint.outbox.pending_bytes > BACKPRESSURE_BYTES:
+        if current is not None and endpoint.queued > BACKPRESSURE_BYTES:
             endpoint.parked.add(current.pid)
             self.engine.park(current)
 
@@ -216,7 +218,7 @@ class Worker(Hub):
         """Write queued frames; let parked senders go on once their destination drains."""
         empty = super().flush()
         for endpoint in self.endpoints.values():
-            if endpoint.parked and endpoint.outbox.pending_bytes <= BACKPRESSURE_BYTES // 2:
+            if endpoint.parked and endpoint.queued <= BACKPRESSURE_BYTES // 2:
                 for pid in endpoint.parked:
                     self.engine.unpark(pid)
                 endpoint.parked.clear()
@@ -239,7 +241,7 @@ class Worker(Hub):
             if arrived or wait == 0.0:
                 last_activity = now
                 continue
-            if now - last_activity < SPIN_S or any(e.outbox.pending_bytes for e in self.endpoints.values()):
+            if now - last_activity < SPIN_S or any(e.queued for e in self.endpoints.values()):
                 continue
             self.sleep(SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT))
 

@@ -211,3 +211,26 @@ def test_run_help() -> None:
     result = cli("run", "--help")
     assert result.returncode == 0
     assert "--dir" in result.stdout
+
+
+# --- over several worker processes ----------------------------------------------------------------
+
+
+def test_hello_example_on_two_workers() -> None:
+    """`run --workers 2` spreads the children over two worker processes; same output, exit 0."""
+    result = cli("run", "--workers", "2", "workers/hello.wat")
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(
+        f"hello from lunatic_mp: n = {n}, sum of squares 1..n = {sum_of_squares(n)}"
+        for n in (1000, 2000, 3000, 4000)
+    )
+
+
+def test_exit_code_and_trap_on_two_workers() -> None:
+    """The root's `proc_exit` code, and a trap's one-line reason, cross from a worker process."""
+    exited = cli("run", "--workers", "2", GUESTS / "cli_exit.wat")
+    assert exited.returncode == 7, exited.stderr
+    trapped = cli("run", "--workers", "2", GUESTS / "cli_trap.wat")
+    assert trapped.returncode == 1
+    assert "unreachable" in trapped.stderr
+    assert len(trapped.stderr.strip().splitlines()) == 1, trapped.stderr

@@ -39,7 +39,7 @@ def register(engine: Engine) -> None:
     max_size = engine.max_message_size
 
     def create_data(tag: int, capacity: int) -> None:
-        current(engine).scratch = Message(tag)
+        current(engine).scratch = Message(tag, bytearray())
 
     def write_data(ptr: int, length: int) -> int:
         process = current(engine)
