@@ -8,6 +8,9 @@ outboxes, decode what the inboxes hold, and sleep on their own doorbell when idl
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import select
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 from lunatic_mp import frames
 from lunatic_mp.frames import FrameError
-from lunatic_mp.pids import worker_of
+from lunatic_mp.pids import SUPERVISOR, worker_of
 from lunatic_mp.transport import Doorbell, Inbox, Outbox, Ring
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ class Hub:
         self.doorbell = Doorbell.create(run_dir, bell_name(worker_id)) if create_doorbell else None
         self.malformed_frames = 0
         self.handlers: dict[type, Callable[[Any], None]] = {}
+        parent = multiprocessing.parent_process()
+        self._parent: int | None = parent.sentinel if parent is not None and worker_id != SUPERVISOR else None
+        self._orphaned = False
+        self._parent_checked = 0.0
 
     def connect(self, other: int) -> Endpoint:
         """Attach to the rings the supervisor made between this process and ``other``."""
@@ -131,9 +138,28 @@ class Hub:
         return all(endpoint.inbox.empty() for endpoint in self.endpoints.values())
 
     def sleep(self, timeout: float) -> None:
-        """Sleep until a frame arrives (or ``timeout``), unless one already has."""
-        assert self.doorbell is not None
-        self.doorbell.sleep(self.idle, timeout)
+        """Sleep until a frame arrives (or ``timeout``), unless one already has.
+
+        Also wakes when the supervisor dies (its sentinel pipe closes): :meth:`orphaned`.
+        """
+        doorbell = self.doorbell
+        assert doorbell is not None
+        doorbell.prepare_sleep()
+        if self.idle():
+            watched = [doorbell.fileno()] if self._parent is None else [doorbell.fileno(), self._parent]
+            ready, _, _ = select.select(watched, [], [], timeout)
+            self._orphaned = self._orphaned or (self._parent is not None and self._parent in ready)
+        doorbell.cancel_sleep()
+        doorbell.drain()
+
+    def orphaned(self) -> bool:
+        """Whether the supervisor is gone (checked at most every second while busy)."""
+        if self._parent is not None and not self._orphaned:
+            now = time.monotonic()
+            if now - self._parent_checked > 1.0:
+                self._parent_checked = now
+                self._orphaned = bool(select.select([self._parent], [], [], 0)[0])
+        return self._orphaned
 
     def close(self) -> None:
         for endpoint in self.endpoints.values():

@@ -9,7 +9,6 @@ Names go away when their process dies (its worker reports it) or when its worker
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import signal
 from collections import deque
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from lunatic_mp import frames
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.hub import Hub
+from lunatic_mp.logs import send_logs_to
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.registry import Registry
 from lunatic_mp.transport import SAFETY_TIMEOUT
@@ -33,8 +33,9 @@ class RegistrySpec:
     run_dir: str
     peers: list[int]
     supervisor_pid: int
-    log_queue: Any
+    log_pipe: Any
     log_level: int
+    deathsig: bool
 
 
 class RegistryServer(Hub):
@@ -130,7 +131,7 @@ class RegistryServer(Hub):
         self.running = False
 
     def run(self) -> None:
-        while self.running:
+        while self.running and not self.orphaned():
             arrived = self.receive()
             self.flush()
             if not arrived:
@@ -139,11 +140,9 @@ class RegistryServer(Hub):
 
 def main(spec: RegistrySpec) -> None:
     """Entry point of the registry process."""
-    die_with_parent(spec.supervisor_pid)
+    die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(spec.log_queue)]
-    root.setLevel(spec.log_level)
+    send_logs_to(spec.log_pipe, spec.log_level)
     server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers)
     try:
         server.send(SUPERVISOR, frames.WorkerStarted(REGISTRY, 0))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import logging.handlers
 import multiprocessing
 import os
 import secrets
@@ -36,6 +35,7 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import DEFAULT_MAX_MEMORY, PARAM_TYPE_BYTES, default_capacity, typed_args
 from lunatic_mp.errors import EngineClosed, LunaticError, SpawnError
 from lunatic_mp.hub import Hub, ring_name
+from lunatic_mp.logs import LogReceiver
 from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
@@ -62,13 +62,6 @@ class _Child:
     worker_id: int
     process: Any  # multiprocessing.Process
     ready: threading.Event
-
-
-class _Forward(logging.Handler):
-    """Hands records from worker processes to this process's loggers, as if logged here."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
 
 
 class Runtime:
@@ -123,9 +116,7 @@ class Runtime:
         self.workers_lost = 0
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._log_queue = self._context.Queue()
-        self._log_listener = logging.handlers.QueueListener(self._log_queue, _Forward())
-        self._log_listener.start()
+        self._logs = LogReceiver()
         try:
             self._start()
         except BaseException:
@@ -162,13 +153,15 @@ class Runtime:
         )
 
     def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        log_reader, log_writer = self._context.Pipe(duplex=False)
         common: dict[str, Any] = {
             "run_id": self.run_id,
             "run_dir": str(self.run_dir),
             "peers": peers,
             "supervisor_pid": os.getpid(),
-            "log_queue": self._log_queue,
+            "log_pipe": log_writer,
             "log_level": self._log_level,
+            "deathsig": threading.current_thread() is threading.main_thread(),
         }
         if worker_id == REGISTRY:
             target: Callable[[Any], None] = registry_process.main
@@ -182,6 +175,8 @@ class Runtime:
             name = f"lunatic-mp-worker-{worker_id}"
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
         process.start()
+        log_writer.close()
+        self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
 
     # --- the pump -------------------------------------------------------------------------------
@@ -512,9 +507,7 @@ class Runtime:
             ring.close()
             ring.unlink()
         self._rings.clear()
-        self._log_listener.stop()
-        self._log_queue.close()
-        self._log_queue.join_thread()
+        self._logs.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
         shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import logging
-import logging.handlers
 import os
 import signal
 import time
@@ -27,6 +26,7 @@ from lunatic_mp.engine import Engine
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.host.process import PARAM_KINDS
 from lunatic_mp.hub import Hub
+from lunatic_mp.logs import send_logs_to
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
@@ -52,8 +52,9 @@ class WorkerSpec:
     run_dir: str
     peers: list[int]
     supervisor_pid: int
-    log_queue: Any
+    log_pipe: Any
     log_level: int
+    deathsig: bool
     engine_options: dict[str, Any]
 
 
@@ -228,7 +229,7 @@ class Worker(Hub):
         """The worker's loop, until the supervisor says Shutdown (or dies)."""
         scheduler = self.engine.scheduler
         last_activity = time.monotonic()
-        while self.running:
+        while self.running and not self.orphaned():
             # 1. Frames from other processes: messages, signals, requests and replies.
             arrived = self.receive()
             # 2. One scheduler round: timers, then each ready process once.
@@ -250,22 +251,26 @@ class Worker(Hub):
         super().close()
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Exit when the supervisor dies, even by SIGKILL: no orphan outlives it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
+    """Exit when the supervisor dies, even by SIGKILL: no orphan outlives it.
+
+    ``PR_SET_PDEATHSIG`` kills this process at once, but it follows the *thread* that started
+    it, so it is only set for children started from the supervisor's main thread; every child
+    also watches the supervisor's sentinel pipe in its loop (:meth:`Hub.orphaned`).
+    """
+    if deathsig:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent_pid:  # it died before prctl took effect
         os._exit(1)
 
 
 def main(spec: WorkerSpec) -> None:
     """Entry point of a worker process."""
-    die_with_parent(spec.supervisor_pid)
+    die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(spec.log_queue)]
-    root.setLevel(spec.log_level)
+    send_logs_to(spec.log_pipe, spec.log_level)
     worker = Worker(spec)
     try:
         worker.send(SUPERVISOR, frames.WorkerStarted(spec.worker_id, 0))
