@@ -11,6 +11,7 @@ from lunatic_mp.errors import (
     PermissionDenied,
     SignatureError,
     SpawnError,
+    WorkerLost,
 )
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module
@@ -35,5 +36,6 @@ __all__ = [
     "Process",
     "SignatureError",
     "SpawnError",
+    "WorkerLost",
     "__version__",
 ]

@@ -51,6 +51,9 @@ class Router(Protocol):
     def place(self) -> int:
         """The worker id where a process spawned by a guest goes (possibly this one)."""
 
+    def is_live(self, worker: int) -> bool:
+        """Whether frames sent to ``worker`` can arrive (a worker that is lost or never was: no)."""
+
     def publish_module(self, module: Module) -> bytes:
         """Make ``module`` loadable by other workers; its content digest."""
 
@@ -302,6 +305,10 @@ class Engine:
     def is_local(self, pid: int) -> bool:
         return self.router is None or worker_of(pid) == self.worker_id
 
+    def _is_gone(self, pid: int) -> bool:
+        """A pid on no live worker: no process can answer for it (lost worker, made-up pid)."""
+        return self.router is not None and not self.router.is_live(worker_of(pid)) and not self.is_local(pid)
+
     def deliver(self, pid: int, message: Message) -> bool:
         """Put a message in a mailbox, or hand it straight to a receiver waiting for it.
 
@@ -438,6 +445,9 @@ class Engine:
     # --- links, monitors and deaths -------------------------------------------------------------
 
     def link(self, process: Process, other_pid: int, tag: int) -> None:
+        if self._is_gone(other_pid):
+            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
+            return
         if not self.is_local(other_pid):
             process.links[other_pid] = tag
             self._remote(other_pid, frames.Link(other_pid, process.pid, tag))
@@ -459,6 +469,9 @@ class Engine:
             other.links.pop(process.pid, None)
 
     def monitor(self, process: Process, other_pid: int) -> None:
+        if self._is_gone(other_pid):
+            self.deliver(process.pid, Message.process_died(other_pid))
+            return
         if not self.is_local(other_pid):
             process.monitoring.add(other_pid)
             self._remote(other_pid, frames.Monitor(other_pid, process.pid))
@@ -483,7 +496,7 @@ class Engine:
         """Kill a process. One killing itself dies when its current host call returns."""
         process = self.processes.get(pid)
         if process is None:
-            if self.is_local(pid):
+            if self.is_local(pid) or self._is_gone(pid):
                 return False
             self._remote(pid, frames.Kill(pid, reason))
             return True
@@ -583,7 +596,10 @@ class Engine:
                 value, after = on_reply(reply)
                 self.resume(process, value, after)
 
-        self.router.send(worker, make_frame(self.new_request(worker, done)))
+        if not self.router.is_live(worker):  # nobody to answer: as if it were lost (once suspended)
+            self.scheduler.call_later(0, lambda: done(None))
+        else:
+            self.router.send(worker, make_frame(self.new_request(worker, done)))
         return wasm.PENDING
 
     def spawn_remote(

@@ -10,7 +10,10 @@
     ├── PermissionDenied       the environment's config forbids the operation
     ├── InvalidNameError       a registry name or version requirement that does not parse
     │                          (also a ValueError)
-    └── EngineClosed           the engine was shut down
+    ├── FrameError             bytes between the runtime's processes that are no valid frame
+    │                          (also a ValueError; lunatic_mp.frames)
+    ├── WorkerLost             the worker process a request went to died before answering
+    └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
 that process, and its :class:`~lunatic_mp.process.Finished` says why.
@@ -45,6 +48,10 @@ class PermissionDenied(LunaticError):
 
 class InvalidNameError(LunaticError, ValueError):
     """A registry name, version or version requirement that does not parse."""
+
+
+class WorkerLost(LunaticError):
+    """The worker process that was asked died before it answered; a new one has replaced it."""
 
 
 class EngineClosed(LunaticError):

@@ -99,6 +99,10 @@ class Hub:
             endpoint.outbox.put(data)
             endpoint.queued += len(data)
 
+    def is_live(self, worker: int) -> bool:
+        """Whether frames to ``worker`` can arrive (the supervisor, registry or a live worker)."""
+        return worker in self.endpoints
+
     def reply(self, to: int, frame: frames.Frame) -> None:
         """Send to whichever process hosts pid ``to``."""
         self.send(worker_of(to), frame)
@@ -108,6 +112,8 @@ class Hub:
         count = 0
         handlers = self.handlers
         for endpoint in list(self.endpoints.values()):
+            if self.endpoints.get(endpoint.worker) is not endpoint:
+                continue  # disconnected by a frame read just before (its worker was lost)
             for data in endpoint.inbox.read():
                 count += 1
                 try:
@@ -122,6 +128,8 @@ class Hub:
                     log.warning("unexpected %s frame from %d dropped", type(frame).__name__, endpoint.worker)
                     continue
                 handler(frame)
+                if self.endpoints.get(endpoint.worker) is not endpoint:
+                    break  # that frame disconnected this very endpoint
         return count
 
     def flush(self) -> bool:

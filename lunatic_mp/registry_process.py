@@ -9,7 +9,6 @@ Names go away when their process dies (its worker reports it) or when its worker
 from __future__ import annotations
 
 import logging
-import signal
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from lunatic_mp.logs import send_logs_to
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.registry import Registry
 from lunatic_mp.transport import SAFETY_TIMEOUT
-from lunatic_mp.worker import die_with_parent
+from lunatic_mp.worker import die_with_parent, ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ class RegistryServer(Hub):
 def main(spec: RegistrySpec) -> None:
     """Entry point of the registry process."""
     die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     send_logs_to(spec.log_pipe, spec.log_level)
     server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers)
     try:

@@ -29,26 +29,57 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import psutil
 
 from lunatic_mp import frames, registry_process, wasm, worker
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.engine import DEFAULT_MAX_MEMORY, PARAM_TYPE_BYTES, default_capacity, typed_args
-from lunatic_mp.errors import EngineClosed, LunaticError, SpawnError
-from lunatic_mp.hub import Hub, ring_name
+from lunatic_mp.engine import (
+    DEFAULT_MAX_MEMORY,
+    MAX_MESSAGE_SIZE,
+    PARAM_TYPE_BYTES,
+    default_capacity,
+    typed_args,
+)
+from lunatic_mp.errors import EngineClosed, LunaticError, SpawnError, WorkerLost
+from lunatic_mp.hub import Hub, bell_name, ring_name
 from lunatic_mp.logs import LogReceiver
 from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import Finished, Outcome
-from lunatic_mp.transport import SAFETY_TIMEOUT, Ring
+from lunatic_mp.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RING_CAPACITY = 1 << 20
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+MAX_FAILED_STARTS = 5
+"""Children that die before they are ready, in a row, after which the supervisor stops replacing them."""
 MAX_UNJOINED = 100_000
 """How many ends of processes nobody has joined yet the supervisor remembers."""
+
+
+RUN_DIR_PREFIX = "lunatic-mp-"
+OWNER_FILE = "supervisor"
+
+
+def sweep_stale_runs() -> None:
+    """Remove what supervisors that were killed (SIGKILL, OOM) left behind: their runtime
+    directories, rings and doorbells. A run is stale when its supervisor's pid is gone."""
+    for run_dir in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
+        try:
+            pid_text, run_id = (run_dir / OWNER_FILE).read_text().split()
+            if psutil.pid_exists(int(pid_text)):
+                continue
+        except (OSError, ValueError):
+            continue
+        for segment in Path(SharedMemory._DIRECTORY).glob(f"lmp-{run_id}-*"):
+            segment.unlink(missing_ok=True)
+        for segment in doorbell_flags(run_dir):
+            segment.unlink(missing_ok=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("removed the leftovers of runtime %s (supervisor %s is gone)", run_id, pid_text)
 
 
 class RuntimeError_(LunaticError):
@@ -89,8 +120,10 @@ class Runtime:
         self._ring_capacity = ring_capacity
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
+        sweep_stale_runs()
         self.run_id = secrets.token_hex(4)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="lunatic-mp-"))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
+        (self.run_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.run_id}\n")
         self.cache = ModuleCache(self.run_dir / "modules")
         self._compiler = wasm.new_engine(
             async_stack_size=2 * 1024 * 1024,
@@ -114,6 +147,7 @@ class Runtime:
         self._spawned: set[int] = set()  # pids spawned here and not joined yet
         self._finished: dict[int, Finished] = {}
         self.workers_lost = 0
+        self._failed_starts = 0
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
@@ -235,12 +269,20 @@ class Runtime:
             for request, (target, future) in list(self._requests.items()):
                 if target == lost:
                     del self._requests[request]
-                    future.set_exception(SpawnError(f"worker {lost} was lost"))
+                    future.set_exception(WorkerLost(f"worker {lost} was lost before it answered"))
             self._mail_deaths_from(lost)
             for key in [k for k in self._rings if lost in k]:
                 ring = self._rings.pop(key)
                 ring.close()
                 ring.unlink()
+            remove_doorbell(self.run_dir, bell_name(lost))  # its owner died before it could
+            if not child.ready.is_set():
+                self._failed_starts += 1
+                if self._failed_starts > MAX_FAILED_STARTS:
+                    log.error("workers keep dying before they start; not replacing worker %d", lost)
+                    return
+            else:
+                self._failed_starts = 0
             if lost == REGISTRY:
                 log.error("the registry process was lost; registry names are gone")
             replacement = REGISTRY if lost == REGISTRY else next(self._next_worker)
@@ -347,11 +389,18 @@ class Runtime:
 
     @property
     def worker_ids(self) -> list[int]:
-        return sorted(w for w in self._children if w >= FIRST_WORKER)
+        with self._lock:
+            return sorted(w for w in self._children if w >= FIRST_WORKER)
 
     def worker_pids(self) -> dict[int, int]:
         """OS process id of each worker, by worker id."""
-        return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
+        with self._lock:
+            return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
+
+    def _hosted(self, pid: int) -> bool:
+        """Whether ``pid`` names a live worker (else no process can answer for it)."""
+        with self._lock:
+            return worker_of(pid) >= FIRST_WORKER and worker_of(pid) in self._children
 
     def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module:
         """Compile a module once, for every worker (a path, Wasm bytes or WAT text)."""
@@ -372,6 +421,7 @@ class Runtime:
         timeout: float | None = 30.0,
     ) -> int:
         """Start ``module.function(*params)`` on a worker (round robin unless given); its pid."""
+        self._check_open()
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
@@ -421,6 +471,11 @@ class Runtime:
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""
+        if not -(2**63) <= tag < 2**64:
+            raise ValueError(f"tag {tag} does not fit in 64 bits")
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise ValueError(f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_SIZE}-byte limit")
+        tag = tag - 2**64 if tag >= 2**63 else tag
         with self._lock:
             self._check_open()
             self._hub.reply(pid, frames.Message(pid, self.pid, tag, bytes(data), ()))
@@ -444,6 +499,9 @@ class Runtime:
         with self._lock:
             self._check_open()
             self._monitoring.add(pid)
+            if not self._hosted(pid):
+                self._ended(pid, Finished(Outcome.FAILED, message="no such process"))
+                return
             self._hub.reply(pid, frames.Monitor(pid, self.pid))
             self._flush()
 
@@ -454,6 +512,9 @@ class Runtime:
             self._flush()
 
     def exists(self, pid: int, timeout: float | None = 10.0) -> bool:
+        self._check_open()
+        if not self._hosted(pid):
+            return False
         reply = self._request(worker_of(pid), lambda r: frames.Exists(r, self.pid, pid), timeout)
         return bool(reply.exists)
 
@@ -473,6 +534,7 @@ class Runtime:
 
     def stats(self, timeout: float | None = 10.0) -> list[dict[str, Any]]:
         """Each worker's figures: live processes, capacity, malformed frames, guest metrics."""
+        self._check_open()
         return [
             msgpack.unpackb(self._request(w, lambda r: frames.Stats(r, self.pid), timeout).payload)
             for w in self.worker_ids
@@ -498,6 +560,7 @@ class Runtime:
                 log.warning("%s did not stop; killing it", child.process.name)
                 child.process.kill()
                 child.process.join(STOP_TIMEOUT_S)
+            remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
         self._children.clear()
         for _, future in self._requests.values():
             future.set_exception(EngineClosed("the runtime was closed"))

@@ -65,7 +65,16 @@ from itertools import accumulate, pairwise
 from operator import add
 from pathlib import Path
 
-__all__ = ["SAFETY_TIMEOUT", "Doorbell", "Inbox", "Outbox", "Ring", "full_fence"]
+__all__ = [
+    "SAFETY_TIMEOUT",
+    "Doorbell",
+    "Inbox",
+    "Outbox",
+    "Ring",
+    "doorbell_flags",
+    "full_fence",
+    "remove_doorbell",
+]
 
 SAFETY_TIMEOUT = 0.05
 """Longest a sleeping consumer waits without a wake-up before it looks at its rings again (seconds)."""
@@ -432,6 +441,19 @@ class Doorbell:
         self.path.unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self._shm.unlink()
+
+
+def doorbell_flags(directory: str | Path) -> list[Path]:
+    """The flag segments of every doorbell made in ``directory`` (to sweep after a crash)."""
+    suffix = Doorbell.flag_name(directory, "")
+    return list(Path(SharedMemory._DIRECTORY).glob(f"*{suffix}"))
+
+
+def remove_doorbell(directory: str | Path, name: str) -> None:
+    """Remove a doorbell whose consumer died without unlinking it (its FIFO and flag segment)."""
+    (Path(directory) / name).unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(SharedMemory._DIRECTORY, Doorbell.flag_name(directory, name)))
 
 
 class Outbox:

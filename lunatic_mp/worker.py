@@ -168,6 +168,10 @@ class Worker(Hub):
             return
         if worker_of(frame.reply_to) == SUPERVISOR:  # the host program can always join what it spawns
             child.monitored_by.add(frame.reply_to)
+        if frame.link_pid and frame.link_pid != frame.reply_to and not self.engine.is_local(frame.link_pid):
+            # linked to a third process (the host program asked): link its side too; a guest
+            # spawning a linked child links its own side when this reply arrives
+            self.send(worker_of(frame.link_pid), frames.Link(frame.link_pid, child.pid, frame.link_tag))
         self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, child.pid, ""))
 
     def _on_registry_watch(self, frame: frames.RegistryWatch) -> None:
@@ -266,10 +270,17 @@ def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
         os._exit(1)
 
 
+def ignore_stop_signals() -> None:
+    """Ctrl-C and SIGTERM reach the whole process group; stopping is the supervisor's to do
+    (it sends Shutdown, or its sentinel closes when it dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main(spec: WorkerSpec) -> None:
     """Entry point of a worker process."""
     die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    ignore_stop_signals()
     send_logs_to(spec.log_pipe, spec.log_level)
     worker = Worker(spec)
     try:

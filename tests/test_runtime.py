@@ -8,8 +8,8 @@ that are not frames, and messages far larger than the rings. Most tests share on
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import multiprocessing.resource_tracker
 import os
 import random
 import signal
@@ -90,24 +90,35 @@ def big_pattern(size: int) -> bytes:
     return bytes((i * 31 + (i >> 8) + 7) & 0xFF for i in range(size))
 
 
+def remove_shared_memory_of(rt: Runtime) -> list[str]:
+    """Unlink whatever /dev/shm still holds of a closed runtime (its rings, its doorbells' flags),
+    so that a failing test leaves no litter; what there was."""
+    suffix = Doorbell.flag_name(rt.run_dir, "")
+    left = sorted(name for name in os.listdir("/dev/shm") if rt.run_id in name or name.endswith(suffix))
+    for name in left:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join("/dev/shm", name))
+    return left
+
+
 def children_of_this_process() -> set[psutil.Process]:
     """Our child processes, except multiprocessing's resource tracker (shared by every runtime)."""
-    return {
-        child
-        for child in psutil.Process().children()
-        if not any("resource_tracker" in part for part in child.cmdline())
-    }
+    children = set()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):  # one that just exited
+            if not any("resource_tracker" in part for part in child.cmdline()):
+                children.add(child)
+    return children
+
+
+def replaced(rt: Runtime) -> bool:
+    """A worker was lost and the runtime has its two workers again (read under the runtime's
+    lock: the supervisor's thread changes its worker table)."""
+    with rt._lock:
+        return rt.workers_lost >= 1 and len(rt.worker_ids) == 2
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def resource_tracker() -> None:
-    """Start multiprocessing's resource tracker before any test: the spawn start method starts
-    it with the first worker, and it then lives as long as this process (it is the standard
-    library's, shared by every runtime, not a child that a runtime leaks)."""
-    multiprocessing.resource_tracker.ensure_running()
 
 
 @pytest.fixture(scope="module")
@@ -207,35 +218,7 @@ def test_api_after_close_raises_engine_closed(
         call(rt, module, pid)
 
 
-SPAWN_BUG = (
-    "BUG: Runtime.spawn does not check that the runtime is open before it places the process; "
-    "close() emptied the worker table, so "
-)
-
-
-@pytest.mark.parametrize(
-    "worker",
-    [
-        pytest.param(
-            None,
-            marks=pytest.mark.xfail(
-                reason=SPAWN_BUG + "round robin divides by zero (ZeroDivisionError)",
-                strict=True,
-                raises=ZeroDivisionError,
-            ),
-            id="round_robin",
-        ),
-        pytest.param(
-            FIRST_WORKER,
-            marks=pytest.mark.xfail(
-                reason=SPAWN_BUG + "a pinned spawn raises SpawnError('no worker 2')",
-                strict=True,
-                raises=SpawnError,
-            ),
-            id="pinned",
-        ),
-    ],
-)
+@pytest.mark.parametrize("worker", [None, FIRST_WORKER], ids=["round_robin", "pinned"])
 def test_spawn_after_close_raises_engine_closed(
     closed_runtime: tuple[Runtime, Module, int], worker: int | None
 ) -> None:
@@ -245,11 +228,6 @@ def test_spawn_after_close_raises_engine_closed(
         rt.spawn(module, "self", worker=worker)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Runtime.stats iterates over worker_ids, which close() emptied: it returns [] "
-    "instead of raising EngineClosed",
-    strict=True,
-)
 def test_stats_after_close_raises_engine_closed(closed_runtime: tuple[Runtime, Module, int]) -> None:
     """stats() raises EngineClosed once the runtime is closed (rather than answering [])."""
     rt, _, _ = closed_runtime
@@ -273,23 +251,18 @@ def test_context_manager_closes_on_exception() -> None:
         rt.send(rt.pid, b"x")
 
 
-@pytest.mark.xfail(
-    reason="BUG: Hub.receive iterates over a snapshot of the endpoints; the WorkerLost handler "
-    "disconnects (closes) the lost worker's endpoint, and the loop then reads its closed ring: "
-    "AttributeError '_ctl' kills the registry process and every other worker",
-    strict=True,
-)
 def test_a_lost_worker_disturbs_no_other_process() -> None:
     """A worker killed with SIGKILL is replaced; the registry process and the other worker go on
     (same OS processes, one loss counted) and serve as before."""
     before = children_of_this_process()
-    with Runtime(workers=2) as rt:
+    rt = Runtime(workers=2)
+    try:
         lost, survivor = rt.worker_ids
         others = {p for p in children_of_this_process() - before if p.pid != rt.worker_pids()[lost]}
         assert len(others) == 2  # the registry process and the surviving worker
         module = rt.load_module(GUESTS / "rt_basic.wat")
         os.kill(rt.worker_pids()[lost], signal.SIGKILL)
-        wait_for(lambda: rt.workers_lost >= 1 and len(rt.worker_ids) == 2, what="the replacement")
+        wait_for(lambda: replaced(rt), what="the lost worker's replacement")
         rt.registry_put("after-loss@1.0.0", rt.pid)
         assert rt.registry_get("after-loss") == rt.pid
         for worker in rt.worker_ids:
@@ -297,25 +270,21 @@ def test_a_lost_worker_disturbs_no_other_process() -> None:
         assert survivor in rt.worker_ids
         assert rt.workers_lost == 1
         assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in others)
+    finally:
+        rt.close()
+        remove_shared_memory_of(rt)  # a lost worker's doorbell (see the next test)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Runtime._on_child_exit unlinks the lost worker's rings but not its doorbell's "
-    "flag segment (/dev/shm/bell-<id>-bell-<crc of run_dir>), which only the worker itself "
-    "unlinks on a clean exit: every worker lost leaks one",
-    strict=True,
-)
 def test_close_after_a_lost_worker_leaves_no_shared_memory() -> None:
     """Shared memory of a worker killed with SIGKILL is removed too, by the time close() returns."""
     rt = Runtime(workers=2)
     try:
-        suffix = Doorbell.flag_name(rt.run_dir, "")
         lost = rt.worker_ids[0]
         os.kill(rt.worker_pids()[lost], signal.SIGKILL)
-        wait_for(lambda: rt.workers_lost >= 1 and len(rt.worker_ids) == 2, what="the replacement")
+        wait_for(lambda: replaced(rt), what="the lost worker's replacement")
     finally:
         rt.close()
-    left = sorted(name for name in os.listdir("/dev/shm") if rt.run_id in name or name.endswith(suffix))
+    left = remove_shared_memory_of(rt)
     assert not left, f"shared memory left behind: {left}"
 
 
@@ -379,11 +348,13 @@ def test_ping_pong_across_workers(runtime: Runtime, basic: Module, workers: tupl
 
 
 def test_token_ring_spanning_all_workers(runtime: Runtime, ring_module: Module) -> None:
-    """20 processes placed round robin pass a token around for several laps; the last hop
+    """20 processes placed round robin (so that every hop goes to the other worker) pass a token
+    around for several laps; the last hop
     reports the full count to the host, and every node saw the token once a lap."""
     nodes, laps, done_tag = 20, 5, 4
     pids = [runtime.spawn(ring_module, "node", [runtime.pid]) for _ in range(nodes)]
     assert {worker_of(pid) for pid in pids} == set(runtime.worker_ids)
+    assert all(worker_of(x) != worker_of(y) for x, y in pairwise(pids))  # every hop crosses
     for pid, successor in zip(pids, pids[1:] + pids[:1], strict=True):
         runtime.send(pid, i64(successor), tag=1)
     runtime.send(pids[0], i64(nodes * laps) + i64(0), tag=2)
@@ -524,7 +495,7 @@ def test_exists_across_workers(runtime: Runtime, basic: Module, workers: tuple[i
 
     def guest_says(pid: int) -> int:
         (answer,) = joined_ok(runtime, runtime.spawn(basic, "exists_of", [pid], worker=a))
-        return int(answer)  # type: ignore[call-overload]
+        return int(answer)
 
     assert guest_says(target) == 1
     assert runtime.exists(target)
@@ -540,23 +511,11 @@ NOWHERE = make_pid(0, 99, 1)
 """A pid that no worker hosts (worker 99 was never started)."""
 
 
-@pytest.mark.xfail(
-    reason="BUG: Runtime.exists sends Exists to worker_of(pid) with no check that such a worker "
-    "lives; Hub.send drops the frame and the request times out (TimeoutError) instead of False",
-    strict=True,
-    raises=TimeoutError,
-)
 def test_host_exists_of_a_pid_no_worker_hosts_is_false(runtime: Runtime) -> None:
     """exists() of a pid whose worker does not exist answers False at once."""
     assert runtime.exists(NOWHERE, timeout=2) is False
 
 
-@pytest.mark.xfail(
-    reason="BUG: lunatic::process::exists asks worker_of(pid) with engine.ask even when that is "
-    "no live worker (dropped by Worker.send) or the supervisor or registry (no Exists handler: "
-    "'unexpected Exists frame' warning): the guest waits forever for the answer",
-    strict=True,
-)
 def test_guest_exists_of_pids_no_worker_hosts_answers(
     runtime: Runtime, basic: Module, workers: tuple[int, int]
 ) -> None:
@@ -577,11 +536,6 @@ def test_guest_exists_of_pids_no_worker_hosts_answers(
     assert answers[NOWHERE] == Finished(Outcome.NORMAL, (0,))
 
 
-@pytest.mark.xfail(
-    reason="BUG: Runtime.monitor sends Monitor to worker_of(pid) with no check that such a worker "
-    "lives; the frame is dropped and ProcessDied never arrives (a missing pid must give one)",
-    strict=True,
-)
 def test_host_monitor_of_a_pid_no_worker_hosts_gives_process_died(runtime: Runtime) -> None:
     """monitor() of a pid whose worker does not exist puts ProcessDied in the host's mailbox."""
     runtime.monitor(NOWHERE)
@@ -589,11 +543,6 @@ def test_host_monitor_of_a_pid_no_worker_hosts_gives_process_died(runtime: Runti
     assert died is not None and (died.kind, died.pid) == (Kind.PROCESS_DIED, NOWHERE)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Runtime.send does not wrap a tag in [2**63, 2**64) to i64 as Engine.send does: "
-    "the worker rejects the frame as malformed and the message is lost",
-    strict=True,
-)
 def test_host_send_with_an_unsigned_tag(runtime: Runtime, basic: Module, workers: tuple[int, int]) -> None:
     """A u64 tag past i64 reaches the guest as the same 64 bits (as Engine.send treats it)."""
     echo = runtime.spawn(basic, "echo", [2], worker=workers[0])

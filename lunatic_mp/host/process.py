@@ -9,7 +9,7 @@ from lunatic_mp import frames, wasm
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
 from lunatic_mp.host._common import ERROR, OK, current, drop, lookup, memory_of, report_error
-from lunatic_mp.pids import worker_of
+from lunatic_mp.pids import FIRST_WORKER, worker_of
 from lunatic_mp.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
@@ -258,6 +258,8 @@ def register(engine: Engine) -> None:
     def exists(pid: int) -> object:
         if engine.is_local(pid):
             return int(pid in engine.processes)
+        if worker_of(pid) < FIRST_WORKER:
+            return 0  # the supervisor's and the registry's ids host no processes
         return engine.ask(
             current(engine), worker_of(pid), lambda request: frames.Exists(request, current(engine).pid, pid),
             lambda reply: (int(reply is not None and reply.exists), None),

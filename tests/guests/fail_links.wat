@@ -209,6 +209,18 @@
     (call $spawn_fn (i64.const 0) (i32.const 136) (i32.const 2) (i32.const 0) (i32.const 0))
     (call $spawn_fn (i64.const 0) (i32.const 136) (i32.const 2) (i32.const 0) (i32.const 0)))
 
+  ;; die_when_link_dies(0), reports its own pid to `probe` (tag 4), and waits at most `timeout_ms`
+  ;; for a message (a LinkDied, once something links to it and fails).
+  ;; Returns (receive code, get_tag, get_process_id), or (9027, 0, 0) on timeout.
+  (func (export "await_link_died") (param $probe i64) (param $timeout_ms i64) (result i32 i64 i64)
+    (local $code i32)
+    (call $die_when_link_dies (i32.const 0))
+    (call $report (local.get $probe) (i64.const 4) (call $self))
+    (local.set $code (call $receive_within (local.get $timeout_ms)))
+    (if (i32.eq (local.get $code) (i32.const 9027))
+      (then (return (local.get $code) (i64.const 0) (i64.const 0))))
+    (local.get $code) (call $get_tag) (call $get_process_id))
+
   ;; --- watchers of a process whose worker will be lost -------------------------------------
 
   ;; die_when_link_dies(0), links (tag 13) to `pid`, reports its own pid to `probe` (tag 4) and

@@ -3,6 +3,8 @@ its workers busy, prints what the test needs to find its processes and files, th
 
 It installs no signal handlers of its own unless ``--sigterm-exits`` is given, which converts
 SIGTERM into ``SystemExit`` (so that ``with Runtime(...)`` closes the runtime on the way out).
+With ``--replace-one`` it first kills one of its workers (SIGKILL) and waits until the runtime
+has replaced it, so that one worker was started by the supervisor's pump thread.
 
 Printed on stdout, as one JSON line: ``pid`` (this process), ``children`` (the OS pids of every
 descendant: workers, the registry process, multiprocessing's helpers), ``workers`` (worker id ->
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -26,13 +29,26 @@ from lunatic_mp.runtime import Runtime
 GUEST = Path(__file__).resolve().parent.parent / "guests" / "fail_load.wat"
 
 
+def replace_a_worker(runtime: Runtime) -> None:
+    lost, pid = next(iter(runtime.worker_pids().items()))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while lost in runtime.worker_ids or len(runtime.worker_ids) < runtime.worker_count:
+        if time.monotonic() > deadline:
+            sys.exit(f"worker {lost} was not replaced within 30 s")
+        time.sleep(0.01)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sigterm-exits", action="store_true", help="SIGTERM raises SystemExit(0)")
+    parser.add_argument("--replace-one", action="store_true", help="have one worker replaced first")
     args = parser.parse_args()
     if args.sigterm_exits:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Runtime(workers=2) as runtime:
+        if args.replace_one:
+            replace_a_worker(runtime)
         module = runtime.load_module(GUEST)
         for worker in runtime.worker_ids:  # something running and something waiting on each
             runtime.spawn(module, "spin", config=EnvConfig(), worker=worker)
