@@ -782,7 +782,13 @@ def _finished_frame(to: int, pid: int, finished: Finished) -> frames.Frame:
     results = msgpack.packb([v for v in finished.result if not isinstance(v, bytes)])
     exit_code = -1 if finished.exit_code is None else finished.exit_code
     frame: frames.Frame = frames.ProcessFinished(
-        to, pid, _OUTCOME_CODES[finished.outcome], results, finished.message, exit_code
+        to,
+        pid,
+        _OUTCOME_CODES[finished.outcome],
+        results,
+        finished.message,
+        exit_code,
+        "\n".join(finished.backtrace),
     )
     return frame
 

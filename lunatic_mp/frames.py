@@ -324,7 +324,8 @@ class StatsReply(NamedTuple):
 class ProcessFinished(NamedTuple):
     """How a monitored process ended, for a monitor in the host program (richer than
     ProcessDied): ``outcome`` 0 normal, 1 killed, 2 failed; ``results`` a msgpack list of the
-    export's results; ``exit_code`` -1 when there is none."""
+    export's results; ``exit_code`` -1 when there is none; ``backtrace`` the guest's frames,
+    one a line."""
 
     to: int
     pid: int
@@ -332,6 +333,7 @@ class ProcessFinished(NamedTuple):
     results: bytes
     message: str
     exit_code: int
+    backtrace: str
 
 
 Frame: TypeAlias = (

@@ -146,6 +146,7 @@ class Runtime:
         self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
         self._spawned: set[int] = set()  # pids spawned here and not joined yet
         self._finished: dict[int, Finished] = {}
+        self._finish_waiters: dict[int, list[Future[Finished]]] = {}
         self.workers_lost = 0
         self._failed_starts = 0
         self._closed = False
@@ -345,17 +346,24 @@ class Runtime:
         outcome = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)[frame.outcome]
         results = tuple(msgpack.unpackb(frame.results))
         exit_code = None if frame.exit_code < 0 else frame.exit_code
-        self._ended(frame.pid, Finished(outcome, results, frame.message, exit_code=exit_code))
+        backtrace = tuple(frame.backtrace.splitlines())
+        self._ended(frame.pid, Finished(outcome, results, frame.message, backtrace, exit_code))
 
     def _ended(self, pid: int, finished: Finished) -> None:
         with self._mail:
-            self._finished.setdefault(pid, finished)
-            if len(self._finished) > MAX_UNJOINED:  # forget the oldest that nobody joined
-                del self._finished[next(iter(self._finished))]
+            waiters = self._finish_waiters.pop(pid, None)
+            if waiters is None:
+                self._finished.setdefault(pid, finished)
+                if len(self._finished) > MAX_UNJOINED:  # forget the oldest that nobody joined
+                    del self._finished[next(iter(self._finished))]
+            else:
+                self._spawned.discard(pid)
             if pid in self._monitoring:
                 self._monitoring.discard(pid)
                 self._mailbox.append(Message.process_died(pid))
             self._mail.notify_all()
+        for future in waiters or ():
+            future.set_result(finished)
 
     def _deliver(self, message: Message) -> None:
         with self._mail:
@@ -367,7 +375,8 @@ class Runtime:
         if entry is not None:
             entry[1].set_result(frame)
 
-    def _request(self, worker_id: int, make: Callable[[int], frames.Frame], timeout: float | None) -> Any:
+    def _request_future(self, worker_id: int, make: Callable[[int], frames.Frame]) -> Future[Any]:
+        """Send a request; the future of its reply frame (WorkerLost if the worker dies first)."""
         future: Future[Any] = Future()
         with self._lock:
             self._check_open()
@@ -375,11 +384,18 @@ class Runtime:
             self._requests[request] = (worker_id, future)
             self._hub.send(worker_id, make(request))
             self._flush()
+        return future
+
+    def _request(self, worker_id: int, make: Callable[[int], frames.Frame], timeout: float | None) -> Any:
+        future = self._request_future(worker_id, make)
         try:
             return future.result(timeout)
         finally:
-            with self._lock:
-                self._requests.pop(request, None)
+            if not future.done():
+                with self._lock:
+                    for request, (_, waiting) in list(self._requests.items()):
+                        if waiting is future:
+                            del self._requests[request]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -421,6 +437,22 @@ class Runtime:
         timeout: float | None = 30.0,
     ) -> int:
         """Start ``module.function(*params)`` on a worker (round robin unless given); its pid."""
+        return self.spawn_future(module, function, params, config, worker=worker, link=link).result(timeout)
+
+    def spawn_future(
+        self,
+        module: Module,
+        function: str = "_start",
+        params: Sequence[Any] = (),
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[int, int] | None = None,
+    ) -> Future[int]:
+        """:meth:`spawn` without waiting: the future of the new pid (SpawnError, WorkerLost).
+
+        Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
+        """
         self._check_open()
         signature = module.exports.get(function)
         if signature is None:
@@ -428,46 +460,59 @@ class Runtime:
         args = typed_args(module.name, function, signature[0], params)
         if any(kind not in PARAM_TYPE_BYTES or kind == wasm.V128 for kind, _ in args):
             raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")
-        target = (
-            worker if worker is not None else self.worker_ids[next(self._placement) % len(self.worker_ids)]
-        )
-        if target not in self._children:
+        workers = self.worker_ids
+        target = worker if worker is not None else workers[next(self._placement) % len(workers)]
+        if target not in workers:
             raise SpawnError(f"no worker {target}")
         link_pid, link_tag = link or (0, 0)
         kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in args)
         encoded = frames.encode_config(config or EnvConfig())
-        reply = self._request(
+        values = tuple(v for _, v in args)
+        reply = self._request_future(
             target,
             lambda request: frames.Spawn(
-                request,
-                self.pid,
-                module.digest,
-                function,
-                tuple(v for _, v in args),
-                kinds,
-                encoded,
-                link_pid,
-                link_tag,
+                request, self.pid, module.digest, function, values, kinds, encoded, link_pid, link_tag
             ),
-            timeout,
         )
-        if reply.error:
-            raise SpawnError(reply.error)
-        with self._lock:
-            self._spawned.add(reply.pid)
-        return int(reply.pid)
+        pid: Future[int] = Future()
+
+        def spawned(done: Future[Any]) -> None:
+            try:
+                frame = done.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                pid.set_exception(exc)
+                return
+            if frame.error:
+                pid.set_exception(SpawnError(frame.error))
+                return
+            with self._lock:
+                self._spawned.add(frame.pid)
+            pid.set_result(int(frame.pid))
+
+        reply.add_done_callback(spawned)
+        return pid
 
     def join(self, pid: int, timeout: float | None = None) -> Finished | None:
         """Wait for a process spawned through this runtime to end; how it ended (None on timeout)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            return self.finished_future(pid).result(timeout)
+        except TimeoutError:
+            return None
+
+    def finished_future(self, pid: int) -> Future[Finished]:
+        """The future of how a process spawned through this runtime ends.
+
+        Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
+        """
+        future: Future[Finished] = Future()
         with self._mail:
-            while pid not in self._finished:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._mail.wait(remaining)
+            finished = self._finished.pop(pid, None)
+            if finished is None:
+                self._finish_waiters.setdefault(pid, []).append(future)
+                return future
             self._spawned.discard(pid)
-            return self._finished.pop(pid)
+        future.set_result(finished)
+        return future
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""
@@ -565,6 +610,10 @@ class Runtime:
         for _, future in self._requests.values():
             future.set_exception(EngineClosed("the runtime was closed"))
         self._requests.clear()
+        for waiters in self._finish_waiters.values():
+            for waiter in waiters:
+                waiter.set_exception(EngineClosed("the runtime was closed before the process ended"))
+        self._finish_waiters.clear()
         self._hub.close()
         for ring in self._rings.values():
             ring.close()

@@ -92,6 +92,7 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("results", bytes),
         ("message", str),
         ("exit_code", int),
+        ("backtrace", str),
     ],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
