@@ -550,6 +550,25 @@ class Runtime:
             self._hub.reply(pid, frames.Monitor(pid, self.pid))
             self._flush()
 
+    def link(self, pid: int, other: int, tag: int = 0) -> None:
+        """Link two processes (anywhere) with ``tag``, as if one had called ``link``.
+
+        Each side is linked by its own worker; a side that does not exist makes the other
+        receive LinkDied(NoProcess).
+        """
+        with self._lock:
+            self._check_open()
+            self._hub.reply(pid, frames.Link(pid, other, tag))
+            self._hub.reply(other, frames.Link(other, pid, tag))
+            self._flush()
+
+    def unlink(self, pid: int, other: int) -> None:
+        with self._lock:
+            self._check_open()
+            self._hub.reply(pid, frames.Unlink(pid, other))
+            self._hub.reply(other, frames.Unlink(other, pid))
+            self._flush()
+
     def kill(self, pid: int, reason: str = "killed by the host program") -> None:
         with self._lock:
             self._check_open()

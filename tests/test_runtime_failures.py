@@ -685,3 +685,19 @@ def test_close_with_processes_still_running_is_quick_and_complete() -> None:
     assert time.monotonic() - started < 15
     assert [child for child in children if not gone(child)] == []
     assert leftovers(runtime.run_id, runtime.run_dir) == []
+
+
+def test_host_links_two_processes_on_different_workers(runtime: Runtime, links: Module) -> None:
+    """runtime.link(a, b, tag) links two running processes across workers: b failing reaches a
+    (die_when_link_dies 0) as LinkDied with the tag; runtime.unlink undoes a link."""
+    a, b = runtime.worker_ids
+    watcher = spawn(runtime, links, "await_link_died", runtime.pid, 10_000, worker=a)
+    assert runtime.receive(tags=[4], timeout=DEADLINE) is not None  # the watcher is ready
+    victim = spawn(runtime, links, "trap_after_msg", worker=b)
+    runtime.link(watcher, victim, 21)
+    # barriers: each worker has handled its Link once it answers a request sent after it
+    assert runtime.exists(watcher) and runtime.exists(victim)
+    runtime.send(victim, b"go")
+    finished = runtime.join(watcher, timeout=DEADLINE)
+    assert finished is not None and finished.ok, finished
+    assert finished.result == (1, 21, victim)
