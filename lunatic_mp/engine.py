@@ -261,10 +261,9 @@ class Engine:
 
     def _start_export(self, process: Process) -> None:
         process.phase = Phase.RUNNING
-        memory = wasm.export_memory(process.context, process.instance)
         func = wasm.export_func(process.context, process.instance, process.function.encode())
-        assert memory is not None and func is not None, "checked when the module was loaded"
-        process.memory = wasm.Memory(process.context, memory)
+        assert func is not None, "checked when the module was loaded"
+        # process.memory is looked up by the first host call that needs it (memory_of)
         nresults = len(process.module.exports[process.function][1])
         process.call = wasm.call_async(process.context, func, process.args, nresults)
 
