@@ -25,7 +25,8 @@ class EnvConfig:
     ``max_memory`` is in bytes (0: no limit beyond wasm32's 4 GiB); ``max_fuel`` in units of
     :data:`FUEL_UNIT` instructions (0: unlimited). ``allowed_namespaces`` names the
     ``lunatic::*`` host namespaces a guest may import (``wasi`` covers WASI preview1 too).
-    ``preopened_dirs`` maps a guest path to a host directory.
+    ``preopened_dirs`` maps a guest path to a host directory. ``spawn_local`` keeps the children
+    a process spawns on its own worker instead of spreading them over every worker.
     """
 
     max_memory: int = 0
@@ -33,6 +34,7 @@ class EnvConfig:
     can_compile_modules: bool = False
     can_create_configs: bool = False
     can_spawn_processes: bool = False
+    spawn_local: bool = False
     allowed_namespaces: frozenset[str] = ALL_NAMESPACES
     preopened_dirs: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)

@@ -804,6 +804,8 @@ def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:
 
 def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:
     """Match spawn parameters against an export's parameter types."""
+    if not params and not types:
+        return []
     if len(params) != len(types):
         raise SignatureError(
             f"{module}:{function} takes {len(types)} parameter(s) ({_type_names(types)}), got {len(params)}"

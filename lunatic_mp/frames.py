@@ -676,7 +676,7 @@ def validate(frame: Frame) -> Frame:
 # -- environment configs ------------------------------------------------------------------------
 
 _CONFIG_INTS = ("max_memory", "max_fuel")
-_CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes")
+_CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
 _CONFIG_DICTS = ("preopened_dirs", "env")
 _CONFIG_FIELDS = frozenset((*_CONFIG_INTS, *_CONFIG_BOOLS, *_CONFIG_DICTS, "allowed_namespaces", "args"))
 
@@ -692,6 +692,7 @@ def encode_config(config: EnvConfig) -> bytes:
                 "can_compile_modules": config.can_compile_modules,
                 "can_create_configs": config.can_create_configs,
                 "can_spawn_processes": config.can_spawn_processes,
+                "spawn_local": config.spawn_local,
                 "allowed_namespaces": sorted(config.allowed_namespaces),
                 "preopened_dirs": config.preopened_dirs,
                 "args": config.args,
@@ -748,6 +749,7 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         can_compile_modules=obj["can_compile_modules"],
         can_create_configs=obj["can_create_configs"],
         can_spawn_processes=obj["can_spawn_processes"],
+        spawn_local=obj["spawn_local"],
         allowed_namespaces=frozenset(obj["allowed_namespaces"]),
         preopened_dirs=dict(obj["preopened_dirs"]),
         args=list(obj["args"]),

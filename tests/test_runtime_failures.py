@@ -701,3 +701,14 @@ def test_host_links_two_processes_on_different_workers(runtime: Runtime, links: 
     finished = runtime.join(watcher, timeout=DEADLINE)
     assert finished is not None and finished.ok, finished
     assert finished.result == (1, 21, victim)
+
+
+def test_spawn_local_keeps_children_on_the_parents_worker(runtime: Runtime, links: Module) -> None:
+    """By default a guest's children spread over the workers; with spawn_local in its config they
+    stay on the parent's worker."""
+    a, b = runtime.worker_ids
+    spread = joined_ok(runtime, spawn(runtime, links, "placement", worker=a))
+    assert {worker_of(pid) for pid in spread[1:]} == {a, b}
+    local = runtime.spawn(links, "placement", (), EnvConfig.permissive(spawn_local=True), worker=b)
+    parent, first, second = joined_ok(runtime, local)
+    assert worker_of(parent) == worker_of(first) == worker_of(second) == b

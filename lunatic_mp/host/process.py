@@ -147,7 +147,8 @@ def register(engine: Engine) -> None:
         on_done: Callable[[int | str], None],
     ) -> None:  # fmt: skip
         """Spawn where the runtime places it; ``on_done(pid or error)``, perhaps later."""
-        worker = engine.router.place() if engine.router is not None else engine.worker_id
+        spread = engine.router is not None and not parent.config.spawn_local
+        worker = engine.router.place() if spread else engine.worker_id  # type: ignore[union-attr]
         if worker == engine.worker_id or any(kind == wasm.V128 for kind, _ in what[2]):
             on_done(spawn_here(parent, link, what))
         else:
