@@ -1,5 +1,6 @@
 """lunatic_mp: WebAssembly actors (lunatic's processes) on every core, from Python."""
 
+from lunatic_mp.aio import AsyncRuntime
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import (
@@ -13,18 +14,23 @@ from lunatic_mp.errors import (
     SpawnError,
     WorkerLost,
 )
+from lunatic_mp.handles import Environment, WasmProcess
+from lunatic_mp.handles import Process as ProcessHandle
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module
 from lunatic_mp.process import Finished, Outcome, Process
+from lunatic_mp.runtime import Runtime
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRuntime",
     "CapacityError",
     "DeathReason",
     "Engine",
     "EngineClosed",
     "EnvConfig",
+    "Environment",
     "Finished",
     "InvalidNameError",
     "LunaticError",
@@ -34,8 +40,11 @@ __all__ = [
     "Outcome",
     "PermissionDenied",
     "Process",
+    "ProcessHandle",
+    "Runtime",
     "SignatureError",
     "SpawnError",
+    "WasmProcess",
     "WorkerLost",
     "__version__",
 ]

@@ -218,7 +218,9 @@ class AsyncRuntime:
                 return
         self._mailbox.append(message)
 
-    async def receive(self, tags: Sequence[int] | None = None, timeout: float | None = None) -> Message | None:
+    async def receive(
+        self, tags: Sequence[int] | None = None, timeout: float | None = None
+    ) -> Message | None:
         """The oldest message for the host program whose tag is in ``tags`` (any if None);
         None after ``timeout`` seconds. A cancelled receive takes no message."""
         wanted = None if tags is None else tuple(tags)
@@ -238,8 +240,8 @@ class AsyncRuntime:
         try:
             return await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and (message := waiter.result()) is not None:
-                self._mailbox.insert(0, message)  # delivered just as we were cancelled: keep it
+            if waiter.done() and not waiter.cancelled() and (late := waiter.result()) is not None:
+                self._mailbox.insert(0, late)  # delivered just as we were cancelled: keep it
             raise
         finally:
             if expiry is not None:
@@ -252,7 +254,12 @@ class AsyncRuntime:
         self.runtime.send(_pid(process), data, tag)
 
     async def request(
-        self, process: Process | int, data: bytes = b"", *, tag: int | None = None, timeout: float | None = 30.0
+        self,
+        process: Process | int,
+        data: bytes = b"",
+        *,
+        tag: int | None = None,
+        timeout: float | None = 30.0,
     ) -> Message:
         """Send ``data`` and await the reply with the same tag (a fresh tag unless given);
         :class:`TimeoutError` when none comes within ``timeout`` seconds."""

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
-from lunatic_mp import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.mailbox import Message
 from lunatic_mp.module import Module
@@ -63,18 +62,6 @@ class Process(Protocol):
 
 def _pid(process: Process | int) -> int:
     return process if isinstance(process, int) else process.id
-
-
-def _signal(runtime: Runtime, frame: frames.Link | frames.Unlink) -> None:
-    """Send a link signal from the host program to the worker hosting ``frame.to``.
-
-    The runtime has no public call for this yet (see the module's report: ``Runtime.link``);
-    this goes through its hub exactly as :meth:`Runtime.kill` does.
-    """
-    with runtime._lock:
-        runtime._check_open()
-        runtime._hub.reply(frame.to, frame)
-        runtime._flush()
 
 
 class WasmProcess:
@@ -129,22 +116,12 @@ class WasmProcess:
         Both sides are in place when this returns (it waits for each worker to have read the
         link), so a death right after it cannot be missed.
         """
-        other_pid = _pid(other)
-        _signal(self._runtime, frames.Link(self._id, other_pid, tag))
-        if other_pid != self._runtime.pid:
-            _signal(self._runtime, frames.Link(other_pid, self._id, tag))
-            self._runtime.exists(other_pid)  # a round trip behind the link frame: a barrier
-        self._runtime.exists(self._id)
+        self._runtime.link(self._id, _pid(other), tag)
 
     def unlink(self, other: Process | int) -> None:
         """Remove the link between this process and ``other``, both sides (in place when this
         returns, as for :meth:`link`)."""
-        other_pid = _pid(other)
-        _signal(self._runtime, frames.Unlink(self._id, other_pid))
-        if other_pid != self._runtime.pid:
-            _signal(self._runtime, frames.Unlink(other_pid, self._id))
-            self._runtime.exists(other_pid)
-        self._runtime.exists(self._id)
+        self._runtime.unlink(self._id, _pid(other))
 
     def monitor(self) -> None:
         """A ProcessDied message (tag 0, ``pid`` this process) arrives in the host program's

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import psutil
@@ -48,6 +48,9 @@ from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
+
+if TYPE_CHECKING:
+    from lunatic_mp.handles import Environment, Registry
 
 log = logging.getLogger(__name__)
 
@@ -494,10 +497,17 @@ class Runtime:
 
     def join(self, pid: int, timeout: float | None = None) -> Finished | None:
         """Wait for a process spawned through this runtime to end; how it ended (None on timeout)."""
+        future = self.finished_future(pid)
         try:
-            return self.finished_future(pid).result(timeout)
+            return future.result(timeout)
         except TimeoutError:
-            return None
+            with self._mail:  # forget this waiter, or the end would go to it and not to a later join
+                waiters = self._finish_waiters.get(pid, [])
+                if future in waiters:
+                    waiters.remove(future)
+                if not waiters:
+                    self._finish_waiters.pop(pid, None)
+            return future.result(0) if future.done() else None
 
     def finished_future(self, pid: int) -> Future[Finished]:
         """The future of how a process spawned through this runtime ends.
@@ -553,21 +563,40 @@ class Runtime:
     def link(self, pid: int, other: int, tag: int = 0) -> None:
         """Link two processes (anywhere) with ``tag``, as if one had called ``link``.
 
-        Each side is linked by its own worker; a side that does not exist makes the other
-        receive LinkDied(NoProcess).
+        ``other`` may be :attr:`pid`: LinkDied then arrives in the host program's mailbox. Each
+        side is linked by its own worker, and both are in place when this returns (a request
+        sent after each link frame has been answered), so a death right after cannot be
+        missed. A side that does not exist makes the other receive LinkDied(NoProcess).
         """
-        with self._lock:
-            self._check_open()
-            self._hub.reply(pid, frames.Link(pid, other, tag))
-            self._hub.reply(other, frames.Link(other, pid, tag))
-            self._flush()
+        self._signal_both(pid, other, frames.Link(pid, other, tag), frames.Link(other, pid, tag))
 
     def unlink(self, pid: int, other: int) -> None:
+        """Undo :meth:`link`, both sides (in place when this returns)."""
+        self._signal_both(pid, other, frames.Unlink(pid, other), frames.Unlink(other, pid))
+
+    def _signal_both(self, pid: int, other: int, to_pid: frames.Frame, to_other: frames.Frame) -> None:
         with self._lock:
             self._check_open()
-            self._hub.reply(pid, frames.Unlink(pid, other))
-            self._hub.reply(other, frames.Unlink(other, pid))
+            self._hub.reply(pid, to_pid)
+            if other != self.pid:
+                self._hub.reply(other, to_other)
             self._flush()
+        for side in (pid, other):
+            if side != self.pid:
+                self.exists(side)  # a round trip behind the signal: that worker has handled it
+
+    def environment(self, config: EnvConfig | None = None, *, isolated_registry: bool = False) -> Environment:
+        """Processes spawned through the environment get ``config``'s limits and permissions."""
+        from lunatic_mp.handles import Environment
+
+        return Environment(self, config or EnvConfig(), isolated_registry=isolated_registry)
+
+    @property
+    def registry(self) -> Registry:
+        """Names and versions of well-known processes, as guests see them."""
+        from lunatic_mp.handles import Registry
+
+        return Registry(self)
 
     def kill(self, pid: int, reason: str = "killed by the host program") -> None:
         with self._lock:
