@@ -14,6 +14,7 @@ from lunatic_mp.errors import (
     SpawnError,
     WorkerLost,
 )
+from lunatic_mp.executor import JobFailed, JobTimeout, WasmExecutor, WorkerLostError
 from lunatic_mp.handles import Environment, WasmProcess
 from lunatic_mp.handles import Process as ProcessHandle
 from lunatic_mp.mailbox import DeathReason, Message
@@ -33,6 +34,8 @@ __all__ = [
     "Environment",
     "Finished",
     "InvalidNameError",
+    "JobFailed",
+    "JobTimeout",
     "LunaticError",
     "Message",
     "Module",
@@ -44,7 +47,9 @@ __all__ = [
     "Runtime",
     "SignatureError",
     "SpawnError",
+    "WasmExecutor",
     "WasmProcess",
     "WorkerLost",
+    "WorkerLostError",
     "__version__",
 ]

@@ -45,8 +45,10 @@ Flow control
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
+import importlib
 import itertools
 import threading
 import time
@@ -131,12 +133,13 @@ class _Timers:
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def call_at(self, deadline: float, action: Callable[[], None]) -> list[Any]:
-        """Run ``action`` (on the timer thread) at ``deadline``; a handle for :meth:`cancel`."""
+    def call_at(self, deadline: float, action: Callable[[], None]) -> list[Any] | None:
+        """Run ``action`` (on the timer thread) at ``deadline``; a handle for :meth:`cancel`, or
+        None if the timers are stopped (the action will not run)."""
         entry = [deadline, next(self._sequence), action]
         with self._condition:
             if self._stopped:
-                raise RuntimeError("the executor's timers are stopped")
+                return None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lunatic-mp-executor", daemon=True)
                 self._thread.start()
@@ -173,13 +176,16 @@ class _Timers:
                     self._condition.wait(self._heap[0][0] - now if self._heap else None)
             action()
 
-    def stop(self) -> None:
+    def stop(self, *, join: bool) -> None:
+        """Stop the thread; ``join``: wait for it (never from a runtime callback: an action may be
+        waiting for the runtime's lock that the caller holds)."""
         with self._condition:
             self._stopped = True
             self._heap.clear()
             self._condition.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        thread = self._thread
+        if join and thread is not None and thread is not threading.current_thread():
+            thread.join()
 
 
 # --- jobs -----------------------------------------------------------------------------------------
@@ -246,7 +252,8 @@ class WasmExecutor(Executor):
         self.config = job_config
         self.timeout = timeout
         if max_in_flight is None:
-            per_worker = min(DEFAULT_IN_FLIGHT_PER_WORKER, max(runtime.max_processes_per_worker() // 2, 1))
+            capacity = runtime.max_processes_per_worker
+            per_worker = min(DEFAULT_IN_FLIGHT_PER_WORKER, max(capacity // 2, 1))
             max_in_flight = per_worker * runtime.worker_count
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -255,7 +262,6 @@ class WasmExecutor(Executor):
         self._pending: deque[_Job] = deque()
         self._in_flight = 0
         self._running: dict[int, _Job] = {}  # pid -> job
-        self._starting: set[_Job] = set()  # spawn requested, pid not known yet
         self._shutdown = False
         self._cancelling = False
         self._tags = itertools.count(REPLY_TAG_BASE)
@@ -263,9 +269,21 @@ class WasmExecutor(Executor):
         self._bar: Any = None
         self._submitted = 0
         if progress:
-            from tqdm.auto import tqdm  # an optional dependency, loaded on request only
+            tqdm = importlib.import_module("tqdm.auto").tqdm  # loaded on request only
 
             self._bar = tqdm(total=0, unit="job", desc=f"{module.name}", dynamic_ncols=True)
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs started (or being started) and not ended yet; at most :attr:`max_in_flight`."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        """Jobs submitted and waiting for a slot in flight."""
+        with self._lock:
+            return len(self._pending)
 
     # --- submitting -------------------------------------------------------------------------------
 
@@ -366,22 +384,38 @@ class WasmExecutor(Executor):
     # --- running ----------------------------------------------------------------------------------
 
     def _start(self, job: _Job, *, first: bool) -> None:
-        """Spawn the job's process (its slot in flight is already counted)."""
+        """Spawn the job's process (its slot in flight is already counted); when it cannot start,
+        resolve it and go on with the next queued job, in a loop (never recursively)."""
+        while not self._try_start(job, first=first):
+            with self._lock:
+                if not self._pending:
+                    self._free_slot()
+                    return
+                job = self._pending.popleft()
+            first = True
+
+    def _try_start(self, job: _Job, *, first: bool) -> bool:
+        """Spawn the job; False if it was resolved at once (cancelled, or the spawn refused)."""
         if first and not job.future.set_running_or_notify_cancel():
-            self._release()
-            return
+            return False
+        if self._cancelling:
+            self._resolve(job, JobCancelled("the job was cancelled by the executor's shutdown"))
+            return False
         job.attempts += 1
         if job.data is not None:
             job.tag = next(self._tags)
-        worker = job.worker if job.worker in self.runtime.worker_ids else None
-        with self._lock:
-            self._starting.add(job)
+        worker = job.worker
+        if worker is not None and worker not in self.runtime.worker_ids:
+            worker = None  # its worker was lost: any will do
         try:
-            spawned = self.runtime.spawn_future(self.module, job.function, job.args, self.config, worker=worker)
+            spawned = self.runtime.spawn_future(
+                self.module, job.function, job.args, self.config, worker=worker
+            )
         except Exception as exc:  # noqa: BLE001 - the job's failure
-            self._end(job, exc)
-            return
+            self._resolve(job, exc)
+            return False
         spawned.add_done_callback(lambda done: self._spawned(job, done))
+        return True
 
     def _spawned(self, job: _Job, done: Future[int]) -> None:
         """The spawn was answered (on the supervisor's thread, or the caller's)."""
@@ -395,7 +429,6 @@ class WasmExecutor(Executor):
         pid = done.result()
         job.pid = pid
         with self._lock:
-            self._starting.discard(job)
             self._running[pid] = job
             cancelling = self._cancelling
         if cancelling:
@@ -416,10 +449,8 @@ class WasmExecutor(Executor):
             running = self._running.get(pid) is job
         if running:
             job.timed_out = True
-            try:
+            with contextlib.suppress(LunaticError):  # the runtime closed: the job's future hears of it
                 self.runtime.kill(pid, f"the job ran past its {self.timeout} s timeout")
-            except LunaticError:
-                pass  # the runtime closed: the job's future hears about it
 
     def _finished(self, job: _Job, pid: int, ended: Future[Finished]) -> None:
         with self._lock:
@@ -437,7 +468,9 @@ class WasmExecutor(Executor):
             if job.data is None:
                 self._end(job, None, _result_of(finished))
             elif reply is None:
-                self._end(job, JobFailed("the bytes job ended without replying", pid=pid, outcome=finished.outcome))
+                self._end(
+                    job, JobFailed("the bytes job ended without replying", pid=pid, outcome=finished.outcome)
+                )
             else:
                 self._end(job, None, reply)
             return
@@ -471,41 +504,41 @@ class WasmExecutor(Executor):
         """The job's worker died: start it again once, from the timer thread (the runtime is
         replacing the worker while this runs on its thread)."""
         with self._lock:
-            self._starting.discard(job)
             retry = job.attempts < MAX_ATTEMPTS and not self._cancelling and not job.cancelled
         if not retry:
             self._end(job, WorkerLostError(f"the job was lost with its worker {job.attempts} time(s): {why}"))
             return
         job.pid = 0
         job.worker = None
-        try:
-            self._timers.call_at(0.0, lambda: self._start(job, first=False))
-        except RuntimeError:  # stopped timers: the executor is shut down
+        if self._timers.call_at(0.0, lambda: self._start(job, first=False)) is None:  # shut down
             self._end(job, WorkerLostError(f"the job was lost with its worker: {why}"))
 
-    def _end(self, job: _Job, error: BaseException | None, result: Any = None) -> None:
-        """Resolve the job's future and free its slot."""
-        with self._lock:
-            self._starting.discard(job)
+    def _resolve(self, job: _Job, error: BaseException | None, result: Any = None) -> None:
+        """Resolve the job's future (its slot is not freed here)."""
         if error is not None:
             job.future.set_exception(error)
         else:
             job.future.set_result(result)
         if self._bar is not None:
             self._bar.update(1)
-        self._release()
 
-    def _release(self) -> None:
-        """A slot in flight is free: start queued jobs while there is room."""
-        while True:
-            with self._lock:
-                if self._pending and self._in_flight <= self.max_in_flight:
-                    job = self._pending.popleft()
-                else:
-                    self._in_flight -= 1
-                    self._lock.notify_all()
-                    return
-            self._start(job, first=True)
+    def _end(self, job: _Job, error: BaseException | None, result: Any = None) -> None:
+        """Resolve the job's future, and give its slot to the next queued job."""
+        self._resolve(job, error, result)
+        with self._lock:
+            if not self._pending:
+                self._free_slot()
+                return
+            job = self._pending.popleft()
+        self._start(job, first=True)
+
+    def _free_slot(self) -> None:
+        """One job fewer in flight (called under the lock)."""
+        self._in_flight -= 1
+        if self._in_flight == 0 and not self._pending:
+            self._lock.notify_all()
+            if self._shutdown:
+                self._timers.stop(join=False)
 
     # --- stopping ---------------------------------------------------------------------------------
 
@@ -518,6 +551,8 @@ class WasmExecutor(Executor):
         """
         with self._lock:
             self._shutdown = True
+            if self._in_flight == 0 and not self._pending:
+                self._timers.stop(join=False)
             queued: list[_Job] = []
             running: list[int] = []
             if cancel_futures:
@@ -529,7 +564,6 @@ class WasmExecutor(Executor):
                     job.cancelled = True
         for job in queued:
             job.future.cancel()
-            self._release()
         for pid in running:
             try:
                 self.runtime.kill(pid, "cancelled by the executor's shutdown")
@@ -539,7 +573,7 @@ class WasmExecutor(Executor):
             with self._lock:
                 while self._in_flight or self._pending:
                     self._lock.wait()
-            self._timers.stop()
+            self._timers.stop(join=True)
             if self._bar is not None:
                 self._bar.close()
 

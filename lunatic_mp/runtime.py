@@ -50,6 +50,7 @@ from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
 
 if TYPE_CHECKING:
+    from lunatic_mp.executor import WasmExecutor
     from lunatic_mp.handles import Environment, Registry
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Runtime:
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
         capacity = max_processes_per_worker or default_capacity() // 2
+        self.max_processes_per_worker = capacity
         self._engine_options = {"max_processes": capacity, "max_memory": max_memory}
         self._ring_capacity = ring_capacity
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
@@ -584,6 +586,13 @@ class Runtime:
         for side in (pid, other):
             if side != self.pid:
                 self.exists(side)  # a round trip behind the signal: that worker has handled it
+
+    def executor(self, module: Module, **options: Any) -> WasmExecutor:
+        """A ``concurrent.futures.Executor`` running ``module``'s exports as jobs on the workers
+        (options: see :class:`~lunatic_mp.executor.WasmExecutor`)."""
+        from lunatic_mp.executor import WasmExecutor
+
+        return WasmExecutor(self, module, **options)
 
     def environment(self, config: EnvConfig | None = None, *, isolated_registry: bool = False) -> Environment:
         """Processes spawned through the environment get ``config``'s limits and permissions."""
