@@ -86,6 +86,16 @@ class Hub:
                 return
             endpoint.outbox.doorbell = endpoint.doorbell
 
+    def worker_started(self, worker: int) -> None:
+        """A process of the runtime (re)started: connect to it, or start ringing its doorbell."""
+        if worker == self.worker_id:
+            return
+        endpoint = self.endpoints.get(worker)
+        if endpoint is None:
+            self.connect(worker)
+        else:
+            self.attach_doorbell(endpoint)
+
     def disconnect(self, other: int) -> Endpoint | None:
         endpoint = self.endpoints.pop(other, None)
         if endpoint is not None:

@@ -51,7 +51,7 @@ class RegistryServer(Hub):
             frames.RegistryGet: self._on_get,
             frames.RegistryRemove: self._on_remove,
             frames.ProcessGone: lambda f: self.registry.remove_process(f.pid),
-            frames.WorkerStarted: self._on_worker_started,
+            frames.WorkerStarted: lambda f: self.worker_started(f.worker),
             frames.WorkerLost: self._on_worker_lost,
             frames.Shutdown: self._on_shutdown,
         }
@@ -107,15 +107,6 @@ class RegistryServer(Hub):
             self._on_get(queue.popleft())
         if queue:
             self.waiting.setdefault(name, deque()).extend(queue)
-
-    def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
-        if frame.worker == self.worker_id:
-            return
-        endpoint = self.endpoints.get(frame.worker)
-        if endpoint is None:
-            self.connect(frame.worker)
-        else:
-            self.attach_doorbell(endpoint)
 
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
         self.disconnect(frame.worker)

@@ -182,14 +182,8 @@ class Worker(Hub):
             process.registered = True
 
     def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
-        if frame.worker == self.worker_id:
-            return
-        endpoint = self.endpoints.get(frame.worker)
-        if endpoint is None:
-            self.connect(frame.worker)
-        else:
-            self.attach_doorbell(endpoint)
-        if frame.worker >= FIRST_WORKER:
+        self.worker_started(frame.worker)
+        if frame.worker >= FIRST_WORKER and frame.worker != self.worker_id:
             self.workers = sorted({*self.workers, frame.worker})
 
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
