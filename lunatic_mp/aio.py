@@ -32,7 +32,7 @@ from typing import Any
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import EngineClosed
-from lunatic_mp.handles import Process, fresh_tag
+from lunatic_mp.handles import PidHandle, Process, fresh_tag
 from lunatic_mp.mailbox import Message
 from lunatic_mp.module import Module
 from lunatic_mp.process import Finished
@@ -46,20 +46,18 @@ def _pid(process: Process | int) -> int:
     return process if isinstance(process, int) else process.id
 
 
-class AsyncWasmProcess:
+class AsyncWasmProcess(PidHandle):
     """A handle on a Wasm process of an :class:`AsyncRuntime` (see
     :class:`lunatic_mp.handles.WasmProcess`, whose calls it mirrors with awaitables)."""
 
-    __slots__ = ("_id", "_rt")
+    __slots__ = ("_rt",)
 
     def __init__(self, rt: AsyncRuntime, pid: int) -> None:
+        super().__init__(pid)
         self._rt = rt
-        self._id = pid
 
-    @property
-    def id(self) -> int:
-        """The process id."""
-        return self._id
+    def _home(self) -> object:
+        return self._rt
 
     def send(self, data: bytes = b"", tag: int = 0) -> None:
         """Send ``data`` with ``tag`` to the process (does not wait)."""
@@ -86,17 +84,6 @@ class AsyncWasmProcess:
     def kill(self) -> None:
         """Kill the process."""
         self._rt.runtime.kill(self._id)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AsyncWasmProcess):
-            return NotImplemented
-        return self._id == other._id and self._rt is other._rt
-
-    def __hash__(self) -> int:
-        return hash(self._id)
-
-    def __repr__(self) -> str:
-        return f"<AsyncWasmProcess {self._id:#x}>"
 
 
 class AsyncRegistry:

@@ -64,7 +64,37 @@ def _pid(process: Process | int) -> int:
     return process if isinstance(process, int) else process.id
 
 
-class WasmProcess:
+class PidHandle:
+    """What every handle on a process shares: its pid, equality (same pid, same runtime) and a
+    readable repr. Subclasses say which runtime they belong to through :meth:`_home`."""
+
+    __slots__ = ("_id",)
+
+    def __init__(self, pid: int) -> None:
+        self._id = pid
+
+    @property
+    def id(self) -> int:
+        """The process id."""
+        return self._id
+
+    def _home(self) -> object:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, PidHandle)
+        return self._id == other._id and self._home() is other._home()
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id:#x}>"
+
+
+class WasmProcess(PidHandle):
     """A handle on a Wasm process of a :class:`Runtime`.
 
     Handles are cheap values: two handles on the same pid of the same runtime are equal. ``join``
@@ -72,17 +102,15 @@ class WasmProcess:
     with :meth:`monitor`.
     """
 
-    __slots__ = ("_finished", "_id", "_runtime")
+    __slots__ = ("_finished", "_runtime")
 
     def __init__(self, runtime: Runtime, pid: int) -> None:
+        super().__init__(pid)
         self._runtime = runtime
-        self._id = pid
         self._finished: Future[Finished] | None = None
 
-    @property
-    def id(self) -> int:
-        """The process id."""
-        return self._id
+    def _home(self) -> object:
+        return self._runtime
 
     @property
     def runtime(self) -> Runtime:
@@ -154,17 +182,6 @@ class WasmProcess:
     def is_alive(self, timeout: float | None = 10.0) -> bool:
         """Whether the process exists now (asks its worker)."""
         return self._runtime.exists(self._id, timeout)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WasmProcess):
-            return NotImplemented
-        return self._id == other._id and self._runtime is other._runtime
-
-    def __hash__(self) -> int:
-        return hash(self._id)
-
-    def __repr__(self) -> str:
-        return f"<WasmProcess {self._id:#x}>"
 
 
 class Registry:
