@@ -23,6 +23,7 @@ from lunatic_mp.config import FUEL_UNIT, EnvConfig
 from lunatic_mp.errors import (
     CapacityError,
     EngineClosed,
+    LunaticError,
     ModuleError,
     PermissionDenied,
     SignatureError,
@@ -32,7 +33,7 @@ from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
-from lunatic_mp.process import Finished, Frame, Outcome, Phase, Process
+from lunatic_mp.process import BaseProcess, Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
 
@@ -124,8 +125,8 @@ class Engine:
         self.scheduler = Scheduler(self)
         self.registry = Registry()
         self.metrics = Metrics()
-        self.processes: dict[int, Process] = {}
-        self.current: Process | None = None
+        self.processes: dict[int, BaseProcess] = {}
+        self.current: BaseProcess | None = None
         self.host_errors: list[BaseException] = []
         self._next_local = 1
         self._next_timer = 1
@@ -165,7 +166,7 @@ class Engine:
         params: Sequence[Any] = (),
         config: EnvConfig | None = None,
         *,
-        link: tuple[Process | int, int] | None = None,
+        link: tuple[BaseProcess | int, int] | None = None,
     ) -> Process:
         """Start ``module.function(*params)`` as a new process; it runs when the engine runs.
 
@@ -225,6 +226,30 @@ class Engine:
         self.scheduler.make_ready(process)
         return process
 
+    def spawn_placed(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """Spawn for ``parent`` where the runtime places it: ``on_done(pid or error message)``, at
+        once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
+        spread = self.router is not None and not parent.config.spawn_local
+        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
+        if worker != self.worker_id and not any(kind == wasm.V128 for kind, _ in what[2]):
+            self.spawn_remote(parent, worker, what, link_tag, on_done)
+            return
+        module, function, params, config = what
+        try:
+            child = self.spawn(
+                module, function, params, config, link=(parent, link_tag) if link_tag else None
+            )
+        except LunaticError as exc:
+            on_done(str(exc))
+            return
+        on_done(child.pid)
+
     def on_call_done(self, process: Process) -> bool:
         """The process's instantiation or export call returned (the scheduler calls this).
 
@@ -273,7 +298,7 @@ class Engine:
         """Run until every process has finished or waits on something that cannot come."""
         self.scheduler.run(timeout=timeout)
 
-    def run_until_finished(self, process: Process, timeout: float | None = None) -> Finished | None:
+    def run_until_finished(self, process: BaseProcess, timeout: float | None = None) -> Finished | None:
         """Run until ``process`` ends; its Finished, or None on timeout or deadlock."""
         self.scheduler.run(until=lambda: process.finished is not None, timeout=timeout)
         return process.finished
@@ -361,7 +386,7 @@ class Engine:
 
     # --- suspending and resuming ----------------------------------------------------------------
 
-    def wait(self, process: Process, timeout_ms: int, on_timeout: int) -> None:
+    def wait(self, process: BaseProcess, timeout_ms: int, on_timeout: int) -> None:
         """Arm a timeout for a process about to suspend; it resumes with ``on_timeout``.
 
         A negative timeout (u64 values past i64, ``u64::MAX`` included) waits forever.
@@ -375,7 +400,7 @@ class Engine:
 
             process.timer = self.scheduler.call_later(timeout_ms / 1000, expire)
 
-    def resume(self, process: Process, value: int, on_resume: Callable[[], None] | None = None) -> None:
+    def resume(self, process: BaseProcess, value: int, on_resume: Callable[[], None] | None = None) -> None:
         """Let a suspended process go on; its pending host call returns ``value``.
 
         ``on_resume`` runs inside the process's fiber just before it goes on: the place to
@@ -384,36 +409,41 @@ class Engine:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
-        process.frames[-1].value = value
-        process.frames[-1].on_resume = on_resume
+        if process.native:
+            process.resume_with(value, on_resume)  # type: ignore[attr-defined]
+        else:
+            frame = process.frames[-1]  # type: ignore[attr-defined]
+            frame.value = value
+            frame.on_resume = on_resume
         process.waiting = False
         if not process.parked:
             self.scheduler.make_ready(process)
 
-    def park(self, process: Process) -> None:
+    def park(self, process: BaseProcess) -> None:
         """Pause a running process at its next instruction until :meth:`unpark` (backpressure)."""
-        if not process.parked and process.store is not None:
+        if not process.parked:
             process.parked = True
-            process.store.yield_soon()
+            if not process.native:  # a native process pauses itself when its send returns
+                process.store.yield_soon()  # type: ignore[attr-defined]
 
     def unpark(self, pid: int) -> None:
         process = self.processes.get(pid)
         if process is not None and process.parked:
             process.parked = False
-            assert process.store is not None
-            process.store.set_yield_interval(self.fuel_yield_interval)
+            if not process.native:
+                process.store.set_yield_interval(self.fuel_yield_interval)  # type: ignore[attr-defined]
             if not process.waiting:
                 self.scheduler.make_ready(process)
 
     def _on_suspend(self, results: Any, kind: int, nested: wasm.Call | None, trap_out: Any) -> int:
-        process = self.current
+        process: Process = self.current  # type: ignore[assignment]  # host calls run in a Wasm process
         assert process is not None, "host calls run inside a process"
         process.frames.append(Frame(results, kind, nested, trap_out))
         process.waiting = nested is None
         return len(process.frames)
 
     def _poll_resume(self, key: int) -> bool:
-        process = self.current
+        process: Process = self.current  # type: ignore[assignment]  # only Wasm processes suspend here
         assert process is not None, "suspended calls resume inside their process"
         frame = process.frames[key - 1]
         if frame.nested is not None:
@@ -443,7 +473,7 @@ class Engine:
 
     # --- links, monitors and deaths -------------------------------------------------------------
 
-    def link(self, process: Process, other_pid: int, tag: int) -> None:
+    def link(self, process: BaseProcess, other_pid: int, tag: int) -> None:
         if self._is_gone(other_pid):
             self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
             return
@@ -458,7 +488,7 @@ class Engine:
         process.links[other_pid] = tag
         other.links[process.pid] = tag
 
-    def unlink(self, process: Process, other_pid: int) -> None:
+    def unlink(self, process: BaseProcess, other_pid: int) -> None:
         process.links.pop(other_pid, None)
         if not self.is_local(other_pid):
             self._remote(other_pid, frames.Unlink(other_pid, process.pid))
@@ -467,7 +497,7 @@ class Engine:
         if other is not None:
             other.links.pop(process.pid, None)
 
-    def monitor(self, process: Process, other_pid: int) -> None:
+    def monitor(self, process: BaseProcess, other_pid: int) -> None:
         if self._is_gone(other_pid):
             self.deliver(process.pid, Message.process_died(other_pid))
             return
@@ -482,7 +512,7 @@ class Engine:
         process.monitoring.add(other_pid)
         other.monitored_by.add(process.pid)
 
-    def stop_monitoring(self, process: Process, other_pid: int) -> None:
+    def stop_monitoring(self, process: BaseProcess, other_pid: int) -> None:
         process.monitoring.discard(other_pid)
         if not self.is_local(other_pid):
             self._remote(other_pid, frames.StopMonitoring(other_pid, process.pid))
@@ -578,7 +608,7 @@ class Engine:
 
     def ask(
         self,
-        process: Process,
+        process: BaseProcess,
         worker: int,
         make_frame: Callable[[int], frames.Frame],
         on_reply: Callable[[Any], tuple[int, Callable[[], None] | None]],
@@ -603,7 +633,7 @@ class Engine:
 
     def spawn_remote(
         self,
-        parent: Process,
+        parent: BaseProcess,
         worker: int,
         what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
         link_tag: int,
@@ -639,7 +669,7 @@ class Engine:
 
     def get_or_spawn_remote(
         self,
-        process: Process,
+        process: BaseProcess,
         name: str,
         spawn: Callable[[Callable[[int | str], None]], None],
         on_found: Callable[[int, int], None],
@@ -682,13 +712,13 @@ class Engine:
         else:
             log.warning("reply to unknown request %d dropped", request)
 
-    def _exit(self, process: Process, finished: Finished) -> None:
+    def _exit(self, process: BaseProcess, finished: Finished) -> None:
         """Tear a process down and tell everyone linked to or monitoring it.
 
         Deaths cascade through links (a failure kills linked processes that die with their
         links); a work list, not recursion, so a long chain cannot overflow the stack.
         """
-        pending: deque[tuple[Process, Finished]] = deque([(process, finished)])
+        pending: deque[tuple[BaseProcess, Finished]] = deque([(process, finished)])
         while pending:
             dead, outcome = pending.popleft()
             if dead.finished is not None:
@@ -699,26 +729,14 @@ class Engine:
                 else:
                     pending.append((other, Finished(Outcome.KILLED, message=cause)))
 
-    def _release(self, process: Process, finished: Finished) -> Iterable[tuple[Process, str]]:
+    def _release(self, process: BaseProcess, finished: Finished) -> Iterable[tuple[BaseProcess, str]]:
         """Free one process and notify its links and monitors; yields the processes it kills."""
         process.finished = finished
         process.phase = Phase.DONE
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
-        for frame in process.frames:
-            if frame.nested is not None:
-                wasm.finish(frame.nested)
-        process.frames.clear()
-        if process.call is not None:
-            wasm.finish(process.call)
-            process.call = None
-        process.memory = None
-        if process.store is not None:
-            process.store.close()
-        process.store = None
-        process.context = None
-        process.resources = None  # type: ignore[assignment]
+        process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)
 
@@ -728,7 +746,7 @@ class Engine:
         cause = str(finished)
         cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
         router = self.router
-        doomed: list[tuple[Process, str]] = []
+        doomed: list[tuple[BaseProcess, str]] = []
         for other_pid, tag in process.links.items():
             other = self.processes.get(other_pid)
             if other is not None:
@@ -756,7 +774,9 @@ class Engine:
             callback(finished)
         return doomed
 
-    def _on_link_death(self, process: Process, dead_pid: int, reason: DeathReason, cause: str) -> str | None:
+    def _on_link_death(
+        self, process: BaseProcess, dead_pid: int, reason: DeathReason, cause: str
+    ) -> str | None:
         """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
         once the death has arrived as a LinkDied message."""
         tag = process.links.pop(dead_pid, 0)

@@ -1,6 +1,7 @@
-"""A Wasm process: one store and instance, run as a fiber, with its mailbox, links and resources.
+"""Processes: what every process has (:class:`BaseProcess`), and a Wasm process: one store and
+instance, run as a fiber, with its resources. Native processes are in :mod:`lunatic_mp.native`.
 
-The process holds state only; the engine decides what happens to it (spawn, signals, death) and
+A process holds state only; the engine decides what happens to it (spawn, signals, death) and
 the scheduler decides when it runs.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lunatic_mp import wasm
 from lunatic_mp.config import EnvConfig
@@ -39,7 +40,7 @@ class Finished:
     """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
 
     outcome: Outcome
-    result: tuple[int | float | bytes | None, ...] = ()
+    result: tuple[Any, ...] = ()  # a Wasm export's results; a native function's return value
     message: str = ""
     backtrace: tuple[str, ...] = ()
     exit_code: int | None = None
@@ -84,25 +85,20 @@ class Resources:
         return rid
 
 
-class Process:
-    """One Wasm process (see the module docstring)."""
+class BaseProcess:
+    """What every process has, Wasm or native: a pid, a mailbox, links, monitors, and the flags
+    the engine and the scheduler keep about it."""
+
+    native: ClassVar[bool] = False
 
     __slots__ = (
-        "args",
-        "call",
         "config",
-        "context",
         "die_when_link_dies",
         "environment_id",
         "finished",
-        "frames",
-        "function",
-        "instance",
         "kill_requested",
         "links",
         "mailbox",
-        "memory",
-        "module",
         "monitored_by",
         "monitoring",
         "on_exit",
@@ -113,27 +109,15 @@ class Process:
         "receive_start",
         "receive_tags",
         "registered",
-        "resources",
         "scratch",
-        "store",
         "timer",
         "waiting",
     )  # fmt: skip
 
-    def __init__(
-        self, pid: int, module: Module, config: EnvConfig, function: str, args: list[tuple[int, Any]]
-    ) -> None:
+    def __init__(self, pid: int, config: EnvConfig) -> None:
         self.pid = pid
-        self.module = module
         self.config = config
         self.environment_id = 0
-        self.function = function
-        self.args = args
-        self.store: wasm.Store | None = None
-        self.context: wasm.Context = None
-        self.instance: Any = None
-        self.memory: wasm.Memory | None = None
-        self.call: wasm.Call | None = None
         self.phase = Phase.INSTANTIATING
         self.mailbox = Mailbox()
         self.scratch: Message | None = None
@@ -141,22 +125,70 @@ class Process:
         self.monitoring: set[int] = set()
         self.monitored_by: set[int] = set()
         self.die_when_link_dies = True
-        self.frames: list[Frame] = []
         self.waiting = False  # suspended in a host call until woken
         self.queued = False  # in the scheduler's run queue
         self.receive_tags: tuple[int, ...] | None = None
         self.receive_start = -1  # >= 0 while waiting in receive: mailbox index to search from
         self.timer: Timer | None = None
-        self.resources = Resources()
         self.finished: Finished | None = None
         self.on_exit: list[Any] = []
-        self.kill_requested: str | None = None  # killed while its own fiber was running
+        self.kill_requested: str | None = None  # killed while its own code was running
         self.registered = False  # the registry process asked to hear when this process dies
         self.parked = False  # paused until a queue to another worker drains (backpressure)
 
     @property
     def alive(self) -> bool:
         return self.finished is None
+
+    def free(self) -> None:
+        """Give back what the process holds (it has died)."""
+
+
+class Process(BaseProcess):
+    """One Wasm process (see the module docstring)."""
+
+    __slots__ = (
+        "args",
+        "call",
+        "context",
+        "frames",
+        "function",
+        "instance",
+        "memory",
+        "module",
+        "resources",
+        "store",
+    )  # fmt: skip
+
+    def __init__(
+        self, pid: int, module: Module, config: EnvConfig, function: str, args: list[tuple[int, Any]]
+    ) -> None:
+        super().__init__(pid, config)
+        self.module = module
+        self.function = function
+        self.args = args
+        self.store: wasm.Store | None = None
+        self.context: wasm.Context = None
+        self.instance: Any = None
+        self.memory: wasm.Memory | None = None
+        self.call: wasm.Call | None = None
+        self.frames: list[Frame] = []
+        self.resources = Resources()
+
+    def free(self) -> None:
+        for frame in self.frames:
+            if frame.nested is not None:
+                wasm.finish(frame.nested)
+        self.frames.clear()
+        if self.call is not None:
+            wasm.finish(self.call)
+            self.call = None
+        self.memory = None
+        if self.store is not None:
+            self.store.close()
+        self.store = None
+        self.context = None
+        self.resources = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} {self.module.name}:{self.function} {self.phase.value}>"

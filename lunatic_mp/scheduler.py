@@ -28,7 +28,7 @@ from lunatic_mp import wasm
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
-    from lunatic_mp.process import Process
+    from lunatic_mp.process import BaseProcess, Process
 
 
 MAX_PAUSE_S = 3600.0
@@ -56,7 +56,7 @@ class Timer:
 class Scheduler:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.run_queue: deque[Process] = deque()
+        self.run_queue: deque[BaseProcess] = deque()
         self._timers: list[tuple[float, int, Timer]] = []
         self._cancelled = 0
         self._sequence = itertools.count()
@@ -67,7 +67,7 @@ class Scheduler:
         self._timers.clear()
         self._cancelled = 0
 
-    def make_ready(self, process: Process) -> None:
+    def make_ready(self, process: BaseProcess) -> None:
         if not process.queued:
             process.queued = True
             self.run_queue.append(process)
@@ -138,7 +138,10 @@ class Scheduler:
             process = queue.popleft()
             process.queued = False
             if process.alive:
-                self._run_slice(process)
+                if process.native:
+                    process.run_slice(self.engine)  # type: ignore[attr-defined]
+                else:
+                    self._run_slice(process)  # type: ignore[arg-type]
 
         if queue:
             return 0.0

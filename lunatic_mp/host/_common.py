@@ -29,7 +29,7 @@ def memory_of(process: Process, engine: Engine) -> Memory:
 
 
 def current(engine: Engine) -> Process:
-    process = engine.current
+    process: Process | None = engine.current  # type: ignore[assignment]  # host functions run in Wasm
     if process is None:  # pragma: no cover - wasmtime only calls us from inside a process
         raise GuestTrap("host function called outside a process")
     return process

@@ -123,16 +123,6 @@ def register(engine: Engine) -> None:
         params = decode_params(memory.read(params_ptr, params_len))
         return module, function, params, config
 
-    def spawn_here(
-        parent: Process, link: int, what: tuple[Module, str, list[tuple[int, Any]], EnvConfig]
-    ) -> int | str:
-        """Spawn in this engine: the child's pid, or the error message to hand back."""
-        module, function, params, config = what
-        try:
-            return engine.spawn(module, function, params, config, link=(parent, link) if link else None).pid
-        except LunaticError as exc:
-            return str(exc)
-
     def written(memory: Memory, ptr: int, value: int) -> Callable[[], None]:
         return lambda: memory.write_u64(ptr, value)
 
@@ -141,18 +131,6 @@ def register(engine: Engine) -> None:
             report_error(process, memory, ptr, error)
 
         return report
-
-    def spawn_anywhere(
-        parent: Process, link: int, what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
-        on_done: Callable[[int | str], None],
-    ) -> None:  # fmt: skip
-        """Spawn where the runtime places it; ``on_done(pid or error)``, perhaps later."""
-        spread = engine.router is not None and not parent.config.spawn_local
-        worker = engine.router.place() if spread else engine.worker_id  # type: ignore[union-attr]
-        if worker == engine.worker_id or any(kind == wasm.V128 for kind, _ in what[2]):
-            on_done(spawn_here(parent, link, what))
-        else:
-            engine.spawn_remote(parent, worker, what, link, on_done)
 
     def spawn(
         link: int, config_id: int, module_id: int, fn_ptr: int, fn_len: int, params_ptr: int,
@@ -173,7 +151,7 @@ def register(engine: Engine) -> None:
             else:
                 engine.resume(parent, OK, written(memory, id_ptr, child))
 
-        spawn_anywhere(parent, link, what, done)
+        engine.spawn_placed(parent, link, what, done)
         if not answered:
             suspended = True  # placed on another worker: its reply resumes the process
             return PENDING
@@ -210,7 +188,9 @@ def register(engine: Engine) -> None:
             if existing is not None:
                 found(*existing)()
                 return ALREADY_REGISTERED
-            child = spawn_here(parent, link, what)
+            answered: list[int | str] = []
+            engine.spawn_placed(parent, link, what, answered.append)  # no router: spawns right here
+            child = answered[0]
             if isinstance(child, str):
                 return report_error(parent, memory, id_ptr, child)
             engine.registry.put(name, engine.node_id, child)
@@ -219,7 +199,7 @@ def register(engine: Engine) -> None:
         engine.get_or_spawn_remote(
             parent,
             name,
-            lambda on_done: spawn_anywhere(parent, link, what, on_done),
+            lambda on_done: engine.spawn_placed(parent, link, what, on_done),
             on_found=lambda node, pid: engine.resume(parent, ALREADY_REGISTERED, found(node, pid)),
             on_spawned=lambda node, pid: engine.resume(parent, OK, found(node, pid)),
             on_error=lambda error: engine.resume(parent, ERROR, reporting(parent, memory, id_ptr, error)),
