@@ -5,6 +5,7 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import (
     CapacityError,
+    ContextError,
     EngineClosed,
     InvalidNameError,
     LunaticError,
@@ -15,18 +16,22 @@ from lunatic_mp.errors import (
     WorkerLost,
 )
 from lunatic_mp.executor import JobFailed, JobTimeout, WasmExecutor, WorkerLostError
-from lunatic_mp.handles import Environment, WasmProcess
+from lunatic_mp.handles import Environment, PythonProcess, RuntimeProcess, WasmProcess
 from lunatic_mp.handles import Process as ProcessHandle
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module
+from lunatic_mp.native import AsyncContext, Context, ProcessKilled
 from lunatic_mp.process import Finished, Outcome, Process
 from lunatic_mp.runtime import Runtime
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncContext",
     "AsyncRuntime",
     "CapacityError",
+    "Context",
+    "ContextError",
     "DeathReason",
     "Engine",
     "EngineClosed",
@@ -44,7 +49,10 @@ __all__ = [
     "PermissionDenied",
     "Process",
     "ProcessHandle",
+    "ProcessKilled",
+    "PythonProcess",
     "Runtime",
+    "RuntimeProcess",
     "SignatureError",
     "SpawnError",
     "WasmExecutor",

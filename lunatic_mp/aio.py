@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,9 @@ def _pid(process: Process | int) -> int:
     return process if isinstance(process, int) else process.id
 
 
-class AsyncWasmProcess(PidHandle):
-    """A handle on a Wasm process of an :class:`AsyncRuntime` (see
-    :class:`lunatic_mp.handles.WasmProcess`, whose calls it mirrors with awaitables)."""
+class AsyncProcess(PidHandle):
+    """A handle on a process of an :class:`AsyncRuntime`, Wasm or native (see
+    :class:`lunatic_mp.handles.RuntimeProcess`, whose calls it mirrors with awaitables)."""
 
     __slots__ = ("_rt",)
 
@@ -86,6 +86,18 @@ class AsyncWasmProcess(PidHandle):
         self._rt.runtime.kill(self._id)
 
 
+class AsyncWasmProcess(AsyncProcess):
+    """A handle on a Wasm process of an :class:`AsyncRuntime`."""
+
+    __slots__ = ()
+
+
+class AsyncPythonProcess(AsyncProcess):
+    """A handle on a native process (a Python function) of an :class:`AsyncRuntime`."""
+
+    __slots__ = ()
+
+
 class AsyncRegistry:
     """The registry with versions (see :class:`lunatic_mp.handles.Registry`), awaitable."""
 
@@ -104,10 +116,10 @@ class AsyncRegistry:
         """Register ``process`` as version ``version`` of ``name`` (None: unversioned)."""
         await asyncio.to_thread(self._rt.runtime.registry_put, self._name(name, version), _pid(process))
 
-    async def get(self, name: str, requirement: str | None = None) -> AsyncWasmProcess | None:
+    async def get(self, name: str, requirement: str | None = None) -> AsyncProcess | None:
         """The newest version of ``name`` matching ``requirement`` (None: any), or None."""
         pid = await asyncio.to_thread(self._rt.runtime.registry_get, self._name(name, requirement))
-        return None if pid is None else AsyncWasmProcess(self._rt, pid)
+        return None if pid is None else AsyncProcess(self._rt, pid)
 
     async def remove(self, name: str, version: str | None = None) -> None:
         """Remove version ``version`` of ``name``, or every entry of ``name`` (None)."""
@@ -279,6 +291,24 @@ class AsyncRuntime:
         future = self.runtime.spawn_future(module, function, params, config, worker=worker, link=link_pair)
         return AsyncWasmProcess(self, await asyncio.wrap_future(future))
 
+    async def spawn_native(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[Process | int, int] | None = None,
+    ) -> AsyncPythonProcess:
+        """Start ``function(context, *args, **kwargs)`` as a native process (see
+        :meth:`Runtime.spawn_native`); its handle."""
+        link_pair = None if link is None else (_pid(link[0]), link[1])
+        future = self.runtime.spawn_native_future(
+            function, args, kwargs, config, worker=worker, link=link_pair
+        )
+        return AsyncPythonProcess(self, await asyncio.wrap_future(future))
+
     async def join(self, process: Process | int, timeout: float | None = None) -> Finished | None:
         """Await how a process spawned through this runtime ends; None after ``timeout``
         seconds (and a later join still gets the result)."""
@@ -329,5 +359,26 @@ class AsyncEnvironment:
         """Start ``module.function(*params)`` in this environment; its handle."""
         return await self.rt.spawn(module, function, params, self.config.copy(), worker=worker, link=link)
 
+    async def spawn_native(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[Process | int, int] | None = None,
+    ) -> AsyncPythonProcess:
+        """Start a native process in this environment; its handle."""
+        return await self.rt.spawn_native(
+            function, args, kwargs, self.config.copy(), worker=worker, link=link
+        )
 
-__all__ = ["AsyncEnvironment", "AsyncRegistry", "AsyncRuntime", "AsyncWasmProcess"]
+
+__all__ = [
+    "AsyncEnvironment",
+    "AsyncProcess",
+    "AsyncPythonProcess",
+    "AsyncRegistry",
+    "AsyncRuntime",
+    "AsyncWasmProcess",
+]

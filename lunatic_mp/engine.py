@@ -32,6 +32,7 @@ from lunatic_mp.errors import (
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
+from lunatic_mp.native import NativeProcess, pickle_native
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import BaseProcess, Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
@@ -218,11 +219,7 @@ class Engine:
         process.call = wasm.instantiate_async(module.instance_pre, process.context, process.instance)  # type: ignore[arg-type]
         self.processes[pid] = process
         if link is not None:
-            parent, tag = link
-            parent_pid = parent if isinstance(parent, int) else parent.pid
-            process.links[parent_pid] = tag
-            if parent_pid in self.processes:
-                self.processes[parent_pid].links[pid] = tag
+            self._link_child(process, *link)
         self.scheduler.make_ready(process)
         return process
 
@@ -249,6 +246,84 @@ class Engine:
             on_done(str(exc))
             return
         on_done(child.pid)
+
+    def spawn_native(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        config: EnvConfig | None = None,
+        *,
+        link: tuple[BaseProcess | int, int] | None = None,
+    ) -> NativeProcess:
+        """Start ``function(context, *args, **kwargs)`` as a native process (:mod:`lunatic_mp.native`)."""
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+        if not callable(function):
+            raise SpawnError(f"a native process runs a function, got {function!r}")
+        if len(self.processes) >= self.capacity:
+            raise CapacityError(f"engine is at capacity ({self.capacity} live processes)")
+        pid = self.pid_base | self._next_local
+        self._next_local += 1
+        process = NativeProcess(self, pid, function, args, kwargs or {}, config or EnvConfig())
+        self.processes[pid] = process
+        if link is not None:
+            self._link_child(process, *link)
+        self.scheduler.make_ready(process)
+        return process
+
+    def _link_child(self, child: BaseProcess, parent: BaseProcess | int, tag: int) -> None:
+        parent_pid = parent if isinstance(parent, int) else parent.pid
+        child.links[parent_pid] = tag
+        if parent_pid in self.processes:
+            self.processes[parent_pid].links[child.pid] = tag
+
+    def spawn_native_placed(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        function: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """:meth:`spawn_placed` for a native process: pickled (cloudpickle) to another worker."""
+        spread = self.router is not None and not parent.config.spawn_local
+        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
+        if worker == self.worker_id:
+            try:
+                link = (parent, link_tag) if link_tag else None
+                child = self.spawn_native(function, args, kwargs, parent.config.copy(), link=link)
+            except LunaticError as exc:
+                on_done(str(exc))
+                return
+            on_done(child.pid)
+            return
+        try:
+            payload = pickle_native(function, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - cloudpickle raises many kinds
+            on_done(f"cannot pickle {function!r} for another worker: {exc}")
+            return
+        assert self.router is not None
+
+        def reply(frame: Any) -> None:
+            if frame is None:
+                on_done(f"worker {worker} was lost before it spawned the process")
+            elif frame.error:
+                on_done(frame.error)
+            else:
+                if link_tag and parent.finished is None:
+                    parent.links[frame.pid] = link_tag
+                on_done(frame.pid)
+
+        request = self.new_request(worker, reply)
+        config = frames.encode_config(parent.config)
+        link_pid = parent.pid if link_tag else 0
+        self.router.send(worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag))
+
+    def reap(self, glet: Any) -> None:
+        """Unwind a killed native process's suspended stack at the next scheduler round."""
+        self.scheduler.reap(glet)
 
     def on_call_done(self, process: Process) -> bool:
         """The process's instantiation or export call returned (the scheduler calls this).
@@ -281,7 +356,7 @@ class Engine:
                 backtrace=failure.backtrace,
                 exit_code=failure.exit_code,
             )
-        self._exit(process, finished)
+        self.exit(process, finished)
         return False
 
     def _start_export(self, process: Process) -> None:
@@ -532,7 +607,7 @@ class Engine:
         if process is self.current:
             process.kill_requested = reason
         else:
-            self._exit(process, Finished(Outcome.KILLED, message=reason))
+            self.exit(process, Finished(Outcome.KILLED, message=reason))
         return True
 
     # --- signals from other workers -------------------------------------------------------------
@@ -712,7 +787,7 @@ class Engine:
         else:
             log.warning("reply to unknown request %d dropped", request)
 
-    def _exit(self, process: BaseProcess, finished: Finished) -> None:
+    def exit(self, process: BaseProcess, finished: Finished) -> None:
         """Tear a process down and tell everyone linked to or monitoring it.
 
         Deaths cascade through links (a failure kills linked processes that die with their

@@ -13,6 +13,16 @@
     ├── FrameError             bytes between the runtime's processes that are no valid frame
     │                          (also a ValueError; lunatic_mp.frames)
     ├── WorkerLost             the worker process a request went to died before answering
+    ├── ContextError           a native process's context used outside that process, or awaited
+    │                          wrongly (lunatic_mp.native)
+    ├── BenchError             lunatic-mp bench cannot run as asked: no benchmarks/ source tree,
+    │                          an unknown scenario, --plot without matplotlib (lunatic_mp.bench)
+    ├── ServeConfigError       a serve config (TOML file or command line) that is invalid
+    │                          (also a ValueError; lunatic_mp.serve_config)
+    ├── ProtocolError          bytes on a control socket that are no valid msgpack-RPC message
+    │                          (also a ValueError; lunatic_mp.rpc)
+    ├── RemoteError            a control-socket call the server answered with an error
+    │                          (lunatic_mp.client)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
@@ -52,6 +62,33 @@ class InvalidNameError(LunaticError, ValueError):
 
 class WorkerLost(LunaticError):
     """The worker process that was asked died before it answered; a new one has replaced it."""
+
+
+class ContextError(LunaticError):
+    """A native process's context was used by another process or after the process ended, or a
+    native coroutine awaited something other than its context's calls."""
+
+
+class BenchError(LunaticError):
+    """The benchmark harness cannot run as asked; the message says what to do instead."""
+
+
+class ServeConfigError(LunaticError, ValueError):
+    """A ``lunatic-mp serve`` configuration that cannot be used; the message names the key."""
+
+
+class ProtocolError(LunaticError, ValueError):
+    """Bytes on a control socket that are no valid msgpack-RPC message."""
+
+
+class RemoteError(LunaticError):
+    """The server answered a control-socket call with an error: ``code`` says which kind
+    (``BadParams``, ``NotFound``, ...), the message what went wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class EngineClosed(LunaticError):

@@ -50,6 +50,7 @@ __all__ = [
     "Kind",
     "Link",
     "LinkDied",
+    "ListProcesses",
     "Message",
     "Monitor",
     "ProcessDied",
@@ -61,6 +62,7 @@ __all__ = [
     "RegistryWatch",
     "Shutdown",
     "Spawn",
+    "SpawnNative",
     "SpawnReply",
     "Stats",
     "StatsReply",
@@ -124,6 +126,8 @@ class Kind(enum.IntEnum):
     STATS = 22
     STATS_REPLY = 23
     PROCESS_FINISHED = 24
+    SPAWN_NATIVE = 25
+    LIST_PROCESSES = 26
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -209,6 +213,19 @@ class Spawn(NamedTuple):
     function: str
     params: tuple[int, ...]
     param_kinds: bytes
+    config: bytes
+    link_pid: int
+    link_tag: int
+
+
+class SpawnNative(NamedTuple):
+    """Spawn a native process (:mod:`lunatic_mp.native`) on the receiving worker: ``payload`` is
+    the cloudpickled ``(function, args, kwargs)``; the rest as in :class:`Spawn`, and the answer
+    a :class:`SpawnReply`. Only the runtime's own processes send it (never a socket)."""
+
+    request: int
+    reply_to: int
+    payload: bytes
     config: bytes
     link_pid: int
     link_tag: int
@@ -321,6 +338,16 @@ class StatsReply(NamedTuple):
     payload: bytes
 
 
+class ListProcesses(NamedTuple):
+    """Ask a worker for its live processes, at most ``limit`` of them. The answer is a
+    :class:`StatsReply` whose payload is a msgpack map: ``total``, how many live processes the
+    worker holds, and ``processes``, a map per process (``Worker.process_list`` says which)."""
+
+    request: int
+    reply_to: int
+    limit: int
+
+
 class ProcessFinished(NamedTuple):
     """How a monitored process ended, for a monitor in the host program (richer than
     ProcessDied): ``outcome`` 0 normal, 1 killed, 2 failed; ``results`` a msgpack list of the
@@ -361,6 +388,8 @@ Frame: TypeAlias = (
     | Stats
     | StatsReply
     | ProcessFinished
+    | SpawnNative
+    | ListProcesses
 )
 """Any frame."""
 
@@ -389,6 +418,8 @@ CLASS_OF: dict[Kind, type[Frame]] = {
     Kind.STATS: Stats,
     Kind.STATS_REPLY: StatsReply,
     Kind.PROCESS_FINISHED: ProcessFinished,
+    Kind.SPAWN_NATIVE: SpawnNative,
+    Kind.LIST_PROCESSES: ListProcesses,
 }
 """The frame class of each kind."""
 

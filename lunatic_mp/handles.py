@@ -4,15 +4,15 @@ A :class:`~lunatic_mp.runtime.Runtime` speaks in pids; programs would rather hol
 knows its runtime, so that ``server.request(b"ping")`` or ``server.join()`` reads like a call. This
 module gives them that, without adding state to the runtime:
 
-- :class:`Process` is the protocol every process handle implements (Wasm processes here, native
-  Python processes later): an ``id`` and ``send``.
-- :class:`WasmProcess` is a handle on a Wasm process of a runtime: messages, request/reply, links,
-  monitors, kill, join.
+- :class:`Process` is the protocol every process handle implements: an ``id`` and ``send``.
+- :class:`RuntimeProcess` is a handle on any process of a runtime: messages, request/reply,
+  links, monitors, kill, join. :class:`WasmProcess` and :class:`PythonProcess` (a native process,
+  :mod:`lunatic_mp.native`) say which kind it runs.
 - :class:`Environment` spawns processes under one :class:`~lunatic_mp.config.EnvConfig` (their
   limits and permissions) and has a :class:`Registry` view.
 
 Request/reply convention
-    :meth:`WasmProcess.request` sends ``data`` from the host program's mailbox
+    :meth:`RuntimeProcess.request` sends ``data`` from the host program's mailbox
     (:attr:`Runtime.pid`) with a fresh tag, unique in this Python process, then waits for a data
     message with that same tag. A guest answers a request by sending its reply to the request's
     sender (``lunatic::message::get_process_id`` of the received message) **with the request's
@@ -24,7 +24,7 @@ Request/reply convention
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
@@ -82,9 +82,10 @@ class PidHandle:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        """Same pid of the same runtime: a handle that does not know the process's kind (from
+        the registry) equals one that does."""
+        if not isinstance(other, PidHandle):
             return NotImplemented
-        assert isinstance(other, PidHandle)
         return self._id == other._id and self._home() is other._home()
 
     def __hash__(self) -> int:
@@ -94,8 +95,8 @@ class PidHandle:
         return f"<{type(self).__name__} {self._id:#x}>"
 
 
-class WasmProcess(PidHandle):
-    """A handle on a Wasm process of a :class:`Runtime`.
+class RuntimeProcess(PidHandle):
+    """A handle on a process of a :class:`Runtime`, Wasm or native.
 
     Handles are cheap values: two handles on the same pid of the same runtime are equal. ``join``
     works for processes spawned by the host program (through this runtime) only; watch others
@@ -184,6 +185,19 @@ class WasmProcess(PidHandle):
         return self._runtime.exists(self._id, timeout)
 
 
+class WasmProcess(RuntimeProcess):
+    """A handle on a Wasm process (what :meth:`Environment.spawn` returns)."""
+
+    __slots__ = ()
+
+
+class PythonProcess(RuntimeProcess):
+    """A handle on a native process: a Python function run by a worker
+    (:meth:`Environment.spawn_native`, :mod:`lunatic_mp.native`)."""
+
+    __slots__ = ()
+
+
 class Registry:
     """The registry of named processes, seen from the host program.
 
@@ -211,11 +225,11 @@ class Registry:
         replacing that exact entry if any. The entry goes when the process dies."""
         self._runtime.registry_put(self._name(name, version), _pid(process), self.timeout)
 
-    def get(self, name: str, requirement: str | None = None) -> WasmProcess | None:
+    def get(self, name: str, requirement: str | None = None) -> RuntimeProcess | None:
         """The newest registered version of ``name`` matching ``requirement`` (``"^1.2"``,
         ``">=1.0, <2"``; a bare ``"1.2"`` means ``^1.2``; None: any), or None."""
         pid = self._runtime.registry_get(self._name(name, requirement), self.timeout)
-        return None if pid is None else WasmProcess(self._runtime, pid)
+        return None if pid is None else RuntimeProcess(self._runtime, pid)
 
     def remove(self, name: str, version: str | None = None) -> None:
         """Remove version ``version`` of ``name``, or every entry of ``name`` (None)."""
@@ -256,8 +270,36 @@ class Environment:
         )
         return WasmProcess(self.runtime, pid)
 
+    def spawn_native(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[Process | int, int] | None = None,
+        timeout: float | None = 30.0,
+    ) -> PythonProcess:
+        """Start ``function(context, *args, **kwargs)`` as a native process in this environment
+        (the Wasm processes it spawns get this environment's config); its handle. See
+        :mod:`lunatic_mp.native` for the context and what the function may do."""
+        link_pair = None if link is None else (_pid(link[0]), link[1])
+        pid = self.runtime.spawn_native(
+            function, args, kwargs, self.config.copy(), worker=worker, link=link_pair, timeout=timeout
+        )
+        return PythonProcess(self.runtime, pid)
+
     def __repr__(self) -> str:
         return f"<Environment {self.id} {self.config}>"
 
 
-__all__ = ["REQUEST_TAG_BASE", "Environment", "Process", "Registry", "WasmProcess", "fresh_tag"]
+__all__ = [
+    "REQUEST_TAG_BASE",
+    "Environment",
+    "Process",
+    "PythonProcess",
+    "Registry",
+    "RuntimeProcess",
+    "WasmProcess",
+    "fresh_tag",
+]

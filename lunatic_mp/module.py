@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
@@ -71,6 +74,33 @@ class Module:
             namespaces.add("wasi")
         digest = hashlib.sha256(binary).digest()
         return cls(compiled, engine, name, exports, frozenset(namespaces), uses_wasi, binary, digest)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by digest (into a native process's closure): a worker finds it in the
+        runtime's module cache, where :meth:`Runtime.load_module` put it."""
+        return (_find_module, (self.digest, self.name))
+
+
+_finder: Callable[[bytes], Module] | None = None
+
+
+@contextlib.contextmanager
+def resolving(find: Callable[[bytes], Module]) -> Iterator[None]:
+    """Unpickle modules with ``find(digest)`` meanwhile (a worker loading a native process)."""
+    global _finder  # noqa: PLW0603 - unpickling offers no other way to pass it
+    previous, _finder = _finder, find
+    try:
+        yield
+    finally:
+        _finder = previous
+
+
+def _find_module(digest: bytes, name: str) -> Module:
+    if _finder is None:
+        raise ModuleError(
+            f"module {name} can only be unpickled inside a lunatic_mp worker (it travels by digest)"
+        )
+    return _finder(digest)
 
 
 def _is_text(data: str | bytes) -> bool:

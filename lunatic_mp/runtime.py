@@ -45,6 +45,7 @@ from lunatic_mp.hub import Hub, bell_name, ring_name
 from lunatic_mp.logs import LogReceiver
 from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.module import Module, ModuleCache
+from lunatic_mp.native import pickle_native
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
@@ -465,20 +466,72 @@ class Runtime:
         args = typed_args(module.name, function, signature[0], params)
         if any(kind not in PARAM_TYPE_BYTES or kind == wasm.V128 for kind, _ in args):
             raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")
-        workers = self.worker_ids
-        target = worker if worker is not None else workers[next(self._placement) % len(workers)]
-        if target not in workers:
-            raise SpawnError(f"no worker {target}")
+        target = self._place(worker)
         link_pid, link_tag = link or (0, 0)
         kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in args)
         encoded = frames.encode_config(config or EnvConfig())
         values = tuple(v for _, v in args)
-        reply = self._request_future(
+        return self._spawn_request(
             target,
             lambda request: frames.Spawn(
                 request, self.pid, module.digest, function, values, kinds, encoded, link_pid, link_tag
             ),
         )
+
+    def spawn_native(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[int, int] | None = None,
+        timeout: float | None = 30.0,
+    ) -> int:
+        """Start ``function(context, *args, **kwargs)`` as a native process on a worker (round
+        robin unless given); its pid. The function, its arguments and what it refers to are sent
+        with cloudpickle; see :mod:`lunatic_mp.native` for what the function can do. ``config``
+        is what the Wasm processes it spawns inherit."""
+        future = self.spawn_native_future(function, args, kwargs, config, worker=worker, link=link)
+        return future.result(timeout)
+
+    def spawn_native_future(
+        self,
+        function: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[int, int] | None = None,
+    ) -> Future[int]:
+        """:meth:`spawn_native` without waiting: the future of the new pid."""
+        self._check_open()
+        if not callable(function):
+            raise SpawnError(f"a native process runs a function, got {function!r}")
+        try:
+            payload = pickle_native(function, args, kwargs or {})
+        except Exception as exc:  # cloudpickle raises whatever pickling the objects does
+            raise SpawnError(f"cannot pickle {function!r} and its arguments for a worker: {exc}") from exc
+        target = self._place(worker)
+        link_pid, link_tag = link or (0, 0)
+        encoded = frames.encode_config(config or EnvConfig())
+        return self._spawn_request(
+            target,
+            lambda request: frames.SpawnNative(request, self.pid, payload, encoded, link_pid, link_tag),
+        )
+
+    def _place(self, worker: int | None) -> int:
+        workers = self.worker_ids
+        target = worker if worker is not None else workers[next(self._placement) % len(workers)]
+        if target not in workers:
+            raise SpawnError(f"no worker {target}")
+        return target
+
+    def _spawn_request(self, target: int, make: Callable[[int], frames.Frame]) -> Future[int]:
+        """Send a spawn frame to a worker; the future of the pid its reply carries."""
+        reply = self._request_future(target, make)
         pid: Future[int] = Future()
 
         def spawned(done: Future[Any]) -> None:

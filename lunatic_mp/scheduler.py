@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import greenlet
 
 from lunatic_mp import wasm
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
     from lunatic_mp.process import BaseProcess, Process
 
+
+log = logging.getLogger(__name__)
 
 MAX_PAUSE_S = 3600.0
 """The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
@@ -60,9 +65,11 @@ class Scheduler:
         self._timers: list[tuple[float, int, Timer]] = []
         self._cancelled = 0
         self._sequence = itertools.count()
+        self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
 
     def close(self) -> None:
         """Forget every process and timer (the engine is closing)."""
+        self._unwind()
         self.run_queue.clear()
         self._timers.clear()
         self._cancelled = 0
@@ -71,6 +78,21 @@ class Scheduler:
         if not process.queued:
             process.queued = True
             self.run_queue.append(process)
+
+    def reap(self, glet: Any) -> None:
+        self._reaping.append(glet)
+
+    def _unwind(self) -> None:
+        """Unwind the Python stacks of native processes killed while they were suspended: their
+        ``finally`` blocks run here, on the scheduler's stack, where greenlets may switch."""
+        while self._reaping:
+            glet = self._reaping.pop()
+            try:
+                glet.throw(greenlet.GreenletExit)
+            except greenlet.GreenletExit:
+                pass
+            except Exception:
+                log.exception("a killed native process failed while unwinding")
 
     def call_later(self, delay_s: float | None, callback: Callable[[], None]) -> Timer:
         """Call ``callback`` after ``delay_s`` seconds; None makes a timer that never fires."""
@@ -120,6 +142,10 @@ class Scheduler:
         processes are ready, the time to the next timer, or None with no timer at all. A worker
         loop calls this between draining and flushing its queues.
         """
+        # 0. Unwind native processes killed while suspended (greenlets switch only from here).
+        if self._reaping:
+            self._unwind()
+
         # 1. Fire due timers.
         timers = self._timers
         if timers:
@@ -143,7 +169,7 @@ class Scheduler:
                 else:
                     self._run_slice(process)  # type: ignore[arg-type]
 
-        if queue:
+        if queue or self._reaping:
             return 0.0
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)

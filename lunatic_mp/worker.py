@@ -29,7 +29,9 @@ from lunatic_mp.hub import Hub
 from lunatic_mp.logs import send_logs_to
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module, ModuleCache
+from lunatic_mp.native import unpickle_native
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.process import BaseProcess
 from lunatic_mp.transport import SAFETY_TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ class Worker(Hub):
             frames.StopMonitoring: lambda f: engine.accept_stop_monitoring(f.to, f.watcher),
             frames.ProcessDied: lambda f: engine.process_died(f.to, f.dead),
             frames.Spawn: self._on_spawn,
+            frames.SpawnNative: self._on_spawn_native,
             frames.SpawnReply: lambda f: engine.complete(f.request, f),
             frames.Exists: self._on_exists,
             frames.ExistsReply: lambda f: engine.complete(f.request, f),
@@ -166,6 +169,25 @@ class Worker(Hub):
         except (LunaticError, KeyError, ValueError) as exc:
             self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, 0, str(exc)))
             return
+        self._spawned(frame, child)
+
+    def _on_spawn_native(self, frame: frames.SpawnNative) -> None:
+        try:
+            function, args, kwargs = unpickle_native(frame.payload, self.module)
+            config = frames.decode_config(frame.config)
+            link = (frame.link_pid, frame.link_tag) if frame.link_pid else None
+            child = self.engine.spawn_native(function, args, kwargs, config, link=link)
+        except LunaticError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - unpickling raises anything the pickled code does
+            error = f"cannot load the native process's function here: {type(exc).__name__}: {exc}"
+        else:
+            self._spawned(frame, child)
+            return
+        self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, 0, error))
+
+    def _spawned(self, frame: frames.Spawn | frames.SpawnNative, child: BaseProcess) -> None:
+        """Finish a spawn that another process asked for, and answer it."""
         if worker_of(frame.reply_to) == SUPERVISOR:  # the host program can always join what it spawns
             child.monitored_by.add(frame.reply_to)
         if frame.link_pid and frame.link_pid != frame.reply_to and not self.engine.is_local(frame.link_pid):

@@ -94,6 +94,15 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("exit_code", int),
         ("backtrace", str),
     ],
+    "SpawnNative": [
+        ("request", int),
+        ("reply_to", int),
+        ("payload", bytes),
+        ("config", bytes),
+        ("link_pid", int),
+        ("link_tag", int),
+    ],
+    "ListProcesses": [("request", int), ("reply_to", int), ("limit", int)],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 
