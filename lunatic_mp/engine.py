@@ -873,7 +873,7 @@ _OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
 
 
 def _finished_frame(to: int, pid: int, finished: Finished) -> frames.Frame:
-    results = msgpack.packb([v for v in finished.result if not isinstance(v, bytes)])
+    results = msgpack.packb(list(finished.result))  # numbers, v128 bytes, a native return value
     exit_code = -1 if finished.exit_code is None else finished.exit_code
     frame: frames.Frame = frames.ProcessFinished(
         to,
