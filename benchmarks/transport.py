@@ -1,6 +1,6 @@
-"""Between two processes: the shared-memory ring against multiprocessing.Pipe.
+"""The transport alone: the shared-memory ring against multiprocessing.Pipe, between two processes.
 
-    python benchmarks/transport.py [--quick] [--repeat N] [--json FILE]
+    lunatic-mp bench transport [--quick]
 
 Throughput: one producer process sends 64-byte frames to one consumer process, which ends up with a
 list of ``bytes`` per batch (what the worker loop gets): the ring through Outbox/Inbox (flushed every
@@ -8,8 +8,11 @@ list of ``bytes`` per batch (what the worker loop gets): the ring through Outbox
 frames in the same framing (lengths, then the frames), and a Pipe carrying one frame per send.
 Latency: round trips of one 64-byte frame between two processes, with the receiver spinning on its
 ring, sleeping on its doorbell (at once, or after spinning 50 µs), or blocked in a Pipe. Also the
-cost of full_fence(). Each figure is the best of ``--repeat`` runs (other load on the machine only
-ever makes a run slower).
+cost of full_fence(). Each figure is the best of three runs (other load on the machine only ever
+makes a run slower). The stream and ping-pong scenarios use the Pipe functions as their baseline.
+
+``python benchmarks/transport.py [--quick] [--repeat N] [--json FILE]`` still works and writes the
+figures in this module's older nested layout, because tests/test_transport.py runs it so.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from lunatic_mp.bench import Context
 from lunatic_mp.transport import Doorbell, Inbox, Outbox, Ring, full_fence
+
+TITLE = "the shared-memory rings against multiprocessing.Pipe, two processes, no Wasm"
 
 CTX = multiprocessing.get_context("spawn")
 FRAME = bytes(range(64))
@@ -103,10 +109,12 @@ def _unpack_batch(batch: bytes, count: int) -> list[bytes]:
     return [batch[a:b] for a, b in pairwise(ends)]
 
 
-def _pipe_producer(conn: Connection, count: int, batched: bool, ready: Event, go: Event) -> None:
+def _pipe_producer(
+    conn: Connection, count: int, batched: bool, ready: Event, go: Event, frame: bytes = FRAME
+) -> None:
     ready.set()
     go.wait()
-    send, frame = conn.send_bytes, FRAME
+    send = conn.send_bytes
     if batched:  # frames are queued one by one, as a worker would, then sent 64 at a time
         batch: list[bytes] = []
         put = batch.append
@@ -121,12 +129,12 @@ def _pipe_producer(conn: Connection, count: int, batched: bool, ready: Event, go
     conn.close()
 
 
-def pipe_throughput(count: int, batched: bool) -> float:
+def pipe_throughput(count: int, batched: bool, frame: bytes = FRAME) -> float:
     """Frames per second through a Pipe, in batches of 64 frames or one frame per send."""
     count -= count % BATCH
     ours, theirs = CTX.Pipe(duplex=False)
     ready, go = CTX.Event(), CTX.Event()
-    child = CTX.Process(target=_pipe_producer, args=(theirs, count, batched, ready, go))
+    child = CTX.Process(target=_pipe_producer, args=(theirs, count, batched, ready, go, frame))
     child.start()
     theirs.close()
     ready.wait()
@@ -268,14 +276,55 @@ def best(runs: int, measure: Callable[[], float]) -> float:
     return max(measure() for _ in range(runs))
 
 
-def percentiles(runs: int, measure: Callable[[], list[float]]) -> dict[str, float]:
-    """p50 and p99 of the run with the lowest p50."""
-    results = []
-    for _ in range(runs):
-        samples = sorted(measure())
-        results.append((statistics.median(samples), samples[int(len(samples) * 0.99)]))
-    p50, p99 = min(results)
-    return {"p50_us": round(p50, 2), "p99_us": round(p99, 2)}
+def best_samples(runs: int, measure: Callable[[], list[float]]) -> list[float]:
+    """The sorted samples of the run with the lowest median."""
+    return min((sorted(measure()) for _ in range(runs)), key=statistics.median)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 and p99 of sorted samples (p99: the sample 99% of the way up, as every scenario takes it)."""
+    return {
+        "p50_us": round(statistics.median(samples), 2),
+        "p99_us": round(samples[int(len(samples) * 0.99)], 2),
+    }
+
+
+def measure(
+    quick: bool, runs: int, step: Callable[[str], None] = lambda _: None
+) -> tuple[dict[str, float], dict[str, list[float]], dict[str, float]]:
+    """Throughputs (frames/s), round-trip samples (µs, sorted) and per-call costs (ns)."""
+    scale = 20 if quick else 1
+    frames, trips = 2_000_000 // scale, 20_000 // scale
+    step("ring and pipe throughput")
+    throughput = {
+        "ring_outbox_batched": best(runs, lambda: ring_throughput(frames)),
+        "ring_outbox_batched_spin_50us": best(runs, lambda: ring_throughput(frames, SPIN)),
+        "pipe_batched": best(runs, lambda: pipe_throughput(frames, batched=True)),
+        "pipe_one_per_send": best(runs, lambda: pipe_throughput(frames // 4, batched=False)),
+    }
+    step("ring and pipe round trips")
+    latency = {
+        "ring_spinning": best_samples(runs, lambda: ring_round_trip(trips, spin=None)),
+        "ring_doorbell": best_samples(runs, lambda: ring_round_trip(trips, spin=0.0)),
+        "ring_doorbell_spin_50us": best_samples(runs, lambda: ring_round_trip(trips, spin=SPIN)),
+        "pipe": best_samples(runs, lambda: pipe_round_trip(trips)),
+    }
+    step("fences")
+    fences = fence_costs(100_000 if quick else 1_000_000)
+    return throughput, latency, fences
+
+
+def run(ctx: Context) -> None:
+    throughput, latency, fences = measure(ctx.quick, ctx.pick(3, 1), ctx.step)
+    for key, value in throughput.items():
+        ctx.record(f"{key}_frames_per_s", round(value))
+    ctx.record("ring_vs_pipe_batched_x", throughput["ring_outbox_batched"] / throughput["pipe_batched"])
+    for key, samples in latency.items():
+        for name, value in percentiles(samples).items():
+            ctx.record(f"{key}_round_trip_{name}", value)
+        ctx.distribution("round trips", key.replace("_", " "), samples)
+    for key, value in fences.items():
+        ctx.record(key, value)
 
 
 def main() -> None:
@@ -286,21 +335,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, the best one counts")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     options = parser.parse_args()
-    scale, runs = (20, 1) if options.quick else (1, options.repeat)
-    frames, trips = 2_000_000 // scale, 20_000 // scale
-    throughput = {
-        "ring_outbox_batched": best(runs, lambda: ring_throughput(frames)),
-        "ring_outbox_batched_spin_50us": best(runs, lambda: ring_throughput(frames, SPIN)),
-        "pipe_batched": best(runs, lambda: pipe_throughput(frames, batched=True)),
-        "pipe_one_per_send": best(runs, lambda: pipe_throughput(frames // 4, batched=False)),
-    }
-    latency = {
-        "ring_spinning": percentiles(runs, lambda: ring_round_trip(trips, spin=None)),
-        "ring_doorbell": percentiles(runs, lambda: ring_round_trip(trips, spin=0.0)),
-        "ring_doorbell_spin_50us": percentiles(runs, lambda: ring_round_trip(trips, spin=SPIN)),
-        "pipe": percentiles(runs, lambda: pipe_round_trip(trips)),
-    }
-    fences = fence_costs(100_000 if options.quick else 1_000_000)
+    throughput, samples, fences = measure(options.quick, 1 if options.quick else options.repeat)
+    latency = {key: percentiles(values) for key, values in samples.items()}
     results = {
         "throughput_frames_per_s": {key: round(value) for key, value in throughput.items()},
         "round_trip": latency,

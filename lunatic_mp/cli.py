@@ -71,6 +71,41 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]
     sys.exit(EXIT_FAILED)
 
 
+@main.command()
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.option("--quick", is_flag=True, help="A fraction of the work (under a minute): checks that all runs.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: one per CPU]")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures here."
+)
+@click.option(
+    "--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), help="Write PNG plots here."
+)
+def bench(
+    scenarios: tuple[str, ...],
+    quick: bool,
+    workers: int | None,
+    json_path: Path | None,
+    plot_dir: Path | None,
+) -> None:
+    """Measure lunatic_mp against baselines run alongside: SCENARIO is spawn, pingpong, stream,
+    ring, fanout, idle, serve or transport (all when none is named).
+
+    Runs the scenarios of the source tree's benchmarks/ directory; see docs/benchmarks.md.
+    """
+    from lunatic_mp import bench as harness
+
+    command = " ".join(["lunatic-mp", *sys.argv[1:]])
+    try:
+        report = harness.run(
+            scenarios, quick=quick, workers=workers, json_path=json_path, plot_dir=plot_dir, command=command
+        )
+    except LunaticError as exc:
+        click.echo(f"lunatic-mp: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
 def _run_here(module: Path, config: EnvConfig) -> Finished | None:
     """One engine in this process: None when the root waits for what can never come."""
     engine = Engine()

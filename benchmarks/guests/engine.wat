@@ -1,4 +1,4 @@
-;; Workloads for benchmarks/engine.py.
+;; Workloads for benchmarks/engine.py: one engine in the harness process, no workers.
 (module
   (import "lunatic::message" "create_data" (func $create (param i64 i64)))
   (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))

@@ -1,0 +1,76 @@
+"""idle: memory per idle process, and the most live processes the machine holds.
+
+A runtime of its own (N workers, default settings) is filled: on each worker a ``fill`` process
+spawns ``idle`` children (each waits in ``receive`` for a message that never comes) until a spawn
+fails because the worker is at capacity (CapacityError: the engine's limit, from the kernel's
+``vm.max_map_count``), or until a cap in a --quick run. RSS per process is the growth of the
+workers' resident memory divided by the processes added. Beside it: 10,000 idle processes on one
+engine in this process (the figure issue 2 measured), plain wasmtime instances kept alive, and
+Erlang.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+from benchmarks import baselines, engine
+from lunatic_mp import EnvConfig
+from lunatic_mp.bench import Context, at_least, at_most
+from lunatic_mp.runtime import Runtime
+
+TITLE = "memory per idle process, and the most live processes"
+FILLERS = EnvConfig(can_spawn_processes=True, spawn_local=True)
+QUICK_CAP = 2_000
+"""Idle processes per worker in a --quick run (a full run fills every worker to capacity)."""
+
+
+def rss(runtime: Runtime) -> int:
+    return sum(psutil.Process(pid).memory_info().rss for pid in runtime.worker_pids().values())
+
+
+def run(ctx: Context) -> None:
+    ctx.step("one engine in this process")
+    engine_kib, _ = engine.bench_idle(ctx.pick(10_000, 1_000))
+    ctx.record("engine_rss_per_process_kib", engine_kib)
+
+    ctx.step(f"starting a runtime of {ctx.workers} workers")
+    with Runtime(workers=ctx.workers) as runtime:
+        module = runtime.load_module(ctx.guest("workers.wat"))
+        workers = runtime.worker_ids
+        cap = ctx.pick(2**62, QUICK_CAP)
+        before = rss(runtime)
+        ctx.step("filling every worker with idle processes")
+        fillers = [runtime.spawn(module, "fill", (cap,), FILLERS, worker=w) for w in workers]
+        spawned = 0
+        for filler in fillers:
+            finished = runtime.join(filler, timeout=600)
+            assert finished is not None and finished.ok, finished
+            spawned += finished.result[0]
+        added = rss(runtime) - before
+        stats = runtime.stats()
+        live = sum(s["processes"] for s in stats)
+        capacity = sum(s["capacity"] for s in stats)
+        assert live == spawned, (live, spawned)
+        ctx.record("rss_per_process_kib", added / spawned / 1024, target=at_most(25))
+        ctx.record("live_processes_count", live, target=None if ctx.quick else at_least(100_000))
+        ctx.record("capacity_count", capacity)
+        if ctx.quick:
+            ctx.note(f"--quick: at most {QUICK_CAP:,} idle processes per worker, not the capacity")
+        else:
+            assert live == capacity - len(workers), "a worker stopped short of its capacity"
+            ctx.note(f"capacity reached on every worker ({capacity:,} processes on {len(workers)} workers)")
+        ctx.step("closing the full runtime")
+
+    ctx.step("plain wasmtime")
+    ctx.record(
+        "plain_wasmtime_rss_per_instance_kib",
+        baselines.rss_per_instance_kib(ctx.guest("engine.wat"), ctx.pick(10_000, 1_000)),
+    )
+    missing = baselines.erlang_missing()
+    if missing:
+        ctx.note(missing)
+    else:
+        ctx.step("Erlang")
+        figures = baselines.erlang("idle", ctx.pick(100_000, 10_000))
+        ctx.record("erlang_memory_per_process_kib", figures["kib_per_process"])
+        ctx.record("erlang_process_limit_count", round(figures["process_limit_count"]))
