@@ -199,15 +199,19 @@ def _ray_job(path: str, function: str, arg: int) -> Any:
     return wasm.call_fresh(function, arg)
 
 
-def ray_jobs_s(path: Path, function: str, args: list[int], processes: int) -> float:
-    """Seconds for Ray tasks (``processes`` CPUs) to run ``function(arg)`` for each arg."""
+def ray_jobs_s(path: Path, workloads: dict[str, tuple[str, list[int]]], processes: int) -> dict[str, float]:
+    """Seconds for Ray tasks (on ``processes`` CPUs) to run each workload: name -> (function, args),
+    ``function(arg)`` for each arg, all submitted at once."""
     ray = importlib.import_module("ray")
     ray.init(num_cpus=processes, include_dashboard=False, log_to_driver=False)
     try:
         job = ray.remote(_ray_job)
-        ray.get([job.remote(str(path), function, 1) for _ in range(4 * processes)])  # workers warm
-        start = time.perf_counter()
-        ray.get([job.remote(str(path), function, arg) for arg in args])
-        return time.perf_counter() - start
+        ray.get([job.remote(str(path), "square", 1) for _ in range(4 * processes)])  # workers warm
+        seconds = {}
+        for name, (function, args) in workloads.items():
+            start = time.perf_counter()
+            ray.get([job.remote(str(path), function, arg) for arg in args])
+            seconds[name] = time.perf_counter() - start
+        return seconds
     finally:
         ray.shutdown()

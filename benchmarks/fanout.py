@@ -109,6 +109,10 @@ def run(ctx: Context) -> None:
         ctx.note(missing)
     else:
         ctx.step("Ray")
-        ray_s = baselines.ray_jobs_s(guest, "crunch", [work] * jobs, n)
-        ctx.record("ray_s", ray_s)
-        ctx.record("all_workers_vs_ray_x", ray_s / times[n])
+        ray = baselines.ray_jobs_s(
+            guest, {"cpu": ("crunch", [work] * jobs), "tiny": ("square", list(range(count)))}, n
+        )
+        ctx.record("ray_s", ray["cpu"])
+        ctx.record("all_workers_vs_ray_x", ray["cpu"] / times[n])
+        ctx.record("ray_tiny_job_us", ray["tiny"] / count * 1e6)
+        ctx.record("tiny_job_vs_ray_x", ray["tiny"] / count * 1e6 / tiny)

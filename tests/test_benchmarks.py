@@ -79,7 +79,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "plain_wasmtime_call_us",
             "engine_fuel_yield_overhead_percent",
         }
-        | ({"ray_s", "all_workers_vs_ray_x"} if ray else set()),
+        | ({"ray_s", "all_workers_vs_ray_x", "ray_tiny_job_us", "tiny_job_vs_ray_x"} if ray else set()),
         "idle": {
             "engine_rss_per_process_kib",
             "rss_per_process_kib",
