@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -335,8 +335,11 @@ class AsyncRuntime:
         """A ProcessDied message arrives in the host program's mailbox when the process dies."""
         self.runtime.monitor(_pid(process))
 
-    def environment(self, config: EnvConfig) -> AsyncEnvironment:
-        """An environment: processes spawned into it get ``config``."""
+    def environment(self, config: EnvConfig, *, plugins: Iterable[str] = ()) -> AsyncEnvironment:
+        """An environment: processes spawned into it get ``config``, and may import the
+        namespaces of ``plugins`` (see :meth:`Runtime.environment`)."""
+        config = config.copy()
+        config.allowed_namespaces |= self.runtime.check_plugin_names(plugins)
         return AsyncEnvironment(self, config)
 
 

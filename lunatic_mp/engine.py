@@ -34,6 +34,8 @@ from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
 from lunatic_mp.native import NativeProcess, pickle_native
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.plugins import Plugin
+from lunatic_mp.plugins import install as install_plugins
 from lunatic_mp.process import BaseProcess, Finished, Frame, Outcome, Phase, Process
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
@@ -108,6 +110,7 @@ class Engine:
         max_wasm_stack: int = 1024 * 1024,
         max_memory: int = DEFAULT_MAX_MEMORY,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        plugins: Iterable[Plugin] = (),
     ) -> None:
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
@@ -139,6 +142,8 @@ class Engine:
         self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
         self._next_request = 1
         host.register_all(self)
+        self.plugins = install_plugins(self, plugins)
+        """The namespaces that plugins add (:mod:`lunatic_mp.plugins`)."""
 
     # --- modules and spawning -------------------------------------------------------------------
 

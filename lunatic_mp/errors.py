@@ -15,6 +15,7 @@
     ├── WorkerLost             the worker process a request went to died before answering
     ├── ContextError           a native process's context used outside that process, or awaited
     │                          wrongly (lunatic_mp.native)
+    ├── PluginError            a plugin that cannot be loaded, or a name no plugin has
     ├── BenchError             lunatic-mp bench cannot run as asked: no benchmarks/ source tree,
     │                          an unknown scenario, --plot without matplotlib (lunatic_mp.bench)
     ├── ServeConfigError       a serve config (TOML file or command line) that is invalid
@@ -89,6 +90,11 @@ class RemoteError(LunaticError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class PluginError(LunaticError):
+    """A plugin that cannot be loaded (bad module, bad name, failing register function), or a
+    plugin asked for that the runtime does not have."""
 
 
 class EngineClosed(LunaticError):

@@ -35,8 +35,16 @@ class Module:
     instance_pre: wasmtime.InstancePre | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, engine: wasmtime.Engine, source: str | bytes | Path, name: str | None = None) -> Module:
-        """Compile from a path (.wasm or .wat), Wasm bytes, or WAT text."""
+    def load(
+        cls,
+        engine: wasmtime.Engine,
+        source: str | bytes | Path,
+        name: str | None = None,
+        *,
+        require_memory: bool = True,
+    ) -> Module:
+        """Compile from a path (.wasm or .wat), Wasm bytes, or WAT text. Guests must export
+        their memory; plugins (``require_memory=False``) need not."""
         label = name or "<module>"
         try:
             if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
@@ -53,16 +61,24 @@ class Module:
         except (wasmtime.WasmtimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModuleError(f"{label} is not a valid Wasm module: {first}") from None
-        return cls.inspect(engine, compiled, binary, label)
+        return cls.inspect(engine, compiled, binary, label, require_memory=require_memory)
 
     @classmethod
-    def inspect(cls, engine: wasmtime.Engine, compiled: wasmtime.Module, binary: bytes, name: str) -> Module:
+    def inspect(
+        cls,
+        engine: wasmtime.Engine,
+        compiled: wasmtime.Module,
+        binary: bytes,
+        name: str,
+        *,
+        require_memory: bool = True,
+    ) -> Module:
         exports = export_signatures(binary)
         has_memory = any(
             export.name == "memory" and isinstance(export.type, wasmtime.MemoryType)
             for export in compiled.exports
         )
-        if not has_memory:
+        if require_memory and not has_memory:
             raise ModuleError(f"{name} does not export a memory named `memory`, as guests must")
         namespaces = {
             imp.module[len(LUNATIC_PREFIX) :]

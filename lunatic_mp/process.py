@@ -68,14 +68,16 @@ class Frame:
 
 
 class Resources:
-    """Host objects a guest refers to by id: configs, modules and error messages."""
+    """Host objects a guest refers to by id: configs, modules and error messages; and the
+    process's instances of Wasm plugins (by plugin name)."""
 
-    __slots__ = ("_next", "configs", "errors", "modules")
+    __slots__ = ("_next", "configs", "errors", "modules", "plugins")
 
     def __init__(self) -> None:
         self.configs: dict[int, EnvConfig] = {}
         self.modules: dict[int, Module] = {}
         self.errors: dict[int, str] = {}
+        self.plugins: dict[str, Any] = {}
         self._next = 1
 
     def add(self, table: dict[int, Any], value: Any) -> int:

@@ -22,12 +22,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cloudpickle
 import msgpack
 import psutil
 
@@ -40,13 +41,14 @@ from lunatic_mp.engine import (
     default_capacity,
     typed_args,
 )
-from lunatic_mp.errors import EngineClosed, LunaticError, SpawnError, WorkerLost
+from lunatic_mp.errors import EngineClosed, LunaticError, PluginError, SpawnError, WorkerLost
 from lunatic_mp.hub import Hub, bell_name, ring_name
 from lunatic_mp.logs import LogReceiver
 from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.module import Module, ModuleCache
 from lunatic_mp.native import pickle_native
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.plugins import Plugin, check_plugins, discover
 from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
 
@@ -116,13 +118,20 @@ class Runtime:
         max_memory: int = DEFAULT_MAX_MEMORY,
         ring_capacity: int = DEFAULT_RING_CAPACITY,
         log_level: int | None = None,
+        plugins: Iterable[Plugin] = (),
+        discover_plugins: bool = True,
     ) -> None:
         self.worker_count = workers or len(os.sched_getaffinity(0))
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
         capacity = max_processes_per_worker or default_capacity() // 2
         self.max_processes_per_worker = capacity
-        self._engine_options = {"max_processes": capacity, "max_memory": max_memory}
+        every_plugin = [*plugins, *(discover() if discover_plugins else [])]
+        self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
+        """The names of the plugins every worker has (:mod:`lunatic_mp.plugins`)."""
+        self._engine_options: dict[str, Any] = {"max_processes": capacity, "max_memory": max_memory}
+        if every_plugin:
+            self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)
         self._ring_capacity = ring_capacity
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
@@ -647,11 +656,29 @@ class Runtime:
 
         return WasmExecutor(self, module, **options)
 
-    def environment(self, config: EnvConfig | None = None, *, isolated_registry: bool = False) -> Environment:
-        """Processes spawned through the environment get ``config``'s limits and permissions."""
+    def environment(
+        self,
+        config: EnvConfig | None = None,
+        *,
+        isolated_registry: bool = False,
+        plugins: Iterable[str] = (),
+    ) -> Environment:
+        """Processes spawned through the environment get ``config``'s limits and permissions,
+        and may import the namespaces of ``plugins`` (names of this runtime's plugins)."""
         from lunatic_mp.handles import Environment
 
-        return Environment(self, config or EnvConfig(), isolated_registry=isolated_registry)
+        config = (config or EnvConfig()).copy()
+        config.allowed_namespaces |= self.check_plugin_names(plugins)
+        return Environment(self, config, isolated_registry=isolated_registry)
+
+    def check_plugin_names(self, names: Iterable[str]) -> frozenset[str]:
+        """``names``, once each is known to be one of this runtime's plugins."""
+        wanted = frozenset([names] if isinstance(names, str) else names)
+        unknown = sorted(wanted - set(self.plugins))
+        if unknown:
+            have = ", ".join(self.plugins) or "none"
+            raise PluginError(f"this runtime has no plugin {', '.join(unknown)} (it has: {have})")
+        return wanted
 
     @property
     def registry(self) -> Registry:
@@ -694,6 +721,29 @@ class Runtime:
             msgpack.unpackb(self._request(w, lambda r: frames.Stats(r, self.pid), timeout).payload)
             for w in self.worker_ids
         ]
+
+    def processes(
+        self, limit: int = 10_000, timeout: float | None = 10.0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many live processes the workers hold, and at most ``limit`` of each worker's:
+        maps of pid, worker, kind, module, function, phase, waiting, mailbox, links, monitors
+        (``Worker.process_list``). The workers are asked at once."""
+        self._check_open()
+        asked = [
+            (w, self._request_future(w, lambda r: frames.ListProcesses(r, self.pid, limit)))
+            for w in self.worker_ids
+        ]
+        total, rows = 0, []
+        for worker_id, future in asked:
+            answer = msgpack.unpackb(future.result(timeout).payload)
+            total += answer["total"]
+            rows.extend({**row, "worker": worker_id} for row in answer["processes"])
+        return total, rows
+
+    def registry_names(self, timeout: float | None = 10.0) -> list[tuple[str, str | None, int]]:
+        """Every registry entry as ``(name, version or None, pid)``, sorted by name, then version."""
+        reply = self._request(REGISTRY, lambda r: frames.Stats(r, self.pid), timeout)
+        return [(name, version, pid) for name, version, _, pid in msgpack.unpackb(reply.payload)["names"]]
 
     # --- stopping -------------------------------------------------------------------------------
 

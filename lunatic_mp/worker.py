@@ -12,6 +12,7 @@ import ctypes
 import itertools
 import logging
 import os
+import pickle
 import signal
 import time
 from collections.abc import Callable
@@ -67,7 +68,10 @@ class Worker(Hub):
         super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir))
         self.spec = spec
         self.cache = ModuleCache(self.run_dir / "modules")
-        self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **spec.engine_options)
+        options = dict(spec.engine_options)
+        if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
+            options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
+        self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
         self.engine.router = self
         for peer in spec.peers:
             self.connect(peer)
@@ -132,11 +136,16 @@ class Worker(Hub):
             frames.WorkerStarted: self._on_worker_started,
             frames.WorkerLost: self._on_worker_lost,
             frames.Stats: self._on_stats,
+            frames.ListProcesses: self._on_list_processes,
             frames.Shutdown: self._on_shutdown,
         }  # fmt: skip
 
     def _on_stats(self, frame: frames.Stats) -> None:
         self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, self.stats()))
+
+    def _on_list_processes(self, frame: frames.ListProcesses) -> None:
+        payload = self.process_list(frame.limit)
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
 
     def _on_kill(self, frame: frames.Kill) -> None:
         self.engine.kill(frame.to, frame.reason)
@@ -229,8 +238,39 @@ class Worker(Hub):
                 "malformed_frames": self.malformed_frames,
                 "counters": engine.metrics.counters,
                 "gauges": engine.metrics.gauges,
+                "histograms": {
+                    name: [h.count, h.total, h.minimum, h.maximum]
+                    for name, h in engine.metrics.histograms.items()
+                },
             }
         )
+        return packed
+
+    def process_list(self, limit: int) -> bytes:
+        """At most ``limit`` of this worker's live processes, for ``lunatic-mp ps``: each one's
+        pid, kind (``wasm`` or ``native``), module and function (for a native process, its
+        function's qualified name), phase, whether it waits in a host call, and how many
+        messages, links and monitors it has."""
+        rows = []
+        for process in itertools.islice(self.engine.processes.values(), max(limit, 0)):
+            module = getattr(process, "module", None)
+            function = getattr(process, "function", None)
+            if not isinstance(function, str):  # a native process runs a Python function
+                function = getattr(function, "__qualname__", "")
+            rows.append(
+                {
+                    "pid": process.pid,
+                    "kind": "native" if process.native else "wasm",
+                    "module": module.name if module is not None else "",
+                    "function": function,
+                    "phase": process.phase.value,
+                    "waiting": process.waiting,
+                    "mailbox": len(process.mailbox),
+                    "links": len(process.links),
+                    "monitors": len(process.monitored_by),
+                }
+            )
+        packed: bytes = msgpack.packb({"total": len(self.engine.processes), "processes": rows})
         return packed
 
     # --- the loop -------------------------------------------------------------------------------
