@@ -11,6 +11,7 @@ from lunatic_mp.errors import (
     LunaticError,
     ModuleError,
     PermissionDenied,
+    PluginError,
     SignatureError,
     SpawnError,
     WorkerLost,
@@ -21,6 +22,7 @@ from lunatic_mp.handles import Process as ProcessHandle
 from lunatic_mp.mailbox import DeathReason, Message
 from lunatic_mp.module import Module
 from lunatic_mp.native import AsyncContext, Context, ProcessKilled
+from lunatic_mp.plugins import PythonPlugin, WasmPlugin
 from lunatic_mp.process import Finished, Outcome, Process
 from lunatic_mp.runtime import Runtime
 
@@ -47,15 +49,18 @@ __all__ = [
     "ModuleError",
     "Outcome",
     "PermissionDenied",
+    "PluginError",
     "Process",
     "ProcessHandle",
     "ProcessKilled",
+    "PythonPlugin",
     "PythonProcess",
     "Runtime",
     "RuntimeProcess",
     "SignatureError",
     "SpawnError",
     "WasmExecutor",
+    "WasmPlugin",
     "WasmProcess",
     "WorkerLost",
     "WorkerLostError",
