@@ -1,6 +1,7 @@
 """lunatic_mp: WebAssembly actors (lunatic's processes) on every core, from Python."""
 
 from lunatic_mp.aio import AsyncRuntime
+from lunatic_mp.client import AsyncClient, Client, connect, connect_async
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import (
@@ -12,6 +13,7 @@ from lunatic_mp.errors import (
     ModuleError,
     PermissionDenied,
     PluginError,
+    RemoteError,
     SignatureError,
     SpawnError,
     WorkerLost,
@@ -29,9 +31,11 @@ from lunatic_mp.runtime import Runtime
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "AsyncContext",
     "AsyncRuntime",
     "CapacityError",
+    "Client",
     "Context",
     "ContextError",
     "DeathReason",
@@ -55,6 +59,7 @@ __all__ = [
     "ProcessKilled",
     "PythonPlugin",
     "PythonProcess",
+    "RemoteError",
     "Runtime",
     "RuntimeProcess",
     "SignatureError",
@@ -65,4 +70,6 @@ __all__ = [
     "WorkerLost",
     "WorkerLostError",
     "__version__",
+    "connect",
+    "connect_async",
 ]

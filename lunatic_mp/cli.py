@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -10,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from lunatic_mp.cli_serve import SERVE_COMMANDS
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import LunaticError
+from lunatic_mp.logconfig import configure_logging
 from lunatic_mp.process import Finished, Outcome
 from lunatic_mp.runtime import Runtime
 
@@ -28,10 +29,22 @@ EXIT_INTERRUPTED = 130
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
     show_default=True,
+    help="Log records at this level and above go to stderr (serve: default info).",
 )
-def main(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line.",
+)
+def main(log_level: str, log_format: str) -> None:
     """Run WebAssembly actors (lunatic's processes) on every core."""
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
+
+
+for _command in SERVE_COMMANDS:
+    main.add_command(_command)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

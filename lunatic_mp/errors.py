@@ -79,7 +79,12 @@ class ServeConfigError(LunaticError, ValueError):
 
 
 class ProtocolError(LunaticError, ValueError):
-    """Bytes on a control socket that are no valid msgpack-RPC message."""
+    """Bytes on a control socket that are no valid msgpack-RPC message; ``code`` is the error
+    code the server answers with (``MalformedMessage``, ``FrameTooLarge``)."""
+
+    def __init__(self, message: str, code: str = "MalformedMessage") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RemoteError(LunaticError):

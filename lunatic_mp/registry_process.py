@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from lunatic_mp import frames
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.hub import Hub
@@ -53,6 +55,7 @@ class RegistryServer(Hub):
             frames.ProcessGone: lambda f: self.registry.remove_process(f.pid),
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
             frames.WorkerLost: self._on_worker_lost,
+            frames.Stats: self._on_stats,
             frames.Shutdown: self._on_shutdown,
         }
 
@@ -116,6 +119,11 @@ class RegistryServer(Hub):
         for name, holder in list(self.locks.items()):
             if worker_of(holder) == frame.worker:
                 self._release(name)
+
+    def _on_stats(self, frame: frames.Stats) -> None:
+        """The registry's figures: every entry, as ``[name, version or nil, node, pid]``."""
+        payload = msgpack.packb({"names": self.registry.names()})
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
         self.running = False

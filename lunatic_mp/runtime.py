@@ -726,14 +726,14 @@ class Runtime:
         self, limit: int = 10_000, timeout: float | None = 10.0
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many live processes the workers hold, and at most ``limit`` of each worker's:
-        maps of pid, worker, kind, module, function, phase, waiting, mailbox, links, monitors
+        maps of pid, worker, kind, module, digest, function, phase, waiting, mailbox, links, monitors
         (``Worker.process_list``). The workers are asked at once."""
         self._check_open()
         asked = [
             (w, self._request_future(w, lambda r: frames.ListProcesses(r, self.pid, limit)))
             for w in self.worker_ids
         ]
-        total, rows = 0, []
+        total, rows = 0, list[dict[str, Any]]()
         for worker_id, future in asked:
             answer = msgpack.unpackb(future.result(timeout).payload)
             total += answer["total"]

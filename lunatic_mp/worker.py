@@ -248,8 +248,8 @@ class Worker(Hub):
 
     def process_list(self, limit: int) -> bytes:
         """At most ``limit`` of this worker's live processes, for ``lunatic-mp ps``: each one's
-        pid, kind (``wasm`` or ``native``), module and function (for a native process, its
-        function's qualified name), phase, whether it waits in a host call, and how many
+        pid, kind (``wasm`` or ``native``), module (name and digest) and function (for a native
+        process, its function's qualified name), phase, whether it waits in a host call, and how many
         messages, links and monitors it has."""
         rows = []
         for process in itertools.islice(self.engine.processes.values(), max(limit, 0)):
@@ -262,6 +262,7 @@ class Worker(Hub):
                     "pid": process.pid,
                     "kind": "native" if process.native else "wasm",
                     "module": module.name if module is not None else "",
+                    "digest": module.digest if module is not None else b"",
                     "function": function,
                     "phase": process.phase.value,
                     "waiting": process.waiting,
