@@ -126,6 +126,8 @@ class ScenarioResult:
     skipped: str | None = None
     failed: str | None = None
     seconds: float = 0.0
+    load_average: float = 0.0
+    """The 1-minute load average as the scenario started: other work on the machine slows it."""
 
 
 class Progress:
@@ -281,7 +283,7 @@ def select(names: Sequence[str]) -> list[str]:
 
 
 def run_scenario(ctx: Context, module: ModuleType, name: str, err: IO[str]) -> ScenarioResult:
-    result = ScenarioResult(name, module.TITLE)
+    result = ScenarioResult(name, module.TITLE, load_average=round(os.getloadavg()[0], 2))
     ctx.result = result
     start = time.perf_counter()
     unavailable: Callable[[], str | None] | None = getattr(module, "unavailable", None)
@@ -317,6 +319,7 @@ class Report:
             "skipped": {r.name: r.skipped for r in self.results if r.skipped},
             "failed": {r.name: r.failed for r in self.results if r.failed},
             "seconds": {r.name: round(r.seconds, 1) for r in self.results},
+            "load_average": {r.name: r.load_average for r in self.results},
         }
         return doc
 
@@ -457,7 +460,8 @@ def format_table(report: Report) -> str:
     """One row per metric, under its scenario: value, unit, and the target with met or short."""
     rows: list[tuple[str, str, str, str]] = []
     for result in report.results:
-        rows.append((f"{result.name}: {result.title}", "", "", ""))
+        took = "" if result.skipped else f"  ({result.seconds:.1f} s, load average {result.load_average})"
+        rows.append((f"{result.name}: {result.title}{took}", "", "", ""))
         if result.skipped:
             rows.append(("  skipped: " + result.skipped, "", "", ""))
         if result.failed:
