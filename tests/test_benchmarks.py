@@ -88,6 +88,14 @@ def expected_metrics() -> dict[str, set[str]]:
             "plain_wasmtime_rss_per_instance_kib",
         }
         | ({"erlang_memory_per_process_kib", "erlang_process_limit_count"} if erlang else set()),
+        "serve": {
+            "control_round_trips_per_s",
+            "control_round_trip_p50_us",
+            "control_round_trip_p99_us",
+            "control_pipelined_requests_per_s",
+            "echo_round_trip_p50_us",
+            "control_round_trip_p50_vs_echo_x",
+        },
         "transport": {
             "ring_outbox_batched_frames_per_s",
             "ring_outbox_batched_spin_50us_frames_per_s",
@@ -131,7 +139,7 @@ def test_quick_run_reports_every_scenario(tmp_path: Path) -> None:
                 key,
                 value,
             )
-    assert meta["skipped"] == {"serve": "serve not available"}
+    assert meta["skipped"] == {}
     assert meta["failed"] == {}
     assert meta["quick"] is True and meta["workers"] == 2
     assert meta["versions"]["lunatic_mp"] and meta["versions"]["wasmtime"] and meta["versions"]["python"]
@@ -139,18 +147,16 @@ def test_quick_run_reports_every_scenario(tmp_path: Path) -> None:
     assert meta["targets"]["pingpong"] == {"cross_worker_p50_us": "<= 20"}
     assert meta["command"].startswith("lunatic-mp bench --quick")
 
-    for scenario in [*expected, "serve"]:
+    for scenario in expected:
         assert f"\n{scenario}: " in "\n" + result.stdout
-    assert "skipped: serve not available" in result.stdout
     written = sorted(p.name for p in plots.iterdir())
-    assert written == sorted(
-        [
-            "spawn-throughput.png",
-            "pingpong-round-trips.png",
-            "fanout-speed-up.png",
-            "transport-round-trips.png",
-        ]
-    )
+    assert written == [
+        "fanout-speed-up.png",
+        "pingpong-round-trips.png",
+        "serve-round-trips.png",
+        "spawn-throughput.png",
+        "transport-round-trips.png",
+    ]
     assert all((plots / name).read_bytes().startswith(PNG) for name in written)
 
 
