@@ -20,7 +20,7 @@ those, else :class:`~lunatic_mp.errors.RemoteError` with the error's ``code``. A
 server closed raises :class:`ConnectionError`.
 
 Addresses are those of the server (:func:`lunatic_mp.serve_config.parse_address`):
-``unix:PATH``, a path, ``tcp:HOST:PORT`` or ``HOST:PORT``; None means ``$LUNATIC_MP_CONNECT``
+``unix:PATH``, a path (str or Path), ``tcp:HOST:PORT`` or ``HOST:PORT``; None means ``$LUNATIC_MP_CONNECT``
 or the server's default socket. A token, when the server has one, is sent first (``auth``).
 """
 
@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lunatic_mp import rpc
@@ -177,9 +178,11 @@ def _exception(error: Any) -> Exception:
     return RemoteError(code, message)
 
 
-def _address(address: str | Address | None) -> Address:
+def _address(address: str | Path | Address | None) -> Address:
     if isinstance(address, UnixAddress | TcpAddress):
         return address
+    if isinstance(address, Path):
+        return UnixAddress(address)
     return client_address(address) if address is None else parse_address(address)
 
 
@@ -195,7 +198,7 @@ class Client:
 
     def __init__(
         self,
-        address: str | Address | None = None,
+        address: str | Path | Address | None = None,
         token: str | None = None,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
@@ -421,7 +424,10 @@ class RemoteRegistry:
 
 
 def connect(
-    address: str | Address | None = None, token: str | None = None, *, timeout: float | None = DEFAULT_TIMEOUT
+    address: str | Path | Address | None = None,
+    token: str | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Client:
     """A :class:`Client` connected to the server at ``address`` (None: ``$LUNATIC_MP_CONNECT``
     or the default socket); ``token`` when the server asks for one."""
@@ -452,7 +458,7 @@ class AsyncClient:
     @classmethod
     async def connect(
         cls,
-        address: str | Address | None = None,
+        address: str | Path | Address | None = None,
         token: str | None = None,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
@@ -615,7 +621,10 @@ class AsyncClient:
 
 
 async def connect_async(
-    address: str | Address | None = None, token: str | None = None, *, timeout: float | None = DEFAULT_TIMEOUT
+    address: str | Path | Address | None = None,
+    token: str | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> AsyncClient:
     """An :class:`AsyncClient` connected to the server at ``address``."""
     return await AsyncClient.connect(address, token, timeout=timeout)

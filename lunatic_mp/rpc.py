@@ -237,6 +237,11 @@ class Decoder:
                 for obj in unpacker:
                     out.append(parse(obj))
             except _UNPACK_ERRORS as exc:
+                if "exceeds max_" in str(exc):  # a header announcing more than the limit
+                    raise ProtocolError(
+                        f"a message is larger than the {self.max_frame_size}-byte limit ({exc})",
+                        Code.TOO_LARGE,
+                    ) from exc
                 raise ProtocolError(f"not msgpack: {type(exc).__name__}: {exc}") from exc
         return out
 

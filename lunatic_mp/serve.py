@@ -172,6 +172,7 @@ class Server:
         self.replies: _Replies | None = None
         self.metrics_url: str | None = None
         self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock: asyncio.Lock | None = None
         self._http: web.AppRunner | None = None
         self._signals = 0
@@ -242,10 +243,13 @@ class Server:
         if self.runtime is not None:
             self.runtime.close()
 
-    async def serve(self) -> int:
-        """Serve until stopped; the exit status (0)."""
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Serve until stopped; the exit status (0). Without ``handle_signals`` (a server run on
+        a thread other than the main one) only :meth:`stop_threadsafe` or the ``stop`` method
+        stop it."""
         runtime = self._runtime()
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self.replies = _Replies(runtime)
@@ -256,9 +260,10 @@ class Server:
             if self.config.metrics_address is not None:
                 await self._start_http()
                 self.announce(f"metrics {self.metrics_url}")
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, self._on_stop_signal, signum)
-            loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._on_stop_signal, signum)
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
             self.announce(f"ready: {len(self.modules)} module{_s(len(self.modules))}, pid {os.getpid()}")
             await self._stopping.wait()
             self.announce(f"stopping: {self.control.in_flight} request{_s(self.control.in_flight)} in flight")
@@ -266,8 +271,9 @@ class Server:
             if abandoned:
                 log.warning("%d control request(s) were still unanswered when draining ended", abandoned)
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(signum)
             if self._http is not None:
                 await self._http.cleanup()
             self.replies.stop()
@@ -281,6 +287,11 @@ class Server:
         if self._stopping is not None and not self._stopping.is_set():
             log.info("stopping: %s", why)
             self._stopping.set()
+
+    def stop_threadsafe(self, why: str = "asked to stop") -> None:
+        """:meth:`request_stop` from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.request_stop, why)
 
     def _on_stop_signal(self, signum: int) -> None:
         self._signals += 1

@@ -208,6 +208,9 @@ class ServeConfig:
             )
         if self.control.token is not None and len(self.control.token) < MIN_TOKEN_LENGTH:
             raise ServeConfigError(f"the control token must be at least {MIN_TOKEN_LENGTH} characters")
+        for name, path in self.modules.items():
+            if not Path(path).is_file():
+                raise ServeConfigError(f"module {name}: no file {path}")
         for spec in self.processes:
             if spec.module not in self.modules:
                 raise ServeConfigError(f"process of module {spec.module!r}: no such module in [modules]")
