@@ -36,7 +36,7 @@ import os
 import socket
 import stat
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -389,21 +389,26 @@ class _Connection(asyncio.Protocol):
             log.exception("control method %s failed", method)
             self.answer_error(msgid, method, Code.INTERNAL, "the server failed; see its log")
             return
-        if not isinstance(result, Awaitable):
+        if asyncio.isfuture(result):
+            future: asyncio.Future[Any] = result
+        elif asyncio.iscoroutine(result):
+            future = self.loop.create_task(result)
+        else:
             self.answer(msgid, method, result)
             return
-        future = asyncio.ensure_future(result)
         self.futures.add(future)
         self.pending += 1
         server.started()
-        self._update_reading()
+        if self.pending >= MAX_PENDING:
+            self._update_reading()
         future.add_done_callback(lambda done: self._finish(msgid, method, done))
 
     def _finish(self, msgid: int | None, method: str, done: asyncio.Future[Any]) -> None:
         self.futures.discard(done)
         self.pending -= 1
         self.server.finished()
-        self._update_reading()
+        if self.read_paused:
+            self._update_reading()
         if done.cancelled():
             self.answer_error(msgid, method, Code.SHUTTING_DOWN, "the server stopped before answering")
             return
