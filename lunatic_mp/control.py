@@ -205,9 +205,14 @@ class ControlServer:
             self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock)
             self.address = address
         else:
-            self._server = await loop.create_server(
-                lambda: _Connection(self), address.host, address.port, reuse_address=True
-            )
+            try:
+                self._server = await loop.create_server(
+                    lambda: _Connection(self), address.host, address.port, reuse_address=True
+                )
+            except OSError as exc:
+                raise ServeConfigError(
+                    f"cannot listen on {address}: {exc.strerror or exc} (pass another --control address)"
+                ) from None
             port = self._server.sockets[0].getsockname()[1]
             self.address = TcpAddress(address.host, port)
         return self.address
@@ -260,6 +265,7 @@ def _unix_listener(path: Path) -> socket.socket:
     """A listening unix socket at ``path``, only for this user (mode 0600; the default
     directory 0700). A socket file left by a dead server is replaced; a live server's is not."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(path.parent)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise ServeConfigError(f"{path} exists and is not a socket")
@@ -284,6 +290,19 @@ def _unix_listener(path: Path) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def _check_private(directory: Path) -> None:
+    """A socket's directory inside a directory anyone may write (``/tmp``) must be this user's
+    alone, or another user could have made it to watch or replace the socket."""
+    outer = os.stat(directory.parent)
+    if not outer.st_mode & stat.S_IWOTH:
+        return
+    inner = os.stat(directory)
+    if inner.st_uid != os.getuid() or inner.st_mode & 0o077:
+        raise ServeConfigError(
+            f"{directory} must belong to this user and be private (mode 0700) for a socket in it"
+        )
 
 
 class _Connection(asyncio.Protocol):

@@ -410,7 +410,13 @@ class Server:
         self._http = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._http.setup()
         site = web.TCPSite(self._http, address.host, address.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ServeConfigError(
+                f"cannot listen for metrics on {address.netloc}: {exc.strerror or exc} "
+                "(pass --metrics HOST:PORT, or off)"
+            ) from None
         host, port = self._http.addresses[0][:2]
         host = f"[{host}]" if ":" in host else host
         self.metrics_url = f"http://{host}:{port}/metrics"

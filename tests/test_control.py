@@ -366,3 +366,43 @@ def test_a_path_that_is_no_socket_is_left_alone(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert (tmp_path / "control.sock").read_text() == "precious"
+
+
+def test_a_socket_directory_others_could_reach_is_refused(tmp_path: Path) -> None:
+    """Inside a directory anyone may write (like /tmp), the socket's directory must be private."""
+    world = tmp_path / "world"
+    world.mkdir()
+    world.chmod(0o1777)
+    shared = world / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+
+    async def main(directory: Path) -> None:
+        server = ControlServer({}, ControlConfig(address=UnixAddress(directory / "control.sock")))
+        try:
+            await server.start()
+        finally:
+            await server.close()
+
+    with pytest.raises(ServeConfigError, match="must belong to this user and be private"):
+        asyncio.run(main(shared))
+    asyncio.run(main(world / "private"))  # made 0700: fine
+    assert stat.S_IMODE(os.stat(world / "private").st_mode) == 0o700
+
+
+def test_a_tcp_port_in_use_is_named() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+
+    async def main() -> None:
+        config = ControlConfig(address=TcpAddress("127.0.0.1", port), token=TOKEN)
+        server = ControlServer({}, config)
+        with pytest.raises(ServeConfigError, match=f"cannot listen on tcp:127.0.0.1:{port}"):
+            await server.start()
+
+    try:
+        asyncio.run(main())
+    finally:
+        taken.close()

@@ -390,4 +390,24 @@ def test_bad_configs_fail_clearly(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"lunatic-mp: module m: no file {tmp_path / 'nothere.wat'}\n"
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        result = cli(
+            "serve",
+            "--workers",
+            "1",
+            "--control",
+            tmp_path / "c.sock",
+            "--metrics",
+            f"127.0.0.1:{port}",
+            env=env,
+        )
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    assert f"cannot listen for metrics on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "c.sock").exists()
     assert not (tmp_path / "c.sock").exists()
