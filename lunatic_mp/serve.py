@@ -287,16 +287,19 @@ class Server:
                     raise ServeConfigError(f"module {spec.module} has no export {spec.function!r}")
                 if spec.name is not None:
                     self._check_name(_full_name(spec.name, spec.version))
-                futures = [
-                    runtime.spawn_future(module, spec.function, spec.params, spec.config.copy())
-                    for _ in range(spec.count)
-                ]
-                pids = []
-                for future in futures:
-                    pids.append(future.result(SPAWN_TIMEOUT))
-                    self._remember(pids[-1])
-                    bar.update()
                 label = f"{spec.module}.{spec.function}"
+                pids = []
+                try:
+                    futures = [
+                        runtime.spawn_future(module, spec.function, spec.params, spec.config.copy())
+                        for _ in range(spec.count)
+                    ]
+                    for future in futures:
+                        pids.append(future.result(SPAWN_TIMEOUT))
+                        self._remember(pids[-1])
+                        bar.update()
+                except LunaticError as exc:
+                    raise ServeConfigError(f"cannot start {label}: {exc}") from None
                 if spec.name is not None:  # then count is 1
                     pid = pids[0]
                     runtime.registry_put(_full_name(spec.name, spec.version), pid)

@@ -390,6 +390,16 @@ def test_bad_configs_fail_clearly(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"lunatic-mp: module m: no file {tmp_path / 'nothere.wat'}\n"
+    wrong_params = write_config(
+        tmp_path,
+        f'[modules]\nc = "{ROOT / "lunatic_mp" / "examples" / "counter.wat"}"\n'
+        '[[processes]]\nmodule = "c"\nfunction = "add"\nparams = [1]\n',
+    )
+    result = cli(
+        "serve", wrong_params, "--workers", "1", "--metrics", "off", "--control", tmp_path / "c.sock", env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr == "lunatic-mp: cannot start c.add: c:add takes 2 parameter(s) (i64, i64), got 1\n"
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
