@@ -2,11 +2,13 @@
 
 Skipped with the note "serve not available" while the command does not exist. The server runs
 as a subprocess with its built-in example (a counter actor registered as ``counter``), its control
-socket on a unix socket of a temporary directory, its metrics off. Measured: request round trips
-through the control socket from one synchronous client (``lunatic_mp.connect``, one request at a
-time), and requests per second from one asyncio client keeping ``IN_FLIGHT`` requests in flight.
-Beside it: round trips of the same size through a plain asyncio unix-socket echo server in a
-Python subprocess (what any Python server pays per request).
+socket on a unix socket of a temporary directory, its metrics off. Measured: ``request`` round
+trips to the counter through the control socket from one synchronous client (one request at a
+time), and ``request`` calls per second with ``WINDOW`` in flight, from a raw load generator on one
+connection and from one ``AsyncClient`` (the load generators of ``benchmarks/serve_rpc.py``, the
+serve work's own script, so that both report the same figures). Beside it: round trips of as many
+bytes through a plain asyncio unix-socket echo server in a Python subprocess (what any Python
+server pays per request).
 
 HTTP requests per second through a Wasm handler (issue 6's serve figure, against a plain aiohttp
 hello-world) need serve's HTTP routes: until its config has them, the scenario notes that.
@@ -25,15 +27,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from benchmarks import serve_rpc
 from lunatic_mp import cli
-from lunatic_mp.bench import Context
+from lunatic_mp.bench import Context, at_least
 from lunatic_mp.errors import BenchError
 
 TITLE = "requests per second through lunatic-mp serve"
-IN_FLIGHT = 64
+WINDOW = 256
+"""Requests in flight when pipelined (serve_rpc.py's default)."""
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 PAYLOAD = b"1"
@@ -100,8 +105,9 @@ class Server:
             self.process.stdout.close()
 
 
-def round_trips(address: str, count: int) -> list[float]:
-    """Microseconds per request, one at a time, from a synchronous client (sorted)."""
+def round_trips(address: str, count: int) -> tuple[list[float], int]:
+    """Microseconds per request, one at a time, from a synchronous client (sorted); the
+    counter's pid."""
     from lunatic_mp.client import connect
 
     with connect(address) as client:
@@ -115,36 +121,16 @@ def round_trips(address: str, count: int) -> list[float]:
             start = clock()
             client.request(counter, PAYLOAD)
             samples.append((clock() - start) * 1e6)
-    return sorted(samples)
+    return sorted(samples), counter
 
 
-async def _pipelined(address: str, count: int) -> float:
-    from lunatic_mp.client import connect_async
-
-    client = await connect_async(address)
+def loaded(measure: Callable[[], dict[str, float]]) -> float:
+    """Calls per second from one of benchmarks/serve_rpc.py's load generators (which stop the
+    script with SystemExit on failure: here that becomes this scenario's failure)."""
     try:
-        counter = await client.registry_get("counter")
-        assert counter is not None
-        left = count
-
-        async def one_stream() -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                await client.request(counter, PAYLOAD)
-
-        await asyncio.gather(*(one_stream() for _ in range(IN_FLIGHT)))  # warm up
-        left = count
-        start = time.perf_counter()
-        await asyncio.gather(*(one_stream() for _ in range(IN_FLIGHT)))
-        return count / (time.perf_counter() - start)
-    finally:
-        await client.close()
-
-
-def pipelined(address: str, count: int) -> float:
-    """Requests per second with ``IN_FLIGHT`` requests in flight on one asyncio client."""
-    return asyncio.run(_pipelined(address, count))
+        return measure()["calls_per_s"]
+    except SystemExit as exc:
+        raise BenchError(f"serve: {exc}") from None
 
 
 # --- the baseline: a plain asyncio unix-socket echo server ----------------------------------------
@@ -203,9 +189,14 @@ def run(ctx: Context) -> None:
         server = Server(ctx.workers, directory)
         try:
             ctx.step("control-socket round trips, one client")
-            samples = round_trips(server.address, count)
-            ctx.step(f"control-socket requests, {IN_FLIGHT} in flight")
-            throughput = pipelined(server.address, count)
+            samples, counter = round_trips(server.address, count)
+            socket_path, seconds = directory / "control.sock", ctx.pick(3.0, 0.3)
+            ctx.step(f"control-socket requests, {WINDOW} in flight")
+            raw = loaded(
+                lambda: serve_rpc.pipelined(socket_path, "request", [counter, b"0"], seconds, WINDOW)
+            )
+            ctx.step(f"control-socket requests through AsyncClient, {WINDOW} in flight")
+            gathered = loaded(lambda: serve_rpc.async_client(socket_path, counter, seconds, WINDOW))
         finally:
             ctx.step("stopping the server")
             server.stop()
@@ -214,7 +205,8 @@ def run(ctx: Context) -> None:
     ctx.record("control_round_trips_per_s", round(1e6 / statistics.fmean(samples)))
     ctx.record("control_round_trip_p50_us", statistics.median(samples))
     ctx.record("control_round_trip_p99_us", samples[int(len(samples) * 0.99)])
-    ctx.record("control_pipelined_requests_per_s", round(throughput))
+    ctx.record("control_pipelined_requests_per_s", round(raw), target=at_least(20_000))
+    ctx.record("control_async_client_requests_per_s", round(gathered))
     ctx.record("echo_round_trip_p50_us", statistics.median(echo))
     ctx.record("control_round_trip_p50_vs_echo_x", statistics.median(samples) / statistics.median(echo))
     ctx.distribution("round trips", "lunatic-mp serve control socket (request to a Wasm counter)", samples)

@@ -93,6 +93,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "control_round_trip_p50_us",
             "control_round_trip_p99_us",
             "control_pipelined_requests_per_s",
+            "control_async_client_requests_per_s",
             "echo_round_trip_p50_us",
             "control_round_trip_p50_vs_echo_x",
         },
