@@ -100,3 +100,10 @@ def bench_fuel(iterations: int) -> tuple[float, float, float]:
         engine.close()
     plain, yielding = timings
     return plain, yielding, (yielding / plain - 1) * 100
+
+
+if __name__ == "__main__":
+    raise SystemExit(
+        "benchmarks/engine.py is part of lunatic-mp bench now: run "
+        "`lunatic-mp bench spawn pingpong stream idle fanout` (the engine_... figures)"
+    )
