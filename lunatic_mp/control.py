@@ -379,7 +379,7 @@ class _Connection(asyncio.Protocol):
             if message.msgid is None:
                 self.notify_error(Code.MALFORMED, message.reason)
             else:
-                self.respond_error(message.msgid, Code.MALFORMED, message.reason)
+                self.answer_error(message.msgid, "(invalid)", Code.MALFORMED, message.reason)
             return
         else:  # a Response: this server asks nothing
             self.notify_error(Code.MALFORMED, "the server sends no requests, so it takes no responses")
