@@ -20,6 +20,8 @@ from lunatic_mp.errors import BenchError
 
 ROOT = Path(__file__).parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
+DIFFERENCES = {"engine_fuel_yield_overhead_percent"}
+"""Figures that are a difference of two timings: noise on a loaded machine can make them negative."""
 
 
 def lunatic_mp() -> str:
@@ -135,11 +137,9 @@ def test_quick_run_reports_every_scenario(tmp_path: Path) -> None:
     for scenario, keys in expected.items():
         assert set(figures[scenario]) == keys, scenario
         for key, value in figures[scenario].items():
-            assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (
-                scenario,
-                key,
-                value,
-            )
+            assert isinstance(value, int | float) and math.isfinite(value), (scenario, key, value)
+            if key not in DIFFERENCES:
+                assert value > 0, (scenario, key, value)
     assert meta["skipped"] == {}
     assert meta["failed"] == {}
     assert meta["quick"] is True and meta["workers"] == 2
