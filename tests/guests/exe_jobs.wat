@@ -1,4 +1,4 @@
-;; Jobs for tests/test_executor.py and benchmarks/executor.py (lunatic_mp.executor.WasmExecutor).
+;; Jobs for tests/test_executor.py and the fanout scenario of `lunatic-mp bench` (lunatic_mp.executor.WasmExecutor).
 ;;
 ;; Number jobs take i64 parameters and return their results. The bytes jobs follow the
 ;; executor's convention: the job's input is its first message; the answer is one message sent
