@@ -311,6 +311,17 @@ class Engine:
             return
         assert self.router is not None
 
+        request = self._spawn_request(parent, worker, link_tag, on_done)
+        config = frames.encode_config(parent.config)
+        link_pid = parent.pid if link_tag else 0
+        self.router.send(worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag))
+
+    def _spawn_request(
+        self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
+    ) -> int:
+        """A request id for a spawn on ``worker``: its reply links ``parent`` to the child (when
+        ``link_tag``) and calls ``on_done(pid or error message)``."""
+
         def reply(frame: Any) -> None:
             if frame is None:
                 on_done(f"worker {worker} was lost before it spawned the process")
@@ -321,10 +332,7 @@ class Engine:
                     parent.links[frame.pid] = link_tag
                 on_done(frame.pid)
 
-        request = self.new_request(worker, reply)
-        config = frames.encode_config(parent.config)
-        link_pid = parent.pid if link_tag else 0
-        self.router.send(worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag))
+        return self.new_request(worker, reply)
 
     def reap(self, glet: Any) -> None:
         """Unwind a killed native process's suspended stack at the next scheduler round."""
@@ -729,17 +737,7 @@ class Engine:
         module, function, params, config = what
         digest = self.router.publish_module(module)
 
-        def reply(frame: Any) -> None:
-            if frame is None:
-                on_done(f"worker {worker} was lost before it spawned the process")
-            elif frame.error:
-                on_done(frame.error)
-            else:
-                if link_tag and parent.finished is None:
-                    parent.links[frame.pid] = link_tag
-                on_done(frame.pid)
-
-        request = self.new_request(worker, reply)
+        request = self._spawn_request(parent, worker, link_tag, on_done)
         kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in params)
         spawn = f.Spawn(
             request, parent.pid, digest, function, tuple(int(v) for _, v in params), kinds,
