@@ -37,6 +37,7 @@ from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.plugins import Plugin
 from lunatic_mp.plugins import install as install_plugins
 from lunatic_mp.process import BaseProcess, Finished, Frame, Outcome, Phase, Process
+from lunatic_mp.reactor import Reactor
 from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
 
@@ -127,6 +128,8 @@ class Engine:
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
         self.linker.define_wasi()
         self.scheduler = Scheduler(self)
+        self.reactor = Reactor()
+        """Descriptors that suspended processes wait on (:mod:`lunatic_mp.reactor`)."""
         self.registry = Registry()
         self.metrics = Metrics()
         self.processes: dict[int, BaseProcess] = {}
@@ -408,6 +411,7 @@ class Engine:
         self._modules.clear()
         self._timers.clear()
         self.scheduler.close()
+        self.reactor.close()
         self.linker.close()
         self.linker = None  # type: ignore[assignment]
         self.wasm_engine = None  # type: ignore[assignment]

@@ -4,12 +4,14 @@ One engine, one thread. Processes are fibers: polling one runs its guest until i
 suspends in a host call (``receive``, ``sleep_ms``...), or uses up its fuel slice and yields.
 The loop, top to bottom:
 
-1. fire the timers that are due (sleeps, receive timeouts, ``send_after``);
+1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
+   processes whose sockets are ready;
 2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
    spinning process gets one fuel slice per round and cannot starve the others;
 3. return when the caller's condition holds;
-4. otherwise, with nothing ready, sleep until the next timer is due; with no timer either,
-   nothing can ever happen again, and the loop returns.
+4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
+   process waits on is ready (:mod:`lunatic_mp.reactor`); with neither, nothing can ever happen
+   again, and the loop returns.
 
 Phases 1 and 2 are :meth:`Scheduler.run_round`, which a worker process calls from its own loop
 (between draining and flushing its queues) instead of :meth:`Scheduler.run`.
@@ -127,13 +129,18 @@ class Scheduler:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-            # 4. Idle until the next timer; nothing ready and no timer means nothing can happen.
-            if wait is None:
+            # 4. Idle until the next timer or I/O; with neither, nothing can ever happen.
+            reactor = self.engine.reactor
+            if wait is None and not reactor.watching:
                 return False
             if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-            if wait > 0:
-                time.sleep(min(wait, MAX_PAUSE_S))
+                wait = deadline - time.monotonic() if wait is None else min(wait, deadline - time.monotonic())
+            if wait is None or wait > 0:
+                pause = MAX_PAUSE_S if wait is None else min(wait, MAX_PAUSE_S)
+                if reactor.watching:
+                    reactor.dispatch(pause)
+                else:
+                    time.sleep(pause)
 
     def run_round(self) -> float | None:
         """One round: fire due timers, then run each process ready at the start, once.
@@ -146,7 +153,7 @@ class Scheduler:
         if self._reaping:
             self._unwind()
 
-        # 1. Fire due timers.
+        # 1. Fire due timers; wake processes whose sockets are ready.
         timers = self._timers
         if timers:
             now = time.monotonic()
@@ -157,6 +164,9 @@ class Scheduler:
                 else:
                     timer.cancelled = True  # fired: a later cancel() is a no-op
                     timer.callback()
+        reactor = self.engine.reactor
+        if reactor.watching:
+            reactor.dispatch(0.0)
 
         # 2. Run every process that is ready now, once each (round robin).
         queue = self.run_queue

@@ -8,6 +8,7 @@ as its router, and the loop hands incoming frames back to the engine.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import itertools
 import logging
@@ -80,6 +81,11 @@ class Worker(Hub):
         self._modules: dict[bytes, Module] = {}
         self.running = True
         self.handlers = self._frame_handlers()
+        self.loop = new_event_loop()
+        self._stopped: asyncio.Future[None] = self.loop.create_future()
+        self._asleep = False
+        self._alarm: asyncio.TimerHandle | None = None
+        self._last_activity = time.monotonic()
 
     # --- the engine's router --------------------------------------------------------------------
 
@@ -287,29 +293,104 @@ class Worker(Hub):
         return empty
 
     def run(self) -> None:
-        """The worker's loop, until the supervisor says Shutdown (or dies)."""
-        scheduler = self.engine.scheduler
-        last_activity = time.monotonic()
-        while self.running and not self.orphaned():
-            # 1. Frames from other processes: messages, signals, requests and replies.
-            arrived = self.receive()
-            # 2. One scheduler round: timers, then each ready process once.
-            wait = scheduler.run_round()
-            # 3. Frames to other processes, batched per destination.
-            self.flush()
-            # 4. Idle: spin briefly (a frame may be on its way), then sleep until rung or the
-            #    next timer. Queued frames that did not fit keep the loop awake.
-            now = time.monotonic()
-            if arrived or wait == 0.0:
-                last_activity = now
-                continue
-            if now - last_activity < SPIN_S or any(e.queued for e in self.endpoints.values()):
-                continue
-            self.sleep(SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT))
+        """The worker's loop, until the supervisor says Shutdown (or dies).
+
+        An asyncio event loop (uvloop where installed) drives :meth:`step`, so that HTTP routes
+        and anything else asynchronous share the thread with the processes. Exactly one of two
+        things holds at any time: a step is scheduled, or the worker is asleep, waiting for its
+        doorbell, a socket a process waits on, the supervisor's death, or the next timer.
+        """
+        loop = self.loop
+        assert self.doorbell is not None
+        loop.add_reader(self.doorbell.fileno(), self._on_rung)
+        loop.add_reader(self.engine.reactor.fileno(), self.wake)
+        if self._parent is not None:
+            loop.add_reader(self._parent, self._on_orphaned)
+        loop.call_soon(self.step)
+        try:
+            loop.run_until_complete(self._stopped)
+        finally:
+            loop.remove_reader(self.doorbell.fileno())
+            loop.remove_reader(self.engine.reactor.fileno())
+            if self._parent is not None:
+                loop.remove_reader(self._parent)
+
+    def step(self) -> None:
+        """One turn of the loop; schedules the next turn, or goes to sleep."""
+        # 1. Frames from other processes: messages, signals, requests and replies.
+        arrived = self.receive()
+        # 2. One scheduler round: timers, ready sockets, then each ready process once.
+        wait = self.engine.scheduler.run_round()
+        # 3. Frames to other processes, batched per destination.
+        self.flush()
+        if not self.running or self.orphaned():
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+            return
+        # 4. Busy: go round again, after the event loop's own callbacks (HTTP, sockets). Idle:
+        #    poll the rings for a moment (a reply may be microseconds away, and waking from a
+        #    sleep costs tens), then sleep until something happens. Queued frames that did not
+        #    fit keep the loop awake.
+        now = time.monotonic()
+        if arrived or wait == 0.0:
+            self._last_activity = now
+        elif not any(e.queued for e in self.endpoints.values()):
+            spin_until = self._last_activity + SPIN_S
+            if wait is not None:
+                spin_until = min(spin_until, now + wait)
+            while now < spin_until and self.idle():
+                now = time.monotonic()
+            if now >= spin_until and self._sleep(wait):
+                return
+        self.loop.call_soon(self.step)
+
+    def _sleep(self, wait: float | None) -> bool:
+        """Announce the sleep, then re-check the rings: no frame can slip by. False if one came."""
+        assert self.doorbell is not None
+        self.doorbell.prepare_sleep()
+        if not self.idle():
+            self.doorbell.cancel_sleep()
+            return False
+        self._asleep = True
+        timeout = SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT)
+        self._alarm = self.loop.call_later(timeout, self.wake)
+        return True
+
+    def wake(self) -> None:
+        """Schedule a step if the worker sleeps (otherwise one is scheduled already). Whatever
+        changes the engine from outside a step (an HTTP request, say) calls this."""
+        if self._asleep:
+            self._asleep = False
+            assert self.doorbell is not None
+            self.doorbell.cancel_sleep()
+            if self._alarm is not None:
+                self._alarm.cancel()
+                self._alarm = None
+            self.loop.call_soon(self.step)
+
+    def _on_rung(self) -> None:
+        assert self.doorbell is not None
+        self.doorbell.drain()
+        self.wake()
+
+    def _on_orphaned(self) -> None:
+        self._orphaned = True
+        self.wake()
 
     def close(self) -> None:
         self.engine.close()
         super().close()
+        self.loop.close()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop (a dependency; a step of the loop costs about half as much as with
+    asyncio's), or asyncio's where uvloop cannot be installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
 
 
 def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
