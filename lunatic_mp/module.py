@@ -143,20 +143,25 @@ class ModuleCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def _paths(self, digest: bytes) -> tuple[Path, Path]:
+    def _paths(self, digest: bytes) -> tuple[Path, Path, Path]:
         stem = self.directory / digest.hex()
-        return stem.with_suffix(".wasm"), stem.with_suffix(".cwasm")
+        return stem.with_suffix(".wasm"), stem.with_suffix(".cwasm"), stem.with_suffix(".name")
 
     def store(self, module: Module) -> bytes:
-        """Make ``module`` loadable from the cache (once per digest); its digest."""
-        binary_path, artifact_path = self._paths(module.digest)
+        """Make ``module`` loadable from the cache (once per digest); its digest.
+
+        Its name goes along, so that other workers report it by the name it was loaded under
+        (in errors, backtraces and ``lunatic-mp ps``); the first name stored for a digest wins.
+        """
+        binary_path, artifact_path, name_path = self._paths(module.digest)
         if not artifact_path.exists():
             _write_atomically(binary_path, module.binary)
+            _write_atomically(name_path, module.name.encode())
             _write_atomically(artifact_path, bytes(module.compiled.serialize()))
         return module.digest
 
     def load(self, engine: wasmtime.Engine, digest: bytes, name: str | None = None) -> Module:
-        binary_path, artifact_path = self._paths(digest)
+        binary_path, artifact_path, name_path = self._paths(digest)
         try:
             compiled = wasmtime.Module.deserialize_file(engine, str(artifact_path))
             binary = binary_path.read_bytes()
@@ -164,7 +169,12 @@ class ModuleCache:
             raise ModuleError(
                 f"module {digest.hex()[:12]} is not in the runtime's module cache: {exc}"
             ) from None
-        return Module.inspect(engine, compiled, binary, name or f"module {digest.hex()[:12]}")
+        if name is None:
+            try:
+                name = name_path.read_text(errors="replace")
+            except OSError:
+                name = f"module {digest.hex()[:12]}"
+        return Module.inspect(engine, compiled, binary, name)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -19,6 +19,7 @@ from lunatic_mp import (
     SignatureError,
     SpawnError,
 )
+from lunatic_mp.module import ModuleCache
 
 ANSWER = """
 ;; A minimal guest: `answer(x)` returns x + 1.
@@ -285,3 +286,20 @@ def test_v128_result_keeps_its_place(engine: Engine) -> None:
     assert finished.ok
     assert len(finished.result) == 2
     assert finished.result[1] == 7
+
+
+def test_module_cache_keeps_the_name_a_module_was_loaded_under(tmp_path: Path) -> None:
+    """Another worker loads a module by digest; it reports it under its original name."""
+    engine = Engine(max_processes=2)
+    try:
+        module = engine.load_module(ANSWER, name="answer.wat")
+        cache = ModuleCache(tmp_path)
+        digest = cache.store(module)
+        loaded = cache.load(engine.wasm_engine, digest)
+        assert loaded.name == "answer.wat"
+        assert loaded.digest == module.digest
+        assert cache.load(engine.wasm_engine, digest, "renamed").name == "renamed"
+        with pytest.raises(ModuleError, match="not in the runtime's module cache"):
+            cache.load(engine.wasm_engine, b"\0" * len(digest))
+    finally:
+        engine.close()
