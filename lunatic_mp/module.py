@@ -59,8 +59,7 @@ class Module:
         except OSError as exc:
             raise ModuleError(f"cannot read module {label}: {exc.strerror or exc}") from None
         except (wasmtime.WasmtimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModuleError(f"{label} is not a valid Wasm module: {first}") from None
+            raise ModuleError(f"{label} is not a valid Wasm module: {_error_text(exc)}") from None
         return cls.inspect(engine, compiled, binary, label, require_memory=require_memory)
 
     @classmethod
@@ -117,6 +116,22 @@ def _find_module(digest: bytes, name: str) -> Module:
             f"module {name} can only be unpickled inside a lunatic_mp worker (it travels by digest)"
         )
     return _finder(digest)
+
+
+def _error_text(exc: Exception) -> str:
+    """wasmtime's message on one line with its causes ("failed to parse WebAssembly module:
+    unexpected end-of-file (at offset 0x9)"), or with where in WAT text it failed: its first
+    line alone rarely says what is wrong."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "Caused by:" in lines:
+        causes = lines[lines.index("Caused by:") + 1 :]
+        causes = [c.split(":", 1)[1] if c[:1].isdigit() and ":" in c else c for c in causes]
+        return ": ".join(" ".join(part.split()) for part in [lines[0], *causes])
+    if len(lines) > 1 and lines[1].startswith("--> "):
+        return f"{lines[0]} (at {lines[1][4:]})"
+    return lines[0]
 
 
 def _is_text(data: str | bytes) -> bool:
