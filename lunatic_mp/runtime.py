@@ -124,7 +124,7 @@ class Runtime:
         self.worker_count = workers or len(os.sched_getaffinity(0))
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
-        capacity = max_processes_per_worker or default_capacity() // 2
+        capacity = max_processes_per_worker or default_capacity()  # each worker has its own map budget
         self.max_processes_per_worker = capacity
         every_plugin = [*plugins, *(discover() if discover_plugins else [])]
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
@@ -189,9 +189,18 @@ class Runtime:
             self._start_child(worker_id, [p for p in everyone if p != worker_id])
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
         for child in list(self._children.values()):
-            if not child.ready.wait(START_TIMEOUT_S):
-                raise RuntimeError_(f"worker {child.worker_id} did not start within {START_TIMEOUT_S:.0f} s")
+            while not child.ready.wait(0.05):  # a child that dies while starting fails at once
+                if not child.process.is_alive():
+                    raise RuntimeError_(
+                        f"{child.process.name} exited with code {child.process.exitcode} while "
+                        "starting (its log, above, says why)"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError_(
+                        f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s"
+                    )
         with self._lock:  # everyone has a doorbell now: tell everyone to use it
             for child in self._children.values():
                 self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ from lunatic_mp import EnvConfig, Finished, Module, Outcome, SpawnError
 from lunatic_mp.hub import bell_name, ring_name
 from lunatic_mp.mailbox import Kind, Message
 from lunatic_mp.pids import worker_of
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.plugins import PythonPlugin
+from lunatic_mp.runtime import Runtime, RuntimeError_
 from lunatic_mp.transport import Doorbell
 
 GUESTS = Path(__file__).parent / "guests"
@@ -712,3 +714,18 @@ def test_spawn_local_keeps_children_on_the_parents_worker(runtime: Runtime, link
     local = runtime.spawn(links, "placement", (), EnvConfig.permissive(spawn_local=True), worker=b)
     parent, first, second = joined_ok(runtime, local)
     assert worker_of(parent) == worker_of(first) == worker_of(second) == b
+
+
+def test_a_worker_that_dies_while_starting_fails_the_runtime_at_once() -> None:
+    """A plugin whose code only the host program can import (a module made at run time) kills
+    every worker while it starts: Runtime() says which process died and how, without waiting
+    out the start timeout, and leaves no child behind (the fixture checks)."""
+    here_only = types.ModuleType("lmp_test_here_only")
+    exec("def register(namespace):\n    pass\n", here_only.__dict__)
+    sys.modules[here_only.__name__] = here_only
+    try:
+        plugin = PythonPlugin("hereonly", here_only.register)
+        with pytest.raises(RuntimeError_, match=r"lunatic-mp-worker-\d+ exited with code 1"):
+            Runtime(workers=1, plugins=[plugin], discover_plugins=False)
+    finally:
+        del sys.modules[here_only.__name__]
