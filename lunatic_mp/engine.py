@@ -7,6 +7,7 @@ runs; the modules of :mod:`lunatic_mp.host` are the guests' view of all this.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import weakref
@@ -950,14 +951,18 @@ def _wrap(value: int, bits: int) -> int:
     return value - (1 << bits) if value >= (1 << (bits - 1)) else value
 
 
-def _wasi_config(config: EnvConfig, program: str) -> wasmtime.WasiConfig:
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = [program, *config.args]
-    wasi.env = list(config.env.items())
-    wasi.inherit_stdout()
-    wasi.inherit_stderr()
-    for guest_path, host_path in config.preopened_dirs.items():
+def _wasi_config(config: EnvConfig, program: str) -> wasm.Wasi:
+    for host_path in config.preopened_dirs.values():
         if not os.path.isdir(host_path):
             raise OSError(f"preopened directory {host_path} does not exist")
-        wasi.preopen_dir(host_path, guest_path)
-    return wasi
+    return _wasi_setting(
+        (program, *config.args), tuple(config.env.items()), tuple(config.preopened_dirs.items())
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _wasi_setting(
+    argv: tuple[str, ...], env: tuple[tuple[str, str], ...], preopens: tuple[tuple[str, str], ...]
+) -> wasm.Wasi:
+    """One encoding per distinct setting: environments spawn many processes alike."""
+    return wasm.Wasi(argv, env, tuple((host, guest) for guest, host in preopens))

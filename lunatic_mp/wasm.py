@@ -528,8 +528,8 @@ class Store:
             self.close()
             raise
 
-    def set_wasi(self, wasi: wasmtime.WasiConfig) -> None:
-        _check(ffi.wasmtime_context_set_wasi(self.context, wasi._consume()))
+    def set_wasi(self, wasi: Wasi) -> None:
+        _check(ffi.wasmtime_context_set_wasi(self.context, wasi.new_config()))
 
     def yield_soon(self) -> None:
         """Make the running guest yield after its next instruction or so.
@@ -557,6 +557,47 @@ class Store:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _char_array(strings: list[str], keep: list[Any]) -> Any:
+    """A ``char **`` of the strings; ``keep`` holds what it points into for as long as it is used."""
+    array = (ctypes.c_char_p * len(strings))(*(text.encode() for text in strings))
+    keep.append(array)
+    return ctypes.cast(array, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
+
+
+class Wasi:
+    """A process's WASI settings (arguments, environment, preopened directories; stdout and
+    stderr inherited), encoded once: a spawn turns them into a wasi config with a few raw calls,
+    where wasmtime's WasiConfig re-encodes every string (about 10 µs a spawn). Immutable, so the
+    engine caches one per distinct setting."""
+
+    __slots__ = ("_argv", "_env", "_keep", "_preopens")
+
+    def __init__(
+        self, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], preopens: tuple[tuple[str, str], ...]
+    ) -> None:
+        self._keep: list[Any] = []
+        self._argv = (len(argv), _char_array(list(argv), self._keep))
+        self._env = (
+            len(env),
+            _char_array([name for name, _ in env], self._keep),
+            _char_array([value for _, value in env], self._keep),
+        )
+        self._preopens = [(host.encode(), guest.encode()) for host, guest in preopens]
+
+    def new_config(self) -> Any:
+        """A fresh ``wasi_config_t`` (the store it is given to takes ownership)."""
+        config = ffi.wasi_config_new()
+        ok = ffi.wasi_config_set_argv(config, *self._argv) and ffi.wasi_config_set_env(config, *self._env)
+        for host, guest in self._preopens:
+            ok = ok and ffi.wasi_config_preopen_dir(config, host, guest, True)
+        if not ok:
+            ffi.wasi_config_delete(config)
+            raise wasmtime.WasmtimeError("cannot configure WASI (an argument, variable or directory)")
+        ffi.wasi_config_inherit_stdout(config)
+        ffi.wasi_config_inherit_stderr(config)
+        return config
 
 
 def _check(error: ErrorPtr) -> None:
