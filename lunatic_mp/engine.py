@@ -144,6 +144,7 @@ class Engine:
         self.worker_id = worker_id
         self.router: Router | None = None
         self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
+        self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
         self._next_request = 1
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
@@ -684,6 +685,9 @@ class Engine:
             if target == worker:
                 del self._requests[request]
                 on_reply(None)
+        if worker == REGISTRY:  # no names to wait for any more
+            for pid in list(self._held):
+                self.names_released(pid)
 
     # --- requests to other processes of the runtime ---------------------------------------------
 
@@ -813,7 +817,12 @@ class Engine:
                     pending.append((other, Finished(Outcome.KILLED, message=cause)))
 
     def _release(self, process: BaseProcess, finished: Finished) -> Iterable[tuple[BaseProcess, str]]:
-        """Free one process and notify its links and monitors; yields the processes it kills."""
+        """Free one process and notify its links and monitors; yields the processes it kills.
+
+        A process with registry names in a runtime is announced dead only once the registry
+        process has removed them (:meth:`names_released`): whoever sees its death notice, and
+        whatever they tell others, finds its names gone.
+        """
         process.finished = finished
         process.phase = Phase.DONE
         if process.timer is not None:
@@ -822,7 +831,25 @@ class Engine:
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)
+        for callback in process.on_exit:
+            callback(finished)
+        router = self.router
+        if router is not None and process.registered:
+            router.send(REGISTRY, frames.ProcessGone(process.pid))
+            if router.is_live(REGISTRY):
+                self._held[process.pid] = (process, finished)
+                return ()
+        return self._notify(process, finished)
 
+    def names_released(self, pid: int) -> None:
+        """The registry process removed the names of ``pid``, which died: announce its death."""
+        held = self._held.pop(pid, None)
+        if held is not None:
+            for other, cause in self._notify(*held):
+                self.exit(other, Finished(Outcome.KILLED, message=cause))
+
+    def _notify(self, process: BaseProcess, finished: Finished) -> list[tuple[BaseProcess, str]]:
+        """Tell those linked to or monitoring a dead process; the processes that die with it."""
         pid = process.pid
         failed = not finished.ok
         reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
@@ -833,6 +860,8 @@ class Engine:
         for other_pid, tag in process.links.items():
             other = self.processes.get(other_pid)
             if other is not None:
+                if pid not in other.links:
+                    continue  # unlinked while the death was held back
                 doom = self._on_link_death(other, pid, reason, cause)
                 if doom is not None:
                     doomed.append((other, doom))
@@ -840,7 +869,9 @@ class Engine:
                 self._remote(other_pid, frames.LinkDied(other_pid, pid, tag, int(reason), cause))
         for watcher_pid in process.monitored_by:
             if self.is_local(watcher_pid):
-                self.process_died(watcher_pid, pid)
+                watcher = self.processes.get(watcher_pid)
+                if watcher is not None and pid in watcher.monitoring:  # still watching
+                    self.process_died(watcher_pid, pid)
             elif worker_of(watcher_pid) == SUPERVISOR:  # the host program wants the details
                 self._remote(watcher_pid, _finished_frame(watcher_pid, pid, finished))
             else:
@@ -851,10 +882,6 @@ class Engine:
                 watched.monitored_by.discard(pid)
             elif router is not None and not self.is_local(watched_pid):
                 self._remote(watched_pid, frames.StopMonitoring(watched_pid, pid))
-        if router is not None and process.registered:
-            router.send(REGISTRY, frames.ProcessGone(pid))
-        for callback in process.on_exit:
-            callback(finished)
         return doomed
 
     def _on_link_death(

@@ -52,7 +52,7 @@ class RegistryServer(Hub):
             frames.RegistryPut: self._on_put,
             frames.RegistryGet: self._on_get,
             frames.RegistryRemove: self._on_remove,
-            frames.ProcessGone: lambda f: self.registry.remove_process(f.pid),
+            frames.ProcessGone: self._on_process_gone,
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
             frames.WorkerLost: self._on_worker_lost,
             frames.Stats: self._on_stats,
@@ -111,7 +111,16 @@ class RegistryServer(Hub):
         if queue:
             self.waiting.setdefault(name, deque()).extend(queue)
 
+    def _on_process_gone(self, frame: frames.ProcessGone) -> None:
+        """A process with names died: remove them, then tell its worker, which holds its death
+        notices back until now so that nobody who sees one can still look the names up."""
+        self.registry.remove_process(frame.pid)
+        if worker_of(frame.pid) >= FIRST_WORKER:
+            self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
+
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
+        """Forget a lost worker's names, then tell the supervisor, which tells the workers only
+        now: a process that sees a death notice of the lost worker finds its names gone."""
         self.disconnect(frame.worker)
         for _, _, _, pid in self.registry.names():
             if worker_of(pid) == frame.worker:
@@ -119,6 +128,7 @@ class RegistryServer(Hub):
         for name, holder in list(self.locks.items()):
             if worker_of(holder) == frame.worker:
                 self._release(name)
+        self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
 
     def _on_stats(self, frame: frames.Stats) -> None:
         """The registry's figures: every entry, as ``[name, version or nil, node, pid]``."""

@@ -157,12 +157,14 @@ class Runtime:
         self._next_request = itertools.count(1)
         self._mailbox: list[Message] = []
         self._mail = threading.Condition(self._lock)
+        self._workers_changed = threading.Condition(self._lock)  # a child lost, replaced or started
         self.pid = make_pid(0, SUPERVISOR, 1)
         self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
         self._spawned: set[int] = set()  # pids spawned here and not joined yet
         self._finished: dict[int, Finished] = {}
         self._finish_waiters: dict[int, list[Future[Finished]]] = {}
         self.workers_lost = 0
+        self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
         self._failed_starts = 0
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -288,14 +290,8 @@ class Runtime:
                 child.process.pid,
                 child.process.exitcode,
             )
-            self.workers_lost += 1
             self._hub.disconnect(lost)
-            self._broadcast(frames.WorkerLost(lost))
-            for request, (target, future) in list(self._requests.items()):
-                if target == lost:
-                    del self._requests[request]
-                    future.set_exception(WorkerLost(f"worker {lost} was lost before it answered"))
-            self._mail_deaths_from(lost)
+            self._announce_loss(lost)
             for key in [k for k in self._rings if lost in k]:
                 ring = self._rings.pop(key)
                 ring.close()
@@ -318,7 +314,38 @@ class Runtime:
             self._hub.connect(replacement)
             self._start_child(replacement, live)
             self._flush()
+            self._workers_changed.notify_all()
         threading.Thread(target=self._announce, args=(replacement,), daemon=True).start()
+
+    def _announce_loss(self, lost: int) -> None:
+        """Tell the registry first, and everyone else once it has dropped the lost worker's
+        names (it answers with the same WorkerLost frame): whoever is told of a death there,
+        the host program included, finds the dead process's names gone. If the registry itself
+        is lost, tell everyone now."""
+        if lost != REGISTRY and REGISTRY in self._hub.endpoints:
+            self._losses_pending.add(lost)
+            self._hub.send(REGISTRY, frames.WorkerLost(lost))
+            return
+        for worker in (*sorted(self._losses_pending), lost):
+            self._lost(worker)
+        self._losses_pending.clear()
+
+    def _on_registry_forgot(self, frame: frames.WorkerLost) -> None:
+        """The registry dropped a lost worker's names: now the others may hear of the loss."""
+        if frame.worker in self._losses_pending:
+            self._losses_pending.discard(frame.worker)
+            self._lost(frame.worker)
+
+    def _lost(self, lost: int) -> None:
+        """Workers, requests, joins and monitors of the host program learn of a loss."""
+        self.workers_lost += 1
+        self._broadcast(frames.WorkerLost(lost), skip=REGISTRY if lost != REGISTRY else None)
+        for request, (target, future) in list(self._requests.items()):
+            if target == lost:
+                del self._requests[request]
+                future.set_exception(WorkerLost(f"worker {lost} was lost before it answered"))
+        self._mail_deaths_from(lost)
+        self._workers_changed.notify_all()
 
     def _announce(self, worker_id: int) -> None:
         child = self._children.get(worker_id)
@@ -350,6 +377,7 @@ class Runtime:
             frames.RegistryReply: self._complete,
             frames.StatsReply: self._complete,
             frames.WorkerStarted: self._on_started,
+            frames.WorkerLost: self._on_registry_forgot,
             frames.Kill: lambda f: log.warning("a kill of the host program's mailbox %d was ignored", f.to),
             frames.Link: lambda f: None,
             frames.Unlink: lambda f: None,
@@ -362,6 +390,7 @@ class Runtime:
         if child is not None:
             self._hub.attach_doorbell(self._hub.endpoints[frame.worker])
             child.ready.set()
+            self._workers_changed.notify_all()
 
     def _on_process_died(self, frame: frames.ProcessDied) -> None:
         self._ended(frame.dead, Finished(Outcome.FAILED, message="no such process"))
@@ -436,6 +465,29 @@ class Runtime:
         """OS process id of each worker, by worker id."""
         with self._lock:
             return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
+
+    def registry_os_pid(self) -> int | None:
+        """OS process id of the registry process (None while it is being replaced)."""
+        with self._lock:
+            child = self._children.get(REGISTRY)
+            return None if child is None else child.process.pid
+
+    def wait_for_workers(self, timeout: float | None = None, *, losses: int = 0) -> bool:
+        """Wait until the supervisor has counted ``losses`` lost workers (:attr:`workers_lost`)
+        and the registry and a full set of workers have started, replacements included; False
+        on timeout."""
+
+        def full() -> bool:
+            workers = [w for w in self._children if w >= FIRST_WORKER]
+            return (
+                self.workers_lost >= losses
+                and len(workers) == self.worker_count
+                and REGISTRY in self._children
+                and all(child.ready.is_set() for child in self._children.values())
+            )
+
+        with self._workers_changed:
+            return self._workers_changed.wait_for(full, timeout)
 
     def _hosted(self, pid: int) -> bool:
         """Whether ``pid`` names a live worker (else no process can answer for it)."""

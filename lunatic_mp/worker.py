@@ -139,6 +139,7 @@ class Worker(Hub):
             frames.ExistsReply: lambda f: engine.complete(f.request, f),
             frames.RegistryReply: lambda f: engine.complete(f.request, f),
             frames.RegistryWatch: self._on_registry_watch,
+            frames.ProcessGone: lambda f: engine.names_released(f.pid),
             frames.WorkerStarted: self._on_worker_started,
             frames.WorkerLost: self._on_worker_lost,
             frames.Stats: self._on_stats,

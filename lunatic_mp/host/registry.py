@@ -41,6 +41,9 @@ def register(engine: Engine) -> None:
             registry.put(name, node_id, pid)
             return None
         process = current(engine)
+        named = engine.processes.get(pid)
+        if named is not None:  # its death waits for the registry from now on (Engine._release)
+            named.registered = True
         return engine.ask(
             process, REGISTRY, lambda request: frames.RegistryPut(request, process.pid, name, node_id, pid),
             lambda reply: (0, lambda: failed(reply)),
