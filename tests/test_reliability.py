@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from lunatic_mp import EnvConfig, Finished, Module, Outcome
+from lunatic_mp.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.mailbox import Kind
+from lunatic_mp.pids import worker_of
 from lunatic_mp.runtime import Runtime
 
 GUESTS = Path(__file__).parent / "guests"
@@ -124,5 +126,61 @@ def test_lookup_after_a_worker_loss_never_finds_its_processes() -> None:
         assert runtime.wait_for_workers(DEADLINE, losses=1)
 
 
-def load(runtime: Runtime, name: str) -> Module:
-    return runtime.load_module(GUESTS / name)
+# --- hostile guests ----------------------------------------------------------------------------------
+
+PAGE = 65536
+
+
+@pytest.fixture(scope="module")
+def hostile(runtime: Runtime) -> Module:
+    return runtime.load_module(GUESTS / "hostile.wat")
+
+
+def echo(runtime: Runtime, server: int, value: int, tag: int) -> int:
+    """Round trip through an echo server; the value that came back."""
+    runtime.send(server, value.to_bytes(8, "little"), tag)
+    reply = runtime.receive([tag], timeout=DEADLINE)
+    assert reply is not None, f"echo server {server} did not answer"
+    return int.from_bytes(bytes(reply.data[:8]), "little")
+
+
+def test_infinite_loops_leave_the_others_responsive_and_die_when_killed(
+    runtime: Runtime, hostile: Module
+) -> None:
+    """Two processes spinning without a host call on every worker: echo servers on both workers
+    still answer, spawns still run, and each spinner dies when killed."""
+    spinners = [
+        runtime.spawn(hostile, "spin", (), PERMISSIVE, worker=worker)
+        for worker in runtime.worker_ids
+        for _ in range(2)
+    ]
+    servers = [runtime.spawn(hostile, "echo", (), PERMISSIVE, worker=worker) for worker in runtime.worker_ids]
+    for round_trip in range(20):
+        for server in servers:
+            assert echo(runtime, server, round_trip, 1000 + round_trip) == round_trip
+    assert all(runtime.exists(spinner) for spinner in spinners)
+    for pid in [*spinners, *servers]:
+        runtime.kill(pid)
+        assert joined(runtime, pid).outcome is Outcome.KILLED
+
+
+def test_a_memory_bomb_stops_at_max_memory(runtime: Runtime, hostile: Module) -> None:
+    """A guest growing its memory without end gets -1 from memory.grow at max_memory and goes
+    on (here it returns its size); without a config limit, the runtime's max_memory (the pool's
+    slot size) caps it the same way."""
+    limited = runtime.spawn(hostile, "memory_bomb", (), EnvConfig.permissive(max_memory=64 * PAGE))
+    assert joined_ok(runtime, limited) == (64,)
+    unlimited = runtime.spawn(hostile, "memory_bomb", (), PERMISSIVE)
+    (pages,) = joined_ok(runtime, unlimited)
+    assert isinstance(pages, int) and 64 < pages <= DEFAULT_MAX_MEMORY // PAGE
+
+
+def test_deep_recursion_is_a_stack_overflow_trap_of_its_process(runtime: Runtime, hostile: Module) -> None:
+    """Unbounded recursion traps its own process with a stack overflow; the worker goes on."""
+    pid = runtime.spawn(hostile, "recurse", (0,), PERMISSIVE)
+    finished = joined(runtime, pid)
+    assert finished.outcome is Outcome.FAILED, finished
+    assert "stack" in finished.message.lower(), finished.message
+    server = runtime.spawn(hostile, "echo", (), PERMISSIVE, worker=worker_of(pid))
+    assert echo(runtime, server, 7, 2000) == 7
+    runtime.kill(server)
