@@ -14,7 +14,7 @@ FUEL_UNIT = 100_000
 """Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
 
 ALL_NAMESPACES: frozenset[str] = frozenset(
-    {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics"}
+    {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics", "networking"}
 )
 
 
@@ -27,6 +27,9 @@ class EnvConfig:
     ``lunatic::*`` host namespaces a guest may import (``wasi`` covers WASI preview1 too).
     ``preopened_dirs`` maps a guest path to a host directory. ``spawn_local`` keeps the children
     a process spawns on its own worker instead of spreading them over every worker.
+    ``net_bind`` and ``net_connect`` are the addresses and ports guests may bind (listen) on and
+    connect (or send datagrams) to, as rules of :mod:`lunatic_mp.netpolicy` (``"*"``: anywhere;
+    ``"127.0.0.1:8000-8099"``, ``"10.0.0.0/8"``...); none (the default): no network access.
     """
 
     max_memory: int = 0
@@ -39,11 +42,19 @@ class EnvConfig:
     preopened_dirs: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    net_bind: tuple[str, ...] = ()
+    net_connect: tuple[str, ...] = ()
 
     @classmethod
     def permissive(cls, **overrides: object) -> EnvConfig:
         """Everything allowed: what ``lunatic-mp run`` gives its root process."""
-        config = cls(can_compile_modules=True, can_create_configs=True, can_spawn_processes=True)
+        config = cls(
+            can_compile_modules=True,
+            can_create_configs=True,
+            can_spawn_processes=True,
+            net_bind=("*",),
+            net_connect=("*",),
+        )
         return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
 
     def copy(self) -> EnvConfig:

@@ -34,6 +34,7 @@ import msgpack
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.mailbox import DeathReason
+from lunatic_mp.netpolicy import check_rules
 
 __all__ = [
     "CLASS_OF",
@@ -709,7 +710,10 @@ def validate(frame: Frame) -> Frame:
 _CONFIG_INTS = ("max_memory", "max_fuel")
 _CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
 _CONFIG_DICTS = ("preopened_dirs", "env")
-_CONFIG_FIELDS = frozenset((*_CONFIG_INTS, *_CONFIG_BOOLS, *_CONFIG_DICTS, "allowed_namespaces", "args"))
+_CONFIG_RULES = ("net_bind", "net_connect")
+_CONFIG_FIELDS = frozenset(
+    (*_CONFIG_INTS, *_CONFIG_BOOLS, *_CONFIG_DICTS, *_CONFIG_RULES, "allowed_namespaces", "args")
+)
 
 
 def encode_config(config: EnvConfig) -> bytes:
@@ -728,6 +732,8 @@ def encode_config(config: EnvConfig) -> bytes:
                 "preopened_dirs": config.preopened_dirs,
                 "args": config.args,
                 "env": config.env,
+                "net_bind": list(config.net_bind),
+                "net_connect": list(config.net_connect),
             }
         )
     except (TypeError, ValueError, OverflowError) as exc:
@@ -759,6 +765,14 @@ def _config_problem(obj: object) -> str | None:
         value = obj[name]
         if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
             return f"config.{name} must be a map of str to str"
+    for name in _CONFIG_RULES:
+        value = obj[name]
+        if type(value) is not tuple or not all(type(item) is str for item in value):
+            return f"config.{name} must be an array of str"
+        try:
+            check_rules(value, f"config.{name}")
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -785,4 +799,6 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         preopened_dirs=dict(obj["preopened_dirs"]),
         args=list(obj["args"]),
         env=dict(obj["env"]),
+        net_bind=obj["net_bind"],
+        net_connect=obj["net_connect"],
     )

@@ -32,7 +32,7 @@ class Message:
     slots: one is made per message, so its constructor is on the hot path.
     """
 
-    __slots__ = ("cursor", "data", "kind", "modules", "pid", "reason", "tag")
+    __slots__ = ("cursor", "data", "kind", "modules", "pid", "reason", "streams", "tag")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Message:
         self.pid = pid
         self.reason = reason
         self.modules: list[Any] = modules if modules is not None else []
+        self.streams: list[Any] | None = None  # TCP streams attached (lunatic::networking)
         self.cursor = 0
 
     @classmethod

@@ -68,16 +68,18 @@ class Frame:
 
 
 class Resources:
-    """Host objects a guest refers to by id: configs, modules and error messages; and the
-    process's instances of Wasm plugins (by plugin name)."""
+    """Host objects a guest refers to by id: configs, modules and error messages; the
+    process's instances of Wasm plugins (by plugin name); its sockets (``net``, made by the
+    first networking call: :class:`lunatic_mp.host.networking.Net`)."""
 
-    __slots__ = ("_next", "configs", "errors", "modules", "plugins")
+    __slots__ = ("_next", "configs", "errors", "modules", "net", "plugins")
 
     def __init__(self) -> None:
         self.configs: dict[int, EnvConfig] = {}
         self.modules: dict[int, Module] = {}
         self.errors: dict[int, str] = {}
         self.plugins: dict[str, Any] = {}
+        self.net: Any = None
         self._next = 1
 
     def add(self, table: dict[int, Any], value: Any) -> int:
@@ -190,6 +192,8 @@ class Process(BaseProcess):
             self.store.close()
         self.store = None
         self.context = None
+        if self.resources.net is not None:
+            self.resources.net.close()  # its sockets close now, not when collected
         self.resources = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lunatic_mp.host import error, message, metrics, process, registry, timer, trap, version, wasi
+from lunatic_mp.host import (
+    error,
+    message,
+    metrics,
+    networking,
+    process,
+    registry,
+    timer,
+    trap,
+    version,
+    wasi,
+)
 
 if TYPE_CHECKING:
     from lunatic_mp.engine import Engine
 
-NAMESPACES = (process, message, timer, registry, error, version, trap, wasi, metrics)
+NAMESPACES = (process, message, timer, registry, error, version, trap, wasi, metrics, networking)
 
 
 def register_all(engine: Engine) -> None:

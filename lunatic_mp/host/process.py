@@ -79,7 +79,10 @@ def register(engine: Engine) -> None:
         process = current(engine)
         if not process.config.can_create_configs:
             return -1
-        return process.resources.add(process.resources.configs, EnvConfig())
+        # a new config denies everything but the network rules of its creator: lunatic lets
+        # every process use the network, and the ABI has no call to grant it
+        config = EnvConfig(net_bind=process.config.net_bind, net_connect=process.config.net_connect)
+        return process.resources.add(process.resources.configs, config)
 
     define(NAMESPACE, "create_config", "", "I", create_config)
     define(
