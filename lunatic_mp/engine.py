@@ -63,6 +63,9 @@ class Router(Protocol):
     def publish_module(self, module: Module) -> bytes:
         """Make ``module`` loadable by other workers; its content digest."""
 
+    def send_streams(self, worker: int, fds: list[int]) -> tuple[int, ...]:
+        """Hand TCP streams' descriptors (closed by the call) to ``worker``; their tokens."""
+
 
 UNLIMITED_FUEL = 2**63 - 1
 MAPS_PER_PROCESS = 4
@@ -929,7 +932,29 @@ def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:
         else ()
     )
     data = message.data if isinstance(message.data, bytes) else bytes(message.data)
+    if message.streams:
+        streams = _stream_fields(pid, message, router)
+        if streams:
+            return frames.MessageStreams(pid, message.pid, message.tag, data, modules, streams)
     return frames.Message(pid, message.pid, message.tag, data, modules)
+
+
+def _stream_fields(pid: int, message: Message, router: Router) -> tuple[int, ...]:
+    """Send the descriptors of the message's TCP streams to ``pid``'s worker: the frame's
+    ``streams`` field. The message lets go of its streams (the last holder closes each); the
+    host program cannot take a stream, so a message to it goes without."""
+    streams = [stream for stream in message.streams or () if stream is not None]
+    message.streams = None
+    fields: list[int] = []
+    if worker_of(pid) not in (SUPERVISOR, REGISTRY):
+        fds = [os.dup(stream.fd) for stream in streams]
+        tokens = router.send_streams(worker_of(pid), fds)
+        for token, stream in zip(tokens, streams, strict=True):
+            timeouts = (stream.read_timeout, stream.write_timeout, stream.peek_timeout)
+            fields.extend((token, *(-1 if t is None else t for t in timeouts)))
+    for stream in streams:
+        stream.release()
+    return tuple(fields)
 
 
 def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:

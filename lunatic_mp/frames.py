@@ -35,6 +35,7 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.mailbox import DeathReason
 from lunatic_mp.netpolicy import check_rules
+from lunatic_mp.netpolicy import check_rules
 
 __all__ = [
     "CLASS_OF",
@@ -52,6 +53,7 @@ __all__ = [
     "Link",
     "LinkDied",
     "ListProcesses",
+    "MessageStreams",
     "Message",
     "Monitor",
     "ProcessDied",
@@ -129,6 +131,7 @@ class Kind(enum.IntEnum):
     PROCESS_FINISHED = 24
     SPAWN_NATIVE = 25
     LIST_PROCESSES = 26
+    MESSAGE_STREAMS = 27
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -339,6 +342,22 @@ class StatsReply(NamedTuple):
     payload: bytes
 
 
+class MessageStreams(NamedTuple):
+    """A :class:`Message` with TCP streams attached (``lunatic::message::push_tcp_stream``).
+
+    ``streams`` holds four ints per stream: the token under which its file descriptor went to
+    the receiving worker's descriptor socket (:mod:`lunatic_mp.fdpass`), then its read, write
+    and peek timeouts in milliseconds (-1: none).
+    """
+
+    to: int
+    sender: int
+    tag: int
+    data: bytes
+    modules: tuple[bytes, ...]
+    streams: tuple[int, ...]
+
+
 class ListProcesses(NamedTuple):
     """Ask a worker for its live processes, at most ``limit`` of them. The answer is a
     :class:`StatsReply` whose payload is a msgpack map: ``total``, how many live processes the
@@ -391,6 +410,7 @@ Frame: TypeAlias = (
     | ProcessFinished
     | SpawnNative
     | ListProcesses
+    | MessageStreams
 )
 """Any frame."""
 
@@ -421,6 +441,7 @@ CLASS_OF: dict[Kind, type[Frame]] = {
     Kind.PROCESS_FINISHED: ProcessFinished,
     Kind.SPAWN_NATIVE: SpawnNative,
     Kind.LIST_PROCESSES: ListProcesses,
+    Kind.MESSAGE_STREAMS: MessageStreams,
 }
 """The frame class of each kind."""
 

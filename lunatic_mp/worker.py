@@ -26,6 +26,7 @@ import msgpack
 from lunatic_mp import frames
 from lunatic_mp.engine import Engine
 from lunatic_mp.errors import LunaticError
+from lunatic_mp.fdpass import FdPass, attach_streams
 from lunatic_mp.host.process import PARAM_KINDS
 from lunatic_mp.hub import Hub
 from lunatic_mp.logs import send_logs_to
@@ -74,6 +75,7 @@ class Worker(Hub):
             options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
         self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
         self.engine.router = self
+        self.fdpass = FdPass(self.run_dir, self.worker_id, self.engine.reactor)
         for peer in spec.peers:
             self.connect(peer)
         self.workers = sorted({self.worker_id, *(p for p in spec.peers if p >= FIRST_WORKER)})
@@ -111,6 +113,9 @@ class Worker(Hub):
         self._modules.setdefault(digest, module)
         return digest
 
+    def send_streams(self, worker: int, fds: list[int]) -> tuple[int, ...]:
+        return self.fdpass.send(worker, fds)
+
     def module(self, digest: bytes) -> Module:
         module = self._modules.get(digest)
         if module is None:
@@ -125,6 +130,7 @@ class Worker(Hub):
         engine = self.engine
         return {
             frames.Message: self._on_message,
+            frames.MessageStreams: self._on_message,
             frames.Kill: self._on_kill,
             frames.Link: lambda f: engine.accept_link(f.to, f.other, f.tag),
             frames.Unlink: lambda f: engine.accept_unlink(f.to, f.other),
@@ -161,7 +167,7 @@ class Worker(Hub):
         exists = frame.pid in self.engine.processes
         self.reply(frame.reply_to, frames.ExistsReply(frame.request, frame.reply_to, exists))
 
-    def _on_message(self, frame: frames.Message) -> None:
+    def _on_message(self, frame: frames.Message | frames.MessageStreams) -> None:
         modules: list[Any] = []
         for digest in frame.modules:
             try:
@@ -170,6 +176,9 @@ class Worker(Hub):
                 log.warning("module attached to a message for %d is lost: %s", frame.to, exc)
                 modules.append(None)
         message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules)
+        if isinstance(frame, frames.MessageStreams):  # TCP streams: descriptors come beside it
+            attach_streams(self.fdpass, frame, message, lambda: self.engine.deliver(frame.to, message))
+            return
         self.engine.deliver(frame.to, message)
 
     def _on_spawn(self, frame: frames.Spawn) -> None:
@@ -230,6 +239,7 @@ class Worker(Hub):
         if endpoint is not None:
             for pid in endpoint.parked:
                 self.engine.unpark(pid)
+        self.fdpass.forget_worker(frame.worker)
         self.engine.worker_lost(frame.worker)
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
@@ -379,6 +389,7 @@ class Worker(Hub):
         self.wake()
 
     def close(self) -> None:
+        self.fdpass.close()
         self.engine.close()
         super().close()
         self.loop.close()

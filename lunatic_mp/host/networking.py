@@ -743,6 +743,6 @@ def register(engine: Engine) -> None:
 def adopt_stream(fd: int, reactor: Reactor, timeouts: tuple[int, int, int]) -> Socket:
     """A stream whose descriptor came from another worker, with its timeouts (-1: none)."""
     sock = socket.socket(fileno=fd)
-    stream = Socket(sock, reactor)  # held by the message it came in
+    stream = Socket(sock, reactor).hold()  # held by the message it came in
     stream.read_timeout, stream.write_timeout, stream.peek_timeout = (t if t >= 0 else None for t in timeouts)
     return stream
