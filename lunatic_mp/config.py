@@ -27,6 +27,12 @@ class EnvConfig:
     ``lunatic::*`` host namespaces a guest may import (``wasi`` covers WASI preview1 too).
     ``preopened_dirs`` maps a guest path to a host directory. ``spawn_local`` keeps the children
     a process spawns on its own worker instead of spreading them over every worker.
+    ``max_mailbox`` bounds how many data messages a process's mailbox holds: a process sending
+    to a full mailbox is paused until the receiver has taken half of them (0, the default:
+    unbounded, as in lunatic and Erlang, where a send never waits). ``max_processes`` bounds the
+    live processes of the environment ``environment_id`` names, on every worker together: a
+    spawn past it fails with an error for the spawner (0: no bound). A runtime gives each
+    limited environment its id; children inherit the environment of their parent.
     ``net_bind`` and ``net_connect`` are the addresses and ports guests may bind (listen) on and
     connect (or send datagrams) to, as rules of :mod:`lunatic_mp.netpolicy` (``"*"``: anywhere;
     ``"127.0.0.1:8000-8099"``, ``"10.0.0.0/8"``...); none (the default): no network access.
@@ -34,6 +40,9 @@ class EnvConfig:
 
     max_memory: int = 0
     max_fuel: int = 0
+    max_mailbox: int = 0
+    max_processes: int = 0
+    environment_id: int = 0
     can_compile_modules: bool = False
     can_create_configs: bool = False
     can_spawn_processes: bool = False

@@ -30,11 +30,11 @@ from lunatic_mp.errors import (
     SignatureError,
     SpawnError,
 )
-from lunatic_mp.mailbox import DeathReason, Message
+from lunatic_mp.mailbox import DeathReason, Kind, Message
 from lunatic_mp.metrics import Metrics
 from lunatic_mp.module import Module
 from lunatic_mp.native import NativeProcess, pickle_native
-from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.plugins import Plugin
 from lunatic_mp.plugins import install as install_plugins
 from lunatic_mp.process import BaseProcess, Finished, Frame, Outcome, Phase, Process
@@ -148,6 +148,7 @@ class Engine:
         self.router: Router | None = None
         self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
+        self._environments: dict[int, int] = {}  # live processes of limited environments (no router)
         self._next_request = 1
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
@@ -213,6 +214,7 @@ class Engine:
         pid = self.pid_base | self._next_local
         self._next_local += 1
         process = Process(pid, module, config, function, args)
+        process.environment_id = config.environment_id
         try:
             store = wasm.Store(
                 self.wasm_engine,
@@ -231,10 +233,18 @@ class Engine:
         process.instance = wasm.new_instance()
         process.call = wasm.instantiate_async(module.instance_pre, process.context, process.instance)  # type: ignore[arg-type]
         self.processes[pid] = process
+        self._count_in(process)
         if link is not None:
             self._link_child(process, *link)
         self.scheduler.make_ready(process)
         return process
+
+    def _count_in(self, process: BaseProcess) -> None:
+        """A lone engine counts the processes of each limited environment (in a runtime the
+        registry process does)."""
+        if process.config.max_processes and self.router is None:
+            environment = process.config.environment_id
+            self._environments[environment] = self._environments.get(environment, 0) + 1
 
     def spawn_placed(
         self,
@@ -247,18 +257,69 @@ class Engine:
         once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
         spread = self.router is not None and not parent.config.spawn_local
         worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-        if worker != self.worker_id and not any(kind == wasm.V128 for kind, _ in what[2]):
-            self.spawn_remote(parent, worker, what, link_tag, on_done)
+        if any(kind == wasm.V128 for kind, _ in what[2]):
+            worker = self.worker_id  # v128 parameters do not travel in frames
+
+        def place(done: Callable[[int | str], None]) -> None:
+            if worker != self.worker_id:
+                self.spawn_remote(parent, worker, what, link_tag, done)
+                return
+            module, function, params, config = what
+            try:
+                child = self.spawn(
+                    module, function, params, config, link=(parent, link_tag) if link_tag else None
+                )
+            except LunaticError as exc:
+                done(str(exc))
+                return
+            done(child.pid)
+
+        self._within_limit(parent, what[3], worker, place, on_done)
+
+    def _within_limit(
+        self,
+        parent: BaseProcess,
+        config: EnvConfig,
+        worker: int,
+        place: Callable[[Callable[[int | str], None]], None],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
+        (``config.max_processes``), else ``on_done(why not)``. In a runtime the registry
+        process counts every worker's processes of the environment: one round trip."""
+        limit = config.max_processes
+        if not limit:
+            place(on_done)
             return
-        module, function, params, config = what
-        try:
-            child = self.spawn(
-                module, function, params, config, link=(parent, link_tag) if link_tag else None
-            )
-        except LunaticError as exc:
-            on_done(str(exc))
+        environment = config.environment_id
+        if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
+            if self._environments.get(environment, 0) >= limit:
+                on_done(_limit_error(environment, limit))
+            else:
+                place(on_done)
             return
-        on_done(child.pid)
+        router = self.router
+
+        def release() -> None:
+            router.send(REGISTRY, frames.EnvRelease(environment, worker))
+
+        def placed(child: int | str) -> None:
+            if isinstance(child, str):
+                release()  # counted, never started
+            if parent.finished is None:
+                on_done(child)
+
+        def acquired(reply: Any) -> None:
+            if reply is None or not reply.found:
+                if parent.finished is None:
+                    on_done(reply.error if reply is not None else "the registry process was lost")
+            elif parent.finished is not None:
+                release()
+            else:
+                place(placed)
+
+        request = self.new_request(REGISTRY, acquired)
+        router.send(REGISTRY, frames.EnvAcquire(request, parent.pid, environment, limit, worker))
 
     def spawn_native(
         self,
@@ -279,7 +340,9 @@ class Engine:
         pid = self.pid_base | self._next_local
         self._next_local += 1
         process = NativeProcess(self, pid, function, args, kwargs or {}, config or EnvConfig())
+        process.environment_id = process.config.environment_id
         self.processes[pid] = process
+        self._count_in(process)
         if link is not None:
             self._link_child(process, *link)
         self.scheduler.make_ready(process)
@@ -303,26 +366,31 @@ class Engine:
         """:meth:`spawn_placed` for a native process: pickled (cloudpickle) to another worker."""
         spread = self.router is not None and not parent.config.spawn_local
         worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-        if worker == self.worker_id:
-            try:
-                link = (parent, link_tag) if link_tag else None
-                child = self.spawn_native(function, args, kwargs, parent.config.copy(), link=link)
-            except LunaticError as exc:
-                on_done(str(exc))
-                return
-            on_done(child.pid)
-            return
-        try:
-            payload = pickle_native(function, args, kwargs)
-        except Exception as exc:  # noqa: BLE001 - cloudpickle raises many kinds
-            on_done(f"cannot pickle {function!r} for another worker: {exc}")
-            return
-        assert self.router is not None
 
-        request = self._spawn_request(parent, worker, link_tag, on_done)
-        config = frames.encode_config(parent.config)
-        link_pid = parent.pid if link_tag else 0
-        self.router.send(worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag))
+        def place(done: Callable[[int | str], None]) -> None:
+            if worker == self.worker_id:
+                try:
+                    link = (parent, link_tag) if link_tag else None
+                    child = self.spawn_native(function, args, kwargs, parent.config.copy(), link=link)
+                except LunaticError as exc:
+                    done(str(exc))
+                    return
+                done(child.pid)
+                return
+            try:
+                payload = pickle_native(function, args, kwargs)
+            except Exception as exc:  # noqa: BLE001 - cloudpickle raises many kinds
+                done(f"cannot pickle {function!r} for another worker: {exc}")
+                return
+            assert self.router is not None
+            request = self._spawn_request(parent, worker, link_tag, done)
+            config = frames.encode_config(parent.config)
+            link_pid = parent.pid if link_tag else 0
+            self.router.send(
+                worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag)
+            )
+
+        self._within_limit(parent, parent.config, worker, place, on_done)
 
     def _spawn_request(
         self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
@@ -450,7 +518,58 @@ class Engine:
             self.resume(process, int(message.kind))
         else:
             process.mailbox.put(message)
+            bound = process.config.max_mailbox
+            if bound and message.kind is Kind.DATA and len(process.mailbox) >= bound:
+                self._mailbox_full(process, message.pid)
         return True
+
+    def _mailbox_full(self, process: BaseProcess, sender_pid: int) -> None:
+        """``process``'s mailbox holds ``max_mailbox`` messages: pause the sender (here, or on
+        its worker) until the receiver has taken half of them. The host program is not paused."""
+        if sender_pid in process.blocked_senders or sender_pid == process.pid:
+            return
+        if self.is_local(sender_pid):
+            sender = self.processes.get(sender_pid)
+            if sender is None:
+                return
+            sender.blocked_on.add(process.pid)
+            self.park(sender)
+        elif self.router is not None and worker_of(sender_pid) >= FIRST_WORKER:
+            self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, True))
+        else:
+            return  # the host program's sends are not held back
+        process.blocked_senders.add(sender_pid)
+        if process.mailbox.on_take is None:
+            process.mailbox.on_take = functools.partial(self._mailbox_taken, process)
+
+    def _mailbox_taken(self, process: BaseProcess) -> None:
+        if len(process.mailbox) <= process.config.max_mailbox // 2:
+            self._make_room(process)
+
+    def _make_room(self, process: BaseProcess) -> None:
+        """Let the senders waiting for room in ``process``'s mailbox go on."""
+        process.mailbox.on_take = None
+        senders, process.blocked_senders = process.blocked_senders, set()
+        for sender_pid in senders:
+            if self.is_local(sender_pid):
+                sender = self.processes.get(sender_pid)
+                if sender is not None:
+                    sender.blocked_on.discard(process.pid)
+                    self.unpark(sender_pid)
+            elif self.router is not None:
+                self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, False))
+
+    def mailbox_full(self, pid: int, target: int, full: bool) -> None:
+        """A mailbox on another worker that local ``pid`` sends to is full, or has room again."""
+        process = self.processes.get(pid)
+        if process is None:
+            return
+        if full:
+            process.blocked_on.add(target)
+            self.park(process)
+        else:
+            process.blocked_on.discard(target)
+            self.unpark(pid)
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> bool:
         """Send a message from the host; False if no such process."""
@@ -524,8 +643,9 @@ class Engine:
                 process.store.yield_soon()  # type: ignore[attr-defined]
 
     def unpark(self, pid: int) -> None:
+        """Let a paused process go on, unless a full mailbox still holds it back."""
         process = self.processes.get(pid)
-        if process is not None and process.parked:
+        if process is not None and process.parked and not process.blocked_on:
             process.parked = False
             if not process.native:
                 process.store.set_yield_interval(self.fuel_yield_interval)  # type: ignore[attr-defined]
@@ -684,6 +804,10 @@ class Engine:
             for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
                 self.process_died(process.pid, other_pid)
             process.monitored_by = {p for p in process.monitored_by if worker_of(p) != worker}
+            process.blocked_senders = {p for p in process.blocked_senders if worker_of(p) != worker}
+            if any(worker_of(p) == worker for p in process.blocked_on):
+                process.blocked_on = {p for p in process.blocked_on if worker_of(p) != worker}
+                self.unpark(process.pid)
         for request, (target, on_reply) in list(self._requests.items()):
             if target == worker:
                 del self._requests[request]
@@ -836,7 +960,15 @@ class Engine:
         self.registry.remove_process(process.pid)
         for callback in process.on_exit:
             callback(finished)
+        if process.blocked_senders:
+            self._make_room(process)
         router = self.router
+        if process.config.max_processes:
+            environment = process.config.environment_id
+            if router is not None:
+                router.send(REGISTRY, frames.EnvRelease(environment, self.worker_id))
+            elif environment in self._environments:
+                self._environments[environment] -= 1
         if router is not None and process.registered:
             router.send(REGISTRY, frames.ProcessGone(process.pid))
             if router.is_live(REGISTRY):
@@ -905,6 +1037,13 @@ PARAM_TYPE_BYTES = {wasm.I32: 0x7F, wasm.I64: 0x7E, wasm.V128: 0x7B}
 
 def _ignore(_reply: Any) -> None:
     return None
+
+
+def _limit_error(environment: int, limit: int) -> str:
+    return (
+        f"environment {environment} is at its limit of {limit} live processes (max_processes); "
+        "wait for some to end"
+    )
 
 
 _OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}

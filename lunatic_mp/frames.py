@@ -48,6 +48,10 @@ __all__ = [
     "ExistsReply",
     "Frame",
     "FrameError",
+    "HttpRoutes",
+    "EnvAcquire",
+    "EnvRelease",
+    "MailboxFull",
     "Kill",
     "Kind",
     "Link",
@@ -132,6 +136,10 @@ class Kind(enum.IntEnum):
     SPAWN_NATIVE = 25
     LIST_PROCESSES = 26
     MESSAGE_STREAMS = 27
+    HTTP_ROUTES = 30
+    MAILBOX_FULL = 40
+    ENV_ACQUIRE = 41
+    ENV_RELEASE = 42
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -368,6 +376,41 @@ class ListProcesses(NamedTuple):
     limit: int
 
 
+class HttpRoutes(NamedTuple):
+    """Supervisor -> worker: the HTTP front end's table (routes, address, limits; a msgpack blob
+    owned by :mod:`lunatic_mp.http`), replacing the one it had."""
+
+    payload: bytes
+
+
+class MailboxFull(NamedTuple):
+    """Worker -> worker: ``target``'s mailbox (``EnvConfig.max_mailbox``) is full (``full``):
+    pause the sender ``to`` until a second frame says it has room again (``full`` false)."""
+
+    to: int
+    target: int
+    full: bool
+
+
+class EnvAcquire(NamedTuple):
+    """-> registry: count one more process of environment ``environment`` on ``worker``, unless
+    it already has ``limit`` live processes (``EnvConfig.max_processes``). The RegistryReply
+    says ``found`` when granted, else ``error`` says why."""
+
+    request: int
+    reply_to: int
+    environment: int
+    limit: int
+    worker: int
+
+
+class EnvRelease(NamedTuple):
+    """-> registry: a process of ``environment`` on ``worker`` ended (or was never started)."""
+
+    environment: int
+    worker: int
+
+
 class ProcessFinished(NamedTuple):
     """How a monitored process ended, for a monitor in the host program (richer than
     ProcessDied): ``outcome`` 0 normal, 1 killed, 2 failed; ``results`` a msgpack list of the
@@ -411,6 +454,10 @@ Frame: TypeAlias = (
     | SpawnNative
     | ListProcesses
     | MessageStreams
+    | HttpRoutes
+    | MailboxFull
+    | EnvAcquire
+    | EnvRelease
 )
 """Any frame."""
 
@@ -442,6 +489,10 @@ CLASS_OF: dict[Kind, type[Frame]] = {
     Kind.SPAWN_NATIVE: SpawnNative,
     Kind.LIST_PROCESSES: ListProcesses,
     Kind.MESSAGE_STREAMS: MessageStreams,
+    Kind.HTTP_ROUTES: HttpRoutes,
+    Kind.MAILBOX_FULL: MailboxFull,
+    Kind.ENV_ACQUIRE: EnvAcquire,
+    Kind.ENV_RELEASE: EnvRelease,
 }
 """The frame class of each kind."""
 
@@ -728,7 +779,7 @@ def validate(frame: Frame) -> Frame:
 
 # -- environment configs ------------------------------------------------------------------------
 
-_CONFIG_INTS = ("max_memory", "max_fuel")
+_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "environment_id")
 _CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
 _CONFIG_DICTS = ("preopened_dirs", "env")
 _CONFIG_RULES = ("net_bind", "net_connect")
@@ -745,6 +796,9 @@ def encode_config(config: EnvConfig) -> bytes:
             {
                 "max_memory": config.max_memory,
                 "max_fuel": config.max_fuel,
+                "max_mailbox": config.max_mailbox,
+                "max_processes": config.max_processes,
+                "environment_id": config.environment_id,
                 "can_compile_modules": config.can_compile_modules,
                 "can_create_configs": config.can_create_configs,
                 "can_spawn_processes": config.can_spawn_processes,
@@ -812,6 +866,9 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
     return EnvConfig(
         max_memory=obj["max_memory"],
         max_fuel=obj["max_fuel"],
+        max_mailbox=obj["max_mailbox"],
+        max_processes=obj["max_processes"],
+        environment_id=obj["environment_id"],
         can_compile_modules=obj["can_compile_modules"],
         can_create_configs=obj["can_create_configs"],
         can_spawn_processes=obj["can_spawn_processes"],

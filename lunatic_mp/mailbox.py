@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -65,12 +65,17 @@ class Message:
 
 
 class Mailbox:
-    """Messages in arrival order; ``take`` removes the oldest one whose tag is wanted."""
+    """Messages in arrival order; ``take`` removes the oldest one whose tag is wanted.
 
-    __slots__ = ("_queue",)
+    ``on_take``, while set, is called after each ``take`` that removed a message: the engine
+    sets it while senders wait for room in a bounded mailbox (``EnvConfig.max_mailbox``).
+    """
+
+    __slots__ = ("_queue", "on_take")
 
     def __init__(self) -> None:
         self._queue: deque[Message] = deque()
+        self.on_take: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -83,6 +88,14 @@ class Mailbox:
 
     def take(self, tags: tuple[int, ...] | None, start: int = 0) -> Message | None:
         """The oldest message at index >= ``start`` whose tag is in ``tags`` (any if None)."""
+        if self.on_take is not None:
+            message = self._take(tags, start)
+            if message is not None:
+                self.on_take()
+            return message
+        return self._take(tags, start)
+
+    def _take(self, tags: tuple[int, ...] | None, start: int) -> Message | None:
         queue = self._queue
         if tags is None:
             if start == 0:

@@ -96,6 +96,8 @@ class BaseProcess:
     native: ClassVar[bool] = False
 
     __slots__ = (
+        "blocked_on",
+        "blocked_senders",
         "config",
         "die_when_link_dies",
         "environment_id",
@@ -139,6 +141,8 @@ class BaseProcess:
         self.kill_requested: str | None = None  # killed while its own code was running
         self.registered = False  # the registry process asked to hear when this process dies
         self.parked = False  # paused until a queue to another worker drains (backpressure)
+        self.blocked_on: set[int] = set()  # full mailboxes this process waits for room in
+        self.blocked_senders: set[int] = set()  # senders waiting for room in this mailbox
 
     @property
     def alive(self) -> bool:

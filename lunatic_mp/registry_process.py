@@ -45,6 +45,7 @@ class RegistryServer(Hub):
         self.registry = Registry()
         self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
         self.waiting: dict[str, deque[frames.RegistryGet]] = {}
+        self.environments: dict[int, dict[int, int]] = {}  # limited environment -> worker -> live
         for peer in peers:
             self.connect(peer)
         self.running = True
@@ -53,6 +54,8 @@ class RegistryServer(Hub):
             frames.RegistryGet: self._on_get,
             frames.RegistryRemove: self._on_remove,
             frames.ProcessGone: self._on_process_gone,
+            frames.EnvAcquire: self._on_env_acquire,
+            frames.EnvRelease: self._on_env_release,
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
             frames.WorkerLost: self._on_worker_lost,
             frames.Stats: self._on_stats,
@@ -118,6 +121,32 @@ class RegistryServer(Hub):
         if worker_of(frame.pid) >= FIRST_WORKER:
             self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
 
+    def _on_env_acquire(self, frame: frames.EnvAcquire) -> None:
+        """Count one more process of a limited environment (EnvConfig.max_processes), if it
+        has room: one place for every worker, so a spawn bomb spread over them all is bounded."""
+        counts = self.environments.setdefault(frame.environment, {})
+        live = sum(counts.values())
+        if live >= frame.limit:
+            error = (
+                f"environment {frame.environment} is at its limit of {frame.limit} live processes "
+                "(max_processes); wait for some to end"
+            )
+            self.reply(
+                frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, False, 0, 0, error)
+            )
+            return
+        counts[frame.worker] = counts.get(frame.worker, 0) + 1
+        self.reply(frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, True, 0, 0, ""))
+
+    def _on_env_release(self, frame: frames.EnvRelease) -> None:
+        counts = self.environments.get(frame.environment)
+        if counts is not None and counts.get(frame.worker, 0) > 0:
+            counts[frame.worker] -= 1
+            if not counts[frame.worker]:
+                del counts[frame.worker]
+            if not counts:
+                del self.environments[frame.environment]
+
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
         """Forget a lost worker's names, then tell the supervisor, which tells the workers only
         now: a process that sees a death notice of the lost worker finds its names gone."""
@@ -128,6 +157,10 @@ class RegistryServer(Hub):
         for name, holder in list(self.locks.items()):
             if worker_of(holder) == frame.worker:
                 self._release(name)
+        for environment, counts in list(self.environments.items()):  # its processes died with it
+            counts.pop(frame.worker, None)
+            if not counts:
+                del self.environments[environment]
         self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
 
     def _on_stats(self, frame: frames.Stats) -> None:

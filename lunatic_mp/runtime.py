@@ -165,6 +165,7 @@ class Runtime:
         self._finish_waiters: dict[int, list[Future[Finished]]] = {}
         self.workers_lost = 0
         self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
+        self._environment_ids = itertools.count(1)  # of environments that bound their processes
         self._failed_starts = 0
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -326,8 +327,8 @@ class Runtime:
             self._losses_pending.add(lost)
             self._hub.send(REGISTRY, frames.WorkerLost(lost))
             return
-        for worker in (*sorted(self._losses_pending), lost):
-            self._lost(worker)
+        for gone in (*sorted(self._losses_pending), lost):
+            self._lost(gone)
         self._losses_pending.clear()
 
     def _on_registry_forgot(self, frame: frames.WorkerLost) -> None:
@@ -539,13 +540,15 @@ class Runtime:
         target = self._place(worker)
         link_pid, link_tag = link or (0, 0)
         kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in args)
-        encoded = frames.encode_config(config or EnvConfig())
+        config = self._in_environment(config or EnvConfig())
+        encoded = frames.encode_config(config)
         values = tuple(v for _, v in args)
         return self._spawn_request(
             target,
             lambda request: frames.Spawn(
                 request, self.pid, module.digest, function, values, kinds, encoded, link_pid, link_tag
             ),
+            config,
         )
 
     def spawn_native(
@@ -586,11 +589,21 @@ class Runtime:
             raise SpawnError(f"cannot pickle {function!r} and its arguments for a worker: {exc}") from exc
         target = self._place(worker)
         link_pid, link_tag = link or (0, 0)
-        encoded = frames.encode_config(config or EnvConfig())
+        config = self._in_environment(config or EnvConfig())
+        encoded = frames.encode_config(config)
         return self._spawn_request(
             target,
             lambda request: frames.SpawnNative(request, self.pid, payload, encoded, link_pid, link_tag),
+            config,
         )
+
+    def _in_environment(self, config: EnvConfig) -> EnvConfig:
+        """``config``, with an environment id of its own if it bounds its processes and has none
+        (:meth:`environment` gives all of an environment's spawns the same one)."""
+        if config.max_processes and not config.environment_id:
+            config = config.copy()
+            config.environment_id = next(self._environment_ids)
+        return config
 
     def _place(self, worker: int | None) -> int:
         workers = self.worker_ids
@@ -599,8 +612,13 @@ class Runtime:
             raise SpawnError(f"no worker {target}")
         return target
 
-    def _spawn_request(self, target: int, make: Callable[[int], frames.Frame]) -> Future[int]:
-        """Send a spawn frame to a worker; the future of the pid its reply carries."""
+    def _spawn_request(
+        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig | None = None
+    ) -> Future[int]:
+        """Send a spawn frame to a worker; the future of the pid its reply carries. A spawn into
+        an environment with ``max_processes`` first counts itself in at the registry process."""
+        if config is not None and config.max_processes:
+            return self._limited_spawn_request(target, make, config.environment_id, config.max_processes)
         reply = self._request_future(target, make)
         pid: Future[int] = Future()
 
@@ -618,6 +636,37 @@ class Runtime:
             pid.set_result(int(frame.pid))
 
         reply.add_done_callback(spawned)
+        return pid
+
+    def _limited_spawn_request(
+        self, target: int, make: Callable[[int], frames.Frame], environment: int, limit: int
+    ) -> Future[int]:
+        pid: Future[int] = Future()
+
+        def acquired(done: Future[Any]) -> None:
+            try:
+                frame = done.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                pid.set_exception(exc)
+                return
+            if not frame.found:
+                pid.set_exception(SpawnError(frame.error))
+                return
+            self._spawn_request(target, make).add_done_callback(spawned)
+
+        def spawned(done: Future[int]) -> None:
+            error = done.exception()
+            if error is None:
+                pid.set_result(done.result())
+                return
+            with self._lock:  # counted in, never started
+                self._hub.send(REGISTRY, frames.EnvRelease(environment, target))
+                self._flush()
+            pid.set_exception(error)
+
+        self._request_future(
+            REGISTRY, lambda request: frames.EnvAcquire(request, self.pid, environment, limit, target)
+        ).add_done_callback(acquired)
         return pid
 
     def join(self, pid: int, timeout: float | None = None) -> Finished | None:
@@ -728,7 +777,7 @@ class Runtime:
         and may import the namespaces of ``plugins`` (names of this runtime's plugins)."""
         from lunatic_mp.handles import Environment
 
-        config = (config or EnvConfig()).copy()
+        config = self._in_environment((config or EnvConfig()).copy())
         config.allowed_namespaces |= self.check_plugin_names(plugins)
         return Environment(self, config, isolated_registry=isolated_registry)
 

@@ -146,6 +146,7 @@ class Worker(Hub):
             frames.RegistryReply: lambda f: engine.complete(f.request, f),
             frames.RegistryWatch: self._on_registry_watch,
             frames.ProcessGone: lambda f: engine.names_released(f.pid),
+            frames.MailboxFull: lambda f: engine.mailbox_full(f.to, f.target, f.full),
             frames.WorkerStarted: self._on_worker_started,
             frames.WorkerLost: self._on_worker_lost,
             frames.Stats: self._on_stats,

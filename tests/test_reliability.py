@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lunatic_mp import EnvConfig, Finished, Module, Outcome
+from lunatic_mp import EnvConfig, Finished, Module, Outcome, SpawnError
 from lunatic_mp.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.mailbox import Kind
 from lunatic_mp.pids import worker_of
@@ -184,3 +185,109 @@ def test_deep_recursion_is_a_stack_overflow_trap_of_its_process(runtime: Runtime
     server = runtime.spawn(hostile, "echo", (), PERMISSIVE, worker=worker_of(pid))
     assert echo(runtime, server, 7, 2000) == 7
     runtime.kill(server)
+
+
+# --- mailbox floods: a bounded mailbox holds its senders back ------------------------------------
+
+FLOOD = 40_000
+BOUND = 100
+IN_FLIGHT = 16_000
+
+
+def mailbox_of(runtime: Runtime, pid: int) -> int:
+    """How many messages wait in ``pid``'s mailbox (asks its worker)."""
+    _, rows = runtime.processes()
+    (row,) = [row for row in rows if row["pid"] == pid]
+    return int(row["mailbox"])
+
+
+def settled_mailbox(runtime: Runtime, pid: int, at_least: int) -> int:
+    """Wait until ``pid``'s mailbox holds ``at_least`` messages and stops growing (each look is
+    a round trip to its worker); its size then."""
+    deadline = time.monotonic() + DEADLINE
+    last = -1
+    while True:
+        size = mailbox_of(runtime, pid)
+        if size >= at_least and size == last:
+            return size
+        assert time.monotonic() < deadline, f"the mailbox of {pid} did not settle ({size} messages)"
+        last = size
+
+
+@pytest.mark.parametrize("where", ["same worker", "across workers"])
+def test_a_flooded_mailbox_pauses_its_sender_and_loses_nothing(
+    runtime: Runtime, hostile: Module, where: str
+) -> None:
+    """A receiver with max_mailbox = 100 that reads nothing yet: a sender flooding it with
+    40,000 messages is paused once the mailbox is full (on its own worker at once; from another
+    worker once the pause arrives), the receiver's worker serves others meanwhile, and when the
+    receiver drains, the sender goes on: every message arrives once, in order."""
+    a, b = runtime.worker_ids
+    sender_worker = a if where == "same worker" else b
+    bounded = EnvConfig.permissive(max_mailbox=BOUND)
+    drain = runtime.spawn(hostile, "drain", (FLOOD,), bounded, worker=a)
+    flood = runtime.spawn(hostile, "flood", (drain, FLOOD), PERMISSIVE, worker=sender_worker)
+    size = settled_mailbox(runtime, drain, BOUND)
+    # On its own worker the sender is paused at the message that fills the mailbox; from
+    # another worker, at most what it sends before the pause reaches it: a scheduler slice or
+    # two (100,000 instructions each, some 4,000 of these small sends), then the frame's trip.
+    slack = 1 if where == "same worker" else IN_FLIGHT
+    assert size <= BOUND + slack, f"{size} messages queued past a bound of {BOUND}"
+    assert runtime.join(flood, timeout=0) is None, "the flood ran to its end: no backpressure"
+    server = runtime.spawn(hostile, "echo", (), PERMISSIVE, worker=a)
+    assert echo(runtime, server, 5, 3000) == 5  # unrelated processes go on
+    runtime.kill(server)
+    runtime.send(drain, tag=1)  # drain now
+    assert joined_ok(runtime, flood) == (FLOOD,)
+    assert joined_ok(runtime, drain) == (FLOOD, 0)
+
+
+def test_a_paused_sender_goes_on_when_the_full_mailbox_dies(runtime: Runtime, hostile: Module) -> None:
+    """A sender paused by a full mailbox on another worker is let go when that receiver dies;
+    its remaining messages go nowhere, as to any dead process."""
+    a, b = runtime.worker_ids
+    drain = runtime.spawn(hostile, "drain", (FLOOD,), EnvConfig.permissive(max_mailbox=BOUND), worker=a)
+    flood = runtime.spawn(hostile, "flood", (drain, FLOOD), PERMISSIVE, worker=b)
+    settled_mailbox(runtime, drain, BOUND)
+    assert runtime.join(flood, timeout=0) is None
+    runtime.kill(drain)
+    assert joined_ok(runtime, flood) == (FLOOD,)
+
+
+# --- spawn bombs: a bound on an environment's processes --------------------------------------------
+
+LIMIT = 20
+REFUSED = 7
+
+
+def test_a_spawn_bomb_stops_at_its_environments_limit_across_workers(
+    runtime: Runtime, hostile: Module
+) -> None:
+    """A guest spawning in a loop in an environment of max_processes = 20 gets 19 children (it
+    counts too), spread over both workers, then an error saying why; the limit is its
+    environment's only, and dead processes give their places back."""
+    environment = runtime.environment(EnvConfig.permissive(max_processes=LIMIT))
+    bomb = environment.spawn(hostile, "spawn_bomb", (runtime.pid,))
+    assert joined_ok(runtime, bomb.id) == (LIMIT - 1,)
+    children = ready(runtime, LIMIT - 1)
+    assert {worker_of(child) for child in children} == set(runtime.worker_ids)
+    refused = runtime.receive([REFUSED], timeout=DEADLINE)
+    assert refused is not None
+    assert f"at its limit of {LIMIT} live processes" in bytes(refused.data).decode()
+    other = runtime.spawn(hostile, "spawn_bomb", (runtime.pid,), EnvConfig.permissive(max_processes=3))
+    assert joined_ok(runtime, other) == (2,)  # another environment, its own count
+    others = ready(runtime, 2)
+    assert runtime.receive([REFUSED], timeout=DEADLINE) is not None
+    extra = environment.spawn(hostile, "park")  # the bomb has ended: its place is free ...
+    with pytest.raises(SpawnError, match="at its limit"):  # ... and then none is, for anyone
+        environment.spawn(hostile, "park")
+    for child in [*children, *others, extra.id]:
+        runtime.kill(child)
+        assert not runtime.exists(child)
+    for worker in runtime.worker_ids:  # the registry process has counted the deaths
+        joined_ok(runtime, runtime.spawn(hostile, "registry_barrier", (), PERMISSIVE, worker=worker))
+    again = environment.spawn(hostile, "spawn_bomb", (runtime.pid,))  # the places came back
+    assert joined_ok(runtime, again.id) == (LIMIT - 1,)
+    assert runtime.receive([REFUSED], timeout=DEADLINE) is not None
+    for child in ready(runtime, LIMIT - 1):
+        runtime.kill(child)

@@ -121,6 +121,9 @@ def register(engine: Engine) -> None:
             raise GuestTrap("cannot spawn while the module is still initializing (start function)")
         memory = memory_of(parent, engine)
         config = config_of(parent, config_id).copy()
+        if config_id != -1:  # a config the guest built stays in its environment, and under its bound
+            config.environment_id = parent.config.environment_id
+            config.max_processes = parent.config.max_processes
         module = module_of(parent, module_id)
         function = memory.read_str(fn_ptr, fn_len)
         params = decode_params(memory.read(params_ptr, params_len))
