@@ -39,7 +39,7 @@ from lunatic_mp.errors import BenchError
 if TYPE_CHECKING:
     from lunatic_mp.runtime import Runtime
 
-SCENARIOS = ("spawn", "pingpong", "stream", "ring", "fanout", "idle", "serve", "transport")
+SCENARIOS = ("spawn", "pingpong", "stream", "ring", "fanout", "idle", "serve", "transport", "echo")
 """Every scenario, in the order a full run takes them."""
 
 PACKAGE = "benchmarks"

@@ -99,6 +99,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "echo_round_trip_p50_us",
             "control_round_trip_p50_vs_echo_x",
         },
+        "echo": {"guest_round_trips_per_s", "asyncio_round_trips_per_s", "guest_vs_asyncio_x"},
         "transport": {
             "ring_outbox_batched_frames_per_s",
             "ring_outbox_batched_spin_50us_frames_per_s",
