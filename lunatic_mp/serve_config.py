@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
+from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.rpc import DEFAULT_MAX_FRAME_SIZE
 
 EXAMPLE_MODULE = Path(__file__).parent / "examples" / "counter.wat"
@@ -69,9 +70,12 @@ ENV_CONFIG_KEYS = frozenset(
         "args",
         "env",
         "dirs",
+        "net_bind",
+        "net_connect",
     }
 )
-"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory)."""
+"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory; ``net_bind``
+and ``net_connect``: network rules, :mod:`lunatic_mp.netpolicy`)."""
 
 MIN_TOKEN_LENGTH = 16
 _PORT = re.compile(r"^(?P<host>.*):(?P<port>\d{1,5})$")
@@ -335,6 +339,12 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
                 f"{where}.allowed_namespaces: unknown {unknown}; known: {sorted(ALL_NAMESPACES)}"
             )
         config.allowed_namespaces = frozenset(namespaces)
+    for key in ("net_bind", "net_connect"):
+        if (rules := _get(table, key, list, f"{where}.{key}")) is not None:
+            try:
+                setattr(config, key, check_rules(rules, f"{where}.{key}"))
+            except ValueError as exc:
+                raise ServeConfigError(str(exc)) from None
     if (args := _get(table, "args", list, f"{where}.args")) is not None:
         if not all(isinstance(arg, str) for arg in args):
             raise ServeConfigError(f"{where}.args must be a list of strings")
