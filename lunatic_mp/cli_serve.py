@@ -55,6 +55,12 @@ def _announce(line: str) -> None:
 @click.option(
     "--metrics", metavar="HOST:PORT|off", help="Where /metrics and /healthz listen (default 127.0.0.1:9464)."
 )
+@click.option(
+    "--http",
+    "http",
+    metavar="HOST:PORT|off",
+    help="Where the HTTP routes are served (default 127.0.0.1:8080).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -63,17 +69,26 @@ def serve(
     control: str | None,
     token: str | None,
     metrics: str | None,
+    http: str | None,
 ) -> None:
     """Serve CONFIG.toml until SIGTERM or Ctrl-C; SIGHUP reloads the modules.
 
-    Without a config it serves a built-in example: a counter actor registered as `counter`.
-    From another terminal: `lunatic-mp request counter 5`, `lunatic-mp ps`, `lunatic-mp stop`.
+    Without a config it serves a built-in example: a counter actor registered as `counter`,
+    and an HTTP route, GET /hello/{name}, handled by a fresh Wasm process per request.
+    From another terminal: `curl localhost:8080/hello/you`, `lunatic-mp request counter 5`,
+    `lunatic-mp ps`, `lunatic-mp stop`.
     The config format is in docs/serve.md. Command-line options win over the config.
     """
     from lunatic_mp.errors import LunaticError, ServeConfigError
     from lunatic_mp.logconfig import configure_logging
     from lunatic_mp.serve import run_server
-    from lunatic_mp.serve_config import example_config, load_config, metrics_address, parse_address
+    from lunatic_mp.serve_config import (
+        example_config,
+        http_address,
+        load_config,
+        metrics_address,
+        parse_address,
+    )
 
     try:
         config = load_config(config_file) if config_file is not None else example_config()
@@ -85,13 +100,18 @@ def serve(
             config.control.token = token
         if metrics is not None:
             config.metrics_address = metrics_address(metrics)
+        if http is not None:
+            http_address(config, http)
         config.check()
     except ServeConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     level, fmt = _log_settings(ctx, config.log_level, config.log_format)
     configure_logging(level, fmt)
     if config_file is None:
-        _announce("no config given: serving the built-in example (a counter registered as `counter`)")
+        _announce(
+            "no config given: serving the built-in example (a counter registered as `counter`, "
+            "and GET /hello/{name})"
+        )
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)  # until the server handles it
     signal.signal(signal.SIGHUP, _ignore_reload_while_starting)
     try:

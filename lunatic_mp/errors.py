@@ -24,6 +24,8 @@
     │                          (also a ValueError; lunatic_mp.rpc)
     ├── RemoteError            a control-socket call the server answered with an error
     │                          (lunatic_mp.client)
+    ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
+    │                          does not parse (also a ValueError; lunatic_mp.http)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
@@ -95,6 +97,11 @@ class RemoteError(LunaticError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class HttpMessageError(LunaticError, ValueError):
+    """An HTTP request or reply in the guest convention's binary layout that does not parse
+    (:mod:`lunatic_mp.http`)."""
 
 
 class PluginError(LunaticError):

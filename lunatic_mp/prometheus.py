@@ -12,12 +12,21 @@ name a metric anything (``counter.requests``), which Prometheus metric names can
 - ``lunatic_guest_histogram{worker, name}``: histograms, as a summary (``_count``, ``_sum``),
   with ``lunatic_guest_histogram_min`` and ``_max`` beside it (guests report no buckets).
 
+HTTP routes (served by each worker, :mod:`lunatic_mp.http`):
+
+- ``lunatic_http_requests_total{worker, route, status}``: requests answered, by route (its path
+  pattern; ``none`` for requests no route matched) and status;
+- ``lunatic_http_request_duration_seconds{worker, route}``: a histogram of the time from a
+  request's arrival to its answer;
+- ``lunatic_http_in_flight{worker}``: requests being handled.
+
 Counters of a worker restart from zero when the worker is replaced, as Prometheus expects of a
 restarted target.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -106,6 +116,7 @@ class _SnapshotCollector:
                 minima.add_metric([worker, name], minimum)
                 maxima.add_metric([worker, name], maximum)
         yield from (processes, capacity, malformed, counters, gauges, histograms, minima, maxima)
+        yield from _http_metrics(s.workers)
 
         requests = CounterMetricFamily(
             "lunatic_control_requests", "Control-socket calls handled, by method.", labels=["method"]
@@ -123,6 +134,35 @@ class _SnapshotCollector:
         yield from (requests, errors, reloads)
         yield _gauge("lunatic_control_connections", "Open control-socket connections.", s.connections)
         yield _gauge("lunatic_control_in_flight", "Control-socket requests being handled.", s.in_flight)
+
+
+def _http_metrics(workers: list[dict[str, Any]]) -> Iterator[Metric]:
+    from lunatic_mp.http import LATENCY_BUCKETS  # kept out of the import of this module
+
+    requests = CounterMetricFamily(
+        "lunatic_http_requests",
+        "HTTP requests answered, by route and status.",
+        labels=["worker", "route", "status"],
+    )
+    latency = HistogramMetricFamily(
+        "lunatic_http_request_duration_seconds",
+        "Time from an HTTP request's arrival to its answer.",
+        labels=["worker", "route"],
+    )
+    in_flight = GaugeMetricFamily("lunatic_http_in_flight", "HTTP requests being handled.", labels=["worker"])
+    bounds = [*(f"{bound:g}" for bound in LATENCY_BUCKETS), "+Inf"]
+    for stats in workers:
+        http = stats.get("http") or {}
+        if not http:
+            continue
+        worker = str(stats.get("worker", ""))
+        in_flight.add_metric([worker], http.get("in_flight", 0))
+        for route, status, count in sorted(http.get("requests", [])):
+            requests.add_metric([worker, route, str(status)], count)
+        for route, (buckets, total, _count) in sorted(http.get("latency", {}).items()):
+            cumulative = list(itertools.accumulate(buckets))
+            latency.add_metric([worker, route], list(zip(bounds, cumulative, strict=True)), total)
+    yield from (requests, latency, in_flight)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -6,8 +6,11 @@
   the runtime's processes, the config's modules compiled, its boot processes spawned and named;
 - an asyncio loop that serves the control socket (:mod:`lunatic_mp.control`, methods below)
   and, on aiohttp, ``/metrics`` (:mod:`lunatic_mp.prometheus`) and ``/healthz``;
+- HTTP routes, served by the workers themselves (:mod:`lunatic_mp.http`): the server reserves
+  the port, hands every worker the route table, and hands it again after a reload;
 - signals: SIGTERM and Ctrl-C drain (requests already read are answered, within
-  ``control.drain_timeout``; new ones are refused) and then stop the runtime, exit status 0;
+  ``control.drain_timeout``, HTTP requests in flight too; new ones are refused) and then
+  stop the runtime, exit status 0;
   a second one stops at once. SIGHUP reloads the modules (:meth:`Server.reload`).
 
 Blocking runtime calls (registry, statistics, process lists, compiling) run in threads; the
@@ -61,11 +64,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -77,7 +82,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from lunatic_mp import prometheus
+from lunatic_mp import frames, prometheus
+from lunatic_mp import http as http_routes
 from lunatic_mp.control import CallError, ControlServer, Method, Params, lunatic_error_code
 from lunatic_mp.errors import InvalidNameError, LunaticError, ServeConfigError
 from lunatic_mp.handles import fresh_tag
@@ -101,6 +107,8 @@ MAX_ENDS = 100_000
 """Processes spawned through the server whose end is remembered for ``join``, at most."""
 DEFAULT_REQUEST_TIMEOUT = 30.0
 SPAWN_TIMEOUT = 30.0
+HTTP_POLL_S = 0.02
+"""How often the server asks the workers whether they listen (starting) or are done (draining)."""
 
 T = TypeVar("T")
 
@@ -244,6 +252,9 @@ class Server:
         self._reload_lock: asyncio.Lock | None = None
         self._http: web.AppRunner | None = None
         self._signals = 0
+        self.http_url: str | None = None
+        """Where the workers serve the HTTP routes, once they do."""
+        self._http_socket: socket.socket | None = None  # holds the routes' port while serving
 
     # --- starting and stopping ----------------------------------------------------------------
 
@@ -261,6 +272,8 @@ class Server:
         for name, module in self.modules.items():
             self.announce(f"module {name}: {config.modules[name]} ({len(module.exports)} exports)")
         self._boot()
+        if config.http_enabled:
+            self._start_routes()
 
     def _compile(self) -> dict[str, Module]:
         runtime = self._runtime()
@@ -272,6 +285,11 @@ class Server:
                 raise ServeConfigError(f"module {name}: cannot read {path}: {exc.strerror or exc}") from None
             except LunaticError as exc:
                 raise ServeConfigError(f"module {name} ({path}): {exc}") from None
+        for route in self.config.routes:
+            if route.module is not None and route.function not in compiled[route.module].exports:
+                raise ServeConfigError(
+                    f"route {route.path}: module {route.module} has no export {route.function!r}"
+                )
         return compiled
 
     def _boot(self) -> None:
@@ -313,6 +331,91 @@ class Server:
         """Stop the runtime (idempotent)."""
         if self.runtime is not None:
             self.runtime.close()
+        if self._http_socket is not None:
+            self._http_socket.close()
+            self._http_socket = None
+
+    # --- HTTP routes (served by the workers) --------------------------------------------------
+
+    def _start_routes(self) -> None:
+        """Reserve the routes' port, hand the workers the table, wait until they all listen."""
+        address = self.config.http.address
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:  # bound, never listening: it keeps the port (a chosen one, for port 0), takes no connection
+            try:
+                sock.bind((address.host, address.port))
+            except OSError as exc:
+                if not (self.config.http.any_port_if_taken and exc.errno == errno.EADDRINUSE):
+                    raise
+                self.announce(f"HTTP port {address.port} is taken: serving HTTP on another one")
+                sock.bind((address.host, 0))
+        except OSError as exc:
+            sock.close()
+            raise ServeConfigError(
+                f"cannot serve HTTP on {address.netloc}: {exc.strerror or exc} "
+                "(pass --http HOST:PORT, or off)"
+            ) from None
+        self._http_socket = sock
+        port = sock.getsockname()[1]
+        runtime = self._runtime()
+        runtime.set_http(self._routes_table())
+        deadline = time.monotonic() + SPAWN_TIMEOUT
+        while not self._all_serving(listening=True):
+            if time.monotonic() > deadline:
+                raise ServeConfigError(
+                    f"the workers did not all listen on {address.host}:{port} (see the log)"
+                )
+            time.sleep(HTTP_POLL_S)
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        self.http_url = f"http://{host}:{port}"
+        self.announce(f"http {self.http_url} ({len(self.config.routes)} route{_s(len(self.config.routes))})")
+        for route in self.config.routes:
+            self.announce(f"route {','.join(route.methods)} {route.path} -> {route.target}")
+
+    def _routes_table(self, *, draining: bool = False) -> bytes:
+        """The table the workers serve (:class:`lunatic_mp.http.Table`), with today's modules."""
+        assert self._http_socket is not None
+        host, port = self._http_socket.getsockname()[:2]
+        routes = [
+            http_routes.Route(
+                route.methods,
+                route.path,
+                route.timeout,
+                module=b"" if route.module is None else self.modules[route.module].digest,
+                function=route.function,
+                config=frames.encode_config(route.config),
+                process="" if route.process is None else _full_name(route.process, route.version),
+            )
+            for route in self.config.routes
+        ]
+        table = http_routes.Table(host, port, self.config.http.max_body, routes, draining)
+        return http_routes.encode_table(table)
+
+    def _all_serving(self, *, listening: bool) -> bool:
+        """Whether every live worker listens (``listening``), or has stopped listening and has
+        no HTTP request in flight."""
+        for stats in self._runtime().stats():
+            http = stats.get("http") or {}
+            if listening and not http.get("listening"):
+                return False
+            if not listening and (http.get("listening") or http.get("in_flight")):
+                return False
+        return True
+
+    async def _drain_routes(self, timeout: float) -> None:
+        """Stop the workers accepting HTTP connections; wait for requests in flight to end."""
+        if self._http_socket is None or self.runtime is None:
+            return
+        await asyncio.to_thread(self.runtime.set_http, self._routes_table(draining=True))
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(self._all_serving, listening=False):
+            if time.monotonic() > deadline:
+                log.warning("HTTP requests were still in flight when draining ended")
+                return
+            await asyncio.sleep(HTTP_POLL_S)
 
     async def serve(self, *, handle_signals: bool = True) -> int:
         """Serve until stopped; the exit status (0). Without ``handle_signals`` (a server run on
@@ -338,7 +441,10 @@ class Server:
             self.announce(f"ready: {len(self.modules)} module{_s(len(self.modules))}, pid {os.getpid()}")
             await self._stopping.wait()
             self.announce(f"stopping: {self.control.in_flight} request{_s(self.control.in_flight)} in flight")
-            abandoned = await self.control.drain(self.config.control.drain_timeout)
+            drain_timeout = self.config.control.drain_timeout
+            abandoned, _ = await asyncio.gather(
+                self.control.drain(drain_timeout), self._drain_routes(drain_timeout)
+            )
             if abandoned:
                 log.warning("%d control request(s) were still unanswered when draining ended", abandoned)
         finally:
@@ -396,6 +502,8 @@ class Server:
                 raise CallError(Code.FAILED, f"reload failed, the modules stay as they were: {exc}") from None
             self.modules = compiled
             self.module_names.update((module.digest, name) for name, module in compiled.items())
+            if self._http_socket is not None:  # the workers' fresh-process routes run the new code
+                await asyncio.to_thread(self._runtime().set_http, self._routes_table())
             self.reloads["ok"] += 1
             names = sorted(compiled)
             log.info("reloaded %d module(s): %s", len(names), ", ".join(names))

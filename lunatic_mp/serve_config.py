@@ -27,6 +27,25 @@ A config file looks like this (every key is optional; relative paths are relativ
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
 
+    [http]                             # the routes' port, served by every worker (SO_REUSEPORT)
+    address = "127.0.0.1:8080"         # port 0: any free port (the server says which)
+    max_body = 1048576                 # bytes of the largest request body (larger: 413)
+    enabled = true                     # false: no HTTP even with routes
+
+    [[routes]]                         # a fresh process per request...
+    method = "GET"                     # or ["GET", "POST"], or "*" (default "GET")
+    path = "/hello/{name}"             # an aiohttp pattern
+    module = "hello"
+    function = "_start"                # default "_start"
+    timeout = 30.0                     # seconds before 504 (default 30)
+    config = { max_fuel = 1000 }       # as a process's config (ENV_CONFIG_KEYS)
+
+    [[routes]]                         # ...or a request message to a registered process
+    method = "POST"
+    path = "/count"
+    process = "counter"                # its registered name...
+    version = "^1.0"                   # ...and a version requirement (optional)
+
     [log]
     level = "info"                     # debug, info, warning, error
     format = "text"                    # or json
@@ -46,18 +65,25 @@ from typing import Any, TypeVar
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
-from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.rpc import DEFAULT_MAX_FRAME_SIZE
 
 EXAMPLE_MODULE = Path(__file__).parent / "examples" / "counter.wat"
 """The example application served when no config is given."""
+EXAMPLE_HTTP_MODULE = Path(__file__).parent / "examples" / "hello_http.wat"
+"""The example's HTTP handler (a fresh process per request)."""
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
 TOKEN_ENV = "LUNATIC_MP_TOKEN"  # noqa: S105 - the name of the variable, not a token
 CONNECT_ENV = "LUNATIC_MP_CONNECT"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-TOP_LEVEL_KEYS = frozenset({"workers", "modules", "processes", "control", "metrics", "log"})
+DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_ROUTE_TIMEOUT = 30.0
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "*"})
+TOP_LEVEL_KEYS = frozenset(
+    {"workers", "modules", "processes", "control", "metrics", "http", "routes", "log"}
+)
 ENV_CONFIG_KEYS = frozenset(
     {
         "max_memory",
@@ -70,12 +96,9 @@ ENV_CONFIG_KEYS = frozenset(
         "args",
         "env",
         "dirs",
-        "net_bind",
-        "net_connect",
     }
 )
-"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory; ``net_bind``
-and ``net_connect``: network rules, :mod:`lunatic_mp.netpolicy`)."""
+"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory)."""
 
 MIN_TOKEN_LENGTH = 16
 _PORT = re.compile(r"^(?P<host>.*):(?P<port>\d{1,5})$")
@@ -177,6 +200,39 @@ class ProcessSpec:
 
 
 @dataclass
+class RouteSpec:
+    """An HTTP route: a fresh process of ``module.function`` per request, or a request message
+    to the process registered as ``process`` (``version``: a requirement)."""
+
+    path: str
+    methods: tuple[str, ...] = ("GET",)
+    module: str | None = None
+    function: str = "_start"
+    config: EnvConfig = field(default_factory=EnvConfig)
+    process: str | None = None
+    version: str | None = None
+    timeout: float = DEFAULT_ROUTE_TIMEOUT
+
+    @property
+    def target(self) -> str:
+        """What handles it, for people: ``module.function`` or ``process name@version``."""
+        if self.module is not None:
+            return f"{self.module}.{self.function}"
+        return f"process {self.process}" + (f"@{self.version}" if self.version else "")
+
+
+@dataclass
+class HttpConfig:
+    """Where the routes are served (by every worker, on one port)."""
+
+    address: TcpAddress = field(default_factory=lambda: _tcp(DEFAULT_HTTP_ADDRESS, "http"))
+    max_body: int = DEFAULT_MAX_BODY
+    enabled: bool = True
+    any_port_if_taken: bool = False
+    """Serve on any free port when ``address``'s is taken (the built-in example does)."""
+
+
+@dataclass
 class ControlConfig:
     address: Address = field(default_factory=default_control_address)
     token: str | None = None
@@ -197,6 +253,8 @@ class ServeConfig:
     metrics_address: TcpAddress | None = field(
         default_factory=lambda: _tcp(DEFAULT_METRICS_ADDRESS, "metrics")
     )
+    http: HttpConfig = field(default_factory=HttpConfig)
+    routes: list[RouteSpec] = field(default_factory=list)
     log_level: str | None = None
     log_format: str | None = None
     source: Path | None = None
@@ -218,13 +276,33 @@ class ServeConfig:
         for spec in self.processes:
             if spec.module not in self.modules:
                 raise ServeConfigError(f"process of module {spec.module!r}: no such module in [modules]")
+        for index, route in enumerate(self.routes):
+            if route.module is not None and route.module not in self.modules:
+                raise ServeConfigError(
+                    f"routes[{index}] ({route.path}): no module {route.module!r} in [modules]"
+                )
+        if self.routes:
+            from lunatic_mp.http import check_routes  # aiohttp's pattern rules, without a server
+
+            check_routes([(route.methods, route.path) for route in self.routes])
+
+    @property
+    def http_enabled(self) -> bool:
+        """Whether the workers serve HTTP: routes, and [http] not turned off."""
+        return self.http.enabled and bool(self.routes)
 
 
 def example_config() -> ServeConfig:
-    """The built-in example application: a counter registered as ``counter`` 1.0.0."""
+    """The built-in example application: a counter registered as ``counter`` 1.0.0, and an
+    HTTP handler on ``/hello`` and ``/hello/{name}`` (a fresh process per request)."""
     return ServeConfig(
-        modules={"counter": EXAMPLE_MODULE},
+        http=HttpConfig(any_port_if_taken=True),
+        modules={"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE},
         processes=[ProcessSpec("counter", "counter", [0], name="counter", version="1.0.0")],
+        routes=[
+            RouteSpec("/hello", ("GET",), module="hello", function="handle"),
+            RouteSpec("/hello/{name}", ("GET",), module="hello", function="handle"),
+        ],
     )
 
 
@@ -295,6 +373,18 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
         config.metrics_address = _tcp(address, "metrics.address")
     if _get(metrics, "enabled", bool, "metrics.enabled") is False:
         config.metrics_address = None
+    http = _get(data, "http", dict, "http") or {}
+    _no_unknown(http, {"address", "max_body", "enabled"}, "[http]")
+    if (address := _get(http, "address", str, "http.address")) is not None:
+        config.http.address = _tcp(address, "http.address")
+    if (max_body := _get(http, "max_body", int, "http.max_body")) is not None:
+        if not 0 <= max_body < 2**32:
+            raise ServeConfigError("http.max_body must be between 0 and 4294967295 bytes")
+        config.http.max_body = max_body
+    if (enabled := _get(http, "enabled", bool, "http.enabled")) is not None:
+        config.http.enabled = enabled
+    for index, table in enumerate(_get(data, "routes", list, "routes") or []):
+        config.routes.append(_route(table, f"routes[{index}]", base))
     log = _get(data, "log", dict, "log") or {}
     _no_unknown(log, {"level", "format"}, "[log]")
     config.log_level = _choice(_get(log, "level", str, "log.level"), LOG_LEVELS, "log.level")
@@ -318,6 +408,16 @@ def metrics_address(text: str) -> TcpAddress | None:
     return None if text.strip().lower() == "off" else _tcp(text, "--metrics")
 
 
+def http_address(config: ServeConfig, text: str) -> None:
+    """The ``--http`` option: ``HOST:PORT`` where the routes are served, or ``off``."""
+    if text.strip().lower() == "off":
+        config.http.enabled = False
+    else:
+        config.http.address = _tcp(text, "--http")
+        config.http.enabled = True
+        config.http.any_port_if_taken = False
+
+
 def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfig:
     """An :class:`EnvConfig` from a ``config`` table (:data:`ENV_CONFIG_KEYS`); ``dirs`` only
     when ``base`` is given (a config file may preopen directories, a remote client may not)."""
@@ -339,12 +439,6 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
                 f"{where}.allowed_namespaces: unknown {unknown}; known: {sorted(ALL_NAMESPACES)}"
             )
         config.allowed_namespaces = frozenset(namespaces)
-    for key in ("net_bind", "net_connect"):
-        if (rules := _get(table, key, list, f"{where}.{key}")) is not None:
-            try:
-                setattr(config, key, check_rules(rules, f"{where}.{key}"))
-            except ValueError as exc:
-                raise ServeConfigError(str(exc)) from None
     if (args := _get(table, "args", list, f"{where}.args")) is not None:
         if not all(isinstance(arg, str) for arg in args):
             raise ServeConfigError(f"{where}.args must be a list of strings")
@@ -397,6 +491,54 @@ def _process(table: object, where: str, base: Path) -> ProcessSpec:
     return spec
 
 
+def _route(table: object, where: str, base: Path) -> RouteSpec:
+    if not isinstance(table, dict):
+        raise ServeConfigError(f"{where} must be a table")
+    known = {"method", "path", "module", "function", "config", "process", "version", "timeout"}
+    _no_unknown(table, known, where)
+    path = _get(table, "path", str, f"{where}.path")
+    if path is None or not path.startswith("/"):
+        raise ServeConfigError(f"{where} needs a path that starts with '/', got {path!r}")
+    route = RouteSpec(path)
+    method = table.get("method", "GET")
+    methods = [method] if isinstance(method, str) else method
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise ServeConfigError(f"{where}.method must be a method name or a list of them, got {method!r}")
+    upper = tuple(dict.fromkeys(m.upper() for m in methods))
+    unknown = [m for m in upper if m not in HTTP_METHODS]
+    if unknown:
+        names = ", ".join(sorted(HTTP_METHODS))
+        raise ServeConfigError(f"{where}.method: unknown {unknown[0]!r}; known: {names}")
+    if "*" in upper and len(upper) > 1:
+        raise ServeConfigError(f"{where}.method: '*' (any method) stands alone")
+    route.methods = upper
+    route.module = _get(table, "module", str, f"{where}.module")
+    route.process = _get(table, "process", str, f"{where}.process")
+    if (route.module is None) == (route.process is None):
+        raise ServeConfigError(
+            f"{where} needs either a module (a fresh process per request) or a process name"
+        )
+    if route.module is not None:
+        route.function = _get(table, "function", str, f"{where}.function") or "_start"
+        table_config = _get(table, "config", dict, f"{where}.config") or {}
+        route.config = env_config(table_config, f"{where}.config", base)
+        if "version" in table:
+            raise ServeConfigError(f"{where}.version goes with a process name, not a module")
+    else:
+        for key in ("function", "config"):
+            if key in table:
+                raise ServeConfigError(f"{where}.{key} goes with a module, not a process name")
+        if "@" in route.process:  # type: ignore[operator]
+            raise ServeConfigError(f"{where}.process: give the version as `version`, not after '@'")
+        route.version = _get(table, "version", str, f"{where}.version")
+    timeout = _get(table, "timeout", float, f"{where}.timeout")
+    if timeout is not None:
+        if not 0 < timeout <= 86400:
+            raise ServeConfigError(f"{where}.timeout must be between 0 and 86400 seconds")
+        route.timeout = float(timeout)
+    return route
+
+
 def _get(table: dict[str, Any], key: str, kind: type[T], where: str) -> T | None:
     """``table[key]`` if it is a ``kind`` (a bool is no int; an int is a float), None if absent."""
     if key not in table:
@@ -437,14 +579,19 @@ def _tcp(text: str, where: str) -> TcpAddress:
 
 __all__ = [
     "CONNECT_ENV",
+    "DEFAULT_HTTP_ADDRESS",
+    "DEFAULT_MAX_BODY",
     "DEFAULT_METRICS_ADDRESS",
     "ENV_CONFIG_KEYS",
+    "EXAMPLE_HTTP_MODULE",
     "EXAMPLE_MODULE",
     "TOKEN_ENV",
     "TOP_LEVEL_KEYS",
     "Address",
     "ControlConfig",
+    "HttpConfig",
     "ProcessSpec",
+    "RouteSpec",
     "ServeConfig",
     "ServeConfigError",
     "TcpAddress",
@@ -454,6 +601,7 @@ __all__ = [
     "default_control_address",
     "env_config",
     "example_config",
+    "http_address",
     "load_config",
     "metrics_address",
     "parse_address",

@@ -48,6 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     address = UnixAddress(tmp_path_factory.mktemp("serve") / "control.sock")
     config.control.address = address
     config.metrics_address = TcpAddress("127.0.0.1", 0)
+    config.http.address = TcpAddress("127.0.0.1", 0)
     lines: list[str] = []
     ready = threading.Event()
     failures: list[BaseException] = []
@@ -222,7 +223,7 @@ def test_stats_and_modules(client: lunatic_mp.Client) -> None:
     assert any(w["counters"].get("counter.requests", 0) > 0 for w in stats["workers"])
     server = stats["server"]
     assert server["workers_configured"] == 2
-    assert server["modules"] == 2
+    assert server["modules"] == 3
     assert server["requests"]["request"] >= 1
     modules = {module["name"]: module for module in client.modules()}
     assert modules["counter"]["exports"] == ["add", "counter"]
@@ -231,8 +232,8 @@ def test_stats_and_modules(client: lunatic_mp.Client) -> None:
 
 
 def test_reload_through_the_socket(client: lunatic_mp.Client, served: Served) -> None:
-    assert client.reload() == ["counter", "guest"]
-    assert "reloaded counter, guest" in served.lines
+    assert client.reload() == ["counter", "guest", "hello"]
+    assert "reloaded counter, guest, hello" in served.lines
     assert client.join(client.spawn("counter", "add", [1, 1]), timeout=WAIT) is not None
 
 

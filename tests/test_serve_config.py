@@ -9,6 +9,7 @@ import pytest
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ServeConfigError
 from lunatic_mp.serve_config import (
+    EXAMPLE_HTTP_MODULE,
     EXAMPLE_MODULE,
     ProcessSpec,
     ServeConfig,
@@ -111,11 +112,15 @@ def test_an_empty_config_takes_the_defaults(tmp_path: Path) -> None:
     assert config.log_level is None
 
 
-def test_the_example_is_a_registered_counter() -> None:
+def test_the_example_is_a_registered_counter_and_an_http_route() -> None:
     config = example_config()
     config.check()
-    assert config.modules == {"counter": EXAMPLE_MODULE}
-    assert EXAMPLE_MODULE.is_file()
+    assert config.modules == {"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE}
+    assert EXAMPLE_MODULE.is_file() and EXAMPLE_HTTP_MODULE.is_file()
+    assert [(r.path, r.module, r.function) for r in config.routes] == [
+        ("/hello", "hello", "handle"),
+        ("/hello/{name}", "hello", "handle"),
+    ]
     (spec,) = config.processes
     assert (spec.module, spec.function, spec.name, spec.version) == ("counter", "counter", "counter", "1.0.0")
 
