@@ -348,6 +348,18 @@ class Engine:
         self.scheduler.make_ready(process)
         return process
 
+    def attach(self, make: Callable[[int], BaseProcess]) -> BaseProcess:
+        """Add ``make(pid)``, a process that Python code drives instead of the scheduler (the
+        HTTP front end's port, :mod:`lunatic_mp.http`): it receives messages and death notices
+        like any process (through its mailbox's ``put``), and never runs."""
+        if self._closed:
+            raise EngineClosed("the engine is closed")
+        pid = self.pid_base | self._next_local
+        self._next_local += 1
+        process = make(pid)
+        self.processes[pid] = process
+        return process
+
     def _link_child(self, child: BaseProcess, parent: BaseProcess | int, tag: int) -> None:
         parent_pid = parent if isinstance(parent, int) else parent.pid
         child.links[parent_pid] = tag

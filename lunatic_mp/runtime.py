@@ -133,6 +133,7 @@ class Runtime:
         if every_plugin:
             self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)
         self._ring_capacity = ring_capacity
+        self._http = b""  # the HTTP front end's table every worker gets (set_http)
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
         sweep_stale_runs()
@@ -232,7 +233,11 @@ class Runtime:
         else:
             target = worker.main
             spec = worker.WorkerSpec(
-                worker_id=worker_id, node_id=0, engine_options=self._engine_options, **common
+                worker_id=worker_id,
+                node_id=0,
+                engine_options=self._engine_options,
+                http=self._http,
+                **common,
             )
             name = f"lunatic-mp-worker-{worker_id}"
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
@@ -355,6 +360,17 @@ class Runtime:
                 self._broadcast(frames.WorkerStarted(worker_id, 0), skip=worker_id)
                 self._flush()
             self._wake()
+
+    def set_http(self, payload: bytes) -> None:
+        """Give every worker, and every worker started from now on (a replacement after a
+        crash), the HTTP front end's table (:mod:`lunatic_mp.http`); b"": none."""
+        with self._lock:
+            self._check_open()
+            self._http = payload
+            for worker_id in self._children:
+                if worker_id != REGISTRY:
+                    self._hub.send(worker_id, frames.HttpRoutes(payload))
+            self._flush()
 
     def _mail_deaths_from(self, lost: int) -> None:
         """The host program's monitors and joins of processes on a lost worker fire."""

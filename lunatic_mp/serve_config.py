@@ -23,7 +23,6 @@ A config file looks like this (every key is optional; relative paths are relativ
     max_connections = 1024
     drain_timeout = 30.0               # seconds in-flight requests get when stopping
     auth_timeout = 10.0                # seconds a TCP client has to send its token
-    message_timeout = 30.0             # seconds a client has to finish a message it began
 
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
@@ -66,6 +65,7 @@ from typing import Any, TypeVar
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
+from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.rpc import DEFAULT_MAX_FRAME_SIZE
 
 EXAMPLE_MODULE = Path(__file__).parent / "examples" / "counter.wat"
@@ -97,9 +97,12 @@ ENV_CONFIG_KEYS = frozenset(
         "args",
         "env",
         "dirs",
+        "net_bind",
+        "net_connect",
     }
 )
-"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory)."""
+"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory; ``net_bind``
+and ``net_connect``: network rules, :mod:`lunatic_mp.netpolicy`)."""
 
 MIN_TOKEN_LENGTH = 16
 _PORT = re.compile(r"^(?P<host>.*):(?P<port>\d{1,5})$")
@@ -241,7 +244,6 @@ class ControlConfig:
     max_connections: int = 1024
     drain_timeout: float = 30.0
     auth_timeout: float = 10.0
-    message_timeout: float = 30.0
 
 
 @dataclass
@@ -349,7 +351,6 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             "max_connections",
             "drain_timeout",
             "auth_timeout",
-            "message_timeout",
         },
         "[control]",
     )
@@ -365,7 +366,7 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             if number < least:
                 raise ServeConfigError(f"control.{key} must be at least {least}")
             setattr(config.control, key, number)
-    for key in ("drain_timeout", "auth_timeout", "message_timeout"):
+    for key in ("drain_timeout", "auth_timeout"):
         if (seconds := _get(control, key, float, f"control.{key}")) is not None:
             if seconds <= 0:
                 raise ServeConfigError(f"control.{key} must be positive")
@@ -442,6 +443,12 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
                 f"{where}.allowed_namespaces: unknown {unknown}; known: {sorted(ALL_NAMESPACES)}"
             )
         config.allowed_namespaces = frozenset(namespaces)
+    for key in ("net_bind", "net_connect"):
+        if (rules := _get(table, key, list, f"{where}.{key}")) is not None:
+            try:
+                setattr(config, key, check_rules(rules, f"{where}.{key}"))
+            except ValueError as exc:
+                raise ServeConfigError(str(exc)) from None
     if (args := _get(table, "args", list, f"{where}.args")) is not None:
         if not all(isinstance(arg, str) for arg in args):
             raise ServeConfigError(f"{where}.args must be a list of strings")

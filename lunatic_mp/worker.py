@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -36,6 +36,9 @@ from lunatic_mp.native import unpickle_native
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.process import BaseProcess
 from lunatic_mp.transport import SAFETY_TIMEOUT
+
+if TYPE_CHECKING:
+    from lunatic_mp.http import HttpFrontEnd
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class WorkerSpec:
     log_level: int
     deathsig: bool
     engine_options: dict[str, Any]
+    http: bytes = b""
+    """The HTTP front end's table (:mod:`lunatic_mp.http`); empty: no HTTP."""
 
 
 class Worker(Hub):
@@ -88,6 +93,9 @@ class Worker(Hub):
         self._asleep = False
         self._alarm: asyncio.TimerHandle | None = None
         self._last_activity = time.monotonic()
+        self.http: HttpFrontEnd | None = None
+        if spec.http:
+            self._on_http_routes(frames.HttpRoutes(spec.http))
 
     # --- the engine's router --------------------------------------------------------------------
 
@@ -152,6 +160,7 @@ class Worker(Hub):
             frames.Stats: self._on_stats,
             frames.ListProcesses: self._on_list_processes,
             frames.Shutdown: self._on_shutdown,
+            frames.HttpRoutes: self._on_http_routes,
         }  # fmt: skip
 
     def _on_stats(self, frame: frames.Stats) -> None:
@@ -246,14 +255,26 @@ class Worker(Hub):
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
         self.running = False
 
+    def _on_http_routes(self, frame: frames.HttpRoutes) -> None:
+        """Serve HTTP routes (:mod:`lunatic_mp.http`, imported only by workers that do)."""
+        if self.http is None:
+            if not frame.payload:
+                return
+            from lunatic_mp.http import HttpFrontEnd
+
+            self.http = HttpFrontEnd(self)
+        self.http.configure(frame.payload)
+
     def stats(self) -> bytes:
         engine = self.engine
         packed: bytes = msgpack.packb(
             {
                 "worker": self.worker_id,
+                "os_pid": os.getpid(),
                 "processes": len(engine.processes),
                 "capacity": engine.capacity,
                 "malformed_frames": self.malformed_frames,
+                "http": self.http.stats() if self.http is not None else {},
                 "counters": engine.metrics.counters,
                 "gauges": engine.metrics.gauges,
                 "histograms": {
@@ -322,6 +343,8 @@ class Worker(Hub):
         try:
             loop.run_until_complete(self._stopped)
         finally:
+            if self.http is not None:
+                loop.run_until_complete(self.http.close())
             loop.remove_reader(self.doorbell.fileno())
             loop.remove_reader(self.engine.reactor.fileno())
             if self._parent is not None:

@@ -116,8 +116,8 @@ def test_the_docs_parse_into_the_whole_abi() -> None:
     names = ("process", "message", "timer", "registry", "error", "version", "trap", "wasi", "networking")
     assert namespaces == {f"lunatic::{ns}" for ns in (*names, "metrics")}
     # process 26, message 14, timer 2, registry 3, error 3, version 3, trap 1, wasi 3,
-    # networking 21, metrics 6
-    assert len(abi) == 82
+    # networking 34 (TCP 21, UDP 13), metrics 6
+    assert len(abi) == 95
     assert abi[("lunatic::process", "spawn")] == ("IIIiiiii", "i")
     assert abi[("lunatic::process", "config_get_max_memory")] == ("I", "I")
     assert abi[("lunatic::networking", "drop_tcp_stream")] == ("I", "")

@@ -11,8 +11,8 @@
  *      request/reply, spawning an export with parameters, links, monitors, the registry with
  *      versions, timers, and errors as strings.
  *
- * lunatic::networking is declared because it is part of the ABI, but lunatic_mp does not define
- * it yet: a module that calls any lunatic_networking_* function fails to load.
+ * lunatic::networking (TCP, UDP, DNS) is declared at the first layer only; its use needs the
+ * config's network rules (docs/abi.md, "Permissions").
  */
 #ifndef LUNATIC_H
 #define LUNATIC_H
@@ -238,8 +238,7 @@ __attribute__((import_module("lunatic::wasi"), import_name("config_preopen_dir")
 void lunatic_wasi_config_preopen_dir(int64_t config_id, const char *dir, uint32_t len);
 
 /* ---------------------------------------------------------------------------------------------
- * lunatic::networking (part of the ABI; NOT implemented by lunatic_mp yet: using any of these
- * makes the module fail to load)
+ * lunatic::networking (TCP, UDP and DNS; calls the config's rules deny return 1 with an error)
  * ------------------------------------------------------------------------------------------- */
 
 __attribute__((import_module("lunatic::networking"), import_name("resolve")))
@@ -291,6 +290,40 @@ __attribute__((import_module("lunatic::networking"), import_name("get_write_time
 uint64_t lunatic_networking_get_write_timeout(uint64_t stream);
 __attribute__((import_module("lunatic::networking"), import_name("get_peek_timeout")))
 uint64_t lunatic_networking_get_peek_timeout(uint64_t stream);
+__attribute__((import_module("lunatic::networking"), import_name("udp_bind")))
+int32_t lunatic_networking_udp_bind(uint32_t addr_type, const uint8_t *addr, uint32_t port, uint32_t flow_info,
+                                    uint32_t scope_id, uint64_t *id);
+__attribute__((import_module("lunatic::networking"), import_name("udp_local_addr")))
+int32_t lunatic_networking_udp_local_addr(uint64_t socket, uint64_t *id);
+__attribute__((import_module("lunatic::networking"), import_name("drop_udp_socket")))
+void lunatic_networking_drop_udp_socket(uint64_t socket);
+__attribute__((import_module("lunatic::networking"), import_name("clone_udp_socket")))
+uint64_t lunatic_networking_clone_udp_socket(uint64_t socket);
+__attribute__((import_module("lunatic::networking"), import_name("udp_connect")))
+int32_t lunatic_networking_udp_connect(uint64_t socket, uint32_t addr_type, const uint8_t *addr, uint32_t port,
+                                       uint32_t flow_info, uint32_t scope_id, uint64_t timeout_ms,
+                                       uint64_t *id);
+/* 0 ok (count written to *opaque), 1 error (error id written). */
+__attribute__((import_module("lunatic::networking"), import_name("udp_send")))
+int32_t lunatic_networking_udp_send(uint64_t socket, const void *buf, uint32_t len, uint64_t *opaque);
+__attribute__((import_module("lunatic::networking"), import_name("udp_send_to")))
+int32_t lunatic_networking_udp_send_to(uint64_t socket, const void *buf, uint32_t len, uint32_t addr_type,
+                                       const uint8_t *addr, uint32_t port, uint32_t flow_info,
+                                       uint32_t scope_id, uint64_t *opaque);
+__attribute__((import_module("lunatic::networking"), import_name("udp_receive")))
+int32_t lunatic_networking_udp_receive(uint64_t socket, void *buf, uint32_t len, uint64_t *opaque);
+/* Also writes a DNS iterator with the sender's address to *peer_iter. */
+__attribute__((import_module("lunatic::networking"), import_name("udp_receive_from")))
+int32_t lunatic_networking_udp_receive_from(uint64_t socket, void *buf, uint32_t len, uint64_t *opaque,
+                                            uint64_t *peer_iter);
+__attribute__((import_module("lunatic::networking"), import_name("set_udp_socket_broadcast")))
+void lunatic_networking_set_udp_socket_broadcast(uint64_t socket, uint32_t flag);
+__attribute__((import_module("lunatic::networking"), import_name("get_udp_socket_broadcast")))
+int32_t lunatic_networking_get_udp_socket_broadcast(uint64_t socket);
+__attribute__((import_module("lunatic::networking"), import_name("set_udp_socket_ttl")))
+void lunatic_networking_set_udp_socket_ttl(uint64_t socket, uint32_t ttl);
+__attribute__((import_module("lunatic::networking"), import_name("get_udp_socket_ttl")))
+int32_t lunatic_networking_get_udp_socket_ttl(uint64_t socket);
 
 /* ---------------------------------------------------------------------------------------------
  * lunatic::metrics
