@@ -17,8 +17,14 @@ What the server guarantees, whatever a client sends:
 - a message that is msgpack but not msgpack-RPC, an unknown method or bad params gets an error
   answer, and the connection goes on;
 - with a token (always on TCP), the first request must be ``auth [token]``; the token is
-  compared in constant time, and a wrong one, a missing one or ``auth_timeout`` seconds of
-  silence close the connection after an ``Unauthorized`` error;
+  compared in constant time, and a wrong one (logged), a missing one or ``auth_timeout``
+  seconds of silence close the connection after an ``Unauthorized`` error;
+- a client that begins a message and does not finish it within ``message_timeout`` seconds
+  (a slow or stalled client holding a connection) is closed after a ``Stalled`` error; the
+  clock restarts with each message completed, so a client streaming requests is never cut;
+- past ``max_connections``, a new connection gets ``Busy`` and is closed at once;
+- every connection the server closes is counted by why (:attr:`ControlServer.closed`), as is
+  every error answer by code (:attr:`ControlServer.errors`), for ``/metrics``;
 - a client that sends faster than it reads is not buffered without bound: past
   :data:`MAX_PENDING` unanswered requests, or while its answers wait to be written, the server
   stops reading from it;
@@ -187,6 +193,9 @@ class ControlServer:
         self.connections: set[_Connection] = set()
         self.requests: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.closed: Counter[str] = Counter()
+        """Connections the server closed, by why: ``busy``, ``no_token``, ``wrong_token``,
+        ``auth_timeout``, ``stalled``, ``not_msgpack``, ``too_large``."""
         self.in_flight = 0
         self.draining = False
         self.address: Address | None = None
@@ -321,6 +330,7 @@ class _Connection(asyncio.Protocol):
         self.read_paused = False
         self.closing = False
         self.auth_timer: asyncio.TimerHandle | None = None
+        self.message_timer: asyncio.TimerHandle | None = None  # armed while a message is partial
         self.futures: set[asyncio.Future[Any]] = set()
 
     # --- asyncio's side -----------------------------------------------------------------------
@@ -332,7 +342,9 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.server.connections) >= self.server.config.max_connections:
-            self.fail(Code.BUSY, f"the server has {len(self.server.connections)} connections, its limit")
+            self.fail(
+                Code.BUSY, f"the server has {len(self.server.connections)} connections, its limit", "busy"
+            )
             return
         self.server.connections.add(self)
         if not self.authenticated:
@@ -343,6 +355,7 @@ class _Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.auth_timer is not None:
             self.auth_timer.cancel()
+        self._disarm_message_timer()
         for future in list(self.futures):  # nobody is left to answer
             future.cancel()
 
@@ -360,8 +373,12 @@ class _Connection(asyncio.Protocol):
         try:
             messages = self.decoder.feed(data)
         except ProtocolError as exc:
-            self.fail(exc.code, str(exc))
+            self.fail(exc.code, str(exc), "too_large" if exc.code == Code.TOO_LARGE else "not_msgpack")
             return
+        if messages:  # progress: a message begun now gets the full time
+            self._disarm_message_timer()
+        if self.decoder.buffered and self.message_timer is None:
+            self.message_timer = self.loop.call_later(self.server.config.message_timeout, self._stalled)
         for message in messages:
             if self.closing:
                 return
@@ -442,11 +459,13 @@ class _Connection(asyncio.Protocol):
 
     def authenticate(self, msgid: int | None, method: str, values: list[Any]) -> None:
         if method != AUTH_METHOD:
+            self.server.closed["no_token"] += 1
             self.answer_error(msgid, method, Code.UNAUTHORIZED, "send `auth [token]` first")
             self.close()
             return
         if len(values) != 1 or not self.server.check_token(values[0]):
             log.warning("control connection %s gave a wrong token; closing it", self.peer())
+            self.server.closed["wrong_token"] += 1
             self.answer_error(msgid, method, Code.UNAUTHORIZED, "wrong token")
             self.close()
             return
@@ -458,7 +477,20 @@ class _Connection(asyncio.Protocol):
 
     def _auth_expired(self) -> None:
         if not self.authenticated and not self.closing:
-            self.fail(Code.UNAUTHORIZED, "no token within the time allowed")
+            self.fail(Code.UNAUTHORIZED, "no token within the time allowed", "auth_timeout")
+
+    def _stalled(self) -> None:
+        self.message_timer = None
+        if not self.closing and not self.read_paused:
+            timeout = self.server.config.message_timeout
+            self.fail(
+                Code.STALLED, f"a message was begun and not finished within {timeout:g} seconds", "stalled"
+            )
+
+    def _disarm_message_timer(self) -> None:
+        if self.message_timer is not None:
+            self.message_timer.cancel()
+            self.message_timer = None
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -489,9 +521,11 @@ class _Connection(asyncio.Protocol):
         if not self.closing:
             self.write(rpc.encode_notification(rpc.ERROR_NOTIFICATION, [rpc.error_object(code, message)]))
 
-    def fail(self, code: str, message: str) -> None:
-        """An error the connection cannot go on after: say it, then close."""
+    def fail(self, code: str, message: str, reason: str) -> None:
+        """An error the connection cannot go on after: say it, then close (counted under
+        ``reason`` in :attr:`ControlServer.closed`)."""
         log.info("closing control connection %s: %s: %s", self.peer(), code, message)
+        self.server.closed[reason] += 1
         self.notify_error(code, message)
         self.close()
 
@@ -524,9 +558,12 @@ class _Connection(asyncio.Protocol):
         if should_pause and not self.read_paused:
             self.transport.pause_reading()
             self.read_paused = True
+            self._disarm_message_timer()  # the rest of a message waits on us, not on the client
         elif not should_pause and self.read_paused and self.pending < MAX_PENDING // 2:
             self.transport.resume_reading()
             self.read_paused = False
+            if self.decoder.buffered and self.message_timer is None:
+                self.message_timer = self.loop.call_later(self.server.config.message_timeout, self._stalled)
 
     def peer(self) -> str:
         if self.transport is None:

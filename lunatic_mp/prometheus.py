@@ -58,6 +58,8 @@ class Snapshot:
     """Control-socket requests and notifications handled, by method."""
     errors: dict[str, int] = field(default_factory=dict)
     """Control-socket error answers, by code."""
+    closed: dict[str, int] = field(default_factory=dict)
+    """Control-socket connections the server closed, by why (a wrong token, a stalled client...)."""
     connections: int = 0
     in_flight: int = 0
     reloads: dict[str, int] = field(default_factory=dict)
@@ -128,10 +130,18 @@ class _SnapshotCollector:
         )
         for code, count in sorted(s.errors.items()):
             errors.add_metric([code], count)
+        closed = CounterMetricFamily(
+            "lunatic_control_connections_closed",
+            "Control-socket connections the server closed, by why (busy, no_token, wrong_token, "
+            "auth_timeout, stalled, not_msgpack, too_large).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(s.closed.items()):
+            closed.add_metric([reason], count)
         reloads = CounterMetricFamily("lunatic_reloads", "Module reloads, by result.", labels=["result"])
         for result in ("ok", "failed"):
             reloads.add_metric([result], s.reloads.get(result, 0))
-        yield from (requests, errors, reloads)
+        yield from (requests, errors, closed, reloads)
         yield _gauge("lunatic_control_connections", "Open control-socket connections.", s.connections)
         yield _gauge("lunatic_control_in_flight", "Control-socket requests being handled.", s.in_flight)
 

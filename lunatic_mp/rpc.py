@@ -73,6 +73,9 @@ class Code:
     """The server is draining: it finishes what it has, and takes nothing new."""
     BUSY = "Busy"
     """Too many connections; the connection is closed."""
+    STALLED = "Stalled"
+    """A message begun and not finished within the time allowed (a client that sends part of
+    one and stops); the connection is closed."""
     FAILED = "Failed"
     """The runtime refused the operation; the message says why."""
     INTERNAL = "Internal"

@@ -536,6 +536,7 @@ class Server:
         server = {
             "requests": dict(self.control.requests),
             "errors": dict(self.control.errors),
+            "closed": dict(self.control.closed),
             "connections": len(self.control.connections),
             "in_flight": self.control.in_flight,
             "reloads": dict(self.reloads),
@@ -787,6 +788,7 @@ class Server:
                 "in_flight": self.control.in_flight,
                 "requests": dict(self.control.requests),
                 "errors": dict(self.control.errors),
+                "closed": dict(self.control.closed),
                 "reloads": dict(self.reloads),
                 "dropped_messages": 0 if replies is None else replies.dropped,
             },

@@ -23,6 +23,7 @@ A config file looks like this (every key is optional; relative paths are relativ
     max_connections = 1024
     drain_timeout = 30.0               # seconds in-flight requests get when stopping
     auth_timeout = 10.0                # seconds a TCP client has to send its token
+    message_timeout = 30.0             # seconds a client has to finish a message it began
 
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
@@ -244,6 +245,7 @@ class ControlConfig:
     max_connections: int = 1024
     drain_timeout: float = 30.0
     auth_timeout: float = 10.0
+    message_timeout: float = 30.0
 
 
 @dataclass
@@ -351,6 +353,7 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             "max_connections",
             "drain_timeout",
             "auth_timeout",
+            "message_timeout",
         },
         "[control]",
     )
@@ -366,7 +369,7 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             if number < least:
                 raise ServeConfigError(f"control.{key} must be at least {least}")
             setattr(config.control, key, number)
-    for key in ("drain_timeout", "auth_timeout"):
+    for key in ("drain_timeout", "auth_timeout", "message_timeout"):
         if (seconds := _get(control, key, float, f"control.{key}")) is not None:
             if seconds <= 0:
                 raise ServeConfigError(f"control.{key} must be positive")
