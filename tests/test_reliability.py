@@ -15,10 +15,11 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lunatic_mp import EnvConfig, Finished, Module, Outcome, SpawnError
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, SpawnError
 from lunatic_mp.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.mailbox import Kind
 from lunatic_mp.pids import worker_of
@@ -291,3 +292,62 @@ def test_a_spawn_bomb_stops_at_its_environments_limit_across_workers(
     assert runtime.receive([REFUSED], timeout=DEADLINE) is not None
     for child in ready(runtime, LIMIT - 1):
         runtime.kill(child)
+
+
+# --- the same limits on a lone engine ----------------------------------------------------------------
+
+
+@pytest.fixture
+def lone() -> Iterator[tuple[Engine, Module]]:
+    engine = Engine()
+    yield engine, engine.load_module(GUESTS / "hostile.wat")
+    engine.close()
+    assert not engine.host_errors, engine.host_errors
+
+
+def test_a_full_mailbox_parks_its_sender_at_the_bound_on_one_engine(lone: tuple[Engine, Module]) -> None:
+    """On one engine the sender is paused by the very message that fills the mailbox: the engine
+    runs out of things to do with exactly max_mailbox messages queued, and finishes both once
+    the receiver may drain."""
+    engine, module = lone
+    drain = engine.spawn(module, "drain", [1000], EnvConfig.permissive(max_mailbox=10))
+    flood = engine.spawn(module, "flood", [drain.pid, 1000], PERMISSIVE)
+    engine.run(timeout=DEADLINE)
+    assert len(drain.mailbox) == 10
+    assert flood.finished is None and flood.parked and flood.blocked_on == {drain.pid}
+    engine.send(drain.pid, tag=1)
+    assert engine.run_until_finished(flood, timeout=DEADLINE) == Finished(Outcome.NORMAL, (1000,))
+    assert engine.run_until_finished(drain, timeout=DEADLINE) == Finished(Outcome.NORMAL, (1000, 0))
+
+
+def test_a_spawn_bomb_stops_at_max_processes_on_one_engine(lone: tuple[Engine, Module]) -> None:
+    """A lone engine counts an environment's processes itself: 5 allowed, the bomb gets 4."""
+    engine, module = lone
+    bomb = engine.spawn(module, "spawn_bomb", [0], EnvConfig.permissive(max_processes=5))
+    assert engine.run_until_finished(bomb, timeout=DEADLINE) == Finished(Outcome.NORMAL, (4,))
+    assert len(engine.processes) == 4  # its children park; the bomb's own place is free again
+    again = engine.spawn(module, "spawn_bomb", [0], EnvConfig.permissive(max_processes=5))
+    assert engine.run_until_finished(again, timeout=DEADLINE) == Finished(Outcome.NORMAL, (0,))
+
+
+def native_flood(ctx: Any, to: int, count: int) -> int:
+    """A native process sending 1..count (tag 0) to ``to``."""
+    for value in range(1, count + 1):
+        ctx.send(to, value.to_bytes(8, "little"))
+    return count
+
+
+def test_a_native_sender_is_paused_by_a_full_mailbox_too(runtime: Runtime, hostile: Module) -> None:
+    """A native (Python) process flooding a bounded mailbox on its own worker is paused by the
+    message that fills it, like a Wasm one, and every message arrives in order once the
+    receiver drains. (From another worker the pause reaches a native process only when it
+    yields: native processes are not preempted.)"""
+    a, _ = runtime.worker_ids
+    count = 5_000
+    drain = runtime.spawn(hostile, "drain", (count,), EnvConfig.permissive(max_mailbox=BOUND), worker=a)
+    flood = runtime.spawn_native(native_flood, (drain, count), worker=a)
+    assert settled_mailbox(runtime, drain, BOUND) == BOUND
+    assert runtime.join(flood, timeout=0) is None
+    runtime.send(drain, tag=1)
+    assert joined_ok(runtime, flood) == (count,)
+    assert joined_ok(runtime, drain) == (count, 0)
