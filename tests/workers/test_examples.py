@@ -20,7 +20,7 @@ from lunatic_mp import Runtime
 
 RunGuest = Callable[..., subprocess.CompletedProcess[str]]
 MASK64 = (1 << 64) - 1
-EXAMPLE_NAMES = ["fanout", "hello", "kv", "ping_pong", "supervisor"]
+EXAMPLE_NAMES = ["fanout", "hello", "http_hello", "kv", "ping_pong", "supervisor"]
 IMPLEMENTED = {
     "wasi_snapshot_preview1",
     *(f"lunatic::{ns}" for ns in ("process", "message", "timer", "registry", "error", "version", "trap")),

@@ -9,7 +9,7 @@
  *      an import when a program uses it.
  *   2. lm_*: a thin static-inline layer over them: messages with tags and timeouts,
  *      request/reply, spawning an export with parameters, links, monitors, the registry with
- *      versions, timers, and errors as strings.
+ *      versions, timers, errors as strings, and the HTTP requests of lunatic-mp serve's routes.
  *
  * lunatic::networking (TCP, UDP, DNS) is declared at the first layer only; its use needs the
  * config's network rules (docs/abi.md, "Permissions").
@@ -668,6 +668,116 @@ static inline void lm_gauge(const char *name, double value) {
 }
 static inline void lm_histogram(const char *name, double value) {
     lunatic_metrics_histogram(name, (uint32_t)strlen(name), value);
+}
+
+/* -- HTTP routes of lunatic-mp serve (docs/serve.md, "HTTP routes") ------------------------- */
+
+/* A request as a route's handler receives it: one data message of u32 length-prefixed fields,
+ * little-endian (method, path, query, headers, body). The pointers point into data, which
+ * lm_http_receive allocates and lm_http_free frees; texts are not NUL-terminated. Header names
+ * are lower-case. */
+typedef struct {
+    const char *method;
+    uint32_t method_len;
+    const char *path; /* as sent: percent-encoded, no query */
+    uint32_t path_len;
+    const char *query; /* as sent, without the "?" */
+    uint32_t query_len;
+    uint32_t header_count;
+    const uint8_t *headers; /* header_count times: u32 length, name, u32 length, value */
+    const uint8_t *body;
+    uint32_t body_len;
+    lm_message msg; /* the request message: the reply goes to msg.pid with msg.tag */
+    uint8_t *data;
+} lm_http_request;
+
+static inline uint32_t lm__u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Take one length-prefixed field at *at (before end) into *field and *len; 0 if it runs over. */
+static inline int lm__http_field(const uint8_t **at, const uint8_t *end, const uint8_t **field, uint32_t *len) {
+    if (end - *at < 4) return 0;
+    *len = lm__u32(*at);
+    if ((uint32_t)(end - *at - 4) < *len) return 0;
+    *field = *at + 4;
+    *at += 4 + *len;
+    return 1;
+}
+
+/* Wait up to timeout_ms (LM_FOREVER: no limit) for a request and parse it into *req. Returns
+ * LM_OK, LM_TIMEOUT, or LM_ERROR: a message that is no request (req->msg says what it was;
+ * nothing to free). */
+static inline int32_t lm_http_receive(lm_http_request *req, uint64_t timeout_ms) {
+    memset(req, 0, sizeof *req);
+    int32_t kind = lm_receive(&req->msg, 0, 0, timeout_ms);
+    if (kind == LM_TIMEOUT) return LM_TIMEOUT;
+    if (kind != LM_DATA || req->msg.size > UINT32_MAX) return LM_ERROR;
+    uint32_t size = (uint32_t)req->msg.size;
+    req->data = (uint8_t *)malloc(size ? size : 1);
+    if (!req->data) __builtin_trap();
+    lm_read(req->data, size);
+    const uint8_t *at = req->data, *end = req->data + size, *field;
+    if (!lm__http_field(&at, end, &field, &req->method_len)) goto bad;
+    req->method = (const char *)field;
+    if (!lm__http_field(&at, end, &field, &req->path_len)) goto bad;
+    req->path = (const char *)field;
+    if (!lm__http_field(&at, end, &field, &req->query_len)) goto bad;
+    req->query = (const char *)field;
+    if (end - at < 4) goto bad;
+    req->header_count = lm__u32(at);
+    at += 4;
+    req->headers = at;
+    for (uint32_t i = 0; i < 2 * req->header_count; i++) {
+        uint32_t len;
+        if (!lm__http_field(&at, end, &field, &len)) goto bad;
+    }
+    if (!lm__http_field(&at, end, &req->body, &req->body_len) || at != end) goto bad;
+    return LM_OK;
+bad:
+    free(req->data);
+    req->data = 0;
+    return LM_ERROR;
+}
+
+/* The value of the header named name (lower-case), or NULL; its length in *len. */
+static inline const char *lm_http_header(const lm_http_request *req, const char *name, uint32_t *len) {
+    uint32_t name_len = (uint32_t)strlen(name);
+    const uint8_t *at = req->headers;
+    for (uint32_t i = 0; i < req->header_count; i++) {
+        uint32_t n = lm__u32(at), v = lm__u32(at + 4 + n);
+        if (n == name_len && memcmp(at + 4, name, n) == 0) {
+            *len = v;
+            return (const char *)(at + 8 + n);
+        }
+        at += 8 + n + v;
+    }
+    return 0;
+}
+
+static inline void lm_http_free(lm_http_request *req) {
+    free(req->data);
+    req->data = 0;
+}
+
+static inline void lm__write_u32(uint32_t value) { lunatic_message_write_data(&value, 4); }
+
+/* Answer a request: status, headers as NUL-terminated name and value strings in turn
+ * (header_count pairs, so 2 * header_count strings; NULL when none), and the body. */
+static inline void lm_http_reply(const lm_http_request *req, uint32_t status, const char *const *headers,
+                                 uint32_t header_count, const void *body, uint32_t body_len) {
+    uint64_t size = 8 + (uint64_t)body_len;
+    for (uint32_t i = 0; i < 2 * header_count; i++) size += 4 + strlen(headers[i]);
+    lunatic_message_create_data(req->msg.tag, size);
+    lm__write_u32(status);
+    lm__write_u32(header_count);
+    for (uint32_t i = 0; i < 2 * header_count; i++) {
+        uint32_t len = (uint32_t)strlen(headers[i]);
+        lm__write_u32(len);
+        lunatic_message_write_data(headers[i], len);
+    }
+    if (body_len) lunatic_message_write_data(body, body_len);
+    lunatic_message_send(req->msg.pid);
 }
 
 /* -- lunatic_mp specifics ------------------------------------------------------------------- */
