@@ -46,6 +46,7 @@ class RegistryServer(Hub):
         self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
         self.waiting: dict[str, deque[frames.RegistryGet]] = {}
         self.environments: dict[int, dict[int, int]] = {}  # limited environment -> worker -> live
+        self.pending_puts: dict[int, list[frames.RegistryPut]] = {}  # pid -> puts its worker must confirm
         for peer in peers:
             self.connect(peer)
         self.running = True
@@ -54,6 +55,7 @@ class RegistryServer(Hub):
             frames.RegistryGet: self._on_get,
             frames.RegistryRemove: self._on_remove,
             frames.ProcessGone: self._on_process_gone,
+            frames.RegistryWatch: self._on_watching,
             frames.EnvAcquire: self._on_env_acquire,
             frames.EnvRelease: self._on_env_release,
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
@@ -71,15 +73,33 @@ class RegistryServer(Hub):
         )
 
     def _on_put(self, frame: frames.RegistryPut) -> None:
+        """Register a name once the process's worker has promised to report its death (it
+        answers RegistryWatch with RegistryWatch, or with ProcessGone if it is dead already):
+        until then the name is not visible, so no lookup finds a process whose death notice
+        may already be out."""
         try:
-            self.registry.put(frame.name, frame.node, frame.pid)
+            self.registry.check_name(frame.name)
         except InvalidNameError as exc:
             self._answer(frame, error=str(exc))
             return
-        if worker_of(frame.pid) >= FIRST_WORKER:
-            self.send(worker_of(frame.pid), frames.RegistryWatch(frame.pid))
+        host = worker_of(frame.pid)
+        if host >= FIRST_WORKER and host in self.endpoints:
+            self.pending_puts.setdefault(frame.pid, []).append(frame)
+            self.send(host, frames.RegistryWatch(frame.pid))
+            return
+        self._complete_put(frame, store=True)
+
+    def _complete_put(self, frame: frames.RegistryPut, *, store: bool) -> None:
+        """Answer a put; ``store`` false: its process is dead, so the name is not kept."""
+        if store:
+            self.registry.put(frame.name, frame.node, frame.pid)
         self._answer(frame, (frame.node, frame.pid))
         self._release(frame.name)
+
+    def _on_watching(self, frame: frames.RegistryWatch) -> None:
+        """A worker watches a process for us now: its pending names become visible."""
+        for put in self.pending_puts.pop(frame.to, ()):
+            self._complete_put(put, store=True)
 
     def _on_get(self, frame: frames.RegistryGet) -> None:
         try:
@@ -118,6 +138,8 @@ class RegistryServer(Hub):
         """A process with names died: remove them, then tell its worker, which holds its death
         notices back until now so that nobody who sees one can still look the names up."""
         self.registry.remove_process(frame.pid)
+        for put in self.pending_puts.pop(frame.pid, ()):
+            self._complete_put(put, store=False)
         if worker_of(frame.pid) >= FIRST_WORKER:
             self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
 
@@ -151,6 +173,9 @@ class RegistryServer(Hub):
         """Forget a lost worker's names, then tell the supervisor, which tells the workers only
         now: a process that sees a death notice of the lost worker finds its names gone."""
         self.disconnect(frame.worker)
+        for pid in [pid for pid in self.pending_puts if worker_of(pid) == frame.worker]:
+            for put in self.pending_puts.pop(pid):
+                self._complete_put(put, store=False)
         for _, _, _, pid in self.registry.names():
             if worker_of(pid) == frame.worker:
                 self.registry.remove_process(pid)

@@ -232,11 +232,14 @@ class Worker(Hub):
         self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, child.pid, ""))
 
     def _on_registry_watch(self, frame: frames.RegistryWatch) -> None:
+        """The registry will hold a name of ``frame.to`` once we promise to report its death
+        (the same frame back), or learns that it is dead already (ProcessGone)."""
         process = self.engine.processes.get(frame.to)
         if process is None:
             self.send(REGISTRY, frames.ProcessGone(frame.to))
         else:
             process.registered = True
+            self.send(REGISTRY, frames.RegistryWatch(frame.to))
 
     def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
         self.worker_started(frame.worker)

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, SpawnError
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome, SpawnError, frames
 from lunatic_mp.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.mailbox import Kind
-from lunatic_mp.pids import worker_of
+from lunatic_mp.pids import REGISTRY, worker_of
 from lunatic_mp.runtime import Runtime
 
 GUESTS = Path(__file__).parent / "guests"
@@ -105,6 +105,41 @@ def test_lookup_after_process_died_never_finds_the_dead_process(runtime: Runtime
     for watcher in watchers:
         code, found, pid = joined_ok(runtime, watcher)
         assert (code, found, pid) == (int(Kind.PROCESS_DIED), 1, 0), "found a dead process's name"
+
+
+def test_a_name_put_for_a_process_on_another_worker_is_not_seen_after_its_death(
+    runtime: Runtime, hostile: Module
+) -> None:
+    """The host program registers a name for a process on worker B, and the process is killed
+    before B hears of the name. The name becomes visible only once B has promised to report the
+    death, so a watcher on A that sees ProcessDied and looks the name up finds nothing. B and
+    the registry process are stopped to force the order that would show a stale name: B handles
+    the kill before the registry's RegistryWatch, and the registry reads A's lookup before B's
+    ProcessGone."""
+    module = runtime.load_module(GUESTS / "reg_race.wat")
+    a, b = runtime.worker_ids
+    target = runtime.spawn(hostile, "park", (), PERMISSIVE, worker=b)
+    watcher = runtime.spawn(module, "watch", (42, target, runtime.pid), PERMISSIVE, worker=a)
+    assert ready(runtime, 1) == {watcher}
+    registry = runtime.registry_os_pid()
+    assert registry is not None
+    with stopped(runtime.worker_pids()[b]):
+        runtime.kill(target)
+        put = runtime._request_future(  # the host's put, without waiting for its answer
+            REGISTRY, lambda request: frames.RegistryPut(request, runtime.pid, "race-0042", 0, target)
+        )
+        assert runtime.registry_get("race-0042") is None  # not visible before B has answered
+        os.kill(registry, signal.SIGSTOP)
+    try:
+        runtime.exists(target)  # barriers: B has killed the target and flushed what followed ...
+        assert runtime.exists(target) is False
+        runtime.exists(watcher)  # ... and A has run the watcher, which has sent its lookup
+        runtime.exists(watcher)
+    finally:
+        os.kill(registry, signal.SIGCONT)
+    assert joined_ok(runtime, watcher) == (int(Kind.PROCESS_DIED), 1, 0)
+    assert not put.result(DEADLINE).error  # the put succeeds; its process is dead: no name
+    assert runtime.registry_get("race-0042") is None
 
 
 def test_lookup_after_a_worker_loss_never_finds_its_processes() -> None:
