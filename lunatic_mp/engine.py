@@ -318,6 +318,9 @@ class Engine:
             else:
                 place(placed)
 
+        if not router.is_live(REGISTRY):  # being replaced: nobody can count
+            on_done("the registry process is being replaced: cannot count the environment's processes")
+            return
         request = self.new_request(REGISTRY, acquired)
         router.send(REGISTRY, frames.EnvAcquire(request, parent.pid, environment, limit, worker))
 
