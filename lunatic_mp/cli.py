@@ -102,7 +102,7 @@ def bench(
     plot_dir: Path | None,
 ) -> None:
     """Measure lunatic_mp against baselines run alongside: SCENARIO is spawn, pingpong, stream,
-    ring, fanout, idle, serve or transport (all when none is named).
+    ring, fanout, idle, serve, transport or echo (all when none is named).
 
     Runs the scenarios of the source tree's benchmarks/ directory; see docs/benchmarks.md.
     """
