@@ -228,6 +228,7 @@ def test_deep_recursion_is_a_stack_overflow_trap_of_its_process(runtime: Runtime
 FLOOD = 40_000
 BOUND = 100
 IN_FLIGHT = 16_000
+PACE = 20
 
 
 def mailbox_of(runtime: Runtime, pid: int) -> int:
@@ -250,6 +251,15 @@ def settled_mailbox(runtime: Runtime, pid: int, at_least: int) -> int:
         last = size
 
 
+def start_flood(runtime: Runtime, hostile: Module, drain: int, worker: int) -> int:
+    """A process sending FLOOD messages to ``drain`` from ``worker``: as fast as it can on the
+    drain's own worker; from another, paced (1 ms after every PACE), so that the drain's worker
+    tells it the mailbox is full long before it is done, however busy the machine is."""
+    if worker == worker_of(drain):
+        return runtime.spawn(hostile, "flood", (drain, FLOOD), PERMISSIVE, worker=worker)
+    return runtime.spawn(hostile, "paced_flood", (drain, FLOOD, PACE), PERMISSIVE, worker=worker)
+
+
 @pytest.mark.parametrize("where", ["same worker", "across workers"])
 def test_a_flooded_mailbox_pauses_its_sender_and_loses_nothing(
     runtime: Runtime, hostile: Module, where: str
@@ -262,7 +272,7 @@ def test_a_flooded_mailbox_pauses_its_sender_and_loses_nothing(
     sender_worker = a if where == "same worker" else b
     bounded = EnvConfig.permissive(max_mailbox=BOUND)
     drain = runtime.spawn(hostile, "drain", (FLOOD,), bounded, worker=a)
-    flood = runtime.spawn(hostile, "flood", (drain, FLOOD), PERMISSIVE, worker=sender_worker)
+    flood = start_flood(runtime, hostile, drain, sender_worker)
     size = settled_mailbox(runtime, drain, BOUND)
     # On its own worker the sender is paused at the message that fills the mailbox; from
     # another worker, at most what it sends before the pause reaches it: a scheduler slice or
@@ -283,7 +293,7 @@ def test_a_paused_sender_goes_on_when_the_full_mailbox_dies(runtime: Runtime, ho
     its remaining messages go nowhere, as to any dead process."""
     a, b = runtime.worker_ids
     drain = runtime.spawn(hostile, "drain", (FLOOD,), EnvConfig.permissive(max_mailbox=BOUND), worker=a)
-    flood = runtime.spawn(hostile, "flood", (drain, FLOOD), PERMISSIVE, worker=b)
+    flood = start_flood(runtime, hostile, drain, b)
     settled_mailbox(runtime, drain, BOUND)
     assert runtime.join(flood, timeout=0) is None
     runtime.kill(drain)

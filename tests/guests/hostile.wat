@@ -66,6 +66,23 @@
         (br $next)))
     (local.get $i))
 
+  ;; Sends 1..n (tag 0) to `pid`, waiting 1 ms (for a message with tag -999, which nobody sends)
+  ;; after every `every` values: a flood at a pace that another worker keeps up with even when
+  ;; the machine is busy. Returns n.
+  (func (export "paced_flood") (param $pid i64) (param $n i64) (param $every i64) (result i64)
+    (local $i i64)
+    (block $done
+      (loop $next
+        (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (call $send_value (local.get $pid) (i64.const 0) (local.get $i))
+        (if (i64.eqz (i64.rem_u (local.get $i) (local.get $every)))
+          (then
+            (i64.store (i32.const 24) (i64.const -999))
+            (drop (call $receive (i32.const 24) (i32.const 1) (i64.const 1)))))
+        (br $next)))
+    (local.get $i))
+
   ;; Waits for a message with tag 1 (skipping the others), then takes `n` tag-0 messages and
   ;; checks that they are 1..n in order. Returns (values in order, first value out of order or 0).
   (func (export "drain") (param $n i64) (result i64 i64)
