@@ -10,8 +10,12 @@ serve work's own script, so that both report the same figures). Beside it: round
 bytes through a plain asyncio unix-socket echo server in a Python subprocess (what any Python
 server pays per request).
 
-HTTP requests per second through a Wasm handler (issue 6's serve figure, against a plain aiohttp
-hello-world) need serve's HTTP routes: until its config has them, the scenario notes that.
+HTTP: requests per second to the example's route ``GET /hello/{name}`` (a trivial Wasm handler,
+``lunatic_mp/examples/hello_http.wat``, in a fresh process per request, served by every worker
+on one port), against a plain aiohttp hello-world served the same way (as many processes as
+workers, SO_REUSEPORT, uvloop), in the same run, with the same load generator: an aiohttp client
+in a separate process, ``HTTP_CONNECTIONS`` keep-alive connections, each request waiting for
+its answer before the next goes on that connection.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from lunatic_mp.errors import BenchError
 TITLE = "requests per second through lunatic-mp serve"
 WINDOW = 256
 """Requests in flight when pipelined (serve_rpc.py's default)."""
+HTTP_CONNECTIONS = 64
+"""Keep-alive connections of the HTTP load generator (one request in flight on each)."""
+HTTP_PATH = "/hello/bench"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 PAYLOAD = b"1"
@@ -73,7 +80,7 @@ class Server:
         self.address = f"unix:{directory / 'control.sock'}"
         self.stderr_path = directory / "serve.stderr"
         command = [*_command(), "--log-level", "warning", "serve", "--workers", str(workers)]
-        command += ["--control", self.address, "--metrics", "off"]
+        command += ["--control", self.address, "--metrics", "off", "--http", "127.0.0.1:0"]
         with self.stderr_path.open("w") as stderr:
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
         stdout = self.process.stdout
@@ -90,6 +97,13 @@ class Server:
                 self.stop()
                 said = " / ".join([*self.lines, self.stderr_path.read_text().strip()])
                 raise BenchError(f"lunatic-mp serve did not start: {said}")
+        urls = [
+            line.split("http ", 1)[1].split()[0]
+            for line in self.lines
+            if line.startswith("lunatic-mp: http ")
+        ]
+        self.http_url = urls[0] if urls else None
+        """Where the example's HTTP routes are served."""
 
     def stop(self) -> None:
         """SIGTERM (the server drains and stops), then SIGKILL if it does not."""
@@ -181,6 +195,100 @@ def echo_round_trips(directory: Path, count: int, size: int) -> list[float]:
     return sorted(samples)
 
 
+# --- HTTP: the load generator, and the baseline: a plain aiohttp hello-world -----------------------
+
+
+def _http_load(url: str, connections: int, seconds: float, results: multiprocessing.Queue[object]) -> None:
+    """Send GETs to ``url`` on ``connections`` keep-alive connections for ``seconds`` (after a
+    warm-up); put (requests, seconds, failures) on ``results``."""
+    import aiohttp
+
+    async def main() -> tuple[int, float, int]:
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            counts = [0, 0]  # answered, failed
+
+            async def client(until: float) -> None:
+                while time.perf_counter() < until:
+                    async with session.get(url) as response:
+                        await response.read()
+                        counts[response.status != 200] += 1
+
+            warm = time.perf_counter() + min(1.0, seconds / 3)
+            await asyncio.gather(*(client(warm) for _ in range(connections)))
+            counts[:] = [0, 0]
+            start = time.perf_counter()
+            await asyncio.gather(*(client(start + seconds) for _ in range(connections)))
+            return counts[0] + counts[1], time.perf_counter() - start, counts[1]
+
+    try:
+        results.put(asyncio.run(main()))
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def http_requests_per_s(url: str, seconds: float) -> float:
+    """Requests per second that :func:`_http_load`, run in a separate process, gets from ``url``."""
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[object] = context.Queue()
+    load = context.Process(target=_http_load, args=(url, HTTP_CONNECTIONS, seconds, results), daemon=True)
+    load.start()
+    try:
+        result = results.get(timeout=START_TIMEOUT_S + seconds * 2)
+    finally:
+        load.join(STOP_TIMEOUT_S)
+    if isinstance(result, str):
+        raise BenchError(f"the HTTP load generator failed on {url}: {result}")
+    count, elapsed, failures = result  # type: ignore[misc]
+    if failures:
+        raise BenchError(f"{failures} of {count} HTTP requests to {url} failed")
+    return float(count / elapsed)
+
+
+def _hello_world(port: int, ready: multiprocessing.synchronize.Event) -> None:
+    """A plain aiohttp hello-world on ``port`` (SO_REUSEPORT: one of several processes)."""
+    from aiohttp import web
+
+    from lunatic_mp.worker import new_event_loop
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"Hello, {request.match_info['name']}!\n")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/hello/{name}", hello)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True, backlog=1024).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    new_event_loop().run_until_complete(main())
+
+
+def hello_world_requests_per_s(processes: int, seconds: float) -> float:
+    """:func:`http_requests_per_s` of ``processes`` plain aiohttp hello-world processes."""
+    context = multiprocessing.get_context("spawn")
+    with socket.socket() as reserve:  # holds the port for the servers (bound, never listening)
+        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserve.bind(("127.0.0.1", 0))
+        port = reserve.getsockname()[1]
+        servers = []
+        try:
+            for _ in range(processes):
+                ready = context.Event()
+                server = context.Process(target=_hello_world, args=(port, ready), daemon=True)
+                server.start()
+                servers.append(server)
+                if not ready.wait(START_TIMEOUT_S):
+                    raise BenchError("the aiohttp hello-world did not start")
+            return http_requests_per_s(f"http://127.0.0.1:{port}{HTTP_PATH}", seconds)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.join(STOP_TIMEOUT_S)
+
+
 def run(ctx: Context) -> None:
     count = ctx.pick(20_000, 1_000)
     with tempfile.TemporaryDirectory(prefix="lmp-bench-") as scratch:
@@ -197,11 +305,18 @@ def run(ctx: Context) -> None:
             )
             ctx.step(f"control-socket requests through AsyncClient, {WINDOW} in flight")
             gathered = loaded(lambda: serve_rpc.async_client(socket_path, counter, seconds, WINDOW))
+            if server.http_url is None:
+                raise BenchError("lunatic-mp serve did not say where it serves HTTP")
+            http_seconds = ctx.pick(5.0, 0.5)
+            ctx.step(f"HTTP GET {HTTP_PATH} (a fresh Wasm process each), {HTTP_CONNECTIONS} connections")
+            http = http_requests_per_s(server.http_url + HTTP_PATH, http_seconds)
         finally:
             ctx.step("stopping the server")
             server.stop()
         ctx.step("asyncio unix-socket echo server")
         echo = echo_round_trips(directory, count, request_size())
+        ctx.step(f"plain aiohttp hello-world, {ctx.workers} processes, {HTTP_CONNECTIONS} connections")
+        baseline = hello_world_requests_per_s(ctx.workers, http_seconds)
     ctx.record("control_round_trips_per_s", round(1e6 / statistics.fmean(samples)))
     ctx.record("control_round_trip_p50_us", statistics.median(samples))
     ctx.record("control_round_trip_p99_us", samples[int(len(samples) * 0.99)])
@@ -211,12 +326,9 @@ def run(ctx: Context) -> None:
     ctx.record("control_round_trip_p50_vs_echo_x", statistics.median(samples) / statistics.median(echo))
     ctx.distribution("round trips", "lunatic-mp serve control socket (request to a Wasm counter)", samples)
     ctx.distribution("round trips", "asyncio unix-socket echo server", echo)
-    from lunatic_mp import serve_config
-
-    if "routes" in serve_config.TOP_LEVEL_KEYS:
-        ctx.note("serve has HTTP routes now, which this scenario does not measure yet")
-    else:
-        ctx.note("HTTP requests per second: not measured, lunatic-mp serve has no HTTP routes yet")
+    ctx.record("http_requests_per_s", round(http))
+    ctx.record("http_aiohttp_hello_world_requests_per_s", round(baseline))
+    ctx.record("http_vs_aiohttp_x", http / baseline, target=at_least(0.6))
 
 
 def request_size() -> int:
