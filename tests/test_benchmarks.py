@@ -98,6 +98,9 @@ def expected_metrics() -> dict[str, set[str]]:
             "control_async_client_requests_per_s",
             "echo_round_trip_p50_us",
             "control_round_trip_p50_vs_echo_x",
+            "http_requests_per_s",
+            "http_aiohttp_hello_world_requests_per_s",
+            "http_vs_aiohttp_x",
         },
         "echo": {"guest_round_trips_per_s", "asyncio_round_trips_per_s", "guest_vs_asyncio_x"},
         "transport": {
