@@ -79,6 +79,9 @@ UNMATCHED = "none"
 DROPPED_REPLY_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
 )
+RESOLVED_PATHS = 4096
+"""(method, path) pairs whose route a worker remembers (aiohttp's matching costs more than the
+lookup); forgotten all at once when there are more, and when the routes change."""
 CLOSE_TIMEOUT = 5.0
 """Seconds a stopping worker gives its open connections (the drain came before)."""
 
@@ -384,6 +387,7 @@ class HttpFrontEnd:
         self.table: Table | None = None
         self.bound: list[_Bound] = []
         self.dispatcher, self.indexes = _dispatcher(())
+        self.resolved: dict[tuple[str, str], int] = {}  # (method, path) -> route, lately matched
         self.runner: web.ServerRunner | None = None
         self.site: web.TCPSite | None = None
         self.listening: tuple[str, int] | None = None
@@ -436,6 +440,7 @@ class HttpFrontEnd:
         self.dispatcher, self.indexes = _dispatcher(
             (b.route.methods, b.route.path, i) for i, b in enumerate(bound)
         )
+        self.resolved.clear()
         self.table = table
         self.names.clear()
         if table.draining:
@@ -538,11 +543,18 @@ class HttpFrontEnd:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        match = await self.dispatcher.resolve(request)  # type: ignore[arg-type]  # reads method and URL
-        if match.http_exception is not None:
-            self._record(UNMATCHED, match.http_exception.status, started)
-            raise match.http_exception
-        bound = self.bound[self.indexes[match.route]]
+        key = (request.method, request.path)
+        index = self.resolved.get(key)
+        if index is None:
+            match = await self.dispatcher.resolve(request)  # type: ignore[arg-type]  # reads method and URL
+            if match.http_exception is not None:
+                self._record(UNMATCHED, match.http_exception.status, started)
+                raise match.http_exception
+            index = self.indexes[match.route]
+            if len(self.resolved) >= RESOLVED_PATHS:
+                self.resolved.clear()
+            self.resolved[key] = index
+        bound = self.bound[index]
         self.in_flight += 1
         try:
             response = await self._serve(bound, request)
@@ -609,7 +621,8 @@ class HttpFrontEnd:
     def _spawn(self, bound: _Bound, data: bytes, port: Port) -> tuple[web.Response | None, int]:
         assert bound.module is not None and bound.config is not None
         try:
-            child = self.engine.spawn(bound.module, bound.route.function, (), bound.config.copy())
+            # the route's config itself: a process's config is a value nothing changes in place
+            child = self.engine.spawn(bound.module, bound.route.function, (), bound.config)
         except LunaticError as exc:
             log.warning("HTTP route %s: the handler could not start: %s", bound.route.path, exc)
             return _error(503, "the handler could not start"), 0

@@ -760,24 +760,32 @@ static inline void lm_http_free(lm_http_request *req) {
     req->data = 0;
 }
 
-static inline void lm__write_u32(uint32_t value) { lunatic_message_write_data(&value, 4); }
+static inline uint8_t *lm__put_u32(uint8_t *at, uint32_t value) {
+    memcpy(at, &value, 4); /* wasm32 is little-endian, as the layout */
+    return at + 4;
+}
 
 /* Answer a request: status, headers as NUL-terminated name and value strings in turn
- * (header_count pairs, so 2 * header_count strings; NULL when none), and the body. */
+ * (header_count pairs, so 2 * header_count strings; NULL when none), and the body. The reply is
+ * laid out in one buffer and written with one host call (each call costs more than copying). */
 static inline void lm_http_reply(const lm_http_request *req, uint32_t status, const char *const *headers,
                                  uint32_t header_count, const void *body, uint32_t body_len) {
     uint64_t size = 8 + (uint64_t)body_len;
     for (uint32_t i = 0; i < 2 * header_count; i++) size += 4 + strlen(headers[i]);
-    lunatic_message_create_data(req->msg.tag, size);
-    lm__write_u32(status);
-    lm__write_u32(header_count);
+    if (size > UINT32_MAX) __builtin_trap();
+    uint8_t *reply = (uint8_t *)malloc((size_t)size), *at = reply;
+    if (!reply) __builtin_trap();
+    at = lm__put_u32(at, status);
+    at = lm__put_u32(at, header_count);
     for (uint32_t i = 0; i < 2 * header_count; i++) {
         uint32_t len = (uint32_t)strlen(headers[i]);
-        lm__write_u32(len);
-        lunatic_message_write_data(headers[i], len);
+        at = lm__put_u32(at, len);
+        memcpy(at, headers[i], len);
+        at += len;
     }
-    if (body_len) lunatic_message_write_data(body, body_len);
-    lunatic_message_send(req->msg.pid);
+    if (body_len) memcpy(at, body, body_len);
+    lm_send(req->msg.pid, req->msg.tag, reply, (uint32_t)size);
+    free(reply);
 }
 
 /* -- lunatic_mp specifics ------------------------------------------------------------------- */
