@@ -74,7 +74,8 @@ def serve(
     """Serve CONFIG.toml until SIGTERM or Ctrl-C; SIGHUP reloads the modules.
 
     Without a config it serves a built-in example: a counter actor registered as `counter`,
-    and an HTTP route, GET /hello/{name}, handled by a fresh Wasm process per request.
+    and HTTP routes: GET /hello/{name}, handled by a fresh Wasm process per request, and
+    GET /greeter/{name}, by a long-lived one registered as `greeter`.
     From another terminal: `curl localhost:8080/hello/you`, `lunatic-mp request counter 5`,
     `lunatic-mp ps`, `lunatic-mp stop`.
     The config format is in docs/serve.md. Command-line options win over the config.
@@ -110,7 +111,7 @@ def serve(
     if config_file is None:
         _announce(
             "no config given: serving the built-in example (a counter registered as `counter`, "
-            "and GET /hello/{name})"
+            "and HTTP routes GET /hello/{name} and /greeter/{name})"
         )
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)  # until the server handles it
     signal.signal(signal.SIGHUP, _ignore_reload_while_starting)

@@ -340,20 +340,15 @@ class Server:
     def _start_routes(self) -> None:
         """Reserve the routes' port, hand the workers the table, wait until they all listen."""
         address = self.config.http.address
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:  # bound, never listening: it keeps the port (a chosen one, for port 0), takes no connection
+        try:
             try:
-                sock.bind((address.host, address.port))
+                sock = reserve_port(address.host, address.port)
             except OSError as exc:
                 if not (self.config.http.any_port_if_taken and exc.errno == errno.EADDRINUSE):
                     raise
                 self.announce(f"HTTP port {address.port} is taken: serving HTTP on another one")
-                sock.bind((address.host, 0))
+                sock = reserve_port(address.host, 0)
         except OSError as exc:
-            sock.close()
             raise ServeConfigError(
                 f"cannot serve HTTP on {address.netloc}: {exc.strerror or exc} "
                 "(pass --http HOST:PORT, or off)"
@@ -860,6 +855,29 @@ class Server:
             raise CallError(Code.TIMEOUT, "the runtime did not answer in time") from None
         except LunaticError as exc:
             raise CallError(lunatic_error_code(exc), str(exc)) from None
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with SO_REUSEPORT, never listening: it keeps the port (a
+    free one for port 0) for the workers' listening sockets, and takes no connection itself.
+
+    A port some socket already listens on is refused first (EADDRINUSE): with SO_REUSEPORT alone
+    a second server of the same user would silently share the first one's connections.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            probe.bind((host, port))
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def finished_to_wire(finished: Finished) -> dict[str, Any]:

@@ -299,15 +299,20 @@ class ServeConfig:
 
 
 def example_config() -> ServeConfig:
-    """The built-in example application: a counter registered as ``counter`` 1.0.0, and an
-    HTTP handler on ``/hello`` and ``/hello/{name}`` (a fresh process per request)."""
+    """The built-in example application: a counter registered as ``counter`` 1.0.0, and HTTP
+    handlers: ``/hello`` and ``/hello/{name}`` (a fresh process per request), and
+    ``/greeter/{name}`` (a long-lived process registered as ``greeter``)."""
     return ServeConfig(
         http=HttpConfig(any_port_if_taken=True),
         modules={"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE},
-        processes=[ProcessSpec("counter", "counter", [0], name="counter", version="1.0.0")],
+        processes=[
+            ProcessSpec("counter", "counter", [0], name="counter", version="1.0.0"),
+            ProcessSpec("hello", "serve", name="greeter", version="1.0.0"),
+        ],
         routes=[
             RouteSpec("/hello", ("GET",), module="hello", function="handle"),
             RouteSpec("/hello/{name}", ("GET",), module="hello", function="handle"),
+            RouteSpec("/greeter/{name}", ("GET",), process="greeter", version="^1"),
         ],
     )
 

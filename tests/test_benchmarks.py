@@ -99,8 +99,11 @@ def expected_metrics() -> dict[str, set[str]]:
             "echo_round_trip_p50_us",
             "control_round_trip_p50_vs_echo_x",
             "http_requests_per_s",
+            "http_named_process_requests_per_s",
             "http_aiohttp_hello_world_requests_per_s",
             "http_vs_aiohttp_x",
+            "http_aiohttp_hello_world_2_processes_requests_per_s",
+            "http_vs_aiohttp_same_processes_x",
         },
         "echo": {"guest_round_trips_per_s", "asyncio_round_trips_per_s", "guest_vs_asyncio_x"},
         "transport": {

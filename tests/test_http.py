@@ -354,6 +354,18 @@ def test_metrics_count_requests_by_route_and_status(served: Served) -> None:
     assert "lunatic_http_in_flight" in families
 
 
+def test_a_second_server_cannot_take_the_port(served: Served, tmp_path: Path) -> None:
+    """SO_REUSEPORT would let it share the first one's connections: it is refused instead."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    second = ServeProcess(
+        "--http", served.netloc, "--metrics", "off", "--workers", "1",
+        "--control", str(tmp_path / "run" / "control.sock"), env=environment(tmp_path),
+    )  # fmt: skip
+    assert second.finish() == 2
+    assert any(f"cannot serve HTTP on {served.netloc}" in line for line in second.stderr)
+    assert served.request("GET", "/echo")[0] == 200
+
+
 def test_routes_reach_a_worker_started_after_a_crash(tmp_path: Path) -> None:
     served = serve(tmp_path)
     try:
@@ -418,6 +430,7 @@ def test_the_example_serves_hello(tmp_path: Path) -> None:
         status, headers, body = served.request("GET", "/hello/you")
         assert (status, headers["content-type"], body) == (200, "text/plain; charset=utf-8", b"Hello, you!\n")
         assert served.request("GET", "/hello")[2] == b"Hello, world!\n"
+        assert served.request("GET", "/greeter/Ada")[2] == b"Hello, Ada!\n"
         assert stop(served) == 0
     finally:
         server.kill()

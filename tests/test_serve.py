@@ -176,7 +176,7 @@ def test_the_example_app_and_the_client_commands(tmp_path: Path, servers: list[S
 
     ps = cli("ps", env=env)
     assert ps.returncode == 0, ps.stderr
-    header, row, summary = ps.stdout.splitlines()
+    header, row, greeter, summary = ps.stdout.splitlines()
     assert header.split() == ["PID", "WORKER", "KIND", "MODULE", "FUNCTION", "STATE", "MAILBOX", "NAMES"]
     assert row.split() == [
         "0x200000001",
@@ -189,8 +189,9 @@ def test_the_example_app_and_the_client_commands(tmp_path: Path, servers: list[S
         "0",
         "counter@1.0.0",
     ]
-    assert summary == "1 process"
-    (listed,) = [json.loads(line) for line in cli("ps", "--json", env=env).stdout.splitlines()]
+    assert greeter.split()[3:5] == ["hello", "serve"] and greeter.split()[-1] == "greeter@1.0.0"
+    assert summary == "2 processes"
+    listed, _ = [json.loads(line) for line in cli("ps", "--json", env=env).stdout.splitlines()]
     assert listed["pid"] == 0x200000001
     assert listed["names"] == ["counter@1.0.0"]
 
@@ -219,7 +220,8 @@ def test_stop_kills_named_processes(tmp_path: Path, servers: list[ServeProcess])
     killed = cli("stop", "counter", env=env)
     assert (killed.returncode, killed.stdout) == (0, "killed counter\n")
     with lunatic_mp.connect(tmp_path / "lunatic-mp.sock") as client:
-        assert client.processes() == (0, [])
+        _, rows = client.processes()
+        assert [tuple(row.names) for row in rows] == [("greeter@1.0.0",)]  # the example's other one
         assert client.registry_get("counter") is None  # its name went with it
         client.stop_server()
     assert server.finish() == 0

@@ -117,11 +117,13 @@ def test_the_example_is_a_registered_counter_and_an_http_route() -> None:
     config.check()
     assert config.modules == {"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE}
     assert EXAMPLE_MODULE.is_file() and EXAMPLE_HTTP_MODULE.is_file()
-    assert [(r.path, r.module, r.function) for r in config.routes] == [
-        ("/hello", "hello", "handle"),
-        ("/hello/{name}", "hello", "handle"),
+    assert [(r.path, r.target) for r in config.routes] == [
+        ("/hello", "hello.handle"),
+        ("/hello/{name}", "hello.handle"),
+        ("/greeter/{name}", "process greeter@^1"),
     ]
-    (spec,) = config.processes
+    spec, greeter = config.processes
+    assert (greeter.module, greeter.function, greeter.name) == ("hello", "serve", "greeter")
     assert (spec.module, spec.function, spec.name, spec.version) == ("counter", "counter", "counter", "1.0.0")
 
 
