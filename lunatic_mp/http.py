@@ -57,7 +57,7 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import HttpMessageError, LunaticError, ServeConfigError
 from lunatic_mp.mailbox import Kind, Mailbox, Message
 from lunatic_mp.pids import REGISTRY
-from lunatic_mp.process import BaseProcess, Finished
+from lunatic_mp.process import BaseProcess, Finished, Phase
 
 if TYPE_CHECKING:
     from lunatic_mp.module import Module
@@ -331,6 +331,7 @@ class Port(BaseProcess):
 
     def __init__(self, pid: int, on_message: Any) -> None:
         super().__init__(pid, EnvConfig())
+        self.phase = Phase.RUNNING
         self.mailbox = _PortMailbox(on_message)
         self.die_when_link_dies = False
 
