@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -226,6 +227,7 @@ class Engine:
             )
             if module.uses_wasi:
                 store.set_wasi(_wasi_config(config, module.name))
+                process.wasi_epoch = time.monotonic()
         except (wasmtime.WasmtimeError, OSError) as exc:
             raise SpawnError(f"cannot create a store for {module.name}: {exc}") from None
         process.store = store

@@ -166,6 +166,7 @@ class Process(BaseProcess):
         "module",
         "resources",
         "store",
+        "wasi_epoch",
     )  # fmt: skip
 
     def __init__(
@@ -182,6 +183,7 @@ class Process(BaseProcess):
         self.call: wasm.Call | None = None
         self.frames: list[Frame] = []
         self.resources = Resources()
+        self.wasi_epoch = 0.0  # time.monotonic() when its WASI clocks started: their zero
 
     def free(self) -> None:
         for frame in self.frames:

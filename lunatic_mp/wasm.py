@@ -214,7 +214,10 @@ class Linker:
         self.caller = None
 
     def define_wasi(self) -> None:
+        """WASI from wasmtime; the functions that would block the worker's thread are defined
+        again afterwards (:mod:`lunatic_mp.host.wasi`), which needs shadowing allowed."""
         self.linker.define_wasi()
+        self.linker.allow_shadowing = True
 
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
