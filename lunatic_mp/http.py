@@ -388,7 +388,7 @@ class HttpFrontEnd:
         self.table: Table | None = None
         self.bound: list[_Bound] = []
         self.dispatcher, self.indexes = _dispatcher(())
-        self.resolved: dict[tuple[str, str], int] = {}  # (method, path) -> route, lately matched
+        self.resolved: dict[tuple[str, str], int] = {}  # (method, raw path) -> route, lately matched
         self.runner: web.ServerRunner | None = None
         self.site: web.TCPSite | None = None
         self.listening: tuple[str, int] | None = None
@@ -544,7 +544,7 @@ class HttpFrontEnd:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        key = (request.method, request.path)
+        key = (request.method, request.raw_path.partition("?")[0])  # as sent: %2F is no "/"
         index = self.resolved.get(key)
         if index is None:
             match = await self.dispatcher.resolve(request)  # type: ignore[arg-type]  # reads method and URL

@@ -47,6 +47,10 @@ module = "guest"
 function = "serve"
 name = "echo"
 version = "1.2.0"
+[[processes]]
+module = "guest"
+function = "trap"
+name = "crasher"
 [http]
 address = "127.0.0.1:0"
 max_body = 1024
@@ -61,10 +65,17 @@ path = "/echo/{rest:.*}"
 module = "guest"
 function = "echo"
 [[routes]]
+path = "/one/{segment}"
+module = "guest"
+function = "echo"
+[[routes]]
 method = ["GET", "POST"]
 path = "/named"
 process = "echo"
 version = "^1.0"
+[[routes]]
+path = "/crasher"
+process = "crasher"
 [[routes]]
 path = "/nobody"
 process = "nobody"
@@ -293,6 +304,22 @@ def test_unknown_routes_methods_and_names(served: Served) -> None:
     status, _, body = served.request("GET", "/nobody")
     assert status == 503
     assert b"not running" in body
+
+
+def test_paths_are_matched_as_sent(served: Served) -> None:
+    """A remembered match is keyed by the path as sent: an encoded "/" is no separator."""
+    for _ in range(2):
+        status, _, body = served.request("GET", "/one/a%2Fb")
+        assert (status, echoed(body)[1].path) == (200, "/one/a%2Fb")
+        assert served.request("GET", "/one/a/b")[0] == 404
+
+
+def test_a_named_process_that_dies_gives_502_then_503(served: Served) -> None:
+    status, _, body = served.request("GET", "/crasher")
+    assert (status, body) == (502, b"502: the route's process ended before it replied\n")
+    # its name went before its death was announced (to the port, which forgot the name then)
+    assert served.request("GET", "/crasher")[0] == 503
+    assert served.request("GET", "/named")[0] == 200
 
 
 def test_the_body_limit(served: Served) -> None:
