@@ -367,14 +367,18 @@ class Worker(Hub):
             return
         # 4. Busy: go round again, after the event loop's own callbacks (HTTP, sockets). Idle:
         #    poll the rings for a moment (a reply may be microseconds away, and waking from a
-        #    sleep costs tens), then sleep until something happens. Queued frames that did not
-        #    fit keep the loop awake.
+        #    sleep costs tens), then sleep until something happens. A worker with sockets to
+        #    watch (HTTP routes, processes waiting on the network) does not spin: only a sleep
+        #    watches them, and the time spun is taken from the clients, often on the same
+        #    cores. Queued frames that did not fit keep the loop awake.
         now = time.monotonic()
         if arrived or wait == 0.0:
             self._last_activity = now
         elif not any(e.queued for e in self.endpoints.values()):
             spin_until = self._last_activity + SPIN_S
-            if wait is not None:
+            if self.http is not None or self.engine.reactor.watching:
+                spin_until = now
+            elif wait is not None:
                 spin_until = min(spin_until, now + wait)
             while now < spin_until and self.idle():
                 now = time.monotonic()
