@@ -202,9 +202,7 @@ class Runtime:
                         "starting (its log, above, says why)"
                     )
                 if time.monotonic() > deadline:
-                    raise RuntimeError_(
-                        f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s"
-                    )
+                    raise RuntimeError_(f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s")
         with self._lock:  # everyone has a doorbell now: tell everyone to use it
             for child in self._children.values():
                 self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)

@@ -113,7 +113,13 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
     ],
     "HttpRoutes": [("payload", bytes)],
     "MailboxFull": [("to", int), ("target", int), ("full", bool)],
-    "EnvAcquire": [("request", int), ("reply_to", int), ("environment", int), ("limit", int), ("worker", int)],
+    "EnvAcquire": [
+        ("request", int),
+        ("reply_to", int),
+        ("environment", int),
+        ("limit", int),
+        ("worker", int),
+    ],
     "EnvRelease": [("environment", int), ("worker", int)],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
