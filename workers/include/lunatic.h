@@ -9,10 +9,11 @@
  *      an import when a program uses it.
  *   2. lm_*: a thin static-inline layer over them: messages with tags and timeouts,
  *      request/reply, spawning an export with parameters, links, monitors, the registry with
- *      versions, timers, errors as strings, and the HTTP requests of lunatic-mp serve's routes.
+ *      versions, timers, errors as strings, the HTTP requests of lunatic-mp serve's routes,
+ *      and TCP: listen, accept, read, write, and hand a connection to another process.
  *
- * lunatic::networking (TCP, UDP, DNS) is declared at the first layer only; its use needs the
- * config's network rules (docs/abi.md, "Permissions").
+ * lunatic::networking's UDP and DNS calls are declared at the first layer only. The network needs
+ * the config's rules (docs/abi.md, "Permissions"): `lunatic-mp run` gives its root process all.
  */
 #ifndef LUNATIC_H
 #define LUNATIC_H
@@ -787,6 +788,118 @@ static inline void lm_http_reply(const lm_http_request *req, uint32_t status, co
     lm_send(req->msg.pid, req->msg.tag, reply, (uint32_t)size);
     free(reply);
 }
+
+/* -- TCP (lunatic::networking) -------------------------------------------------------------- */
+
+/* Listeners and streams are ids of this process: they close when dropped or when it dies. */
+
+/* Record text as the last error; returns LM_ERROR. */
+static inline int32_t lm__fail_text(const char *text) {
+    size_t n = strlen(text);
+    if (n >= LM_ERROR_CAPACITY) n = LM_ERROR_CAPACITY - 1;
+    memcpy(lm_last_error_text, text, n);
+    lm_last_error_text[n] = '\0';
+    return LM_ERROR;
+}
+
+/* Parse a dotted-quad IPv4 address ("127.0.0.1") into its four bytes; 0 if it is not one. */
+static inline int lm__parse_ipv4(const char *text, uint8_t addr[4]) {
+    for (int i = 0; i < 4; i++) {
+        unsigned value = 0, digits = 0;
+        while (*text >= '0' && *text <= '9' && digits < 4) {
+            value = value * 10 + (unsigned)(*text++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || value > 255 || *text != (i < 3 ? '.' : '\0')) return 0;
+        addr[i] = (uint8_t)value;
+        if (i < 3) text++;
+    }
+    return 1;
+}
+
+/* Listen on an IPv4 address ("127.0.0.1", "0.0.0.0") and port (0: any free one). Returns LM_OK
+ * with the listener in *listener, or LM_ERROR: not an address, not permitted, in use... */
+static inline int32_t lm_tcp_bind(const char *ipv4, uint16_t port, uint64_t *listener) {
+    uint8_t addr[16] = {0};
+    if (!lm__parse_ipv4(ipv4, addr)) return lm__fail_text("not an IPv4 address");
+    uint64_t id = 0;
+    if (lunatic_networking_tcp_bind(LUNATIC_ADDR_V4, addr, port, 0, 0, &id) != LM_OK) return lm__fail(id);
+    *listener = id;
+    return LM_OK;
+}
+
+/* The port a listener is bound to (what port 0 turned into). LM_OK or LM_ERROR. */
+static inline int32_t lm_tcp_local_port(uint64_t listener, uint16_t *port) {
+    uint64_t iter = 0;
+    if (lunatic_networking_tcp_local_addr(listener, &iter) != LM_OK) return lm__fail(iter);
+    uint32_t type = 0, number = 0, flow = 0, scope = 0;
+    uint8_t addr[16];
+    int32_t more = lunatic_networking_resolve_next(iter, &type, addr, &number, &flow, &scope);
+    lunatic_networking_drop_dns_iterator(iter);
+    if (more != LM_OK) return lm__fail_text("the listener has no address");
+    *port = (uint16_t)number;
+    return LM_OK;
+}
+
+/* Wait for the next connection (suspends only this process). LM_OK with the stream in *stream,
+ * or LM_ERROR. */
+static inline int32_t lm_tcp_accept(uint64_t listener, uint64_t *stream) {
+    uint64_t id = 0, peer = 0;
+    if (lunatic_networking_tcp_accept(listener, &id, &peer) != LM_OK) return lm__fail(id);
+    lunatic_networking_drop_dns_iterator(peer);
+    *stream = id;
+    return LM_OK;
+}
+
+/* Read up to capacity bytes: LM_OK with the count in *n (0: the peer closed its side),
+ * LM_ERROR, or LM_TIMEOUT (the stream's read timeout passed; none by default). */
+static inline int32_t lm_tcp_read(uint64_t stream, void *buf, uint32_t capacity, uint32_t *n) {
+    uint64_t opaque = 0;
+    int32_t result = lunatic_networking_tcp_read(stream, buf, capacity, &opaque);
+    if (result == LM_ERROR) return lm__fail(opaque);
+    if (result != LM_OK) return result;
+    *n = (uint32_t)opaque;
+    return LM_OK;
+}
+
+/* Write all len bytes, however many calls that takes: LM_OK, LM_ERROR (the peer went away...),
+ * or LM_TIMEOUT (the stream's write timeout passed; part may have been written). */
+static inline int32_t lm_tcp_write_all(uint64_t stream, const void *data, uint32_t len) {
+    const uint8_t *at = (const uint8_t *)data;
+    while (len) {
+        lunatic_iovec_t iovec = {at, len};
+        uint64_t opaque = 0;
+        int32_t result = lunatic_networking_tcp_write_vectored(stream, &iovec, 1, &opaque);
+        if (result == LM_ERROR) return lm__fail(opaque);
+        if (result != LM_OK) return result;
+        if (opaque == 0 || opaque > len) return lm__fail_text("the stream took no bytes");
+        at += opaque;
+        len -= (uint32_t)opaque;
+    }
+    return LM_OK;
+}
+
+/* Timeouts of a stream's reads and writes (LM_FOREVER: none, the default). */
+static inline void lm_tcp_set_timeouts(uint64_t stream, uint64_t read_ms, uint64_t write_ms) {
+    lunatic_networking_set_read_timeout(stream, read_ms);
+    lunatic_networking_set_write_timeout(stream, write_ms);
+}
+
+static inline void lm_tcp_drop(uint64_t stream) { lunatic_networking_drop_tcp_stream(stream); }
+static inline void lm_tcp_drop_listener(uint64_t listener) { lunatic_networking_drop_tcp_listener(listener); }
+
+/* Send a stream to pid in a message with tag and data: the stream leaves this process (its id
+ * is no longer valid here), and goes to another worker's process too, with its timeouts. */
+static inline void lm_send_stream(uint64_t pid, int64_t tag, uint64_t stream, const void *data, uint32_t len) {
+    lunatic_message_create_data(tag, len);
+    lunatic_message_push_tcp_stream(stream);
+    if (len) lunatic_message_write_data(data, len);
+    lunatic_message_send(pid);
+}
+
+/* The stream of the message just received (from lm_send_stream), now this process's. A message
+ * without one traps. */
+static inline uint64_t lm_take_stream(void) { return lunatic_message_take_tcp_stream(0); }
 
 /* -- lunatic_mp specifics ------------------------------------------------------------------- */
 
