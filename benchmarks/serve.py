@@ -338,6 +338,7 @@ def run(ctx: Context) -> None:
     ctx.record("http_named_process_requests_per_s", round(named))
     ctx.record("http_aiohttp_hello_world_requests_per_s", round(baseline))
     ctx.record("http_vs_aiohttp_x", http / baseline, target=at_least(0.6))
+    ctx.record("http_named_process_vs_aiohttp_x", named / baseline)
     ctx.record(f"http_aiohttp_hello_world_{ctx.workers}_processes_requests_per_s", round(baseline_spread))
     ctx.record("http_vs_aiohttp_same_processes_x", http / baseline_spread)
 

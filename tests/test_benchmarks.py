@@ -100,6 +100,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "control_round_trip_p50_vs_echo_x",
             "http_requests_per_s",
             "http_named_process_requests_per_s",
+            "http_named_process_vs_aiohttp_x",
             "http_aiohttp_hello_world_requests_per_s",
             "http_vs_aiohttp_x",
             "http_aiohttp_hello_world_2_processes_requests_per_s",
