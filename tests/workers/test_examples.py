@@ -7,26 +7,32 @@ judged by its output and exit status; the fan-out jobs also run under the WasmEx
 from __future__ import annotations
 
 import re
+import select
+import signal
+import socket
 import subprocess
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import wasmtime
-from c_guests import WORKERS
+from c_guests import ROOT, TIMEOUT, WORKERS, lunatic_mp_script
 
 from lunatic_mp import Runtime
 
 RunGuest = Callable[..., subprocess.CompletedProcess[str]]
 MASK64 = (1 << 64) - 1
-EXAMPLE_NAMES = ["fanout", "hello", "http_hello", "kv", "ping_pong", "supervisor"]
+EXAMPLE_NAMES = ["fanout", "hello", "http_hello", "kv", "ping_pong", "supervisor", "tcp_echo"]
 IMPLEMENTED = {
     "wasi_snapshot_preview1",
     *(f"lunatic::{ns}" for ns in ("process", "message", "timer", "registry", "error", "version", "trap")),
-    *(f"lunatic::{ns}" for ns in ("wasi", "metrics")),
+    *(f"lunatic::{ns}" for ns in ("wasi", "metrics", "networking")),
 }
-"""Import modules lunatic_mp defines: all of the ABI but lunatic::networking, for now."""
+"""Import modules lunatic_mp defines: the whole ABI."""
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -35,8 +41,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def test_every_example_is_built_and_imports_only_what_the_runtime_defines(c_build: Path) -> None:
-    """The examples are the ones this file tests, and none imports lunatic::networking, which
-    lunatic_mp does not implement yet."""
+    """The examples are the ones this file tests, and each imports only modules of the ABI that
+    lunatic_mp defines (tcp_echo uses lunatic::networking)."""
     examples = sorted(path.stem for path in (WORKERS / "examples").glob("*.c"))
     assert examples == EXAMPLE_NAMES
     engine = wasmtime.Engine()
@@ -196,3 +202,100 @@ def test_kv_rejects_too_many_keys(run_guest: RunGuest) -> None:
     result = run_guest("kv", "2", "5000")
     assert result.returncode == 2
     assert "usage: kv" in result.stderr
+
+
+# --- TCP echo server -------------------------------------------------------------------------------
+
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+ECHOED = re.compile(r"connection (\d+) on worker (\d+): (\d+) bytes echoed")
+
+
+@contextmanager
+def echo_server(c_build: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`lunatic-mp run --workers 2 tcp_echo.wasm -- ARGS` and the port from its first line; the
+    process is killed on the way out if it is still running."""
+    command = [lunatic_mp_script(), "run", "--workers", "2", str(c_build / "tcp_echo.wasm"), "--", *args]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        ready, _, _ = select.select([server.stdout], [], [], TIMEOUT)
+        first = server.stdout.readline() if ready else ""
+        match = LISTENING.fullmatch(first.rstrip("\n"))
+        assert match is not None, (first, server.poll())
+        yield server, int(match.group(1))
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=TIMEOUT)
+
+
+def echo_client(port: int, payloads: list[bytes], together: threading.Barrier) -> int:
+    """Connect, wait until every client is connected, then send each payload and read it back
+    whole; close the sending side and expect the server to close too. Returns the bytes sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
+        together.wait(TIMEOUT)
+        for data in payloads:
+            conn.sendall(data)
+            echoed = bytearray()
+            while len(echoed) < len(data):
+                chunk = conn.recv(len(data) - len(echoed))
+                assert chunk, "the server closed early"
+                echoed += chunk
+            assert echoed == data
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(1) == b""
+    return sum(map(len, payloads))
+
+
+def test_tcp_echo_serves_concurrent_clients_on_both_workers(c_build: Path) -> None:
+    """Six clients at once, each with three payloads (one of 200 KB, more than a read takes): every
+    byte comes back to its own client; the connection processes alternate between the two
+    workers; after the sixth connection the server waits for its processes and exits 0."""
+    clients = 6
+    together = threading.Barrier(clients)
+    payloads = [
+        [f"client {c} says hello\n".encode(), bytes([c]) * (200_000 + c), payload(1000 + c, c)]
+        for c in range(clients)
+    ]
+    with echo_server(c_build, "0", str(clients)) as (server, port):
+        with ThreadPoolExecutor(clients) as pool:
+            sent = list(pool.map(lambda p: echo_client(port, p, together), payloads))
+        out, err = server.communicate(timeout=TIMEOUT)
+    assert server.returncode == 0, err
+    assert err == ""
+    reports = [ECHOED.fullmatch(line) for line in out.splitlines()]
+    assert len(reports) == clients and all(reports), out
+    assert sorted(int(m.group(1)) for m in reports if m) == list(range(1, clients + 1))
+    assert sorted(int(m.group(3)) for m in reports if m) == sorted(sent)
+    workers = {int(m.group(2)) for m in reports if m}
+    assert len(workers) == 2 and min(workers) >= 2, out  # 0 and 1: the supervisor, the registry
+
+
+def test_tcp_echo_without_a_limit_stops_on_sigterm(c_build: Path) -> None:
+    """With no connection limit it serves until SIGTERM, which stops the runtime cleanly."""
+    with echo_server(c_build) as (server, port):
+        assert echo_client(port, [b"ping", b"pong"], threading.Barrier(1)) == 8
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=TIMEOUT)
+    assert server.returncode == 130, err
+    report = ECHOED.fullmatch(out.rstrip("\n"))  # printed before the connection closed
+    assert report is not None and report.group(1, 3) == ("1", "8"), out
+    assert err == ""
+
+
+def test_tcp_echo_reports_a_port_in_use(run_guest: RunGuest) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_guest("tcp_echo", str(port), "1", workers=2)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"tcp_echo: cannot listen on 127.0.0.1:{port}: "), result.stderr
+    assert "in use" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["65536"], ["-1"], ["80x"], ["0", "-2"], ["0", "1", "extra"]])
+def test_tcp_echo_rejects_bad_arguments(run_guest: RunGuest, args: list[str]) -> None:
+    result = run_guest("tcp_echo", *args)
+    assert result.returncode == 2
+    assert "usage: tcp_echo" in result.stderr

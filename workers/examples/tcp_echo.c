@@ -9,8 +9,8 @@
  * stops it), or `max` of them, after which it stops listening, waits for their processes to end
  * and exits 0. Each connection goes in a message to a fresh process, which lunatic_mp places
  * round robin over the workers: the socket's descriptor travels to that worker with the message.
- * The process echoes what it reads until the client closes its side, then closes the connection
- * and prints `connection N on worker W: B bytes echoed`.
+ * The process echoes what it reads until the client closes its side, prints
+ * `connection N on worker W: B bytes echoed`, and closes the connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +40,11 @@ __attribute__((export_name("echo_connection"))) void echo_connection(int64_t num
         }
         echoed += n;
     }
-    lm_tcp_drop(stream);
+    /* report first: once the client sees the connection close, the line is out */
     printf("connection %lld on worker %u: %llu bytes echoed\n", (long long)number, lm_worker_of(lm_self()),
            (unsigned long long)echoed);
     fflush(stdout);
+    lm_tcp_drop(stream);
 }
 
 /* A whole decimal argument in [0, max], or -1. */
