@@ -42,6 +42,7 @@ import bisect
 import contextlib
 import logging
 import re
+import secrets
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -400,7 +401,6 @@ class HttpFrontEnd:
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, _Latency] = {}
         self.dropped_replies = 0
-        self._next_tag = 1
         self._applying: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -477,7 +477,7 @@ class HttpFrontEnd:
         self._closed = True
         if self._applying is not None:
             self._applying.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._applying
         for pending in self.pending.values():
             if not pending.future.done():
@@ -536,8 +536,10 @@ class HttpFrontEnd:
         self.names.clear()
 
     def _tag(self) -> int:
-        tag = self._next_tag
-        self._next_tag = tag + 1 if tag < 2**62 else 1
+        """A request's tag: random, so that no process can answer a request it was not sent by
+        guessing its tag (the next one of a counter would be easy)."""
+        while (tag := secrets.randbits(62) + 1) in self.pending:
+            pass
         return tag
 
     # --- requests -------------------------------------------------------------------------------
