@@ -26,6 +26,7 @@ from lunatic_mp.errors import HttpMessageError, RemoteError, ServeConfigError
 from lunatic_mp.http import (
     Route,
     Table,
+    _response,
     decode_reply,
     decode_request,
     decode_table,
@@ -132,6 +133,15 @@ def test_a_reply_round_trips_and_bad_ones_are_refused() -> None:
         decode_reply(encode_reply(200, [("x\r\ny", "v")]))
     with pytest.raises(HttpMessageError, match="at most"):
         decode_reply(struct.pack("<II", 200, 10**6))
+
+
+def test_a_replys_hop_by_hop_headers_are_the_servers() -> None:
+    reply = encode_reply(201, [("Content-Length", "999"), ("Connection", "close"), ("X-A", "1")], b"ok")
+    response = _response(Route(("GET",), "/", 1.0), 1, reply)
+    assert (response.status, response.body) == (201, b"ok")
+    assert dict(response.headers) == {"X-A": "1"}
+    failed = _response(Route(("GET",), "/", 1.0), 1, b"\x00")
+    assert (failed.status, failed.body) == (500, b"500: the request's handler failed\n")
 
 
 def test_the_table_round_trips() -> None:
@@ -274,6 +284,7 @@ def test_a_fresh_process_sees_the_whole_request(served: Served) -> None:
     )
     assert status == 200
     assert headers["x-echo"] == "yes"
+    assert headers["content-type"] == "application/octet-stream"  # the guest set none
     pid, request = echoed(body)
     assert (request.method, request.path, request.query) == ("POST", "/echo/a%2Fb", "x=1&y=%20")
     assert ("x-custom", "Value 1") in request.headers
