@@ -91,6 +91,11 @@ module = "guest"
 function = "hang"
 timeout = 0.5
 [[routes]]
+path = "/linger"
+module = "guest"
+function = "linger"
+timeout = 0.5
+[[routes]]
 path = "/slow"
 module = "guest"
 function = "slow"
@@ -355,6 +360,16 @@ def test_timeouts_give_504_and_end_the_process(served: Served) -> None:
     assert b"in time" in body
     after = sum(worker["processes"] for worker in served.stats()["workers"])
     assert after <= before + 1  # the hanging process is gone (the port may be new)
+
+
+def test_a_process_that_replied_and_lingers_is_ended(served: Served) -> None:
+    status, _, body = served.request("GET", "/linger")
+    assert status == 200
+    pid = echoed(body)[0]
+    deadline = time.monotonic() + WAIT
+    with lunatic_mp.connect(served.control, timeout=WAIT) as client:
+        while client.exists(pid):  # it gets the route's timeout (0.5 s) again, then it is killed
+            assert time.monotonic() < deadline
 
 
 @pytest.mark.parametrize("path", ["/trap", "/garbage", "/quiet"])

@@ -54,6 +54,13 @@
     (i64.store (i32.const 48) (i64.const 7))
     (drop (call $receive (i32.const 48) (i32.const 1) (i64.const -1))))
 
+  ;; Replies, then goes on waiting (for a tag 7 that never comes).
+  (func (export "linger")
+    (call $wait)
+    (call $answer)
+    (i64.store (i32.const 48) (i64.const 7))
+    (drop (call $receive (i32.const 48) (i32.const 1) (i64.const -1))))
+
   (func (export "slow") (call $wait) (call $sleep (i64.const 1000)) (call $answer))
 
   ;; A reply that is no reply: 3 bytes.
