@@ -6,12 +6,14 @@ judged by its output and exit status; the fan-out jobs also run under the WasmEx
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import signal
 import socket
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -210,16 +212,29 @@ LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 ECHOED = re.compile(r"connection (\d+) on worker (\d+): (\d+) bytes echoed")
 
 
+def read_line(pipe: int, timeout: float) -> str:
+    """One line from an unbuffered pipe, a byte at a time so that nothing after it is taken from
+    the pipe (communicate() reads the rest); what came before EOF or the deadline otherwise."""
+    deadline = time.monotonic() + timeout
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+        byte = os.read(pipe, 1) if ready else b""
+        if not byte:
+            break
+        line += byte
+    return line.decode()
+
+
 @contextmanager
-def echo_server(c_build: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def echo_server(c_build: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`lunatic-mp run --workers 2 tcp_echo.wasm -- ARGS` and the port from its first line; the
     process is killed on the way out if it is still running."""
     command = [lunatic_mp_script(), "run", "--workers", "2", str(c_build / "tcp_echo.wasm"), "--", *args]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, cwd=ROOT)
     try:
         assert server.stdout is not None
-        ready, _, _ = select.select([server.stdout], [], [], TIMEOUT)
-        first = server.stdout.readline() if ready else ""
+        first = read_line(server.stdout.fileno(), TIMEOUT)
         match = LISTENING.fullmatch(first.rstrip("\n"))
         assert match is not None, (first, server.poll())
         yield server, int(match.group(1))
@@ -262,8 +277,8 @@ def test_tcp_echo_serves_concurrent_clients_on_both_workers(c_build: Path) -> No
             sent = list(pool.map(lambda p: echo_client(port, p, together), payloads))
         out, err = server.communicate(timeout=TIMEOUT)
     assert server.returncode == 0, err
-    assert err == ""
-    reports = [ECHOED.fullmatch(line) for line in out.splitlines()]
+    assert err == b""
+    reports = [ECHOED.fullmatch(line) for line in out.decode().splitlines()]
     assert len(reports) == clients and all(reports), out
     assert sorted(int(m.group(1)) for m in reports if m) == list(range(1, clients + 1))
     assert sorted(int(m.group(3)) for m in reports if m) == sorted(sent)
@@ -278,9 +293,9 @@ def test_tcp_echo_without_a_limit_stops_on_sigterm(c_build: Path) -> None:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=TIMEOUT)
     assert server.returncode == 130, err
-    report = ECHOED.fullmatch(out.rstrip("\n"))  # printed before the connection closed
+    report = ECHOED.fullmatch(out.decode().rstrip("\n"))  # printed before the connection closed
     assert report is not None and report.group(1, 3) == ("1", "8"), out
-    assert err == ""
+    assert err == b""
 
 
 def test_tcp_echo_reports_a_port_in_use(run_guest: RunGuest) -> None:
