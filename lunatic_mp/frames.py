@@ -35,7 +35,6 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.mailbox import DeathReason
 from lunatic_mp.netpolicy import check_rules
-from lunatic_mp.netpolicy import check_rules
 
 __all__ = [
     "CLASS_OF",

@@ -83,9 +83,7 @@ DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_ROUTE_TIMEOUT = 30.0
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "*"})
-TOP_LEVEL_KEYS = frozenset(
-    {"workers", "modules", "processes", "control", "metrics", "http", "routes", "log"}
-)
+TOP_LEVEL_KEYS = frozenset({"workers", "modules", "processes", "control", "metrics", "http", "routes", "log"})
 ENV_CONFIG_KEYS = frozenset(
     {
         "max_memory",
