@@ -90,8 +90,7 @@ class Worker(Hub):
         self.handlers = self._frame_handlers()
         self.loop = new_event_loop()
         self._stopped: asyncio.Future[None] = self.loop.create_future()
-        self._asleep = False
-        self._alarm: asyncio.TimerHandle | None = None
+        self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest
         self._last_activity = time.monotonic()
         self.http: HttpFrontEnd | None = None
         if spec.http:
@@ -393,7 +392,6 @@ class Worker(Hub):
         if not self.idle():
             self.doorbell.cancel_sleep()
             return False
-        self._asleep = True
         timeout = SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT)
         self._alarm = self.loop.call_later(timeout, self.wake)
         return True
@@ -401,13 +399,11 @@ class Worker(Hub):
     def wake(self) -> None:
         """Schedule a step if the worker sleeps (otherwise one is scheduled already). Whatever
         changes the engine from outside a step (an HTTP request, say) calls this."""
-        if self._asleep:
-            self._asleep = False
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
             assert self.doorbell is not None
             self.doorbell.cancel_sleep()
-            if self._alarm is not None:
-                self._alarm.cancel()
-                self._alarm = None
             self.loop.call_soon(self.step)
 
     def _on_rung(self) -> None:
