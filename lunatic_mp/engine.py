@@ -546,11 +546,9 @@ class Engine:
         if sender_pid in process.blocked_senders or sender_pid == process.pid:
             return
         if self.is_local(sender_pid):
-            sender = self.processes.get(sender_pid)
-            if sender is None:
+            if sender_pid not in self.processes:
                 return
-            sender.blocked_on.add(process.pid)
-            self.park(sender)
+            self.mailbox_full(sender_pid, process.pid, True)
         elif self.router is not None and worker_of(sender_pid) >= FIRST_WORKER:
             self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, True))
         else:
@@ -569,15 +567,13 @@ class Engine:
         senders, process.blocked_senders = process.blocked_senders, set()
         for sender_pid in senders:
             if self.is_local(sender_pid):
-                sender = self.processes.get(sender_pid)
-                if sender is not None:
-                    sender.blocked_on.discard(process.pid)
-                    self.unpark(sender_pid)
+                self.mailbox_full(sender_pid, process.pid, False)
             elif self.router is not None:
                 self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, False))
 
     def mailbox_full(self, pid: int, target: int, full: bool) -> None:
-        """A mailbox on another worker that local ``pid`` sends to is full, or has room again."""
+        """A mailbox (here or on another worker) that local ``pid`` sends to is full: pause it;
+        or has room again: let it go on unless another full one still holds it."""
         process = self.processes.get(pid)
         if process is None:
             return
