@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lunatic_mp.host._common import ERROR, OK, TIMEOUT, current, lookup, memory_of
+from lunatic_mp.host._common import ERROR, NO_TIMEOUT, OK, TIMEOUT, current, lookup, memory_of, report_error
 from lunatic_mp.host.message import scratch_of
 from lunatic_mp.netpolicy import allows
 from lunatic_mp.reactor import READ, WRITE, Reactor, Waiter
@@ -42,7 +42,6 @@ LISTEN_BACKLOG = 1024
 MAX_IOVECS = 1024
 RESOLVER_THREADS = 4
 NO_NETWORK = "permission denied: this process's config has no network access (EnvConfig.net_*)"
-NO_TIMEOUT_U64 = -1  # u64::MAX as an i64: what get_*_timeout return for "none"
 
 Address = tuple[Any, ...]
 """A socket address as Python's socket module writes it: (host, port[, flowinfo, scope_id])."""
@@ -212,10 +211,6 @@ def register(engine: Engine) -> None:
     def error(process: Process, message: str) -> int:
         return process.resources.add(process.resources.errors, message)
 
-    def fail(process: Process, memory: Memory, ptr: int, message: str) -> int:
-        memory.write_u64(ptr, error(process, message))
-        return ERROR
-
     def read_address(memory: Memory, addr_type: int, ptr: int, port: int, flow: int, scope: int) -> Address:
         if addr_type == 4:
             return (socket.inet_ntop(socket.AF_INET, memory.read(ptr, 4)), port & 0xFFFF)
@@ -304,7 +299,7 @@ def register(engine: Engine) -> None:
         memory.check(id_ptr, 8)
         config = process.config
         if not config.net_connect and not config.net_bind:
-            return fail(process, memory, id_ptr, NO_NETWORK)
+            return report_error(process, memory, id_ptr, NO_NETWORK)
         pending = [True]
 
         def done(result: list[Address] | str) -> None:
@@ -377,12 +372,12 @@ def register(engine: Engine) -> None:
         memory.check(id_ptr, 8)
         refusal = denied(process, "net_bind", "bind to", address)
         if refusal is not None:
-            return fail(process, memory, id_ptr, refusal)
+            return report_error(process, memory, id_ptr, refusal)
         family = socket.AF_INET if addr_type == 4 else socket.AF_INET6
         try:
             sock = socket.socket(family, kind)
         except OSError as exc:
-            return fail(process, memory, id_ptr, os_error(exc))
+            return report_error(process, memory, id_ptr, os_error(exc))
         try:
             if kind == socket.SOCK_STREAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -391,7 +386,7 @@ def register(engine: Engine) -> None:
                 sock.listen(LISTEN_BACKLOG)
         except OSError as exc:
             sock.close()
-            return fail(process, memory, id_ptr, os_error(exc))
+            return report_error(process, memory, id_ptr, os_error(exc))
         table = net.listeners if kind == socket.SOCK_STREAM else net.udp
         memory.write_u64(id_ptr, process.resources.add(table, Socket(sock, reactor).hold()))
         return OK
@@ -403,7 +398,7 @@ def register(engine: Engine) -> None:
             try:
                 address = sock.live.getsockname()
             except OSError as exc:
-                return fail(process, memory, id_ptr, os_error(exc))
+                return report_error(process, memory, id_ptr, os_error(exc))
             memory.write_u64(id_ptr, new_iterator(net, process, [address]))
             return OK
 
@@ -415,7 +410,7 @@ def register(engine: Engine) -> None:
         try:
             address = sock.live.getpeername()
         except OSError as exc:
-            return fail(process, memory, id_ptr, os_error(exc))
+            return report_error(process, memory, id_ptr, os_error(exc))
         memory.write_u64(id_ptr, new_iterator(net, process, [address]))
         return OK
 
@@ -457,12 +452,12 @@ def register(engine: Engine) -> None:
         memory.check(id_ptr, 8)
         refusal = denied(process, "net_connect", "connect to", address)
         if refusal is not None:
-            return fail(process, memory, id_ptr, refusal)
+            return report_error(process, memory, id_ptr, refusal)
         try:
             sock = Socket(socket.socket(socket.AF_INET if addr_type == 4 else socket.AF_INET6), reactor)
             code = sock.live.connect_ex(address)
         except OSError as exc:
-            return fail(process, memory, id_ptr, os_error(exc))
+            return report_error(process, memory, id_ptr, os_error(exc))
         started = [code in (errno.EINPROGRESS, errno.EAGAIN)]
 
         def attempt() -> tuple[int, After] | None:
@@ -570,7 +565,7 @@ def register(engine: Engine) -> None:
         def call(rid: int) -> int:
             _, _, net = state()
             value: int | None = getattr(lookup(net.streams, rid, "TCP stream"), field)
-            return NO_TIMEOUT_U64 if value is None else value
+            return NO_TIMEOUT if value is None else value
 
         return call
 
@@ -601,11 +596,11 @@ def register(engine: Engine) -> None:
         memory.check(id_ptr, 8)
         refusal = denied(process, "net_connect", "connect to", address)
         if refusal is not None:
-            return fail(process, memory, id_ptr, refusal)
+            return report_error(process, memory, id_ptr, refusal)
         try:
             sock.live.connect(address)  # a datagram socket connects at once: nothing to wait for
         except OSError as exc:
-            return fail(process, memory, id_ptr, os_error(exc))
+            return report_error(process, memory, id_ptr, os_error(exc))
         memory.write_u64(id_ptr, 0)
         return OK
 
@@ -659,7 +654,7 @@ def register(engine: Engine) -> None:
         memory.check(opaque_ptr, 8)
         refusal = denied(process, "net_connect", "send to", address)
         if refusal is not None:
-            return fail(process, memory, opaque_ptr, refusal)
+            return report_error(process, memory, opaque_ptr, refusal)
         return transfer(
             process, memory, net, sock, WRITE, None, opaque_ptr, lambda s: s.sendto(data, address)
         )
