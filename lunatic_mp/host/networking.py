@@ -84,13 +84,6 @@ class Socket:
             raise GuestTrap("socket already closed")
         return self.sock
 
-    def detach(self) -> int:
-        """Give up the descriptor (it travels to another worker); this object is closed."""
-        sock = self.live
-        self.reactor.forget(self.fd)
-        self.sock = None
-        return sock.detach()
-
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
