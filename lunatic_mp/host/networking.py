@@ -562,18 +562,18 @@ def register(engine: Engine) -> None:
 
         return call
 
-    define_async(NAMESPACE, "tcp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_STREAM, *a))
+    define(NAMESPACE, "tcp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_STREAM, *a))
     define(NAMESPACE, "drop_tcp_listener", "I", "", dropper("listeners", "TCP listener"))
     define(NAMESPACE, "tcp_local_addr", "Ii", "i", local_addr("listeners", "TCP listener"))
     define_async(NAMESPACE, "tcp_accept", "Iii", "i", tcp_accept)
     define_async(NAMESPACE, "tcp_connect", "iiiiiIi", "i", tcp_connect)
-    define_async(NAMESPACE, "tcp_peer_addr", "Ii", "i", tcp_peer_addr)
+    define(NAMESPACE, "tcp_peer_addr", "Ii", "i", tcp_peer_addr)
     define(NAMESPACE, "drop_tcp_stream", "I", "", dropper("streams", "TCP stream"))
     define(NAMESPACE, "clone_tcp_stream", "I", "I", clone_tcp_stream)
     define_async(NAMESPACE, "tcp_write_vectored", "Iiii", "i", tcp_write_vectored)
     define_async(NAMESPACE, "tcp_read", "Iiii", "i", reader(0))
     define_async(NAMESPACE, "tcp_peek", "Iiii", "i", reader(socket.MSG_PEEK))
-    define_async(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
+    define(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
     for kind in ("read", "write", "peek"):
         define(NAMESPACE, f"set_{kind}_timeout", "II", "", timeout_setter(f"{kind}_timeout"))
         define(NAMESPACE, f"get_{kind}_timeout", "I", "I", timeout_getter(f"{kind}_timeout"))
@@ -582,7 +582,7 @@ def register(engine: Engine) -> None:
 
     def udp_connect(
         rid: int, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, _timeout: int, id_ptr: int
-    ) -> object:
+    ) -> int:
         process, memory, net = state()
         address = read_address(memory, addr_type, addr_ptr, port, flow, scope)
         sock = lookup(net.udp, rid, "UDP socket")
@@ -681,12 +681,12 @@ def register(engine: Engine) -> None:
     def set_ttl(rid: int, ttl: int) -> None:
         udp_option(rid, "ttl", ttl & 0xFFFFFFFF)
 
-    define_async(NAMESPACE, "udp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_DGRAM, *a))
+    define(NAMESPACE, "udp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_DGRAM, *a))
     define(NAMESPACE, "udp_local_addr", "Ii", "i", local_addr("udp", "UDP socket"))
     define(NAMESPACE, "drop_udp_socket", "I", "", dropper("udp", "UDP socket"))
     define_async(NAMESPACE, "udp_receive", "Iiii", "i", udp_receive)
     define_async(NAMESPACE, "udp_receive_from", "Iiiii", "i", udp_receive_from)
-    define_async(NAMESPACE, "udp_connect", "IiiiiiIi", "i", udp_connect)
+    define(NAMESPACE, "udp_connect", "IiiiiiIi", "i", udp_connect)
     define(NAMESPACE, "clone_udp_socket", "I", "I", clone_udp_socket)
     define(NAMESPACE, "set_udp_socket_broadcast", "Ii", "", set_broadcast)
     define(
