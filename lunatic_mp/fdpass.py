@@ -65,7 +65,7 @@ class FdPass:
         self.sock.setblocking(False)
         self.received: dict[int, int] = {}  # token -> descriptor, not yet claimed by a frame
         self.parked: list[tuple[tuple[int, ...], Callable[[list[int] | None], None]]] = []
-        self._watching = False
+        """Frames waiting for their descriptors; the socket is watched while there are any."""
         self._next = 1
         self._peers: dict[int, socket.socket] = {}
         self._backlog: dict[int, deque[tuple[bytes, list[int]]]] = {}
@@ -156,10 +156,9 @@ class FdPass:
         if all(token in self.received for token in tokens):
             deliver([self.received.pop(token) for token in tokens])
             return
-        self.parked.append((tokens, deliver))
-        if not self._watching:
+        if not self.parked:
             self.reactor.watch(self.sock.fileno(), READ, self._on_readable)
-            self._watching = True
+        self.parked.append((tokens, deliver))
 
     def _on_readable(self, _events: int) -> None:
         self._receive()
@@ -172,7 +171,6 @@ class FdPass:
         self.parked = still
         if not still:
             self.reactor.unwatch(self.sock.fileno())
-            self._watching = False
 
     def _receive(self) -> None:
         """Read every datagram waiting on the socket."""
@@ -211,6 +209,8 @@ class FdPass:
                 if token in self.received:
                     os.close(self.received.pop(token))
             entry[1](None)
+        if lost and not self.parked:
+            self.reactor.unwatch(self.sock.fileno())
 
     def close(self) -> None:
         for worker in list(self._peers):
