@@ -5,7 +5,7 @@ suspends in a host call (``receive``, ``sleep_ms``...), or uses up its fuel slic
 The loop, top to bottom:
 
 1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
-   processes whose sockets are ready;
+   processes whose sockets are ready (in a worker, its event loop does this between rounds);
 2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
    spinning process gets one fuel slice per round and cannot starve the others;
 3. return when the caller's condition holds;
@@ -68,6 +68,8 @@ class Scheduler:
         self._cancelled = 0
         self._sequence = itertools.count()
         self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
+        self.polls_sockets = True
+        """Whether each round polls the reactor; a worker's event loop does it instead."""
 
     def close(self) -> None:
         """Forget every process and timer (the engine is closing)."""
@@ -164,9 +166,10 @@ class Scheduler:
                 else:
                     timer.cancelled = True  # fired: a later cancel() is a no-op
                     timer.callback()
-        reactor = self.engine.reactor
-        if reactor.watching:
-            reactor.dispatch(0.0)
+        if self.polls_sockets:
+            reactor = self.engine.reactor
+            if reactor.watching:
+                reactor.dispatch(0.0)
 
         # 2. Run every process that is ready now, once each (round robin).
         queue = self.run_queue

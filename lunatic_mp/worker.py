@@ -338,7 +338,8 @@ class Worker(Hub):
         loop = self.loop
         assert self.doorbell is not None
         loop.add_reader(self.doorbell.fileno(), self._on_rung)
-        loop.add_reader(self.engine.reactor.fileno(), self.wake)
+        loop.add_reader(self.engine.reactor.fileno(), self._on_sockets_ready)
+        self.engine.scheduler.polls_sockets = False  # _on_sockets_ready does, once per readiness
         if self._parent is not None:
             loop.add_reader(self._parent, self._on_orphaned)
         loop.call_soon(self.step)
@@ -405,6 +406,11 @@ class Worker(Hub):
             assert self.doorbell is not None
             self.doorbell.cancel_sleep()
             self.loop.call_soon(self.step)
+
+    def _on_sockets_ready(self) -> None:
+        """Wake the processes whose sockets are ready (the event loop polls between steps)."""
+        self.engine.reactor.dispatch(0.0)
+        self.wake()
 
     def _on_rung(self) -> None:
         assert self.doorbell is not None
