@@ -609,40 +609,42 @@ class HttpFrontEnd:
             port = self._port()
         except LunaticError:
             return _error(503, "the server is stopping")
+        child = None
         if bound.module is not None:
-            outcome, pid = self._spawn(bound, data, port)
+            child = self._spawn(bound)
+            if child is None:
+                return _error(503, "the handler could not start")
+            pid = child.pid
         else:
             looked_up = await self._lookup(route.process, route.timeout)
             if looked_up is None:
                 return _error(503, "the route's process is not running")
             pid = looked_up
-            outcome = None
-        if outcome is not None:
-            return outcome
-        return await self._exchange(route, pid, data, port, fresh=bound.module is not None)
+        return await self._exchange(route, pid, data, port, child)
 
-    def _spawn(self, bound: _Bound, data: bytes, port: Port) -> tuple[web.Response | None, int]:
+    def _spawn(self, bound: _Bound) -> BaseProcess | None:
+        """A fresh process for one request; None (logged) if it cannot start."""
         assert bound.module is not None and bound.config is not None
         try:
             # the route's config itself: a process's config is a value nothing changes in place
-            child = self.engine.spawn(bound.module, bound.route.function, (), bound.config)
+            return self.engine.spawn(bound.module, bound.route.function, (), bound.config)
         except LunaticError as exc:
             log.warning("HTTP route %s: the handler could not start: %s", bound.route.path, exc)
-            return _error(503, "the handler could not start"), 0
-        return None, child.pid
+            return None
 
     async def _exchange(
-        self, route: Route, pid: int, data: bytes, port: Port, *, fresh: bool
+        self, route: Route, pid: int, data: bytes, port: Port, child: BaseProcess | None
     ) -> web.Response:
-        """Send the request to ``pid`` and wait for its reply, its death, or the timeout."""
+        """Send the request to ``pid`` (``child``: a fresh process of this request's, else a
+        named one) and wait for its reply, its death, or the timeout."""
         engine, loop = self.engine, self.loop
+        fresh = child is not None
         tag = self._tag()
         future: asyncio.Future[Any] = loop.create_future()
         self.pending[tag] = _Pending(future, pid)
-        child = engine.processes.get(pid) if fresh else None
         if child is not None:
             child.on_exit.append(lambda finished: _settle(future, finished))
-        elif not fresh and pid not in port.monitoring:
+        elif pid not in port.monitoring:
             engine.monitor(port, pid)
         engine.deliver(pid, Message(tag, data, pid=port.pid))
         self.worker.wake()
