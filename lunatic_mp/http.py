@@ -546,7 +546,8 @@ class HttpFrontEnd:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        key = (request.method, request.raw_path.partition("?")[0])  # as sent: %2F is no "/"
+        path, _, query = request.raw_path.partition("?")
+        key = (request.method, path)  # as sent: %2F is no "/"
         index = self.resolved.get(key)
         if index is None:
             match = await self.dispatcher.resolve(request)  # type: ignore[arg-type]  # reads method and URL
@@ -560,7 +561,7 @@ class HttpFrontEnd:
         bound = self.bound[index]
         self.in_flight += 1
         try:
-            response = await self._serve(bound, request)
+            response = await self._serve(bound, request, path, query)
         except asyncio.CancelledError:  # the client went away
             self._record(bound.route.label, 499, started)
             raise
@@ -577,7 +578,7 @@ class HttpFrontEnd:
             latency = self.latency[label] = _Latency()
         latency.observe(time.perf_counter() - started)
 
-    async def _serve(self, bound: _Bound, request: web.BaseRequest) -> web.Response:
+    async def _serve(self, bound: _Bound, request: web.BaseRequest, path: str, query: str) -> web.Response:
         table = self.table
         assert table is not None
         if table.draining or self._closed:
@@ -596,7 +597,6 @@ class HttpFrontEnd:
                     return _error(413, f"the body is larger than {limit} bytes", close=True)
                 chunks.append(chunk)
             body = b"".join(chunks)
-        path, _, query = request.raw_path.partition("?")
         data = encode_request(
             request.method.encode(),
             path.encode(),
