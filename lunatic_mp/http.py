@@ -217,11 +217,6 @@ class _Reader:
         except UnicodeDecodeError:
             raise HttpMessageError(f"a text field of the {self.what} is not UTF-8") from None
 
-    def rest(self) -> bytes:
-        value = bytes(self.data[self.offset :])
-        self.offset = len(self.data)
-        return value
-
     def end(self) -> None:
         if self.offset != len(self.data):
             raise HttpMessageError(f"{len(self.data) - self.offset} bytes after the {self.what}'s body")
