@@ -475,8 +475,7 @@ class HttpFrontEnd:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._applying
         for pending in self.pending.values():
-            if not pending.future.done():
-                pending.future.set_result(_Outcome.UNAVAILABLE)
+            _settle(pending.future, _Outcome.UNAVAILABLE)
         if self.runner is not None:
             runner, self.runner = self.runner, None
             self.site = None
@@ -511,8 +510,8 @@ class HttpFrontEnd:
             for name in [n for n, (pid, _) in self.names.items() if pid == dead]:
                 del self.names[name]
             for waiting in self.pending.values():
-                if waiting.pid == dead and not waiting.future.done():
-                    waiting.future.set_result(_Outcome.DIED)
+                if waiting.pid == dead:
+                    _settle(waiting.future, _Outcome.DIED)
             return
         if message.kind is not Kind.DATA:
             return
@@ -526,8 +525,7 @@ class HttpFrontEnd:
         if not self._closed:
             log.warning("the HTTP front end's port of worker %d ended (%s)", self.worker.worker_id, finished)
         for pending in self.pending.values():
-            if not pending.future.done():
-                pending.future.set_result(_Outcome.UNAVAILABLE)
+            _settle(pending.future, _Outcome.UNAVAILABLE)
         self.names.clear()
 
     def _tag(self) -> int:
