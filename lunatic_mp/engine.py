@@ -15,7 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import wasmtime
@@ -44,6 +44,8 @@ from lunatic_mp.registry import Registry
 from lunatic_mp.scheduler import Scheduler, Timer
 
 log = logging.getLogger(__name__)
+
+_Attached = TypeVar("_Attached", bound=BaseProcess)
 
 
 class Router(Protocol):
@@ -353,7 +355,7 @@ class Engine:
         self.scheduler.make_ready(process)
         return process
 
-    def attach(self, make: Callable[[int], BaseProcess]) -> BaseProcess:
+    def attach(self, make: Callable[[int], _Attached]) -> _Attached:
         """Add ``make(pid)``, a process that Python code drives instead of the scheduler (the
         HTTP front end's port, :mod:`lunatic_mp.http`): it receives messages and death notices
         like any process (through its mailbox's ``put``), and never runs."""

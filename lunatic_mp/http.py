@@ -498,8 +498,7 @@ class HttpFrontEnd:
     def _port(self) -> Port:
         port = self.port
         if port is None or port.finished is not None:
-            port = self.engine.attach(lambda pid: Port(pid, self._on_port_message))  # type: ignore[assignment]
-            assert isinstance(port, Port)
+            port = self.engine.attach(lambda pid: Port(pid, self._on_port_message))
             port.on_exit.append(self._on_port_exit)
             self.port = port
         return port
