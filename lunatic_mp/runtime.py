@@ -361,7 +361,10 @@ class Runtime:
 
     def set_http(self, payload: bytes) -> None:
         """Give every worker, and every worker started from now on (a replacement after a
-        crash), the HTTP front end's table (:mod:`lunatic_mp.http`); b"": none."""
+        crash), the HTTP front end's table (:mod:`lunatic_mp.http`: ``encode_table``). A front
+        end, once started, serves until the runtime closes: a table with no routes answers 404."""
+        if not payload:
+            raise ValueError("an HTTP table is needed (http.encode_table); a front end cannot be removed")
         with self._lock:
             self._check_open()
             self._http = payload

@@ -647,3 +647,9 @@ def test_messages_larger_than_the_rings_travel_intact() -> None:
             assert back is not None and back.pid == echo
             assert bytes(back.data) == payload
             assert joined_ok(rt, echo) == checksum(payload)
+
+
+def test_an_empty_http_table_is_refused(runtime: Runtime) -> None:
+    """A front end cannot be removed: set_http says so instead of leaving workers on old routes."""
+    with pytest.raises(ValueError, match="HTTP table is needed"):
+        runtime.set_http(b"")
