@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_least
+from lunatic_mp.bench.runner import Context, at_least
 
 TITLE = "TCP echo round trips through a guest server"
 CONNECTIONS = 50

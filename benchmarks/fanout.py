@@ -18,10 +18,10 @@ import time
 
 from benchmarks import baselines, engine
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_least, at_most
-from lunatic_mp.executor import WasmExecutor
-from lunatic_mp.module import Module
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.executor import WasmExecutor
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_least, at_most
+from lunatic_mp.vm.module import Module
 
 TITLE = "CPU-bound jobs over 1..N workers, and tiny jobs"
 PERMISSIVE = EnvConfig.permissive()

@@ -15,8 +15,8 @@ import psutil
 
 from benchmarks import baselines, engine
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_least, at_most
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_least, at_most
 
 TITLE = "memory per idle process, and the most live processes"
 FILLERS = EnvConfig(can_spawn_processes=True, spawn_local=True)

@@ -14,9 +14,9 @@ import struct
 
 from benchmarks import baselines, engine, transport
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_most
-from lunatic_mp.module import Module
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_most
+from lunatic_mp.vm.module import Module
 
 TITLE = "round-trip latency between two processes"
 REPORT_TAG = 7

@@ -14,9 +14,9 @@ import time
 
 from benchmarks import baselines
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context
-from lunatic_mp.module import Module
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context
+from lunatic_mp.vm.module import Module
 
 TITLE = "a token passed around a ring of processes"
 PERMISSIVE = EnvConfig.permissive()

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import IO
 
 from benchmarks import serve_rpc
-from lunatic_mp import cli
-from lunatic_mp.bench import Context, at_least
+from lunatic_mp.bench.runner import Context, at_least
+from lunatic_mp.cli import app as cli
 from lunatic_mp.errors import BenchError
 
 TITLE = "requests per second through lunatic-mp serve"
@@ -126,7 +126,7 @@ class Server:
 def round_trips(address: str, count: int) -> tuple[list[float], int]:
     """Microseconds per request, one at a time, from a synchronous client (sorted); the
     counter's pid."""
-    from lunatic_mp.client import connect
+    from lunatic_mp.serve.client import connect
 
     with connect(address) as client:
         counter = client.registry_get("counter")
@@ -253,7 +253,7 @@ def _hello_world(port: int, ready: multiprocessing.synchronize.Event) -> None:
     """A plain aiohttp hello-world on ``port`` (SO_REUSEPORT: one of several processes)."""
     from aiohttp import web
 
-    from lunatic_mp.worker import new_event_loop
+    from lunatic_mp.cluster.worker import new_event_loop
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text=f"Hello, {request.match_info['name']}!\n")
@@ -345,6 +345,6 @@ def run(ctx: Context) -> None:
 
 def request_size() -> int:
     """The bytes of one encoded control request, so that the echo baseline carries as many."""
-    from lunatic_mp import rpc
+    from lunatic_mp.serve import rpc
 
     return len(rpc.encode_request(1, "request", [1 << 48, PAYLOAD, 30.0]))

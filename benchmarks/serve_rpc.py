@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import lunatic_mp
-from lunatic_mp import rpc
-from lunatic_mp.client import AsyncClient
+from lunatic_mp.serve import rpc
+from lunatic_mp.serve.client import AsyncClient
 
 TARGET_RPS = 20_000
 

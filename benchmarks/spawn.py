@@ -13,9 +13,9 @@ import time
 
 from benchmarks import baselines, engine
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_least
-from lunatic_mp.module import Module
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_least
+from lunatic_mp.vm.module import Module
 
 TITLE = "processes spawned and run to exit"
 BATCH = 256

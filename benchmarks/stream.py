@@ -14,9 +14,9 @@ import time
 
 from benchmarks import engine, transport
 from lunatic_mp import EnvConfig
-from lunatic_mp.bench import Context, at_least, at_most
-from lunatic_mp.module import Module
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_least, at_most
+from lunatic_mp.vm.module import Module
 
 TITLE = "messages per second between producer/consumer pairs"
 PERMISSIVE = EnvConfig.permissive()

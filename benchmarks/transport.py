@@ -12,7 +12,7 @@ cost of full_fence(). Each figure is the best of three runs (other load on the m
 makes a run slower). The stream and ping-pong scenarios use the Pipe functions as their baseline.
 
 ``python benchmarks/transport.py [--quick] [--repeat N] [--json FILE]`` still works and writes the
-figures in this module's older nested layout, because tests/test_transport.py runs it so.
+figures in this module's older nested layout, because tests/cluster/test_transport.py runs it so.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from lunatic_mp.bench import Context
-from lunatic_mp.transport import Doorbell, Inbox, Outbox, Ring, full_fence
+from lunatic_mp.bench.runner import Context
+from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring, full_fence
 
 TITLE = "the shared-memory rings against multiprocessing.Pipe, two processes, no Wasm"
 

@@ -1,34 +1,105 @@
-"""lunatic_mp: WebAssembly actors (lunatic's processes) on every core, from Python."""
+"""lunatic_mp: WebAssembly actors (lunatic's processes) on every core, from Python.
 
-from lunatic_mp.aio import AsyncRuntime
-from lunatic_mp.client import AsyncClient, Client, connect, connect_async
-from lunatic_mp.config import EnvConfig
-from lunatic_mp.engine import Engine
-from lunatic_mp.errors import (
-    CapacityError,
-    ContextError,
-    EngineClosed,
-    InvalidNameError,
-    LunaticError,
-    ModuleError,
-    PermissionDenied,
-    PluginError,
-    RemoteError,
-    SignatureError,
-    SpawnError,
-    WorkerLost,
-)
-from lunatic_mp.executor import JobFailed, JobTimeout, WasmExecutor, WorkerLostError
-from lunatic_mp.handles import Environment, PythonProcess, RuntimeProcess, WasmProcess
-from lunatic_mp.handles import Process as ProcessHandle
-from lunatic_mp.mailbox import DeathReason, Message
-from lunatic_mp.module import Module
-from lunatic_mp.native import AsyncContext, Context, ProcessKilled
-from lunatic_mp.plugins import PythonPlugin, WasmPlugin
-from lunatic_mp.process import Finished, Outcome, Process
-from lunatic_mp.runtime import Runtime
+The public names load on first use (PEP 562), so ``import lunatic_mp`` stays cheap: a program that
+only connects to a server, or builds an :class:`EnvConfig`, never imports the worker, the registry
+process or wasmtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lunatic_mp.api.aio import AsyncRuntime
+    from lunatic_mp.api.executor import JobFailed, JobTimeout, WasmExecutor, WorkerLostError
+    from lunatic_mp.api.handles import Environment, PythonProcess, RuntimeProcess, WasmProcess
+    from lunatic_mp.api.handles import Process as ProcessHandle
+    from lunatic_mp.api.runtime import Runtime
+    from lunatic_mp.config import EnvConfig
+    from lunatic_mp.errors import (
+        CapacityError,
+        ContextError,
+        EngineClosed,
+        InvalidNameError,
+        LunaticError,
+        ModuleError,
+        PermissionDenied,
+        PluginError,
+        RemoteError,
+        SignatureError,
+        SpawnError,
+        WorkerLost,
+    )
+    from lunatic_mp.serve.client import AsyncClient, Client, connect, connect_async
+    from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.mailbox import DeathReason, Message
+    from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.native import AsyncContext, Context, ProcessKilled
+    from lunatic_mp.vm.plugins import PythonPlugin, WasmPlugin
+    from lunatic_mp.vm.process import Finished, Outcome, Process
 
 __version__ = "0.1.0"
+
+_HOMES: dict[str, tuple[str, str]] = {
+    "AsyncClient": ("lunatic_mp.serve.client", "AsyncClient"),
+    "AsyncContext": ("lunatic_mp.vm.native", "AsyncContext"),
+    "AsyncRuntime": ("lunatic_mp.api.aio", "AsyncRuntime"),
+    "CapacityError": ("lunatic_mp.errors", "CapacityError"),
+    "Client": ("lunatic_mp.serve.client", "Client"),
+    "Context": ("lunatic_mp.vm.native", "Context"),
+    "ContextError": ("lunatic_mp.errors", "ContextError"),
+    "DeathReason": ("lunatic_mp.vm.mailbox", "DeathReason"),
+    "Engine": ("lunatic_mp.vm.engine", "Engine"),
+    "EngineClosed": ("lunatic_mp.errors", "EngineClosed"),
+    "EnvConfig": ("lunatic_mp.config", "EnvConfig"),
+    "Environment": ("lunatic_mp.api.handles", "Environment"),
+    "Finished": ("lunatic_mp.vm.process", "Finished"),
+    "InvalidNameError": ("lunatic_mp.errors", "InvalidNameError"),
+    "JobFailed": ("lunatic_mp.api.executor", "JobFailed"),
+    "JobTimeout": ("lunatic_mp.api.executor", "JobTimeout"),
+    "LunaticError": ("lunatic_mp.errors", "LunaticError"),
+    "Message": ("lunatic_mp.vm.mailbox", "Message"),
+    "Module": ("lunatic_mp.vm.module", "Module"),
+    "ModuleError": ("lunatic_mp.errors", "ModuleError"),
+    "Outcome": ("lunatic_mp.vm.process", "Outcome"),
+    "PermissionDenied": ("lunatic_mp.errors", "PermissionDenied"),
+    "PluginError": ("lunatic_mp.errors", "PluginError"),
+    "Process": ("lunatic_mp.vm.process", "Process"),
+    "ProcessHandle": ("lunatic_mp.api.handles", "Process"),
+    "ProcessKilled": ("lunatic_mp.vm.native", "ProcessKilled"),
+    "PythonPlugin": ("lunatic_mp.vm.plugins", "PythonPlugin"),
+    "PythonProcess": ("lunatic_mp.api.handles", "PythonProcess"),
+    "RemoteError": ("lunatic_mp.errors", "RemoteError"),
+    "Runtime": ("lunatic_mp.api.runtime", "Runtime"),
+    "RuntimeProcess": ("lunatic_mp.api.handles", "RuntimeProcess"),
+    "SignatureError": ("lunatic_mp.errors", "SignatureError"),
+    "SpawnError": ("lunatic_mp.errors", "SpawnError"),
+    "WasmExecutor": ("lunatic_mp.api.executor", "WasmExecutor"),
+    "WasmPlugin": ("lunatic_mp.vm.plugins", "WasmPlugin"),
+    "WasmProcess": ("lunatic_mp.api.handles", "WasmProcess"),
+    "WorkerLost": ("lunatic_mp.errors", "WorkerLost"),
+    "WorkerLostError": ("lunatic_mp.api.executor", "WorkerLostError"),
+    "connect": ("lunatic_mp.serve.client", "connect"),
+    "connect_async": ("lunatic_mp.serve.client", "connect_async"),
+}
+"""Each public name: the module that defines it, and its name there."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module the first time the name is used."""
+    try:
+        module, attribute = _HOMES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AsyncClient",

@@ -11,25 +11,25 @@
     ├── InvalidNameError       a registry name or version requirement that does not parse
     │                          (also a ValueError)
     ├── FrameError             bytes between the runtime's processes that are no valid frame
-    │                          (also a ValueError; lunatic_mp.frames)
+    │                          (also a ValueError; lunatic_mp.cluster.frames)
     ├── WorkerLost             the worker process a request went to died before answering
     ├── ContextError           a native process's context used outside that process, or awaited
-    │                          wrongly (lunatic_mp.native)
+    │                          wrongly (lunatic_mp.vm.native)
     ├── PluginError            a plugin that cannot be loaded, or a name no plugin has
     ├── BenchError             lunatic-mp bench cannot run as asked: no benchmarks/ source tree,
-    │                          an unknown scenario, --plot without matplotlib (lunatic_mp.bench)
+    │                          an unknown scenario, --plot without matplotlib (lunatic_mp.bench.runner)
     ├── ServeConfigError       a serve config (TOML file or command line) that is invalid
-    │                          (also a ValueError; lunatic_mp.serve_config)
+    │                          (also a ValueError; lunatic_mp.serve.config)
     ├── ProtocolError          bytes on a control socket that are no valid msgpack-RPC message
-    │                          (also a ValueError; lunatic_mp.rpc)
+    │                          (also a ValueError; lunatic_mp.serve.rpc)
     ├── RemoteError            a control-socket call the server answered with an error
-    │                          (lunatic_mp.client)
+    │                          (lunatic_mp.serve.client)
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
-    │                          does not parse (also a ValueError; lunatic_mp.http)
+    │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
-that process, and its :class:`~lunatic_mp.process.Finished` says why.
+that process, and its :class:`~lunatic_mp.vm.process.Finished` says why.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class RemoteError(LunaticError):
 
 class HttpMessageError(LunaticError, ValueError):
     """An HTTP request or reply in the guest convention's binary layout that does not parse
-    (:mod:`lunatic_mp.http`)."""
+    (:mod:`lunatic_mp.serve.http`)."""
 
 
 class PluginError(LunaticError):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lunatic_mp import EnvConfig
-from lunatic_mp.frames import FrameError, decode_config, encode_config
+from lunatic_mp.cluster.frames import FrameError, decode_config, encode_config
 from lunatic_mp.netpolicy import allows, check_rules, parse_rule
-from lunatic_mp.serve_config import ServeConfigError, env_config
+from lunatic_mp.serve.config import ServeConfigError, env_config
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from lunatic_mp import EnvConfig
-from lunatic_mp.runtime import Runtime
+from lunatic_mp.api.runtime import Runtime
 
 GUEST = Path(__file__).resolve().parent.parent / "guests" / "fail_load.wat"
 

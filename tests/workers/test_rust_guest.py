@@ -17,9 +17,16 @@ from c_guests import TIMEOUT, WORKERS, lunatic_mp_script
 def rust_for_wasi() -> tuple[str, str] | None:
     """(rustc, target) for the first rustc whose sysroot has a WASI std: Debian's rustc 1.63
     calls the target wasm32-wasi, rustup's newer ones wasm32-wasip1."""
-    candidates = [found for found in (shutil.which("rustc"), "/usr/bin/rustc") if found]
+    candidates = [
+        found for found in (shutil.which("rustc"), "/usr/bin/rustc") if found and Path(found).exists()
+    ]
     for rustc in dict.fromkeys(candidates):
-        result = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(
+                [rustc, "--print", "sysroot"], capture_output=True, text=True, check=False
+            )
+        except OSError:
+            continue
         if result.returncode != 0:
             continue
         for target in ("wasm32-wasi", "wasm32-wasip1"):

@@ -3,7 +3,7 @@
 The declarations are checked where it matters, in the compiled module: a C file that takes the
 address of every function the header declares is built, and the types of its Wasm imports are
 compared with the tables of docs/abi.md, parsed here (a transcription independent of the one in
-tests/host/test_abi.py). The helpers are checked by tests/workers/guests/sdk_checks.c, which
+tests/vm/host/test_abi.py). The helpers are checked by tests/workers/guests/sdk_checks.c, which
 uses every one of them and says "ok <check>" for each.
 """
 

@@ -1,0 +1,1 @@
+"""The Python API: :class:`Runtime`, :class:`AsyncRuntime`, process handles and the executor."""

@@ -1,0 +1,1 @@
+"""``lunatic-mp bench``: the runner; the scenarios live in the source tree's ``benchmarks/``."""

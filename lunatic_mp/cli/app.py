@@ -1,0 +1,145 @@
+"""The ``lunatic-mp`` command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cli.logconfig import configure_logging
+from lunatic_mp.cli.serve import SERVE_COMMANDS
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.errors import LunaticError
+from lunatic_mp.vm.engine import Engine
+from lunatic_mp.vm.process import Finished, Outcome
+
+EXIT_FAILED = 1
+EXIT_LOAD_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+@click.group()
+@click.version_option(package_name="lunatic-mp")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Log records at this level and above go to stderr (serve: default info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line.",
+)
+def main(log_level: str, log_format: str) -> None:
+    """Run WebAssembly actors (lunatic's processes) on every core."""
+    configure_logging(log_level, log_format)
+
+
+for _command in SERVE_COMMANDS:
+    main.add_command(_command)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dir", "dirs", multiple=True, metavar="DIR", help="Preopen a host directory (repeatable).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; 1 runs everything in this process (and detects deadlocks).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]) -> None:
+    """Run MODULE's `_start` as the root process, with every permission.
+
+    Arguments after `--` reach the guest as WASI arguments; environment variables are
+    inherited. The exit code is the guest's: 0 when `_start` returns, its `proc_exit` code,
+    or 1 when it traps.
+    """
+    config = EnvConfig.permissive(args=list(args), env=dict(os.environ))
+    try:
+        for directory in dirs:
+            config.preopen(directory)
+        finished = _run_here(module, config) if workers == 1 else _run_on_workers(module, config, workers)
+    except (LunaticError, OSError) as exc:
+        click.echo(f"lunatic-mp: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    if finished is None:
+        click.echo("lunatic-mp: the root process waits for a message that can never arrive", err=True)
+        sys.exit(EXIT_FAILED)
+    if finished.outcome is Outcome.NORMAL:
+        sys.exit(0)
+    if finished.exit_code is not None:
+        sys.exit(finished.exit_code)
+    click.echo(f"lunatic-mp: process {finished}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.option("--quick", is_flag=True, help="A fraction of the work (under a minute): checks that all runs.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: one per CPU]")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures here."
+)
+@click.option(
+    "--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), help="Write PNG plots here."
+)
+def bench(
+    scenarios: tuple[str, ...],
+    quick: bool,
+    workers: int | None,
+    json_path: Path | None,
+    plot_dir: Path | None,
+) -> None:
+    """Measure lunatic_mp against baselines run alongside: SCENARIO is spawn, pingpong, stream,
+    ring, fanout, idle, serve, transport or echo (all when none is named).
+
+    Runs the scenarios of the source tree's benchmarks/ directory; see docs/benchmarks.md.
+    """
+    from lunatic_mp.bench import runner as harness
+
+    command = " ".join(["lunatic-mp", *sys.argv[1:]])
+    try:
+        report = harness.run(
+            scenarios, quick=quick, workers=workers, json_path=json_path, plot_dir=plot_dir, command=command
+        )
+    except LunaticError as exc:
+        click.echo(f"lunatic-mp: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _run_here(module: Path, config: EnvConfig) -> Finished | None:
+    """One engine in this process: None when the root waits for what can never come."""
+    engine = Engine()
+    try:
+        root = engine.spawn(engine.load_module(module), "_start", (), config)
+        return engine.run_until_finished(root)
+    finally:
+        engine.close()
+
+
+def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | None:
+    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with Runtime(workers=workers) as runtime:
+        root = runtime.spawn(runtime.load_module(module), "_start", (), config)
+        try:
+            return runtime.join(root)
+        except KeyboardInterrupt:
+            click.echo("lunatic-mp: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_INTERRUPTED)

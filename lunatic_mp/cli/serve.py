@@ -1,0 +1,317 @@
+"""``lunatic-mp serve`` and the commands that talk to a running server: ``ps``, ``send``,
+``request`` and ``stop``. :mod:`lunatic_mp.cli.app` adds them to the ``lunatic-mp`` group.
+
+The server's modules (asyncio, aiohttp, prometheus-client) are imported when a command runs,
+so that ``lunatic-mp run`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from lunatic_mp.serve.config import CONNECT_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from lunatic_mp.serve.client import Client
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, status: int = EXIT_FAILED) -> None:
+    click.echo(f"lunatic-mp: {message}", err=True)
+    sys.exit(status)
+
+
+def _announce(line: str) -> None:
+    click.echo(f"lunatic-mp: {line}")
+
+
+# -- serve --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("config_file", metavar="[CONFIG.toml]", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Worker processes (default: the config's, or one per CPU)."
+)
+@click.option(
+    "--control",
+    metavar="ADDRESS",
+    help="Control socket: a path (unix:PATH), or tcp:HOST:PORT (then a token is required).",
+)
+@click.option("--token", envvar=TOKEN_ENV, help=f"Token clients must send (or ${TOKEN_ENV}).")
+@click.option(
+    "--metrics", metavar="HOST:PORT|off", help="Where /metrics and /healthz listen (default 127.0.0.1:9464)."
+)
+@click.option(
+    "--http",
+    "http",
+    metavar="HOST:PORT|off",
+    help="Where the HTTP routes are served (default 127.0.0.1:8080).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    config_file: Path | None,
+    workers: int | None,
+    control: str | None,
+    token: str | None,
+    metrics: str | None,
+    http: str | None,
+) -> None:
+    """Serve CONFIG.toml until SIGTERM or Ctrl-C; SIGHUP reloads the modules.
+
+    Without a config it serves a built-in example: a counter actor registered as `counter`,
+    and HTTP routes: GET /hello/{name}, handled by a fresh Wasm process per request, and
+    GET /greeter/{name}, by a long-lived one registered as `greeter`.
+    From another terminal: `curl localhost:8080/hello/you`, `lunatic-mp request counter 5`,
+    `lunatic-mp ps`, `lunatic-mp stop`.
+    The config format is in docs/serve.md. Command-line options win over the config.
+    """
+    from lunatic_mp.cli.logconfig import configure_logging
+    from lunatic_mp.errors import LunaticError, ServeConfigError
+    from lunatic_mp.serve.config import (
+        example_config,
+        http_address,
+        load_config,
+        metrics_address,
+        parse_address,
+    )
+    from lunatic_mp.serve.server import run_server
+
+    try:
+        config = load_config(config_file) if config_file is not None else example_config()
+        if workers is not None:
+            config.workers = workers
+        if control is not None:
+            config.control.address = parse_address(control)
+        if token is not None:
+            config.control.token = token
+        if metrics is not None:
+            config.metrics_address = metrics_address(metrics)
+        if http is not None:
+            http_address(config, http)
+        config.check()
+    except ServeConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    level, fmt = _log_settings(ctx, config.log_level, config.log_format)
+    configure_logging(level, fmt)
+    if config_file is None:
+        _announce(
+            "no config given: serving the built-in example (a counter registered as `counter`, "
+            "and HTTP routes GET /hello/{name} and /greeter/{name})"
+        )
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)  # until the server handles it
+    signal.signal(signal.SIGHUP, _ignore_reload_while_starting)
+    try:
+        status = run_server(config, _announce)
+    except KeyboardInterrupt:
+        _fail("interrupted while starting", EXIT_INTERRUPTED)
+    except (LunaticError, OSError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(status)
+
+
+def _log_settings(ctx: click.Context, level: str | None, fmt: str | None) -> tuple[str, str]:
+    """The group's --log-level and --log-format when given on the command line, else the
+    config's, else info and text (a server says what it does)."""
+    group = ctx.parent
+    params: dict[str, Any] = group.params if group is not None else {}
+
+    def given(name: str) -> bool:
+        if group is None:
+            return False
+        source = group.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    chosen_level = params["log_level"] if given("log_level") else level or "info"
+    chosen_format = params["log_format"] if given("log_format") else fmt or "text"
+    return str(chosen_level).lower(), str(chosen_format).lower()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _ignore_reload_while_starting(signum: int, frame: object) -> None:
+    click.echo("lunatic-mp: SIGHUP while starting: ignored (the modules are being compiled)", err=True)
+
+
+# -- client commands ----------------------------------------------------------------------------
+
+
+def client_options(command: F) -> F:
+    """--connect, --token and --timeout, shared by the commands that talk to a server."""
+    command = click.option(
+        "--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+        help="Seconds to wait for the server.",
+    )(command)  # fmt: skip
+    command = click.option("--token", envvar=TOKEN_ENV, help=f"The server's token (or ${TOKEN_ENV}).")(
+        command
+    )
+    return click.option(
+        "--connect", "address", envvar=CONNECT_ENV, metavar="ADDRESS",
+        help=f"The server's control socket (or ${CONNECT_ENV}; default: the default socket).",
+    )(command)  # fmt: skip
+
+
+def _client(address: str | None, token: str | None, timeout: float) -> Client:
+    from lunatic_mp.errors import LunaticError
+    from lunatic_mp.serve.client import connect
+
+    try:
+        return connect(address, token, timeout=timeout)
+    except (ConnectionError, OSError) as exc:
+        _fail(f"{exc} (is `lunatic-mp serve` running? --connect says where)", EXIT_USAGE)
+    except LunaticError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    raise AssertionError("unreachable")
+
+
+def _target(text: str) -> int | str:
+    """A pid (decimal or 0x hex, as `ps` shows it) or a registry name."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        return text
+
+
+def _call(action: Callable[[], Any]) -> Any:
+    """Run a client call; its errors as a message and exit status 1."""
+    from lunatic_mp.errors import LunaticError
+
+    try:
+        return action()
+    except (LunaticError, TimeoutError, ConnectionError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per process, one a line.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=10_000, show_default=True, help="Processes per worker."
+)
+@client_options
+def ps(as_json: bool, limit: int, address: str | None, token: str | None, timeout: float) -> None:
+    """List the live processes of a running server."""
+    with _client(address, token, timeout) as client:
+        total, processes = _call(lambda: client.processes(limit))
+    if as_json:
+        for info in processes:
+            click.echo(json.dumps({**info.__dict__, "names": list(info.names)}))
+        return
+    rows = [("PID", "WORKER", "KIND", "MODULE", "FUNCTION", "STATE", "MAILBOX", "NAMES")]
+    for info in processes:
+        state = f"{info.phase}{' (waiting)' if info.waiting else ''}"
+        module = info.module or "-"
+        rows.append(
+            (f"{info.pid:#x}", str(info.worker), info.kind, module, info.function, state, str(info.mailbox),
+             ", ".join(info.names) or "-")
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    shown = f" (showing {len(processes)})" if len(processes) < total else ""
+    click.echo(f"{total} process{'' if total == 1 else 'es'}{shown}")
+
+
+def _data(data: str | None, file: Path | None) -> bytes:
+    if data is not None and file is not None:
+        _fail("give DATA or --file, not both", EXIT_USAGE)
+    if file is not None:
+        return sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    return (data or "").encode()
+
+
+@click.command()
+@click.argument("target")
+@click.argument("data", required=False)
+@click.option(
+    "--file", type=click.Path(dir_okay=False, path_type=Path), help="Send this file's bytes ('-': stdin)."
+)
+@click.option("--tag", type=int, default=0, show_default=True, help="The message's tag.")
+@client_options
+def send(
+    target: str,
+    data: str | None,
+    file: Path | None,
+    tag: int,
+    address: str | None,
+    token: str | None,
+    timeout: float,
+) -> None:
+    """Send DATA (text; or --file) to TARGET, a pid or a registry name (name@requirement)."""
+    payload = _data(data, file)
+    with _client(address, token, timeout) as client:
+        _call(lambda: client.send(_target(target), payload, tag))
+
+
+@click.command()
+@click.argument("target")
+@click.argument("data", required=False)
+@click.option(
+    "--file", type=click.Path(dir_okay=False, path_type=Path), help="Send this file's bytes ('-': stdin)."
+)
+@click.option("--raw", is_flag=True, help="Write the reply's bytes only, without a newline after them.")
+@client_options
+def request(
+    target: str,
+    data: str | None,
+    file: Path | None,
+    raw: bool,
+    address: str | None,
+    token: str | None,
+    timeout: float,
+) -> None:
+    """Send DATA to TARGET and print its reply (the guest answers the sender with the
+    request's tag); fails after --timeout seconds without one."""
+    payload = _data(data, file)
+    with _client(address, token, timeout) as client:
+        reply = _call(lambda: client.request(_target(target), payload, timeout=timeout))
+    sys.stdout.buffer.write(bytes(reply.data) + (b"" if raw else b"\n"))
+    sys.stdout.flush()
+
+
+@click.command()
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--no-wait", is_flag=True, help="Return once the server has the order, not when it has stopped."
+)
+@client_options
+def stop(
+    targets: tuple[str, ...], no_wait: bool, address: str | None, token: str | None, timeout: float
+) -> None:
+    """Stop the server, or kill the processes TARGETS (pids or registry names).
+
+    The server answers what it is handling (new requests are refused), stops its workers and
+    exits; this waits for that unless --no-wait.
+    """
+    with _client(address, token, timeout) as client:
+        if targets:
+            for target in targets:
+                _call(partial(client.kill, _target(target)))
+                click.echo(f"killed {target}")
+            return
+        click.echo(f"stopping the server at {client.address}...", err=True)
+        _call(lambda: client.stop_server(wait=not no_wait, timeout=timeout))
+        click.echo("stopped" if not no_wait else "stopping", err=True)
+
+
+SERVE_COMMANDS = (serve, ps, send, request, stop)
+"""The commands :mod:`lunatic_mp.cli.app` adds to its group."""
+
+__all__ = ["SERVE_COMMANDS"]

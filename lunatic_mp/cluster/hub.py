@@ -1,0 +1,190 @@
+"""What every OS process of a runtime shares: its queues to the others, and the loop's plumbing.
+
+The supervisor, the registry process and each worker are all a :class:`Hub`: they hold an
+:class:`Endpoint` (an outgoing and an incoming ring) per other process, encode frames into the
+outboxes, decode what the inboxes hold, and sleep on their own doorbell when idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.frames import FrameError
+from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring
+from lunatic_mp.pids import SUPERVISOR, worker_of
+
+log = logging.getLogger(__name__)
+
+
+def ring_name(run_id: str, source: int, destination: int) -> str:
+    return f"lmp-{run_id}-{source}-{destination}"
+
+
+def bell_name(worker: int) -> str:
+    return f"bell-{worker}"
+
+
+@dataclass
+class Endpoint:
+    """The queues between this process and one other process of the runtime."""
+
+    worker: int
+    outbox: Outbox
+    inbox: Inbox
+    rings: tuple[Ring, Ring]
+    doorbell: Doorbell | None
+    parked: set[int] = field(default_factory=set)  # pids paused until the outbox drains
+    queued: int = 0  # bytes queued in the outbox, as of the last flush plus what came since
+
+    def close(self) -> None:
+        for ring in self.rings:
+            ring.close()
+        if self.doorbell is not None:
+            self.doorbell.close()
+
+
+class Hub:
+    """Endpoints to the other processes of a runtime, by worker id."""
+
+    def __init__(self, worker_id: int, run_id: str, run_dir: Path, *, create_doorbell: bool = True) -> None:
+        self.worker_id = worker_id
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.endpoints: dict[int, Endpoint] = {}
+        self.doorbell = Doorbell.create(run_dir, bell_name(worker_id)) if create_doorbell else None
+        self.malformed_frames = 0
+        self.handlers: dict[type, Callable[[Any], None]] = {}
+        parent = multiprocessing.parent_process()
+        self._parent: int | None = parent.sentinel if parent is not None and worker_id != SUPERVISOR else None
+        self._orphaned = False
+        self._parent_checked = 0.0
+
+    def connect(self, other: int) -> Endpoint:
+        """Attach to the rings the supervisor made between this process and ``other``."""
+        outgoing = Ring.attach(ring_name(self.run_id, self.worker_id, other))
+        incoming = Ring.attach(ring_name(self.run_id, other, self.worker_id))
+        endpoint = Endpoint(other, Outbox(outgoing, None), Inbox(incoming), (outgoing, incoming), None)
+        self.endpoints[other] = endpoint
+        self.attach_doorbell(endpoint)
+        return endpoint
+
+    def attach_doorbell(self, endpoint: Endpoint) -> None:
+        """Ring ``endpoint``'s process when frames go its way (once it has made its doorbell;
+        until then it finds them when it starts)."""
+        if endpoint.doorbell is None:
+            try:
+                endpoint.doorbell = Doorbell.attach(self.run_dir, bell_name(endpoint.worker))
+            except (FileNotFoundError, ValueError):
+                return
+            endpoint.outbox.doorbell = endpoint.doorbell
+
+    def worker_started(self, worker: int) -> None:
+        """A process of the runtime (re)started: connect to it, or start ringing its doorbell."""
+        if worker == self.worker_id:
+            return
+        endpoint = self.endpoints.get(worker)
+        if endpoint is None:
+            self.connect(worker)
+        else:
+            self.attach_doorbell(endpoint)
+
+    def disconnect(self, other: int) -> Endpoint | None:
+        endpoint = self.endpoints.pop(other, None)
+        if endpoint is not None:
+            endpoint.close()
+        return endpoint
+
+    def send(self, worker: int, frame: frames.Frame) -> None:
+        endpoint = self.endpoints.get(worker)
+        if endpoint is not None:  # none: a lost worker, whose processes are all dead
+            data = frames.encode(frame)
+            endpoint.outbox.put(data)
+            endpoint.queued += len(data)
+
+    def is_live(self, worker: int) -> bool:
+        """Whether frames to ``worker`` can arrive (the supervisor, registry or a live worker)."""
+        return worker in self.endpoints
+
+    def reply(self, to: int, frame: frames.Frame) -> None:
+        """Send to whichever process hosts pid ``to``."""
+        self.send(worker_of(to), frame)
+
+    def receive(self) -> int:
+        """Read every inbound ring and handle each frame; how many frames there were."""
+        count = 0
+        handlers = self.handlers
+        for endpoint in list(self.endpoints.values()):
+            if self.endpoints.get(endpoint.worker) is not endpoint:
+                continue  # disconnected by a frame read just before (its worker was lost)
+            for data in endpoint.inbox.read():
+                count += 1
+                try:
+                    frame = frames.decode(data)
+                    handler = handlers[type(frame)]
+                except FrameError as exc:
+                    self.malformed_frames += 1
+                    log.warning("malformed frame from %d dropped: %s", endpoint.worker, exc)
+                    continue
+                except KeyError:
+                    self.malformed_frames += 1
+                    log.warning("unexpected %s frame from %d dropped", type(frame).__name__, endpoint.worker)
+                    continue
+                handler(frame)
+                if self.endpoints.get(endpoint.worker) is not endpoint:
+                    break  # that frame disconnected this very endpoint
+        return count
+
+    def flush(self) -> bool:
+        """Write queued frames; True when every outbox is empty."""
+        empty = True
+        for endpoint in self.endpoints.values():
+            if endpoint.queued:
+                flushed = endpoint.outbox.flush()
+                endpoint.queued = 0 if flushed else endpoint.outbox.pending_bytes
+                empty = empty and flushed
+        return empty
+
+    def idle(self) -> bool:
+        return all(endpoint.inbox.empty() for endpoint in self.endpoints.values())
+
+    def sleep(self, timeout: float) -> None:
+        """Sleep until a frame arrives (or ``timeout``), unless one already has.
+
+        Also wakes when the supervisor dies (its sentinel pipe closes): :meth:`orphaned`.
+        """
+        doorbell = self.doorbell
+        assert doorbell is not None
+        doorbell.prepare_sleep()
+        if self.idle():
+            watched = [doorbell.fileno()] if self._parent is None else [doorbell.fileno(), self._parent]
+            ready, _, _ = select.select(watched, [], [], timeout)
+            self._orphaned = self._orphaned or (self._parent is not None and self._parent in ready)
+        doorbell.cancel_sleep()
+        doorbell.drain()
+
+    def orphaned(self) -> bool:
+        """Whether the supervisor is gone (checked at most every second while busy)."""
+        if self._parent is not None and not self._orphaned:
+            now = time.monotonic()
+            if now - self._parent_checked > 1.0:
+                self._parent_checked = now
+                self._orphaned = bool(select.select([self._parent], [], [], 0)[0])
+        return self._orphaned
+
+    def close(self) -> None:
+        for endpoint in self.endpoints.values():
+            endpoint.outbox.flush()
+            endpoint.close()
+        self.endpoints.clear()
+        if self.doorbell is not None:
+            self.doorbell.close()
+            self.doorbell.unlink()
+            self.doorbell = None

@@ -1,0 +1,218 @@
+"""The registry process: names and versions of well-known processes, for every worker at once.
+
+One process owns the :class:`~lunatic_mp.vm.registry.Registry` so that a name means the same on
+every worker and ``get_or_spawn`` is atomic: a lookup with ``lock`` reserves a missing name for
+the asker until it registers it (or gives up), and other lookups of that name wait meanwhile.
+Names go away when their process dies (its worker reports it) or when its worker is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.hub import Hub
+from lunatic_mp.cluster.logs import send_logs_to
+from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
+from lunatic_mp.cluster.worker import die_with_parent, ignore_stop_signals
+from lunatic_mp.errors import InvalidNameError
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RegistrySpec:
+    run_id: str
+    run_dir: str
+    peers: list[int]
+    supervisor_pid: int
+    log_pipe: Any
+    log_level: int
+    deathsig: bool
+
+
+class RegistryServer(Hub):
+    def __init__(self, run_id: str, run_dir: Path, peers: list[int]) -> None:
+        super().__init__(REGISTRY, run_id, run_dir)
+        self.registry = Registry()
+        self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
+        self.waiting: dict[str, deque[frames.RegistryGet]] = {}
+        self.environments: dict[int, dict[int, int]] = {}  # limited environment -> worker -> live
+        self.pending_puts: dict[int, list[frames.RegistryPut]] = {}  # pid -> puts its worker must confirm
+        for peer in peers:
+            self.connect(peer)
+        self.running = True
+        self.handlers = {
+            frames.RegistryPut: self._on_put,
+            frames.RegistryGet: self._on_get,
+            frames.RegistryRemove: self._on_remove,
+            frames.ProcessGone: self._on_process_gone,
+            frames.RegistryWatch: self._on_watching,
+            frames.EnvAcquire: self._on_env_acquire,
+            frames.EnvRelease: self._on_env_release,
+            frames.WorkerStarted: lambda f: self.worker_started(f.worker),
+            frames.WorkerLost: self._on_worker_lost,
+            frames.Stats: self._on_stats,
+            frames.Shutdown: self._on_shutdown,
+        }
+
+    def _answer(self, request: frames.RegistryGet | frames.RegistryPut | frames.RegistryRemove,
+                found: tuple[int, int] | None = None, error: str = "") -> None:  # fmt: skip
+        node, pid = found or (0, 0)
+        self.reply(
+            request.reply_to,
+            frames.RegistryReply(request.request, request.reply_to, found is not None, node, pid, error),
+        )
+
+    def _on_put(self, frame: frames.RegistryPut) -> None:
+        """Register a name once the process's worker has promised to report its death (it
+        answers RegistryWatch with RegistryWatch, or with ProcessGone if it is dead already):
+        until then the name is not visible, so no lookup finds a process whose death notice
+        may already be out."""
+        try:
+            self.registry.check_name(frame.name)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        host = worker_of(frame.pid)
+        if host >= FIRST_WORKER and host in self.endpoints:
+            self.pending_puts.setdefault(frame.pid, []).append(frame)
+            self.send(host, frames.RegistryWatch(frame.pid))
+            return
+        self._complete_put(frame, store=True)
+
+    def _complete_put(self, frame: frames.RegistryPut, *, store: bool) -> None:
+        """Answer a put; ``store`` false: its process is dead, so the name is not kept."""
+        if store:
+            self.registry.put(frame.name, frame.node, frame.pid)
+        self._answer(frame, (frame.node, frame.pid))
+        self._release(frame.name)
+
+    def _on_watching(self, frame: frames.RegistryWatch) -> None:
+        """A worker watches a process for us now: its pending names become visible."""
+        for put in self.pending_puts.pop(frame.to, ()):
+            self._complete_put(put, store=True)
+
+    def _on_get(self, frame: frames.RegistryGet) -> None:
+        try:
+            found = self.registry.get(frame.name)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        if found is not None or not frame.lock:
+            self._answer(frame, found)
+        elif frame.name in self.locks:
+            self.waiting.setdefault(frame.name, deque()).append(frame)
+        else:
+            self.locks[frame.name] = frame.reply_to
+            self._answer(frame)
+
+    def _on_remove(self, frame: frames.RegistryRemove) -> None:
+        try:
+            self.registry.remove(frame.name)
+        except InvalidNameError as exc:
+            self._answer(frame, error=str(exc))
+            return
+        self._answer(frame)
+        self._release(frame.name)
+
+    def _release(self, name: str) -> None:
+        """A reservation ended: lookups that waited for it are answered (or reserve in turn)."""
+        if self.locks.pop(name, None) is None:
+            return
+        queue = self.waiting.pop(name, deque())
+        while queue and name not in self.locks:
+            self._on_get(queue.popleft())
+        if queue:
+            self.waiting.setdefault(name, deque()).extend(queue)
+
+    def _on_process_gone(self, frame: frames.ProcessGone) -> None:
+        """A process with names died: remove them, then tell its worker, which holds its death
+        notices back until now so that nobody who sees one can still look the names up."""
+        self.registry.remove_process(frame.pid)
+        for put in self.pending_puts.pop(frame.pid, ()):
+            self._complete_put(put, store=False)
+        if worker_of(frame.pid) >= FIRST_WORKER:
+            self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
+
+    def _on_env_acquire(self, frame: frames.EnvAcquire) -> None:
+        """Count one more process of a limited environment (EnvConfig.max_processes), if it
+        has room: one place for every worker, so a spawn bomb spread over them all is bounded."""
+        counts = self.environments.setdefault(frame.environment, {})
+        live = sum(counts.values())
+        if live >= frame.limit:
+            error = (
+                f"environment {frame.environment} is at its limit of {frame.limit} live processes "
+                "(max_processes); wait for some to end"
+            )
+            self.reply(
+                frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, False, 0, 0, error)
+            )
+            return
+        counts[frame.worker] = counts.get(frame.worker, 0) + 1
+        self.reply(frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, True, 0, 0, ""))
+
+    def _on_env_release(self, frame: frames.EnvRelease) -> None:
+        counts = self.environments.get(frame.environment)
+        if counts is not None and counts.get(frame.worker, 0) > 0:
+            counts[frame.worker] -= 1
+            if not counts[frame.worker]:
+                del counts[frame.worker]
+            if not counts:
+                del self.environments[frame.environment]
+
+    def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
+        """Forget a lost worker's names, then tell the supervisor, which tells the workers only
+        now: a process that sees a death notice of the lost worker finds its names gone."""
+        self.disconnect(frame.worker)
+        for pid in [pid for pid in self.pending_puts if worker_of(pid) == frame.worker]:
+            for put in self.pending_puts.pop(pid):
+                self._complete_put(put, store=False)
+        for _, _, _, pid in self.registry.names():
+            if worker_of(pid) == frame.worker:
+                self.registry.remove_process(pid)
+        for name, holder in list(self.locks.items()):
+            if worker_of(holder) == frame.worker:
+                self._release(name)
+        for environment, counts in list(self.environments.items()):  # its processes died with it
+            counts.pop(frame.worker, None)
+            if not counts:
+                del self.environments[environment]
+        self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
+
+    def _on_stats(self, frame: frames.Stats) -> None:
+        """The registry's figures: every entry, as ``[name, version or nil, node, pid]``."""
+        payload = msgpack.packb({"names": self.registry.names()})
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
+
+    def _on_shutdown(self, frame: frames.Shutdown) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        while self.running and not self.orphaned():
+            arrived = self.receive()
+            self.flush()
+            if not arrived:
+                self.sleep(SAFETY_TIMEOUT)
+
+
+def main(spec: RegistrySpec) -> None:
+    """Entry point of the registry process."""
+    die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
+    ignore_stop_signals()
+    send_logs_to(spec.log_pipe, spec.log_level)
+    server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers)
+    try:
+        server.send(SUPERVISOR, frames.WorkerStarted(REGISTRY, 0))
+        server.flush()
+        server.run()
+    finally:
+        server.close()

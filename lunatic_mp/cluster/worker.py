@@ -1,0 +1,474 @@
+"""A worker process: one engine, queues to every other process of the runtime, and its loop.
+
+The supervisor starts one worker per CPU (``multiprocessing``'s spawn start method: a worker
+must never be forked from a process that has compiled Wasm). Each worker hosts the processes
+whose pids name it, and reaches the others through frames: the engine calls :class:`Worker`
+as its router, and the loop hands incoming frames back to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import itertools
+import logging
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.fdpass import FdPass, attach_streams
+from lunatic_mp.cluster.hub import Hub
+from lunatic_mp.cluster.logs import send_logs_to
+from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
+from lunatic_mp.errors import LunaticError
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm.engine import Engine
+from lunatic_mp.vm.host.process import PARAM_KINDS
+from lunatic_mp.vm.mailbox import DeathReason, Message
+from lunatic_mp.vm.module import Module, ModuleCache
+from lunatic_mp.vm.native import unpickle_native
+from lunatic_mp.vm.process import BaseProcess
+
+if TYPE_CHECKING:
+    from lunatic_mp.serve.http import HttpFrontEnd
+
+log = logging.getLogger(__name__)
+
+SPIN_S = 0.0002
+"""How long an idle loop keeps polling its rings before it sleeps: a frame that arrives in the
+meantime costs no system call on either side (a kernel wake-up costs about 45 µs here)."""
+
+BACKPRESSURE_BYTES = 8 * 1024 * 1024
+"""Queued bytes to one destination past which a sending process is paused until they drain."""
+
+
+@dataclass
+class WorkerSpec:
+    """What the supervisor hands a new worker process (pickled by multiprocessing)."""
+
+    worker_id: int
+    node_id: int
+    run_id: str
+    run_dir: str
+    peers: list[int]
+    supervisor_pid: int
+    log_pipe: Any
+    log_level: int
+    deathsig: bool
+    engine_options: dict[str, Any]
+    http: bytes = b""
+    """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""
+
+
+class Worker(Hub):
+    """The engine's router, and the loop that moves frames in and out of it."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir))
+        self.spec = spec
+        self.cache = ModuleCache(self.run_dir / "modules")
+        options = dict(spec.engine_options)
+        if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
+            options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
+        self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
+        self.engine.router = self
+        self.fdpass = FdPass(self.run_dir, self.worker_id, self.engine.reactor)
+        for peer in spec.peers:
+            self.connect(peer)
+        self.workers = sorted({self.worker_id, *(p for p in spec.peers if p >= FIRST_WORKER)})
+        self._placement = itertools.count()
+        self._modules: dict[bytes, Module] = {}
+        self.running = True
+        self.handlers = self._frame_handlers()
+        self.loop = new_event_loop()
+        self._stopped: asyncio.Future[None] = self.loop.create_future()
+        self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest
+        self._last_activity = time.monotonic()
+        self.http: HttpFrontEnd | None = None
+        if spec.http:
+            self._on_http_routes(frames.HttpRoutes(spec.http))
+
+    # --- the engine's router --------------------------------------------------------------------
+
+    def send(self, worker: int, frame: frames.Frame) -> None:
+        """Queue a frame; a process sending past the backpressure bound pauses until it drains."""
+        endpoint = self.endpoints.get(worker)
+        if endpoint is None:
+            return  # a lost worker: messages to its processes are dropped, like any to a dead pid
+        data = frames.encode(frame)
+        endpoint.outbox.put(data)
+        endpoint.queued += len(data)
+        current = self.engine.current
+        if current is not None and endpoint.queued > BACKPRESSURE_BYTES:
+            endpoint.parked.add(current.pid)
+            self.engine.park(current)
+
+    def place(self) -> int:
+        """Round robin over the live workers, this one included."""
+        return self.workers[next(self._placement) % len(self.workers)]
+
+    def publish_module(self, module: Module) -> bytes:
+        digest = self.cache.store(module)
+        self._modules.setdefault(digest, module)
+        return digest
+
+    def send_streams(self, worker: int, fds: list[int]) -> tuple[int, ...]:
+        return self.fdpass.send(worker, fds)
+
+    def module(self, digest: bytes) -> Module:
+        module = self._modules.get(digest)
+        if module is None:
+            module = self.cache.load(self.engine.wasm_engine, digest)
+            self.engine.link_module(module)
+            self._modules[digest] = module
+        return module
+
+    # --- frames from other processes ------------------------------------------------------------
+
+    def _frame_handlers(self) -> dict[type, Callable[[Any], None]]:
+        engine = self.engine
+        return {
+            frames.Message: self._on_message,
+            frames.MessageStreams: self._on_message,
+            frames.Kill: self._on_kill,
+            frames.Link: lambda f: engine.accept_link(f.to, f.other, f.tag),
+            frames.Unlink: lambda f: engine.accept_unlink(f.to, f.other),
+            frames.LinkDied: lambda f: engine.link_died(f.to, f.dead, DeathReason(f.reason), f.cause),
+            frames.Monitor: lambda f: engine.accept_monitor(f.to, f.watcher),
+            frames.StopMonitoring: lambda f: engine.accept_stop_monitoring(f.to, f.watcher),
+            frames.ProcessDied: lambda f: engine.process_died(f.to, f.dead),
+            frames.Spawn: self._on_spawn,
+            frames.SpawnNative: self._on_spawn_native,
+            frames.SpawnReply: lambda f: engine.complete(f.request, f),
+            frames.Exists: self._on_exists,
+            frames.ExistsReply: lambda f: engine.complete(f.request, f),
+            frames.RegistryReply: lambda f: engine.complete(f.request, f),
+            frames.RegistryWatch: self._on_registry_watch,
+            frames.ProcessGone: lambda f: engine.names_released(f.pid),
+            frames.MailboxFull: lambda f: engine.mailbox_full(f.to, f.target, f.full),
+            frames.WorkerStarted: self._on_worker_started,
+            frames.WorkerLost: self._on_worker_lost,
+            frames.Stats: self._on_stats,
+            frames.ListProcesses: self._on_list_processes,
+            frames.Shutdown: self._on_shutdown,
+            frames.HttpRoutes: self._on_http_routes,
+        }  # fmt: skip
+
+    def _on_stats(self, frame: frames.Stats) -> None:
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, self.stats()))
+
+    def _on_list_processes(self, frame: frames.ListProcesses) -> None:
+        payload = self.process_list(frame.limit)
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
+
+    def _on_kill(self, frame: frames.Kill) -> None:
+        self.engine.kill(frame.to, frame.reason)
+
+    def _on_exists(self, frame: frames.Exists) -> None:
+        exists = frame.pid in self.engine.processes
+        self.reply(frame.reply_to, frames.ExistsReply(frame.request, frame.reply_to, exists))
+
+    def _on_message(self, frame: frames.Message | frames.MessageStreams) -> None:
+        modules: list[Any] = []
+        for digest in frame.modules:
+            try:
+                modules.append(self.module(digest))
+            except LunaticError as exc:
+                log.warning("module attached to a message for %d is lost: %s", frame.to, exc)
+                modules.append(None)
+        message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules)
+        if isinstance(frame, frames.MessageStreams):  # TCP streams: descriptors come beside it
+            attach_streams(self.fdpass, frame, message, lambda: self.engine.deliver(frame.to, message))
+            return
+        self.engine.deliver(frame.to, message)
+
+    def _on_spawn(self, frame: frames.Spawn) -> None:
+        try:
+            module = self.module(frame.module)
+            config = frames.decode_config(frame.config)
+            params = [
+                (PARAM_KINDS[kind], value)
+                for kind, value in zip(frame.param_kinds, frame.params, strict=True)
+            ]
+            link = (frame.link_pid, frame.link_tag) if frame.link_pid else None
+            child = self.engine.spawn(module, frame.function, params, config, link=link)
+        except (LunaticError, KeyError, ValueError) as exc:
+            self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, 0, str(exc)))
+            return
+        self._spawned(frame, child)
+
+    def _on_spawn_native(self, frame: frames.SpawnNative) -> None:
+        try:
+            function, args, kwargs = unpickle_native(frame.payload, self.module)
+            config = frames.decode_config(frame.config)
+            link = (frame.link_pid, frame.link_tag) if frame.link_pid else None
+            child = self.engine.spawn_native(function, args, kwargs, config, link=link)
+        except LunaticError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - unpickling raises anything the pickled code does
+            error = f"cannot load the native process's function here: {type(exc).__name__}: {exc}"
+        else:
+            self._spawned(frame, child)
+            return
+        self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, 0, error))
+
+    def _spawned(self, frame: frames.Spawn | frames.SpawnNative, child: BaseProcess) -> None:
+        """Finish a spawn that another process asked for, and answer it."""
+        if worker_of(frame.reply_to) == SUPERVISOR:  # the host program can always join what it spawns
+            child.monitored_by.add(frame.reply_to)
+        if frame.link_pid and frame.link_pid != frame.reply_to and not self.engine.is_local(frame.link_pid):
+            # linked to a third process (the host program asked): link its side too; a guest
+            # spawning a linked child links its own side when this reply arrives
+            self.send(worker_of(frame.link_pid), frames.Link(frame.link_pid, child.pid, frame.link_tag))
+        self.reply(frame.reply_to, frames.SpawnReply(frame.request, frame.reply_to, child.pid, ""))
+
+    def _on_registry_watch(self, frame: frames.RegistryWatch) -> None:
+        """The registry will hold a name of ``frame.to`` once we promise to report its death
+        (the same frame back), or learns that it is dead already (ProcessGone)."""
+        process = self.engine.processes.get(frame.to)
+        if process is None:
+            self.send(REGISTRY, frames.ProcessGone(frame.to))
+        else:
+            process.registered = True
+            self.send(REGISTRY, frames.RegistryWatch(frame.to))
+
+    def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
+        self.worker_started(frame.worker)
+        if frame.worker >= FIRST_WORKER and frame.worker != self.worker_id:
+            self.workers = sorted({*self.workers, frame.worker})
+
+    def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
+        self.workers = [w for w in self.workers if w != frame.worker]
+        endpoint = self.disconnect(frame.worker)
+        if endpoint is not None:
+            for pid in endpoint.parked:
+                self.engine.unpark(pid)
+        self.fdpass.forget_worker(frame.worker)
+        self.engine.worker_lost(frame.worker)
+
+    def _on_shutdown(self, frame: frames.Shutdown) -> None:
+        self.running = False
+
+    def _on_http_routes(self, frame: frames.HttpRoutes) -> None:
+        """Serve HTTP routes (:mod:`lunatic_mp.serve.http`, imported only by workers that do)."""
+        if self.http is None:
+            if not frame.payload:
+                return
+            from lunatic_mp.serve.http import HttpFrontEnd
+
+            self.http = HttpFrontEnd(self)
+        self.http.configure(frame.payload)
+
+    def stats(self) -> bytes:
+        engine = self.engine
+        packed: bytes = msgpack.packb(
+            {
+                "worker": self.worker_id,
+                "os_pid": os.getpid(),
+                "processes": len(engine.processes),
+                "capacity": engine.capacity,
+                "malformed_frames": self.malformed_frames,
+                "http": self.http.stats() if self.http is not None else {},
+                "counters": engine.metrics.counters,
+                "gauges": engine.metrics.gauges,
+                "histograms": {
+                    name: [h.count, h.total, h.minimum, h.maximum]
+                    for name, h in engine.metrics.histograms.items()
+                },
+            }
+        )
+        return packed
+
+    def process_list(self, limit: int) -> bytes:
+        """At most ``limit`` of this worker's live processes, for ``lunatic-mp ps``: each one's
+        pid, kind (``wasm`` or ``native``), module (name and digest) and function (for a native
+        process, its function's qualified name), phase, whether it waits in a host call, and how many
+        messages, links and monitors it has."""
+        rows = []
+        for process in itertools.islice(self.engine.processes.values(), max(limit, 0)):
+            module = getattr(process, "module", None)
+            function = getattr(process, "function", None)
+            if not isinstance(function, str):  # a native process runs a Python function
+                function = getattr(function, "__qualname__", "")
+            rows.append(
+                {
+                    "pid": process.pid,
+                    "kind": "native" if process.native else "wasm",
+                    "module": module.name if module is not None else "",
+                    "digest": module.digest if module is not None else b"",
+                    "function": function,
+                    "phase": process.phase.value,
+                    "waiting": process.waiting,
+                    "mailbox": len(process.mailbox),
+                    "links": len(process.links),
+                    "monitors": len(process.monitored_by),
+                }
+            )
+        packed: bytes = msgpack.packb({"total": len(self.engine.processes), "processes": rows})
+        return packed
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write queued frames; let parked senders go on once their destination drains."""
+        empty = super().flush()
+        for endpoint in self.endpoints.values():
+            if endpoint.parked and endpoint.queued <= BACKPRESSURE_BYTES // 2:
+                for pid in endpoint.parked:
+                    self.engine.unpark(pid)
+                endpoint.parked.clear()
+        return empty
+
+    def run(self) -> None:
+        """The worker's loop, until the supervisor says Shutdown (or dies).
+
+        An asyncio event loop (uvloop where installed) drives :meth:`step`, so that HTTP routes
+        and anything else asynchronous share the thread with the processes. Exactly one of two
+        things holds at any time: a step is scheduled, or the worker is asleep, waiting for its
+        doorbell, a socket a process waits on, the supervisor's death, or the next timer.
+        """
+        loop = self.loop
+        assert self.doorbell is not None
+        loop.add_reader(self.doorbell.fileno(), self._on_rung)
+        loop.add_reader(self.engine.reactor.fileno(), self._on_sockets_ready)
+        self.engine.scheduler.polls_sockets = False  # _on_sockets_ready does, once per readiness
+        if self._parent is not None:
+            loop.add_reader(self._parent, self._on_orphaned)
+        loop.call_soon(self.step)
+        try:
+            loop.run_until_complete(self._stopped)
+        finally:
+            if self.http is not None:
+                loop.run_until_complete(self.http.close())
+            loop.remove_reader(self.doorbell.fileno())
+            loop.remove_reader(self.engine.reactor.fileno())
+            if self._parent is not None:
+                loop.remove_reader(self._parent)
+
+    def step(self) -> None:
+        """One turn of the loop; schedules the next turn, or goes to sleep."""
+        # 1. Frames from other processes: messages, signals, requests and replies.
+        arrived = self.receive()
+        # 2. One scheduler round: timers, ready sockets, then each ready process once.
+        wait = self.engine.scheduler.run_round()
+        # 3. Frames to other processes, batched per destination.
+        self.flush()
+        if not self.running or self.orphaned():
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+            return
+        # 4. Busy: go round again, after the event loop's own callbacks (HTTP, sockets). Idle:
+        #    poll the rings for a moment (a reply may be microseconds away, and waking from a
+        #    sleep costs tens), then sleep until something happens. A worker with sockets to
+        #    watch (HTTP routes, processes waiting on the network) does not spin: only a sleep
+        #    watches them, and the time spun is taken from the clients, often on the same
+        #    cores. Queued frames that did not fit keep the loop awake.
+        now = time.monotonic()
+        if arrived or wait == 0.0:
+            self._last_activity = now
+        elif not any(e.queued for e in self.endpoints.values()):
+            spin_until = self._last_activity + SPIN_S
+            if self.http is not None or self.engine.reactor.watching:
+                spin_until = now
+            elif wait is not None:
+                spin_until = min(spin_until, now + wait)
+            while now < spin_until and self.idle():
+                now = time.monotonic()
+            if now >= spin_until and self._sleep(wait):
+                return
+        self.loop.call_soon(self.step)
+
+    def _sleep(self, wait: float | None) -> bool:
+        """Announce the sleep, then re-check the rings: no frame can slip by. False if one came."""
+        assert self.doorbell is not None
+        self.doorbell.prepare_sleep()
+        if not self.idle():
+            self.doorbell.cancel_sleep()
+            return False
+        timeout = SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT)
+        self._alarm = self.loop.call_later(timeout, self.wake)
+        return True
+
+    def wake(self) -> None:
+        """Schedule a step if the worker sleeps (otherwise one is scheduled already). Whatever
+        changes the engine from outside a step (an HTTP request, say) calls this."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+            assert self.doorbell is not None
+            self.doorbell.cancel_sleep()
+            self.loop.call_soon(self.step)
+
+    def _on_sockets_ready(self) -> None:
+        """Wake the processes whose sockets are ready (the event loop polls between steps)."""
+        self.engine.reactor.dispatch(0.0)
+        self.wake()
+
+    def _on_rung(self) -> None:
+        assert self.doorbell is not None
+        self.doorbell.drain()
+        self.wake()
+
+    def _on_orphaned(self) -> None:
+        self._orphaned = True
+        self.wake()
+
+    def close(self) -> None:
+        self.fdpass.close()
+        self.engine.close()
+        super().close()
+        self.loop.close()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop (a dependency; a step of the loop costs about half as much as with
+    asyncio's), or asyncio's where uvloop cannot be installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
+    """Exit when the supervisor dies, even by SIGKILL: no orphan outlives it.
+
+    ``PR_SET_PDEATHSIG`` kills this process at once, but it follows the *thread* that started
+    it, so it is only set for children started from the supervisor's main thread; every child
+    also watches the supervisor's sentinel pipe in its loop (:meth:`Hub.orphaned`).
+    """
+    if deathsig:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os._exit(1)
+
+
+def ignore_stop_signals() -> None:
+    """Ctrl-C and SIGTERM reach the whole process group; stopping is the supervisor's to do
+    (it sends Shutdown, or its sentinel closes when it dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def main(spec: WorkerSpec) -> None:
+    """Entry point of a worker process."""
+    die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
+    ignore_stop_signals()
+    send_logs_to(spec.log_pipe, spec.log_level)
+    worker = Worker(spec)
+    try:
+        worker.send(SUPERVISOR, frames.WorkerStarted(spec.worker_id, 0))
+        worker.flush()
+        worker.run()
+    finally:
+        worker.close()

@@ -1,0 +1,641 @@
+"""Python clients of ``lunatic-mp serve``'s control socket, mirroring the Runtime API.
+
+>>> with lunatic_mp.connect() as client:           # the default socket, or an address
+...     counter = client.registry_get("counter")
+...     print(client.request(counter, b"5").data)  # b'5'
+...     pid = client.spawn("counter", "add", [2, 3])
+...     print(client.join(pid))                      # finished normally with (5,)
+
+:class:`Client` is synchronous: one call at a time per client (calls from several threads wait
+for each other; give each thread its own client to go faster). :class:`AsyncClient` is its
+asyncio twin, and keeps any number of calls in flight on one connection.
+
+Calls mirror :class:`~lunatic_mp.api.runtime.Runtime` and take the same values, with two
+differences: a module is named by the name the server's config gives it (``spawn("counter",
+...)``), and wherever a process is expected, a registry name (``"counter"`` or
+``"counter@^1.0"``) works as well as a pid or a process handle. Errors the server answers with
+become exceptions: :class:`~lunatic_mp.errors.SpawnError`,
+:class:`~lunatic_mp.errors.InvalidNameError` and :class:`TimeoutError` where the Runtime raises
+those, else :class:`~lunatic_mp.errors.RemoteError` with the error's ``code``. A connection the
+server closed raises :class:`ConnectionError`.
+
+Addresses are those of the server (:func:`lunatic_mp.serve.config.parse_address`):
+``unix:PATH``, a path (str or Path), ``tcp:HOST:PORT`` or ``HOST:PORT``; None means ``$LUNATIC_MP_CONNECT``
+or the server's default socket. A token, when the server has one, is sent first (``auth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lunatic_mp.api.handles import Process
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.errors import InvalidNameError, ProtocolError, RemoteError, SpawnError
+from lunatic_mp.serve import rpc
+from lunatic_mp.serve.config import Address, TcpAddress, UnixAddress, client_address, parse_address
+from lunatic_mp.serve.rpc import Code
+from lunatic_mp.vm.mailbox import Message
+from lunatic_mp.vm.process import Finished, Outcome
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a call waits for its answer, unless it says otherwise (``request`` and ``join``
+wait as long as they ask the server to, plus this margin)."""
+READ_SIZE = 256 * 1024
+
+_WAIT = object()  # a call's timeout: the client's default
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A live process, as ``processes`` lists it."""
+
+    pid: int
+    worker: int
+    kind: str
+    """``wasm`` or ``native``."""
+    module: str
+    function: str
+    phase: str
+    waiting: bool
+    """Suspended in a host call (receive, sleep, ...)."""
+    mailbox: int
+    links: int
+    monitors: int
+    names: tuple[str, ...]
+    """Its registry names (``name@version``)."""
+
+    @classmethod
+    def from_wire(cls, row: dict[str, Any]) -> ProcessInfo:
+        return cls(
+            pid=row["pid"],
+            worker=row["worker"],
+            kind=row["kind"],
+            module=row["module"],
+            function=row["function"],
+            phase=row["phase"],
+            waiting=row["waiting"],
+            mailbox=row["mailbox"],
+            links=row["links"],
+            monitors=row["monitors"],
+            names=tuple(row.get("names", ())),
+        )
+
+
+# -- what both clients send and how they read the answers -----------------------------------------
+
+
+def _target(process: Process | int | str) -> int | str:
+    if isinstance(process, int | str):
+        return process
+    return process.id
+
+
+def _full_name(name: str, version: str | None) -> str:
+    if "@" in name and version is not None:
+        raise ValueError(f"pass the version separately, not in the name: {name!r}")
+    return name if version is None else f"{name}@{version}"
+
+
+def _config_options(config: EnvConfig | None) -> dict[str, Any]:
+    """A config as ``spawn`` options (a remote client cannot preopen the server's directories)."""
+    if config is None:
+        return {}
+    if config.preopened_dirs:
+        raise ValueError("directories cannot be preopened through the control socket (use a config file)")
+    return {
+        "max_memory": config.max_memory,
+        "max_fuel": config.max_fuel,
+        "can_compile_modules": config.can_compile_modules,
+        "can_create_configs": config.can_create_configs,
+        "can_spawn_processes": config.can_spawn_processes,
+        "spawn_local": config.spawn_local,
+        "allowed_namespaces": sorted(config.allowed_namespaces),
+        "args": list(config.args),
+        "env": dict(config.env),
+    }
+
+
+def _spawn_params(
+    module: str,
+    function: str,
+    params: Any,
+    config: EnvConfig | None,
+    worker: int | None,
+    name: str | None,
+    version: str | None,
+) -> list[Any]:
+    options = _config_options(config)
+    if worker is not None:
+        options["worker"] = worker
+    if name is not None:
+        options["name"] = name
+    if version is not None:
+        options["version"] = version
+    return [module, function, list(params), options]
+
+
+def _message(answer: dict[str, Any]) -> Message:
+    return Message(answer["tag"], answer["data"], pid=answer["pid"])
+
+
+def _finished(answer: dict[str, Any] | None) -> Finished | None:
+    if answer is None:
+        return None
+    return Finished(
+        Outcome(answer["outcome"]),
+        tuple(answer["result"]),
+        answer["message"],
+        tuple(answer["backtrace"]),
+        answer["exit_code"],
+    )
+
+
+def _names(answer: list[list[Any]]) -> list[tuple[str, str | None, int]]:
+    return [(name, version, pid) for name, version, pid in answer]
+
+
+def _processes(answer: dict[str, Any]) -> tuple[int, list[ProcessInfo]]:
+    return answer["total"], [ProcessInfo.from_wire(row) for row in answer["processes"]]
+
+
+def _exception(error: Any) -> Exception:
+    """The exception for an error the server answered with."""
+    code, message = rpc.error_parts(error)
+    if code == Code.TIMEOUT:
+        return TimeoutError(message)
+    if code == Code.SPAWN_ERROR:
+        return SpawnError(message)
+    if code == Code.INVALID_NAME:
+        return InvalidNameError(message)
+    return RemoteError(code, message)
+
+
+def _address(address: str | Path | Address | None) -> Address:
+    if isinstance(address, UnixAddress | TcpAddress):
+        return address
+    if isinstance(address, Path):
+        return UnixAddress(address)
+    return client_address(address) if address is None else parse_address(address)
+
+
+def _no_server(address: Address, exc: OSError) -> ConnectionError:
+    return ConnectionError(f"no lunatic-mp server at {address} ({exc.strerror or exc})")
+
+
+# -- the synchronous client ----------------------------------------------------------------------
+
+
+class Client:
+    """A connection to a server's control socket (see the module docstring)."""
+
+    def __init__(
+        self,
+        address: str | Path | Address | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_frame_size: int = rpc.DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.address = _address(address)
+        self.timeout = timeout
+        self._decoder = rpc.Decoder(max_frame_size)
+        self._ready: list[rpc.Message | rpc.Invalid] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._sock = self._connect()
+        try:
+            if token is not None:
+                self.call("auth", token)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> socket.socket:
+        address = self.address
+        try:
+            if isinstance(address, UnixAddress):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(self.timeout)
+                    sock.connect(str(address.path))
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((address.host, address.port), self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise _no_server(address, exc) from None
+        return sock
+
+    def call(self, method: str, *params: Any, timeout: Any = _WAIT) -> Any:
+        """Call ``method`` with ``params``; its result, or the exception for its error."""
+        wait = self.timeout if timeout is _WAIT else timeout
+        with self._lock:
+            msgid = next(self._ids) & rpc.MAX_MSGID
+            self._send(rpc.encode_request(msgid, method, list(params)))
+            deadline = None if wait is None else time.monotonic() + wait
+            while True:
+                message = self._next(deadline)
+                if type(message) is rpc.Response and message.msgid == msgid:
+                    if message.error is not None:
+                        raise _exception(message.error)
+                    return message.result
+                self._unexpected(message)
+
+    def notify(self, method: str, *params: Any) -> None:
+        """Send a notification: ``method`` runs, and nothing is answered (not even an error)."""
+        with self._lock:
+            self._send(rpc.encode_notification(method, list(params)))
+
+    def _send(self, data: bytes) -> None:
+        if self._sock is None:
+            raise ConnectionError("the client is closed")
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionError(f"lost the connection to {self.address}: {exc}") from exc
+
+    def _next(self, deadline: float | None) -> rpc.Message | rpc.Invalid:
+        while not self._ready:
+            assert self._sock is not None
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if remaining == 0.0:
+                raise TimeoutError(f"no answer from {self.address} in time")
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except TimeoutError:
+                raise TimeoutError(f"no answer from {self.address} in time") from None
+            except OSError as exc:
+                raise ConnectionError(f"lost the connection to {self.address}: {exc}") from exc
+            if not data:
+                raise ConnectionError(f"the server at {self.address} closed the connection")
+            self._ready.extend(self._decoder.feed(data))
+        return self._ready.pop(0)
+
+    @staticmethod
+    def _unexpected(message: rpc.Message | rpc.Invalid) -> None:
+        """A message that answers no call of ours: the server's error notice, or a late answer
+        to a call that timed out (ignored)."""
+        if type(message) is rpc.Notification and message.method == rpc.ERROR_NOTIFICATION:
+            raise _exception(message.params[0] if message.params else "error")
+        if type(message) is rpc.Invalid:
+            raise ProtocolError(f"the server sent no msgpack-RPC message: {message.reason}")
+
+    def wait_closed(self, timeout: float | None = 60.0) -> None:
+        """Wait until the server closes the connection (after ``stop_server``)."""
+        with self._lock:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    self._unexpected(self._next(deadline))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the Runtime API ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """A round trip that does nothing."""
+        self.call("ping")
+
+    def spawn(
+        self,
+        module: str,
+        function: str = "_start",
+        params: Any = (),
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        name: str | None = None,
+        version: str | None = None,
+    ) -> int:
+        """Start ``module.function(*params)`` under ``config`` (default: the server's
+        EnvConfig(), everything denied); its pid. ``name`` (and ``version``) register it."""
+        return int(
+            self.call("spawn", *_spawn_params(module, function, params, config, worker, name, version))
+        )
+
+    def send(self, process: Process | int | str, data: bytes | str = b"", tag: int = 0) -> None:
+        """Send ``data`` with ``tag`` to a process (from the server's host mailbox)."""
+        self.call("send", _target(process), data, tag)
+
+    def request(
+        self, process: Process | int | str, data: bytes | str = b"", *, timeout: float = 30.0
+    ) -> Message:
+        """Send ``data`` with a fresh tag and wait for the reply with that tag (the guest replies
+        to the sender with the request's tag); :class:`TimeoutError` after ``timeout`` seconds."""
+        margin = self.timeout or DEFAULT_TIMEOUT
+        return _message(self.call("request", _target(process), data, timeout, timeout=timeout + margin))
+
+    def join(self, pid: Process | int, timeout: float | None = None) -> Finished | None:
+        """How a process spawned through the server ended; None after ``timeout`` seconds."""
+        wait = None if timeout is None else timeout + (self.timeout or DEFAULT_TIMEOUT)
+        return _finished(self.call("join", _target(pid), timeout, timeout=wait))
+
+    def kill(self, process: Process | int | str, reason: str | None = None) -> None:
+        self.call("kill", _target(process), reason)
+
+    def exists(self, process: Process | int | str) -> bool:
+        return bool(self.call("exists", _target(process)))
+
+    def registry_put(self, name: str, pid: Process | int) -> None:
+        """Register ``pid`` as ``name`` (``name@version`` for a version)."""
+        base, _, version = name.partition("@")
+        self.call("register", base, _target(pid), version or None)
+
+    def registry_get(self, name: str) -> int | None:
+        """The pid registered as ``name`` (``name@requirement``: the newest matching), or None."""
+        base, _, requirement = name.partition("@")
+        found = self.call("lookup", base, requirement or None)
+        return None if found is None else int(found)
+
+    def registry_remove(self, name: str) -> None:
+        """Remove ``name@version``, or every version of ``name``."""
+        base, _, version = name.partition("@")
+        self.call("unregister", base, version or None)
+
+    @property
+    def registry(self) -> RemoteRegistry:
+        """The registry as :class:`lunatic_mp.api.handles.Registry` shows it (versions apart)."""
+        return RemoteRegistry(self)
+
+    def registry_names(self) -> list[tuple[str, str | None, int]]:
+        """Every registry entry: ``(name, version or None, pid)``."""
+        return _names(self.call("names"))
+
+    def processes(self, limit: int = 10_000) -> tuple[int, list[ProcessInfo]]:
+        """How many live processes there are, and at most ``limit`` of each worker's."""
+        return _processes(self.call("processes", limit))
+
+    def stats(self) -> dict[str, Any]:
+        """``{"workers": [each worker's figures], "server": {the server's own}}``."""
+        answer: dict[str, Any] = self.call("stats")
+        return answer
+
+    def modules(self) -> list[dict[str, Any]]:
+        """The modules the server serves: name, path and exports."""
+        answer: list[dict[str, Any]] = self.call("modules")
+        return answer
+
+    def reload(self) -> list[str]:
+        """Compile the server's modules again (as SIGHUP does); the names reloaded."""
+        return list(self.call("reload"))
+
+    def stop_server(self, *, wait: bool = True, timeout: float | None = 60.0) -> None:
+        """Ask the server to stop (it drains first); with ``wait``, return once it has."""
+        self.call("stop")
+        if wait:
+            self.wait_closed(timeout)
+
+
+class RemoteRegistry:
+    """Versions apart from names, as :class:`lunatic_mp.api.handles.Registry`; pids, not handles."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def put(self, name: str, version: str | None, process: Process | int) -> None:
+        self._client.call("register", name, _target(process), version)
+
+    def get(self, name: str, requirement: str | None = None) -> int | None:
+        found = self._client.call("lookup", name, requirement)
+        return None if found is None else int(found)
+
+    def remove(self, name: str, version: str | None = None) -> None:
+        self._client.call("unregister", name, version)
+
+
+def connect(
+    address: str | Path | Address | None = None,
+    token: str | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> Client:
+    """A :class:`Client` connected to the server at ``address`` (None: ``$LUNATIC_MP_CONNECT``
+    or the default socket); ``token`` when the server asks for one."""
+    return Client(address, token, timeout=timeout)
+
+
+# -- the asyncio client --------------------------------------------------------------------------
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client`: the same calls, awaitable, any number in flight.
+
+    >>> async with await AsyncClient.connect() as client:
+    ...     replies = await asyncio.gather(*(client.request("counter", b"1") for _ in range(100)))
+    """
+
+    def __init__(self, address: Address, timeout: float | None, max_frame_size: int) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._decoder = rpc.Decoder(max_frame_size)
+        self._ids = itertools.count(1)
+        self._calls: dict[int, asyncio.Future[Any]] = {}
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str | Path | Address | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_frame_size: int = rpc.DEFAULT_MAX_FRAME_SIZE,
+    ) -> AsyncClient:
+        client = cls(_address(address), timeout, max_frame_size)
+        target = client.address
+        try:
+            if isinstance(target, UnixAddress):
+                opened = asyncio.open_unix_connection(str(target.path), limit=READ_SIZE)
+            else:
+                opened = asyncio.open_connection(target.host, target.port, limit=READ_SIZE)
+            client._reader, client._writer = await asyncio.wait_for(opened, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise _no_server(target, exc) from None
+        sock = client._writer.get_extra_info("socket") if client._writer is not None else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client._closed = asyncio.get_running_loop().create_future()
+        client._task = asyncio.create_task(client._read())
+        try:
+            if token is not None:
+                await client.call("auth", token)
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    async def _read(self) -> None:
+        assert self._reader is not None and self._closed is not None
+        failure: Exception = ConnectionError(f"the server at {self.address} closed the connection")
+        try:
+            while data := await self._reader.read(READ_SIZE):
+                for message in self._decoder.feed(data):
+                    if type(message) is rpc.Response:
+                        call = self._calls.pop(message.msgid, None)
+                        if call is not None and not call.done():
+                            if message.error is None:
+                                call.set_result(message.result)
+                            else:
+                                call.set_exception(_exception(message.error))
+                    elif type(message) is rpc.Notification and message.method == rpc.ERROR_NOTIFICATION:
+                        failure = _exception(message.params[0] if message.params else "error")
+        except (OSError, ProtocolError) as exc:
+            failure = ConnectionError(f"lost the connection to {self.address}: {exc}")
+        finally:
+            for call in self._calls.values():
+                if not call.done():
+                    call.set_exception(failure)
+            self._calls.clear()
+            if not self._closed.done():
+                self._closed.set_result(None)
+
+    async def call(self, method: str, *params: Any, timeout: Any = _WAIT) -> Any:
+        """Call ``method``; its result, or the exception for its error."""
+        if self._writer is None or self._closed is None or self._closed.done():
+            raise ConnectionError(f"the connection to {self.address} is closed")
+        msgid = next(self._ids) & rpc.MAX_MSGID
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[msgid] = answer
+        self._writer.write(rpc.encode_request(msgid, method, list(params)))
+        wait = self.timeout if timeout is _WAIT else timeout
+        try:
+            return await asyncio.wait_for(answer, wait)
+        finally:
+            self._calls.pop(msgid, None)
+
+    async def wait_closed(self, timeout: float | None = 60.0) -> None:
+        """Wait until the server closes the connection."""
+        assert self._closed is not None
+        await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the Runtime API (see Client) ---------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self.call("ping")
+
+    async def spawn(
+        self,
+        module: str,
+        function: str = "_start",
+        params: Any = (),
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        name: str | None = None,
+        version: str | None = None,
+    ) -> int:
+        params = _spawn_params(module, function, params, config, worker, name, version)
+        return int(await self.call("spawn", *params))
+
+    async def send(self, process: Process | int | str, data: bytes | str = b"", tag: int = 0) -> None:
+        await self.call("send", _target(process), data, tag)
+
+    async def request(
+        self, process: Process | int | str, data: bytes | str = b"", *, timeout: float = 30.0
+    ) -> Message:
+        margin = self.timeout or DEFAULT_TIMEOUT
+        return _message(await self.call("request", _target(process), data, timeout, timeout=timeout + margin))
+
+    async def join(self, pid: Process | int, timeout: float | None = None) -> Finished | None:
+        wait = None if timeout is None else timeout + (self.timeout or DEFAULT_TIMEOUT)
+        return _finished(await self.call("join", _target(pid), timeout, timeout=wait))
+
+    async def kill(self, process: Process | int | str, reason: str | None = None) -> None:
+        await self.call("kill", _target(process), reason)
+
+    async def exists(self, process: Process | int | str) -> bool:
+        return bool(await self.call("exists", _target(process)))
+
+    async def registry_put(self, name: str, pid: Process | int) -> None:
+        base, _, version = name.partition("@")
+        await self.call("register", base, _target(pid), version or None)
+
+    async def registry_get(self, name: str) -> int | None:
+        base, _, requirement = name.partition("@")
+        found = await self.call("lookup", base, requirement or None)
+        return None if found is None else int(found)
+
+    async def registry_remove(self, name: str) -> None:
+        base, _, version = name.partition("@")
+        await self.call("unregister", base, version or None)
+
+    async def registry_names(self) -> list[tuple[str, str | None, int]]:
+        return _names(await self.call("names"))
+
+    async def processes(self, limit: int = 10_000) -> tuple[int, list[ProcessInfo]]:
+        return _processes(await self.call("processes", limit))
+
+    async def stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = await self.call("stats")
+        return answer
+
+    async def modules(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = await self.call("modules")
+        return answer
+
+    async def reload(self) -> list[str]:
+        return list(await self.call("reload"))
+
+    async def stop_server(self, *, wait: bool = True, timeout: float | None = 60.0) -> None:
+        await self.call("stop")
+        if wait:
+            await self.wait_closed(timeout)
+
+
+async def connect_async(
+    address: str | Path | Address | None = None,
+    token: str | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> AsyncClient:
+    """An :class:`AsyncClient` connected to the server at ``address``."""
+    return await AsyncClient.connect(address, token, timeout=timeout)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "Client",
+    "ProcessInfo",
+    "RemoteRegistry",
+    "connect",
+    "connect_async",
+]

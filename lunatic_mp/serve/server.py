@@ -1,0 +1,922 @@
+"""``lunatic-mp serve``: a runtime as a long-lived service, with a control socket and metrics.
+
+:class:`Server` owns a :class:`~lunatic_mp.api.runtime.Runtime` and everything around it:
+
+- start-up (on the main thread, so that the workers die with the server even on SIGKILL):
+  the runtime's processes, the config's modules compiled, its boot processes spawned and named;
+- an asyncio loop that serves the control socket (:mod:`lunatic_mp.serve.control`, methods below)
+  and, on aiohttp, ``/metrics`` (:mod:`lunatic_mp.serve.prometheus`) and ``/healthz``;
+- HTTP routes, served by the workers themselves (:mod:`lunatic_mp.serve.http`): the server reserves
+  the port, hands every worker the route table, and hands it again after a reload;
+- signals: SIGTERM and Ctrl-C drain (requests already read are answered, within
+  ``control.drain_timeout``, HTTP requests in flight too; new ones are refused) and then
+  stop the runtime, exit status 0;
+  a second one stops at once. SIGHUP reloads the modules (:meth:`Server.reload`).
+
+Blocking runtime calls (registry, statistics, process lists, compiling) run in threads; the
+rest (send, spawn, join through the runtime's futures) never blocks the loop. Replies to
+``request`` come back through the host program's mailbox: one thread moves them to the loop in
+batches, where each goes to its request by tag. Messages nobody waits for (a reply after its
+request timed out, a guest writing to the host) are counted and dropped, so a long-lived server's
+mailbox cannot grow without bound.
+
+What reload means
+    Every module of the config is compiled again from its file; if any fails, none changes
+    (the error is logged and returned). Processes spawned afterwards by name (boot processes
+    are not restarted, ``spawn`` through the control socket) run the new code. Processes
+    already running keep the code they started with, as do the children they spawn from
+    their own module: a Wasm instance cannot change its code while it runs. To move a named
+    service to new code, spawn a new process and register it under a higher version.
+
+The control methods (params in order; ``target`` is a pid or a registry name, optionally
+``name@requirement``; ``data`` bin or str):
+
+================  ===============================================  ==========================
+method            params                                           result
+================  ===============================================  ==========================
+ping                                                               ``"pong"``
+spawn             module, function="_start", params=[], options={}  pid
+send              target, data=b"", tag=0                          nil
+request           target, data=b"", timeout=30                     {data, tag, pid}
+join              pid, timeout=nil                                 {outcome, result, message,
+                                                                   backtrace, exit_code} or nil
+kill              target, reason=...                               nil
+exists            target                                           bool
+lookup            name, requirement=nil                            pid or nil
+register          name, pid, version=nil                           nil
+unregister        name, version=nil                                nil
+names                                                              [[name, version, pid]]
+processes         limit=10000 (per worker)                         {total, processes: [map]}
+stats                                                              {workers: [map], server: map}
+modules                                                            [{name, path, exports}]
+reload                                                             [module names]
+stop                                                               true (then it drains)
+================  ===============================================  ==========================
+
+``spawn`` options: ``worker``, ``name`` and ``version`` (register the new process), and the
+keys of a config file's process ``config`` table except ``dirs``. ``join`` works for processes
+spawned through this server (boot processes too); it answers nil after ``timeout`` seconds.
+``request`` follows the convention of :mod:`lunatic_mp.api.handles`: the guest replies to the
+sender with the request's tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from lunatic_mp.api.handles import fresh_tag
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cluster import frames
+from lunatic_mp.errors import InvalidNameError, LunaticError, ServeConfigError
+from lunatic_mp.serve import http as http_routes
+from lunatic_mp.serve import prometheus
+from lunatic_mp.serve.config import ServeConfig, env_config
+from lunatic_mp.serve.control import CallError, ControlServer, Method, Params, lunatic_error_code
+from lunatic_mp.serve.rpc import Code
+from lunatic_mp.vm.mailbox import Message
+from lunatic_mp.vm.module import Module
+from lunatic_mp.vm.process import Finished
+from lunatic_mp.vm.registry import Registry
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+"""How often the mailbox thread looks up from an empty mailbox to see whether it should stop."""
+BATCH = 1024
+"""Replies the mailbox thread hands to the loop at once, at most."""
+TICK = 0.05
+"""The granularity of request timeouts, in seconds."""
+MAX_ENDS = 100_000
+"""Processes spawned through the server whose end is remembered for ``join``, at most."""
+DEFAULT_REQUEST_TIMEOUT = 30.0
+SPAWN_TIMEOUT = 30.0
+HTTP_POLL_S = 0.02
+"""How often the server asks the workers whether they listen (starting) or are done (draining)."""
+
+T = TypeVar("T")
+
+_names = Registry()  # empty: only used to check names before they travel
+
+
+class _Pending:
+    """A request waiting for its reply."""
+
+    __slots__ = ("answer", "pid", "tick", "timeout")
+
+    def __init__(self, answer: asyncio.Future[dict[str, Any]], pid: int, timeout: float, tick: int) -> None:
+        self.answer = answer
+        self.pid = pid
+        self.timeout = timeout
+        self.tick = tick
+
+
+class _Replies:
+    """The host program's mailbox, moved onto the event loop: each reply goes to the request
+    waiting for its tag.
+
+    Requests time out in ticks of :data:`TICK` seconds: one timer sweeps the requests whose
+    tick has come, rather than a timer per request (at tens of thousands of requests a second
+    the timers would cost more than the rest of a request's path in the server).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.waiting: dict[int, _Pending] = {}
+        self.ticks: dict[int, set[int]] = {}  # tick -> tags of the requests that expire then
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="lunatic-mp-serve-mailbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    def expect(self, tag: int, pid: int, timeout: float) -> asyncio.Future[dict[str, Any]]:
+        """The future of the reply tagged ``tag`` (a Timeout CallError after ``timeout`` s)."""
+        loop = self._loop
+        assert loop is not None
+        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+        tick = math.ceil((loop.time() + timeout) / TICK)
+        self.waiting[tag] = _Pending(answer, pid, timeout, tick)
+        tags = self.ticks.get(tick)
+        if tags is None:
+            tags = self.ticks[tick] = set()
+        tags.add(tag)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(TICK, self._sweep)
+        return answer
+
+    def forget(self, tag: int) -> None:
+        pending = self.waiting.pop(tag, None)
+        if pending is not None:
+            self._untick(tag, pending.tick)
+
+    def _untick(self, tag: int, tick: int) -> None:
+        tags = self.ticks.get(tick)
+        if tags is not None:
+            tags.discard(tag)
+            if not tags:
+                del self.ticks[tick]
+
+    def _sweep(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._sweeper = None
+        now = loop.time() / TICK
+        for tick in sorted(t for t in self.ticks if t <= now):
+            for tag in self.ticks.pop(tick):
+                pending = self.waiting.pop(tag)
+                if not pending.answer.done():  # else cancelled: its connection went
+                    message = f"process {pending.pid:#x} did not reply within {pending.timeout:g} s"
+                    pending.answer.set_exception(CallError(Code.TIMEOUT, message))
+        if self.waiting:
+            self._sweeper = loop.call_later(TICK, self._sweep)
+
+    def _run(self) -> None:
+        receive, loop = self.runtime.receive, self._loop
+        assert loop is not None
+        while not self._stop.is_set():
+            try:
+                first = receive(None, POLL_S)
+            except LunaticError:
+                return
+            if first is None:
+                continue
+            batch = [first]
+            while len(batch) < BATCH and (message := receive(None, 0)) is not None:
+                batch.append(message)
+            try:
+                loop.call_soon_threadsafe(self._dispatch, batch)
+            except RuntimeError:  # the loop is closed
+                return
+
+    def _dispatch(self, batch: list[Message]) -> None:
+        waiting = self.waiting
+        for message in batch:
+            pending = waiting.pop(message.tag, None)
+            if pending is None:
+                self.dropped += 1
+                log.debug("dropped a message for the host program nobody waits for: %r", message)
+                continue
+            self._untick(message.tag, pending.tick)
+            if not pending.answer.done():
+                pending.answer.set_result({"data": message.data, "tag": message.tag, "pid": message.pid})
+
+
+class Server:
+    """``lunatic-mp serve`` (see the module docstring). ``announce`` gets the lines a person
+    running the server should see (where it listens, that it is ready, reloads, stopping)."""
+
+    def __init__(self, config: ServeConfig, announce: Callable[[str], None] | None = None) -> None:
+        config.check()
+        self.config = config
+        self.announce = announce or (lambda line: None)
+        self.runtime: Runtime | None = None
+        self.modules: dict[str, Module] = {}
+        self.module_names: dict[bytes, str] = {}  # every digest compiled, old ones too
+        self.ends: OrderedDict[int, Future[Finished]] = OrderedDict()
+        self.reloads = {"ok": 0, "failed": 0}
+        self.started_at = time.time()
+        self.control = ControlServer(self.methods(), config.control)
+        self.replies: _Replies | None = None
+        self.metrics_url: str | None = None
+        self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._http: web.AppRunner | None = None
+        self._signals = 0
+        self.http_url: str | None = None
+        """Where the workers serve the HTTP routes, once they do."""
+        self._http_socket: socket.socket | None = None  # holds the routes' port while serving
+
+    # --- starting and stopping ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the runtime, compile the modules, spawn the boot processes (blocking: call it
+        on the main thread before :meth:`serve`)."""
+        config = self.config
+        runtime = Runtime(workers=config.workers)
+        self.runtime = runtime
+        self.announce(
+            f"started {runtime.worker_count} worker{_s(runtime.worker_count)} (run {runtime.run_id})"
+        )
+        self.modules = self._compile()
+        self.module_names.update((module.digest, name) for name, module in self.modules.items())
+        for name, module in self.modules.items():
+            self.announce(f"module {name}: {config.modules[name]} ({len(module.exports)} exports)")
+        self._boot()
+        if config.http_enabled:
+            self._start_routes()
+
+    def _compile(self) -> dict[str, Module]:
+        runtime = self._runtime()
+        compiled = {}
+        for name, path in self.config.modules.items():
+            try:
+                compiled[name] = runtime.load_module(Path(path), name)
+            except OSError as exc:
+                raise ServeConfigError(f"module {name}: cannot read {path}: {exc.strerror or exc}") from None
+            except LunaticError as exc:
+                raise ServeConfigError(f"module {name} ({path}): {exc}") from None
+        for route in self.config.routes:
+            if route.module is not None and route.function not in compiled[route.module].exports:
+                raise ServeConfigError(
+                    f"route {route.path}: module {route.module} has no export {route.function!r}"
+                )
+        return compiled
+
+    def _boot(self) -> None:
+        runtime = self._runtime()
+        total = sum(spec.count for spec in self.config.processes)
+        tqdm = importlib.import_module("tqdm").tqdm  # untyped: kept out of mypy's sight
+        with tqdm(
+            total=total, desc="starting processes", unit="process", disable=None, file=sys.stderr
+        ) as bar:
+            for spec in self.config.processes:
+                module = self.modules[spec.module]
+                if spec.function not in module.exports:
+                    raise ServeConfigError(f"module {spec.module} has no export {spec.function!r}")
+                if spec.name is not None:
+                    self._check_name(_full_name(spec.name, spec.version))
+                label = f"{spec.module}.{spec.function}"
+                pids = []
+                try:
+                    futures = [
+                        runtime.spawn_future(module, spec.function, spec.params, spec.config.copy())
+                        for _ in range(spec.count)
+                    ]
+                    for future in futures:
+                        pids.append(future.result(SPAWN_TIMEOUT))
+                        self._remember(pids[-1])
+                        bar.update()
+                except LunaticError as exc:
+                    raise ServeConfigError(f"cannot start {label}: {exc}") from None
+                if spec.name is not None:  # then count is 1
+                    pid = pids[0]
+                    runtime.registry_put(_full_name(spec.name, spec.version), pid)
+                    self.announce(
+                        f"process {pid:#x} ({label}) registered as {_full_name(spec.name, spec.version)}"
+                    )
+                else:
+                    self.announce(f"{spec.count} process{'es' if spec.count > 1 else ''} of {label}")
+
+    def close(self) -> None:
+        """Stop the runtime (idempotent)."""
+        if self.runtime is not None:
+            self.runtime.close()
+        if self._http_socket is not None:
+            self._http_socket.close()
+            self._http_socket = None
+
+    # --- HTTP routes (served by the workers) --------------------------------------------------
+
+    def _start_routes(self) -> None:
+        """Reserve the routes' port, hand the workers the table, wait until they all listen."""
+        address = self.config.http.address
+        try:
+            try:
+                sock = reserve_port(address.host, address.port)
+            except OSError as exc:
+                if not (self.config.http.any_port_if_taken and exc.errno == errno.EADDRINUSE):
+                    raise
+                self.announce(f"HTTP port {address.port} is taken: serving HTTP on another one")
+                sock = reserve_port(address.host, 0)
+        except OSError as exc:
+            raise ServeConfigError(
+                f"cannot serve HTTP on {address.netloc}: {exc.strerror or exc} "
+                "(pass --http HOST:PORT, or off)"
+            ) from None
+        self._http_socket = sock
+        port = sock.getsockname()[1]
+        runtime = self._runtime()
+        runtime.set_http(self._routes_table())
+        deadline = time.monotonic() + SPAWN_TIMEOUT
+        while not self._all_serving(listening=True):
+            if time.monotonic() > deadline:
+                raise ServeConfigError(
+                    f"the workers did not all listen on {address.host}:{port} (see the log)"
+                )
+            time.sleep(HTTP_POLL_S)
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        self.http_url = f"http://{host}:{port}"
+        self.announce(f"http {self.http_url} ({len(self.config.routes)} route{_s(len(self.config.routes))})")
+        for route in self.config.routes:
+            self.announce(f"route {','.join(route.methods)} {route.path} -> {route.target}")
+
+    def _routes_table(self, *, draining: bool = False) -> bytes:
+        """The table the workers serve (:class:`lunatic_mp.serve.http.Table`), with today's modules."""
+        assert self._http_socket is not None
+        host, port = self._http_socket.getsockname()[:2]
+        routes = [
+            http_routes.Route(
+                route.methods,
+                route.path,
+                route.timeout,
+                module=b"" if route.module is None else self.modules[route.module].digest,
+                function=route.function,
+                config=frames.encode_config(route.config),
+                process="" if route.process is None else _full_name(route.process, route.version),
+            )
+            for route in self.config.routes
+        ]
+        table = http_routes.Table(host, port, self.config.http.max_body, routes, draining)
+        return http_routes.encode_table(table)
+
+    def _all_serving(self, *, listening: bool) -> bool:
+        """Whether every live worker listens (``listening``), or has stopped listening and has
+        no HTTP request in flight."""
+        for stats in self._runtime().stats():
+            http = stats.get("http") or {}
+            if listening and not http.get("listening"):
+                return False
+            if not listening and (http.get("listening") or http.get("in_flight")):
+                return False
+        return True
+
+    async def _drain_routes(self, timeout: float) -> None:
+        """Stop the workers accepting HTTP connections; wait for requests in flight to end."""
+        if self._http_socket is None or self.runtime is None:
+            return
+        await asyncio.to_thread(self.runtime.set_http, self._routes_table(draining=True))
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(self._all_serving, listening=False):
+            if time.monotonic() > deadline:
+                log.warning("HTTP requests were still in flight when draining ended")
+                return
+            await asyncio.sleep(HTTP_POLL_S)
+
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Serve until stopped; the exit status (0). Without ``handle_signals`` (a server run on
+        a thread other than the main one) only :meth:`stop_threadsafe` or the ``stop`` method
+        stop it."""
+        runtime = self._runtime()
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self.replies = _Replies(runtime)
+        self.replies.start(loop)
+        try:
+            address = await self.control.start()
+            self.announce(f"control socket {address}")
+            if self.config.metrics_address is not None:
+                await self._start_http()
+                self.announce(f"metrics {self.metrics_url}")
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._on_stop_signal, signum)
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+            self.announce(f"ready: {len(self.modules)} module{_s(len(self.modules))}, pid {os.getpid()}")
+            await self._stopping.wait()
+            self.announce(f"stopping: {self.control.in_flight} request{_s(self.control.in_flight)} in flight")
+            drain_timeout = self.config.control.drain_timeout
+            abandoned, _ = await asyncio.gather(
+                self.control.drain(drain_timeout), self._drain_routes(drain_timeout)
+            )
+            if abandoned:
+                log.warning("%d control request(s) were still unanswered when draining ended", abandoned)
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(signum)
+            if self._http is not None:
+                await self._http.cleanup()
+            self.replies.stop()
+            await asyncio.to_thread(self.close)
+            await self.control.close()
+        self.announce("stopped")
+        return 0
+
+    def request_stop(self, why: str = "asked to stop") -> None:
+        """Begin draining (from the loop's thread)."""
+        if self._stopping is not None and not self._stopping.is_set():
+            log.info("stopping: %s", why)
+            self._stopping.set()
+
+    def stop_threadsafe(self, why: str = "asked to stop") -> None:
+        """:meth:`request_stop` from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.request_stop, why)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s: not waiting for requests in flight", signal.Signals(signum).name)
+            for connection in list(self.control.connections):
+                for future in list(connection.futures):
+                    future.cancel()
+            return
+        self.request_stop(signal.Signals(signum).name)
+
+    def _on_reload_signal(self) -> None:
+        task = asyncio.ensure_future(self._reload_logged())
+        task.add_done_callback(lambda _: None)
+
+    async def _reload_logged(self) -> None:
+        with contextlib.suppress(CallError):  # already logged and announced
+            await self.reload()
+
+    async def reload(self) -> list[str]:
+        """Compile every module of the config again (all or none; see the module docstring);
+        the names of the modules reloaded."""
+        assert self._reload_lock is not None
+        async with self._reload_lock:
+            try:
+                compiled = await asyncio.to_thread(self._compile)
+            except ServeConfigError as exc:
+                self.reloads["failed"] += 1
+                log.error("reload failed, the modules stay as they were: %s", exc)
+                self.announce(f"reload failed: {exc}")
+                raise CallError(Code.FAILED, f"reload failed, the modules stay as they were: {exc}") from None
+            self.modules = compiled
+            self.module_names.update((module.digest, name) for name, module in compiled.items())
+            if self._http_socket is not None:  # the workers' fresh-process routes run the new code
+                await asyncio.to_thread(self._runtime().set_http, self._routes_table())
+            self.reloads["ok"] += 1
+            names = sorted(compiled)
+            log.info("reloaded %d module(s): %s", len(names), ", ".join(names))
+            self.announce(f"reloaded {', '.join(names) or 'no modules'}")
+            return names
+
+    # --- HTTP: /metrics and /healthz ----------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        address = self.config.metrics_address
+        assert address is not None
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        self._http = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._http.setup()
+        site = web.TCPSite(self._http, address.host, address.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ServeConfigError(
+                f"cannot listen for metrics on {address.netloc}: {exc.strerror or exc} "
+                "(pass --metrics HOST:PORT, or off)"
+            ) from None
+        host, port = self._http.addresses[0][:2]
+        host = f"[{host}]" if ":" in host else host
+        self.metrics_url = f"http://{host}:{port}/metrics"
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        server = {
+            "requests": dict(self.control.requests),
+            "errors": dict(self.control.errors),
+            "closed": dict(self.control.closed),
+            "connections": len(self.control.connections),
+            "in_flight": self.control.in_flight,
+            "reloads": dict(self.reloads),
+        }
+        try:
+            body = await asyncio.to_thread(self._render_metrics, server)
+        except (LunaticError, TimeoutError) as exc:
+            return web.Response(status=503, text=f"the runtime did not answer: {exc}\n")
+        return web.Response(body=body, headers={"Content-Type": prometheus.CONTENT_TYPE})
+
+    def _render_metrics(self, server: dict[str, Any]) -> bytes:
+        runtime = self._runtime()
+        snapshot = prometheus.Snapshot(
+            workers=runtime.stats(),
+            configured_workers=runtime.worker_count,
+            workers_lost=runtime.workers_lost,
+            modules=len(self.modules),
+            start_time=self.started_at,
+            **server,
+        )
+        return prometheus.render(snapshot)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        runtime = self._runtime()
+        live = len(runtime.worker_ids)
+        if self.control.draining:
+            status = "stopping"
+        elif live < runtime.worker_count:
+            status = "degraded"
+        else:
+            status = "ok"
+        body = {
+            "status": status,
+            "workers": live,
+            "workers_configured": runtime.worker_count,
+            "uptime_s": round(time.time() - self.started_at, 3),
+        }
+        return web.json_response(body, status=200 if status == "ok" else 503)
+
+    # --- the control methods ------------------------------------------------------------------
+
+    def methods(self) -> dict[str, Method]:
+        return {
+            "ping": Method(self.rpc_ping, while_draining=True),
+            "spawn": Method(self.rpc_spawn),
+            "send": Method(self.rpc_send),
+            "request": Method(self.rpc_request),
+            "join": Method(self.rpc_join),
+            "kill": Method(self.rpc_kill),
+            "exists": Method(self.rpc_exists),
+            "lookup": Method(self.rpc_lookup),
+            "register": Method(self.rpc_register),
+            "unregister": Method(self.rpc_unregister),
+            "names": Method(self.rpc_names),
+            "processes": Method(self.rpc_processes),
+            "stats": Method(self.rpc_stats),
+            "modules": Method(self.rpc_modules),
+            "reload": Method(self.rpc_reload),
+            "stop": Method(self.rpc_stop, while_draining=True),
+        }
+
+    def rpc_ping(self, p: Params) -> str:
+        p.at_most(0)
+        return "pong"
+
+    def rpc_spawn(self, p: Params) -> Coroutine[Any, Any, int]:
+        p.at_most(4)
+        name = p.text(0, "module")
+        module = self.modules.get(name)
+        if module is None:
+            raise CallError(Code.NOT_FOUND, f"no module {name!r}; the server has {sorted(self.modules)}")
+        function = p.text(1, "function", "_start")
+        if function not in module.exports:
+            raise CallError(Code.NOT_FOUND, f"module {name} has no export {function!r}")
+        params = p.integers(2, "params", [])
+        options = dict(p.mapping(3, "options", {}))
+        worker = options.pop("worker", None)
+        if worker is not None and type(worker) is not int:
+            raise CallError(Code.BAD_PARAMS, "spawn option worker must be an integer")
+        register_as = options.pop("name", None)
+        version = options.pop("version", None)
+        if (register_as is not None and type(register_as) is not str) or (
+            version is not None and type(version) is not str
+        ):
+            raise CallError(Code.BAD_PARAMS, "spawn options name and version must be strings")
+        if version is not None and register_as is None:
+            raise CallError(Code.BAD_PARAMS, "spawn option version needs a name")
+        full = None if register_as is None else _full_name(register_as, version)
+        if full is not None:
+            self._check_name(full)
+        try:
+            config = env_config(options, "spawn options", None)
+            future = self._runtime().spawn_future(module, function, params, config, worker=worker)
+        except ServeConfigError as exc:
+            raise CallError(Code.BAD_PARAMS, str(exc)) from None
+        except LunaticError as exc:
+            raise CallError(lunatic_error_code(exc), str(exc)) from None
+
+        async def spawned() -> int:
+            try:
+                pid = await asyncio.wrap_future(future)
+            except LunaticError as exc:
+                raise CallError(lunatic_error_code(exc), str(exc)) from None
+            self._remember(pid)
+            if full is not None:
+                await self._blocking(self._runtime().registry_put, full, pid)
+            return pid
+
+        return spawned()
+
+    def rpc_send(self, p: Params) -> Any:
+        p.at_most(3)
+        target = p.target(0)
+        data = p.binary(1, "data", b"")
+        tag = p.integer(2, "tag", 0)
+        if type(target) is int:
+            self._send(target, data, tag)
+            return None
+
+        async def send_to_name() -> None:
+            self._send(await self._resolve(target), data, tag)
+
+        return send_to_name()
+
+    def _send(self, pid: int, data: bytes, tag: int) -> None:
+        try:
+            self._runtime().send(pid, data, tag)
+        except ValueError as exc:
+            raise CallError(Code.BAD_PARAMS, str(exc)) from None
+        except LunaticError as exc:
+            raise CallError(lunatic_error_code(exc), str(exc)) from None
+
+    def rpc_request(self, p: Params) -> Any:
+        p.at_most(3)
+        target = p.target(0)
+        data = p.binary(1, "data", b"")
+        timeout = p.number(2, "timeout", DEFAULT_REQUEST_TIMEOUT)
+        if type(target) is int:
+            return self._request(target, data, timeout)
+
+        async def request_name() -> dict[str, Any]:
+            return await self._request(await self._resolve(target), data, timeout)
+
+        return request_name()
+
+    def _request(self, pid: int, data: bytes, timeout: float) -> asyncio.Future[dict[str, Any]]:
+        replies = self.replies
+        assert replies is not None
+        tag = fresh_tag()
+        answer = replies.expect(tag, pid, timeout)
+        try:
+            self._send(pid, data, tag)
+        except CallError:
+            replies.forget(tag)
+            raise
+        return answer
+
+    def rpc_join(self, p: Params) -> Any:
+        p.at_most(2)
+        pid = p.integer(0, "pid", low=1, high=2**63 - 1)
+        timeout = p.number(1, "timeout", None)
+        end = self.ends.get(pid)
+        if end is None:
+            raise CallError(Code.NOT_FOUND, f"process {pid:#x} was not spawned through this server")
+
+        async def joined() -> dict[str, Any] | None:
+            try:
+                finished = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(end)), timeout)
+            except TimeoutError:
+                return None
+            except LunaticError as exc:
+                raise CallError(lunatic_error_code(exc), str(exc)) from None
+            return finished_to_wire(finished)
+
+        return joined()
+
+    def rpc_kill(self, p: Params) -> Any:
+        p.at_most(2)
+        target = p.target(0)
+        reason = p.text(1, "reason", "killed through the control socket")
+
+        async def kill() -> None:
+            pid = target if type(target) is int else await self._resolve(target)
+            try:
+                self._runtime().kill(pid, reason)
+            except LunaticError as exc:
+                raise CallError(lunatic_error_code(exc), str(exc)) from None
+
+        return kill()
+
+    async def rpc_exists(self, p: Params) -> bool:
+        p.at_most(1)
+        target = p.target(0)
+        if type(target) is str:
+            pid = await self._lookup(target)
+            return pid is not None and await self._blocking(self._runtime().exists, pid)
+        return await self._blocking(self._runtime().exists, target)
+
+    def rpc_lookup(self, p: Params) -> Coroutine[Any, Any, int | None]:
+        p.at_most(2)
+        name = p.text(0, "name")
+        requirement = p.text(1, "requirement", None)
+        return self._lookup(_full_name(name, requirement))
+
+    def rpc_register(self, p: Params) -> Coroutine[Any, Any, None]:
+        p.at_most(3)
+        name = p.text(0, "name")
+        pid = p.integer(1, "pid", low=1, high=2**63 - 1)
+        full = _full_name(name, p.text(2, "version", None))
+        self._check_name(full)
+        return self._blocking(self._runtime().registry_put, full, pid)
+
+    def rpc_unregister(self, p: Params) -> Coroutine[Any, Any, None]:
+        p.at_most(2)
+        full = _full_name(p.text(0, "name"), p.text(1, "version", None))
+        self._check_name(full)
+        return self._blocking(self._runtime().registry_remove, full)
+
+    async def rpc_names(self, p: Params) -> list[list[Any]]:
+        p.at_most(0)
+        return [list(entry) for entry in await self._blocking(self._runtime().registry_names)]
+
+    async def rpc_processes(self, p: Params) -> dict[str, Any]:
+        p.at_most(1)
+        limit = p.integer(0, "limit", 10_000, low=0, high=1_000_000)
+        total, rows = await self._blocking(self._runtime().processes, limit)
+        names: dict[int, list[str]] = {}
+        for name, version, pid in await self._blocking(self._runtime().registry_names):
+            names.setdefault(pid, []).append(_full_name(name, version))
+        for row in rows:
+            row["names"] = names.get(row["pid"], [])
+            row["module"] = self._module_name(row.pop("digest", b""), row["module"])
+        rows.sort(key=lambda row: row["pid"])
+        return {"total": total, "processes": rows}
+
+    async def rpc_stats(self, p: Params) -> dict[str, Any]:
+        p.at_most(0)
+        runtime = self._runtime()
+        workers = await self._blocking(runtime.stats)
+        replies = self.replies
+        return {
+            "workers": workers,
+            "server": {
+                "uptime_s": round(time.time() - self.started_at, 3),
+                "workers_configured": runtime.worker_count,
+                "workers_lost": runtime.workers_lost,
+                "modules": len(self.modules),
+                "connections": len(self.control.connections),
+                "in_flight": self.control.in_flight,
+                "requests": dict(self.control.requests),
+                "errors": dict(self.control.errors),
+                "closed": dict(self.control.closed),
+                "reloads": dict(self.reloads),
+                "dropped_messages": 0 if replies is None else replies.dropped,
+            },
+        }
+
+    def rpc_modules(self, p: Params) -> list[dict[str, Any]]:
+        p.at_most(0)
+        return [
+            {"name": name, "path": str(self.config.modules[name]), "exports": sorted(module.exports)}
+            for name, module in sorted(self.modules.items())
+        ]
+
+    def rpc_reload(self, p: Params) -> Coroutine[Any, Any, list[str]]:
+        p.at_most(0)
+        return self.reload()
+
+    def rpc_stop(self, p: Params) -> bool:
+        p.at_most(0)
+        asyncio.get_running_loop().call_soon(self.request_stop, "asked through the control socket")
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise CallError(Code.SHUTTING_DOWN, "the runtime is not running")
+        return self.runtime
+
+    def _remember(self, pid: int) -> None:
+        """Keep the end of a process spawned here, for ``join``; forget the oldest ended ones."""
+        self.ends[pid] = self._runtime().finished_future(pid)
+        if len(self.ends) > MAX_ENDS:
+            for old in [p for p, end in self.ends.items() if end.done()][: len(self.ends) - MAX_ENDS]:
+                del self.ends[old]
+
+    def _module_name(self, digest: bytes, fallback: str) -> str:
+        """The config's name of a module, ``name (old)`` for code replaced by a reload."""
+        name = self.module_names.get(digest)
+        if name is None:
+            return fallback
+        current = self.modules.get(name)
+        return name if current is not None and current.digest == digest else f"{name} (old)"
+
+    @staticmethod
+    def _check_name(full: str) -> None:
+        try:
+            _names.check_name(full)
+        except InvalidNameError as exc:
+            raise CallError(Code.INVALID_NAME, str(exc)) from None
+
+    async def _lookup(self, name: str) -> int | None:
+        try:
+            _names.get(name)  # checks the name and requirement here, with a clear error
+        except InvalidNameError as exc:
+            raise CallError(Code.INVALID_NAME, str(exc)) from None
+        return await self._blocking(self._runtime().registry_get, name)
+
+    async def _resolve(self, name: str) -> int:
+        pid = await self._lookup(name)
+        if pid is None:
+            raise CallError(Code.NOT_FOUND, f"no process is registered as {name!r}")
+        return pid
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)``, a blocking runtime call, in a thread; runtime errors as CallError."""
+        try:
+            return await asyncio.to_thread(function, *args)
+        except TimeoutError:
+            raise CallError(Code.TIMEOUT, "the runtime did not answer in time") from None
+        except LunaticError as exc:
+            raise CallError(lunatic_error_code(exc), str(exc)) from None
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with SO_REUSEPORT, never listening: it keeps the port (a
+    free one for port 0) for the workers' listening sockets, and takes no connection itself.
+
+    A port some socket already listens on is refused first (EADDRINUSE): with SO_REUSEPORT alone
+    a second server of the same user would silently share the first one's connections.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            probe.bind((host, port))
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def finished_to_wire(finished: Finished) -> dict[str, Any]:
+    """How a process ended, as the ``join`` method answers it."""
+    return {
+        "outcome": finished.outcome.value,
+        "result": [_wire_value(value) for value in finished.result],
+        "message": finished.message,
+        "backtrace": list(finished.backtrace),
+        "exit_code": finished.exit_code,
+    }
+
+
+def _wire_value(value: object) -> object:
+    """A process's result value as msgpack can carry it (a v128 becomes its decimal string)."""
+    if isinstance(value, bool) or value is None or isinstance(value, float | str | bytes):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    return repr(value)
+
+
+def _full_name(name: str, version: str | None) -> str:
+    return name if version is None else f"{name}@{version}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def run_server(config: ServeConfig, announce: Callable[[str], None]) -> int:
+    """Start, serve until stopped, stop: ``lunatic-mp serve``. The exit status."""
+    server = Server(config, announce)
+    try:
+        server.start()
+        return asyncio.run(server.serve())
+    finally:
+        server.close()
+
+
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "Server", "finished_to_wire", "run_server"]

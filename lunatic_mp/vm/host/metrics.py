@@ -1,0 +1,27 @@
+"""``lunatic::metrics``: counters, gauges and histograms reported by guests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lunatic_mp.vm.host._common import current, memory_of
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.engine import Engine
+
+NAMESPACE = "lunatic::metrics"
+U64_MASK = 0xFFFF_FFFF_FFFF_FFFF  # counters add a u64
+
+
+def register(engine: Engine) -> None:
+    metrics, define = engine.metrics, engine.linker.define
+
+    def name(ptr: int, length: int) -> str:
+        return memory_of(current(engine), engine).read_str(ptr, length)
+
+    define(NAMESPACE, "counter", "iiI", "", lambda p, n, value: metrics.count(name(p, n), value & U64_MASK))
+    define(NAMESPACE, "increment_counter", "ii", "", lambda p, n: metrics.count(name(p, n)))
+    define(NAMESPACE, "gauge", "iiF", "", lambda p, n, value: metrics.set_gauge(name(p, n), value))
+    define(NAMESPACE, "increment_gauge", "iiF", "", lambda p, n, value: metrics.add_gauge(name(p, n), value))
+    define(NAMESPACE, "decrement_gauge", "iiF", "", lambda p, n, value: metrics.add_gauge(name(p, n), -value))
+    define(NAMESPACE, "histogram", "iiF", "", lambda p, n, value: metrics.observe(name(p, n), value))

@@ -1,0 +1,745 @@
+"""``lunatic::networking``: TCP listeners and streams, UDP sockets and DNS, as in lunatic 0.13;
+and ``lunatic::message``'s ``push_tcp_stream`` / ``take_tcp_stream``.
+
+Every socket is non-blocking. A call first tries its system call; when that would block, the
+process is suspended (as in ``receive``) and waits on the engine's reactor
+(:mod:`lunatic_mp.vm.reactor`) for its descriptor, with a timer for its timeout: no waiting socket
+ever blocks the other processes of the worker. DNS lookups (``getaddrinfo`` blocks) run on a
+small thread pool and come back through the reactor.
+
+Sockets belong to the process's resource tables (:class:`Net`) and close when their last
+reference goes: the ids that name them (clones share one socket, as lunatic's ``Arc`` does),
+and messages they travel in. A process that dies drops all of its ids at once.
+
+Each call that would reach the network first checks the process's config (``net_bind``,
+``net_connect``: :mod:`lunatic_mp.netpolicy`); a denied call returns the error code with an
+error id saying so, and touches nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lunatic_mp.netpolicy import allows
+from lunatic_mp.vm.host._common import (
+    ERROR,
+    NO_TIMEOUT,
+    OK,
+    TIMEOUT,
+    current,
+    lookup,
+    memory_of,
+    report_error,
+)
+from lunatic_mp.vm.host.message import scratch_of
+from lunatic_mp.vm.reactor import READ, WRITE, Reactor, Waiter
+from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.process import Process
+
+NAMESPACE = "lunatic::networking"
+LISTEN_BACKLOG = 1024
+MAX_IOVECS = 1024
+RESOLVER_THREADS = 4
+NO_NETWORK = "permission denied: this process's config has no network access (EnvConfig.net_*)"
+
+Address = tuple[Any, ...]
+"""A socket address as Python's socket module writes it: (host, port[, flowinfo, scope_id])."""
+
+After = Callable[[], None] | None
+"""What a call does in its process just before it returns: writes its out-parameters."""
+
+
+class Socket:
+    """A socket a guest holds: closed when the last id or message referring to it goes."""
+
+    __slots__ = (
+        "family", "fd", "holders", "peek_timeout", "reactor", "read_timeout", "sock", "write_timeout",
+    )  # fmt: skip
+
+    def __init__(self, sock: socket.socket, reactor: Reactor) -> None:
+        sock.setblocking(False)
+        self.sock: socket.socket | None = sock
+        self.fd = sock.fileno()
+        self.family = sock.family
+        self.reactor = reactor
+        self.read_timeout: int | None = None  # milliseconds; None: wait forever
+        self.write_timeout: int | None = None
+        self.peek_timeout: int | None = None
+        self.holders = 0  # ids naming it, in every process's tables (a message holds one too)
+
+    def hold(self) -> Socket:
+        self.holders += 1
+        return self
+
+    def release(self) -> None:
+        """One id naming it is gone; the last one closes it."""
+        self.holders -= 1
+        if self.holders <= 0:
+            self.close()
+
+    @property
+    def live(self) -> socket.socket:
+        if self.sock is None:  # pragma: no cover - a closed socket has no id left to name it
+            raise GuestTrap("socket already closed")
+        return self.sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.reactor.forget(self.fd)
+            sock.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class DnsIterator:
+    """Addresses (from a lookup, or one: a listener's, a peer's) handed out one by one."""
+
+    __slots__ = ("addresses", "index")
+
+    def __init__(self, addresses: list[Address]) -> None:
+        self.addresses = addresses
+        self.index = 0
+
+
+class Net:
+    """One process's networking resources (``Resources.net``) and the one wait it may be in."""
+
+    __slots__ = ("dns", "listeners", "reactor", "streams", "udp", "waiter")
+
+    def __init__(self, reactor: Reactor) -> None:
+        self.reactor = reactor
+        self.listeners: dict[int, Socket] = {}
+        self.streams: dict[int, Socket] = {}
+        self.udp: dict[int, Socket] = {}
+        self.dns: dict[int, DnsIterator] = {}
+        self.waiter: Waiter | None = None
+
+    def close(self) -> None:
+        """The process died: stop its wait, drop its ids (sockets nobody else holds close)."""
+        if self.waiter is not None:
+            self.reactor.cancel(self.waiter)
+            self.waiter = None
+        for table in (self.listeners, self.streams, self.udp):
+            sockets = list(table.values())
+            table.clear()
+            for sock in sockets:
+                sock.release()
+        self.dns.clear()
+
+
+def net_of(process: Process, engine: Engine) -> Net:
+    net: Net | None = process.resources.net
+    if net is None:
+        net = process.resources.net = Net(engine.reactor)
+    return net
+
+
+def os_error(exc: OSError) -> str:
+    """An OS error as Rust's std::io::Error displays it (what lunatic's guests see)."""
+    if exc.errno is not None:
+        return f"{os.strerror(exc.errno)} (os error {exc.errno})"
+    return str(exc) or type(exc).__name__
+
+
+def _format(address: Address) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Resolver:
+    """Blocking ``getaddrinfo`` calls on a few threads; results come back to the engine's thread
+    through the reactor (:meth:`Reactor.call_soon_threadsafe`)."""
+
+    _pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def submit(cls, reactor: Reactor, name: str, done: Callable[[list[Address] | str], None]) -> None:
+        with cls._lock:
+            if cls._pool is None:
+                cls._pool = concurrent.futures.ThreadPoolExecutor(RESOLVER_THREADS, "lunatic-dns")
+            pool = cls._pool
+        reactor.thread_job_started()
+
+        def work() -> None:
+            result = lookup_host(name)
+            reactor.call_soon_threadsafe(lambda: done(result))
+
+        pool.submit(work)
+
+
+def lookup_host(name: str) -> list[Address] | str:
+    """``name`` as ``host:port`` (``[v6]:port`` too), resolved; or an error message."""
+    host, sep, port_text = name.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535 or not host:
+        return "invalid socket address"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        infos = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"failed to lookup address information: {exc.strerror}"
+    except (OSError, UnicodeError) as exc:
+        return f"failed to lookup address information: {exc}"
+    addresses: list[Address] = []
+    for family, _, _, _, address in infos:
+        if family in (socket.AF_INET, socket.AF_INET6) and address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def register(engine: Engine) -> None:
+    define, define_async = engine.linker.define, engine.linker.define_async
+    reactor = engine.reactor
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def state() -> tuple[Process, Memory, Net]:
+        process: Process = current(engine)  # type: ignore[assignment]  # only Wasm imports these
+        return process, memory_of(process, engine), net_of(process, engine)
+
+    def error(process: Process, message: str) -> int:
+        return process.resources.add(process.resources.errors, message)
+
+    def read_address(memory: Memory, addr_type: int, ptr: int, port: int, flow: int, scope: int) -> Address:
+        if addr_type == 4:
+            return (socket.inet_ntop(socket.AF_INET, memory.read(ptr, 4)), port & 0xFFFF)
+        if addr_type == 6:
+            host = socket.inet_ntop(socket.AF_INET6, memory.read(ptr, 16))
+            return (host, port & 0xFFFF, flow & 0xFFFFFFFF, scope & 0xFFFFFFFF)
+        raise GuestTrap(f"address type must be 4 or 6, got {addr_type}")
+
+    def denied(process: Process, rules_name: str, verb: str, address: Address) -> str | None:
+        rules = getattr(process.config, rules_name)
+        if allows(rules, address[0], address[1]):
+            return None
+        return (
+            f"permission denied: this process's config does not allow it to {verb} "
+            f"{_format(address)} (see EnvConfig.{rules_name})"
+        )
+
+    def new_iterator(net: Net, process: Process, addresses: list[Address]) -> int:
+        return process.resources.add(net.dns, DnsIterator(addresses))
+
+    def suspend(
+        process: Process,
+        net: Net,
+        sock: Socket,
+        events: int,
+        timeout_ms: int | None,
+        attempt: Callable[[], tuple[int, After] | None],
+        on_timeout: After = None,
+    ) -> object:
+        """Try ``attempt`` now; when it would block, suspend until it succeeds or times out.
+
+        ``attempt()`` is None while the socket is not ready, else (result code, what to write
+        into the process's memory before it goes on).
+        """
+        result = attempt()
+        if result is not None:
+            value, after = result
+            if after is not None:
+                after()
+            return value
+        if timeout_ms == 0:
+            if on_timeout is not None:
+                on_timeout()
+            return TIMEOUT
+
+        def ready() -> None:
+            net.waiter = None
+            if process.finished is not None:
+                return
+            try:
+                outcome = attempt()
+            except GuestTrap as trap:
+                message = str(trap)
+
+                def trap_now() -> None:
+                    raise GuestTrap(message)
+
+                engine.resume(process, ERROR, trap_now)
+                return
+            if outcome is None:  # woken, but another process took the data first
+                net.waiter = reactor.wait(sock.fd, events, ready)
+                return
+            engine.resume(process, *outcome)
+
+        net.waiter = reactor.wait(sock.fd, events, ready)
+        if timeout_ms is not None:
+
+            def expire() -> None:
+                process.timer = None
+                if net.waiter is not None:
+                    reactor.cancel(net.waiter)
+                    net.waiter = None
+                engine.resume(process, TIMEOUT, on_timeout)
+
+            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        return PENDING
+
+    def timeout_of(ms: int) -> int | None:
+        return None if ms < 0 else ms  # u64::MAX (and anything past i64) means none
+
+    # -- DNS -------------------------------------------------------------------------------------
+
+    def resolve(name_ptr: int, name_len: int, timeout_ms: int, id_ptr: int) -> object:
+        process, memory, net = state()
+        name = memory.read_str(name_ptr, name_len)
+        memory.check(id_ptr, 8)
+        config = process.config
+        if not config.net_connect and not config.net_bind:
+            return report_error(process, memory, id_ptr, NO_NETWORK)
+        pending = [True]
+
+        def done(result: list[Address] | str) -> None:
+            reactor.thread_job_done()
+            if not pending[0] or process.finished is not None:
+                return  # timed out meanwhile, or died
+            pending[0] = False
+
+            def write() -> None:
+                if isinstance(result, str):
+                    memory.write_u64(id_ptr, error(process, result))
+                else:
+                    memory.write_u64(id_ptr, new_iterator(net, process, result))
+
+            engine.resume(process, ERROR if isinstance(result, str) else OK, write)
+
+        def expire() -> None:
+            process.timer = None
+            pending[0] = False
+            engine.resume(process, TIMEOUT, lambda: memory.write_u64(id_ptr, 0))
+
+        if timeout_ms >= 0:
+            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        Resolver.submit(reactor, name, done)
+        return PENDING
+
+    def resolve_next(
+        iter_id: int, type_ptr: int, addr_ptr: int, port_ptr: int, flow_ptr: int, scope_ptr: int
+    ) -> int:
+        _, memory, net = state()
+        iterator = lookup(net.dns, iter_id, "DNS iterator")
+        if iterator.index >= len(iterator.addresses):
+            return ERROR
+        address = iterator.addresses[iterator.index]
+        iterator.index += 1
+        if len(address) == 2:
+            memory.write_u32(type_ptr, 4)
+            memory.write(addr_ptr, socket.inet_pton(socket.AF_INET, address[0]))
+            memory.write(port_ptr, struct.pack("<H", address[1]))
+        else:
+            memory.write_u32(type_ptr, 6)
+            memory.write(addr_ptr, socket.inet_pton(socket.AF_INET6, address[0].split("%", 1)[0]))
+            memory.write(port_ptr, struct.pack("<H", address[1]))
+            memory.write_u32(flow_ptr, address[2])
+            memory.write_u32(scope_ptr, address[3])
+        return OK
+
+    def dropper(table: str, what: str) -> Callable[[int], None]:
+        def drop(rid: int) -> None:
+            process = current(engine)
+            net = net_of(process, engine)  # type: ignore[arg-type]
+            resources: dict[int, Any] = getattr(net, table)
+            resource = resources.pop(rid, None)
+            if resource is None:
+                raise GuestTrap(f"unknown {what} id {rid}")
+            if isinstance(resource, Socket):
+                resource.release()
+
+        return drop
+
+    define_async(NAMESPACE, "resolve", "iiIi", "i", resolve)
+    define(NAMESPACE, "resolve_next", "Iiiiii", "i", resolve_next)
+    define(NAMESPACE, "drop_dns_iterator", "I", "", dropper("dns", "DNS iterator"))
+
+    # -- TCP -------------------------------------------------------------------------------------
+
+    def bind(kind: int, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, id_ptr: int) -> int:
+        process, memory, net = state()
+        address = read_address(memory, addr_type, addr_ptr, port, flow, scope)
+        memory.check(id_ptr, 8)
+        refusal = denied(process, "net_bind", "bind to", address)
+        if refusal is not None:
+            return report_error(process, memory, id_ptr, refusal)
+        family = socket.AF_INET if addr_type == 4 else socket.AF_INET6
+        try:
+            sock = socket.socket(family, kind)
+        except OSError as exc:
+            return report_error(process, memory, id_ptr, os_error(exc))
+        try:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            if kind == socket.SOCK_STREAM:
+                sock.listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            sock.close()
+            return report_error(process, memory, id_ptr, os_error(exc))
+        table = net.listeners if kind == socket.SOCK_STREAM else net.udp
+        memory.write_u64(id_ptr, process.resources.add(table, Socket(sock, reactor).hold()))
+        return OK
+
+    def local_addr(table: str, what: str) -> Callable[[int, int], int]:
+        def call(rid: int, id_ptr: int) -> int:
+            process, memory, net = state()
+            sock = lookup(getattr(net, table), rid, what)
+            try:
+                address = sock.live.getsockname()
+            except OSError as exc:
+                return report_error(process, memory, id_ptr, os_error(exc))
+            memory.write_u64(id_ptr, new_iterator(net, process, [address]))
+            return OK
+
+        return call
+
+    def tcp_peer_addr(rid: int, id_ptr: int) -> int:
+        process, memory, net = state()
+        sock = lookup(net.streams, rid, "TCP stream")
+        try:
+            address = sock.live.getpeername()
+        except OSError as exc:
+            return report_error(process, memory, id_ptr, os_error(exc))
+        memory.write_u64(id_ptr, new_iterator(net, process, [address]))
+        return OK
+
+    def tcp_accept(listener_id: int, id_ptr: int, peer_ptr: int) -> object:
+        process, memory, net = state()
+        listener = lookup(net.listeners, listener_id, "TCP listener")
+        memory.check(id_ptr, 8)
+        memory.check(peer_ptr, 8)
+
+        def attempt() -> tuple[int, After] | None:
+            try:
+                conn, peer = listener.live.accept()
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                message = os_error(exc)
+
+                def failed() -> None:
+                    memory.write_u64(id_ptr, error(process, message))
+                    memory.write_u64(peer_ptr, 0)
+
+                return ERROR, failed
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream = Socket(conn, reactor)
+
+            def write() -> None:
+                memory.write_u64(id_ptr, process.resources.add(net.streams, stream.hold()))
+                memory.write_u64(peer_ptr, new_iterator(net, process, [peer]))
+
+            return OK, write
+
+        return suspend(process, net, listener, READ, None, attempt)
+
+    def tcp_connect(
+        addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, timeout_ms: int, id_ptr: int
+    ) -> object:
+        process, memory, net = state()
+        address = read_address(memory, addr_type, addr_ptr, port, flow, scope)
+        memory.check(id_ptr, 8)
+        refusal = denied(process, "net_connect", "connect to", address)
+        if refusal is not None:
+            return report_error(process, memory, id_ptr, refusal)
+        try:
+            sock = Socket(socket.socket(socket.AF_INET if addr_type == 4 else socket.AF_INET6), reactor)
+            code = sock.live.connect_ex(address)
+        except OSError as exc:
+            return report_error(process, memory, id_ptr, os_error(exc))
+        started = [code in (errno.EINPROGRESS, errno.EAGAIN)]
+
+        def attempt() -> tuple[int, After] | None:
+            if started[0]:
+                started[0] = False
+                return None  # wait for the first writability
+            status = code if code not in (0, errno.EINPROGRESS, errno.EAGAIN) else 0
+            if not status:
+                status = sock.live.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if status:
+                sock.close()
+                message = os_error(OSError(status, os.strerror(status)))
+                return ERROR, lambda: memory.write_u64(id_ptr, error(process, message))
+            sock.live.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return OK, lambda: memory.write_u64(id_ptr, process.resources.add(net.streams, sock.hold()))
+
+        def timed_out() -> None:
+            sock.close()
+
+        return suspend(process, net, sock, WRITE, timeout_of(timeout_ms), attempt, timed_out)
+
+    def clone_tcp_stream(rid: int) -> int:
+        process, _, net = state()
+        return process.resources.add(net.streams, lookup(net.streams, rid, "TCP stream").hold())
+
+    def iovec_data(memory: Memory, iovec_ptr: int, count: int) -> bytes:
+        count &= 0xFFFFFFFF
+        if count > MAX_IOVECS:
+            raise GuestTrap(f"at most {MAX_IOVECS} iovecs per write, got {count}")
+        raw = memory.read(iovec_ptr, count * 8)
+        parts = [memory.read(ptr, length) for ptr, length in struct.iter_unpack("<II", raw)]
+        return b"".join(parts)
+
+    def transfer(
+        process: Process,
+        memory: Memory,
+        net: Net,
+        sock: Socket,
+        events: int,
+        timeout_ms: int | None,
+        opaque_ptr: int,
+        io: Callable[[socket.socket], int | bytes],
+        buf_ptr: int = 0,
+    ) -> object:
+        """Read (``io`` returns bytes, written at ``buf_ptr``) or write (``io`` returns a count),
+        writing the count or an error id at ``opaque_ptr``."""
+        memory.check(opaque_ptr, 8)
+
+        def attempt() -> tuple[int, After] | None:
+            try:
+                result = io(sock.live)
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                message = os_error(exc)
+                return ERROR, lambda: memory.write_u64(opaque_ptr, error(process, message))
+            if isinstance(result, bytes):
+
+                def write() -> None:
+                    memory.write(buf_ptr, result)
+                    memory.write_u64(opaque_ptr, len(result))
+
+                return OK, write
+            return OK, lambda: memory.write_u64(opaque_ptr, result)
+
+        return suspend(process, net, sock, events, timeout_ms, attempt)
+
+    def tcp_write_vectored(rid: int, iovec_ptr: int, count: int, opaque_ptr: int) -> object:
+        process, memory, net = state()
+        sock = lookup(net.streams, rid, "TCP stream")
+        data = iovec_data(memory, iovec_ptr, count)
+        return transfer(
+            process, memory, net, sock, WRITE, sock.write_timeout, opaque_ptr, lambda s: s.send(data)
+        )
+
+    def reader(flags: int) -> Callable[[int, int, int, int], object]:
+        def call(rid: int, buf_ptr: int, length: int, opaque_ptr: int) -> object:
+            process, memory, net = state()
+            sock = lookup(net.streams, rid, "TCP stream")
+            length &= 0xFFFFFFFF
+            memory.check(buf_ptr, length)
+            timeout_ms = sock.peek_timeout if flags else sock.read_timeout
+            return transfer(
+                process, memory, net, sock, READ, timeout_ms, opaque_ptr,
+                lambda s: s.recv(length, flags), buf_ptr,
+            )  # fmt: skip
+
+        return call
+
+    def tcp_flush(rid: int, error_ptr: int) -> int:
+        # the stream has no buffer of its own: what was written is with the kernel already
+        _, memory, net = state()
+        lookup(net.streams, rid, "TCP stream")
+        memory.write_u64(error_ptr, 0)
+        return OK
+
+    def timeout_setter(field: str) -> Callable[[int, int], None]:
+        def call(rid: int, ms: int) -> None:
+            _, _, net = state()
+            setattr(lookup(net.streams, rid, "TCP stream"), field, timeout_of(ms))
+
+        return call
+
+    def timeout_getter(field: str) -> Callable[[int], int]:
+        def call(rid: int) -> int:
+            _, _, net = state()
+            value: int | None = getattr(lookup(net.streams, rid, "TCP stream"), field)
+            return NO_TIMEOUT if value is None else value
+
+        return call
+
+    define(NAMESPACE, "tcp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_STREAM, *a))
+    define(NAMESPACE, "drop_tcp_listener", "I", "", dropper("listeners", "TCP listener"))
+    define(NAMESPACE, "tcp_local_addr", "Ii", "i", local_addr("listeners", "TCP listener"))
+    define_async(NAMESPACE, "tcp_accept", "Iii", "i", tcp_accept)
+    define_async(NAMESPACE, "tcp_connect", "iiiiiIi", "i", tcp_connect)
+    define(NAMESPACE, "tcp_peer_addr", "Ii", "i", tcp_peer_addr)
+    define(NAMESPACE, "drop_tcp_stream", "I", "", dropper("streams", "TCP stream"))
+    define(NAMESPACE, "clone_tcp_stream", "I", "I", clone_tcp_stream)
+    define_async(NAMESPACE, "tcp_write_vectored", "Iiii", "i", tcp_write_vectored)
+    define_async(NAMESPACE, "tcp_read", "Iiii", "i", reader(0))
+    define_async(NAMESPACE, "tcp_peek", "Iiii", "i", reader(socket.MSG_PEEK))
+    define(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
+    for kind in ("read", "write", "peek"):
+        define(NAMESPACE, f"set_{kind}_timeout", "II", "", timeout_setter(f"{kind}_timeout"))
+        define(NAMESPACE, f"get_{kind}_timeout", "I", "I", timeout_getter(f"{kind}_timeout"))
+
+    # -- UDP -------------------------------------------------------------------------------------
+
+    def udp_connect(
+        rid: int, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, _timeout: int, id_ptr: int
+    ) -> int:
+        process, memory, net = state()
+        address = read_address(memory, addr_type, addr_ptr, port, flow, scope)
+        sock = lookup(net.udp, rid, "UDP socket")
+        memory.check(id_ptr, 8)
+        refusal = denied(process, "net_connect", "connect to", address)
+        if refusal is not None:
+            return report_error(process, memory, id_ptr, refusal)
+        try:
+            sock.live.connect(address)  # a datagram socket connects at once: nothing to wait for
+        except OSError as exc:
+            return report_error(process, memory, id_ptr, os_error(exc))
+        memory.write_u64(id_ptr, 0)
+        return OK
+
+    def udp_receive(rid: int, buf_ptr: int, length: int, opaque_ptr: int) -> object:
+        process, memory, net = state()
+        sock = lookup(net.udp, rid, "UDP socket")
+        length &= 0xFFFFFFFF
+        memory.check(buf_ptr, length)
+        return transfer(process, memory, net, sock, READ, None, opaque_ptr, lambda s: s.recv(length), buf_ptr)
+
+    def udp_receive_from(rid: int, buf_ptr: int, length: int, opaque_ptr: int, iter_ptr: int) -> object:
+        process, memory, net = state()
+        sock = lookup(net.udp, rid, "UDP socket")
+        length &= 0xFFFFFFFF
+        memory.check(buf_ptr, length)
+        memory.check(opaque_ptr, 8)
+        memory.check(iter_ptr, 8)
+
+        def attempt() -> tuple[int, After] | None:
+            try:
+                data, sender = sock.live.recvfrom(length)
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                message = os_error(exc)
+                return ERROR, lambda: memory.write_u64(opaque_ptr, error(process, message))
+
+            def write() -> None:
+                memory.write(buf_ptr, data)
+                memory.write_u64(opaque_ptr, len(data))
+                memory.write_u64(iter_ptr, new_iterator(net, process, [sender]))
+
+            return OK, write
+
+        return suspend(process, net, sock, READ, None, attempt)
+
+    def udp_send(rid: int, buf_ptr: int, length: int, opaque_ptr: int) -> object:
+        process, memory, net = state()
+        sock = lookup(net.udp, rid, "UDP socket")
+        data = memory.read(buf_ptr, length)
+        return transfer(process, memory, net, sock, WRITE, None, opaque_ptr, lambda s: s.send(data))
+
+    def udp_send_to(
+        rid: int, buf_ptr: int, length: int, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int,
+        opaque_ptr: int,
+    ) -> object:  # fmt: skip
+        process, memory, net = state()
+        sock = lookup(net.udp, rid, "UDP socket")
+        data = memory.read(buf_ptr, length)
+        address = read_address(memory, addr_type, addr_ptr, port, flow, scope)
+        memory.check(opaque_ptr, 8)
+        refusal = denied(process, "net_connect", "send to", address)
+        if refusal is not None:
+            return report_error(process, memory, opaque_ptr, refusal)
+        return transfer(
+            process, memory, net, sock, WRITE, None, opaque_ptr, lambda s: s.sendto(data, address)
+        )
+
+    def clone_udp_socket(rid: int) -> int:
+        process, _, net = state()
+        return process.resources.add(net.udp, lookup(net.udp, rid, "UDP socket").hold())
+
+    def udp_option(rid: int, option: str, value: int | None) -> int:
+        """Get (``value`` None) or set SO_BROADCAST (``broadcast``) or the TTL (``ttl``, the
+        hop limit of an IPv6 socket); an option the system refuses traps, as in lunatic."""
+        _, _, net = state()
+        sock = lookup(net.udp, rid, "UDP socket")
+        if option == "broadcast":
+            level, name = socket.SOL_SOCKET, socket.SO_BROADCAST
+        elif sock.family == socket.AF_INET6:
+            level, name = socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
+        else:
+            level, name = socket.IPPROTO_IP, socket.IP_TTL
+        try:
+            if value is None:
+                return sock.live.getsockopt(level, name)
+            sock.live.setsockopt(level, name, value)
+        except OSError as exc:
+            raise GuestTrap(f"cannot set the UDP socket's {option}: {os_error(exc)}") from None
+        return 0
+
+    def set_broadcast(rid: int, flag: int) -> None:
+        udp_option(rid, "broadcast", int(flag != 0))
+
+    def set_ttl(rid: int, ttl: int) -> None:
+        udp_option(rid, "ttl", ttl & 0xFFFFFFFF)
+
+    define(NAMESPACE, "udp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_DGRAM, *a))
+    define(NAMESPACE, "udp_local_addr", "Ii", "i", local_addr("udp", "UDP socket"))
+    define(NAMESPACE, "drop_udp_socket", "I", "", dropper("udp", "UDP socket"))
+    define_async(NAMESPACE, "udp_receive", "Iiii", "i", udp_receive)
+    define_async(NAMESPACE, "udp_receive_from", "Iiiii", "i", udp_receive_from)
+    define(NAMESPACE, "udp_connect", "IiiiiiIi", "i", udp_connect)
+    define(NAMESPACE, "clone_udp_socket", "I", "I", clone_udp_socket)
+    define(NAMESPACE, "set_udp_socket_broadcast", "Ii", "", set_broadcast)
+    define(
+        NAMESPACE,
+        "get_udp_socket_broadcast",
+        "I",
+        "i",
+        lambda rid: int(udp_option(rid, "broadcast", None) > 0),
+    )
+    define(NAMESPACE, "set_udp_socket_ttl", "Ii", "", set_ttl)
+    define(NAMESPACE, "get_udp_socket_ttl", "I", "i", lambda rid: udp_option(rid, "ttl", None))
+    define_async(NAMESPACE, "udp_send_to", "Iiiiiiiii", "i", udp_send_to)
+    define_async(NAMESPACE, "udp_send", "Iiii", "i", udp_send)
+
+    # -- streams in messages ---------------------------------------------------------------------
+
+    def push_tcp_stream(rid: int) -> int:
+        process, _, net = state()
+        message = scratch_of(process)
+        stream = net.streams.pop(rid, None)
+        if stream is None:
+            raise GuestTrap(f"unknown TCP stream id {rid}")
+        if message.streams is None:
+            message.streams = []
+        message.streams.append(stream)
+        return len(message.streams) - 1
+
+    def take_tcp_stream(index: int) -> int:
+        process, _, net = state()
+        message = scratch_of(process)
+        streams = message.streams
+        if not streams or not 0 <= index < len(streams) or streams[index] is None:
+            raise GuestTrap(f"no TCP stream at index {index} of the message")
+        stream = streams[index]
+        streams[index] = None
+        return process.resources.add(net.streams, stream)
+
+    define("lunatic::message", "push_tcp_stream", "I", "I", push_tcp_stream)
+    define("lunatic::message", "take_tcp_stream", "I", "I", take_tcp_stream)
+
+
+def adopt_stream(fd: int, reactor: Reactor, timeouts: tuple[int, int, int]) -> Socket:
+    """A stream whose descriptor came from another worker, with its timeouts (-1: none)."""
+    sock = socket.socket(fileno=fd)
+    stream = Socket(sock, reactor).hold()  # held by the message it came in
+    stream.read_timeout, stream.write_timeout, stream.peek_timeout = (t if t >= 0 else None for t in timeouts)
+    return stream

@@ -1,0 +1,92 @@
+"""``lunatic::registry``: well-known processes by name, with the ``name@version`` extension.
+
+On its own an engine keeps the registry itself; in a runtime the registry is a process of its
+own, and these calls suspend the caller until it answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lunatic_mp.cluster import frames
+from lunatic_mp.errors import InvalidNameError
+from lunatic_mp.pids import REGISTRY
+from lunatic_mp.vm.host._common import ERROR, OK, current, memory_of
+from lunatic_mp.vm.wasm import GuestTrap
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.engine import Engine
+
+NAMESPACE = "lunatic::registry"
+
+
+def register(engine: Engine) -> None:
+    registry = engine.registry
+
+    def read_name(name_ptr: int, name_len: int, *, to_register: bool = False) -> str:
+        name = memory_of(current(engine), engine).read_str(name_ptr, name_len)
+        try:
+            (registry.check_name if to_register else registry.get)(name)
+        except InvalidNameError as exc:
+            raise GuestTrap(str(exc)) from None
+        return name
+
+    def failed(reply: Any) -> None:
+        if reply is not None and reply.error:
+            raise GuestTrap(reply.error)
+
+    def put(name_ptr: int, name_len: int, node_id: int, pid: int) -> object:
+        name = read_name(name_ptr, name_len, to_register=True)
+        if engine.router is None:
+            registry.put(name, node_id, pid)
+            return None
+        process = current(engine)
+        named = engine.processes.get(pid)
+        if named is not None:  # its death waits for the registry from now on (Engine._release)
+            named.registered = True
+        return engine.ask(
+            process, REGISTRY, lambda request: frames.RegistryPut(request, process.pid, name, node_id, pid),
+            lambda reply: (0, lambda: failed(reply)),
+        )  # fmt: skip
+
+    def get(name_ptr: int, name_len: int, node_id_ptr: int, pid_ptr: int) -> object:
+        name = read_name(name_ptr, name_len)
+        memory = memory_of(current(engine), engine)
+        memory.check(node_id_ptr, 8)  # before the process may suspend
+        memory.check(pid_ptr, 8)
+
+        def write(node: int, pid: int) -> None:
+            memory.write_u64(node_id_ptr, node)
+            memory.write_u64(pid_ptr, pid)
+
+        if engine.router is None:
+            found = registry.get(name)
+            if found is None:
+                return ERROR
+            write(*found)
+            return OK
+        process = current(engine)
+
+        def answer(reply: Any) -> tuple[int, Any]:
+            if reply is None or not reply.found:
+                return ERROR, None
+            return OK, lambda: write(reply.node, reply.pid)
+
+        return engine.ask(
+            process, REGISTRY, lambda request: frames.RegistryGet(request, process.pid, name, False), answer
+        )
+
+    def remove(name_ptr: int, name_len: int) -> object:
+        name = read_name(name_ptr, name_len)
+        if engine.router is None:
+            registry.remove(name)
+            return None
+        process = current(engine)
+        return engine.ask(
+            process, REGISTRY, lambda request: frames.RegistryRemove(request, process.pid, name),
+            lambda reply: (0, lambda: failed(reply)),
+        )  # fmt: skip
+
+    engine.linker.define_async(NAMESPACE, "put", "iiII", "", put)
+    engine.linker.define_async(NAMESPACE, "get", "iiii", "i", get)
+    engine.linker.define_async(NAMESPACE, "remove", "ii", "", remove)

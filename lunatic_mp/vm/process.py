@@ -1,0 +1,206 @@
+"""Processes: what every process has (:class:`BaseProcess`), and a Wasm process: one store and
+instance, run as a fiber, with its resources. Native processes are in :mod:`lunatic_mp.vm.native`.
+
+A process holds state only; the engine decides what happens to it (spawn, signals, death) and
+the scheduler decides when it runs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.vm import wasm
+from lunatic_mp.vm.mailbox import Mailbox, Message
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.scheduler import Timer
+
+NO_TIMEOUT = -1
+"""``u64::MAX`` as an i64: wait forever."""
+
+
+class Phase(enum.Enum):
+    INSTANTIATING = "instantiating"  # running the start function; spawning is refused
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Outcome(enum.Enum):
+    NORMAL = "normal"
+    KILLED = "killed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
+
+    outcome: Outcome
+    result: tuple[Any, ...] = ()  # a Wasm export's results; a native function's return value
+    message: str = ""
+    backtrace: tuple[str, ...] = ()
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.NORMAL
+
+    def __str__(self) -> str:
+        if self.outcome is Outcome.NORMAL:
+            return "finished normally" + (f" with {self.result}" if self.result else "")
+        return f"{self.outcome.value}: {self.message}" if self.message else self.outcome.value
+
+
+@dataclass(slots=True, eq=False)
+class Frame:
+    """A host call the process is suspended in: where its result goes, and when it is ready."""
+
+    results: Any
+    kind: int
+    nested: wasm.Call | None = None  # a call back into the guest (trap::catch)
+    trap_out: Any = None
+    value: int | None = None  # set when the process may resume
+    on_resume: Any = None  # runs in the fiber just before it goes on (writes out-parameters)
+
+
+class Resources:
+    """Host objects a guest refers to by id: configs, modules and error messages; the
+    process's instances of Wasm plugins (by plugin name); its sockets (``net``, made by the
+    first networking call: :class:`lunatic_mp.vm.host.networking.Net`)."""
+
+    __slots__ = ("_next", "configs", "errors", "modules", "net", "plugins")
+
+    def __init__(self) -> None:
+        self.configs: dict[int, EnvConfig] = {}
+        self.modules: dict[int, Module] = {}
+        self.errors: dict[int, str] = {}
+        self.plugins: dict[str, Any] = {}
+        self.net: Any = None
+        self._next = 1
+
+    def add(self, table: dict[int, Any], value: Any) -> int:
+        rid = self._next
+        self._next += 1
+        table[rid] = value
+        return rid
+
+
+class BaseProcess:
+    """What every process has, Wasm or native: a pid, a mailbox, links, monitors, and the flags
+    the engine and the scheduler keep about it."""
+
+    native: ClassVar[bool] = False
+
+    __slots__ = (
+        "blocked_on",
+        "blocked_senders",
+        "config",
+        "die_when_link_dies",
+        "environment_id",
+        "finished",
+        "kill_requested",
+        "links",
+        "mailbox",
+        "monitored_by",
+        "monitoring",
+        "on_exit",
+        "parked",
+        "phase",
+        "pid",
+        "queued",
+        "receive_start",
+        "receive_tags",
+        "registered",
+        "scratch",
+        "timer",
+        "waiting",
+    )  # fmt: skip
+
+    def __init__(self, pid: int, config: EnvConfig) -> None:
+        self.pid = pid
+        self.config = config
+        self.environment_id = 0
+        self.phase = Phase.INSTANTIATING
+        self.mailbox = Mailbox()
+        self.scratch: Message | None = None
+        self.links: dict[int, int] = {}  # linked pid -> the tag this side sees when it dies
+        self.monitoring: set[int] = set()
+        self.monitored_by: set[int] = set()
+        self.die_when_link_dies = True
+        self.waiting = False  # suspended in a host call until woken
+        self.queued = False  # in the scheduler's run queue
+        self.receive_tags: tuple[int, ...] | None = None
+        self.receive_start = -1  # >= 0 while waiting in receive: mailbox index to search from
+        self.timer: Timer | None = None
+        self.finished: Finished | None = None
+        self.on_exit: list[Any] = []
+        self.kill_requested: str | None = None  # killed while its own code was running
+        self.registered = False  # the registry process asked to hear when this process dies
+        self.parked = False  # paused until a queue to another worker drains (backpressure)
+        self.blocked_on: set[int] = set()  # full mailboxes this process waits for room in
+        self.blocked_senders: set[int] = set()  # senders waiting for room in this mailbox
+
+    @property
+    def alive(self) -> bool:
+        return self.finished is None
+
+    def free(self) -> None:
+        """Give back what the process holds (it has died)."""
+
+
+class Process(BaseProcess):
+    """One Wasm process (see the module docstring)."""
+
+    __slots__ = (
+        "args",
+        "call",
+        "context",
+        "frames",
+        "function",
+        "instance",
+        "memory",
+        "module",
+        "resources",
+        "store",
+        "wasi_epoch",
+    )  # fmt: skip
+
+    def __init__(
+        self, pid: int, module: Module, config: EnvConfig, function: str, args: list[tuple[int, Any]]
+    ) -> None:
+        super().__init__(pid, config)
+        self.module = module
+        self.function = function
+        self.args = args
+        self.store: wasm.Store | None = None
+        self.context: wasm.Context = None
+        self.instance: Any = None
+        self.memory: wasm.Memory | None = None
+        self.call: wasm.Call | None = None
+        self.frames: list[Frame] = []
+        self.resources = Resources()
+        self.wasi_epoch = 0.0  # time.monotonic() when its WASI clocks started: their zero
+
+    def free(self) -> None:
+        for frame in self.frames:
+            if frame.nested is not None:
+                wasm.finish(frame.nested)
+        self.frames.clear()
+        if self.call is not None:
+            wasm.finish(self.call)
+            self.call = None
+        self.memory = None
+        if self.store is not None:
+            self.store.close()
+        self.store = None
+        self.context = None
+        if self.resources.net is not None:
+            self.resources.net.close()  # its sockets close now, not when collected
+        self.resources = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.module.name}:{self.function} {self.phase.value}>"

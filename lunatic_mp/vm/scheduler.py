@@ -1,0 +1,209 @@
+"""The scheduler: which process runs next, and when timers fire.
+
+One engine, one thread. Processes are fibers: polling one runs its guest until it finishes,
+suspends in a host call (``receive``, ``sleep_ms``...), or uses up its fuel slice and yields.
+The loop, top to bottom:
+
+1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
+   processes whose sockets are ready (in a worker, its event loop does this between rounds);
+2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
+   spinning process gets one fuel slice per round and cannot starve the others;
+3. return when the caller's condition holds;
+4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
+   process waits on is ready (:mod:`lunatic_mp.vm.reactor`); with neither, nothing can ever happen
+   again, and the loop returns.
+
+Phases 1 and 2 are :meth:`Scheduler.run_round`, which a worker process calls from its own loop
+(between draining and flushing its queues) instead of :meth:`Scheduler.run`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import greenlet
+
+from lunatic_mp.vm import wasm
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.process import BaseProcess, Process
+
+
+log = logging.getLogger(__name__)
+
+MAX_PAUSE_S = 3600.0
+"""The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
+
+
+class Timer:
+    """A callback due at a monotonic time; cancelling leaves it in the heap, inert."""
+
+    __slots__ = ("_scheduler", "callback", "cancelled", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[], None], scheduler: Scheduler | None) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+        self._scheduler = scheduler
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            if self._scheduler is not None:
+                self._scheduler.timer_cancelled()
+
+
+class Scheduler:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.run_queue: deque[BaseProcess] = deque()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._cancelled = 0
+        self._sequence = itertools.count()
+        self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
+        self.polls_sockets = True
+        """Whether each round polls the reactor; a worker's event loop does it instead."""
+
+    def close(self) -> None:
+        """Forget every process and timer (the engine is closing)."""
+        self._unwind()
+        self.run_queue.clear()
+        self._timers.clear()
+        self._cancelled = 0
+
+    def make_ready(self, process: BaseProcess) -> None:
+        if not process.queued:
+            process.queued = True
+            self.run_queue.append(process)
+
+    def reap(self, glet: Any) -> None:
+        self._reaping.append(glet)
+
+    def _unwind(self) -> None:
+        """Unwind the Python stacks of native processes killed while they were suspended: their
+        ``finally`` blocks run here, on the scheduler's stack, where greenlets may switch."""
+        while self._reaping:
+            glet = self._reaping.pop()
+            try:
+                glet.throw(greenlet.GreenletExit)
+            except greenlet.GreenletExit:
+                pass
+            except Exception:
+                log.exception("a killed native process failed while unwinding")
+
+    def call_later(self, delay_s: float | None, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` after ``delay_s`` seconds; None makes a timer that never fires."""
+        if delay_s is None:
+            return Timer(float("inf"), callback, None)
+        timer = Timer(time.monotonic() + max(delay_s, 0.0), callback, self)
+        heapq.heappush(self._timers, (timer.deadline, next(self._sequence), timer))
+        return timer
+
+    def timer_cancelled(self) -> None:
+        """Drop cancelled timers once they are most of the heap, so that memory stays bounded
+        when receives with long timeouts are usually answered in time."""
+        self._cancelled += 1
+        if self._cancelled > 1024 and self._cancelled * 2 > len(self._timers):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
+        """Run processes until ``until()`` holds (True) or nothing more can happen (False).
+
+        With ``timeout`` (seconds) it also returns False once that much time has passed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # 1-2. Fire due timers and run every ready process once.
+            wait = self.run_round()
+
+            # 3. Stop when the caller's condition holds.
+            if until is not None and until():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+            # 4. Idle until the next timer or I/O; with neither, nothing can ever happen.
+            reactor = self.engine.reactor
+            if wait is None and not reactor.watching:
+                return False
+            if deadline is not None:
+                wait = deadline - time.monotonic() if wait is None else min(wait, deadline - time.monotonic())
+            if wait is None or wait > 0:
+                pause = MAX_PAUSE_S if wait is None else min(wait, MAX_PAUSE_S)
+                if reactor.watching:
+                    reactor.dispatch(pause)
+                else:
+                    time.sleep(pause)
+
+    def run_round(self) -> float | None:
+        """One round: fire due timers, then run each process ready at the start, once.
+
+        Returns how long nothing will happen unless something arrives from outside: 0 when
+        processes are ready, the time to the next timer, or None with no timer at all. A worker
+        loop calls this between draining and flushing its queues.
+        """
+        # 0. Unwind native processes killed while suspended (greenlets switch only from here).
+        if self._reaping:
+            self._unwind()
+
+        # 1. Fire due timers; wake processes whose sockets are ready.
+        timers = self._timers
+        if timers:
+            now = time.monotonic()
+            while timers and timers[0][0] <= now:
+                timer = heapq.heappop(timers)[2]
+                if timer.cancelled:
+                    self._cancelled -= 1
+                else:
+                    timer.cancelled = True  # fired: a later cancel() is a no-op
+                    timer.callback()
+        if self.polls_sockets:
+            reactor = self.engine.reactor
+            if reactor.watching:
+                reactor.dispatch(0.0)
+
+        # 2. Run every process that is ready now, once each (round robin).
+        queue = self.run_queue
+        for _ in range(len(queue)):
+            process = queue.popleft()
+            process.queued = False
+            if process.alive:
+                if process.native:
+                    process.run_slice(self.engine)  # type: ignore[attr-defined]
+                else:
+                    self._run_slice(process)  # type: ignore[arg-type]
+
+        if queue or self._reaping:
+            return 0.0
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+            self._cancelled -= 1
+        return max(timers[0][0] - time.monotonic(), 0.0) if timers else None
+
+    def _run_slice(self, process: Process) -> None:
+        """Poll one process until it finishes, suspends in a host call, or yields on fuel.
+
+        A process that finishes instantiating goes straight on into its export.
+        """
+        engine = self.engine
+        while True:
+            engine.current = process
+            try:
+                done = wasm.poll(process.call)  # type: ignore[arg-type]
+            finally:
+                engine.current = None
+            if not done:
+                if not process.waiting and not process.parked:
+                    self.make_ready(process)  # yielded on fuel: back of the queue
+                return
+            if not engine.on_call_done(process):
+                return

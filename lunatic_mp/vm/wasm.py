@@ -1,0 +1,612 @@
+"""The only module that calls wasmtime's C API directly.
+
+wasmtime-py exposes synchronous calls only; its bundled C library also has the async API, which
+lets a Wasm process suspend inside a host call (a fiber) and yield every N units of fuel. The
+raw calls are also 10x cheaper than the Python wrappers, so the hot paths (host calls, memory
+access, polling) go through here. Everything else in lunatic_mp stays above this line.
+
+Hazards handled here (see DESIGN.md): an exception escaping a ctypes callback is swallowed and
+the callback returns 0, so every callback catches everything and turns it into a guest trap; a
+function type or module freed while wasmtime still points at it crashes the process, so the
+objects behind every definition are kept alive by the :class:`Linker`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import wasmtime
+from wasmtime import _bindings as ffi
+
+log = logging.getLogger(__name__)
+
+I32: Final = 0
+I64: Final = 1
+F32: Final = 2
+F64: Final = 3
+V128: Final = 4
+_KIND_OF_CHAR: Final = {"i": I32, "I": I64, "f": F32, "F": F64}
+_RAW_FIELD: Final = {I32: "i32", I64: "i64", F32: "f32", F64: "f64"}
+_VALTYPE: Final = {
+    "i": wasmtime.ValType.i32,
+    "I": wasmtime.ValType.i64,
+    "f": wasmtime.ValType.f32,
+    "F": wasmtime.ValType.f64,
+}
+U32_MASK: Final = 0xFFFF_FFFF
+_EXTERN_FUNC: Final = 0  # wasmtime_extern_kind_t
+_EXTERN_MEMORY: Final = 3
+
+TrapPtr = Any  # ctypes.POINTER(ffi.wasm_trap_t)
+ErrorPtr = Any  # ctypes.POINTER(ffi.wasmtime_error_t)
+Future = Any  # ctypes.POINTER(ffi.wasmtime_call_future_t)
+Context = Any  # ctypes.POINTER(ffi.wasmtime_context_t)
+
+PENDING: Final = object()
+"""Returned by an async host function to suspend the calling process until it is resumed."""
+
+
+@dataclass(slots=True)
+class Nested:
+    """Returned by an async host function that calls back into the guest (``trap::catch``)."""
+
+    call: Call
+
+
+class GuestTrap(Exception):
+    """Raised by a host function to trap the calling guest with this message."""
+
+
+def _null_finalizer(env: int | None) -> None:
+    return None
+
+
+_NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
+
+
+@ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
+def _always_ready(env: int | None) -> bool:
+    return True
+
+
+def new_trap(message: str) -> TrapPtr:
+    data = message.encode()
+    return ffi.wasmtime_trap_new(data, len(data))
+
+
+def _trap_address(message: str) -> int:
+    return ctypes.cast(new_trap(message), ctypes.c_void_p).value or 0
+
+
+def new_engine(
+    *, async_stack_size: int, max_wasm_stack: int, max_instances: int, max_memory: int
+) -> wasmtime.Engine:
+    """An engine for fibers: fuel metering, and a pooling allocator sized for ``max_instances``.
+
+    The pool reuses linear memories and fiber stacks instead of mapping and unmapping them per
+    process: spawning is about a third cheaper, exiting four times cheaper, and a live process
+    costs 2 memory mappings instead of 5 (DESIGN.md: mappings bound how many processes fit).
+    Each slot reserves ``max_memory`` bytes of address space, which caps a guest's memory.
+    """
+    if max_wasm_stack >= async_stack_size:
+        raise ValueError("max_wasm_stack must be below async_stack_size, or wasmtime aborts")
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.max_wasm_stack = max_wasm_stack
+    ffi.wasmtime_config_async_stack_size_set(config.ptr(), async_stack_size)
+    ffi.wasmtime_config_memory_reservation_set(config.ptr(), max_memory)
+    ffi.wasmtime_config_memory_guard_size_set(config.ptr(), 64 * 1024)
+    ffi.wasmtime_config_memory_may_move_set(config.ptr(), False)
+    # A copy-on-write memory image costs a live process one more mapping (the image's pages,
+    # split from the rest of its memory): a module with data segments would fit 20% fewer
+    # processes than the capacity counts, and the spawn past that fails. Copying the segments at
+    # instantiation instead made no measurable difference to spawn + run (52 µs either way).
+    ffi.wasmtime_config_memory_init_cow_set(config.ptr(), False)
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    slots = max(max_instances, 1)
+    for setter in (
+        ffi.wasmtime_pooling_allocation_config_total_memories_set,
+        ffi.wasmtime_pooling_allocation_config_total_stacks_set,
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set,
+        ffi.wasmtime_pooling_allocation_config_total_tables_set,
+    ):
+        setter(pool, slots)
+    ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory)
+    ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, 4 * 1024 * 1024)
+    ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    ffi.wasmtime_pooling_allocation_config_delete(pool)
+    return wasmtime.Engine(config)
+
+
+def _functype(params: str, results: str) -> wasmtime.FuncType:
+    return wasmtime.FuncType([_VALTYPE[c]() for c in params], [_VALTYPE[c]() for c in results])
+
+
+def _compile_reader(params: str, source: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A function reading one call's arguments into a tuple, generated once per signature.
+
+    A loop over the fields costs about a microsecond a call; this is a single tuple display.
+    """
+    fields = ", ".join(f"a[{i}]{source}.{_RAW_FIELD[_KIND_OF_CHAR[c]]}" for i, c in enumerate(params))
+    reader: Callable[[Any], tuple[Any, ...]] = eval(f"lambda a: ({fields},)" if params else "lambda a: ()")  # noqa: S307
+    return reader
+
+
+_SYNC_TEMPLATE = """
+def make(fn, GuestTrap, trap_address, on_error, name, linker):
+    def trampoline(env, caller, raw, nraw):
+        linker.caller = caller
+        try:
+            {call}
+            return 0
+        except GuestTrap as trap:
+            return trap_address(str(trap))
+        except BaseException as exc:  # must never escape into C
+            on_error(exc)
+            return trap_address(f"host error in {{name}}: {{exc!r}}")
+    return trampoline
+"""
+
+
+@functools.cache
+def _sync_trampoline(params: str, results: str) -> Callable[..., Callable[..., int]]:
+    """The trampoline of a synchronous host function, generated once per signature.
+
+    Arguments are read and the result written inline, without a helper call or a tuple: on
+    the message path every host call counts (DESIGN.md measured 10-30 us for the Python
+    wrappers; this is about 0.6 us).
+    """
+    args = ", ".join(f"raw[{i}].{_RAW_FIELD[_KIND_OF_CHAR[c]]}" for i, c in enumerate(params))
+    call = f"raw[0].{_RAW_FIELD[_KIND_OF_CHAR[results]]} = fn({args})" if results else f"fn({args})"
+    namespace: dict[str, Any] = {}
+    exec(_SYNC_TEMPLATE.format(call=call), namespace)  # noqa: S102 - a fixed template
+    make: Callable[..., Callable[..., int]] = namespace["make"]
+    return make
+
+
+class Linker:
+    """A wasmtime linker whose host functions are plain Python callables.
+
+    ``define`` registers a function that completes at once; ``define_async`` one that may
+    return :data:`PENDING` (or a :class:`Nested` call) to suspend the calling fiber.
+    ``on_suspend(results, kind, nested, trap_out) -> key`` is called when a process suspends, and
+    ``poll_resume(key) -> bool`` each time wasmtime polls that suspended call: it writes the
+    result and returns True once the process may go on.
+    """
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        on_suspend: Callable[[Any, int, Call | None, Any], int],
+        poll_resume: Callable[[int], bool],
+        on_host_error: Callable[[BaseException], None],
+    ) -> None:
+        self.engine = engine
+        self.linker = wasmtime.Linker(engine)
+        self._keep: list[Any] = []
+        self.caller: Any = None
+        """The caller of the host call being made (valid only during that call)."""
+        self._on_suspend = on_suspend
+        self._on_host_error = on_host_error
+
+        @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
+        def resume(env: int | None) -> bool:
+            try:
+                return poll_resume(env or 0)
+            except BaseException as exc:  # noqa: BLE001 - must never escape into C
+                self._on_host_error(exc)
+                return True
+
+        self._resume = resume
+
+    def close(self) -> None:
+        """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
+        so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
+        self._keep.clear()
+        self._resume = None  # type: ignore[assignment]
+        self.linker = None  # type: ignore[assignment]
+        self.engine = None  # type: ignore[assignment]
+        self.caller = None
+
+    def define_wasi(self) -> None:
+        """WASI from wasmtime; the functions that would block the worker's thread are defined
+        again afterwards (:mod:`lunatic_mp.vm.host.wasi`), which needs shadowing allowed."""
+        self.linker.define_wasi()
+        self.linker.allow_shadowing = True
+
+    def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
+        """Define a host function that never suspends (the cheap path: under a microsecond)."""
+        make = _sync_trampoline(params, results)
+        trampoline = make(fn, GuestTrap, _trap_address, self._on_host_error, f"{namespace}::{name}", self)
+        callback = ffi.wasmtime_func_unchecked_callback_t(trampoline)
+        self._define(namespace, name, params, results, callback, unchecked=True)
+
+    def define_async(
+        self,
+        namespace: str,
+        name: str,
+        params: str,
+        results: str,
+        fn: Callable[..., Any],
+        *,
+        with_caller: bool = False,
+    ) -> None:
+        """Define a host function that may return :data:`PENDING` to suspend the process.
+
+        With ``with_caller`` the function gets the raw caller first (to call back into Wasm).
+        """
+        read = _compile_reader(params, ".of")
+        kind = _KIND_OF_CHAR[results] if results else -1
+        field = _RAW_FIELD.get(kind)
+        on_error, on_suspend, linker = self._on_host_error, self._on_suspend, self
+        ready, resume = _always_ready, self._resume
+
+        def trampoline(
+            env: int | None, caller: Any, args: Any, nargs: int, out: Any, nout: int,
+            trap_out: Any, continuation: Any,
+        ) -> None:  # fmt: skip
+            cont = continuation[0]
+            cont.finalizer = _NO_FINALIZER
+            linker.caller = caller
+            try:
+                value = fn(caller, *read(args)) if with_caller else fn(*read(args))
+                if value is PENDING or isinstance(value, Nested):
+                    nested = value.call if isinstance(value, Nested) else None
+                    cont.env = on_suspend(out, kind, nested, trap_out)
+                    cont.callback = resume
+                    return
+                if field is not None:
+                    out[0].kind = kind
+                    setattr(out[0].of, field, value)
+            except GuestTrap as trap:
+                trap_out[0] = new_trap(str(trap))
+            except BaseException as exc:  # noqa: BLE001 - must never escape into C
+                on_error(exc)
+                trap_out[0] = new_trap(f"host error in {namespace}::{name}: {exc!r}")
+            cont.callback = ready
+
+        callback = ffi.wasmtime_func_async_callback_t(trampoline)
+        self._define(namespace, name, params, results, callback, unchecked=False)
+
+    def _define(
+        self, namespace: str, name: str, params: str, results: str, callback: Any, *, unchecked: bool
+    ) -> None:
+        functype = _functype(params, results)
+        ns, fname = namespace.encode(), name.encode()
+        define = (
+            ffi.wasmtime_linker_define_func_unchecked if unchecked else ffi.wasmtime_linker_define_async_func
+        )
+        error = define(
+            self.linker.ptr(), ns, len(ns), fname, len(fname), functype.ptr(), callback, None, _NO_FINALIZER
+        )
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        self._keep.append((functype, callback))
+
+    def instantiate_pre(self, module: wasmtime.Module) -> wasmtime.InstancePre:
+        return self.linker.instantiate_pre(module)
+
+
+def write_result(out: Any, kind: int, value: int | float) -> None:
+    """Write a suspended host call's result, just before its process resumes."""
+    if kind >= 0:
+        out[0].kind = kind
+        setattr(out[0].of, _RAW_FIELD[kind], value)
+
+
+def set_trap(trap_out: Any, message: str) -> None:
+    """Make a suspended host call trap when it resumes (its trap slot outlives the callback)."""
+    trap_out[0] = new_trap(message)
+
+
+@dataclass(slots=True)
+class Call:
+    """One in-flight async call (instantiation or export call) and the slots it reports into."""
+
+    future: Future
+    results: Any
+    trap: TrapPtr
+    error: ErrorPtr
+    keep: Any = None  # arguments and function structs that must outlive the future
+
+
+def instantiate_async(pre: wasmtime.InstancePre, context: Context, instance: Any) -> Call:
+    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
+    future = ffi.wasmtime_instance_pre_instantiate_async(
+        pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap), ctypes.byref(error)
+    )
+    return Call(future, None, trap, error)
+
+
+def new_instance() -> Any:
+    return ffi.wasmtime_instance_t()
+
+
+def export_func(context: Context, instance: Any, name: bytes) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(
+        context, ctypes.byref(instance), name, len(name), ctypes.byref(item)
+    ):
+        return None
+    if int(item.kind) != _EXTERN_FUNC:  # type: ignore[call-overload]
+        return None
+    return item.of.func
+
+
+def export_memory(context: Context, instance: Any) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(
+        context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)
+    ):
+        return None
+    if int(item.kind) != _EXTERN_MEMORY:  # type: ignore[call-overload]
+        return None
+    return item.of.memory
+
+
+def caller_memory(caller: Any) -> Any | None:
+    """The caller's exported ``memory``: how host calls reach memory before instantiation ends."""
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
+        return None
+    return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
+
+
+def caller_export_func(caller: Any, name: bytes) -> Any | None:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_caller_export_get(caller, name, len(name), ctypes.byref(item)):
+        return None
+    return item.of.func if int(item.kind) == _EXTERN_FUNC else None  # type: ignore[call-overload]
+
+
+def call_async(context: Context, func: Any, args: list[tuple[int, Any]], nresults: int) -> Call:
+    """Start calling ``func``; ``args`` are (kind, value) pairs, v128 values as 16 bytes."""
+    argv = (ffi.wasmtime_val_t * max(len(args), 1))()
+    for slot, (kind, value) in zip(argv, args, strict=False):
+        slot.kind = kind
+        if kind == V128:
+            ctypes.memmove(slot.of.v128, bytes(value), 16)
+        else:
+            setattr(slot.of, _RAW_FIELD[kind], value)
+    results = (ffi.wasmtime_val_t * max(nresults, 1))()
+    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
+    func_ref = ctypes.byref(func)
+    future = ffi.wasmtime_func_call_async(
+        context, func_ref, argv, len(args), results, nresults, ctypes.byref(trap), ctypes.byref(error)
+    )
+    return Call(future, results, trap, error, keep=(argv, func, func_ref))
+
+
+def poll(call: Call) -> bool:
+    """Run the call's fiber until it finishes (True), suspends or yields on fuel (False)."""
+    return bool(ffi.wasmtime_call_future_poll(call.future))
+
+
+def finish(call: Call) -> None:
+    """Free the future; safe on a call that never finished (the fiber is unwound)."""
+    if call.future is not None:
+        ffi.wasmtime_call_future_delete(call.future)
+        call.future = None
+
+
+def result_value(call: Call, index: int = 0) -> int | float | bytes | None:
+    """A finished call's result: a number, 16 bytes for a v128, None for a reference."""
+    val = call.results[index]
+    if val.kind == V128:
+        return bytes(val.of.v128)
+    field = _RAW_FIELD.get(val.kind)
+    return getattr(val.of, field) if field else None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a call failed: a trap or error message, the guest backtrace, or a WASI exit code."""
+
+    message: str
+    backtrace: tuple[str, ...] = ()
+    exit_code: int | None = None
+    out_of_fuel: bool = False
+
+
+def take_failure(call: Call) -> Failure | None:
+    """The call's trap or error, if any (ownership moves to the returned Python objects)."""
+    if call.error:
+        status = ctypes.c_int()
+        if ffi.wasmtime_error_exit_status(call.error, ctypes.byref(status)):
+            ffi.wasmtime_error_delete(call.error)
+            return Failure(f"exited with code {status.value}", exit_code=status.value)
+        error = wasmtime.WasmtimeError._from_ptr(call.error)
+        return Failure(_reason(str(error)))
+    if call.trap:
+        trap = wasmtime.Trap._from_ptr(call.trap)
+        code = trap.trap_code
+        frames = tuple(
+            f"{frame.module_name or '<module>'}!{frame.func_name or f'<func {frame.func_index}>'}"
+            for frame in trap.frames
+        )
+        return Failure(_reason(trap.message), frames, out_of_fuel=code == wasmtime.TrapCode.OUT_OF_FUEL)
+    return None
+
+
+def _reason(text: str) -> str:
+    """The cause in a wasmtime error text, without the backtrace wasmtime puts first."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if "Caused by:" in lines:
+        after = lines[lines.index("Caused by:") + 1 :]
+        causes = [line.split(":", 1)[1].strip() if line[:1].isdigit() else line for line in after if line]
+        return ": ".join(causes) or "trap"
+    return lines[0] if lines else "trap"
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+class Memory:
+    """Bounds-checked access to a process's exported linear memory.
+
+    The engine's pooling allocator never moves a memory (``memory_may_move`` is off), so the
+    base address is read once; the size is re-read only when an access falls past the size
+    last seen, since the guest may have grown its memory since.
+    """
+
+    __slots__ = ("_base", "_context", "_memory", "_size")
+
+    def __init__(self, context: Context, memory: Any) -> None:
+        self._context = context
+        self._memory = ctypes.byref(memory)
+        self._base: int = (
+            ctypes.cast(ffi.wasmtime_memory_data(context, self._memory), ctypes.c_void_p).value or 0
+        )
+        self._size: int = ffi.wasmtime_memory_data_size(context, self._memory)
+
+    def _span(self, ptr: int, length: int) -> int:
+        ptr &= U32_MASK
+        end = ptr + (length & U32_MASK)
+        if end > self._size:
+            self._size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+            if end > self._size:
+                raise GuestTrap(
+                    f"out-of-bounds pointer: {ptr}+{length & U32_MASK} exceeds memory size {self._size}"
+                )
+        return self._base + ptr
+
+    def check(self, ptr: int, length: int) -> None:
+        """Trap now if [ptr, ptr+length) is out of bounds (before a process suspends)."""
+        self._span(ptr, length)
+
+    def read(self, ptr: int, length: int) -> bytes:
+        return ctypes.string_at(self._span(ptr, length), length & U32_MASK)
+
+    def read_str(self, ptr: int, length: int) -> str:
+        try:
+            return self.read(ptr, length).decode()
+        except UnicodeDecodeError as exc:
+            raise GuestTrap(f"invalid UTF-8 string passed to the host: {exc}") from None
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        address = self._span(ptr, len(data))
+        ctypes.memmove(address, bytes(data) if not isinstance(data, bytes) else data, len(data))
+
+    def write_u64(self, ptr: int, value: int) -> None:
+        self.write(ptr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little"))
+
+    def write_u32(self, ptr: int, value: int) -> None:
+        self.write(ptr, (value & U32_MASK).to_bytes(4, "little"))
+
+    def read_into(self, ptr: int, source: bytes, start: int, length: int) -> int:
+        """Copy up to ``length`` bytes of ``source[start:]`` to guest memory; return the count."""
+        count = max(min(length, len(source) - start), 0)
+        if count:
+            address = self._span(ptr, count)
+            ctypes.memmove(address, source if start == 0 else source[start : start + count], count)
+        return count
+
+
+# --- stores -------------------------------------------------------------------------------------
+
+
+class Store:
+    """A wasmtime store through the raw API: a third of the cost of ``wasmtime.Store``.
+
+    ``close`` frees it at once (a process's memory slot and fiber stack go back to the pool);
+    it must not be used after, and never while one of its calls is being polled.
+    """
+
+    __slots__ = ("_ptr", "context")
+
+    def __init__(self, engine: wasmtime.Engine, *, fuel: int, yield_interval: int, max_memory: int) -> None:
+        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
+        self.context: Context = ffi.wasmtime_store_context(self._ptr)
+        try:
+            _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
+            _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, yield_interval))
+            if max_memory > 0:
+                ffi.wasmtime_store_limiter(self._ptr, max_memory, -1, -1, -1, -1)
+        except BaseException:
+            self.close()
+            raise
+
+    def set_wasi(self, wasi: Wasi) -> None:
+        _check(ffi.wasmtime_context_set_wasi(self.context, wasi.new_config()))
+
+    def yield_soon(self) -> None:
+        """Make the running guest yield after its next instruction or so.
+
+        For a synchronous host call that must pause its caller (backpressure): with a yield
+        interval of 1, re-setting the fuel leaves one unit before the next yield.
+        """
+        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, 1))
+        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
+
+    def set_yield_interval(self, interval: int) -> None:
+        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, interval))
+        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
+
+    def fuel(self) -> int:
+        fuel = ctypes.c_uint64()
+        _check(ffi.wasmtime_context_get_fuel(self.context, ctypes.byref(fuel)))
+        return fuel.value
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            ffi.wasmtime_store_delete(self._ptr)
+            self._ptr = None
+            self.context = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _char_array(strings: list[str], keep: list[Any]) -> Any:
+    """A ``char **`` of the strings; ``keep`` holds what it points into for as long as it is used."""
+    array = (ctypes.c_char_p * len(strings))(*(text.encode() for text in strings))
+    keep.append(array)
+    return ctypes.cast(array, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
+
+
+class Wasi:
+    """A process's WASI settings (arguments, environment, preopened directories; stdout and
+    stderr inherited), encoded once: a spawn turns them into a wasi config with a few raw calls,
+    where wasmtime's WasiConfig re-encodes every string (about 10 µs a spawn). Immutable, so the
+    engine caches one per distinct setting."""
+
+    __slots__ = ("_argv", "_env", "_keep", "_preopens")
+
+    def __init__(
+        self, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], preopens: tuple[tuple[str, str], ...]
+    ) -> None:
+        self._keep: list[Any] = []
+        self._argv = (len(argv), _char_array(list(argv), self._keep))
+        self._env = (
+            len(env),
+            _char_array([name for name, _ in env], self._keep),
+            _char_array([value for _, value in env], self._keep),
+        )
+        self._preopens = [(host.encode(), guest.encode()) for host, guest in preopens]
+
+    def new_config(self) -> Any:
+        """A fresh ``wasi_config_t`` (the store it is given to takes ownership)."""
+        config = ffi.wasi_config_new()
+        ok = ffi.wasi_config_set_argv(config, *self._argv) and ffi.wasi_config_set_env(config, *self._env)
+        for host, guest in self._preopens:
+            ok = ok and ffi.wasi_config_preopen_dir(config, host, guest, True)
+        if not ok:
+            ffi.wasi_config_delete(config)
+            raise wasmtime.WasmtimeError("cannot configure WASI (an argument, variable or directory)")
+        ffi.wasi_config_inherit_stdout(config)
+        ffi.wasi_config_inherit_stderr(config)
+        return config
+
+
+def _check(error: ErrorPtr) -> None:
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def caller_context(caller: Any) -> Context:
+    return ffi.wasmtime_caller_context(caller)
