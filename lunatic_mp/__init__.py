@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     )
     from lunatic_mp.serve.client import AsyncClient, Client, connect, connect_async
     from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.finished import Finished, Outcome
     from lunatic_mp.vm.mailbox import DeathReason, Message
     from lunatic_mp.vm.module import Module
     from lunatic_mp.vm.native import AsyncContext, Context, ProcessKilled
     from lunatic_mp.vm.plugins import PythonPlugin, WasmPlugin
-    from lunatic_mp.vm.process import Finished, Outcome, Process
+    from lunatic_mp.vm.process import Process
 
 __version__ = "0.1.0"
 
@@ -54,7 +55,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "EngineClosed": ("lunatic_mp.errors", "EngineClosed"),
     "EnvConfig": ("lunatic_mp.config", "EnvConfig"),
     "Environment": ("lunatic_mp.api.handles", "Environment"),
-    "Finished": ("lunatic_mp.vm.process", "Finished"),
+    "Finished": ("lunatic_mp.vm.finished", "Finished"),
     "InvalidNameError": ("lunatic_mp.errors", "InvalidNameError"),
     "JobFailed": ("lunatic_mp.api.executor", "JobFailed"),
     "JobTimeout": ("lunatic_mp.api.executor", "JobTimeout"),
@@ -62,7 +63,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "Message": ("lunatic_mp.vm.mailbox", "Message"),
     "Module": ("lunatic_mp.vm.module", "Module"),
     "ModuleError": ("lunatic_mp.errors", "ModuleError"),
-    "Outcome": ("lunatic_mp.vm.process", "Outcome"),
+    "Outcome": ("lunatic_mp.vm.finished", "Outcome"),
     "PermissionDenied": ("lunatic_mp.errors", "PermissionDenied"),
     "PluginError": ("lunatic_mp.errors", "PluginError"),
     "Process": ("lunatic_mp.vm.process", "Process"),

@@ -34,9 +34,9 @@ from lunatic_mp.api.handles import PidHandle, Process, fresh_tag
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import EngineClosed
+from lunatic_mp.vm.finished import Finished
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.process import Finished
 
 POLL_S = 0.05
 """How often the mailbox thread looks up from an empty mailbox to see whether it should stop."""

@@ -60,8 +60,8 @@ from typing import TYPE_CHECKING, Any
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError, SpawnError, WorkerLost
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
+from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.process import Finished, Outcome
 
 if TYPE_CHECKING:
     from lunatic_mp.api.runtime import Runtime

@@ -26,24 +26,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.vm.mailbox import Message
-from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.process import Finished
+from lunatic_mp.vm.finished import Finished
+from lunatic_mp.vm.mailbox import REQUEST_TAG_BASE, Message, fresh_tag
 
-REQUEST_TAG_BASE = 1 << 62
-"""Request tags are drawn upward from here, far from the small tags programs pick by hand."""
+if TYPE_CHECKING:
+    from lunatic_mp.api.runtime import Runtime
+    from lunatic_mp.vm.module import Module
 
-_request_tags = itertools.count(REQUEST_TAG_BASE)
 _environment_ids = itertools.count(1)
-
-
-def fresh_tag() -> int:
-    """A tag no other call of this function in this Python process returns (thread-safe)."""
-    return next(_request_tags)
 
 
 @runtime_checkable

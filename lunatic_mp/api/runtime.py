@@ -43,15 +43,15 @@ from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import (
     DEFAULT_MAX_MEMORY,
     MAX_MESSAGE_SIZE,
-    PARAM_TYPE_BYTES,
+    check_plugins,
     default_capacity,
-    typed_args,
 )
+from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import DeathReason, Kind, Message
 from lunatic_mp.vm.module import Module, ModuleCache
 from lunatic_mp.vm.native import pickle_native
-from lunatic_mp.vm.plugins import Plugin, check_plugins, discover
-from lunatic_mp.vm.process import Finished, Outcome
+from lunatic_mp.vm.params import PARAM_TYPE_BYTES, typed_args
+from lunatic_mp.vm.plugins import Plugin, discover
 
 if TYPE_CHECKING:
     from lunatic_mp.api.executor import WasmExecutor

@@ -15,7 +15,7 @@ from lunatic_mp.cli.serve import SERVE_COMMANDS
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.engine import Engine
-from lunatic_mp.vm.process import Finished, Outcome
+from lunatic_mp.vm.finished import Finished, Outcome
 
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2

@@ -17,10 +17,10 @@ from typing import Any
 import msgpack
 
 from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
-from lunatic_mp.cluster.worker import die_with_parent, ignore_stop_signals
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.vm.registry import Registry

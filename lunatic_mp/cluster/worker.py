@@ -9,12 +9,10 @@ as its router, and the loop hands incoming frames back to the engine.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import logging
 import os
 import pickle
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
@@ -436,28 +435,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()  # type: ignore[no-any-return]
-
-
-def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
-    """Exit when the supervisor dies, even by SIGKILL: no orphan outlives it.
-
-    ``PR_SET_PDEATHSIG`` kills this process at once, but it follows the *thread* that started
-    it, so it is only set for children started from the supervisor's main thread; every child
-    also watches the supervisor's sentinel pipe in its loop (:meth:`Hub.orphaned`).
-    """
-    if deathsig:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # it died before prctl took effect
-        os._exit(1)
-
-
-def ignore_stop_signals() -> None:
-    """Ctrl-C and SIGTERM reach the whole process group; stopping is the supervisor's to do
-    (it sends Shutdown, or its sentinel closes when it dies)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def main(spec: WorkerSpec) -> None:

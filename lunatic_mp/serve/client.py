@@ -42,8 +42,8 @@ from lunatic_mp.errors import InvalidNameError, ProtocolError, RemoteError, Spaw
 from lunatic_mp.serve import rpc
 from lunatic_mp.serve.config import Address, TcpAddress, UnixAddress, client_address, parse_address
 from lunatic_mp.serve.rpc import Code
+from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Message
-from lunatic_mp.vm.process import Finished, Outcome
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a call waits for its answer, unless it says otherwise (``request`` and ``join``

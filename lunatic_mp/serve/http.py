@@ -57,8 +57,9 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import HttpMessageError, LunaticError, ServeConfigError
 from lunatic_mp.pids import REGISTRY
+from lunatic_mp.vm.finished import Finished
 from lunatic_mp.vm.mailbox import Kind, Mailbox, Message
-from lunatic_mp.vm.process import BaseProcess, Finished, Phase
+from lunatic_mp.vm.process import BaseProcess, Phase
 
 if TYPE_CHECKING:
     from lunatic_mp.cluster.worker import Worker

@@ -82,7 +82,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from lunatic_mp.api.handles import fresh_tag
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import frames
 from lunatic_mp.errors import InvalidNameError, LunaticError, ServeConfigError
@@ -91,9 +90,9 @@ from lunatic_mp.serve import prometheus
 from lunatic_mp.serve.config import ServeConfig, env_config
 from lunatic_mp.serve.control import CallError, ControlServer, Method, Params, lunatic_error_code
 from lunatic_mp.serve.rpc import Code
-from lunatic_mp.vm.mailbox import Message
+from lunatic_mp.vm.finished import Finished
+from lunatic_mp.vm.mailbox import Message, fresh_tag
 from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.process import Finished
 from lunatic_mp.vm.registry import Registry
 
 log = logging.getLogger(__name__)

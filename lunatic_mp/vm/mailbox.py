@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -115,3 +116,14 @@ class Mailbox:
     @staticmethod
     def matches(message: Message, tags: tuple[int, ...] | None) -> bool:
         return tags is None or message.tag in tags
+
+
+REQUEST_TAG_BASE = 1 << 62
+"""Request tags are drawn upward from here, far from the small tags programs pick by hand."""
+
+_request_tags = itertools.count(REQUEST_TAG_BASE)
+
+
+def fresh_tag() -> int:
+    """A tag no other call of this function in this Python process returns (thread-safe)."""
+    return next(_request_tags)

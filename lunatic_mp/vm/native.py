@@ -33,8 +33,10 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
 from lunatic_mp.pids import REGISTRY
-from lunatic_mp.vm.mailbox import Message
-from lunatic_mp.vm.process import BaseProcess, Finished, Outcome, Phase
+from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.mailbox import Message, fresh_tag
+from lunatic_mp.vm.params import typed_args
+from lunatic_mp.vm.process import BaseProcess, Phase
 
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
@@ -295,8 +297,6 @@ class BaseContext:
         """Send ``data`` and wait for the reply: a message with the same tag (a fresh one by
         default; the receiver replies to the sender with the request's tag). Raises
         :class:`TimeoutError` when none comes within ``timeout`` seconds."""
-        from lunatic_mp.api.handles import fresh_tag
-
         process = self._enter()
         tag = fresh_tag() if tag is None else tag
         start = len(process.mailbox)  # only a reply can match: skip what was already there
@@ -370,8 +370,6 @@ class BaseContext:
     ) -> int:
         """Start ``module.function(*params)`` where the runtime places it; its pid. ``link`` (a
         tag) links the child to this process before it runs. Raises :class:`SpawnError`."""
-        from lunatic_mp.vm.engine import typed_args
-
         process = self._enter()
         signature = module.exports.get(function)
         if signature is None:

@@ -122,19 +122,6 @@ def check_unique(plugins: Iterable[Plugin]) -> list[Plugin]:
     return plugins
 
 
-def check_plugins(plugins: Iterable[Plugin]) -> list[str]:
-    """Load ``plugins`` into a scratch engine, so that a broken one fails here, in the caller,
-    and not in every worker; their names."""
-    from lunatic_mp.vm.engine import Engine
-
-    plugins = check_unique(plugins)
-    if not plugins:
-        return []
-    scratch = Engine(max_processes=1, plugins=plugins)
-    scratch.close()
-    return scratch.plugins
-
-
 class Call:
     """What a Python plugin function gets first: the calling process and its memory."""
 
@@ -290,7 +277,6 @@ __all__ = [
     "Plugin",
     "PythonPlugin",
     "WasmPlugin",
-    "check_plugins",
     "discover",
     "install",
 ]

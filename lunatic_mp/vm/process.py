@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.vm import wasm
+from lunatic_mp.vm.finished import Finished
 from lunatic_mp.vm.mailbox import Mailbox, Message
 
 if TYPE_CHECKING:
@@ -27,32 +28,6 @@ class Phase(enum.Enum):
     INSTANTIATING = "instantiating"  # running the start function; spawning is refused
     RUNNING = "running"
     DONE = "done"
-
-
-class Outcome(enum.Enum):
-    NORMAL = "normal"
-    KILLED = "killed"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
-
-    outcome: Outcome
-    result: tuple[Any, ...] = ()  # a Wasm export's results; a native function's return value
-    message: str = ""
-    backtrace: tuple[str, ...] = ()
-    exit_code: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.NORMAL
-
-    def __str__(self) -> str:
-        if self.outcome is Outcome.NORMAL:
-            return "finished normally" + (f" with {self.result}" if self.result else "")
-        return f"{self.outcome.value}: {self.message}" if self.message else self.outcome.value
 
 
 @dataclass(slots=True, eq=False)

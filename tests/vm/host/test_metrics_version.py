@@ -10,8 +10,8 @@ import pytest
 from conftest import spawn
 
 from lunatic_mp import Engine, Finished, Module
+from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.host.version import ABI_VERSION
-from lunatic_mp.vm.process import Outcome
 
 # Every export records into a metric with a fixed name: "requests" (counter), "temperature"
 # (gauge), "latency" (histogram); `raw_counter` takes the name's pointer and length.

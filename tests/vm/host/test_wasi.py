@@ -11,7 +11,7 @@ from conftest import spawn
 
 from lunatic_mp import Engine, EnvConfig, Finished, Module
 from lunatic_mp.errors import PermissionDenied, SpawnError
-from lunatic_mp.vm.process import Outcome
+from lunatic_mp.vm.finished import Outcome
 
 GUEST = "wasi_guest.wat"
 WASI_EBADF = 8

@@ -1,0 +1,37 @@
+"""How a process ended: a small module of its own, so that programs that only read outcomes (the
+server's client, for one) need not import the engine or wasmtime."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Outcome(enum.Enum):
+    NORMAL = "normal"
+    KILLED = "killed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Why a process ended: normally (with its result), killed, or failed (trap, error, exit)."""
+
+    outcome: Outcome
+    result: tuple[Any, ...] = ()  # a Wasm export's results; a native function's return value
+    message: str = ""
+    backtrace: tuple[str, ...] = ()
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.NORMAL
+
+    def __str__(self) -> str:
+        if self.outcome is Outcome.NORMAL:
+            return "finished normally" + (f" with {self.result}" if self.result else "")
+        return f"{self.outcome.value}: {self.message}" if self.message else self.outcome.value
+
+
+__all__ = ["Finished", "Outcome"]
