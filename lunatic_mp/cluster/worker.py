@@ -26,6 +26,7 @@ from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
+from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
@@ -78,7 +79,8 @@ class Worker(Hub):
         if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
             options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
         self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
-        self.engine.router = self
+        self.router = FrameRouter(self)
+        self.engine.router = self.router
         self.fdpass = FdPass(self.run_dir, self.worker_id, self.engine.reactor)
         for peer in spec.peers:
             self.connect(peer)
@@ -95,7 +97,7 @@ class Worker(Hub):
         if spec.http:
             self._on_http_routes(frames.HttpRoutes(spec.http))
 
-    # --- the engine's router --------------------------------------------------------------------
+    # --- what the engine's router sends through -------------------------------------------------
 
     def send(self, worker: int, frame: frames.Frame) -> None:
         """Queue a frame; a process sending past the backpressure bound pauses until it drains."""
@@ -146,10 +148,10 @@ class Worker(Hub):
             frames.ProcessDied: lambda f: engine.process_died(f.to, f.dead),
             frames.Spawn: self._on_spawn,
             frames.SpawnNative: self._on_spawn_native,
-            frames.SpawnReply: lambda f: engine.complete(f.request, f),
+            frames.SpawnReply: lambda f: self.router.requests.complete(f.request, f),
             frames.Exists: self._on_exists,
-            frames.ExistsReply: lambda f: engine.complete(f.request, f),
-            frames.RegistryReply: lambda f: engine.complete(f.request, f),
+            frames.ExistsReply: lambda f: self.router.requests.complete(f.request, f),
+            frames.RegistryReply: lambda f: self.router.requests.complete(f.request, f),
             frames.RegistryWatch: self._on_registry_watch,
             frames.ProcessGone: lambda f: engine.names_released(f.pid),
             frames.MailboxFull: lambda f: engine.mailbox_full(f.to, f.target, f.full),
@@ -251,6 +253,7 @@ class Worker(Hub):
             for pid in endpoint.parked:
                 self.engine.unpark(pid)
         self.fdpass.forget_worker(frame.worker)
+        self.router.requests.worker_lost(frame.worker)
         self.engine.worker_lost(frame.worker)
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:

@@ -12,64 +12,41 @@ import logging
 import os
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import msgpack
 import wasmtime
 
-from lunatic_mp.cluster import frames
 from lunatic_mp.config import FUEL_UNIT, EnvConfig
 from lunatic_mp.errors import (
     CapacityError,
     EngineClosed,
-    LunaticError,
     ModuleError,
     PermissionDenied,
     SpawnError,
 )
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.pids import FIRST_WORKER, make_pid, worker_of
 from lunatic_mp.vm import host, wasm
 from lunatic_mp.vm.finished import Finished, Outcome
-from lunatic_mp.vm.mailbox import DeathReason, Kind, Message
+from lunatic_mp.vm.mailbox import Kind, Message
 from lunatic_mp.vm.metrics import Metrics
 from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.native import NativeProcess, pickle_native
-from lunatic_mp.vm.params import PARAM_TYPE_BYTES, typed_args
+from lunatic_mp.vm.native import NativeProcess
+from lunatic_mp.vm.params import typed_args
+from lunatic_mp.vm.placement import Placement
 from lunatic_mp.vm.plugins import Plugin, check_unique
 from lunatic_mp.vm.plugins import install as install_plugins
 from lunatic_mp.vm.process import BaseProcess, Frame, Phase, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
+from lunatic_mp.vm.router import Router
 from lunatic_mp.vm.scheduler import Scheduler, Timer
+from lunatic_mp.vm.signals import Signals
 
 log = logging.getLogger(__name__)
 
 _Attached = TypeVar("_Attached", bound=BaseProcess)
-
-
-class Router(Protocol):
-    """How an engine inside a worker process reaches the rest of the runtime.
-
-    An engine on its own (tests, embedding) has no router: every pid is local.
-    """
-
-    def send(self, worker: int, frame: frames.Frame) -> None:
-        """Send a frame to a worker (or the supervisor, or the registry) by its id."""
-
-    def place(self) -> int:
-        """The worker id where a process spawned by a guest goes (possibly this one)."""
-
-    def is_live(self, worker: int) -> bool:
-        """Whether frames sent to ``worker`` can arrive (a worker that is lost or never was: no)."""
-
-    def publish_module(self, module: Module) -> bytes:
-        """Make ``module`` loadable by other workers; its content digest."""
-
-    def send_streams(self, worker: int, fds: list[int]) -> tuple[int, ...]:
-        """Hand TCP streams' descriptors (closed by the call) to ``worker``; their tokens."""
 
 
 UNLIMITED_FUEL = 2**63 - 1
@@ -81,8 +58,6 @@ DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
 """Address space reserved for each process's linear memory: the most a guest can grow to."""
 
 MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-MAX_CAUSE = 400
-"""Longest death reason quoted in a linked process's: a chain of deaths stays readable."""
 
 
 def default_capacity() -> int:
@@ -100,7 +75,7 @@ def default_capacity() -> int:
     return max(0, (limit * 9 // 10 - used) // MAPS_PER_PROCESS)
 
 
-class Engine:
+class Engine(Placement, Signals):
     """Runs Wasm processes as fibers on the calling thread.
 
     >>> engine = Engine()
@@ -151,10 +126,8 @@ class Engine:
         self._closed = False
         self.worker_id = worker_id
         self.router: Router | None = None
-        self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
         self._environments: dict[int, int] = {}  # live processes of limited environments (no router)
-        self._next_request = 1
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
         """The namespaces that plugins add (:mod:`lunatic_mp.vm.plugins`)."""
@@ -252,84 +225,6 @@ class Engine:
             environment = process.config.environment_id
             self._environments[environment] = self._environments.get(environment, 0) + 1
 
-    def spawn_placed(
-        self,
-        parent: BaseProcess,
-        link_tag: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
-        on_done: Callable[[int | str], None],
-    ) -> None:
-        """Spawn for ``parent`` where the runtime places it: ``on_done(pid or error message)``, at
-        once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
-        spread = self.router is not None and not parent.config.spawn_local
-        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-        if any(kind == wasm.V128 for kind, _ in what[2]):
-            worker = self.worker_id  # v128 parameters do not travel in frames
-
-        def place(done: Callable[[int | str], None]) -> None:
-            if worker != self.worker_id:
-                self.spawn_remote(parent, worker, what, link_tag, done)
-                return
-            module, function, params, config = what
-            try:
-                child = self.spawn(
-                    module, function, params, config, link=(parent, link_tag) if link_tag else None
-                )
-            except LunaticError as exc:
-                done(str(exc))
-                return
-            done(child.pid)
-
-        self._within_limit(parent, what[3], worker, place, on_done)
-
-    def _within_limit(
-        self,
-        parent: BaseProcess,
-        config: EnvConfig,
-        worker: int,
-        place: Callable[[Callable[[int | str], None]], None],
-        on_done: Callable[[int | str], None],
-    ) -> None:
-        """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
-        (``config.max_processes``), else ``on_done(why not)``. In a runtime the registry
-        process counts every worker's processes of the environment: one round trip."""
-        limit = config.max_processes
-        if not limit:
-            place(on_done)
-            return
-        environment = config.environment_id
-        if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
-            if self._environments.get(environment, 0) >= limit:
-                on_done(_limit_error(environment, limit))
-            else:
-                place(on_done)
-            return
-        router = self.router
-
-        def release() -> None:
-            router.send(REGISTRY, frames.EnvRelease(environment, worker))
-
-        def placed(child: int | str) -> None:
-            if isinstance(child, str):
-                release()  # counted, never started
-            if parent.finished is None:
-                on_done(child)
-
-        def acquired(reply: Any) -> None:
-            if reply is None or not reply.found:
-                if parent.finished is None:
-                    on_done(reply.error if reply is not None else "the registry process was lost")
-            elif parent.finished is not None:
-                release()
-            else:
-                place(placed)
-
-        if not router.is_live(REGISTRY):  # being replaced: nobody can count
-            on_done("the registry process is being replaced: cannot count the environment's processes")
-            return
-        request = self.new_request(REGISTRY, acquired)
-        router.send(REGISTRY, frames.EnvAcquire(request, parent.pid, environment, limit, worker))
-
     def spawn_native(
         self,
         function: Callable[..., Any],
@@ -374,62 +269,6 @@ class Engine:
         child.links[parent_pid] = tag
         if parent_pid in self.processes:
             self.processes[parent_pid].links[child.pid] = tag
-
-    def spawn_native_placed(
-        self,
-        parent: BaseProcess,
-        link_tag: int,
-        function: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        on_done: Callable[[int | str], None],
-    ) -> None:
-        """:meth:`spawn_placed` for a native process: pickled (cloudpickle) to another worker."""
-        spread = self.router is not None and not parent.config.spawn_local
-        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-
-        def place(done: Callable[[int | str], None]) -> None:
-            if worker == self.worker_id:
-                try:
-                    link = (parent, link_tag) if link_tag else None
-                    child = self.spawn_native(function, args, kwargs, parent.config.copy(), link=link)
-                except LunaticError as exc:
-                    done(str(exc))
-                    return
-                done(child.pid)
-                return
-            try:
-                payload = pickle_native(function, args, kwargs)
-            except Exception as exc:  # noqa: BLE001 - cloudpickle raises many kinds
-                done(f"cannot pickle {function!r} for another worker: {exc}")
-                return
-            assert self.router is not None
-            request = self._spawn_request(parent, worker, link_tag, done)
-            config = frames.encode_config(parent.config)
-            link_pid = parent.pid if link_tag else 0
-            self.router.send(
-                worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag)
-            )
-
-        self._within_limit(parent, parent.config, worker, place, on_done)
-
-    def _spawn_request(
-        self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
-    ) -> int:
-        """A request id for a spawn on ``worker``: its reply links ``parent`` to the child (when
-        ``link_tag``) and calls ``on_done(pid or error message)``."""
-
-        def reply(frame: Any) -> None:
-            if frame is None:
-                on_done(f"worker {worker} was lost before it spawned the process")
-            elif frame.error:
-                on_done(frame.error)
-            else:
-                if link_tag and parent.finished is None:
-                    parent.links[frame.pid] = link_tag
-                on_done(frame.pid)
-
-        return self.new_request(worker, reply)
 
     def reap(self, glet: Any) -> None:
         """Unwind a killed native process's suspended stack at the next scheduler round."""
@@ -529,7 +368,7 @@ class Engine:
         if process is None:
             if self.router is None or worker_of(pid) == self.worker_id:
                 return False
-            self.router.send(worker_of(pid), _message_frame(pid, message, self.router))
+            self.router.send_message(pid, message)
             return True
         if process.receive_start >= 0 and (
             process.receive_tags is None or message.tag in process.receive_tags
@@ -554,7 +393,7 @@ class Engine:
                 return
             self.mailbox_full(sender_pid, process.pid, True)
         elif self.router is not None and worker_of(sender_pid) >= FIRST_WORKER:
-            self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, True))
+            self.router.mailbox_full(sender_pid, process.pid, True)
         else:
             return  # the host program's sends are not held back
         process.blocked_senders.add(sender_pid)
@@ -573,7 +412,7 @@ class Engine:
             if self.is_local(sender_pid):
                 self.mailbox_full(sender_pid, process.pid, False)
             elif self.router is not None:
-                self.router.send(worker_of(sender_pid), frames.MailboxFull(sender_pid, process.pid, False))
+                self.router.mailbox_full(sender_pid, process.pid, False)
 
     def mailbox_full(self, pid: int, target: int, full: bool) -> None:
         """A mailbox (here or on another worker) that local ``pid`` sends to is full: pause it;
@@ -705,348 +544,6 @@ class Engine:
         log.error("host function failed: %r", error, exc_info=error)
         self.host_errors.append(error)
 
-    # --- links, monitors and deaths -------------------------------------------------------------
-
-    def link(self, process: BaseProcess, other_pid: int, tag: int) -> None:
-        if self._is_gone(other_pid):
-            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
-            return
-        if not self.is_local(other_pid):
-            process.links[other_pid] = tag
-            self._remote(other_pid, frames.Link(other_pid, process.pid, tag))
-            return
-        other = self.processes.get(other_pid)
-        if other is None:
-            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
-            return
-        process.links[other_pid] = tag
-        other.links[process.pid] = tag
-
-    def unlink(self, process: BaseProcess, other_pid: int) -> None:
-        process.links.pop(other_pid, None)
-        if not self.is_local(other_pid):
-            self._remote(other_pid, frames.Unlink(other_pid, process.pid))
-            return
-        other = self.processes.get(other_pid)
-        if other is not None:
-            other.links.pop(process.pid, None)
-
-    def monitor(self, process: BaseProcess, other_pid: int) -> None:
-        if self._is_gone(other_pid):
-            self.deliver(process.pid, Message.process_died(other_pid))
-            return
-        if not self.is_local(other_pid):
-            process.monitoring.add(other_pid)
-            self._remote(other_pid, frames.Monitor(other_pid, process.pid))
-            return
-        other = self.processes.get(other_pid)
-        if other is None:
-            self.deliver(process.pid, Message.process_died(other_pid))
-            return
-        process.monitoring.add(other_pid)
-        other.monitored_by.add(process.pid)
-
-    def stop_monitoring(self, process: BaseProcess, other_pid: int) -> None:
-        process.monitoring.discard(other_pid)
-        if not self.is_local(other_pid):
-            self._remote(other_pid, frames.StopMonitoring(other_pid, process.pid))
-            return
-        other = self.processes.get(other_pid)
-        if other is not None:
-            other.monitored_by.discard(process.pid)
-
-    def kill(self, pid: int, reason: str = "killed") -> bool:
-        """Kill a process. One killing itself dies when its current host call returns."""
-        process = self.processes.get(pid)
-        if process is None:
-            if self.is_local(pid) or self._is_gone(pid):
-                return False
-            self._remote(pid, frames.Kill(pid, reason))
-            return True
-        if process is self.current:
-            process.kill_requested = reason
-        else:
-            self.exit(process, Finished(Outcome.KILLED, message=reason))
-        return True
-
-    # --- signals from other workers -------------------------------------------------------------
-
-    def accept_link(self, pid: int, other_pid: int, tag: int) -> None:
-        """``other_pid`` (on another worker) linked itself to local ``pid``."""
-        process = self.processes.get(pid)
-        if process is None:
-            reason = DeathReason.NO_PROCESS
-            self._remote(other_pid, frames.LinkDied(other_pid, pid, tag, reason, "no such process"))
-            return
-        process.links[other_pid] = tag
-
-    def accept_unlink(self, pid: int, other_pid: int) -> None:
-        process = self.processes.get(pid)
-        if process is not None:
-            process.links.pop(other_pid, None)
-
-    def accept_monitor(self, pid: int, watcher_pid: int) -> None:
-        process = self.processes.get(pid)
-        if process is None:
-            self._remote(watcher_pid, frames.ProcessDied(watcher_pid, pid))
-            return
-        process.monitored_by.add(watcher_pid)
-
-    def accept_stop_monitoring(self, pid: int, watcher_pid: int) -> None:
-        process = self.processes.get(pid)
-        if process is not None:
-            process.monitored_by.discard(watcher_pid)
-
-    def link_died(self, pid: int, dead_pid: int, reason: DeathReason, cause: str) -> None:
-        """A process linked to local ``pid`` died elsewhere (or its worker was lost)."""
-        process = self.processes.get(pid)
-        if process is None or dead_pid not in process.links:
-            return  # unlinked meanwhile, or dead too
-        doomed = self._on_link_death(process, dead_pid, reason, cause)
-        if doomed is not None:
-            self.kill(pid, doomed)
-
-    def process_died(self, pid: int, dead_pid: int) -> None:
-        """A process that local ``pid`` monitors died elsewhere."""
-        process = self.processes.get(pid)
-        if process is not None:
-            process.monitoring.discard(dead_pid)
-            self.deliver(pid, Message.process_died(dead_pid))
-
-    def worker_lost(self, worker: int) -> None:
-        """Every link and monitor into a lost worker fires; requests to it fail."""
-        for process in list(self.processes.values()):
-            for other_pid in [p for p in process.links if worker_of(p) == worker]:
-                self.link_died(process.pid, other_pid, DeathReason.FAILURE, f"worker {worker} lost")
-            for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
-                self.process_died(process.pid, other_pid)
-            process.monitored_by = {p for p in process.monitored_by if worker_of(p) != worker}
-            process.blocked_senders = {p for p in process.blocked_senders if worker_of(p) != worker}
-            if any(worker_of(p) == worker for p in process.blocked_on):
-                process.blocked_on = {p for p in process.blocked_on if worker_of(p) != worker}
-                self.unpark(process.pid)
-        for request, (target, on_reply) in list(self._requests.items()):
-            if target == worker:
-                del self._requests[request]
-                on_reply(None)
-        if worker == REGISTRY:  # no names to wait for any more
-            for pid in list(self._held):
-                self.names_released(pid)
-
-    # --- requests to other processes of the runtime ---------------------------------------------
-
-    def new_request(self, worker: int, on_reply: Callable[..., None]) -> int:
-        """A request id whose reply calls ``on_reply(frame)``; ``on_reply(None)`` if ``worker`` is lost."""
-        request = self._next_request
-        self._next_request += 1
-        self._requests[request] = (worker, on_reply)
-        return request
-
-    def _remote(self, pid: int, frame: frames.Frame) -> None:
-        """Send a frame to the worker hosting ``pid``."""
-        assert self.router is not None
-        self.router.send(worker_of(pid), frame)
-
-    def ask(
-        self,
-        process: BaseProcess,
-        worker: int,
-        make_frame: Callable[[int], frames.Frame],
-        on_reply: Callable[[Any], tuple[int, Callable[[], None] | None]],
-    ) -> object:
-        """Send a request for ``process`` and suspend it until the reply comes.
-
-        ``on_reply(reply)`` (``reply`` None when the worker asked is lost) gives the value the
-        suspended host call returns and what to do in the process just before it goes on.
-        """
-        assert self.router is not None
-
-        def done(reply: Any) -> None:
-            if process.finished is None:
-                value, after = on_reply(reply)
-                self.resume(process, value, after)
-
-        if not self.router.is_live(worker):  # nobody to answer: as if it were lost (once suspended)
-            self.scheduler.call_later(0, lambda: done(None))
-        else:
-            self.router.send(worker, make_frame(self.new_request(worker, done)))
-        return wasm.PENDING
-
-    def spawn_remote(
-        self,
-        parent: BaseProcess,
-        worker: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
-        link_tag: int,
-        on_done: Callable[[int | str], None],
-    ) -> None:
-        """Ask another worker to spawn; ``on_done(pid or error message)`` when it answers.
-
-        A linked child is linked on its side before it runs; this side links when the reply
-        comes (frames between two workers arrive in order, so a LinkDied cannot overtake it).
-        """
-        assert self.router is not None
-        f = frames
-        module, function, params, config = what
-        digest = self.router.publish_module(module)
-
-        request = self._spawn_request(parent, worker, link_tag, on_done)
-        kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in params)
-        spawn = f.Spawn(
-            request, parent.pid, digest, function, tuple(int(v) for _, v in params), kinds,
-            f.encode_config(config), parent.pid if link_tag else 0, link_tag,
-        )  # fmt: skip
-        self.router.send(worker, spawn)
-
-    def get_or_spawn_remote(
-        self,
-        process: BaseProcess,
-        name: str,
-        spawn: Callable[[Callable[[int | str], None]], None],
-        on_found: Callable[[int, int], None],
-        on_spawned: Callable[[int, int], None],
-        on_error: Callable[[str], None],
-    ) -> None:
-        """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
-        name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
-        assert self.router is not None
-        f = frames
-        reply_to = process.pid
-
-        def looked_up(reply: Any) -> None:
-            if reply is None:
-                on_error("the registry process was lost")
-            elif reply.error:
-                on_error(reply.error)
-            elif reply.found:
-                on_found(reply.node, reply.pid)
-            else:
-                spawn(spawned)
-
-        def spawned(child: int | str) -> None:
-            assert self.router is not None
-            if isinstance(child, str):
-                self.router.send(
-                    REGISTRY, f.RegistryRemove(self.new_request(REGISTRY, _ignore), reply_to, name)
-                )
-                on_error(child)
-                return
-            request = self.new_request(REGISTRY, lambda _reply: on_spawned(self.node_id, child))
-            self.router.send(REGISTRY, f.RegistryPut(request, reply_to, name, self.node_id, child))
-
-        self.router.send(REGISTRY, f.RegistryGet(self.new_request(REGISTRY, looked_up), reply_to, name, True))
-
-    def complete(self, request: int, reply: frames.Frame) -> None:
-        entry = self._requests.pop(request, None)
-        if entry is not None:
-            entry[1](reply)
-        else:
-            log.warning("reply to unknown request %d dropped", request)
-
-    def exit(self, process: BaseProcess, finished: Finished) -> None:
-        """Tear a process down and tell everyone linked to or monitoring it.
-
-        Deaths cascade through links (a failure kills linked processes that die with their
-        links); a work list, not recursion, so a long chain cannot overflow the stack.
-        """
-        pending: deque[tuple[BaseProcess, Finished]] = deque([(process, finished)])
-        while pending:
-            dead, outcome = pending.popleft()
-            if dead.finished is not None:
-                continue
-            for other, cause in self._release(dead, outcome):
-                if other is self.current:
-                    other.kill_requested = cause
-                else:
-                    pending.append((other, Finished(Outcome.KILLED, message=cause)))
-
-    def _release(self, process: BaseProcess, finished: Finished) -> Iterable[tuple[BaseProcess, str]]:
-        """Free one process and notify its links and monitors; yields the processes it kills.
-
-        A process with registry names in a runtime is announced dead only once the registry
-        process has removed them (:meth:`names_released`): whoever sees its death notice, and
-        whatever they tell others, finds its names gone.
-        """
-        process.finished = finished
-        process.phase = Phase.DONE
-        if process.timer is not None:
-            process.timer.cancel()
-            process.timer = None
-        process.free()
-        del self.processes[process.pid]
-        self.registry.remove_process(process.pid)
-        for callback in process.on_exit:
-            callback(finished)
-        if process.blocked_senders:
-            self._make_room(process)
-        router = self.router
-        if process.config.max_processes:
-            environment = process.config.environment_id
-            if router is not None:
-                router.send(REGISTRY, frames.EnvRelease(environment, self.worker_id))
-            elif environment in self._environments:
-                self._environments[environment] -= 1
-        if router is not None and process.registered:
-            router.send(REGISTRY, frames.ProcessGone(process.pid))
-            if router.is_live(REGISTRY):
-                self._held[process.pid] = (process, finished)
-                return ()
-        return self._notify(process, finished)
-
-    def names_released(self, pid: int) -> None:
-        """The registry process removed the names of ``pid``, which died: announce its death."""
-        held = self._held.pop(pid, None)
-        if held is not None:
-            for other, cause in self._notify(*held):
-                self.exit(other, Finished(Outcome.KILLED, message=cause))
-
-    def _notify(self, process: BaseProcess, finished: Finished) -> list[tuple[BaseProcess, str]]:
-        """Tell those linked to or monitoring a dead process; the processes that die with it."""
-        pid = process.pid
-        failed = not finished.ok
-        reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
-        cause = str(finished)
-        cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
-        router = self.router
-        doomed: list[tuple[BaseProcess, str]] = []
-        for other_pid, tag in process.links.items():
-            other = self.processes.get(other_pid)
-            if other is not None:
-                if pid not in other.links:
-                    continue  # unlinked while the death was held back
-                doom = self._on_link_death(other, pid, reason, cause)
-                if doom is not None:
-                    doomed.append((other, doom))
-            elif router is not None and not self.is_local(other_pid):
-                self._remote(other_pid, frames.LinkDied(other_pid, pid, tag, int(reason), cause))
-        for watcher_pid in process.monitored_by:
-            if self.is_local(watcher_pid):
-                watcher = self.processes.get(watcher_pid)
-                if watcher is not None and pid in watcher.monitoring:  # still watching
-                    self.process_died(watcher_pid, pid)
-            elif worker_of(watcher_pid) == SUPERVISOR:  # the host program wants the details
-                self._remote(watcher_pid, _finished_frame(watcher_pid, pid, finished))
-            else:
-                self._remote(watcher_pid, frames.ProcessDied(watcher_pid, pid))
-        for watched_pid in process.monitoring:
-            watched = self.processes.get(watched_pid)
-            if watched is not None:
-                watched.monitored_by.discard(pid)
-            elif router is not None and not self.is_local(watched_pid):
-                self._remote(watched_pid, frames.StopMonitoring(watched_pid, pid))
-        return doomed
-
-    def _on_link_death(
-        self, process: BaseProcess, dead_pid: int, reason: DeathReason, cause: str
-    ) -> str | None:
-        """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
-        once the death has arrived as a LinkDied message."""
-        tag = process.links.pop(dead_pid, 0)
-        if reason is DeathReason.FAILURE and process.die_when_link_dies:
-            return f"linked process {dead_pid} died ({cause})"
-        self.deliver(process.pid, Message.link_died(dead_pid, tag, reason))
-        return None
-
 
 def check_plugins(plugins: Iterable[Plugin]) -> list[str]:
     """Load ``plugins`` into a scratch engine, so that a broken one fails here, in the caller,
@@ -1057,67 +554,6 @@ def check_plugins(plugins: Iterable[Plugin]) -> list[str]:
     scratch = Engine(max_processes=1, plugins=plugins)
     scratch.close()
     return scratch.plugins
-
-
-def _ignore(_reply: Any) -> None:
-    return None
-
-
-def _limit_error(environment: int, limit: int) -> str:
-    return (
-        f"environment {environment} is at its limit of {limit} live processes (max_processes); "
-        "wait for some to end"
-    )
-
-
-_OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
-
-
-def _finished_frame(to: int, pid: int, finished: Finished) -> frames.Frame:
-    results = msgpack.packb(list(finished.result))  # numbers, v128 bytes, a native return value
-    exit_code = -1 if finished.exit_code is None else finished.exit_code
-    frame: frames.Frame = frames.ProcessFinished(
-        to,
-        pid,
-        _OUTCOME_CODES[finished.outcome],
-        results,
-        finished.message,
-        exit_code,
-        "\n".join(finished.backtrace),
-    )
-    return frame
-
-
-def _message_frame(pid: int, message: Message, router: Router) -> frames.Frame:
-    modules = (
-        tuple(router.publish_module(module) for module in message.modules if module is not None)
-        if message.modules
-        else ()
-    )
-    data = message.data if isinstance(message.data, bytes) else bytes(message.data)
-    if message.streams:
-        streams = _stream_fields(pid, message, router)
-        if streams:
-            return frames.MessageStreams(pid, message.pid, message.tag, data, modules, streams)
-    return frames.Message(pid, message.pid, message.tag, data, modules)
-
-
-def _stream_fields(pid: int, message: Message, router: Router) -> tuple[int, ...]:
-    """Send the descriptors of the message's TCP streams to ``pid``'s worker: the frame's
-    ``streams`` field. The message lets go of its streams (the last holder closes each); the
-    host program cannot take a stream, so a message to it goes without."""
-    streams = [stream for stream in message.streams or () if stream is not None]
-    message.streams = None
-    fields: list[int] = []
-    if worker_of(pid) not in (SUPERVISOR, REGISTRY):
-        fds = [os.dup(stream.fd) for stream in streams]
-        tokens = router.send_streams(worker_of(pid), fds)
-        for token, stream in zip(tokens, streams, strict=True):
-            timeouts = (stream.read_timeout, stream.write_timeout, stream.peek_timeout)
-            fields.extend((token, *(-1 if t is None else t for t in timeouts)))
-    for stream in streams:
-        stream.release()
-    return tuple(fields)
 
 
 def _wasi_config(config: EnvConfig, program: str) -> wasm.Wasi:

@@ -29,10 +29,9 @@ import cloudpickle
 import greenlet
 import msgpack
 
-from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
-from lunatic_mp.pids import REGISTRY
+from lunatic_mp.pids import REGISTRY, worker_of
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Message, fresh_tag
 from lunatic_mp.vm.params import typed_args
@@ -41,6 +40,7 @@ from lunatic_mp.vm.process import BaseProcess, Phase
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
     from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.router import OnReply, Router
 
 TIMED_OUT = -1
 """The resume value of a wait that ran out of time (messages resume with their kind, >= 0)."""
@@ -427,9 +427,10 @@ class BaseContext:
             answer.append(reply is not None and bool(reply.exists))
             return 0, None
 
-        from lunatic_mp.pids import worker_of
-
-        engine.ask(process, worker_of(target), lambda r: frames.Exists(r, process.pid, target), on_reply)
+        router = engine.router
+        engine.ask(
+            process, worker_of(target), lambda done: router.exists(process.pid, target, done), on_reply
+        )
         process.waiting = True
         process.suspend()
         return answer[0]
@@ -450,16 +451,20 @@ class NativeRegistry:
             raise ValueError(f"pass the version separately, not in the name: {name!r}")
         return name if version is None else f"{name}@{version}"
 
-    def _ask(self, make: Callable[[int, int], frames.Frame]) -> Any:
+    def _ask(self, request: Callable[[Router, int, OnReply], None]) -> Any:
+        """``request(router, my pid, on_reply)`` of the registry process; its reply, once this
+        process has waited for it."""
         process = self._context._enter()
         engine = process.engine
+        router = engine.router
+        assert router is not None
         replies: list[Any] = []
 
         def on_reply(reply: Any) -> tuple[int, None]:
             replies.append(reply)
             return 0, None
 
-        engine.ask(process, REGISTRY, lambda request: make(request, process.pid), on_reply)
+        engine.ask(process, REGISTRY, lambda done: request(router, process.pid, done), on_reply)
         process.waiting = True
         process.suspend()
         reply = replies[0]
@@ -476,7 +481,7 @@ class NativeRegistry:
         if engine.router is None:
             engine.registry.put(full, engine.node_id, pid)
             return
-        self._ask(lambda request, me: frames.RegistryPut(request, me, full, engine.node_id, pid))
+        self._ask(lambda router, me, done: router.registry_put(me, full, engine.node_id, pid, done))
 
     def get(self, name: str, requirement: str | None = None) -> int | None:
         """The pid of the newest version of ``name`` matching ``requirement``, or None."""
@@ -486,7 +491,7 @@ class NativeRegistry:
             engine.registry.check_name(full.split("@")[0])
             found = engine.registry.get(full)
             return None if found is None else found[1]
-        reply = self._ask(lambda request, me: frames.RegistryGet(request, me, full, False))
+        reply = self._ask(lambda router, me, done: router.registry_get(me, full, False, done))
         return int(reply.pid) if reply.found else None
 
     def remove(self, name: str, version: str | None = None) -> None:
@@ -496,7 +501,7 @@ class NativeRegistry:
         if engine.router is None:
             engine.registry.remove(full)
             return
-        self._ask(lambda request, me: frames.RegistryRemove(request, me, full))
+        self._ask(lambda router, me, done: router.registry_remove(me, full, done))
 
 
 class Context(BaseContext):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
@@ -248,8 +247,11 @@ def register(engine: Engine) -> None:
             return int(pid in engine.processes)
         if worker_of(pid) < FIRST_WORKER:
             return 0  # the supervisor's and the registry's ids host no processes
+        router = engine.router
+        assert router is not None  # pid is not local
+        asker = current(engine)
         return engine.ask(
-            current(engine), worker_of(pid), lambda request: frames.Exists(request, current(engine).pid, pid),
+            asker, worker_of(pid), lambda done: router.exists(asker.pid, pid, done),
             lambda reply: (int(reply is not None and reply.exists), None),
         )  # fmt: skip
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lunatic_mp.cluster import frames
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, current, memory_of
@@ -37,15 +36,16 @@ def register(engine: Engine) -> None:
 
     def put(name_ptr: int, name_len: int, node_id: int, pid: int) -> object:
         name = read_name(name_ptr, name_len, to_register=True)
-        if engine.router is None:
+        router = engine.router
+        if router is None:
             registry.put(name, node_id, pid)
             return None
         process = current(engine)
         named = engine.processes.get(pid)
-        if named is not None:  # its death waits for the registry from now on (Engine._release)
+        if named is not None:  # its death waits for the registry from now on (Signals._release)
             named.registered = True
         return engine.ask(
-            process, REGISTRY, lambda request: frames.RegistryPut(request, process.pid, name, node_id, pid),
+            process, REGISTRY, lambda done: router.registry_put(process.pid, name, node_id, pid, done),
             lambda reply: (0, lambda: failed(reply)),
         )  # fmt: skip
 
@@ -65,6 +65,7 @@ def register(engine: Engine) -> None:
                 return ERROR
             write(*found)
             return OK
+        router = engine.router
         process = current(engine)
 
         def answer(reply: Any) -> tuple[int, Any]:
@@ -73,17 +74,18 @@ def register(engine: Engine) -> None:
             return OK, lambda: write(reply.node, reply.pid)
 
         return engine.ask(
-            process, REGISTRY, lambda request: frames.RegistryGet(request, process.pid, name, False), answer
+            process, REGISTRY, lambda done: router.registry_get(process.pid, name, False, done), answer
         )
 
     def remove(name_ptr: int, name_len: int) -> object:
         name = read_name(name_ptr, name_len)
-        if engine.router is None:
+        router = engine.router
+        if router is None:
             registry.remove(name)
             return None
         process = current(engine)
         return engine.ask(
-            process, REGISTRY, lambda request: frames.RegistryRemove(request, process.pid, name),
+            process, REGISTRY, lambda done: router.registry_remove(process.pid, name, done),
             lambda reply: (0, lambda: failed(reply)),
         )  # fmt: skip
 

@@ -1,0 +1,281 @@
+"""Where a spawned process goes, and requests that wait for another process of the runtime.
+
+A mixin of :class:`~lunatic_mp.vm.engine.Engine`. A guest's spawn may land on another worker
+(round robin, unless its environment keeps spawns local), an environment with ``max_processes``
+is counted by the registry process across workers, and ``get_or_spawn`` is atomic across the
+runtime. Each of these is a request through the engine's :class:`~lunatic_mp.vm.router.Router`
+whose reply resumes the process that asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from lunatic_mp.config import EnvConfig
+from lunatic_mp.errors import LunaticError
+from lunatic_mp.pids import REGISTRY
+from lunatic_mp.vm import wasm
+from lunatic_mp.vm.module import Module
+from lunatic_mp.vm.native import pickle_native
+from lunatic_mp.vm.process import BaseProcess
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.native import NativeProcess
+    from lunatic_mp.vm.process import Process
+    from lunatic_mp.vm.router import Router
+    from lunatic_mp.vm.scheduler import Scheduler
+
+
+class Placement:
+    """Spawns placed across the runtime, and requests that suspend a process (mixed into the Engine)."""
+
+    if TYPE_CHECKING:  # the engine's, used here
+        router: Router | None
+        scheduler: Scheduler
+        worker_id: int
+        node_id: int
+        _environments: dict[int, int]
+        resume: Callable[..., None]
+
+        def spawn(
+            self,
+            module: Module,
+            function: str = "_start",
+            params: Sequence[Any] = (),
+            config: EnvConfig | None = None,
+            *,
+            link: tuple[BaseProcess | int, int] | None = None,
+        ) -> Process: ...
+
+        def spawn_native(
+            self,
+            function: Callable[..., Any],
+            args: Sequence[Any] = (),
+            kwargs: dict[str, Any] | None = None,
+            config: EnvConfig | None = None,
+            *,
+            link: tuple[BaseProcess | int, int] | None = None,
+        ) -> NativeProcess: ...
+
+    def spawn_placed(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """Spawn for ``parent`` where the runtime places it: ``on_done(pid or error message)``, at
+        once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
+        spread = self.router is not None and not parent.config.spawn_local
+        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
+        if any(kind == wasm.V128 for kind, _ in what[2]):
+            worker = self.worker_id  # v128 parameters do not travel in frames
+
+        def place(done: Callable[[int | str], None]) -> None:
+            if worker != self.worker_id:
+                self.spawn_remote(parent, worker, what, link_tag, done)
+                return
+            module, function, params, config = what
+            try:
+                child = self.spawn(
+                    module, function, params, config, link=(parent, link_tag) if link_tag else None
+                )
+            except LunaticError as exc:
+                done(str(exc))
+                return
+            done(child.pid)
+
+        self._within_limit(parent, what[3], worker, place, on_done)
+
+    def _within_limit(
+        self,
+        parent: BaseProcess,
+        config: EnvConfig,
+        worker: int,
+        place: Callable[[Callable[[int | str], None]], None],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
+        (``config.max_processes``), else ``on_done(why not)``. In a runtime the registry
+        process counts every worker's processes of the environment: one round trip."""
+        limit = config.max_processes
+        if not limit:
+            place(on_done)
+            return
+        environment = config.environment_id
+        if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
+            if self._environments.get(environment, 0) >= limit:
+                on_done(_limit_error(environment, limit))
+            else:
+                place(on_done)
+            return
+        router = self.router
+
+        def release() -> None:
+            router.env_release(environment, worker)
+
+        def placed(child: int | str) -> None:
+            if isinstance(child, str):
+                release()  # counted, never started
+            if parent.finished is None:
+                on_done(child)
+
+        def acquired(reply: Any) -> None:
+            if reply is None or not reply.found:
+                if parent.finished is None:
+                    on_done(reply.error if reply is not None else "the registry process was lost")
+            elif parent.finished is not None:
+                release()
+            else:
+                place(placed)
+
+        if not router.is_live(REGISTRY):  # being replaced: nobody can count
+            on_done("the registry process is being replaced: cannot count the environment's processes")
+            return
+        router.env_acquire(parent.pid, environment, limit, worker, acquired)
+
+    def spawn_native_placed(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        function: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """:meth:`spawn_placed` for a native process: pickled (cloudpickle) to another worker."""
+        spread = self.router is not None and not parent.config.spawn_local
+        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
+
+        def place(done: Callable[[int | str], None]) -> None:
+            if worker == self.worker_id:
+                try:
+                    here = (parent, link_tag) if link_tag else None
+                    child = self.spawn_native(function, args, kwargs, parent.config.copy(), link=here)
+                except LunaticError as exc:
+                    done(str(exc))
+                    return
+                done(child.pid)
+                return
+            try:
+                payload = pickle_native(function, args, kwargs)
+            except Exception as exc:  # noqa: BLE001 - cloudpickle raises many kinds
+                done(f"cannot pickle {function!r} for another worker: {exc}")
+                return
+            assert self.router is not None
+            there = (parent.pid, link_tag) if link_tag else (0, 0)
+            on_reply = self._spawn_reply(parent, worker, link_tag, done)
+            self.router.spawn_native(worker, parent.pid, payload, parent.config, there, on_reply)
+
+        self._within_limit(parent, parent.config, worker, place, on_done)
+
+    def _spawn_reply(
+        self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
+    ) -> Callable[[Any], None]:
+        """What to do with the reply to a spawn on ``worker``: link ``parent`` to the child (when
+        ``link_tag``) and call ``on_done(pid or error message)``."""
+
+        def reply(frame: Any) -> None:
+            if frame is None:
+                on_done(f"worker {worker} was lost before it spawned the process")
+            elif frame.error:
+                on_done(frame.error)
+            else:
+                if link_tag and parent.finished is None:
+                    parent.links[frame.pid] = link_tag
+                on_done(frame.pid)
+
+        return reply
+
+    def ask(
+        self,
+        process: BaseProcess,
+        worker: int,
+        request: Callable[[Callable[[Any], None]], None],
+        on_reply: Callable[[Any], tuple[int, Callable[[], None] | None]],
+    ) -> object:
+        """Make a request of ``worker`` for ``process`` (``request(on_reply)``, a call of the
+        router) and suspend it until the reply comes.
+
+        ``on_reply(reply)`` (``reply`` None when the worker asked is lost) gives the value the
+        suspended host call returns and what to do in the process just before it goes on.
+        """
+        assert self.router is not None
+
+        def done(reply: Any) -> None:
+            if process.finished is None:
+                value, after = on_reply(reply)
+                self.resume(process, value, after)
+
+        if not self.router.is_live(worker):  # nobody to answer: as if it were lost (once suspended)
+            self.scheduler.call_later(0, lambda: done(None))
+        else:
+            request(done)
+        return wasm.PENDING
+
+    def spawn_remote(
+        self,
+        parent: BaseProcess,
+        worker: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        link_tag: int,
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        """Ask another worker to spawn; ``on_done(pid or error message)`` when it answers.
+
+        A linked child is linked on its side before it runs; this side links when the reply
+        comes (frames between two workers arrive in order, so a LinkDied cannot overtake it).
+        """
+        assert self.router is not None
+        module, function, params, config = what
+        link = (parent.pid, link_tag) if link_tag else (0, 0)
+        on_reply = self._spawn_reply(parent, worker, link_tag, on_done)
+        self.router.spawn(worker, parent.pid, module, function, params, config, link, on_reply)
+
+    def get_or_spawn_remote(
+        self,
+        process: BaseProcess,
+        name: str,
+        spawn: Callable[[Callable[[int | str], None]], None],
+        on_found: Callable[[int, int], None],
+        on_spawned: Callable[[int, int], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
+        name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
+        router = self.router
+        assert router is not None
+        reply_to = process.pid
+
+        def looked_up(reply: Any) -> None:
+            if reply is None:
+                on_error("the registry process was lost")
+            elif reply.error:
+                on_error(reply.error)
+            elif reply.found:
+                on_found(reply.node, reply.pid)
+            else:
+                spawn(spawned)
+
+        def spawned(child: int | str) -> None:
+            if isinstance(child, str):
+                router.registry_remove(reply_to, name, _ignore)
+                on_error(child)
+                return
+            router.registry_put(
+                reply_to, name, self.node_id, child, lambda _: on_spawned(self.node_id, child)
+            )
+
+        router.registry_get(reply_to, name, True, looked_up)
+
+
+def _ignore(_reply: Any) -> None:
+    return None
+
+
+def _limit_error(environment: int, limit: int) -> str:
+    return (
+        f"environment {environment} is at its limit of {limit} live processes (max_processes); "
+        "wait for some to end"
+    )

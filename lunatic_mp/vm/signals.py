@@ -1,0 +1,267 @@
+"""Links, monitors, kills and deaths: what lunatic's signals do to the processes of one engine.
+
+A mixin of :class:`~lunatic_mp.vm.engine.Engine`, kept apart because it is one concern with its
+own rules: a normal death, a failure and a kill each travel differently over links and monitors,
+deaths cascade through links, and a process with registry names is announced dead only once the
+registry has dropped them. Signals for processes of other workers go through the engine's
+:class:`~lunatic_mp.vm.router.Router`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.mailbox import DeathReason, Message
+from lunatic_mp.vm.process import BaseProcess, Phase
+
+if TYPE_CHECKING:
+    from lunatic_mp.vm.registry import Registry
+    from lunatic_mp.vm.router import Router
+
+MAX_CAUSE = 400
+"""Longest death reason quoted in a linked process's: a chain of deaths stays readable."""
+
+
+class Signals:
+    """Links, monitors, kills and deaths of an engine's processes (mixed into the Engine)."""
+
+    if TYPE_CHECKING:  # the engine's, used here
+        processes: dict[int, BaseProcess]
+        router: Router | None
+        registry: Registry
+        worker_id: int
+        current: BaseProcess | None
+        _held: dict[int, tuple[BaseProcess, Finished]]
+        _environments: dict[int, int]
+        is_local: Callable[[int], bool]
+        _is_gone: Callable[[int], bool]
+        deliver: Callable[[int, Message], bool]
+        unpark: Callable[[int], None]
+        _make_room: Callable[[BaseProcess], None]
+
+    def link(self, process: BaseProcess, other_pid: int, tag: int) -> None:
+        if self._is_gone(other_pid):
+            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
+            return
+        if not self.is_local(other_pid):
+            process.links[other_pid] = tag
+            self.router.link(other_pid, process.pid, tag)  # type: ignore[union-attr]  # not local
+            return
+        other = self.processes.get(other_pid)
+        if other is None:
+            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
+            return
+        process.links[other_pid] = tag
+        other.links[process.pid] = tag
+
+    def unlink(self, process: BaseProcess, other_pid: int) -> None:
+        process.links.pop(other_pid, None)
+        if not self.is_local(other_pid):
+            self.router.unlink(other_pid, process.pid)  # type: ignore[union-attr]
+            return
+        other = self.processes.get(other_pid)
+        if other is not None:
+            other.links.pop(process.pid, None)
+
+    def monitor(self, process: BaseProcess, other_pid: int) -> None:
+        if self._is_gone(other_pid):
+            self.deliver(process.pid, Message.process_died(other_pid))
+            return
+        if not self.is_local(other_pid):
+            process.monitoring.add(other_pid)
+            self.router.monitor(other_pid, process.pid)  # type: ignore[union-attr]
+            return
+        other = self.processes.get(other_pid)
+        if other is None:
+            self.deliver(process.pid, Message.process_died(other_pid))
+            return
+        process.monitoring.add(other_pid)
+        other.monitored_by.add(process.pid)
+
+    def stop_monitoring(self, process: BaseProcess, other_pid: int) -> None:
+        process.monitoring.discard(other_pid)
+        if not self.is_local(other_pid):
+            self.router.stop_monitoring(other_pid, process.pid)  # type: ignore[union-attr]
+            return
+        other = self.processes.get(other_pid)
+        if other is not None:
+            other.monitored_by.discard(process.pid)
+
+    def kill(self, pid: int, reason: str = "killed") -> bool:
+        """Kill a process. One killing itself dies when its current host call returns."""
+        process = self.processes.get(pid)
+        if process is None:
+            if self.is_local(pid) or self._is_gone(pid):
+                return False
+            self.router.kill(pid, reason)  # type: ignore[union-attr]
+            return True
+        if process is self.current:
+            process.kill_requested = reason
+        else:
+            self.exit(process, Finished(Outcome.KILLED, message=reason))
+        return True
+
+    def accept_link(self, pid: int, other_pid: int, tag: int) -> None:
+        """``other_pid`` (on another worker) linked itself to local ``pid``."""
+        process = self.processes.get(pid)
+        if process is None:
+            self.router.link_died(other_pid, pid, tag, DeathReason.NO_PROCESS, "no such process")  # type: ignore[union-attr]
+            return
+        process.links[other_pid] = tag
+
+    def accept_unlink(self, pid: int, other_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None:
+            process.links.pop(other_pid, None)
+
+    def accept_monitor(self, pid: int, watcher_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is None:
+            self.router.process_died(watcher_pid, pid)  # type: ignore[union-attr]
+            return
+        process.monitored_by.add(watcher_pid)
+
+    def accept_stop_monitoring(self, pid: int, watcher_pid: int) -> None:
+        process = self.processes.get(pid)
+        if process is not None:
+            process.monitored_by.discard(watcher_pid)
+
+    def link_died(self, pid: int, dead_pid: int, reason: DeathReason, cause: str) -> None:
+        """A process linked to local ``pid`` died elsewhere (or its worker was lost)."""
+        process = self.processes.get(pid)
+        if process is None or dead_pid not in process.links:
+            return  # unlinked meanwhile, or dead too
+        doomed = self._on_link_death(process, dead_pid, reason, cause)
+        if doomed is not None:
+            self.kill(pid, doomed)
+
+    def process_died(self, pid: int, dead_pid: int) -> None:
+        """A process that local ``pid`` monitors died elsewhere."""
+        process = self.processes.get(pid)
+        if process is not None:
+            process.monitoring.discard(dead_pid)
+            self.deliver(pid, Message.process_died(dead_pid))
+
+    def worker_lost(self, worker: int) -> None:
+        """Every link and monitor into a lost worker fires; requests to it fail."""
+        for process in list(self.processes.values()):
+            for other_pid in [p for p in process.links if worker_of(p) == worker]:
+                self.link_died(process.pid, other_pid, DeathReason.FAILURE, f"worker {worker} lost")
+            for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
+                self.process_died(process.pid, other_pid)
+            process.monitored_by = {p for p in process.monitored_by if worker_of(p) != worker}
+            process.blocked_senders = {p for p in process.blocked_senders if worker_of(p) != worker}
+            if any(worker_of(p) == worker for p in process.blocked_on):
+                process.blocked_on = {p for p in process.blocked_on if worker_of(p) != worker}
+                self.unpark(process.pid)
+        if worker == REGISTRY:  # no names to wait for any more
+            for pid in list(self._held):
+                self.names_released(pid)
+
+    def exit(self, process: BaseProcess, finished: Finished) -> None:
+        """Tear a process down and tell everyone linked to or monitoring it.
+
+        Deaths cascade through links (a failure kills linked processes that die with their
+        links); a work list, not recursion, so a long chain cannot overflow the stack.
+        """
+        pending: deque[tuple[BaseProcess, Finished]] = deque([(process, finished)])
+        while pending:
+            dead, outcome = pending.popleft()
+            if dead.finished is not None:
+                continue
+            for other, cause in self._release(dead, outcome):
+                if other is self.current:
+                    other.kill_requested = cause
+                else:
+                    pending.append((other, Finished(Outcome.KILLED, message=cause)))
+
+    def _release(self, process: BaseProcess, finished: Finished) -> Iterable[tuple[BaseProcess, str]]:
+        """Free one process and notify its links and monitors; yields the processes it kills.
+
+        A process with registry names in a runtime is announced dead only once the registry
+        process has removed them (:meth:`names_released`): whoever sees its death notice, and
+        whatever they tell others, finds its names gone.
+        """
+        process.finished = finished
+        process.phase = Phase.DONE
+        if process.timer is not None:
+            process.timer.cancel()
+            process.timer = None
+        process.free()
+        del self.processes[process.pid]
+        self.registry.remove_process(process.pid)
+        for callback in process.on_exit:
+            callback(finished)
+        if process.blocked_senders:
+            self._make_room(process)
+        router = self.router
+        if process.config.max_processes:
+            environment = process.config.environment_id
+            if router is not None:
+                router.env_release(environment, self.worker_id)
+            elif environment in self._environments:
+                self._environments[environment] -= 1
+        if router is not None and process.registered:
+            router.process_gone(process.pid)
+            if router.is_live(REGISTRY):
+                self._held[process.pid] = (process, finished)
+                return ()
+        return self._notify(process, finished)
+
+    def names_released(self, pid: int) -> None:
+        """The registry process removed the names of ``pid``, which died: announce its death."""
+        held = self._held.pop(pid, None)
+        if held is not None:
+            for other, cause in self._notify(*held):
+                self.exit(other, Finished(Outcome.KILLED, message=cause))
+
+    def _notify(self, process: BaseProcess, finished: Finished) -> list[tuple[BaseProcess, str]]:
+        """Tell those linked to or monitoring a dead process; the processes that die with it."""
+        pid = process.pid
+        failed = not finished.ok
+        reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
+        cause = str(finished)
+        cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+        router = self.router
+        doomed: list[tuple[BaseProcess, str]] = []
+        for other_pid, tag in process.links.items():
+            other = self.processes.get(other_pid)
+            if other is not None:
+                if pid not in other.links:
+                    continue  # unlinked while the death was held back
+                doom = self._on_link_death(other, pid, reason, cause)
+                if doom is not None:
+                    doomed.append((other, doom))
+            elif router is not None and not self.is_local(other_pid):
+                router.link_died(other_pid, pid, tag, reason, cause)
+        for watcher_pid in process.monitored_by:
+            if self.is_local(watcher_pid):
+                watcher = self.processes.get(watcher_pid)
+                if watcher is not None and pid in watcher.monitoring:  # still watching
+                    self.process_died(watcher_pid, pid)
+            elif worker_of(watcher_pid) == SUPERVISOR:  # the host program wants the details
+                router.process_finished(watcher_pid, pid, finished)  # type: ignore[union-attr]
+            else:
+                router.process_died(watcher_pid, pid)  # type: ignore[union-attr]
+        for watched_pid in process.monitoring:
+            watched = self.processes.get(watched_pid)
+            if watched is not None:
+                watched.monitored_by.discard(pid)
+            elif router is not None and not self.is_local(watched_pid):
+                router.stop_monitoring(watched_pid, pid)
+        return doomed
+
+    def _on_link_death(
+        self, process: BaseProcess, dead_pid: int, reason: DeathReason, cause: str
+    ) -> str | None:
+        """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
+        once the death has arrived as a LinkDied message."""
+        tag = process.links.pop(dead_pid, 0)
+        if reason is DeathReason.FAILURE and process.die_when_link_dies:
+            return f"linked process {dead_pid} died ({cause})"
+        self.deliver(process.pid, Message.link_died(dead_pid, tag, reason))
+        return None
