@@ -32,8 +32,9 @@ import psutil
 import pytest
 
 from lunatic_mp import EnvConfig, Finished, Module, Outcome, SpawnError
-from lunatic_mp.api.runtime import Runtime, RuntimeError_
+from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster.hub import bell_name, ring_name
+from lunatic_mp.cluster.supervisor import RuntimeError_
 from lunatic_mp.cluster.transport import Doorbell
 from lunatic_mp.pids import worker_of
 from lunatic_mp.vm.mailbox import Kind, Message

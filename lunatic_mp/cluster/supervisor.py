@@ -1,0 +1,561 @@
+"""The supervisor: starts a runtime's processes, wires their queues, watches them, stops them.
+
+The supervisor lives in the host program, beneath its :class:`~lunatic_mp.api.runtime.Runtime`.
+It starts the registry process and one worker
+process per CPU (``spawn`` start method, never ``fork``: a child forked after Wasm was compiled
+hangs), creates the rings between every pair of them, and runs a pump thread that moves frames
+for the host program and notices within milliseconds when a worker dies: everyone linked to or
+monitoring a process of the lost worker is told, its registry names go, and a fresh worker (with
+a new worker id, so stale pids never reach it) takes its place. Workers and the registry process
+exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import secrets
+import select
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import cloudpickle
+import msgpack
+import psutil
+
+from lunatic_mp.cluster import frames, registry_process, worker
+from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
+from lunatic_mp.cluster.logs import LogReceiver
+from lunatic_mp.cluster.requests import PendingRequests
+from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
+from lunatic_mp.errors import EngineClosed, LunaticError, WorkerLost
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.vm import wasm
+from lunatic_mp.vm.engine import (
+    DEFAULT_MAX_MEMORY,
+    check_plugins,
+    default_capacity,
+)
+from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.mailbox import DeathReason, Message
+from lunatic_mp.vm.module import ModuleCache
+from lunatic_mp.vm.plugins import Plugin, discover
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RING_CAPACITY = 1 << 20
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+MAX_FAILED_STARTS = 5
+"""Children that die before they are ready, in a row, after which the supervisor stops replacing them."""
+MAX_UNJOINED = 100_000
+"""How many ends of processes nobody has joined yet the supervisor remembers."""
+
+
+RUN_DIR_PREFIX = "lunatic-mp-"
+OWNER_FILE = "supervisor"
+
+
+def sweep_stale_runs() -> None:
+    """Remove what supervisors that were killed (SIGKILL, OOM) left behind: their runtime
+    directories, rings and doorbells. A run is stale when its supervisor's pid is gone."""
+    for run_dir in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
+        try:
+            pid_text, run_id = (run_dir / OWNER_FILE).read_text().split()
+            if psutil.pid_exists(int(pid_text)):
+                continue
+        except (OSError, ValueError):
+            continue
+        for segment in Path(SharedMemory._DIRECTORY).glob(f"lmp-{run_id}-*"):
+            segment.unlink(missing_ok=True)
+        for segment in doorbell_flags(run_dir):
+            segment.unlink(missing_ok=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("removed the leftovers of runtime %s (supervisor %s is gone)", run_id, pid_text)
+
+
+class RuntimeError_(LunaticError):
+    """A runtime's processes could not be started or reached."""
+
+
+@dataclass
+class _Child:
+    """A worker or the registry process, as the supervisor sees it."""
+
+    worker_id: int
+    process: Any  # multiprocessing.Process
+    ready: threading.Event
+
+
+class Supervisor:
+    """The OS processes of a runtime and the pump between them and the host program.
+
+    :class:`~lunatic_mp.api.runtime.Runtime` is the API over it: this class owns the children,
+    their rings, the host program's mailbox and requests, losses and replacements.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_processes_per_worker: int | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        ring_capacity: int = DEFAULT_RING_CAPACITY,
+        log_level: int | None = None,
+        plugins: Iterable[Plugin] = (),
+        discover_plugins: bool = True,
+    ) -> None:
+        self.worker_count = workers or len(os.sched_getaffinity(0))
+        if self.worker_count < 1:
+            raise ValueError("a runtime needs at least one worker")
+        capacity = max_processes_per_worker or default_capacity()  # each worker has its own map budget
+        self.max_processes_per_worker = capacity
+        every_plugin = [*plugins, *(discover() if discover_plugins else [])]
+        self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
+        """The names of the plugins every worker has (:mod:`lunatic_mp.vm.plugins`)."""
+        self._engine_options: dict[str, Any] = {"max_processes": capacity, "max_memory": max_memory}
+        if every_plugin:
+            self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)
+        self._ring_capacity = ring_capacity
+        self._http = b""  # the HTTP front end's table every worker gets (set_http)
+        self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
+        self._context = multiprocessing.get_context("spawn")
+        sweep_stale_runs()
+        self.run_id = secrets.token_hex(4)
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
+        (self.run_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.run_id}\n")
+        self.cache = ModuleCache(self.run_dir / "modules")
+        self._compiler = wasm.new_engine(
+            async_stack_size=2 * 1024 * 1024,
+            max_wasm_stack=1024 * 1024,
+            max_instances=1,
+            max_memory=max_memory,
+        )
+        self._lock = threading.RLock()
+        self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir)
+        self._hub.handlers = self._frame_handlers()
+        self._rings: dict[tuple[int, int], Ring] = {}
+        self._children: dict[int, _Child] = {}
+        self._next_worker = itertools.count(FIRST_WORKER)
+        self._placement = itertools.count()
+        self._requests = PendingRequests()
+        self._mailbox: list[Message] = []
+        self._mail = threading.Condition(self._lock)
+        self._workers_changed = threading.Condition(self._lock)  # a child lost, replaced or started
+        self.pid = make_pid(0, SUPERVISOR, 1)
+        self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
+        self._spawned: set[int] = set()  # pids spawned here and not joined yet
+        self._finished: dict[int, Finished] = {}
+        self._finish_waiters: dict[int, list[Future[Finished]]] = {}
+        self.workers_lost = 0
+        self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
+        self._environment_ids = itertools.count(1)  # of environments that bound their processes
+        self._failed_starts = 0
+        self._closed = False
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._logs = LogReceiver()
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
+        everyone = [SUPERVISOR, REGISTRY, *worker_ids]
+        for source in everyone:
+            for destination in everyone:
+                if source != destination:
+                    self._make_ring(source, destination)
+        for other in everyone[1:]:
+            self._hub.connect(other)
+        self._start_child(REGISTRY, [p for p in everyone if p != REGISTRY])
+        for worker_id in worker_ids:
+            self._start_child(worker_id, [p for p in everyone if p != worker_id])
+        self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
+        self._pump_thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for child in list(self._children.values()):
+            while not child.ready.wait(0.05):  # a child that dies while starting fails at once
+                if not child.process.is_alive():
+                    raise RuntimeError_(
+                        f"{child.process.name} exited with code {child.process.exitcode} while "
+                        "starting (its log, above, says why)"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError_(f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s")
+        with self._lock:  # everyone has a doorbell now: tell everyone to use it
+            for child in self._children.values():
+                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
+            self._flush()
+
+    def _make_ring(self, source: int, destination: int) -> None:
+        self._rings[source, destination] = Ring.create(
+            ring_name(self.run_id, source, destination), self._ring_capacity
+        )
+
+    def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        log_reader, log_writer = self._context.Pipe(duplex=False)
+        common: dict[str, Any] = {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "peers": peers,
+            "supervisor_pid": os.getpid(),
+            "log_pipe": log_writer,
+            "log_level": self._log_level,
+            "deathsig": threading.current_thread() is threading.main_thread(),
+        }
+        if worker_id == REGISTRY:
+            target: Callable[[Any], None] = registry_process.main
+            spec: Any = registry_process.RegistrySpec(**common)
+            name = "lunatic-mp-registry"
+        else:
+            target = worker.main
+            spec = worker.WorkerSpec(
+                worker_id=worker_id,
+                node_id=0,
+                engine_options=self._engine_options,
+                http=self._http,
+                **common,
+            )
+            name = f"lunatic-mp-worker-{worker_id}"
+        process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
+        process.start()
+        log_writer.close()
+        self._logs.add(log_reader)
+        self._children[worker_id] = _Child(worker_id, process, threading.Event())
+
+    # --- the pump -------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Move frames for the host program and watch the children, until closed."""
+        hub = self._hub
+        assert hub.doorbell is not None
+        doorbell = hub.doorbell
+        while not self._closed:
+            with self._lock:
+                arrived = hub.receive()
+                self._flush()
+            if arrived:
+                continue
+            sentinels = {child.process.sentinel: child for child in list(self._children.values())}
+            doorbell.prepare_sleep()
+            ready: list[int] = []
+            if hub.idle():
+                ready, _, _ = select.select(
+                    [doorbell.fileno(), self._wake_read, *sentinels], [], [], SAFETY_TIMEOUT
+                )
+            doorbell.cancel_sleep()
+            doorbell.drain()
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 4096)
+            for fd in ready:
+                if fd in sentinels and not self._closed:
+                    self._on_child_exit(sentinels[fd])
+
+    def _flush(self) -> None:
+        self._hub.flush()
+
+    def _broadcast(self, frame: frames.Frame, *, skip: int | None = None) -> None:
+        for other in self._hub.endpoints:
+            if other != skip:
+                self._hub.send(other, frame)
+
+    def _on_child_exit(self, child: _Child) -> None:
+        """A worker died unasked: tell everyone, and start a fresh one with a new id."""
+        child.process.join(0)
+        with self._lock:
+            if self._children.get(child.worker_id) is not child:
+                return
+            del self._children[child.worker_id]
+            lost = child.worker_id
+            log.warning(
+                "worker %d (pid %d) exited with code %s; replacing it",
+                lost,
+                child.process.pid,
+                child.process.exitcode,
+            )
+            self._hub.disconnect(lost)
+            self._announce_loss(lost)
+            for key in [k for k in self._rings if lost in k]:
+                ring = self._rings.pop(key)
+                ring.close()
+                ring.unlink()
+            remove_doorbell(self.run_dir, bell_name(lost))  # its owner died before it could
+            if not child.ready.is_set():
+                self._failed_starts += 1
+                if self._failed_starts > MAX_FAILED_STARTS:
+                    log.error("workers keep dying before they start; not replacing worker %d", lost)
+                    return
+            else:
+                self._failed_starts = 0
+            if lost == REGISTRY:
+                log.error("the registry process was lost; registry names are gone")
+            replacement = REGISTRY if lost == REGISTRY else next(self._next_worker)
+            live = [SUPERVISOR, *(w for w in self._children if w != replacement)]
+            for other in live:
+                self._make_ring(other, replacement)
+                self._make_ring(replacement, other)
+            self._hub.connect(replacement)
+            self._start_child(replacement, live)
+            self._flush()
+            self._workers_changed.notify_all()
+        threading.Thread(target=self._announce, args=(replacement,), daemon=True).start()
+
+    def _announce_loss(self, lost: int) -> None:
+        """Tell the registry first, and everyone else once it has dropped the lost worker's
+        names (it answers with the same WorkerLost frame): whoever is told of a death there,
+        the host program included, finds the dead process's names gone. If the registry itself
+        is lost, tell everyone now."""
+        if lost != REGISTRY and REGISTRY in self._hub.endpoints:
+            self._losses_pending.add(lost)
+            self._hub.send(REGISTRY, frames.WorkerLost(lost))
+            return
+        for gone in (*sorted(self._losses_pending), lost):
+            self._lost(gone)
+        self._losses_pending.clear()
+
+    def _on_registry_forgot(self, frame: frames.WorkerLost) -> None:
+        """The registry dropped a lost worker's names: now the others may hear of the loss."""
+        if frame.worker in self._losses_pending:
+            self._losses_pending.discard(frame.worker)
+            self._lost(frame.worker)
+
+    def _lost(self, lost: int) -> None:
+        """Workers, requests, joins and monitors of the host program learn of a loss."""
+        self.workers_lost += 1
+        self._broadcast(frames.WorkerLost(lost), skip=REGISTRY if lost != REGISTRY else None)
+        self._requests.worker_lost(lost)
+        self._mail_deaths_from(lost)
+        self._workers_changed.notify_all()
+
+    def _announce(self, worker_id: int) -> None:
+        child = self._children.get(worker_id)
+        if child is not None and child.ready.wait(START_TIMEOUT_S):
+            with self._lock:
+                self._broadcast(frames.WorkerStarted(worker_id, 0), skip=worker_id)
+                self._flush()
+            self._wake()
+
+    def set_http(self, payload: bytes) -> None:
+        """Give every worker, and every worker started from now on (a replacement after a
+        crash), the HTTP front end's table (:mod:`lunatic_mp.serve.http`: ``encode_table``). A front
+        end, once started, serves until the runtime closes: a table with no routes answers 404."""
+        if not payload:
+            raise ValueError("an HTTP table is needed (http.encode_table); a front end cannot be removed")
+        with self._lock:
+            self._check_open()
+            self._http = payload
+            for worker_id in self._children:
+                if worker_id != REGISTRY:
+                    self._hub.send(worker_id, frames.HttpRoutes(payload))
+            self._flush()
+
+    def _mail_deaths_from(self, lost: int) -> None:
+        """The host program's monitors and joins of processes on a lost worker fire."""
+        for pid in [p for p in (*self._monitoring, *self._spawned) if worker_of(p) == lost]:
+            self._ended(pid, Finished(Outcome.FAILED, message=f"worker {lost} lost"))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"x")
+
+    # --- frames for the host program ------------------------------------------------------------
+
+    def _frame_handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            frames.Message: lambda f: self._deliver(Message(f.tag, f.data, pid=f.sender)),
+            frames.LinkDied: lambda f: self._deliver(Message.link_died(f.dead, f.tag, DeathReason(f.reason))),
+            frames.ProcessDied: self._on_process_died,
+            frames.ProcessFinished: self._on_process_finished,
+            frames.SpawnReply: self._complete,
+            frames.ExistsReply: self._complete,
+            frames.RegistryReply: self._complete,
+            frames.StatsReply: self._complete,
+            frames.WorkerStarted: self._on_started,
+            frames.WorkerLost: self._on_registry_forgot,
+            frames.Kill: lambda f: log.warning("a kill of the host program's mailbox %d was ignored", f.to),
+            frames.Link: lambda f: None,
+            frames.Unlink: lambda f: None,
+            frames.Monitor: lambda f: None,
+            frames.StopMonitoring: lambda f: None,
+        }
+
+    def _on_started(self, frame: frames.WorkerStarted) -> None:
+        child = self._children.get(frame.worker)
+        if child is not None:
+            self._hub.attach_doorbell(self._hub.endpoints[frame.worker])
+            child.ready.set()
+            self._workers_changed.notify_all()
+
+    def _on_process_died(self, frame: frames.ProcessDied) -> None:
+        self._ended(frame.dead, Finished(Outcome.FAILED, message="no such process"))
+
+    def _on_process_finished(self, frame: frames.ProcessFinished) -> None:
+        outcome = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)[frame.outcome]
+        results = tuple(msgpack.unpackb(frame.results))
+        exit_code = None if frame.exit_code < 0 else frame.exit_code
+        backtrace = tuple(frame.backtrace.splitlines())
+        self._ended(frame.pid, Finished(outcome, results, frame.message, backtrace, exit_code))
+
+    def _ended(self, pid: int, finished: Finished) -> None:
+        with self._mail:
+            waiters = self._finish_waiters.pop(pid, None)
+            if waiters is None:
+                self._finished.setdefault(pid, finished)
+                if len(self._finished) > MAX_UNJOINED:  # forget the oldest that nobody joined
+                    del self._finished[next(iter(self._finished))]
+            else:
+                self._spawned.discard(pid)
+            if pid in self._monitoring:
+                self._monitoring.discard(pid)
+                self._mailbox.append(Message.process_died(pid))
+            self._mail.notify_all()
+        for future in waiters or ():
+            future.set_result(finished)
+
+    def _deliver(self, message: Message) -> None:
+        with self._mail:
+            self._mailbox.append(message)
+            self._mail.notify_all()
+
+    def _complete(self, frame: Any) -> None:
+        self._requests.complete(frame.request, frame)
+
+    def _request_future(self, worker_id: int, make: Callable[[int], frames.Frame]) -> Future[Any]:
+        """Send a request; the future of its reply frame (WorkerLost if the worker dies first,
+        EngineClosed if the runtime closes first)."""
+        return self._send_request(worker_id, make)[0]
+
+    def _request(self, worker_id: int, make: Callable[[int], frames.Frame], timeout: float | None) -> Any:
+        future, on_reply = self._send_request(worker_id, make)
+        try:
+            return future.result(timeout)
+        finally:
+            if not future.done():
+                with self._lock:
+                    self._requests.forget(on_reply)
+
+    def _send_request(
+        self, worker_id: int, make: Callable[[int], frames.Frame]
+    ) -> tuple[Future[Any], Callable[[Any], None]]:
+        future: Future[Any] = Future()
+
+        def on_reply(reply: Any) -> None:
+            if reply is not None:
+                future.set_result(reply)
+            elif self._closed:
+                future.set_exception(EngineClosed("the runtime was closed"))
+            else:
+                future.set_exception(WorkerLost(f"worker {worker_id} was lost before it answered"))
+
+        with self._lock:
+            self._check_open()
+            self._hub.send(worker_id, make(self._requests.new(worker_id, on_reply)))
+            self._flush()
+        return future, on_reply
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosed("the runtime is closed")
+
+    # --- the children ---------------------------------------------------------------------------
+
+    @property
+    def worker_ids(self) -> list[int]:
+        with self._lock:
+            return sorted(w for w in self._children if w >= FIRST_WORKER)
+
+    def worker_pids(self) -> dict[int, int]:
+        """OS process id of each worker, by worker id."""
+        with self._lock:
+            return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
+
+    def registry_os_pid(self) -> int | None:
+        """OS process id of the registry process (None while it is being replaced)."""
+        with self._lock:
+            child = self._children.get(REGISTRY)
+            return None if child is None else child.process.pid
+
+    def wait_for_workers(self, timeout: float | None = None, *, losses: int = 0) -> bool:
+        """Wait until the supervisor has counted ``losses`` lost workers (:attr:`workers_lost`)
+        and the registry and a full set of workers have started, replacements included; False
+        on timeout."""
+
+        def full() -> bool:
+            workers = [w for w in self._children if w >= FIRST_WORKER]
+            return (
+                self.workers_lost >= losses
+                and len(workers) == self.worker_count
+                and REGISTRY in self._children
+                and all(child.ready.is_set() for child in self._children.values())
+            )
+
+        with self._workers_changed:
+            return self._workers_changed.wait_for(full, timeout)
+
+    def _hosted(self, pid: int) -> bool:
+        """Whether ``pid`` names a live worker (else no process can answer for it)."""
+        with self._lock:
+            return worker_of(pid) >= FIRST_WORKER and worker_of(pid) in self._children
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every process of the runtime and remove its shared memory and files."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._broadcast(frames.Shutdown())
+            self._flush()
+        self._wake()
+        if getattr(self, "_pump_thread", None) is not None:
+            self._pump_thread.join(STOP_TIMEOUT_S)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in list(self._children.values()):
+            child.process.join(max(deadline - time.monotonic(), 0.1))
+            if child.process.is_alive():
+                log.warning("%s did not stop; killing it", child.process.name)
+                child.process.kill()
+                child.process.join(STOP_TIMEOUT_S)
+            remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
+        self._children.clear()
+        self._requests.close()
+        for waiters in self._finish_waiters.values():
+            for waiter in waiters:
+                waiter.set_exception(EngineClosed("the runtime was closed before the process ended"))
+        self._finish_waiters.clear()
+        self._hub.close()
+        for ring in self._rings.values():
+            ring.close()
+            ring.unlink()
+        self._rings.clear()
+        self._logs.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Supervisor", "sweep_stale_runs"]
