@@ -67,170 +67,45 @@ import contextlib
 import errno
 import importlib
 import logging
-import math
 import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import frames
-from lunatic_mp.errors import InvalidNameError, LunaticError, ServeConfigError
+from lunatic_mp.errors import LunaticError, ServeConfigError
 from lunatic_mp.serve import http as http_routes
 from lunatic_mp.serve import prometheus
-from lunatic_mp.serve.config import ServeConfig, env_config
-from lunatic_mp.serve.control import CallError, ControlServer, Method, Params, lunatic_error_code
+from lunatic_mp.serve.config import ServeConfig
+from lunatic_mp.serve.control import CallError, ControlServer
+from lunatic_mp.serve.methods import (
+    DEFAULT_REQUEST_TIMEOUT,
+    SPAWN_TIMEOUT,
+    ControlMethods,
+    finished_to_wire,
+    full_name,
+)
+from lunatic_mp.serve.replies import Replies
 from lunatic_mp.serve.rpc import Code
 from lunatic_mp.vm.finished import Finished
-from lunatic_mp.vm.mailbox import Message, fresh_tag
 from lunatic_mp.vm.module import Module
-from lunatic_mp.vm.registry import Registry
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.05
-"""How often the mailbox thread looks up from an empty mailbox to see whether it should stop."""
-BATCH = 1024
-"""Replies the mailbox thread hands to the loop at once, at most."""
-TICK = 0.05
-"""The granularity of request timeouts, in seconds."""
-MAX_ENDS = 100_000
-"""Processes spawned through the server whose end is remembered for ``join``, at most."""
-DEFAULT_REQUEST_TIMEOUT = 30.0
-SPAWN_TIMEOUT = 30.0
 HTTP_POLL_S = 0.02
 """How often the server asks the workers whether they listen (starting) or are done (draining)."""
 
-T = TypeVar("T")
 
-_names = Registry()  # empty: only used to check names before they travel
-
-
-class _Pending:
-    """A request waiting for its reply."""
-
-    __slots__ = ("answer", "pid", "tick", "timeout")
-
-    def __init__(self, answer: asyncio.Future[dict[str, Any]], pid: int, timeout: float, tick: int) -> None:
-        self.answer = answer
-        self.pid = pid
-        self.timeout = timeout
-        self.tick = tick
-
-
-class _Replies:
-    """The host program's mailbox, moved onto the event loop: each reply goes to the request
-    waiting for its tag.
-
-    Requests time out in ticks of :data:`TICK` seconds: one timer sweeps the requests whose
-    tick has come, rather than a timer per request (at tens of thousands of requests a second
-    the timers would cost more than the rest of a request's path in the server).
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.waiting: dict[int, _Pending] = {}
-        self.ticks: dict[int, set[int]] = {}  # tick -> tags of the requests that expire then
-        self.dropped = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run, name="lunatic-mp-serve-mailbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-
-    def expect(self, tag: int, pid: int, timeout: float) -> asyncio.Future[dict[str, Any]]:
-        """The future of the reply tagged ``tag`` (a Timeout CallError after ``timeout`` s)."""
-        loop = self._loop
-        assert loop is not None
-        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
-        tick = math.ceil((loop.time() + timeout) / TICK)
-        self.waiting[tag] = _Pending(answer, pid, timeout, tick)
-        tags = self.ticks.get(tick)
-        if tags is None:
-            tags = self.ticks[tick] = set()
-        tags.add(tag)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(TICK, self._sweep)
-        return answer
-
-    def forget(self, tag: int) -> None:
-        pending = self.waiting.pop(tag, None)
-        if pending is not None:
-            self._untick(tag, pending.tick)
-
-    def _untick(self, tag: int, tick: int) -> None:
-        tags = self.ticks.get(tick)
-        if tags is not None:
-            tags.discard(tag)
-            if not tags:
-                del self.ticks[tick]
-
-    def _sweep(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        self._sweeper = None
-        now = loop.time() / TICK
-        for tick in sorted(t for t in self.ticks if t <= now):
-            for tag in self.ticks.pop(tick):
-                pending = self.waiting.pop(tag)
-                if not pending.answer.done():  # else cancelled: its connection went
-                    message = f"process {pending.pid:#x} did not reply within {pending.timeout:g} s"
-                    pending.answer.set_exception(CallError(Code.TIMEOUT, message))
-        if self.waiting:
-            self._sweeper = loop.call_later(TICK, self._sweep)
-
-    def _run(self) -> None:
-        receive, loop = self.runtime.receive, self._loop
-        assert loop is not None
-        while not self._stop.is_set():
-            try:
-                first = receive(None, POLL_S)
-            except LunaticError:
-                return
-            if first is None:
-                continue
-            batch = [first]
-            while len(batch) < BATCH and (message := receive(None, 0)) is not None:
-                batch.append(message)
-            try:
-                loop.call_soon_threadsafe(self._dispatch, batch)
-            except RuntimeError:  # the loop is closed
-                return
-
-    def _dispatch(self, batch: list[Message]) -> None:
-        waiting = self.waiting
-        for message in batch:
-            pending = waiting.pop(message.tag, None)
-            if pending is None:
-                self.dropped += 1
-                log.debug("dropped a message for the host program nobody waits for: %r", message)
-                continue
-            self._untick(message.tag, pending.tick)
-            if not pending.answer.done():
-                pending.answer.set_result({"data": message.data, "tag": message.tag, "pid": message.pid})
-
-
-class Server:
+class Server(ControlMethods):
     """``lunatic-mp serve`` (see the module docstring). ``announce`` gets the lines a person
     running the server should see (where it listens, that it is ready, reloads, stopping)."""
 
@@ -245,7 +120,7 @@ class Server:
         self.reloads = {"ok": 0, "failed": 0}
         self.started_at = time.time()
         self.control = ControlServer(self.methods(), config.control)
-        self.replies: _Replies | None = None
+        self.replies: Replies | None = None
         self.metrics_url: str | None = None
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -304,7 +179,7 @@ class Server:
                 if spec.function not in module.exports:
                     raise ServeConfigError(f"module {spec.module} has no export {spec.function!r}")
                 if spec.name is not None:
-                    self._check_name(_full_name(spec.name, spec.version))
+                    self._check_name(full_name(spec.name, spec.version))
                 label = f"{spec.module}.{spec.function}"
                 pids = []
                 try:
@@ -320,9 +195,9 @@ class Server:
                     raise ServeConfigError(f"cannot start {label}: {exc}") from None
                 if spec.name is not None:  # then count is 1
                     pid = pids[0]
-                    runtime.registry_put(_full_name(spec.name, spec.version), pid)
+                    runtime.registry_put(full_name(spec.name, spec.version), pid)
                     self.announce(
-                        f"process {pid:#x} ({label}) registered as {_full_name(spec.name, spec.version)}"
+                        f"process {pid:#x} ({label}) registered as {full_name(spec.name, spec.version)}"
                     )
                 else:
                     self.announce(f"{spec.count} process{'es' if spec.count > 1 else ''} of {label}")
@@ -382,7 +257,7 @@ class Server:
                 module=b"" if route.module is None else self.modules[route.module].digest,
                 function=route.function,
                 config=frames.encode_config(route.config),
-                process="" if route.process is None else _full_name(route.process, route.version),
+                process="" if route.process is None else full_name(route.process, route.version),
             )
             for route in self.config.routes
         ]
@@ -421,7 +296,7 @@ class Server:
         self._loop = loop
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self.replies = _Replies(runtime)
+        self.replies = Replies(runtime)
         self.replies.start(loop)
         try:
             address = await self.control.start()
@@ -571,290 +446,7 @@ class Server:
         }
         return web.json_response(body, status=200 if status == "ok" else 503)
 
-    # --- the control methods ------------------------------------------------------------------
-
-    def methods(self) -> dict[str, Method]:
-        return {
-            "ping": Method(self.rpc_ping, while_draining=True),
-            "spawn": Method(self.rpc_spawn),
-            "send": Method(self.rpc_send),
-            "request": Method(self.rpc_request),
-            "join": Method(self.rpc_join),
-            "kill": Method(self.rpc_kill),
-            "exists": Method(self.rpc_exists),
-            "lookup": Method(self.rpc_lookup),
-            "register": Method(self.rpc_register),
-            "unregister": Method(self.rpc_unregister),
-            "names": Method(self.rpc_names),
-            "processes": Method(self.rpc_processes),
-            "stats": Method(self.rpc_stats),
-            "modules": Method(self.rpc_modules),
-            "reload": Method(self.rpc_reload),
-            "stop": Method(self.rpc_stop, while_draining=True),
-        }
-
-    def rpc_ping(self, p: Params) -> str:
-        p.at_most(0)
-        return "pong"
-
-    def rpc_spawn(self, p: Params) -> Coroutine[Any, Any, int]:
-        p.at_most(4)
-        name = p.text(0, "module")
-        module = self.modules.get(name)
-        if module is None:
-            raise CallError(Code.NOT_FOUND, f"no module {name!r}; the server has {sorted(self.modules)}")
-        function = p.text(1, "function", "_start")
-        if function not in module.exports:
-            raise CallError(Code.NOT_FOUND, f"module {name} has no export {function!r}")
-        params = p.integers(2, "params", [])
-        options = dict(p.mapping(3, "options", {}))
-        worker = options.pop("worker", None)
-        if worker is not None and type(worker) is not int:
-            raise CallError(Code.BAD_PARAMS, "spawn option worker must be an integer")
-        register_as = options.pop("name", None)
-        version = options.pop("version", None)
-        if (register_as is not None and type(register_as) is not str) or (
-            version is not None and type(version) is not str
-        ):
-            raise CallError(Code.BAD_PARAMS, "spawn options name and version must be strings")
-        if version is not None and register_as is None:
-            raise CallError(Code.BAD_PARAMS, "spawn option version needs a name")
-        full = None if register_as is None else _full_name(register_as, version)
-        if full is not None:
-            self._check_name(full)
-        try:
-            config = env_config(options, "spawn options", None)
-            future = self._runtime().spawn_future(module, function, params, config, worker=worker)
-        except ServeConfigError as exc:
-            raise CallError(Code.BAD_PARAMS, str(exc)) from None
-        except LunaticError as exc:
-            raise CallError(lunatic_error_code(exc), str(exc)) from None
-
-        async def spawned() -> int:
-            try:
-                pid = await asyncio.wrap_future(future)
-            except LunaticError as exc:
-                raise CallError(lunatic_error_code(exc), str(exc)) from None
-            self._remember(pid)
-            if full is not None:
-                await self._blocking(self._runtime().registry_put, full, pid)
-            return pid
-
-        return spawned()
-
-    def rpc_send(self, p: Params) -> Any:
-        p.at_most(3)
-        target = p.target(0)
-        data = p.binary(1, "data", b"")
-        tag = p.integer(2, "tag", 0)
-        if type(target) is int:
-            self._send(target, data, tag)
-            return None
-
-        async def send_to_name() -> None:
-            self._send(await self._resolve(target), data, tag)
-
-        return send_to_name()
-
-    def _send(self, pid: int, data: bytes, tag: int) -> None:
-        try:
-            self._runtime().send(pid, data, tag)
-        except ValueError as exc:
-            raise CallError(Code.BAD_PARAMS, str(exc)) from None
-        except LunaticError as exc:
-            raise CallError(lunatic_error_code(exc), str(exc)) from None
-
-    def rpc_request(self, p: Params) -> Any:
-        p.at_most(3)
-        target = p.target(0)
-        data = p.binary(1, "data", b"")
-        timeout = p.number(2, "timeout", DEFAULT_REQUEST_TIMEOUT)
-        if type(target) is int:
-            return self._request(target, data, timeout)
-
-        async def request_name() -> dict[str, Any]:
-            return await self._request(await self._resolve(target), data, timeout)
-
-        return request_name()
-
-    def _request(self, pid: int, data: bytes, timeout: float) -> asyncio.Future[dict[str, Any]]:
-        replies = self.replies
-        assert replies is not None
-        tag = fresh_tag()
-        answer = replies.expect(tag, pid, timeout)
-        try:
-            self._send(pid, data, tag)
-        except CallError:
-            replies.forget(tag)
-            raise
-        return answer
-
-    def rpc_join(self, p: Params) -> Any:
-        p.at_most(2)
-        pid = p.integer(0, "pid", low=1, high=2**63 - 1)
-        timeout = p.number(1, "timeout", None)
-        end = self.ends.get(pid)
-        if end is None:
-            raise CallError(Code.NOT_FOUND, f"process {pid:#x} was not spawned through this server")
-
-        async def joined() -> dict[str, Any] | None:
-            try:
-                finished = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(end)), timeout)
-            except TimeoutError:
-                return None
-            except LunaticError as exc:
-                raise CallError(lunatic_error_code(exc), str(exc)) from None
-            return finished_to_wire(finished)
-
-        return joined()
-
-    def rpc_kill(self, p: Params) -> Any:
-        p.at_most(2)
-        target = p.target(0)
-        reason = p.text(1, "reason", "killed through the control socket")
-
-        async def kill() -> None:
-            pid = target if type(target) is int else await self._resolve(target)
-            try:
-                self._runtime().kill(pid, reason)
-            except LunaticError as exc:
-                raise CallError(lunatic_error_code(exc), str(exc)) from None
-
-        return kill()
-
-    async def rpc_exists(self, p: Params) -> bool:
-        p.at_most(1)
-        target = p.target(0)
-        if type(target) is str:
-            pid = await self._lookup(target)
-            return pid is not None and await self._blocking(self._runtime().exists, pid)
-        return await self._blocking(self._runtime().exists, target)
-
-    def rpc_lookup(self, p: Params) -> Coroutine[Any, Any, int | None]:
-        p.at_most(2)
-        name = p.text(0, "name")
-        requirement = p.text(1, "requirement", None)
-        return self._lookup(_full_name(name, requirement))
-
-    def rpc_register(self, p: Params) -> Coroutine[Any, Any, None]:
-        p.at_most(3)
-        name = p.text(0, "name")
-        pid = p.integer(1, "pid", low=1, high=2**63 - 1)
-        full = _full_name(name, p.text(2, "version", None))
-        self._check_name(full)
-        return self._blocking(self._runtime().registry_put, full, pid)
-
-    def rpc_unregister(self, p: Params) -> Coroutine[Any, Any, None]:
-        p.at_most(2)
-        full = _full_name(p.text(0, "name"), p.text(1, "version", None))
-        self._check_name(full)
-        return self._blocking(self._runtime().registry_remove, full)
-
-    async def rpc_names(self, p: Params) -> list[list[Any]]:
-        p.at_most(0)
-        return [list(entry) for entry in await self._blocking(self._runtime().registry_names)]
-
-    async def rpc_processes(self, p: Params) -> dict[str, Any]:
-        p.at_most(1)
-        limit = p.integer(0, "limit", 10_000, low=0, high=1_000_000)
-        total, rows = await self._blocking(self._runtime().processes, limit)
-        names: dict[int, list[str]] = {}
-        for name, version, pid in await self._blocking(self._runtime().registry_names):
-            names.setdefault(pid, []).append(_full_name(name, version))
-        for row in rows:
-            row["names"] = names.get(row["pid"], [])
-            row["module"] = self._module_name(row.pop("digest", b""), row["module"])
-        rows.sort(key=lambda row: row["pid"])
-        return {"total": total, "processes": rows}
-
-    async def rpc_stats(self, p: Params) -> dict[str, Any]:
-        p.at_most(0)
-        runtime = self._runtime()
-        workers = await self._blocking(runtime.stats)
-        replies = self.replies
-        return {
-            "workers": workers,
-            "server": {
-                "uptime_s": round(time.time() - self.started_at, 3),
-                "workers_configured": runtime.worker_count,
-                "workers_lost": runtime.workers_lost,
-                "modules": len(self.modules),
-                "connections": len(self.control.connections),
-                "in_flight": self.control.in_flight,
-                "requests": dict(self.control.requests),
-                "errors": dict(self.control.errors),
-                "closed": dict(self.control.closed),
-                "reloads": dict(self.reloads),
-                "dropped_messages": 0 if replies is None else replies.dropped,
-            },
-        }
-
-    def rpc_modules(self, p: Params) -> list[dict[str, Any]]:
-        p.at_most(0)
-        return [
-            {"name": name, "path": str(self.config.modules[name]), "exports": sorted(module.exports)}
-            for name, module in sorted(self.modules.items())
-        ]
-
-    def rpc_reload(self, p: Params) -> Coroutine[Any, Any, list[str]]:
-        p.at_most(0)
-        return self.reload()
-
-    def rpc_stop(self, p: Params) -> bool:
-        p.at_most(0)
-        asyncio.get_running_loop().call_soon(self.request_stop, "asked through the control socket")
-        return True
-
     # --- helpers ------------------------------------------------------------------------------
-
-    def _runtime(self) -> Runtime:
-        if self.runtime is None:
-            raise CallError(Code.SHUTTING_DOWN, "the runtime is not running")
-        return self.runtime
-
-    def _remember(self, pid: int) -> None:
-        """Keep the end of a process spawned here, for ``join``; forget the oldest ended ones."""
-        self.ends[pid] = self._runtime().finished_future(pid)
-        if len(self.ends) > MAX_ENDS:
-            for old in [p for p, end in self.ends.items() if end.done()][: len(self.ends) - MAX_ENDS]:
-                del self.ends[old]
-
-    def _module_name(self, digest: bytes, fallback: str) -> str:
-        """The config's name of a module, ``name (old)`` for code replaced by a reload."""
-        name = self.module_names.get(digest)
-        if name is None:
-            return fallback
-        current = self.modules.get(name)
-        return name if current is not None and current.digest == digest else f"{name} (old)"
-
-    @staticmethod
-    def _check_name(full: str) -> None:
-        try:
-            _names.check_name(full)
-        except InvalidNameError as exc:
-            raise CallError(Code.INVALID_NAME, str(exc)) from None
-
-    async def _lookup(self, name: str) -> int | None:
-        try:
-            _names.get(name)  # checks the name and requirement here, with a clear error
-        except InvalidNameError as exc:
-            raise CallError(Code.INVALID_NAME, str(exc)) from None
-        return await self._blocking(self._runtime().registry_get, name)
-
-    async def _resolve(self, name: str) -> int:
-        pid = await self._lookup(name)
-        if pid is None:
-            raise CallError(Code.NOT_FOUND, f"no process is registered as {name!r}")
-        return pid
-
-    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)``, a blocking runtime call, in a thread; runtime errors as CallError."""
-        try:
-            return await asyncio.to_thread(function, *args)
-        except TimeoutError:
-            raise CallError(Code.TIMEOUT, "the runtime did not answer in time") from None
-        except LunaticError as exc:
-            raise CallError(lunatic_error_code(exc), str(exc)) from None
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -878,30 +470,6 @@ def reserve_port(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def finished_to_wire(finished: Finished) -> dict[str, Any]:
-    """How a process ended, as the ``join`` method answers it."""
-    return {
-        "outcome": finished.outcome.value,
-        "result": [_wire_value(value) for value in finished.result],
-        "message": finished.message,
-        "backtrace": list(finished.backtrace),
-        "exit_code": finished.exit_code,
-    }
-
-
-def _wire_value(value: object) -> object:
-    """A process's result value as msgpack can carry it (a v128 becomes its decimal string)."""
-    if isinstance(value, bool) or value is None or isinstance(value, float | str | bytes):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
-    return repr(value)
-
-
-def _full_name(name: str, version: str | None) -> str:
-    return name if version is None else f"{name}@{version}"
 
 
 def _s(count: int) -> str:
