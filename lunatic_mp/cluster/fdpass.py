@@ -234,7 +234,7 @@ def attach_streams(
 ) -> None:
     """Give ``message`` the streams ``frame`` names, then ``deliver()`` it (once their
     descriptors are here); a malformed list or a lost sender drops the message."""
-    from lunatic_mp.vm.host.networking import adopt_stream
+    from lunatic_mp.vm.sockets import adopt_stream
 
     fields = frame.streams
     if len(fields) % 4:

@@ -45,7 +45,7 @@ class Frame:
 class Resources:
     """Host objects a guest refers to by id: configs, modules and error messages; the
     process's instances of Wasm plugins (by plugin name); its sockets (``net``, made by the
-    first networking call: :class:`lunatic_mp.vm.host.networking.Net`)."""
+    first networking call: :class:`lunatic_mp.vm.sockets.Net`)."""
 
     __slots__ = ("_next", "configs", "errors", "modules", "net", "plugins")
 
