@@ -32,17 +32,17 @@ import itertools
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lunatic_mp.api.handles import Process
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, ProtocolError, RemoteError, SpawnError
-from lunatic_mp.serve import rpc
+from lunatic_mp.serve import calls, rpc
+from lunatic_mp.serve.calls import WAIT, Call, ProcessInfo
 from lunatic_mp.serve.config import Address, TcpAddress, UnixAddress, client_address, parse_address
 from lunatic_mp.serve.rpc import Code
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import Finished
 from lunatic_mp.vm.mailbox import Message
 
 DEFAULT_TIMEOUT = 30.0
@@ -50,120 +50,10 @@ DEFAULT_TIMEOUT = 30.0
 wait as long as they ask the server to, plus this margin)."""
 READ_SIZE = 256 * 1024
 
-_WAIT = object()  # a call's timeout: the client's default
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
-    """A live process, as ``processes`` lists it."""
-
-    pid: int
-    worker: int
-    kind: str
-    """``wasm`` or ``native``."""
-    module: str
-    function: str
-    phase: str
-    waiting: bool
-    """Suspended in a host call (receive, sleep, ...)."""
-    mailbox: int
-    links: int
-    monitors: int
-    names: tuple[str, ...]
-    """Its registry names (``name@version``)."""
-
-    @classmethod
-    def from_wire(cls, row: dict[str, Any]) -> ProcessInfo:
-        return cls(
-            pid=row["pid"],
-            worker=row["worker"],
-            kind=row["kind"],
-            module=row["module"],
-            function=row["function"],
-            phase=row["phase"],
-            waiting=row["waiting"],
-            mailbox=row["mailbox"],
-            links=row["links"],
-            monitors=row["monitors"],
-            names=tuple(row.get("names", ())),
-        )
-
-
-# -- what both clients send and how they read the answers -----------------------------------------
-
-
-def _target(process: Process | int | str) -> int | str:
-    if isinstance(process, int | str):
-        return process
-    return process.id
-
-
-def _full_name(name: str, version: str | None) -> str:
-    if "@" in name and version is not None:
-        raise ValueError(f"pass the version separately, not in the name: {name!r}")
-    return name if version is None else f"{name}@{version}"
-
-
-def _config_options(config: EnvConfig | None) -> dict[str, Any]:
-    """A config as ``spawn`` options (a remote client cannot preopen the server's directories)."""
-    if config is None:
-        return {}
-    if config.preopened_dirs:
-        raise ValueError("directories cannot be preopened through the control socket (use a config file)")
-    return {
-        "max_memory": config.max_memory,
-        "max_fuel": config.max_fuel,
-        "can_compile_modules": config.can_compile_modules,
-        "can_create_configs": config.can_create_configs,
-        "can_spawn_processes": config.can_spawn_processes,
-        "spawn_local": config.spawn_local,
-        "allowed_namespaces": sorted(config.allowed_namespaces),
-        "args": list(config.args),
-        "env": dict(config.env),
-    }
-
-
-def _spawn_params(
-    module: str,
-    function: str,
-    params: Any,
-    config: EnvConfig | None,
-    worker: int | None,
-    name: str | None,
-    version: str | None,
-) -> list[Any]:
-    options = _config_options(config)
-    if worker is not None:
-        options["worker"] = worker
-    if name is not None:
-        options["name"] = name
-    if version is not None:
-        options["version"] = version
-    return [module, function, list(params), options]
-
-
-def _message(answer: dict[str, Any]) -> Message:
-    return Message(answer["tag"], answer["data"], pid=answer["pid"])
-
-
-def _finished(answer: dict[str, Any] | None) -> Finished | None:
-    if answer is None:
-        return None
-    return Finished(
-        Outcome(answer["outcome"]),
-        tuple(answer["result"]),
-        answer["message"],
-        tuple(answer["backtrace"]),
-        answer["exit_code"],
-    )
-
-
-def _names(answer: list[list[Any]]) -> list[tuple[str, str | None, int]]:
-    return [(name, version, pid) for name, version, pid in answer]
-
-
-def _processes(answer: dict[str, Any]) -> tuple[int, list[ProcessInfo]]:
-    return answer["total"], [ProcessInfo.from_wire(row) for row in answer["processes"]]
+# -- how both clients read the server's errors and find it --------------------------------------
 
 
 def _exception(error: Any) -> Exception:
@@ -236,9 +126,9 @@ class Client:
             raise _no_server(address, exc) from None
         return sock
 
-    def call(self, method: str, *params: Any, timeout: Any = _WAIT) -> Any:
+    def call(self, method: str, *params: Any, timeout: Any = WAIT) -> Any:
         """Call ``method`` with ``params``; its result, or the exception for its error."""
-        wait = self.timeout if timeout is _WAIT else timeout
+        wait = self.timeout if timeout is WAIT else timeout
         with self._lock:
             msgid = next(self._ids) & rpc.MAX_MSGID
             self._send(rpc.encode_request(msgid, method, list(params)))
@@ -250,6 +140,10 @@ class Client:
                         raise _exception(message.error)
                     return message.result
                 self._unexpected(message)
+
+    def make(self, call: Call[T]) -> T:
+        """Make a call (:mod:`lunatic_mp.serve.calls`); its answer as the call reads it."""
+        return call.read(self.call(call.method, *call.params, timeout=call.timeout))
 
     def notify(self, method: str, *params: Any) -> None:
         """Send a notification: ``method`` runs, and nothing is answered (not even an error)."""
@@ -314,7 +208,7 @@ class Client:
 
     def ping(self) -> None:
         """A round trip that does nothing."""
-        self.call("ping")
+        self.make(calls.ping())
 
     def spawn(
         self,
@@ -329,48 +223,40 @@ class Client:
     ) -> int:
         """Start ``module.function(*params)`` under ``config`` (default: the server's
         EnvConfig(), everything denied); its pid. ``name`` (and ``version``) register it."""
-        return int(
-            self.call("spawn", *_spawn_params(module, function, params, config, worker, name, version))
-        )
+        return self.make(calls.spawn(module, function, params, config, worker, name, version))
 
     def send(self, process: Process | int | str, data: bytes | str = b"", tag: int = 0) -> None:
         """Send ``data`` with ``tag`` to a process (from the server's host mailbox)."""
-        self.call("send", _target(process), data, tag)
+        self.make(calls.send(process, data, tag))
 
     def request(
         self, process: Process | int | str, data: bytes | str = b"", *, timeout: float = 30.0
     ) -> Message:
         """Send ``data`` with a fresh tag and wait for the reply with that tag (the guest replies
         to the sender with the request's tag); :class:`TimeoutError` after ``timeout`` seconds."""
-        margin = self.timeout or DEFAULT_TIMEOUT
-        return _message(self.call("request", _target(process), data, timeout, timeout=timeout + margin))
+        return self.make(calls.request(process, data, timeout, self.timeout or DEFAULT_TIMEOUT))
 
     def join(self, pid: Process | int, timeout: float | None = None) -> Finished | None:
         """How a process spawned through the server ended; None after ``timeout`` seconds."""
-        wait = None if timeout is None else timeout + (self.timeout or DEFAULT_TIMEOUT)
-        return _finished(self.call("join", _target(pid), timeout, timeout=wait))
+        return self.make(calls.join(pid, timeout, self.timeout or DEFAULT_TIMEOUT))
 
     def kill(self, process: Process | int | str, reason: str | None = None) -> None:
-        self.call("kill", _target(process), reason)
+        self.make(calls.kill(process, reason))
 
     def exists(self, process: Process | int | str) -> bool:
-        return bool(self.call("exists", _target(process)))
+        return self.make(calls.exists(process))
 
     def registry_put(self, name: str, pid: Process | int) -> None:
         """Register ``pid`` as ``name`` (``name@version`` for a version)."""
-        base, _, version = name.partition("@")
-        self.call("register", base, _target(pid), version or None)
+        self.make(calls.registry_put(name, pid))
 
     def registry_get(self, name: str) -> int | None:
         """The pid registered as ``name`` (``name@requirement``: the newest matching), or None."""
-        base, _, requirement = name.partition("@")
-        found = self.call("lookup", base, requirement or None)
-        return None if found is None else int(found)
+        return self.make(calls.registry_get(name))
 
     def registry_remove(self, name: str) -> None:
         """Remove ``name@version``, or every version of ``name``."""
-        base, _, version = name.partition("@")
-        self.call("unregister", base, version or None)
+        self.make(calls.registry_remove(name))
 
     @property
     def registry(self) -> RemoteRegistry:
@@ -379,29 +265,27 @@ class Client:
 
     def registry_names(self) -> list[tuple[str, str | None, int]]:
         """Every registry entry: ``(name, version or None, pid)``."""
-        return _names(self.call("names"))
+        return self.make(calls.registry_names())
 
     def processes(self, limit: int = 10_000) -> tuple[int, list[ProcessInfo]]:
         """How many live processes there are, and at most ``limit`` of each worker's."""
-        return _processes(self.call("processes", limit))
+        return self.make(calls.processes(limit))
 
     def stats(self) -> dict[str, Any]:
         """``{"workers": [each worker's figures], "server": {the server's own}}``."""
-        answer: dict[str, Any] = self.call("stats")
-        return answer
+        return self.make(calls.stats())
 
     def modules(self) -> list[dict[str, Any]]:
         """The modules the server serves: name, path and exports."""
-        answer: list[dict[str, Any]] = self.call("modules")
-        return answer
+        return self.make(calls.modules())
 
     def reload(self) -> list[str]:
         """Compile the server's modules again (as SIGHUP does); the names reloaded."""
-        return list(self.call("reload"))
+        return self.make(calls.reload())
 
     def stop_server(self, *, wait: bool = True, timeout: float | None = 60.0) -> None:
         """Ask the server to stop (it drains first); with ``wait``, return once it has."""
-        self.call("stop")
+        self.make(calls.stop())
         if wait:
             self.wait_closed(timeout)
 
@@ -413,14 +297,13 @@ class RemoteRegistry:
         self._client = client
 
     def put(self, name: str, version: str | None, process: Process | int) -> None:
-        self._client.call("register", name, _target(process), version)
+        self._client.make(calls.register(name, version, process))
 
     def get(self, name: str, requirement: str | None = None) -> int | None:
-        found = self._client.call("lookup", name, requirement)
-        return None if found is None else int(found)
+        return self._client.make(calls.lookup(name, requirement))
 
     def remove(self, name: str, version: str | None = None) -> None:
-        self._client.call("unregister", name, version)
+        self._client.make(calls.unregister(name, version))
 
 
 def connect(
@@ -512,7 +395,7 @@ class AsyncClient:
             if not self._closed.done():
                 self._closed.set_result(None)
 
-    async def call(self, method: str, *params: Any, timeout: Any = _WAIT) -> Any:
+    async def call(self, method: str, *params: Any, timeout: Any = WAIT) -> Any:
         """Call ``method``; its result, or the exception for its error."""
         if self._writer is None or self._closed is None or self._closed.done():
             raise ConnectionError(f"the connection to {self.address} is closed")
@@ -520,11 +403,15 @@ class AsyncClient:
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._calls[msgid] = answer
         self._writer.write(rpc.encode_request(msgid, method, list(params)))
-        wait = self.timeout if timeout is _WAIT else timeout
+        wait = self.timeout if timeout is WAIT else timeout
         try:
             return await asyncio.wait_for(answer, wait)
         finally:
             self._calls.pop(msgid, None)
+
+    async def make(self, call: Call[T]) -> T:
+        """Make a call (:mod:`lunatic_mp.serve.calls`); its answer as the call reads it."""
+        return call.read(await self.call(call.method, *call.params, timeout=call.timeout))
 
     async def wait_closed(self, timeout: float | None = 60.0) -> None:
         """Wait until the server closes the connection."""
@@ -549,7 +436,7 @@ class AsyncClient:
     # --- the Runtime API (see Client) ---------------------------------------------------------
 
     async def ping(self) -> None:
-        await self.call("ping")
+        await self.make(calls.ping())
 
     async def spawn(
         self,
@@ -562,60 +449,51 @@ class AsyncClient:
         name: str | None = None,
         version: str | None = None,
     ) -> int:
-        params = _spawn_params(module, function, params, config, worker, name, version)
-        return int(await self.call("spawn", *params))
+        return await self.make(calls.spawn(module, function, params, config, worker, name, version))
 
     async def send(self, process: Process | int | str, data: bytes | str = b"", tag: int = 0) -> None:
-        await self.call("send", _target(process), data, tag)
+        await self.make(calls.send(process, data, tag))
 
     async def request(
         self, process: Process | int | str, data: bytes | str = b"", *, timeout: float = 30.0
     ) -> Message:
-        margin = self.timeout or DEFAULT_TIMEOUT
-        return _message(await self.call("request", _target(process), data, timeout, timeout=timeout + margin))
+        return await self.make(calls.request(process, data, timeout, self.timeout or DEFAULT_TIMEOUT))
 
     async def join(self, pid: Process | int, timeout: float | None = None) -> Finished | None:
-        wait = None if timeout is None else timeout + (self.timeout or DEFAULT_TIMEOUT)
-        return _finished(await self.call("join", _target(pid), timeout, timeout=wait))
+        return await self.make(calls.join(pid, timeout, self.timeout or DEFAULT_TIMEOUT))
 
     async def kill(self, process: Process | int | str, reason: str | None = None) -> None:
-        await self.call("kill", _target(process), reason)
+        await self.make(calls.kill(process, reason))
 
     async def exists(self, process: Process | int | str) -> bool:
-        return bool(await self.call("exists", _target(process)))
+        return await self.make(calls.exists(process))
 
     async def registry_put(self, name: str, pid: Process | int) -> None:
-        base, _, version = name.partition("@")
-        await self.call("register", base, _target(pid), version or None)
+        await self.make(calls.registry_put(name, pid))
 
     async def registry_get(self, name: str) -> int | None:
-        base, _, requirement = name.partition("@")
-        found = await self.call("lookup", base, requirement or None)
-        return None if found is None else int(found)
+        return await self.make(calls.registry_get(name))
 
     async def registry_remove(self, name: str) -> None:
-        base, _, version = name.partition("@")
-        await self.call("unregister", base, version or None)
+        await self.make(calls.registry_remove(name))
 
     async def registry_names(self) -> list[tuple[str, str | None, int]]:
-        return _names(await self.call("names"))
+        return await self.make(calls.registry_names())
 
     async def processes(self, limit: int = 10_000) -> tuple[int, list[ProcessInfo]]:
-        return _processes(await self.call("processes", limit))
+        return await self.make(calls.processes(limit))
 
     async def stats(self) -> dict[str, Any]:
-        answer: dict[str, Any] = await self.call("stats")
-        return answer
+        return await self.make(calls.stats())
 
     async def modules(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = await self.call("modules")
-        return answer
+        return await self.make(calls.modules())
 
     async def reload(self) -> list[str]:
-        return list(await self.call("reload"))
+        return await self.make(calls.reload())
 
     async def stop_server(self, *, wait: bool = True, timeout: float | None = 60.0) -> None:
-        await self.call("stop")
+        await self.make(calls.stop())
         if wait:
             await self.wait_closed(timeout)
 
