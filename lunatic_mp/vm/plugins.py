@@ -41,7 +41,7 @@ from lunatic_mp.vm.module import LUNATIC_PREFIX, Module
 from lunatic_mp.vm.wasm import GuestTrap
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.host._common import HostEngine
     from lunatic_mp.vm.process import Process
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Call:
 
     __slots__ = ("_engine", "_process")
 
-    def __init__(self, engine: Engine, process: Process) -> None:
+    def __init__(self, engine: HostEngine, process: Process) -> None:
         self._engine = engine
         self._process = process
 
@@ -150,7 +150,7 @@ class Call:
 class Namespace:
     """Where a Python plugin's ``register`` defines its host functions."""
 
-    def __init__(self, engine: Engine, name: str) -> None:
+    def __init__(self, engine: HostEngine, name: str) -> None:
         self._engine = engine
         self.name = name
         self.module = LUNATIC_PREFIX + name
@@ -235,7 +235,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def install(engine: Engine, plugins: Iterable[Plugin]) -> list[str]:
+def install(engine: HostEngine, plugins: Iterable[Plugin]) -> list[str]:
     """Define every plugin's functions on the engine's linker; the namespaces added."""
     names = []
     for plugin in check_unique(plugins):
@@ -253,7 +253,7 @@ def install(engine: Engine, plugins: Iterable[Plugin]) -> list[str]:
     return names
 
 
-def _install_wasm(engine: Engine, code: _WasmPluginCode) -> None:
+def _install_wasm(engine: HostEngine, code: _WasmPluginCode) -> None:
     namespace = LUNATIC_PREFIX + code.name
     for export, (params, results) in code.exports.items():
         where = f"{namespace}::{export}"

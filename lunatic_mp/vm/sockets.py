@@ -17,7 +17,6 @@ from lunatic_mp.vm.reactor import Reactor, Waiter
 from lunatic_mp.vm.wasm import GuestTrap
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
     from lunatic_mp.vm.process import Process
 
 RESOLVER_THREADS = 4
@@ -106,10 +105,11 @@ class Net:
         self.dns.clear()
 
 
-def net_of(process: Process, engine: Engine) -> Net:
+def net_of(process: Process, reactor: Reactor) -> Net:
+    """The process's sockets, made on its first networking call."""
     net: Net | None = process.resources.net
     if net is None:
-        net = process.resources.net = Net(engine.reactor)
+        net = process.resources.net = Net(reactor)
     return net
 
 

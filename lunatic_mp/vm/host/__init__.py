@@ -22,11 +22,11 @@ from lunatic_mp.vm.host import (
 )
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.host._common import HostEngine
 
 NAMESPACES = (process, message, timer, registry, error, version, trap, wasi, metrics, networking)
 
 
-def register_all(engine: Engine) -> None:
+def register_all(engine: HostEngine) -> None:
     for namespace in NAMESPACES:
         namespace.register(engine)

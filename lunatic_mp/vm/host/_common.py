@@ -1,14 +1,25 @@
-"""Helpers shared by the host namespaces: the calling process, its memory, ABI constants."""
+"""What the host namespaces share: the engine as they see it (:class:`HostEngine`), the calling
+process, its memory, ABI constants."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
-    from lunatic_mp.vm.process import Process
+    from lunatic_mp.config import EnvConfig
+    from lunatic_mp.vm import wasm
+    from lunatic_mp.vm.mailbox import Message
+    from lunatic_mp.vm.metrics import Metrics
+    from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.process import BaseProcess, Process
+    from lunatic_mp.vm.reactor import Reactor
+    from lunatic_mp.vm.registry import Registry
+    from lunatic_mp.vm.router import Router
+    from lunatic_mp.vm.scheduler import Scheduler
 
 T = TypeVar("T")
 
@@ -18,7 +29,65 @@ TIMEOUT = 9027
 NO_TIMEOUT = -1  # u64::MAX as an i64
 
 
-def memory_of(process: Process, engine: Engine) -> Memory:
+class HostEngine(Protocol):
+    """The engine as host functions see it: what they may read and ask of it, and nothing else.
+
+    Host namespaces (and plugins) are written against this, not against
+    :class:`~lunatic_mp.vm.engine.Engine`, so the core stays apart from the functions guests call
+    and a namespace's needs are visible in one place.
+    """
+
+    linker: wasm.Linker
+    router: Router | None
+    registry: Registry
+    scheduler: Scheduler
+    reactor: Reactor
+    metrics: Metrics
+    processes: dict[int, BaseProcess]
+    current: BaseProcess | None
+    node_id: int
+    max_message_size: int
+
+    def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module: ...
+    def is_local(self, pid: int) -> bool: ...
+    def deliver(self, pid: int, message: Message) -> bool: ...
+    def send_after(self, pid: int, message: Message, delay_ms: int | None) -> int: ...
+    def cancel_timer(self, timer_id: int) -> bool: ...
+    def wait(self, process: BaseProcess, timeout_ms: int, on_timeout: int) -> None: ...
+    def resume(
+        self, process: BaseProcess, value: int, on_resume: Callable[[], None] | None = None
+    ) -> None: ...
+    def link(self, process: BaseProcess, other_pid: int, tag: int) -> None: ...
+    def unlink(self, process: BaseProcess, other_pid: int) -> None: ...
+    def monitor(self, process: BaseProcess, other_pid: int) -> None: ...
+    def stop_monitoring(self, process: BaseProcess, other_pid: int) -> None: ...
+    def kill(self, pid: int, reason: str = "killed") -> bool: ...
+    def spawn_placed(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        on_done: Callable[[int | str], None],
+    ) -> None: ...
+    def get_or_spawn_remote(
+        self,
+        process: BaseProcess,
+        name: str,
+        spawn: Callable[[Callable[[int | str], None]], None],
+        on_found: Callable[[int, int], None],
+        on_spawned: Callable[[int, int], None],
+        on_error: Callable[[str], None],
+    ) -> None: ...
+    def ask(
+        self,
+        process: BaseProcess,
+        worker: int,
+        request: Callable[[Callable[[Any], None]], None],
+        on_reply: Callable[[Any], tuple[int, Callable[[], None] | None]],
+    ) -> object: ...
+
+
+def memory_of(process: Process, engine: HostEngine) -> Memory:
     """The calling process's memory; inside its start function, found through the caller."""
     if process.memory is None:
         memory = caller_memory(engine.linker.caller)
@@ -28,7 +97,7 @@ def memory_of(process: Process, engine: Engine) -> Memory:
     return process.memory
 
 
-def current(engine: Engine) -> Process:
+def current(engine: HostEngine) -> Process:
     process: Process | None = engine.current  # type: ignore[assignment]  # host functions run in Wasm
     if process is None:  # pragma: no cover - wasmtime only calls us from inside a process
         raise GuestTrap("host function called outside a process")

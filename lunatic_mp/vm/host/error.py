@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from lunatic_mp.vm.host._common import current, drop, lookup, memory_of
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
+from lunatic_mp.vm.host._common import HostEngine, current, drop, lookup, memory_of
 
 NAMESPACE = "lunatic::error"
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     def message_of(error_id: int) -> bytes:
         return str(lookup(current(engine).resources.errors, error_id, "error")).encode()
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from lunatic_mp.vm.host._common import OK, TIMEOUT, current, lookup, memory_of
+from lunatic_mp.vm.host._common import OK, TIMEOUT, HostEngine, current, lookup, memory_of
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.wasm import PENDING, GuestTrap
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
     from lunatic_mp.vm.process import Process
 
 NAMESPACE = "lunatic::message"
@@ -34,7 +33,7 @@ def take_scratch(process: Process) -> Message:
     return message
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     max_size = engine.max_message_size
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from lunatic_mp.vm.host._common import current, memory_of
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
+from lunatic_mp.vm.host._common import HostEngine, current, memory_of
 
 NAMESPACE = "lunatic::metrics"
 U64_MASK = 0xFFFF_FFFF_FFFF_FFFF  # counters add a u64
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     metrics, define = engine.metrics, engine.linker.define
 
     def name(ptr: int, length: int) -> str:

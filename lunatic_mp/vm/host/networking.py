@@ -31,6 +31,7 @@ from lunatic_mp.vm.host._common import (
     NO_TIMEOUT,
     OK,
     TIMEOUT,
+    HostEngine,
     current,
     lookup,
     memory_of,
@@ -51,7 +52,6 @@ from lunatic_mp.vm.sockets import (
 from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
     from lunatic_mp.vm.process import Process
 
 NAMESPACE = "lunatic::networking"
@@ -63,7 +63,7 @@ After = Callable[[], None] | None
 """What a call does in its process just before it returns: writes its out-parameters."""
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     reactor = engine.reactor
 
@@ -71,7 +71,7 @@ def register(engine: Engine) -> None:
 
     def state() -> tuple[Process, Memory, Net]:
         process: Process = current(engine)  # type: ignore[assignment]  # only Wasm imports these
-        return process, memory_of(process, engine), net_of(process, engine)
+        return process, memory_of(process, engine), net_of(process, engine.reactor)
 
     def error(process: Process, message: str) -> int:
         return process.resources.add(process.resources.errors, message)
@@ -215,7 +215,7 @@ def register(engine: Engine) -> None:
     def dropper(table: str, what: str) -> Callable[[int], None]:
         def drop(rid: int) -> None:
             process = current(engine)
-            net = net_of(process, engine)  # type: ignore[arg-type]
+            net = net_of(process, engine.reactor)  # type: ignore[arg-type]
             resources: dict[int, Any] = getattr(net, table)
             resource = resources.pop(rid, None)
             if resource is None:

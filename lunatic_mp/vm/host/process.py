@@ -9,11 +9,10 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
 from lunatic_mp.vm import wasm
-from lunatic_mp.vm.host._common import ERROR, OK, current, drop, lookup, memory_of, report_error
+from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, drop, lookup, memory_of, report_error
 from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
     from lunatic_mp.vm.module import Module
     from lunatic_mp.vm.process import Process
 
@@ -42,7 +41,7 @@ def decode_params(data: bytes) -> list[tuple[int, Any]]:
     return params
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
 
     def config_of(process: Process, config_id: int) -> EnvConfig:

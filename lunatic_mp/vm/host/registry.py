@@ -6,20 +6,17 @@ own, and these calls suspend the caller until it answers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import REGISTRY
-from lunatic_mp.vm.host._common import ERROR, OK, current, memory_of
+from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, memory_of
 from lunatic_mp.vm.wasm import GuestTrap
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
 
 NAMESPACE = "lunatic::registry"
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     registry = engine.registry
 
     def read_name(name_ptr: int, name_len: int, *, to_register: bool = False) -> str:

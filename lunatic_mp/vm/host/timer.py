@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from lunatic_mp.vm.host._common import current
+from lunatic_mp.vm.host._common import HostEngine, current
 from lunatic_mp.vm.host.message import take_scratch
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
 
 NAMESPACE = "lunatic::timer"
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     def send_after(pid: int, delay_ms: int) -> int:
         process = current(engine)
         message = take_scratch(process)

@@ -7,20 +7,17 @@ process. A kill is not a trap: it still ends the process.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lunatic_mp.vm import wasm
-from lunatic_mp.vm.host._common import current
+from lunatic_mp.vm.host._common import HostEngine, current
 from lunatic_mp.vm.wasm import GuestTrap
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
 
 NAMESPACE = "lunatic::trap"
 CATCH_EXPORT = b"_lunatic_catch_trap"
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     def catch(caller: Any, fn: int, arg: int) -> object:
         current(engine)
         func = wasm.caller_export_func(caller, CATCH_EXPORT)

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import TYPE_CHECKING
 
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.vm.host._common import current, lookup, memory_of
+from lunatic_mp.vm.host._common import HostEngine, current, lookup, memory_of
 from lunatic_mp.vm.wasm import PENDING
-
-if TYPE_CHECKING:
-    from lunatic_mp.vm.engine import Engine
 
 NAMESPACE = "lunatic::wasi"
 WASI = "wasi_snapshot_preview1"
@@ -35,7 +31,7 @@ FOREVER_S = 10**9
 """Waits longer than this (about 32 years) never end: the timer is left out."""
 
 
-def register(engine: Engine) -> None:
+def register(engine: HostEngine) -> None:
     def config_and_text(config_id: int, *spans: tuple[int, int]) -> tuple[EnvConfig, list[str]]:
         process = current(engine)
         config = lookup(process.resources.configs, config_id, "config")
