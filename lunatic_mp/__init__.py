@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from lunatic_mp.vm.process import Finished, Outcome, Process
 
 __version__ = "0.1.0"
+"""The version: written only here (pyproject.toml reads it; CHANGELOG.md says what changed)."""
 
 _HOMES: dict[str, tuple[str, str]] = {
     "AsyncClient": ("lunatic_mp.serve.client", "AsyncClient"),
