@@ -28,6 +28,7 @@ from lunatic_mp.cluster.hostenv import (
     default_worker_count,
     platform_problem,
     shm_space,
+    usable_cpus,
 )
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -59,7 +60,7 @@ def check_platform() -> Check:
 
 
 def check_cpus() -> Check:
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()
     quota = cpu_quota()
     workers = default_worker_count()
     facts = {"cpus": cpus, "cgroup_quota": quota, "default_workers": workers}

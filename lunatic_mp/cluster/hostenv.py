@@ -31,6 +31,7 @@ __all__ = [
     "platform_problem",
     "shm_full_message",
     "shm_space",
+    "usable_cpus",
 ]
 
 SHM_DIRECTORY = "/dev/shm"  # noqa: S108 - where POSIX shared memory lives on Linux
@@ -149,9 +150,17 @@ def _v1_quota(directory: Path) -> float | None:
     return None if quota <= 0 or period <= 0 else quota / period
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; every CPU where there is none, as on
+    macOS, so that ``lunatic-mp doctor`` can still say what is wrong there)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def default_worker_count(root: Path = Path("/")) -> int:
     """One worker per CPU this process may run on: the CPUs of its affinity mask, fewer where a
     cgroup quota grants fewer (rounded up: a quota of 1.5 CPUs gets 2 workers)."""
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()
     quota = cpu_quota(root)
     return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus

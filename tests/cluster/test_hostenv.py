@@ -125,3 +125,10 @@ def test_a_segment_is_reserved_when_created_and_a_full_dev_shm_is_a_clear_error(
     with pytest.raises(PlatformError, match=rf"/dev/shm has .* free of .*the segment {name} need 1.0 MiB"):
         SharedMemory(name, create=True, size=1 << 20)
     assert not os.path.exists(f"/dev/shm/{name}")
+
+
+def test_without_an_affinity_mask_every_cpu_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert hostenv.usable_cpus() == 8
+    assert default_worker_count(Path("/nonexistent")) == 8
