@@ -278,7 +278,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A TOML table: unknown keys are errors."""
 
 
-class _EnvTable(_Strict):
+class EnvTable(_Strict):
     """A process's ``config``: its limits and permissions (``EnvConfig``)."""
 
     max_memory: _I64 | None = None
@@ -295,7 +295,7 @@ class _EnvTable(_Strict):
     net_connect: list[str] | None = None
 
 
-class _ProcessTable(_Strict):
+class ProcessTable(_Strict):
     """A process started at boot (``count`` instances; a named one has exactly one)."""
 
     module: str
@@ -304,10 +304,10 @@ class _ProcessTable(_Strict):
     name: str | None = None
     version: str | None = None
     count: Annotated[int, msgspec.Meta(ge=1)] = 1
-    config: _EnvTable = msgspec.field(default_factory=_EnvTable)
+    config: EnvTable = msgspec.field(default_factory=EnvTable)
 
 
-class _RouteTable(_Strict):
+class RouteTable(_Strict):
     """An HTTP route: a fresh process of ``module`` per request, or a request message to the
     process registered as ``process``."""
 
@@ -315,13 +315,13 @@ class _RouteTable(_Strict):
     method: str | list[str] = "GET"
     module: str | None = None
     function: str | None = None
-    config: _EnvTable | None = None
+    config: EnvTable | None = None
     process: str | None = None
     version: str | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] = DEFAULT_ROUTE_TIMEOUT
 
 
-class _ControlTable(_Strict):
+class ControlTable(_Strict):
     """The msgpack-RPC control socket."""
 
     address: str | None = None
@@ -334,14 +334,14 @@ class _ControlTable(_Strict):
     message_timeout: _Positive = 30.0
 
 
-class _MetricsTable(_Strict):
+class MetricsTable(_Strict):
     """HTTP ``/metrics`` (Prometheus) and ``/healthz``."""
 
     address: str = DEFAULT_METRICS_ADDRESS
     enabled: bool = True
 
 
-class _HttpTable(_Strict):
+class HttpTable(_Strict):
     """Where the routes are served, by every worker on one port."""
 
     address: str = DEFAULT_HTTP_ADDRESS
@@ -349,7 +349,9 @@ class _HttpTable(_Strict):
     enabled: bool = True
 
 
-class _LogTable(_Strict):
+class LogTable(_Strict):
+    """How the server logs: ``level`` debug, info, warning or error; ``format`` text or json."""
+
     level: str | None = None
     format: str | None = None
 
@@ -359,20 +361,33 @@ class ConfigFile(_Strict):
 
     workers: Annotated[int, msgspec.Meta(ge=1)] | None = None
     modules: dict[str, str] = {}
-    processes: list[_ProcessTable] = []
-    control: _ControlTable = msgspec.field(default_factory=_ControlTable)
-    metrics: _MetricsTable = msgspec.field(default_factory=_MetricsTable)
-    http: _HttpTable = msgspec.field(default_factory=_HttpTable)
-    routes: list[_RouteTable] = []
-    log: _LogTable = msgspec.field(default_factory=_LogTable)
+    processes: list[ProcessTable] = []
+    control: ControlTable = msgspec.field(default_factory=ControlTable)
+    metrics: MetricsTable = msgspec.field(default_factory=MetricsTable)
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
+    routes: list[RouteTable] = []
+    log: LogTable = msgspec.field(default_factory=LogTable)
 
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config file, for editors (``lunatic-mp serve --schema``)."""
-    schema: dict[str, Any] = msgspec.json.schema(ConfigFile)
+    schema: dict[str, Any] = _without_null(msgspec.json.schema(ConfigFile))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "lunatic-mp serve config"
     return schema
+
+
+def _without_null(node: Any) -> Any:
+    """The schema without ``null``: TOML has none (an absent key is the default), so an editor
+    should not offer it."""
+    if isinstance(node, list):
+        return [_without_null(item) for item in node if item != {"type": "null"}]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_null(value) for key, value in node.items() if (key, value) != ("default", None)}
+    if "anyOf" in node and len(node["anyOf"]) == 1:
+        node |= node.pop("anyOf")[0]
+    return node
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
@@ -515,10 +530,10 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
     if base is None and isinstance(table, dict) and "dirs" in table:
         known = ", ".join(sorted(ENV_CONFIG_KEYS - {"dirs"}))
         raise ServeConfigError(f"unknown key 'dirs' in {where}; known: {known}")
-    return _env(_convert(table, _EnvTable, where), where, base)
+    return _env(_convert(table, EnvTable, where), where, base)
 
 
-def _env(table: _EnvTable, where: str, base: Path | None) -> EnvConfig:
+def _env(table: EnvTable, where: str, base: Path | None) -> EnvConfig:
     config = EnvConfig()
     for key in ("max_memory", "max_fuel", *(f"can_{can}" for can in _CANS), "spawn_local"):
         if (value := getattr(table, key)) is not None:
@@ -552,7 +567,7 @@ def _env(table: _EnvTable, where: str, base: Path | None) -> EnvConfig:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _process(table: _ProcessTable, where: str, base: Path) -> ProcessSpec:
+def _process(table: ProcessTable, where: str, base: Path) -> ProcessSpec:
     if table.version is not None and table.name is None:
         raise ServeConfigError(f"{where}: a version needs a name")
     if table.name is not None and "@" in table.name:
@@ -565,7 +580,7 @@ def _process(table: _ProcessTable, where: str, base: Path) -> ProcessSpec:
     )
 
 
-def _route(table: _RouteTable, where: str, base: Path) -> RouteSpec:
+def _route(table: RouteTable, where: str, base: Path) -> RouteSpec:
     if not table.path.startswith("/"):
         raise ServeConfigError(f"{where}.path must start with '/', got {table.path!r}")
     methods = [table.method] if isinstance(table.method, str) else table.method
@@ -585,7 +600,7 @@ def _route(table: _RouteTable, where: str, base: Path) -> RouteSpec:
         )
     if table.module is not None:
         route.function = table.function or "_start"
-        route.config = _env(table.config or _EnvTable(), f"{where}.config", base)
+        route.config = _env(table.config or EnvTable(), f"{where}.config", base)
         if table.version is not None:
             raise ServeConfigError(f"{where}.version goes with a process name, not a module")
     else:
