@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         LunaticError,
         ModuleError,
         PermissionDenied,
+        PlatformError,
         PluginError,
         RemoteError,
         SignatureError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from lunatic_mp.vm.process import Process
 
 __version__ = "0.1.0"
+"""The version: written only here (pyproject.toml reads it; CHANGELOG.md says what changed)."""
 
 _HOMES: dict[str, tuple[str, str]] = {
     "AsyncClient": ("lunatic_mp.serve.client", "AsyncClient"),
@@ -65,6 +67,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "ModuleError": ("lunatic_mp.errors", "ModuleError"),
     "Outcome": ("lunatic_mp.vm.finished", "Outcome"),
     "PermissionDenied": ("lunatic_mp.errors", "PermissionDenied"),
+    "PlatformError": ("lunatic_mp.errors", "PlatformError"),
     "PluginError": ("lunatic_mp.errors", "PluginError"),
     "Process": ("lunatic_mp.vm.process", "Process"),
     "ProcessHandle": ("lunatic_mp.api.handles", "Process"),
@@ -125,6 +128,7 @@ __all__ = [
     "ModuleError",
     "Outcome",
     "PermissionDenied",
+    "PlatformError",
     "PluginError",
     "Process",
     "ProcessHandle",

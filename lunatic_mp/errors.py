@@ -26,6 +26,8 @@
     │                          (lunatic_mp.serve.client)
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
+    ├── PlatformError          the machine cannot run the multi-worker runtime: not Linux on
+    │                          x86-64, or too small a /dev/shm (lunatic_mp.cluster.hostenv)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
@@ -107,6 +109,11 @@ class HttpMessageError(LunaticError, ValueError):
 class PluginError(LunaticError):
     """A plugin that cannot be loaded (bad module, bad name, failing register function), or a
     plugin asked for that the runtime does not have."""
+
+
+class PlatformError(LunaticError):
+    """The machine cannot run the multi-worker runtime as asked (an unsupported OS or CPU, or a
+    /dev/shm too small for its rings); the message says what to do instead."""
 
 
 class EngineClosed(LunaticError):

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from lunatic_mp.cluster.hostenv import default_worker_count
 from lunatic_mp.errors import BenchError
 
 if TYPE_CHECKING:
@@ -346,7 +347,7 @@ def run(
         require_matplotlib()
     directory = directory or find_benchmarks()
     modules = {name: load_scenario(directory, name) for name in chosen}
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or default_worker_count()
     meta = describe(directory, quick=quick, workers=workers, command=command)
     progress = Progress(len(chosen), err)
     ctx = Context(quick=quick, workers=workers, directory=directory, progress=progress)

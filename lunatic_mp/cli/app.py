@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
 from lunatic_mp.cli.serve import SERVE_COMMANDS
 from lunatic_mp.config import EnvConfig
@@ -45,6 +46,7 @@ def main(log_level: str, log_format: str) -> None:
 
 for _command in SERVE_COMMANDS:
     main.add_command(_command)
+main.add_command(doctor)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

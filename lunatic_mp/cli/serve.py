@@ -61,6 +61,7 @@ def _announce(line: str) -> None:
     metavar="HOST:PORT|off",
     help="Where the HTTP routes are served (default 127.0.0.1:8080).",
 )
+@click.option("--schema", is_flag=True, help="Print the config file's JSON Schema (for editors) and exit.")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -70,6 +71,7 @@ def serve(
     token: str | None,
     metrics: str | None,
     http: str | None,
+    schema: bool,
 ) -> None:
     """Serve CONFIG.toml until SIGTERM or Ctrl-C; SIGHUP reloads the modules.
 
@@ -91,6 +93,11 @@ def serve(
     )
     from lunatic_mp.serve.server import run_server
 
+    if schema:
+        from lunatic_mp.serve.config import config_schema
+
+        click.echo(json.dumps(config_schema(), indent=2))
+        return
     try:
         config = load_config(config_file) if config_file is not None else example_config()
         if workers is not None:

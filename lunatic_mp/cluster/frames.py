@@ -6,10 +6,11 @@ actor call) moves opaque ``bytes`` and every other module handles typed, already
 
 A frame is a msgpack array: a small integer :class:`Kind`, then that kind's fields in declaration
 order, for example ``[1, to, sender, tag, data, modules]`` for a :class:`Message`. Each kind is a
-frozen :class:`~typing.NamedTuple` (cheap to build and to unpack); :func:`encode` turns one into
-bytes and :func:`decode` turns bytes back into one, checking everything it reads: a frame comes
-from another process, which may be buggy or dying, and a bad frame must cost the receiver a
-:class:`FrameError`, never an arbitrary exception deep inside the router.
+frozen, array-like :class:`msgspec.Struct` tagged with its kind, so that msgspec's C code both
+encodes it and decodes and type-checks it in one pass (:func:`encode`, :func:`decode`). A frame
+comes from another process, which may be buggy or dying, and a bad frame must cost the receiver a
+:class:`FrameError` naming the field at fault, never an arbitrary exception deep inside the
+router: when msgspec rejects a frame, a slower checker over the plain msgpack value says why.
 
 Integers are i64 (``decode`` rejects what does not fit), ``bytes`` fields are msgpack bin,
 ``str`` fields msgpack str (UTF-8), ``bool`` fields msgpack booleans (a bool is never accepted
@@ -26,14 +27,18 @@ from __future__ import annotations
 
 import enum
 import typing
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeAlias
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeAlias
 
 import msgpack
+import msgspec
 
-from lunatic_mp.config import EnvConfig
-from lunatic_mp.errors import LunaticError
-from lunatic_mp.netpolicy import check_rules
+from lunatic_mp.cluster.envcodec import decode_config, encode_config
+from lunatic_mp.cluster.wire import I64_MAX as _I64_MAX
+from lunatic_mp.cluster.wire import I64_MIN as _I64_MIN
+from lunatic_mp.cluster.wire import MAX_FRAME_SIZE, FrameError
+from lunatic_mp.cluster.wire import int_text as _int_text
+from lunatic_mp.cluster.wire import type_name as _type_name
 from lunatic_mp.vm.mailbox import DeathReason
 
 __all__ = [
@@ -87,22 +92,13 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the frame format; bump it with any change that is not a new kind."""
 
-MAX_FRAME_SIZE = 64 * 1024 * 1024 + 64 * 1024
-"""Largest encoded frame, in bytes: 64 MiB of message data plus 64 KiB for the rest."""
-
 PARAM_I32 = 0x7F
 """``Spawn.param_kinds`` byte of an i32 parameter (the Wasm value-type byte)."""
 PARAM_I64 = 0x7E
 """``Spawn.param_kinds`` byte of an i64 parameter."""
 
-_I64_MIN = -(2**63)
-_I64_MAX = 2**63 - 1
 _I32_MIN = -(2**31)
 _I32_MAX = 2**31 - 1
-
-
-class FrameError(LunaticError, ValueError):
-    """Bytes that are not a valid frame (or config), or a frame that cannot be encoded."""
 
 
 class Kind(enum.IntEnum):
@@ -144,72 +140,89 @@ class Kind(enum.IntEnum):
 # -- the frames ---------------------------------------------------------------------------------
 # ``reply_to`` is the endpoint (pid) a reply goes to; ``request`` an id the reply echoes.
 
+I64 = Annotated[int, msgspec.Meta(ge=_I64_MIN, le=_I64_MAX)]
+"""An int field: msgspec rejects what does not fit i64 (``typing.get_type_hints`` sees ``int``)."""
 
-class Message(NamedTuple):
+
+class _Frame(msgspec.Struct, frozen=True, array_like=True, gc=False, forbid_unknown_fields=True):
+    """The base of every frame: encoded as ``[kind, *fields]`` (the tag, then the fields in
+    declaration order); iterable, with ``_fields`` and ``_replace`` as a NamedTuple has."""
+
+    if typing.TYPE_CHECKING:
+        _fields: typing.ClassVar[tuple[str, ...]]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(msgspec.structs.astuple(self))
+
+    def _replace(self, **changes: Any) -> typing.Self:
+        return msgspec.structs.replace(self, **changes)
+
+
+class Message(_Frame, frozen=True, tag=Kind.MESSAGE.value):
     """A message for process ``to``; ``modules`` are content hashes of attached modules."""
 
-    to: int
-    sender: int
-    tag: int
+    to: I64
+    sender: I64
+    tag: I64
     data: bytes
     modules: tuple[bytes, ...]
 
 
-class Kill(NamedTuple):
+class Kill(_Frame, frozen=True, tag=Kind.KILL.value):
     """Kill process ``to`` (it dies with a Failure, ``reason`` as its cause)."""
 
-    to: int
+    to: I64
     reason: str
 
 
-class Link(NamedTuple):
+class Link(_Frame, frozen=True, tag=Kind.LINK.value):
     """Process ``other`` links to ``to``; ``to`` stores ``tag`` at its side of the link."""
 
-    to: int
-    other: int
-    tag: int
+    to: I64
+    other: I64
+    tag: I64
 
 
-class Unlink(NamedTuple):
+class Unlink(_Frame, frozen=True, tag=Kind.UNLINK.value):
     """Remove the link between ``to`` and ``other``."""
 
-    to: int
-    other: int
+    to: I64
+    other: I64
 
 
-class LinkDied(NamedTuple):
+class LinkDied(_Frame, frozen=True, tag=Kind.LINK_DIED.value):
     """``dead``, linked to ``to`` with ``tag``, died; ``reason`` is a :class:`DeathReason` value
     (0 normal, 1 failure, 2 no process) and ``cause`` a human-readable why."""
 
-    to: int
-    dead: int
-    tag: int
-    reason: int
+    to: I64
+    dead: I64
+    tag: I64
+    reason: I64
     cause: str
 
 
-class Monitor(NamedTuple):
+class Monitor(_Frame, frozen=True, tag=Kind.MONITOR.value):
     """``watcher`` starts monitoring ``to``."""
 
-    to: int
-    watcher: int
+    to: I64
+    watcher: I64
 
 
-class StopMonitoring(NamedTuple):
+class StopMonitoring(_Frame, frozen=True, tag=Kind.STOP_MONITORING.value):
     """``watcher`` stops monitoring ``to``."""
 
-    to: int
-    watcher: int
+    to: I64
+    watcher: I64
 
 
-class ProcessDied(NamedTuple):
+class ProcessDied(_Frame, frozen=True, tag=Kind.PROCESS_DIED.value):
     """``dead``, monitored by ``to``, died."""
 
-    to: int
-    dead: int
+    to: I64
+    dead: I64
 
 
-class Spawn(NamedTuple):
+class Spawn(_Frame, frozen=True, tag=Kind.SPAWN.value):
     """Spawn ``function`` of the module with content hash ``module`` on the receiving worker.
 
     ``params`` are the arguments as ints and ``param_kinds`` one byte per parameter
@@ -218,138 +231,138 @@ class Spawn(NamedTuple):
     ``link_pid`` with ``link_tag`` before any of its code runs.
     """
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
     module: bytes
     function: str
-    params: tuple[int, ...]
+    params: tuple[I64, ...]
     param_kinds: bytes
     config: bytes
-    link_pid: int
-    link_tag: int
+    link_pid: I64
+    link_tag: I64
 
 
-class SpawnNative(NamedTuple):
+class SpawnNative(_Frame, frozen=True, tag=Kind.SPAWN_NATIVE.value):
     """Spawn a native process (:mod:`lunatic_mp.vm.native`) on the receiving worker: ``payload`` is
     the cloudpickled ``(function, args, kwargs)``; the rest as in :class:`Spawn`, and the answer
     a :class:`SpawnReply`. Only the runtime's own processes send it (never a socket)."""
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
     payload: bytes
     config: bytes
-    link_pid: int
-    link_tag: int
+    link_pid: I64
+    link_tag: I64
 
 
-class SpawnReply(NamedTuple):
+class SpawnReply(_Frame, frozen=True, tag=Kind.SPAWN_REPLY.value):
     """The answer to :class:`Spawn`: the new ``pid``, or pid 0 and the ``error`` text."""
 
-    request: int
-    to: int
-    pid: int
+    request: I64
+    to: I64
+    pid: I64
     error: str
 
 
-class Exists(NamedTuple):
+class Exists(_Frame, frozen=True, tag=Kind.EXISTS.value):
     """Does process ``pid`` exist?"""
 
-    request: int
-    reply_to: int
-    pid: int
+    request: I64
+    reply_to: I64
+    pid: I64
 
 
-class ExistsReply(NamedTuple):
+class ExistsReply(_Frame, frozen=True, tag=Kind.EXISTS_REPLY.value):
     """The answer to :class:`Exists`."""
 
-    request: int
-    to: int
+    request: I64
+    to: I64
     exists: bool
 
 
-class RegistryPut(NamedTuple):
+class RegistryPut(_Frame, frozen=True, tag=Kind.REGISTRY_PUT.value):
     """Register ``pid`` on ``node`` under ``name`` (``"name@version"``)."""
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
     name: str
-    node: int
-    pid: int
+    node: I64
+    pid: I64
 
 
-class RegistryGet(NamedTuple):
+class RegistryGet(_Frame, frozen=True, tag=Kind.REGISTRY_GET.value):
     """Look ``name`` up; ``lock`` reserves the name for a ``get_or_spawn`` when it is absent."""
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
     name: str
     lock: bool
 
 
-class RegistryRemove(NamedTuple):
+class RegistryRemove(_Frame, frozen=True, tag=Kind.REGISTRY_REMOVE.value):
     """Remove the registration ``name``."""
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
     name: str
 
 
-class RegistryReply(NamedTuple):
+class RegistryReply(_Frame, frozen=True, tag=Kind.REGISTRY_REPLY.value):
     """The registry's answer: ``found`` with ``node`` and ``pid``, or an ``error`` text."""
 
-    request: int
-    to: int
+    request: I64
+    to: I64
     found: bool
-    node: int
-    pid: int
+    node: I64
+    pid: I64
     error: str
 
 
-class RegistryWatch(NamedTuple):
+class RegistryWatch(_Frame, frozen=True, tag=Kind.REGISTRY_WATCH.value):
     """Registry -> worker: send :class:`ProcessGone` when process ``to`` dies."""
 
-    to: int
+    to: I64
 
 
-class ProcessGone(NamedTuple):
+class ProcessGone(_Frame, frozen=True, tag=Kind.PROCESS_GONE.value):
     """Worker -> registry: the watched process ``pid`` died."""
 
-    pid: int
+    pid: I64
 
 
-class WorkerStarted(NamedTuple):
+class WorkerStarted(_Frame, frozen=True, tag=Kind.WORKER_STARTED.value):
     """Supervisor -> everyone: ``worker`` runs, with endpoint ``slot``."""
 
-    worker: int
-    slot: int
+    worker: I64
+    slot: I64
 
 
-class WorkerLost(NamedTuple):
+class WorkerLost(_Frame, frozen=True, tag=Kind.WORKER_LOST.value):
     """Supervisor -> everyone: ``worker`` died."""
 
-    worker: int
+    worker: I64
 
 
-class Shutdown(NamedTuple):
+class Shutdown(_Frame, frozen=True, tag=Kind.SHUTDOWN.value):
     """Stop: the receiver ends its processes and exits."""
 
 
-class Stats(NamedTuple):
+class Stats(_Frame, frozen=True, tag=Kind.STATS.value):
     """Ask for the receiver's statistics."""
 
-    request: int
-    reply_to: int
+    request: I64
+    reply_to: I64
 
 
-class StatsReply(NamedTuple):
+class StatsReply(_Frame, frozen=True, tag=Kind.STATS_REPLY.value):
     """The answer to :class:`Stats`; ``payload`` is a msgpack blob owned by the metrics module."""
 
-    request: int
-    to: int
+    request: I64
+    to: I64
     payload: bytes
 
 
-class MessageStreams(NamedTuple):
+class MessageStreams(_Frame, frozen=True, tag=Kind.MESSAGE_STREAMS.value):
     """A :class:`Message` with TCP streams attached (``lunatic::message::push_tcp_stream``).
 
     ``streams`` holds four ints per stream: the token under which its file descriptor went to
@@ -357,71 +370,71 @@ class MessageStreams(NamedTuple):
     and peek timeouts in milliseconds (-1: none).
     """
 
-    to: int
-    sender: int
-    tag: int
+    to: I64
+    sender: I64
+    tag: I64
     data: bytes
     modules: tuple[bytes, ...]
-    streams: tuple[int, ...]
+    streams: tuple[I64, ...]
 
 
-class ListProcesses(NamedTuple):
+class ListProcesses(_Frame, frozen=True, tag=Kind.LIST_PROCESSES.value):
     """Ask a worker for its live processes, at most ``limit`` of them. The answer is a
     :class:`StatsReply` whose payload is a msgpack map: ``total``, how many live processes the
     worker holds, and ``processes``, a map per process (``Worker.process_list`` says which)."""
 
-    request: int
-    reply_to: int
-    limit: int
+    request: I64
+    reply_to: I64
+    limit: I64
 
 
-class HttpRoutes(NamedTuple):
+class HttpRoutes(_Frame, frozen=True, tag=Kind.HTTP_ROUTES.value):
     """Supervisor -> worker: the HTTP front end's table (routes, address, limits; a msgpack blob
     owned by :mod:`lunatic_mp.serve.http`), replacing the one it had."""
 
     payload: bytes
 
 
-class MailboxFull(NamedTuple):
+class MailboxFull(_Frame, frozen=True, tag=Kind.MAILBOX_FULL.value):
     """Worker -> worker: ``target``'s mailbox (``EnvConfig.max_mailbox``) is full (``full``):
     pause the sender ``to`` until a second frame says it has room again (``full`` false)."""
 
-    to: int
-    target: int
+    to: I64
+    target: I64
     full: bool
 
 
-class EnvAcquire(NamedTuple):
+class EnvAcquire(_Frame, frozen=True, tag=Kind.ENV_ACQUIRE.value):
     """-> registry: count one more process of environment ``environment`` on ``worker``, unless
     it already has ``limit`` live processes (``EnvConfig.max_processes``). The RegistryReply
     says ``found`` when granted, else ``error`` says why."""
 
-    request: int
-    reply_to: int
-    environment: int
-    limit: int
-    worker: int
+    request: I64
+    reply_to: I64
+    environment: I64
+    limit: I64
+    worker: I64
 
 
-class EnvRelease(NamedTuple):
+class EnvRelease(_Frame, frozen=True, tag=Kind.ENV_RELEASE.value):
     """-> registry: a process of ``environment`` on ``worker`` ended (or was never started)."""
 
-    environment: int
-    worker: int
+    environment: I64
+    worker: I64
 
 
-class ProcessFinished(NamedTuple):
+class ProcessFinished(_Frame, frozen=True, tag=Kind.PROCESS_FINISHED.value):
     """How a monitored process ended, for a monitor in the host program (richer than
     ProcessDied): ``outcome`` 0 normal, 1 killed, 2 failed; ``results`` a msgpack list of the
     export's results; ``exit_code`` -1 when there is none; ``backtrace`` the guest's frames,
     one a line."""
 
-    to: int
-    pid: int
-    outcome: int
+    to: I64
+    pid: I64
+    outcome: I64
     results: bytes
     message: str
-    exit_code: int
+    exit_code: I64
     backtrace: str
 
 
@@ -460,48 +473,18 @@ Frame: TypeAlias = (
 )
 """Any frame."""
 
-CLASS_OF: dict[Kind, type[Frame]] = {
-    Kind.MESSAGE: Message,
-    Kind.KILL: Kill,
-    Kind.LINK: Link,
-    Kind.UNLINK: Unlink,
-    Kind.LINK_DIED: LinkDied,
-    Kind.MONITOR: Monitor,
-    Kind.STOP_MONITORING: StopMonitoring,
-    Kind.PROCESS_DIED: ProcessDied,
-    Kind.SPAWN: Spawn,
-    Kind.SPAWN_REPLY: SpawnReply,
-    Kind.EXISTS: Exists,
-    Kind.EXISTS_REPLY: ExistsReply,
-    Kind.REGISTRY_PUT: RegistryPut,
-    Kind.REGISTRY_GET: RegistryGet,
-    Kind.REGISTRY_REMOVE: RegistryRemove,
-    Kind.REGISTRY_REPLY: RegistryReply,
-    Kind.REGISTRY_WATCH: RegistryWatch,
-    Kind.PROCESS_GONE: ProcessGone,
-    Kind.WORKER_STARTED: WorkerStarted,
-    Kind.WORKER_LOST: WorkerLost,
-    Kind.SHUTDOWN: Shutdown,
-    Kind.STATS: Stats,
-    Kind.STATS_REPLY: StatsReply,
-    Kind.PROCESS_FINISHED: ProcessFinished,
-    Kind.SPAWN_NATIVE: SpawnNative,
-    Kind.LIST_PROCESSES: ListProcesses,
-    Kind.MESSAGE_STREAMS: MessageStreams,
-    Kind.HTTP_ROUTES: HttpRoutes,
-    Kind.MAILBOX_FULL: MailboxFull,
-    Kind.ENV_ACQUIRE: EnvAcquire,
-    Kind.ENV_RELEASE: EnvRelease,
-}
+CLASS_OF: dict[Kind, type[Frame]] = {Kind(cls.__struct_config__.tag): cls for cls in typing.get_args(Frame)}
 """The frame class of each kind."""
 
 KIND_OF: dict[type[Frame], Kind] = {cls: kind for kind, cls in CLASS_OF.items()}
 """The kind of each frame class."""
 
+for _cls in KIND_OF:
+    _cls._fields = _cls.__struct_fields__
+
 
 # -- field types --------------------------------------------------------------------------------
-# Each field's declared type becomes one of these codes, from which both the fast decoders and
-# the slow, explaining checker are derived, so that the two cannot disagree.
+# Each field's declared type becomes one of these codes, which the slow, explaining checker uses.
 
 _INT = "int"
 _BYTES = "bytes"
@@ -564,19 +547,6 @@ _EXTRA: dict[type[Frame], Callable[[Any], str | None]] = {LinkDied: _link_died_p
 # -- the slow checker: complete, and says what is wrong -----------------------------------------
 
 
-def _type_name(value: object) -> str:
-    """The name of a value's type, in msgpack's words for containers."""
-    return _CONTAINER_NAMES.get(type(value)) or type(value).__name__
-
-
-_CONTAINER_NAMES: dict[type, str] = {tuple: "array", dict: "map", type(None): "nil"}
-
-
-def _int_text(value: int) -> str:
-    """``value`` for an error message (Python refuses to print ints of thousands of digits)."""
-    return str(value) if value.bit_length() <= 256 else f"<{value.bit_length()}-bit int>"
-
-
 def _field_problem(where: str, code: str, value: object) -> str | None:
     """What is wrong with one field's value, or None."""
     if code == _INT:
@@ -602,7 +572,7 @@ def _field_problem(where: str, code: str, value: object) -> str | None:
 def _problem(obj: object) -> str | None:
     """What makes ``obj`` (decoded msgpack) not a valid frame, or None if it is one.
 
-    Slow but thorough; the fast decoders fall back on it to explain a rejection.
+    Slow but thorough; :func:`decode` falls back on it to explain what msgspec rejected.
     """
     if type(obj) is not tuple:
         return f"a frame must be a msgpack array, got {_type_name(obj)}"
@@ -611,7 +581,7 @@ def _problem(obj: object) -> str | None:
     kind = obj[0]
     if type(kind) is not int:
         return f"a frame's kind must be int, got {_type_name(kind)}"
-    if kind not in _DECODERS:
+    if kind not in _KIND_VALUES:
         return f"unknown frame kind {kind}"
     cls = CLASS_OF[Kind(kind)]
     fields = _FIELDS[cls]
@@ -622,105 +592,18 @@ def _problem(obj: object) -> str | None:
         if problem is not None:
             return problem
     extra = _EXTRA.get(cls)
-    return None if extra is None else extra(cls._make(obj[1:]))
-
-
-def _explain(obj: object) -> FrameError:
-    """The error for a rejected frame."""
-    return FrameError(_problem(obj) or "invalid frame")
-
-
-# -- the fast decoders --------------------------------------------------------------------------
-# One generated function per kind: a single boolean expression of ``type(v) is t`` tests on the
-# fields, unpacked into locals, then a tuple.__new__ of the class. Decoding a Message this way
-# takes about 0.55 µs here against 0.85 µs with a generic loop over (value, type) pairs (msgpack's
-# own unpackb being 0.15 µs of either). On any failure it defers to _problem for the message.
-
-
-def _all_ints(values: tuple[object, ...]) -> bool:
-    return all(type(v) is int and _I64_MIN <= v <= _I64_MAX for v in values)
-
-
-def _all_bytes(values: tuple[object, ...]) -> bool:
-    return all(type(v) is bytes for v in values)
-
-
-def _condition(var: str, code: str) -> str:
-    """Source of the fast test of one field (the lower i64 bound holds for any msgpack int)."""
-    return {
-        _INT: f"(type({var}) is int and {var} <= {_I64_MAX})",
-        _BYTES: f"type({var}) is bytes",
-        _STR: f"type({var}) is str",
-        _BOOL: f"type({var}) is bool",
-        _NONE: f"{var} is None",
-        _INTS: f"(type({var}) is tuple and (not {var} or _all_ints({var})))",
-        _BYTES_SEQ: f"(type({var}) is tuple and (not {var} or _all_bytes({var})))",
-    }[code]
-
-
-def _decoder_source(cls: type[Frame]) -> str:
-    """Source of the fast decoder of one frame class."""
-    names = [f"f_{name}" for name, _ in _FIELDS[cls]]
-    tests = [
-        "type(f__kind) is int",
-        *(_condition(v, code) for v, (_, code) in zip(names, _FIELDS[cls], strict=True)),
-    ]
-    values = "(" + "".join(f"{v}, " for v in names) + ")"
-    build = f"_new(_cls, {values})"
-    lines = [
-        f"def decode_{cls.__name__}(o):",
-        f"    if type(o) is tuple and len(o) == {len(names) + 1}:",
-        f"        {', '.join(['f__kind', *names])}, = o",
-        f"        if {' and '.join(tests)}:",
-    ]
-    if cls in _EXTRA:
-        lines += [
-            f"            frame = {build}",
-            "            if _extra(frame) is None:",
-            "                return frame",
-        ]
-    else:
-        lines += [f"            return {build}"]
-    lines += ["    raise _explain(o)"]
-    return "\n".join(lines) + "\n"
-
-
-def _make_decoder(cls: type[Frame]) -> Callable[[tuple[Any, ...]], Frame]:
-    namespace: dict[str, Any] = {
-        "_new": tuple.__new__,
-        "_cls": cls,
-        "_extra": _EXTRA.get(cls),
-        "_explain": _explain,
-        "_all_ints": _all_ints,
-        "_all_bytes": _all_bytes,
-    }
-    code = compile(_decoder_source(cls), f"<lunatic_mp.cluster.frames decoder of {cls.__name__}>", "exec")
-    exec(code, namespace)  # noqa: S102 - source built above from the frame classes only
-    decoder: Callable[[tuple[Any, ...]], Frame] = namespace[f"decode_{cls.__name__}"]
-    return decoder
-
-
-_DECODERS: dict[int, Callable[[tuple[Any, ...]], Frame]] = {
-    int(kind): _make_decoder(cls) for kind, cls in CLASS_OF.items()
-}
-"""The fast decoder of each kind, keyed by plain int."""
+    return None if extra is None else extra(cls(*obj[1:]))
 
 
 # -- encoding and decoding ----------------------------------------------------------------------
 
-if msgpack.Packer.__module__ == "msgpack._cmsgpack":
-    # The C packer packs str, bytes, ints and tuples without running Python code, so one call
-    # cannot be interrupted by another thread: one shared Packer is safe and saves its set-up.
-    _pack: Callable[[object], bytes] = msgpack.Packer(use_bin_type=True).pack
-else:  # pragma: no cover - the pure-Python fallback: a Packer per call, for thread safety
-
-    def _pack(obj: object) -> bytes:
-        data: bytes = msgpack.packb(obj, use_bin_type=True)
-        return data
-
-
-_unpackb = msgpack.unpackb
+_KIND_VALUES = frozenset(int(kind) for kind in Kind)
 _KIND_INT: dict[type[Frame], int] = {cls: int(kind) for cls, kind in KIND_OF.items()}
+# msgspec's encoder and decoder run in C without calling back into Python for these types, so one
+# shared instance of each is safe across threads and saves the set-up per call.
+_pack = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Frame).decode
+_unpackb = msgpack.unpackb
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, RecursionError)
 
 
@@ -731,10 +614,10 @@ def encode(frame: Frame) -> bytes:
     on the other side); a value msgpack cannot pack, an object that is not a frame, or a result
     larger than :data:`MAX_FRAME_SIZE` raises :class:`FrameError`.
     """
+    if type(frame) not in _KIND_INT:
+        raise FrameError(f"not a frame: {type(frame).__name__}")
     try:
-        data = _pack((_KIND_INT[type(frame)], *frame))
-    except KeyError:
-        raise FrameError(f"not a frame: {type(frame).__name__}") from None
+        data = _pack(frame)
     except (TypeError, ValueError, OverflowError) as exc:
         raise FrameError(f"cannot encode {type(frame).__name__}: {exc}") from exc
     if len(data) > MAX_FRAME_SIZE:
@@ -752,14 +635,24 @@ def decode(data: bytes | bytearray | memoryview) -> Frame:
     if len(data) > MAX_FRAME_SIZE:
         raise FrameError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_SIZE}")
     try:
+        frame: Frame = _decode(data)
+    except (ValueError, RecursionError):
+        raise _explain(data) from None
+    extra = _EXTRA.get(type(frame))
+    if extra is not None:
+        problem = extra(frame)
+        if problem is not None:
+            raise FrameError(problem)
+    return frame
+
+
+def _explain(data: bytes | bytearray | memoryview) -> FrameError:
+    """The error for bytes that msgspec rejected, from the slow checker."""
+    try:
         obj = _unpackb(data, raw=False, strict_map_key=False, use_list=False)
     except _UNPACK_ERRORS as exc:
-        raise FrameError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
-    try:
-        decoder = _DECODERS[obj[0]]
-    except (TypeError, KeyError, IndexError):
-        raise _explain(obj) from None
-    return decoder(obj)
+        return FrameError(f"malformed msgpack: {type(exc).__name__}: {exc}")
+    return FrameError(_problem(obj) or "invalid frame")
 
 
 def validate(frame: Frame) -> Frame:
@@ -774,108 +667,3 @@ def validate(frame: Frame) -> Frame:
     if problem is not None:
         raise FrameError(problem)
     return frame
-
-
-# -- environment configs ------------------------------------------------------------------------
-
-_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "environment_id")
-_CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
-_CONFIG_DICTS = ("preopened_dirs", "env")
-_CONFIG_RULES = ("net_bind", "net_connect")
-_CONFIG_FIELDS = frozenset(
-    (*_CONFIG_INTS, *_CONFIG_BOOLS, *_CONFIG_DICTS, *_CONFIG_RULES, "allowed_namespaces", "args")
-)
-
-
-def encode_config(config: EnvConfig) -> bytes:
-    """``config`` as a msgpack map of its fields (namespaces as a sorted array), for
-    :attr:`Spawn.config`."""
-    try:
-        return _pack(
-            {
-                "max_memory": config.max_memory,
-                "max_fuel": config.max_fuel,
-                "max_mailbox": config.max_mailbox,
-                "max_processes": config.max_processes,
-                "environment_id": config.environment_id,
-                "can_compile_modules": config.can_compile_modules,
-                "can_create_configs": config.can_create_configs,
-                "can_spawn_processes": config.can_spawn_processes,
-                "spawn_local": config.spawn_local,
-                "allowed_namespaces": sorted(config.allowed_namespaces),
-                "preopened_dirs": config.preopened_dirs,
-                "args": config.args,
-                "env": config.env,
-                "net_bind": list(config.net_bind),
-                "net_connect": list(config.net_connect),
-            }
-        )
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise FrameError(f"cannot encode config: {exc}") from exc
-
-
-def _config_problem(obj: object) -> str | None:
-    """What makes ``obj`` (decoded msgpack) not an encoded config, or None."""
-    if type(obj) is not dict:
-        return f"a config must be a msgpack map, got {_type_name(obj)}"
-    if obj.keys() != _CONFIG_FIELDS:
-        missing = sorted(_CONFIG_FIELDS - obj.keys())
-        unknown = sorted(repr(key) for key in obj.keys() - _CONFIG_FIELDS)
-        return f"config fields: missing {missing}, unknown [{', '.join(unknown)}]"
-    for name in _CONFIG_INTS:
-        value = obj[name]
-        if type(value) is not int:
-            return f"config.{name} must be int, got {_type_name(value)}"
-        if not 0 <= value <= _I64_MAX:
-            return f"config.{name} = {value} is not a non-negative i64"
-    for name in _CONFIG_BOOLS:
-        if type(obj[name]) is not bool:
-            return f"config.{name} must be bool, got {_type_name(obj[name])}"
-    for name in ("allowed_namespaces", "args"):
-        value = obj[name]
-        if type(value) is not tuple or not all(type(item) is str for item in value):
-            return f"config.{name} must be an array of str"
-    for name in _CONFIG_DICTS:
-        value = obj[name]
-        if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
-            return f"config.{name} must be a map of str to str"
-    for name in _CONFIG_RULES:
-        value = obj[name]
-        if type(value) is not tuple or not all(type(item) is str for item in value):
-            return f"config.{name} must be an array of str"
-        try:
-            check_rules(value, f"config.{name}")
-        except ValueError as exc:
-            return str(exc)
-    return None
-
-
-def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
-    """The config that :func:`encode_config` encoded in ``data``; :class:`FrameError` on anything
-    else (malformed msgpack, missing or unknown fields, a field of the wrong type)."""
-    if len(data) > MAX_FRAME_SIZE:
-        raise FrameError(f"config of {len(data)} bytes exceeds {MAX_FRAME_SIZE}")
-    try:
-        obj = _unpackb(data, raw=False, strict_map_key=False, use_list=False)
-    except _UNPACK_ERRORS as exc:
-        raise FrameError(f"malformed config msgpack: {type(exc).__name__}: {exc}") from exc
-    problem = _config_problem(obj)
-    if problem is not None:
-        raise FrameError(problem)
-    return EnvConfig(
-        max_memory=obj["max_memory"],
-        max_fuel=obj["max_fuel"],
-        max_mailbox=obj["max_mailbox"],
-        max_processes=obj["max_processes"],
-        environment_id=obj["environment_id"],
-        can_compile_modules=obj["can_compile_modules"],
-        can_create_configs=obj["can_create_configs"],
-        can_spawn_processes=obj["can_spawn_processes"],
-        spawn_local=obj["spawn_local"],
-        allowed_namespaces=frozenset(obj["allowed_namespaces"]),
-        preopened_dirs=dict(obj["preopened_dirs"]),
-        args=list(obj["args"]),
-        env=dict(obj["env"]),
-        net_bind=obj["net_bind"],
-        net_connect=obj["net_connect"],
-    )

@@ -34,6 +34,7 @@ import msgpack
 import psutil
 
 from lunatic_mp.cluster import frames, registry_process, worker
+from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.logs import LogReceiver
 from lunatic_mp.cluster.requests import PendingRequests
@@ -118,7 +119,8 @@ class Supervisor:
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
     ) -> None:
-        self.worker_count = workers or len(os.sched_getaffinity(0))
+        check_platform()  # before anything is created: a clear error, not lost messages
+        self.worker_count = workers or default_worker_count()
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
         capacity = max_processes_per_worker or default_capacity()  # each worker has its own map budget
@@ -178,6 +180,7 @@ class Supervisor:
     def _start(self) -> None:
         worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
         everyone = [SUPERVISOR, REGISTRY, *worker_ids]
+        check_shm_space(len(everyone) * (len(everyone) - 1), self._ring_capacity)
         for source in everyone:
             for destination in everyone:
                 if source != destination:

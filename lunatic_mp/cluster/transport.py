@@ -65,6 +65,9 @@ from itertools import accumulate, pairwise
 from operator import add
 from pathlib import Path
 
+from lunatic_mp.cluster.hostenv import shm_full_message
+from lunatic_mp.errors import PlatformError
+
 __all__ = [
     "SAFETY_TIMEOUT",
     "Doorbell",
@@ -121,6 +124,7 @@ class SharedMemory:
         try:
             if create:
                 os.ftruncate(fd, size)
+                _reserve(fd, size, name)
             size = os.fstat(fd).st_size
             self._mmap: mmap.mmap | None = mmap.mmap(fd, size)
         except BaseException:
@@ -143,6 +147,18 @@ class SharedMemory:
 
     def unlink(self) -> None:
         os.unlink(self._path)
+
+
+def _reserve(fd: int, size: int, name: str) -> None:
+    """Allocate the segment's pages now: a tmpfs that is full when a page is first touched
+    delivers SIGBUS, so a full ``/dev/shm`` must fail here, at creation, with a clear error."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PlatformError(shm_full_message(size, f"the segment {name}")) from None
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 def _buffer(shm: SharedMemory) -> memoryview:

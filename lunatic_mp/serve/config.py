@@ -51,22 +51,35 @@ A config file looks like this (every key is optional; relative paths are relativ
     level = "info"                     # debug, info, warning, error
     format = "text"                    # or json
 
-Unknown keys are errors (a typo should not be silently ignored). :data:`TOP_LEVEL_KEYS` lists
-the tables this module knows.
+Unknown keys are errors (a typo should not be silently ignored), and every error gives the path of
+the bad value (``routes[0].path must start with '/'``). :class:`ConfigFile` is the file's schema
+(msgspec models over :mod:`tomllib`); :func:`config_schema` gives it as JSON Schema for editors.
+:data:`TOP_LEVEL_KEYS` lists the tables this module knows.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
 from lunatic_mp.netpolicy import check_rules
+from lunatic_mp.serve.addresses import (
+    CONNECT_ENV,
+    Address,
+    TcpAddress,
+    UnixAddress,
+    client_address,
+    default_control_address,
+    parse_address,
+)
 from lunatic_mp.serve.rpc import DEFAULT_MAX_FRAME_SIZE
 
 EXAMPLE_MODULE = Path(__file__).parents[1] / "examples" / "counter.wat"
@@ -76,7 +89,6 @@ EXAMPLE_HTTP_MODULE = Path(__file__).parents[1] / "examples" / "hello_http.wat"
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
 TOKEN_ENV = "LUNATIC_MP_TOKEN"  # noqa: S105 - the name of the variable, not a token
-CONNECT_ENV = "LUNATIC_MP_CONNECT"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
@@ -104,86 +116,8 @@ ENV_CONFIG_KEYS = frozenset(
 and ``net_connect``: network rules, :mod:`lunatic_mp.netpolicy`)."""
 
 MIN_TOKEN_LENGTH = 16
-_PORT = re.compile(r"^(?P<host>.*):(?P<port>\d{1,5})$")
 
-T = TypeVar("T")
-
-
-# -- addresses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UnixAddress:
-    """A unix socket path."""
-
-    path: Path
-
-    def __str__(self) -> str:
-        return f"unix:{self.path}"
-
-
-@dataclass(frozen=True)
-class TcpAddress:
-    """A TCP host and port (port 0: any free port, for the server)."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp:{host}:{self.port}"
-
-    @property
-    def netloc(self) -> str:
-        """``host:port`` as in a URL."""
-        return str(self).removeprefix("tcp:")
-
-
-Address = UnixAddress | TcpAddress
-
-
-def parse_address(text: str) -> Address:
-    """``unix:PATH``, ``tcp:HOST:PORT`` (also ``tcp://HOST:PORT``), ``HOST:PORT``, or a path.
-
-    A bare ``HOST:PORT`` is TCP when PORT is a number and HOST has no ``/``; anything else
-    without a prefix is a unix socket path. IPv6 hosts go in brackets: ``tcp:[::1]:7070``.
-    """
-    text = text.strip()
-    if not text:
-        raise ServeConfigError("an empty address")
-    if text.startswith("unix:"):
-        path = text.removeprefix("unix:").removeprefix("//")
-        if not path:
-            raise ServeConfigError(f"no path in {text!r}")
-        return UnixAddress(Path(path).expanduser())
-    explicit = text.startswith("tcp:")
-    rest = text.removeprefix("tcp:").removeprefix("//") if explicit else text
-    match = _PORT.match(rest)
-    if match is not None and "/" not in match["host"]:
-        host = match["host"].removeprefix("[").removesuffix("]") or "127.0.0.1"
-        port = int(match["port"])
-        if port > 65535:
-            raise ServeConfigError(f"port {port} is out of range in {text!r}")
-        return TcpAddress(host, port)
-    if explicit:
-        raise ServeConfigError(f"a TCP address is tcp:HOST:PORT, got {text!r}")
-    return UnixAddress(Path(text).expanduser())
-
-
-def default_control_address() -> UnixAddress:
-    """Where the control socket is when nobody says: ``$XDG_RUNTIME_DIR/lunatic-mp.sock``, or
-    ``/tmp/lunatic-mp-<uid>/control.sock`` (a directory only this user can enter)."""
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir and Path(runtime_dir).is_dir():
-        return UnixAddress(Path(runtime_dir) / "lunatic-mp.sock")
-    return UnixAddress(Path("/tmp") / f"lunatic-mp-{os.getuid()}" / "control.sock")  # noqa: S108
-
-
-def client_address(given: str | None) -> Address:
-    """The address a client connects to: ``given``, else ``$LUNATIC_MP_CONNECT``, else the
-    server's default."""
-    text = given or os.environ.get(CONNECT_ENV)
-    return parse_address(text) if text else default_control_address()
+_S = TypeVar("_S", bound=msgspec.Struct)
 
 
 # -- the config ---------------------------------------------------------------------------------
@@ -330,75 +264,237 @@ def load_config(path: str | Path) -> ServeConfig:
         raise ServeConfigError(f"{path}: {exc}") from None
 
 
+# -- the file's schema --------------------------------------------------------------------------
+# msgspec checks types, ranges and unknown keys (a typo should not be silently ignored) and says
+# where the bad value is; what depends on several keys, the file system or the command line is
+# checked below, in the same words.
+
+_I64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_CANS = ("compile_modules", "create_configs", "spawn_processes")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A TOML table: unknown keys are errors."""
+
+
+class EnvTable(_Strict):
+    """A process's ``config``: its limits and permissions (``EnvConfig``)."""
+
+    max_memory: _I64 | None = None
+    max_fuel: _I64 | None = None
+    can_compile_modules: bool | None = None
+    can_create_configs: bool | None = None
+    can_spawn_processes: bool | None = None
+    spawn_local: bool | None = None
+    allowed_namespaces: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    dirs: dict[str, str] | None = None
+    net_bind: list[str] | None = None
+    net_connect: list[str] | None = None
+
+
+class ProcessTable(_Strict):
+    """A process started at boot (``count`` instances; a named one has exactly one)."""
+
+    module: str
+    function: str = "_start"
+    params: list[int] = []
+    name: str | None = None
+    version: str | None = None
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    config: EnvTable = msgspec.field(default_factory=EnvTable)
+
+
+class RouteTable(_Strict):
+    """An HTTP route: a fresh process of ``module`` per request, or a request message to the
+    process registered as ``process``."""
+
+    path: str
+    method: str | list[str] = "GET"
+    module: str | None = None
+    function: str | None = None
+    config: EnvTable | None = None
+    process: str | None = None
+    version: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] = DEFAULT_ROUTE_TIMEOUT
+
+
+class ControlTable(_Strict):
+    """The msgpack-RPC control socket."""
+
+    address: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    max_frame_size: Annotated[int, msgspec.Meta(ge=1024)] = DEFAULT_MAX_FRAME_SIZE
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    drain_timeout: _Positive = 30.0
+    auth_timeout: _Positive = 10.0
+    message_timeout: _Positive = 30.0
+
+
+class MetricsTable(_Strict):
+    """HTTP ``/metrics`` (Prometheus) and ``/healthz``."""
+
+    address: str = DEFAULT_METRICS_ADDRESS
+    enabled: bool = True
+
+
+class HttpTable(_Strict):
+    """Where the routes are served, by every worker on one port."""
+
+    address: str = DEFAULT_HTTP_ADDRESS
+    max_body: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = DEFAULT_MAX_BODY
+    enabled: bool = True
+
+
+class LogTable(_Strict):
+    """How the server logs: ``level`` debug, info, warning or error; ``format`` text or json."""
+
+    level: str | None = None
+    format: str | None = None
+
+
+class ConfigFile(_Strict):
+    """The config file of ``lunatic-mp serve`` (docs/serve.md); every key is optional."""
+
+    workers: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    modules: dict[str, str] = {}
+    processes: list[ProcessTable] = []
+    control: ControlTable = msgspec.field(default_factory=ControlTable)
+    metrics: MetricsTable = msgspec.field(default_factory=MetricsTable)
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
+    routes: list[RouteTable] = []
+    log: LogTable = msgspec.field(default_factory=LogTable)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, for editors (``lunatic-mp serve --schema``)."""
+    schema: dict[str, Any] = _without_null(msgspec.json.schema(ConfigFile))
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lunatic-mp serve config"
+    return schema
+
+
+def _without_null(node: Any) -> Any:
+    """The schema without ``null``: TOML has none (an absent key is the default), so an editor
+    should not offer it."""
+    if isinstance(node, list):
+        return [_without_null(item) for item in node if item != {"type": "null"}]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_null(value) for key, value in node.items() if (key, value) != ("default", None)}
+    if "anyOf" in node and len(node["anyOf"]) == 1:
+        node |= node.pop("anyOf")[0]
+    return node
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPE_WORDS |= {"array": "an array", "object": "a table"}
+_EXPECTED = re.compile(
+    r"^Expected `(?P<type>[^`]+)`(?P<bound>[^,]*?)(?:, got `[^`]+`)?(?: - at `\$(?P<at>.*)`)?$"
+)
+_FIELD = re.compile(
+    r"^Object (?P<what>contains unknown|missing required) field `(?P<key>[^`]+)`(?: - at `\$(?P<at>.*)`)?$"
+)
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _convert(data: object, kind: type[_S], where: str) -> _S:
+    """``data`` as ``kind``; :class:`ServeConfigError` names the bad value by its path
+    (``routes[0].path``), prefixed with ``where``."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise ServeConfigError(_explain(str(exc), data, kind, where)) from None
+
+
+def _explain(message: str, data: object, kind: type[msgspec.Struct], where: str) -> str:
+    """msgspec's error in this module's words: ``PATH must be an integer >= 1, got 0``."""
+    if (match := _FIELD.match(message)) is not None:
+        at = match["at"] or ""
+        table = _join(where, at) or "the top level"
+        if not where and re.fullmatch(r"\.\w+", at):
+            table = f"[{at[1:]}]"  # a top-level table, as TOML writes it
+        if match["what"] == "missing required":
+            return f"{table} needs a {match['key']}"
+        known = ", ".join(sorted(f.encode_name for f in msgspec.structs.fields(_struct_at(kind, at))))
+        return f"unknown key {match['key']!r} in {table}; known: {known}"
+    if (match := _EXPECTED.match(message)) is not None:
+        at = match["at"] or ""
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in match["type"].split(" | ") if t != "null")
+        found, value = _value_at(data, at.removesuffix("[...]"))
+        if at.endswith("[...]") and isinstance(value, dict):  # a value of a table of strings
+            key = next((k for k, v in value.items() if type(v) is not str), None)
+            at, value = at.removesuffix("[...]") + f".{key}", value.get(key)
+        got = f", got {value!r}" if found else ""
+        bound = re.sub(r"(\d)\.0\b", r"\1", match["bound"])  # "> 0", not "> 0.0"
+        return f"{_join(where, at) or 'the config'} must be {words}{bound}{got}"
+    return f"{where}: {message}" if where else message
+
+
+def _join(where: str, at: str) -> str:
+    return f"{where}{at}" if where else at.removeprefix(".")
+
+
+def _steps(at: str) -> list[str | int]:
+    return [name if name else int(index) for name, index in _STEP.findall(at)]
+
+
+def _value_at(data: Any, at: str) -> tuple[bool, object]:
+    for step in _steps(at):
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, data
+
+
+def _struct_at(kind: type[msgspec.Struct], at: str) -> type[msgspec.Struct]:
+    """The table type at path ``at`` in ``kind``."""
+    for step in _steps(at):
+        if isinstance(step, str):
+            field = next(f for f in msgspec.structs.fields(kind) if f.encode_name == step)
+            kind = _table_of(field.type)
+    return kind
+
+
+def _table_of(tp: Any) -> Any:
+    """The Struct inside ``X``, ``X | None`` or ``list[X]``, or None."""
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    return next((t for t in map(_table_of, typing.get_args(tp)) if t is not None), None)
+
+
+# -- from the file to the config ----------------------------------------------------------------
+
+
 def config_from(data: dict[str, Any], base: Path, source: Path | None = None) -> ServeConfig:
     """A config from parsed TOML; relative paths are taken from ``base``."""
-    _no_unknown(data, TOP_LEVEL_KEYS, "the top level")
-    config = ServeConfig(source=source)
-    workers = _get(data, "workers", int, "workers")
-    if workers is not None and workers < 1:
-        raise ServeConfigError("workers must be at least 1")
-    config.workers = workers
-    modules = _get(data, "modules", dict, "modules") or {}
-    for name, file in modules.items():
-        if not isinstance(file, str):
-            raise ServeConfigError(f"modules.{name} must be a file path (a string)")
-        config.modules[name] = _resolve(base, file)
-    for index, table in enumerate(_get(data, "processes", list, "processes") or []):
-        config.processes.append(_process(table, f"processes[{index}]", base))
-    control = _get(data, "control", dict, "control") or {}
-    _no_unknown(
-        control,
-        {
-            "address",
-            "token",
-            "token_file",
-            "max_frame_size",
-            "max_connections",
-            "drain_timeout",
-            "auth_timeout",
-            "message_timeout",
-        },
-        "[control]",
-    )
-    if (address := _get(control, "address", str, "control.address")) is not None:
-        config.control.address = parse_address(address)
+    file = _convert(data, ConfigFile, "")
+    config = ServeConfig(source=source, workers=file.workers)
+    for name, path in file.modules.items():
+        config.modules[name] = _resolve(base, path)
+    config.processes = [_process(table, f"processes[{i}]", base) for i, table in enumerate(file.processes)]
+    control = file.control
+    if control.address is not None:
+        config.control.address = parse_address(control.address)
         if isinstance(config.control.address, UnixAddress):
             config.control.address = UnixAddress(_resolve(base, str(config.control.address.path)))
-    config.control.token = _get(control, "token", str, "control.token")
-    if (token_file := _get(control, "token_file", str, "control.token_file")) is not None:
-        config.control.token = read_token_file(_resolve(base, token_file))
-    for key, least in (("max_frame_size", 1024), ("max_connections", 1)):
-        if (number := _get(control, key, int, f"control.{key}")) is not None:
-            if number < least:
-                raise ServeConfigError(f"control.{key} must be at least {least}")
-            setattr(config.control, key, number)
-    for key in ("drain_timeout", "auth_timeout", "message_timeout"):
-        if (seconds := _get(control, key, float, f"control.{key}")) is not None:
-            if seconds <= 0:
-                raise ServeConfigError(f"control.{key} must be positive")
-            setattr(config.control, key, float(seconds))
-    metrics = _get(data, "metrics", dict, "metrics") or {}
-    _no_unknown(metrics, {"address", "enabled"}, "[metrics]")
-    if (address := _get(metrics, "address", str, "metrics.address")) is not None:
-        config.metrics_address = _tcp(address, "metrics.address")
-    if _get(metrics, "enabled", bool, "metrics.enabled") is False:
-        config.metrics_address = None
-    http = _get(data, "http", dict, "http") or {}
-    _no_unknown(http, {"address", "max_body", "enabled"}, "[http]")
-    if (address := _get(http, "address", str, "http.address")) is not None:
-        config.http.address = _tcp(address, "http.address")
-    if (max_body := _get(http, "max_body", int, "http.max_body")) is not None:
-        if not 0 <= max_body < 2**32:
-            raise ServeConfigError("http.max_body must be between 0 and 4294967295 bytes")
-        config.http.max_body = max_body
-    if (enabled := _get(http, "enabled", bool, "http.enabled")) is not None:
-        config.http.enabled = enabled
-    for index, table in enumerate(_get(data, "routes", list, "routes") or []):
-        config.routes.append(_route(table, f"routes[{index}]", base))
-    log = _get(data, "log", dict, "log") or {}
-    _no_unknown(log, {"level", "format"}, "[log]")
-    config.log_level = _choice(_get(log, "level", str, "log.level"), LOG_LEVELS, "log.level")
-    config.log_format = _choice(_get(log, "format", str, "log.format"), LOG_FORMATS, "log.format")
+    config.control.token = control.token
+    if control.token_file is not None:
+        config.control.token = read_token_file(_resolve(base, control.token_file))
+    config.control.max_frame_size = control.max_frame_size
+    config.control.max_connections = control.max_connections
+    config.control.drain_timeout = float(control.drain_timeout)
+    config.control.auth_timeout = float(control.auth_timeout)
+    config.control.message_timeout = float(control.message_timeout)
+    config.metrics_address = _tcp(file.metrics.address, "metrics.address") if file.metrics.enabled else None
+    config.http = HttpConfig(_tcp(file.http.address, "http.address"), file.http.max_body, file.http.enabled)
+    config.routes = [_route(table, f"routes[{i}]", base) for i, table in enumerate(file.routes)]
+    config.log_level = _choice(file.log.level, LOG_LEVELS, "log.level")
+    config.log_format = _choice(file.log.format, LOG_FORMATS, "log.format")
     return config
 
 
@@ -431,42 +527,36 @@ def http_address(config: ServeConfig, text: str) -> None:
 def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfig:
     """An :class:`EnvConfig` from a ``config`` table (:data:`ENV_CONFIG_KEYS`); ``dirs`` only
     when ``base`` is given (a config file may preopen directories, a remote client may not)."""
-    allowed = ENV_CONFIG_KEYS if base is not None else ENV_CONFIG_KEYS - {"dirs"}
-    _no_unknown(table, allowed, where)
+    if base is None and isinstance(table, dict) and "dirs" in table:
+        known = ", ".join(sorted(ENV_CONFIG_KEYS - {"dirs"}))
+        raise ServeConfigError(f"unknown key 'dirs' in {where}; known: {known}")
+    return _env(_convert(table, EnvTable, where), where, base)
+
+
+def _env(table: EnvTable, where: str, base: Path | None) -> EnvConfig:
     config = EnvConfig()
-    for key in ("max_memory", "max_fuel"):
-        if (number := _get(table, key, int, f"{where}.{key}")) is not None:
-            if not 0 <= number < 2**63:
-                raise ServeConfigError(f"{where}.{key} must be a non-negative 64-bit int")
-            setattr(config, key, number)
-    for key in ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local"):
-        if (flag := _get(table, key, bool, f"{where}.{key}")) is not None:
-            setattr(config, key, flag)
-    if (namespaces := _get(table, "allowed_namespaces", list, f"{where}.allowed_namespaces")) is not None:
-        unknown = [n for n in namespaces if n not in ALL_NAMESPACES]
+    for key in ("max_memory", "max_fuel", *(f"can_{can}" for can in _CANS), "spawn_local"):
+        if (value := getattr(table, key)) is not None:
+            setattr(config, key, value)
+    if table.allowed_namespaces is not None:
+        unknown = [n for n in table.allowed_namespaces if n not in ALL_NAMESPACES]
         if unknown:
             raise ServeConfigError(
                 f"{where}.allowed_namespaces: unknown {unknown}; known: {sorted(ALL_NAMESPACES)}"
             )
-        config.allowed_namespaces = frozenset(namespaces)
+        config.allowed_namespaces = frozenset(table.allowed_namespaces)
     for key in ("net_bind", "net_connect"):
-        if (rules := _get(table, key, list, f"{where}.{key}")) is not None:
+        if (rules := getattr(table, key)) is not None:
             try:
                 setattr(config, key, check_rules(rules, f"{where}.{key}"))
             except ValueError as exc:
                 raise ServeConfigError(str(exc)) from None
-    if (args := _get(table, "args", list, f"{where}.args")) is not None:
-        if not all(isinstance(arg, str) for arg in args):
-            raise ServeConfigError(f"{where}.args must be a list of strings")
-        config.args = list(args)
-    if (env := _get(table, "env", dict, f"{where}.env")) is not None:
-        if not all(isinstance(value, str) for value in env.values()):
-            raise ServeConfigError(f"{where}.env must map names to strings")
-        config.env = dict(env)
-    if base is not None and (dirs := _get(table, "dirs", dict, f"{where}.dirs")) is not None:
-        for guest, host in dirs.items():
-            if not isinstance(host, str):
-                raise ServeConfigError(f"{where}.dirs.{guest} must be a directory path")
+    if table.args is not None:
+        config.args = list(table.args)
+    if table.env is not None:
+        config.env = dict(table.env)
+    if base is not None and table.dirs is not None:
+        for guest, host in table.dirs.items():
             try:
                 config.preopen(guest, _resolve(base, host))
             except NotADirectoryError as exc:
@@ -477,49 +567,25 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _process(table: object, where: str, base: Path) -> ProcessSpec:
-    if not isinstance(table, dict):
-        raise ServeConfigError(f"{where} must be a table")
-    _no_unknown(table, {"module", "function", "params", "name", "version", "count", "config"}, where)
-    module = _get(table, "module", str, f"{where}.module")
-    if module is None:
-        raise ServeConfigError(f"{where} needs a module")
-    spec = ProcessSpec(module)
-    spec.function = _get(table, "function", str, f"{where}.function") or "_start"
-    params = _get(table, "params", list, f"{where}.params") or []
-    if not all(type(p) is int for p in params):
-        raise ServeConfigError(f"{where}.params must be a list of integers")
-    spec.params = list(params)
-    spec.name = _get(table, "name", str, f"{where}.name")
-    spec.version = _get(table, "version", str, f"{where}.version")
-    if spec.version is not None and spec.name is None:
+def _process(table: ProcessTable, where: str, base: Path) -> ProcessSpec:
+    if table.version is not None and table.name is None:
         raise ServeConfigError(f"{where}: a version needs a name")
-    if spec.name is not None and "@" in spec.name:
+    if table.name is not None and "@" in table.name:
         raise ServeConfigError(f"{where}.name: give the version as `version`, not after '@'")
-    count = _get(table, "count", int, f"{where}.count")
-    if count is not None:
-        if count < 1:
-            raise ServeConfigError(f"{where}.count must be at least 1")
-        if count > 1 and spec.name is not None:
-            raise ServeConfigError(f"{where}: a named process cannot have count > 1 (one name, one pid)")
-        spec.count = count
-    spec.config = env_config(_get(table, "config", dict, f"{where}.config") or {}, f"{where}.config", base)
-    return spec
+    if table.count > 1 and table.name is not None:
+        raise ServeConfigError(f"{where}: a named process cannot have count > 1 (one name, one pid)")
+    config = _env(table.config, f"{where}.config", base)
+    return ProcessSpec(
+        table.module, table.function, table.params, table.name, table.version, table.count, config
+    )
 
 
-def _route(table: object, where: str, base: Path) -> RouteSpec:
-    if not isinstance(table, dict):
-        raise ServeConfigError(f"{where} must be a table")
-    known = {"method", "path", "module", "function", "config", "process", "version", "timeout"}
-    _no_unknown(table, known, where)
-    path = _get(table, "path", str, f"{where}.path")
-    if path is None or not path.startswith("/"):
-        raise ServeConfigError(f"{where} needs a path that starts with '/', got {path!r}")
-    route = RouteSpec(path)
-    method = table.get("method", "GET")
-    methods = [method] if isinstance(method, str) else method
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
-        raise ServeConfigError(f"{where}.method must be a method name or a list of them, got {method!r}")
+def _route(table: RouteTable, where: str, base: Path) -> RouteSpec:
+    if not table.path.startswith("/"):
+        raise ServeConfigError(f"{where}.path must start with '/', got {table.path!r}")
+    methods = [table.method] if isinstance(table.method, str) else table.method
+    if not methods:
+        raise ServeConfigError(f"{where}.method must be a method name or a list of them, got []")
     upper = tuple(dict.fromkeys(m.upper() for m in methods))
     unknown = [m for m in upper if m not in HTTP_METHODS]
     if unknown:
@@ -527,52 +593,24 @@ def _route(table: object, where: str, base: Path) -> RouteSpec:
         raise ServeConfigError(f"{where}.method: unknown {unknown[0]!r}; known: {names}")
     if "*" in upper and len(upper) > 1:
         raise ServeConfigError(f"{where}.method: '*' (any method) stands alone")
-    route.methods = upper
-    route.module = _get(table, "module", str, f"{where}.module")
-    route.process = _get(table, "process", str, f"{where}.process")
-    if (route.module is None) == (route.process is None):
+    route = RouteSpec(table.path, upper, module=table.module, process=table.process, timeout=table.timeout)
+    if (table.module is None) == (table.process is None):
         raise ServeConfigError(
             f"{where} needs either a module (a fresh process per request) or a process name"
         )
-    if route.module is not None:
-        route.function = _get(table, "function", str, f"{where}.function") or "_start"
-        table_config = _get(table, "config", dict, f"{where}.config") or {}
-        route.config = env_config(table_config, f"{where}.config", base)
-        if "version" in table:
+    if table.module is not None:
+        route.function = table.function or "_start"
+        route.config = _env(table.config or EnvTable(), f"{where}.config", base)
+        if table.version is not None:
             raise ServeConfigError(f"{where}.version goes with a process name, not a module")
     else:
         for key in ("function", "config"):
-            if key in table:
+            if getattr(table, key) is not None:
                 raise ServeConfigError(f"{where}.{key} goes with a module, not a process name")
-        if "@" in route.process:  # type: ignore[operator]
+        if "@" in (table.process or ""):
             raise ServeConfigError(f"{where}.process: give the version as `version`, not after '@'")
-        route.version = _get(table, "version", str, f"{where}.version")
-    timeout = _get(table, "timeout", float, f"{where}.timeout")
-    if timeout is not None:
-        if not 0 < timeout <= 86400:
-            raise ServeConfigError(f"{where}.timeout must be between 0 and 86400 seconds")
-        route.timeout = float(timeout)
+        route.version = table.version
     return route
-
-
-def _get(table: dict[str, Any], key: str, kind: type[T], where: str) -> T | None:
-    """``table[key]`` if it is a ``kind`` (a bool is no int; an int is a float), None if absent."""
-    if key not in table:
-        return None
-    value = table[key]
-    if kind is float and type(value) is int:
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-        names |= {list: "an array", dict: "a table"}
-        raise ServeConfigError(f"{where} must be {names.get(kind, kind.__name__)}, got {value!r}")
-    return value
-
-
-def _no_unknown(table: dict[str, Any], known: set[str] | frozenset[str], where: str) -> None:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ServeConfigError(f"unknown key {unknown[0]!r} in {where}; known: {', '.join(sorted(known))}")
 
 
 def _choice(value: str | None, choices: tuple[str, ...], where: str) -> str | None:
@@ -612,8 +650,10 @@ __all__ = [
     "ServeConfigError",
     "TcpAddress",
     "UnixAddress",
+    "ConfigFile",
     "client_address",
     "config_from",
+    "config_schema",
     "default_control_address",
     "env_config",
     "example_config",

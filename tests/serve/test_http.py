@@ -184,12 +184,12 @@ def test_routes_in_a_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("route", "error"),
     [
-        ({"path": "a", "module": "g"}, "starts with '/'"),
+        ({"path": "a", "module": "g"}, r"routes\[0\]\.path must start with '/', got 'a'"),
         ({"path": "/a"}, "either a module"),
         ({"path": "/a", "module": "g", "process": "p"}, "either a module"),
         ({"path": "/a", "module": "g", "method": "FETCH"}, "unknown 'FETCH'"),
         ({"path": "/a", "module": "g", "method": ["*", "GET"]}, "stands alone"),
-        ({"path": "/a", "module": "g", "timeout": 0}, "timeout must be between"),
+        ({"path": "/a", "module": "g", "timeout": 0}, r"routes\[0\]\.timeout must be a number > 0, got 0"),
         ({"path": "/a", "process": "p", "function": "f"}, "goes with a module"),
         ({"path": "/a", "module": "g", "version": "1"}, "goes with a process name"),
         ({"path": "/a", "process": "p@1"}, "not after '@'"),

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lunatic_mp.cli.app import main as cli
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ServeConfigError
 from lunatic_mp.serve.config import (
+    ENV_CONFIG_KEYS,
     EXAMPLE_HTTP_MODULE,
     EXAMPLE_MODULE,
+    TOP_LEVEL_KEYS,
     ProcessSpec,
     ServeConfig,
     TcpAddress,
     UnixAddress,
     client_address,
+    config_schema,
     default_control_address,
     example_config,
     load_config,
@@ -131,18 +137,21 @@ def test_the_example_is_a_registered_counter_and_an_http_route() -> None:
     ("text", "message"),
     [
         ("wrkers = 2", "unknown key 'wrkers' in the top level"),
-        ("workers = 0", "workers must be at least 1"),
+        ("workers = 0", "workers must be an integer >= 1, got 0"),
         ("workers = true", "workers must be an integer, got True"),
         ('workers = "2"', "workers must be an integer, got '2'"),
-        ("[modules]\nm = 3", "modules.m must be a file path"),
+        ("[modules]\nm = 3", "modules.m must be a string, got 3"),
         ("[[processes]]\nfunction = 'f'", "processes[0] needs a module"),
-        ("[[processes]]\nmodule = 'm'\nparams = [1.5]", "processes[0].params must be a list of integers"),
+        ("[[processes]]\nmodule = 'm'\nparams = [1.5]", "processes[0].params[0] must be an integer, got 1.5"),
         ("[[processes]]\nmodule = 'm'\nversion = '1.0.0'", "processes[0]: a version needs a name"),
         ("[[processes]]\nmodule = 'm'\nname = 'a@1.0'", "give the version as `version`"),
         ("[[processes]]\nmodule = 'm'\nname = 'a'\ncount = 2", "a named process cannot have count > 1"),
-        ("[[processes]]\nmodule = 'm'\ncount = 0", "processes[0].count must be at least 1"),
+        ("[[processes]]\nmodule = 'm'\ncount = 0", "processes[0].count must be an integer >= 1, got 0"),
         ("[[processes]]\nmodule = 'm'\nconfig = { fuel = 1 }", "unknown key 'fuel' in processes[0].config"),
-        ("[[processes]]\nmodule = 'm'\nconfig = { max_fuel = -1 }", "max_fuel must be a non-negative"),
+        (
+            "[[processes]]\nmodule = 'm'\nconfig = { max_fuel = -1 }",
+            "processes[0].config.max_fuel must be an integer >= 0, got -1",
+        ),
         (
             "[[processes]]\nmodule = 'm'\nconfig = { allowed_namespaces = ['net'] }",
             "allowed_namespaces: unknown ['net']",
@@ -151,12 +160,34 @@ def test_the_example_is_a_registered_counter_and_an_http_route() -> None:
         ("[control]\nport = 1", "unknown key 'port' in [control]"),
         ("[control]\naddress = 'tcp:host'", "a TCP address is tcp:HOST:PORT"),
         ("[control]\ntoken_file = 'nope.txt'", "cannot read the token file"),
-        ("[control]\nmax_frame_size = 10", "control.max_frame_size must be at least 1024"),
-        ("[control]\ndrain_timeout = 0", "control.drain_timeout must be positive"),
+        ("[control]\nmax_frame_size = 10", "control.max_frame_size must be an integer >= 1024, got 10"),
+        ("[control]\ndrain_timeout = 0", "control.drain_timeout must be a number > 0, got 0"),
         ("[metrics]\naddress = '/a/path'", "metrics.address must be HOST:PORT"),
         ("[log]\nlevel = 'loud'", "log.level must be one of debug, info, warning, error"),
         ("[log]\nformat = 'xml'", "log.format must be one of text, json"),
         ("workers = [", "is not valid TOML"),
+        ("[[routes]]\npath = 'x'\nmodule = 'm'", "routes[0].path must start with '/', got 'x'"),
+        ("[[routes]]\nmodule = 'm'", "routes[0] needs a path"),
+        (
+            "[[routes]]\npath = '/x'\nmodule = 'm'\nmethod = 3",
+            "routes[0].method must be a string or an array, got 3",
+        ),
+        (
+            "[[routes]]\npath = '/x'\nmodule = 'm'\ntimeout = -1",
+            "routes[0].timeout must be a number > 0, got -1",
+        ),
+        (
+            "[[routes]]\npath = '/x'\nmodule = 'm'\nmodle = 'm'",
+            "unknown key 'modle' in routes[0]; known: config,",
+        ),
+        ("[[routes]]\npath = '/x'\nprocess = 'p'\nfunction = 'f'", "routes[0].function goes with a module"),
+        (
+            "[[processes]]\nmodule = 'm'\nconfig = { env = { K = 1 } }",
+            "processes[0].config.env.K must be a string, got 1",
+        ),
+        ("[http]\nmax_body = -1", "http.max_body must be an integer >= 0, got -1"),
+        ("processes = 3", "processes must be an array, got 3"),
+        ("log = 1", "log must be a table, got 1"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -228,3 +259,34 @@ def test_the_default_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert client_address("/x.sock") == UnixAddress(Path("/x.sock"))
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert default_control_address().path.parent.name.startswith("lunatic-mp-")
+
+
+def test_the_schema_describes_the_file_for_editors(tmp_path: Path) -> None:
+    schema = config_schema()
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    json.dumps(schema)  # plain JSON
+    top = schema["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    assert set(top["properties"]) == TOP_LEVEL_KEYS
+    assert top["additionalProperties"] is False  # unknown keys are errors there too
+    assert top["properties"]["workers"] == {"type": "integer", "minimum": 1}  # no null: TOML has none
+    assert "null" not in json.dumps(schema)
+    route = schema["$defs"]["RouteTable"]
+    assert route["required"] == ["path"]
+    assert set(route["properties"]) == {
+        "path",
+        "method",
+        "module",
+        "function",
+        "config",
+        "process",
+        "version",
+        "timeout",
+    }
+    env = schema["$defs"]["EnvTable"]
+    assert set(env["properties"]) == ENV_CONFIG_KEYS
+
+
+def test_serve_schema_prints_it() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--schema"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == config_schema()
