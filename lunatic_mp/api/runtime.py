@@ -16,7 +16,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import secrets
 import select
 import shutil
 import tempfile
@@ -30,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import msgpack
-import psutil
 
+from lunatic_mp.api.stale_runs import OWNER_FILE, RUN_DIR_PREFIX, new_run_id, sweep_stale_runs
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.logs import LogReceiver
-from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
+from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import EngineClosed, LunaticError, PluginError, SpawnError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
@@ -66,28 +65,6 @@ MAX_FAILED_STARTS = 5
 """Children that die before they are ready, in a row, after which the supervisor stops replacing them."""
 MAX_UNJOINED = 100_000
 """How many ends of processes nobody has joined yet the supervisor remembers."""
-
-
-RUN_DIR_PREFIX = "lunatic-mp-"
-OWNER_FILE = "supervisor"
-
-
-def sweep_stale_runs() -> None:
-    """Remove what supervisors that were killed (SIGKILL, OOM) left behind: their runtime
-    directories, rings and doorbells. A run is stale when its supervisor's pid is gone."""
-    for run_dir in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
-        try:
-            pid_text, run_id = (run_dir / OWNER_FILE).read_text().split()
-            if psutil.pid_exists(int(pid_text)):
-                continue
-        except (OSError, ValueError):
-            continue
-        for segment in Path(SharedMemory._DIRECTORY).glob(f"lmp-{run_id}-*"):
-            segment.unlink(missing_ok=True)
-        for segment in doorbell_flags(run_dir):
-            segment.unlink(missing_ok=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        log.info("removed the leftovers of runtime %s (supervisor %s is gone)", run_id, pid_text)
 
 
 class RuntimeError_(LunaticError):
@@ -138,7 +115,7 @@ class Runtime:
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
         sweep_stale_runs()
-        self.run_id = secrets.token_hex(4)
+        self.run_id = new_run_id()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
         (self.run_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.run_id}\n")
         self.cache = ModuleCache(self.run_dir / "modules")
