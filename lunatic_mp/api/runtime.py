@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import msgpack
 
+from lunatic_mp.api.launcher import Launcher
 from lunatic_mp.api.stale_runs import OWNER_FILE, RUN_DIR_PREFIX, new_run_id, sweep_stale_runs
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
@@ -149,6 +150,7 @@ class Runtime:
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
+        self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
         try:
             self._start()
         except BaseException:
@@ -200,7 +202,7 @@ class Runtime:
             "supervisor_pid": os.getpid(),
             "log_pipe": log_writer,
             "log_level": self._log_level,
-            "deathsig": threading.current_thread() is threading.main_thread(),
+            "deathsig": True,  # started by the launcher's thread, which lives as long as the runtime
         }
         if worker_id == REGISTRY:
             target: Callable[[Any], None] = registry_process.main
@@ -217,7 +219,7 @@ class Runtime:
             )
             name = f"lunatic-mp-worker-{worker_id}"
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
-        process.start()
+        self._launcher.run(process.start)
         log_writer.close()
         self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
@@ -872,6 +874,7 @@ class Runtime:
                 child.process.join(STOP_TIMEOUT_S)
             remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
         self._children.clear()
+        self._launcher.close()  # only now: its thread's end would kill the children it started
         for _, future in self._requests.values():
             future.set_exception(EngineClosed("the runtime was closed"))
         self._requests.clear()

@@ -566,6 +566,19 @@ def test_kill_9_of_the_supervisor_also_ends_a_replacement_worker(
     wait_gone(running.children, "the workers (a replacement among them) of a killed supervisor")
 
 
+def test_kill_9_of_the_supervisor_ends_replacement_workers_whose_thread_is_blocked(
+    supervisor: Callable[..., Supervisor],
+) -> None:
+    """Every worker's thread is held by a native process (``time.sleep``), so no worker looks at
+    the supervisor's sentinel: PR_SET_PDEATHSIG alone must end them, the replacement of a lost
+    worker (started after the loss, by the pump thread's request) included. Before every child
+    was started from the runtime's launcher thread, the replacement stayed alive at ppid 1."""
+    running = supervisor("--replace-one", "--block-workers")
+    running.process.send_signal(signal.SIGKILL)
+    assert running.process.wait(DEADLINE) == -signal.SIGKILL
+    wait_gone(running.children, "the blocked workers (a replacement among them) of a killed supervisor")
+
+
 def test_ctrl_c_closes_the_runtime_cleanly(supervisor: Callable[..., Supervisor]) -> None:
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) of a program inside
     ``with Runtime(...)``: workers ignore it, the KeyboardInterrupt closes the runtime, and nothing
