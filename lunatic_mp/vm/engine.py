@@ -526,8 +526,8 @@ class Engine:
         """
         process = self.processes.get(pid)
         if process is None:
-            if self.router is None or worker_of(pid) == self.worker_id:
-                return False
+            if self.router is None or worker_of(pid) in (self.worker_id, REGISTRY):
+                return False  # the registry process hosts no processes: dropped here, not there
             self.router.send(worker_of(pid), _message_frame(pid, message, self.router))
             return True
         if process.receive_start >= 0 and (
