@@ -147,6 +147,7 @@ class Runtime:
         self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
         self._environment_ids = itertools.count(1)  # of environments that bound their processes
         self._failed_starts = 0
+        self._starting = True  # until every child is ready: the pump does not handle their deaths
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
@@ -173,20 +174,32 @@ class Runtime:
             self._start_child(worker_id, [p for p in everyone if p != worker_id])
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
+        self._wait_started()
+        with self._lock:  # everyone has a doorbell now: tell everyone to use it
+            for child in self._children.values():
+                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
+            self._flush()
+            self._starting = False
+        self._wake()  # the pump watches the children from now on
+
+    def _wait_started(self) -> None:
+        """Wait until every child is ready; a child that dies meanwhile fails the start at once,
+        naming it. Until then the pump leaves dead children alone (no ring removed, no
+        replacement): another child may still be attaching to a dead one's rings."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        for child in list(self._children.values()):
-            while not child.ready.wait(0.05):  # a child that dies while starting fails at once
+        children = list(self._children.values())
+        while True:
+            for child in children:
                 if not child.process.is_alive():
                     raise RuntimeError_(
                         f"{child.process.name} exited with code {child.process.exitcode} while "
                         "starting (its log, above, says why)"
                     )
-                if time.monotonic() > deadline:
-                    raise RuntimeError_(f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s")
-        with self._lock:  # everyone has a doorbell now: tell everyone to use it
-            for child in self._children.values():
-                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
-            self._flush()
+            waiting = [child for child in children if not child.ready.is_set()]
+            if not waiting:
+                return
+            if not waiting[0].ready.wait(0.05) and time.monotonic() > deadline:
+                raise RuntimeError_(f"{waiting[0].process.name} did not start within {START_TIMEOUT_S:.0f} s")
 
     def _make_ring(self, source: int, destination: int) -> None:
         self._rings[source, destination] = Ring.create(
@@ -237,7 +250,8 @@ class Runtime:
                 self._flush()
             if arrived:
                 continue
-            sentinels = {child.process.sentinel: child for child in list(self._children.values())}
+            children = () if self._starting else list(self._children.values())  # see _wait_started
+            sentinels = {child.process.sentinel: child for child in children}
             doorbell.prepare_sleep()
             ready: list[int] = []
             if hub.idle():
