@@ -596,20 +596,30 @@ class Engine:
             raise ValueError(f"message of {len(data)} bytes exceeds the {self.max_message_size}-byte limit")
         return self.deliver(pid, Message(tag, bytes(data)))
 
-    def send_after(self, pid: int, message: Message, delay_ms: int | None) -> int:
-        """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled)."""
+    def send_after(
+        self, pid: int, message: Message, delay_ms: int | None, owner: BaseProcess | None = None
+    ) -> int:
+        """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled).
+        A timer with an ``owner`` process is its alone: only it can cancel it, and its death does."""
         timer_id = self._next_timer
         self._next_timer += 1
 
         def fire() -> None:
             del self._timers[timer_id]
+            if owner is not None:
+                del owner.timers[timer_id]
             self.deliver(pid, message)
 
         delay_s = None if delay_ms is None else delay_ms / 1000
-        self._timers[timer_id] = self.scheduler.call_later(delay_s, fire)
+        self._timers[timer_id] = timer = self.scheduler.call_later(delay_s, fire)
+        if owner is not None:
+            owner.timers[timer_id] = timer
         return timer_id
 
-    def cancel_timer(self, timer_id: int) -> bool:
+    def cancel_timer(self, timer_id: int, owner: BaseProcess | None = None) -> bool:
+        """Cancel a timer (of ``owner``'s only, when given); whether there was one to cancel."""
+        if owner is not None and owner.timers.pop(timer_id, None) is None:
+            return False
         timer = self._timers.pop(timer_id, None)
         if timer is None:
             return False
@@ -971,6 +981,8 @@ class Engine:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
+        for timer_id in list(process.timers):  # its send_after timers die with it
+            self.cancel_timer(timer_id, process)
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)
