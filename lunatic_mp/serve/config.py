@@ -67,6 +67,7 @@ from typing import Any, TypeVar
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
+from lunatic_mp.grants import excess
 from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.serve.rpc import DEFAULT_MAX_FRAME_SIZE
 
@@ -255,6 +256,9 @@ class ControlConfig:
     drain_timeout: float = 30.0
     auth_timeout: float = 10.0
     message_timeout: float = 30.0
+    spawn_config: EnvConfig = field(default_factory=EnvConfig.permissive)
+    """The most a config sent with ``spawn`` may grant (:mod:`lunatic_mp.grants`); its limits
+    are what a client that names none gets. ``[control] spawn_config`` (no ``dirs``)."""
 
 
 @dataclass
@@ -368,9 +372,12 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             "drain_timeout",
             "auth_timeout",
             "message_timeout",
+            "spawn_config",
         },
         "[control]",
     )
+    if (ceiling := _get(control, "spawn_config", dict, "control.spawn_config")) is not None:
+        config.control.spawn_config = env_config(ceiling, "control.spawn_config", None)
     if (address := _get(control, "address", str, "control.address")) is not None:
         config.control.address = parse_address(address)
         if isinstance(config.control.address, UnixAddress):
@@ -482,6 +489,21 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
                 config.preopen(guest, _resolve(base, host))
             except NotADirectoryError as exc:
                 raise ServeConfigError(f"{where}.dirs.{guest}: {exc}") from None
+    return config
+
+
+def bounded_spawn_config(options: dict[str, Any], ceiling: EnvConfig) -> EnvConfig:
+    """The config of a control-socket ``spawn`` with ``options``: what they leave out of the
+    limits and namespaces comes from ``ceiling`` (the server's ``control.spawn_config``), and
+    what they give may not exceed it (ServeConfigError naming what does)."""
+    config = env_config(options, "spawn options", None)
+    for key in ("max_memory", "max_fuel", "allowed_namespaces"):
+        if key not in options:
+            setattr(config, key, getattr(ceiling, key))
+    config.max_mailbox, config.max_processes = ceiling.max_mailbox, ceiling.max_processes
+    refusal = excess(config, ceiling)
+    if refusal is not None:
+        raise ServeConfigError(f"spawn options grant more than the server's control.spawn_config: {refusal}")
     return config
 
 
