@@ -31,7 +31,7 @@ import cloudpickle
 import msgpack
 
 from lunatic_mp.api.launcher import Launcher
-from lunatic_mp.api.stale_runs import OWNER_FILE, RUN_DIR_PREFIX, new_run_id, sweep_stale_runs
+from lunatic_mp.api.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.logs import LogReceiver
@@ -118,7 +118,7 @@ class Runtime:
         sweep_stale_runs()
         self.run_id = new_run_id()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
-        (self.run_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.run_id}\n")
+        write_owner(self.run_dir, self.run_id)
         self.cache = ModuleCache(self.run_dir / "modules")
         self._compiler = wasm.new_engine(
             async_stack_size=2 * 1024 * 1024,

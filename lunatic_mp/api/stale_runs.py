@@ -40,6 +40,18 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
+def write_owner(run_dir: Path, run_id: str) -> None:
+    """Write ``run_dir``'s owner file (this process's pid and ``run_id``), mode 0600 whatever
+    the umask, so that the sweep trusts it."""
+    fd = os.open(
+        run_dir / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+    try:
+        os.write(fd, f"{os.getpid()} {run_id}\n".encode())
+    finally:
+        os.close(fd)
+
+
 def _mine(info: os.stat_result, kind: int) -> bool:
     """Of this user, of ``kind`` (``stat.S_IFDIR``, ``stat.S_IFREG``), not writable by others."""
     return stat.S_IFMT(info.st_mode) == kind and info.st_uid == os.geteuid() and not info.st_mode & 0o022
@@ -97,4 +109,4 @@ def sweep_stale_runs() -> None:
         log.info("removed the leftovers of runtime %s (supervisor %s is gone)", run_id, pid)
 
 
-__all__ = ["OWNER_FILE", "RUN_DIR_PREFIX", "new_run_id", "read_owner", "sweep_stale_runs"]
+__all__ = ["OWNER_FILE", "RUN_DIR_PREFIX", "new_run_id", "read_owner", "sweep_stale_runs", "write_owner"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lunatic_mp.api.stale_runs import OWNER_FILE, RUN_DIR_PREFIX, read_owner, sweep_stale_runs
+from lunatic_mp.api.stale_runs import OWNER_FILE, RUN_DIR_PREFIX, read_owner, sweep_stale_runs, write_owner
 from lunatic_mp.cluster.hub import bell_name, ring_name
 from lunatic_mp.cluster.transport import Doorbell, SharedMemory
 
@@ -125,6 +125,21 @@ def test_an_owner_file_that_is_not_exactly_pid_and_run_id_is_ignored(text: str, 
     planted.append(run_dir)
     (run_dir / OWNER_FILE).write_text(text)
     assert read_owner(run_dir) is None
+
+
+def test_a_runtimes_own_run_is_trusted_whatever_the_umask() -> None:
+    """The owner file a runtime writes is mode 0600 even under umask 0, so its run is swept
+    once its supervisor is gone (a file others may write would not be trusted)."""
+    old = os.umask(0)
+    try:
+        run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
+        write_owner(run_dir, "0badc0de")
+    finally:
+        os.umask(old)
+    try:
+        assert read_owner(run_dir) == (os.getpid(), "0badc0de")
+    finally:
+        shutil.rmtree(run_dir)
 
 
 def test_a_run_directory_others_may_enter_is_ignored(planted: list[Path]) -> None:
