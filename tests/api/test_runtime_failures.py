@@ -557,9 +557,9 @@ def test_kill_9_of_the_supervisor_leaves_no_orphans(supervisor: Callable[..., Su
 def test_kill_9_of_the_supervisor_also_ends_a_replacement_worker(
     supervisor: Callable[..., Supervisor],
 ) -> None:
-    """A worker that replaced a lost one was started by the supervisor's pump thread, not its
-    main thread (PR_SET_PDEATHSIG alone follows the thread that started a child): it too exits
-    when the supervisor is killed with SIGKILL."""
+    """A worker that replaced a lost one (started after the loss, at the pump thread's request;
+    PR_SET_PDEATHSIG follows the thread that started a child, so every child is started by the
+    runtime's launcher thread): it too exits when the supervisor is killed with SIGKILL."""
     running = supervisor("--replace-one")
     running.process.send_signal(signal.SIGKILL)
     assert running.process.wait(DEADLINE) == -signal.SIGKILL
