@@ -24,6 +24,8 @@
     │                          (also a ValueError; lunatic_mp.serve.rpc)
     ├── RemoteError            a control-socket call the server answered with an error
     │                          (lunatic_mp.serve.client)
+    ├── UntrustedServer        a control socket another user could have made or answers on
+    │                          (also a ConnectionError; lunatic_mp.serve.peer)
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     ├── PlatformError          the machine cannot run the multi-worker runtime: not Linux on
@@ -99,6 +101,12 @@ class RemoteError(LunaticError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class UntrustedServer(LunaticError, ConnectionError):
+    """A unix control socket that another user owns, could have made or replaced, or whose
+    listener runs as another user: the client refuses to send it anything (its token least of
+    all). :mod:`lunatic_mp.serve.peer`."""
 
 
 class HttpMessageError(LunaticError, ValueError):

@@ -256,6 +256,8 @@ class Runtime(Supervisor):
         tag = tag - 2**64 if tag >= 2**63 else tag
         with self._lock:
             self._check_open()
+            if worker_of(pid) == REGISTRY:
+                return  # hosts no processes: dropped, as a message to any missing process is
             self._hub.reply(pid, frames.Message(pid, self.pid, tag, bytes(data), ()))
             self._flush()
 

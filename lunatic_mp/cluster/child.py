@@ -10,8 +10,9 @@ import signal
 def die_with_parent(parent_pid: int, *, deathsig: bool) -> None:
     """Exit when the supervisor dies, even by SIGKILL: no orphan outlives it.
 
-    ``PR_SET_PDEATHSIG`` kills this process at once, but it follows the *thread* that started
-    it, so it is only set for children started from the supervisor's main thread; every child
+    ``PR_SET_PDEATHSIG`` kills this process at once, even when its thread is stuck in a native
+    process; it follows the *thread* that started the child, so a runtime starts every child
+    from one thread that lives as long as it does (:mod:`lunatic_mp.cluster.launcher`). Every child
     also watches the supervisor's sentinel pipe in its loop (:meth:`Hub.orphaned`).
     """
     if deathsig:

@@ -23,6 +23,10 @@ from lunatic_mp.pids import SUPERVISOR, worker_of
 
 log = logging.getLogger(__name__)
 
+LOG_DROPPED_FIRST = 10
+LOG_DROPPED_EVERY = 10_000
+"""Invalid frames past the first LOG_DROPPED_FIRST are logged one in this many (all are counted)."""
+
 
 def ring_name(run_id: str, source: int, destination: int) -> str:
     return f"lmp-{run_id}-{source}-{destination}"
@@ -130,17 +134,25 @@ class Hub:
                     frame = frames.decode(data)
                     handler = handlers[type(frame)]
                 except FrameError as exc:
-                    self.malformed_frames += 1
-                    log.warning("malformed frame from %d dropped: %s", endpoint.worker, exc)
+                    self._dropped("malformed frame from %d dropped: %s", endpoint.worker, exc)
                     continue
                 except KeyError:
-                    self.malformed_frames += 1
-                    log.warning("unexpected %s frame from %d dropped", type(frame).__name__, endpoint.worker)
+                    self._dropped(
+                        "unexpected %s frame from %d dropped", type(frame).__name__, endpoint.worker
+                    )
                     continue
                 handler(frame)
                 if self.endpoints.get(endpoint.worker) is not endpoint:
                     break  # that frame disconnected this very endpoint
         return count
+
+    def _dropped(self, text: str, *args: object) -> None:
+        """Count a frame dropped as invalid; log the first few, then one in LOG_DROPPED_EVERY
+        (a peer sending a flood of them must not turn into a flood of log lines)."""
+        self.malformed_frames += 1
+        count = self.malformed_frames
+        if count <= LOG_DROPPED_FIRST or count % LOG_DROPPED_EVERY == 0:
+            log.warning(text + " (%d dropped so far)", *args, count)
 
     def flush(self) -> bool:
         """Write queued frames; True when every outbox is empty."""

@@ -189,8 +189,9 @@ class RegistryServer(Hub):
         self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
 
     def _on_stats(self, frame: frames.Stats) -> None:
-        """The registry's figures: every entry, as ``[name, version or nil, node, pid]``."""
-        payload = msgpack.packb({"names": self.registry.names()})
+        """The registry's figures: every entry, as ``[name, version or nil, node, pid]``, and
+        how many frames it dropped as invalid."""
+        payload = msgpack.packb({"names": self.registry.names(), "malformed_frames": self.malformed_frames})
         self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:

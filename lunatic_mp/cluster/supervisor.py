@@ -17,7 +17,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import secrets
 import select
 import shutil
 import tempfile
@@ -31,14 +30,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import cloudpickle
 import msgpack
-import psutil
 
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
+from lunatic_mp.cluster.launcher import Launcher
 from lunatic_mp.cluster.logs import LogReceiver
 from lunatic_mp.cluster.requests import PendingRequests
-from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, SharedMemory, doorbell_flags, remove_doorbell
+from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
+from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
 from lunatic_mp.errors import EngineClosed, LunaticError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.vm import wasm
@@ -64,28 +64,6 @@ MAX_FAILED_STARTS = 5
 """Children that die before they are ready, in a row, after which the supervisor stops replacing them."""
 MAX_UNJOINED = 100_000
 """How many ends of processes nobody has joined yet the supervisor remembers."""
-
-
-RUN_DIR_PREFIX = "lunatic-mp-"
-OWNER_FILE = "supervisor"
-
-
-def sweep_stale_runs() -> None:
-    """Remove what supervisors that were killed (SIGKILL, OOM) left behind: their runtime
-    directories, rings and doorbells. A run is stale when its supervisor's pid is gone."""
-    for run_dir in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
-        try:
-            pid_text, run_id = (run_dir / OWNER_FILE).read_text().split()
-            if psutil.pid_exists(int(pid_text)):
-                continue
-        except (OSError, ValueError):
-            continue
-        for segment in Path(SharedMemory._DIRECTORY).glob(f"lmp-{run_id}-*"):
-            segment.unlink(missing_ok=True)
-        for segment in doorbell_flags(run_dir):
-            segment.unlink(missing_ok=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        log.info("removed the leftovers of runtime %s (supervisor %s is gone)", run_id, pid_text)
 
 
 class RuntimeError_(LunaticError):
@@ -136,9 +114,9 @@ class Supervisor:
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
         sweep_stale_runs()
-        self.run_id = secrets.token_hex(4)
+        self.run_id = new_run_id()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
-        (self.run_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.run_id}\n")
+        write_owner(self.run_dir, self.run_id)
         self.cache = ModuleCache(self.run_dir / "modules")
         self._compiler = wasm.new_engine(
             async_stack_size=2 * 1024 * 1024,
@@ -166,9 +144,11 @@ class Supervisor:
         self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
         self._environment_ids = itertools.count(1)  # of environments that bound their processes
         self._failed_starts = 0
+        self._starting = True  # until every child is ready: the pump does not handle their deaths
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
+        self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
         try:
             self._start()
         except BaseException:
@@ -192,20 +172,32 @@ class Supervisor:
             self._start_child(worker_id, [p for p in everyone if p != worker_id])
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
+        self._wait_started()
+        with self._lock:  # everyone has a doorbell now: tell everyone to use it
+            for child in self._children.values():
+                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
+            self._flush()
+            self._starting = False
+        self._wake()  # the pump watches the children from now on
+
+    def _wait_started(self) -> None:
+        """Wait until every child is ready; a child that dies meanwhile fails the start at once,
+        naming it. Until then the pump leaves dead children alone (no ring removed, no
+        replacement): another child may still be attaching to a dead one's rings."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        for child in list(self._children.values()):
-            while not child.ready.wait(0.05):  # a child that dies while starting fails at once
+        children = list(self._children.values())
+        while True:
+            for child in children:
                 if not child.process.is_alive():
                     raise RuntimeError_(
                         f"{child.process.name} exited with code {child.process.exitcode} while "
                         "starting (its log, above, says why)"
                     )
-                if time.monotonic() > deadline:
-                    raise RuntimeError_(f"{child.process.name} did not start within {START_TIMEOUT_S:.0f} s")
-        with self._lock:  # everyone has a doorbell now: tell everyone to use it
-            for child in self._children.values():
-                self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
-            self._flush()
+            waiting = [child for child in children if not child.ready.is_set()]
+            if not waiting:
+                return
+            if not waiting[0].ready.wait(0.05) and time.monotonic() > deadline:
+                raise RuntimeError_(f"{waiting[0].process.name} did not start within {START_TIMEOUT_S:.0f} s")
 
     def _make_ring(self, source: int, destination: int) -> None:
         self._rings[source, destination] = Ring.create(
@@ -221,7 +213,7 @@ class Supervisor:
             "supervisor_pid": os.getpid(),
             "log_pipe": log_writer,
             "log_level": self._log_level,
-            "deathsig": threading.current_thread() is threading.main_thread(),
+            "deathsig": True,  # started by the launcher's thread, which lives as long as the runtime
         }
         if worker_id == REGISTRY:
             target: Callable[[Any], None] = registry_process.main
@@ -238,7 +230,7 @@ class Supervisor:
             )
             name = f"lunatic-mp-worker-{worker_id}"
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
-        process.start()
+        self._launcher.run(process.start)
         log_writer.close()
         self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
@@ -256,7 +248,8 @@ class Supervisor:
                 self._flush()
             if arrived:
                 continue
-            sentinels = {child.process.sentinel: child for child in list(self._children.values())}
+            children = () if self._starting else list(self._children.values())  # see _wait_started
+            sentinels = {child.process.sentinel: child for child in children}
             doorbell.prepare_sleep()
             ready: list[int] = []
             if hub.idle():
@@ -539,6 +532,7 @@ class Supervisor:
                 child.process.join(STOP_TIMEOUT_S)
             remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
         self._children.clear()
+        self._launcher.close()  # only now: its thread's end would kill the children it started
         self._requests.close()
         for waiters in self._finish_waiters.values():
             for waiter in waiters:
@@ -561,4 +555,4 @@ class Supervisor:
         self.close()
 
 
-__all__ = ["Supervisor", "sweep_stale_runs"]
+__all__ = ["Supervisor"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +84,22 @@ def parse_address(text: str) -> Address:
 
 
 def default_control_address() -> UnixAddress:
-    """Where the control socket is when nobody says: ``$XDG_RUNTIME_DIR/lunatic-mp.sock``, or
-    ``/tmp/lunatic-mp-<uid>/control.sock`` (a directory only this user can enter)."""
+    """Where the control socket is when nobody says: ``$XDG_RUNTIME_DIR/lunatic-mp.sock`` (a
+    directory of this user's that no other user can create), or else
+    ``/tmp/lunatic-mp-<uid>/control.sock`` (a directory only this user can enter; if another
+    user made it first, the server and the clients refuse it: :mod:`lunatic_mp.serve.peer`)."""
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir and Path(runtime_dir).is_dir():
+    if runtime_dir and _own_private_directory(Path(runtime_dir)):
         return UnixAddress(Path(runtime_dir) / "lunatic-mp.sock")
     return UnixAddress(Path("/tmp") / f"lunatic-mp-{os.getuid()}" / "control.sock")  # noqa: S108
+
+
+def _own_private_directory(path: Path) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
 def client_address(given: str | None) -> Address:

@@ -37,10 +37,11 @@ from typing import Any, TypeVar
 
 from lunatic_mp.api.handles import Process
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.errors import InvalidNameError, ProtocolError, RemoteError, SpawnError
+from lunatic_mp.errors import InvalidNameError, ProtocolError, RemoteError, SpawnError, UntrustedServer
 from lunatic_mp.serve import calls, rpc
 from lunatic_mp.serve.calls import WAIT, Call, ProcessInfo
 from lunatic_mp.serve.config import Address, TcpAddress, UnixAddress, client_address, parse_address
+from lunatic_mp.serve.peer import check_peer, check_socket_path
 from lunatic_mp.serve.rpc import Code
 from lunatic_mp.vm.finished import Finished
 from lunatic_mp.vm.mailbox import Message
@@ -112,10 +113,12 @@ class Client:
         address = self.address
         try:
             if isinstance(address, UnixAddress):
+                check_socket_path(address.path)
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     sock.settimeout(self.timeout)
                     sock.connect(str(address.path))
+                    check_peer(sock, address)
                 except BaseException:
                     sock.close()
                     raise
@@ -351,6 +354,7 @@ class AsyncClient:
         target = client.address
         try:
             if isinstance(target, UnixAddress):
+                check_socket_path(target.path)
                 opened = asyncio.open_unix_connection(str(target.path), limit=READ_SIZE)
             else:
                 opened = asyncio.open_connection(target.host, target.port, limit=READ_SIZE)
@@ -360,6 +364,12 @@ class AsyncClient:
         sock = client._writer.get_extra_info("socket") if client._writer is not None else None
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        elif sock is not None:
+            try:
+                check_peer(sock, target)
+            except UntrustedServer:
+                client._writer.close()  # type: ignore[union-attr]
+                raise
         client._closed = asyncio.get_running_loop().create_future()
         client._task = asyncio.create_task(client._read())
         try:

@@ -24,6 +24,7 @@ A config file looks like this (every key is optional; relative paths are relativ
     drain_timeout = 30.0               # seconds in-flight requests get when stopping
     auth_timeout = 10.0                # seconds a TCP client has to send its token
     message_timeout = 30.0             # seconds a client has to finish a message it began
+    spawn_config = { max_memory = 268435456 }   # the most a client's spawn may grant (no dirs)
 
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
@@ -70,6 +71,7 @@ import msgspec
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
+from lunatic_mp.grants import excess
 from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.serve.addresses import (
     CONNECT_ENV,
@@ -178,6 +180,9 @@ class ControlConfig:
     drain_timeout: float = 30.0
     auth_timeout: float = 10.0
     message_timeout: float = 30.0
+    spawn_config: EnvConfig = field(default_factory=EnvConfig.permissive)
+    """The most a config sent with ``spawn`` may grant (:mod:`lunatic_mp.grants`); its limits
+    are what a client that names none gets. ``[control] spawn_config`` (no ``dirs``)."""
 
 
 @dataclass
@@ -332,6 +337,7 @@ class ControlTable(_Strict):
     drain_timeout: _Positive = 30.0
     auth_timeout: _Positive = 10.0
     message_timeout: _Positive = 30.0
+    spawn_config: EnvTable | None = None
 
 
 class MetricsTable(_Strict):
@@ -490,6 +496,11 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
     config.control.drain_timeout = float(control.drain_timeout)
     config.control.auth_timeout = float(control.auth_timeout)
     config.control.message_timeout = float(control.message_timeout)
+    if control.spawn_config is not None:
+        if control.spawn_config.dirs is not None:  # a client cannot preopen the server's directories
+            known = ", ".join(sorted(ENV_CONFIG_KEYS - {"dirs"}))
+            raise ServeConfigError(f"unknown key 'dirs' in control.spawn_config; known: {known}")
+        config.control.spawn_config = _env(control.spawn_config, "control.spawn_config", None)
     config.metrics_address = _tcp(file.metrics.address, "metrics.address") if file.metrics.enabled else None
     config.http = HttpConfig(_tcp(file.http.address, "http.address"), file.http.max_body, file.http.enabled)
     config.routes = [_route(table, f"routes[{i}]", base) for i, table in enumerate(file.routes)]
@@ -561,6 +572,21 @@ def _env(table: EnvTable, where: str, base: Path | None) -> EnvConfig:
                 config.preopen(guest, _resolve(base, host))
             except NotADirectoryError as exc:
                 raise ServeConfigError(f"{where}.dirs.{guest}: {exc}") from None
+    return config
+
+
+def bounded_spawn_config(options: dict[str, Any], ceiling: EnvConfig) -> EnvConfig:
+    """The config of a control-socket ``spawn`` with ``options``: what they leave out of the
+    limits and namespaces comes from ``ceiling`` (the server's ``control.spawn_config``), and
+    what they give may not exceed it (ServeConfigError naming what does)."""
+    config = env_config(options, "spawn options", None)
+    for key in ("max_memory", "max_fuel", "allowed_namespaces"):
+        if key not in options:
+            setattr(config, key, getattr(ceiling, key))
+    config.max_mailbox, config.max_processes = ceiling.max_mailbox, ceiling.max_processes
+    refusal = excess(config, ceiling)
+    if refusal is not None:
+        raise ServeConfigError(f"spawn options grant more than the server's control.spawn_config: {refusal}")
     return config
 
 

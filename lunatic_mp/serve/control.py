@@ -18,7 +18,9 @@ What the server guarantees, whatever a client sends:
   answer, and the connection goes on;
 - with a token (always on TCP), the first request must be ``auth [token]``; the token is
   compared in constant time, and a wrong one (logged), a missing one or ``auth_timeout``
-  seconds of silence close the connection after an ``Unauthorized`` error;
+  seconds without it close the connection after an ``Unauthorized`` error; until then a
+  message may be at most :data:`MAX_AUTH_FRAME` bytes (``FrameTooLarge`` otherwise), so a
+  stranger holds at most that much of the server's memory per connection;
 - a client that begins a message and does not finish it within ``message_timeout`` seconds
   (a slow or stalled client holding a connection) is closed after a ``Stalled`` error; the
   clock restarts with each message completed, so a client streaming requests is never cut;
@@ -58,6 +60,9 @@ MAX_PENDING = 4096
 """Unanswered requests on one connection past which the server stops reading from it."""
 
 AUTH_METHOD = "auth"
+MAX_AUTH_FRAME = 4096
+"""The largest message a connection may send before it has authenticated (``auth [token]``
+fits easily): until then a client is a stranger, and may not make the server buffer more."""
 
 
 class CallError(Exception):
@@ -321,6 +326,8 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.decoder = rpc.Decoder(server.config.max_frame_size)
         self.authenticated = server.token is None
+        if not self.authenticated:  # a stranger: small messages only, until the token is checked
+            self.decoder.max_frame_size = min(MAX_AUTH_FRAME, server.config.max_frame_size)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.out: list[bytes] = []
@@ -470,6 +477,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.authenticated = True
+        self.decoder.max_frame_size = self.server.config.max_frame_size
         if self.auth_timer is not None:
             self.auth_timer.cancel()
             self.auth_timer = None

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.errors import InvalidNameError, LunaticError, ServeConfigError
-from lunatic_mp.serve.config import ServeConfig, env_config
+from lunatic_mp.serve.config import ServeConfig, bounded_spawn_config
 from lunatic_mp.serve.control import CallError, ControlServer, Method, Params, lunatic_error_code
 from lunatic_mp.serve.replies import Replies
 from lunatic_mp.serve.rpc import Code
@@ -133,7 +133,7 @@ class ControlMethods:
         if full is not None:
             self._check_name(full)
         try:
-            config = env_config(options, "spawn options", None)
+            config = bounded_spawn_config(options, self.config.control.spawn_config)
             future = self._runtime().spawn_future(module, function, params, config, worker=worker)
         except ServeConfigError as exc:
             raise CallError(Code.BAD_PARAMS, str(exc)) from None

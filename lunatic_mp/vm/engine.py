@@ -26,7 +26,7 @@ from lunatic_mp.errors import (
     PermissionDenied,
     SpawnError,
 )
-from lunatic_mp.pids import FIRST_WORKER, make_pid, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
 from lunatic_mp.vm import host, wasm
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
@@ -366,8 +366,8 @@ class Engine(Placement, Signals):
         """
         process = self.processes.get(pid)
         if process is None:
-            if self.router is None or worker_of(pid) == self.worker_id:
-                return False
+            if self.router is None or worker_of(pid) in (self.worker_id, REGISTRY):
+                return False  # the registry process hosts no processes: dropped here, not there
             self.router.send_message(pid, message)
             return True
         if process.receive_start >= 0 and (
@@ -436,20 +436,30 @@ class Engine(Placement, Signals):
             raise ValueError(f"message of {len(data)} bytes exceeds the {self.max_message_size}-byte limit")
         return self.deliver(pid, Message(tag, bytes(data)))
 
-    def send_after(self, pid: int, message: Message, delay_ms: int | None) -> int:
-        """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled)."""
+    def send_after(
+        self, pid: int, message: Message, delay_ms: int | None, owner: BaseProcess | None = None
+    ) -> int:
+        """Deliver ``message`` after ``delay_ms``; None: never (the timer can still be cancelled).
+        A timer with an ``owner`` process is its alone: only it can cancel it, and its death does."""
         timer_id = self._next_timer
         self._next_timer += 1
 
         def fire() -> None:
             del self._timers[timer_id]
+            if owner is not None:
+                del owner.timers[timer_id]
             self.deliver(pid, message)
 
         delay_s = None if delay_ms is None else delay_ms / 1000
-        self._timers[timer_id] = self.scheduler.call_later(delay_s, fire)
+        self._timers[timer_id] = timer = self.scheduler.call_later(delay_s, fire)
+        if owner is not None:
+            owner.timers[timer_id] = timer
         return timer_id
 
-    def cancel_timer(self, timer_id: int) -> bool:
+    def cancel_timer(self, timer_id: int, owner: BaseProcess | None = None) -> bool:
+        """Cancel a timer (of ``owner``'s only, when given); whether there was one to cancel."""
+        if owner is not None and owner.timers.pop(timer_id, None) is None:
+            return False
         timer = self._timers.pop(timer_id, None)
         if timer is None:
             return False

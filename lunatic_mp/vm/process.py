@@ -92,6 +92,7 @@ class BaseProcess:
         "registered",
         "scratch",
         "timer",
+        "timers",
         "waiting",
     )  # fmt: skip
 
@@ -111,6 +112,7 @@ class BaseProcess:
         self.receive_tags: tuple[int, ...] | None = None
         self.receive_start = -1  # >= 0 while waiting in receive: mailbox index to search from
         self.timer: Timer | None = None
+        self.timers: dict[int, Timer] = {}  # its send_after timers, by id (cancelled when it dies)
         self.finished: Finished | None = None
         self.on_exit: list[Any] = []
         self.kill_requested: str | None = None  # killed while its own code was running

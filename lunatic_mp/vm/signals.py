@@ -42,6 +42,7 @@ class Signals:
         deliver: Callable[[int, Message], bool]
         unpark: Callable[[int], None]
         _make_room: Callable[[BaseProcess], None]
+        cancel_timer: Callable[[int, BaseProcess | None], bool]
 
     def link(self, process: BaseProcess, other_pid: int, tag: int) -> None:
         if self._is_gone(other_pid):
@@ -191,6 +192,8 @@ class Signals:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
+        for timer_id in list(process.timers):  # its send_after timers die with it
+            self.cancel_timer(timer_id, process)
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)

@@ -36,7 +36,7 @@ from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster.hub import bell_name, ring_name
 from lunatic_mp.cluster.supervisor import RuntimeError_
 from lunatic_mp.cluster.transport import Doorbell
-from lunatic_mp.pids import worker_of
+from lunatic_mp.pids import REGISTRY, worker_of
 from lunatic_mp.vm.mailbox import Kind, Message
 from lunatic_mp.vm.plugins import PythonPlugin
 
@@ -558,13 +558,26 @@ def test_kill_9_of_the_supervisor_leaves_no_orphans(supervisor: Callable[..., Su
 def test_kill_9_of_the_supervisor_also_ends_a_replacement_worker(
     supervisor: Callable[..., Supervisor],
 ) -> None:
-    """A worker that replaced a lost one was started by the supervisor's pump thread, not its
-    main thread (PR_SET_PDEATHSIG alone follows the thread that started a child): it too exits
-    when the supervisor is killed with SIGKILL."""
+    """A worker that replaced a lost one (started after the loss, at the pump thread's request;
+    PR_SET_PDEATHSIG follows the thread that started a child, so every child is started by the
+    runtime's launcher thread): it too exits when the supervisor is killed with SIGKILL."""
     running = supervisor("--replace-one")
     running.process.send_signal(signal.SIGKILL)
     assert running.process.wait(DEADLINE) == -signal.SIGKILL
     wait_gone(running.children, "the workers (a replacement among them) of a killed supervisor")
+
+
+def test_kill_9_of_the_supervisor_ends_replacement_workers_whose_thread_is_blocked(
+    supervisor: Callable[..., Supervisor],
+) -> None:
+    """Every worker's thread is held by a native process (``time.sleep``), so no worker looks at
+    the supervisor's sentinel: PR_SET_PDEATHSIG alone must end them, the replacement of a lost
+    worker (started after the loss, by the pump thread's request) included. Before every child
+    was started from the runtime's launcher thread, the replacement stayed alive at ppid 1."""
+    running = supervisor("--replace-one", "--block-workers")
+    running.process.send_signal(signal.SIGKILL)
+    assert running.process.wait(DEADLINE) == -signal.SIGKILL
+    wait_gone(running.children, "the blocked workers (a replacement among them) of a killed supervisor")
 
 
 def test_ctrl_c_closes_the_runtime_cleanly(supervisor: Callable[..., Supervisor]) -> None:
@@ -715,6 +728,47 @@ def test_spawn_local_keeps_children_on_the_parents_worker(runtime: Runtime, link
     local = runtime.spawn(links, "placement", (), EnvConfig.permissive(spawn_local=True), worker=b)
     parent, first, second = joined_ok(runtime, local)
     assert worker_of(parent) == worker_of(first) == worker_of(second) == b
+
+
+class RegistryHeldBack(Runtime):
+    """A runtime whose registry process is stopped (SIGSTOP) as soon as it is started, and goes
+    on only once the supervisor has handled the death of another child (or closes): the order
+    in which a worker's death while starting could race the registry's attaching to its rings."""
+
+    def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        super()._start_child(worker_id, peers)
+        if worker_id == REGISTRY:
+            os.kill(self._children[REGISTRY].process.pid, signal.SIGSTOP)
+
+    def _on_child_exit(self, child: Any) -> None:
+        super()._on_child_exit(child)
+        self._go_on()
+
+    def close(self) -> None:
+        self._go_on()
+        super().close()
+
+    def _go_on(self) -> None:
+        registry = self._children.get(REGISTRY)
+        if registry is not None and registry.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(registry.process.pid, signal.SIGCONT)
+
+
+def test_a_worker_dying_while_the_registry_attaches_blames_the_worker() -> None:
+    """A worker dies while starting, before the registry process has attached to its rings:
+    the supervisor leaves the dead worker's rings alone until the runtime has started (it used
+    to remove them at once, so the registry died attaching to them and the error blamed it;
+    1 run in 15 under load, every run here), and Runtime() names the worker."""
+    here_only = types.ModuleType("lmp_test_here_only_too")
+    exec("def register(namespace):\n    pass\n", here_only.__dict__)
+    sys.modules[here_only.__name__] = here_only
+    try:
+        plugin = PythonPlugin("hereonly", here_only.register)
+        with pytest.raises(RuntimeError_, match=r"lunatic-mp-worker-\d+ exited with code 1"):
+            RegistryHeldBack(workers=1, plugins=[plugin], discover_plugins=False)
+    finally:
+        del sys.modules[here_only.__name__]
 
 
 def test_a_worker_that_dies_while_starting_fails_the_runtime_at_once() -> None:

@@ -70,4 +70,27 @@
     (call $receive (i32.const 0) (i32.const 0) (i64.const -1))
     (drop (call $read (i32.const 8) (i32.const 8)))
     (i64.load (i32.const 8))
-    (call $cancel (local.get $fired))))
+    (call $cancel (local.get $fired)))
+  ;; Send `value` to `pid` after `ms`, then wait for a message for ever (alive until killed, so
+  ;; its timer stays pending); the timer id is the first message it sends to `reply_to`.
+  (func (export "send_after_and_wait") (param $pid i64) (param $ms i64) (param $value i64) (param $reply_to i64)
+    (call $message (local.get $value))
+    (call $message (call $send_after (local.get $pid) (local.get $ms)))
+    (drop (call $send (local.get $reply_to)))
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1))))
+
+  ;; Start `count` timers that send to this process after `ms` (-1: never); returns `count`.
+  (func (export "timer_flood") (param $count i64) (param $ms i64) (result i64)
+    (local $i i64)
+    (block $done
+      (loop $next
+        (br_if $done (i64.ge_u (local.get $i) (local.get $count)))
+        (call $message (local.get $i))
+        (drop (call $send_after (call $self) (local.get $ms)))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (br $next)))
+    (local.get $count))
+
+  ;; cancel_timer of `id`: 1 if it cancelled a timer.
+  (func (export "cancel_id") (param $id i64) (result i32)
+    (call $cancel (local.get $id))))

@@ -198,6 +198,30 @@
     (call $create_data (i64.const 0) (i64.const 0))
     (drop (call $send (local.get $parent))))
 
+  ;; Receive a directory path, spawn `child` under a fresh config that preopens it, and wait
+  ;; for the child's done message: returns 0. If spawn fails, prints its error message on
+  ;; stdout and returns 1.
+  (func (export "spawn_preopening") (result i32)
+    (local $config i64) (local $len i32) (local $error i64)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (local.set $len (i32.wrap_i64 (call $data_size)))
+    (drop (call $read_data (i32.const 16384) (local.get $len)))
+    (local.set $config (call $create_config))
+    (call $preopen_dir (local.get $config) (i32.const 16384) (local.get $len))
+    (i32.store8 (i32.const 32768) (i32.const 0x7E))
+    (i64.store (i32.const 32769) (call $process_id))
+    (i64.store (i32.const 32777) (i64.const 0))
+    (if (call $spawn (i64.const 0) (local.get $config) (i64.const -1) (i32.const 256) (i32.const 5)
+                     (i32.const 32768) (i32.const 17) (i32.const 24))
+      (then
+        (local.set $error (i64.load (i32.const 24)))
+        (local.set $len (call $error_size (local.get $error)))
+        (call $error_to_string (local.get $error) (i32.const 16384))
+        (call $print_line (i32.const 16384) (local.get $len))
+        (return (i32.const 1))))
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (i32.const 0))
+
   ;; Spawn `child` under a fresh config that preopens a directory that does not exist. Prints
   ;; the error message on stdout when spawn fails; returns spawn's result (1: error).
   (func (export "spawn_bad_preopen") (result i32)

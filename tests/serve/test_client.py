@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import lunatic_mp
 from lunatic_mp import AsyncClient, EnvConfig, Outcome, RemoteError, SpawnError
+from lunatic_mp.config import ALL_NAMESPACES
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.serve.config import ProcessSpec, TcpAddress, UnixAddress, example_config
 from lunatic_mp.serve.server import Server
@@ -136,6 +137,35 @@ def test_spawn_mistakes(client: lunatic_mp.Client) -> None:
     with pytest.raises(RemoteError) as raised:
         client.join(12345)
     assert raised.value.code == "NotFound"
+
+
+def test_spawn_configs_are_bounded_by_the_servers_spawn_config(
+    client: lunatic_mp.Client, served: Served
+) -> None:
+    """A client's spawn config may grant no more than ``control.spawn_config`` (here: 1,000 fuel
+    units, no permissions, no metrics namespace): asking for more is BadParams naming what;
+    limits it leaves out are the bound's (before the fix any config was accepted)."""
+    control = served.server.config.control
+    default = control.spawn_config
+    control.spawn_config = EnvConfig(max_fuel=1000, allowed_namespaces=ALL_NAMESPACES - {"networking"})
+    try:
+        for options, what in [
+            ({"max_fuel": 0}, "max_fuel unlimited is looser"),
+            ({"max_fuel": 5000}, "max_fuel 5000 is looser"),
+            ({"can_spawn_processes": True}, "can_spawn_processes"),
+            ({"allowed_namespaces": sorted(ALL_NAMESPACES)}, "['networking']"),
+        ]:
+            with pytest.raises(
+                RemoteError, match=r"grant more than the server's control\.spawn_config"
+            ) as raised:
+                client.call("spawn", "counter", "add", [1, 2], options)
+            assert raised.value.code == "BadParams" and what in str(raised.value)
+        starved = client.join(client.spawn("guest", "spin"), timeout=WAIT)  # 1,000 units, not unlimited
+        assert starved is not None and starved.message == "out of fuel"
+        within = EnvConfig(max_fuel=10, allowed_namespaces=ALL_NAMESPACES - {"networking"})
+        assert client.join(client.spawn("counter", "add", [2, 3], config=within), timeout=WAIT)
+    finally:
+        control.spawn_config = default
 
 
 def test_send_and_request(client: lunatic_mp.Client) -> None:

@@ -292,6 +292,40 @@ def test_a_tcp_socket_wants_the_token_first(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_before_auth_only_a_small_message_is_buffered(tmp_path: Path) -> None:
+    """60 strangers each begin an ``auth`` request announcing a 15 MiB token and send 64 KiB of
+    it: each gets ``FrameTooLarge`` and is closed as soon as it passes 4 KiB (before the fix the
+    server buffered up to ``max_frame_size``, 16 MiB, for each until ``auth_timeout``). Once
+    authenticated, a client may send large messages again."""
+    # a request [0, 1, "auth", [token]] whose token is a str32 of 15 MiB, of which 64 KiB are sent
+    start = bytes([0x94, 0, 1]) + msgpack.packb("auth") + bytes([0x91, 0xDB]) + (15 << 20).to_bytes(4, "big")
+
+    async def test(server: ControlServer, stand: Stand) -> None:
+        strangers = [await Raw.open(server) for _ in range(60)]
+        for stranger in strangers:
+            stranger.send(start + b"x" * (64 << 10))
+        for stranger in strangers:
+            assert error_of(await stranger.next())[0] == Code.TOO_LARGE
+            assert await stranger.closed()
+        assert server.closed["too_large"] == 60
+        good = await Raw.open(server)
+        assert (await good.call("auth", TOKEN)).result is True
+        assert (await good.call("echo", b"y" * 100_000)).result == [b"y" * 100_000]
+        good.close()
+
+    async def main() -> None:
+        stand = Stand()
+        config = ControlConfig(address=TcpAddress("127.0.0.1", 0), token=TOKEN, auth_timeout=60.0)
+        server = ControlServer(stand.methods(), config)
+        await server.start()
+        try:
+            await test(server, stand)
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_connections_beyond_the_limit_are_turned_away(tmp_path: Path) -> None:
     async def test(server: ControlServer, stand: Stand) -> None:
         first = await Raw.open(server)

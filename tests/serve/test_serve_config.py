@@ -107,6 +107,19 @@ def test_a_full_config(tmp_path: Path) -> None:
     assert config.source == tmp_path / "serve.toml"
 
 
+def test_the_control_sockets_spawn_config(tmp_path: Path) -> None:
+    """``[control] spawn_config`` bounds what control-socket spawns may grant (default: as a
+    config file's process may, everything but directories)."""
+    config = load_config(
+        write(tmp_path, '[control]\nspawn_config = { max_fuel = 100, net_connect = ["10.0.0.0/8"] }\n')
+    )
+    assert config.control.spawn_config.max_fuel == 100
+    assert config.control.spawn_config.net_connect == ("10.0.0.0/8",)
+    assert load_config(write(tmp_path, "")).control.spawn_config == EnvConfig.permissive()
+    with pytest.raises(ServeConfigError, match=r"unknown key 'dirs' in control\.spawn_config"):
+        load_config(write(tmp_path, '[control]\nspawn_config = { dirs = { "/" = "/" } }\n'))
+
+
 def test_an_empty_config_takes_the_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.workers is None

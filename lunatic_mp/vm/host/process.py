@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lunatic_mp import grants
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import InvalidNameError, LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
@@ -20,6 +21,10 @@ NAMESPACE = "lunatic::process"
 PARAM_RECORD = 17
 ALREADY_REGISTERED = 2
 PARAM_KINDS = {0x7F: wasm.I32, 0x7E: wasm.I64, 0x7B: wasm.V128}
+
+
+class SpawnRefused(Exception):
+    """A spawn the guest may not make (answered with an error id, not a trap)."""
 
 
 def decode_params(data: bytes) -> list[tuple[int, Any]]:
@@ -78,9 +83,18 @@ def register(engine: HostEngine) -> None:
         process = current(engine)
         if not process.config.can_create_configs:
             return -1
-        # a new config denies everything but the network rules of its creator: lunatic lets
-        # every process use the network, and the ABI has no call to grant it
-        config = EnvConfig(net_bind=process.config.net_bind, net_connect=process.config.net_connect)
+        # a new config denies every permission, and starts from its creator's limits,
+        # namespaces and network rules (lunatic lets every process use the network, and the ABI
+        # has no call to grant it): the most it may grant (lunatic_mp.grants)
+        mine = process.config
+        config = EnvConfig(
+            max_memory=mine.max_memory,
+            max_fuel=mine.max_fuel,
+            max_mailbox=mine.max_mailbox,
+            allowed_namespaces=mine.allowed_namespaces,
+            net_bind=mine.net_bind,
+            net_connect=mine.net_connect,
+        )
         return process.resources.add(process.resources.configs, config)
 
     define(NAMESPACE, "create_config", "", "I", create_config)
@@ -123,6 +137,10 @@ def register(engine: HostEngine) -> None:
         if config_id != -1:  # a config the guest built stays in its environment, and under its bound
             config.environment_id = parent.config.environment_id
             config.max_processes = parent.config.max_processes
+            refusal = grants.excess(config, parent.config)
+            if refusal is not None:
+                raise SpawnRefused(f"the config grants more than its creator holds: {refusal}")
+            grants.resolve_dirs(config)
         module = module_of(parent, module_id)
         function = memory.read_str(fn_ptr, fn_len)
         params = decode_params(memory.read(params_ptr, params_len))
@@ -142,8 +160,11 @@ def register(engine: HostEngine) -> None:
         params_len: int, id_ptr: int,
     ) -> object:  # fmt: skip
         parent = current(engine)
-        what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
         memory = memory_of(parent, engine)
+        try:
+            what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+        except SpawnRefused as exc:
+            return report_error(parent, memory, id_ptr, str(exc))
         memory.check(id_ptr, 8)  # before the process may suspend
         answered: list[int | str] = []
         suspended = False
@@ -177,7 +198,10 @@ def register(engine: HostEngine) -> None:
             engine.registry.check_name(name)  # before spawning: a bad name must not leave an orphan
         except InvalidNameError as exc:
             raise GuestTrap(str(exc)) from None
-        what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+        try:
+            what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+        except SpawnRefused as exc:
+            return report_error(parent, memory, id_ptr, str(exc))
         memory.check(node_id_ptr, 8)
         memory.check(id_ptr, 8)
 

@@ -198,7 +198,10 @@ def test_lunatic_wasi_config_for_child(
     """A config built with lunatic::wasi (argument, variable, preopened dir) gives a spawned child
     exactly those, and not its parent's."""
     (tmp_path / "input.txt").write_text("shared file\n")
-    parent = spawn(engine, guest, "spawn_configured", args=["parent-arg"], env={"PARENT": "1"})
+    parent = spawn(
+        engine, guest, "spawn_configured", args=["parent-arg"], env={"PARENT": "1"},
+        preopened_dirs={"/parent": str(tmp_path)},
+    )  # fmt: skip
     assert engine.send(parent.pid, str(tmp_path).encode())
     finished = engine.run_until_finished(parent, timeout=30)
     assert finished is not None and finished.ok, finished
