@@ -14,8 +14,11 @@ FUEL_UNIT = 100_000
 """Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
 
 ALL_NAMESPACES: frozenset[str] = frozenset(
-    {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics", "networking"}
-)
+    {
+        "process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics",
+        "networking", "distributed",
+    }
+)  # fmt: skip
 
 
 @dataclass(slots=True)
