@@ -1041,6 +1041,8 @@ class Engine:
         """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
         once the death has arrived as a LinkDied message."""
         tag = process.links.pop(dead_pid, 0)
+        if reason is DeathReason.NORMAL:
+            return None  # lunatic 0.13 sends nothing over links for a normal death
         if reason is DeathReason.FAILURE and process.die_when_link_dies:
             return f"linked process {dead_pid} died ({cause})"
         self.deliver(process.pid, Message.link_died(dead_pid, tag, reason))
@@ -1162,9 +1164,8 @@ def _wasi_config(config: EnvConfig, program: str) -> wasm.Wasi:
     for host_path in config.preopened_dirs.values():
         if not os.path.isdir(host_path):
             raise OSError(f"preopened directory {host_path} does not exist")
-    return _wasi_setting(
-        (program, *config.args), tuple(config.env.items()), tuple(config.preopened_dirs.items())
-    )
+    argv = (program, *config.args) if config.program_name else tuple(config.args)
+    return _wasi_setting(argv, tuple(config.env.items()), tuple(config.preopened_dirs.items()))
 
 
 @functools.lru_cache(maxsize=256)

@@ -81,8 +81,11 @@ def register(engine: Engine) -> None:
         if not process.config.can_create_configs:
             return -1
         # a new config denies everything but the network rules of its creator: lunatic lets
-        # every process use the network, and the ABI has no call to grant it
-        config = EnvConfig(net_bind=process.config.net_bind, net_connect=process.config.net_connect)
+        # every process use the network, and the ABI has no call to grant it; its arguments reach
+        # a child as they are (lunatic puts no program name in front of them)
+        config = EnvConfig(
+            net_bind=process.config.net_bind, net_connect=process.config.net_connect, program_name=False
+        )
         return process.resources.add(process.resources.configs, config)
 
     define(NAMESPACE, "create_config", "", "I", create_config)
