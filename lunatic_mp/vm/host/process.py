@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.errors import InvalidNameError, LunaticError
+from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.host._common import ERROR, OK, current, drop, lookup, memory_of, report_error
+from lunatic_mp.vm.registry import exact
 from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
@@ -177,11 +178,7 @@ def register(engine: Engine) -> None:
     ) -> object:  # fmt: skip
         parent = current(engine)
         memory = memory_of(parent, engine)
-        name = memory.read_str(name_ptr, name_len)
-        try:
-            engine.registry.check_name(name)  # before spawning: a bad name must not leave an orphan
-        except InvalidNameError as exc:
-            raise GuestTrap(str(exc)) from None
+        name = exact(memory.read_str(name_ptr, name_len))  # opaque, as lunatic's names are
         what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
         memory.check(node_id_ptr, 8)
         memory.check(id_ptr, 8)
