@@ -142,7 +142,9 @@ def test_spawned_side_of_a_link_sees_the_tag(engine: Engine, links: Module) -> N
 
 
 @pytest.mark.parametrize("die_when_link_dies", [1, 0])
-def test_normal_exit_of_linked_child_sends_nothing(engine: Engine, links: Module, die_when_link_dies: int) -> None:
+def test_normal_exit_of_linked_child_sends_nothing(
+    engine: Engine, links: Module, die_when_link_dies: int
+) -> None:
     """A linked child that returns normally neither kills its parent nor sends it LinkDied, with
     die_when_link_dies on or off (lunatic 0.13: `DeathReason::Normal => {}`); only the parent's
     monitor reports the death."""
