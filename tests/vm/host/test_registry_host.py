@@ -197,3 +197,23 @@ def test_opaque_name_from_the_host_side() -> None:
     assert registry.get(exact("a@b::c")) is None
     registry.remove_process(7)
     assert len(registry) == 0
+
+
+# --- ordering around get_or_spawn (docs/abi.md, "Ordering") ---------------------------------------
+
+
+def test_get_or_spawn_spawner_message_comes_first(engine: Engine, load: Callable[[str], Module]) -> None:
+    """On one engine the message a spawner sends right after get_or_spawn is its child's first,
+    even when another process is polling the registry for the name meanwhile: the spawner's
+    turn does not end between the call and its send."""
+    from lunatic_mp.vm.mailbox import Kind
+
+    order = load("reg_order.wat")
+    probe = start(engine, order, "park")
+    intruder = start(engine, order, "intruder")  # runs first, finds nothing, polls again
+    spawner = start(engine, order, "spawner", probe.pid)
+    assert finish(engine, spawner).ok
+    assert finish(engine, intruder).ok
+    engine.run(timeout=30)  # until the child has reported
+    reports = [message.tag for message in probe.mailbox if message.kind is Kind.DATA]
+    assert reports == [1]  # the spawner's message (1), not the intruder's (2)
