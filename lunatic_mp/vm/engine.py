@@ -903,11 +903,16 @@ class Engine:
         name: str,
         spawn: Callable[[Callable[[int | str], None]], None],
         on_found: Callable[[int, int], None],
-        on_spawned: Callable[[int, int], None],
+        on_spawned: Callable[[int, int, Callable[[], None]], None],
         on_error: Callable[[str], None],
     ) -> None:
         """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
-        name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
+        name, so nobody else spawns it meanwhile (lookups of it wait); the reservation ends with
+        a put or a remove.
+
+        The child's pid goes to ``on_spawned`` with ``publish``, which registers the name: call
+        it when the spawner goes on (it runs at its death otherwise), so that what the spawner
+        sends its child right after the call leaves before anyone can find the child by name."""
         assert self.router is not None
         f = frames
         reply_to = process.pid
@@ -930,8 +935,26 @@ class Engine:
                 )
                 on_error(child)
                 return
-            request = self.new_request(REGISTRY, lambda _reply: on_spawned(self.node_id, child))
-            self.router.send(REGISTRY, f.RegistryPut(request, reply_to, name, self.node_id, child))
+            router = self.router
+            published: list[bool] = []
+
+            def put() -> None:
+                request = self.new_request(REGISTRY, _ignore)
+                router.send(REGISTRY, f.RegistryPut(request, reply_to, name, self.node_id, child))
+
+            def publish(_finished: object = None) -> None:
+                if published:
+                    return
+                published.append(True)
+                if _finished is not None:  # the spawner died first (from the on_exit loop)
+                    put()
+                    return
+                process.on_exit.remove(publish)
+                # the next round: after this round's frames, the child's first message among them
+                self.scheduler.call_later(0.0, put)
+
+            process.on_exit.append(publish)
+            on_spawned(self.node_id, child, publish)
 
         self.router.send(REGISTRY, f.RegistryGet(self.new_request(REGISTRY, looked_up), reply_to, name, True))
 

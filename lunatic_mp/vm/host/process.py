@@ -134,6 +134,13 @@ def register(engine: Engine) -> None:
         params = decode_params(memory.read(params_ptr, params_len))
         return module, function, params, config
 
+    def both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+        def call() -> None:
+            first()
+            second()
+
+        return call
+
     def written(memory: Memory, ptr: int, value: int) -> Callable[[], None]:
         return lambda: memory.write_u64(ptr, value)
 
@@ -208,7 +215,7 @@ def register(engine: Engine) -> None:
             name,
             lambda on_done: engine.spawn_placed(parent, link, what, on_done),
             on_found=lambda node, pid: engine.resume(parent, ALREADY_REGISTERED, found(node, pid)),
-            on_spawned=lambda node, pid: engine.resume(parent, OK, found(node, pid)),
+            on_spawned=lambda node, pid, publish: engine.resume(parent, OK, both(found(node, pid), publish)),
             on_error=lambda error: engine.resume(parent, ERROR, reporting(parent, memory, id_ptr, error)),
         )
         return PENDING
