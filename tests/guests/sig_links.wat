@@ -154,18 +154,27 @@
     (local.set $dead (call $get_process_id))
     (local.get $code) (call $poll_any) (local.get $dead) (local.get $child))
 
-  ;; Links (tag 11) to `pid`, which does not exist. Returns (code, get_tag, get_process_id) of
-  ;; the message that is then already in the mailbox.
+  ;; With die_when_link_dies(0), links (tag 11) to `pid`, which does not exist. Returns (code,
+  ;; get_tag, get_process_id) of the message that is then already in the mailbox.
   (func (export "link_missing") (param $pid i64) (result i32 i64 i64)
     (local $code i32)
+    (call $die_when_link_dies (i32.const 0))
     (call $link (i64.const 11) (local.get $pid))
     (local.set $code (call $poll_any))
     (local.get $code) (call $get_tag) (call $get_process_id))
 
-  ;; Links (tag 11) to the missing `pid`, then parks: the message stays in its mailbox.
+  ;; With die_when_link_dies(0), links (tag 11) to the missing `pid`, then parks: the message
+  ;; stays in its mailbox.
   (func (export "link_missing_park") (param $pid i64)
+    (call $die_when_link_dies (i32.const 0))
     (call $link (i64.const 11) (local.get $pid))
     (call $park))
+
+  ;; Links (tag 11) to the missing `pid`, dying with its links (the default): the link kills it
+  ;; (NoProcess, as in lunatic 0.13). Returns 42 if it survives.
+  (func (export "link_missing_dies") (param $pid i64) (result i32)
+    (call $link (i64.const 11) (local.get $pid))
+    (i32.const 42))
 
   ;; --- monitors ----------------------------------------------------------------------------
 

@@ -244,7 +244,13 @@ def register(engine: Engine) -> None:
         if process.kill_requested is not None:
             raise GuestTrap(process.kill_requested)
 
-    define(NAMESPACE, "link", "II", "", lambda tag, pid: engine.link(current(engine), pid, tag))
+    def link(tag: int, pid: int) -> None:
+        process = current(engine)
+        engine.link(process, pid, tag)
+        if process.kill_requested is not None:  # linked to no process, dying with its links
+            raise GuestTrap(process.kill_requested)
+
+    define(NAMESPACE, "link", "II", "", link)
     define(NAMESPACE, "unlink", "I", "", lambda pid: engine.unlink(current(engine), pid))
     define(NAMESPACE, "monitor", "I", "", lambda pid: engine.monitor(current(engine), pid))
     define(NAMESPACE, "stop_monitoring", "I", "", lambda pid: engine.stop_monitoring(current(engine), pid))

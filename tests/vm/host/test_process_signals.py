@@ -181,15 +181,26 @@ def test_unlink_before_child_dies(engine: Engine, links: Module) -> None:
 
 
 def test_link_to_missing_pid_delivers_link_died(engine: Engine, links: Module) -> None:
-    """link() to a pid that does not exist delivers LinkDied at once instead of killing."""
+    """link() to a pid that does not exist delivers LinkDied at once to a process that turned
+    die_when_link_dies off."""
     missing = missing_pid(engine)
     finished = finish(engine, start(engine, links, "link_missing", missing))
     assert finished.ok, finished
     assert finished.result == (LINK_DIED, 11, missing)
 
 
+def test_link_to_missing_pid_kills_a_process_dying_with_links(engine: Engine, links: Module) -> None:
+    """With die_when_link_dies at 1 (the default), NoProcess kills the linking process, as a
+    failure does (lunatic 0.13: `DeathReason::Failure | DeathReason::NoProcess`)."""
+    missing = missing_pid(engine)
+    finished = finish(engine, start(engine, links, "link_missing_dies", missing))
+    assert finished.outcome is Outcome.KILLED
+    assert f"linked process {missing} died (no such process)" in finished.message
+
+
 def test_link_to_missing_pid_reason_is_no_process(engine: Engine, links: Module) -> None:
-    """The LinkDied of a missing pid has reason NO_PROCESS, and the caller stays alive."""
+    """The LinkDied of a missing pid has reason NO_PROCESS, and the caller (die_when_link_dies 0)
+    stays alive."""
     missing = missing_pid(engine)
     process = start(engine, links, "link_missing_park", missing)
     settle(engine)
