@@ -175,7 +175,7 @@ class _Report:
             click.echo("\nsuccesses:")
             for result in passed:
                 if result.output:
-                    click.echo(f"\n---- {result.test.name} stdout ----\n{result.output}", nl=False)
+                    click.echo(f"\n---- {result.test.name} stdout ----\n{_ended(result.output)}", nl=False)
             click.echo("\nsuccesses:")
             for result in passed:
                 click.echo(f"    {result.test.name}")
@@ -183,7 +183,7 @@ class _Report:
             click.echo("\nfailures:")
             for result in failed:
                 if result.output:
-                    click.echo(f"\n---- {result.test.name} stdout ----\n{result.output}", nl=False)
+                    click.echo(f"\n---- {result.test.name} stdout ----\n{_ended(result.output)}", nl=False)
             click.echo("\nfailures:")
             for result in failed:
                 click.echo(f"    {result.test.name}")
@@ -192,3 +192,8 @@ class _Report:
             f"\ntest result: {verdict}. {len(passed)} passed; {len(failed)} failed; {ignored} ignored; "
             f"0 measured; {filtered_out} filtered out; finished in {seconds:.2f}s\n"
         )
+
+
+def _ended(output: str) -> str:
+    """Captured output as a block of whole lines (a test may stop mid-line)."""
+    return output if output.endswith("\n") else output + "\n"
