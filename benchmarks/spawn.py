@@ -1,7 +1,7 @@
 """spawn: processes spawned and run to exit per second, on one worker and on all of them.
 
 On workers, one ``spawner`` process per worker (spawn_local) spawns ``noop`` children in batches
-of 256 from Wasm, as guests do; the last child of each batch is linked and the spawner waits for
+of 256 from Wasm, as guests do; the spawner monitors the last child of each batch and waits for
 its exit (the run queue is FIFO, so the whole batch has then run). Beside it: the same on one
 engine in this process (the host spawning, the figure issue 2 measured), plain wasmtime creating a
 fresh instance and calling the same export in a loop (the per-core ceiling), and Erlang.

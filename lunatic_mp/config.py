@@ -14,8 +14,11 @@ FUEL_UNIT = 100_000
 """Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
 
 ALL_NAMESPACES: frozenset[str] = frozenset(
-    {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics", "networking"}
-)
+    {
+        "process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics",
+        "networking", "distributed",
+    }
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -36,6 +39,9 @@ class EnvConfig:
     ``net_bind`` and ``net_connect`` are the addresses and ports guests may bind (listen) on and
     connect (or send datagrams) to, as rules of :mod:`lunatic_mp.netpolicy` (``"*"``: anywhere;
     ``"127.0.0.1:8000-8099"``, ``"10.0.0.0/8"``...); none (the default): no network access.
+    ``program_name`` puts the module's name in front of ``args`` as WASI's argv[0], as lunatic's
+    command line does for its root process; a config a guest creates has it off, so that the
+    arguments it adds (``config_add_command_line_argument``) reach its children as they are.
     """
 
     max_memory: int = 0
@@ -47,6 +53,7 @@ class EnvConfig:
     can_create_configs: bool = False
     can_spawn_processes: bool = False
     spawn_local: bool = False
+    program_name: bool = True
     allowed_namespaces: frozenset[str] = ALL_NAMESPACES
     preopened_dirs: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)

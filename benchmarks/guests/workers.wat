@@ -4,6 +4,7 @@
   (import "lunatic::process" "spawn"
     (func $spawn (param i64 i64 i64 i32 i32 i32 i32 i32) (result i32)))
   (import "lunatic::error" "drop" (func $drop_error (param i64)))
+  (import "lunatic::process" "monitor" (func $monitor (param i64)))
   (import "lunatic::message" "create_data" (func $create (param i64 i64)))
   (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
   (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
@@ -28,12 +29,12 @@
   (func (export "noop"))
 
   ;; Spawns `count` `noop` children (with this process's config and module: spawn_local keeps
-  ;; them on this worker), `batch` at a time. The last child of a batch is linked (tag 5) and
-  ;; the spawner waits for its LinkDied (a normal exit): the run queue is FIFO and a `noop` child
-  ;; ends in its first slice, so by then the whole batch has run to exit. Returns how many ran.
+  ;; them on this worker), `batch` at a time. The spawner monitors the last child of a batch and
+  ;; waits for its ProcessDied (a normal exit sends nothing over a link, as in lunatic 0.13): the
+  ;; run queue is FIFO and a `noop` child ends in its first slice, so by then the whole batch has
+  ;; run to exit. Returns how many ran.
   (func (export "spawner") (param $count i64) (param $batch i64) (result i64)
     (local $done i64) (local $i i64) (local $n i64)
-    (i64.store (i32.const 80) (i64.const 5))
     (block $finished (loop $round
       (br_if $finished (i64.ge_u (local.get $done) (local.get $count)))
       (local.set $n (local.get $batch))
@@ -42,15 +43,13 @@
       (local.set $i (i64.const 0))
       (block $spawned (loop $more
         (br_if $spawned (i64.ge_u (local.get $i) (local.get $n)))
-        (if (call $spawn
-              (select (i64.const 5) (i64.const 0)
-                (i64.eq (local.get $i) (i64.sub (local.get $n) (i64.const 1))))
-              (i64.const -1) (i64.const -1) (i32.const 96) (i32.const 4)
+        (if (call $spawn (i64.const 0) (i64.const -1) (i64.const -1) (i32.const 96) (i32.const 4)
               (i32.const 0) (i32.const 0) (i32.const 72))
           (then unreachable))
         (local.set $i (i64.add (local.get $i) (i64.const 1)))
         (br $more)))
-      (if (i32.ne (call $receive (i32.const 80) (i32.const 1) (i64.const -1)) (i32.const 1))
+      (call $monitor (i64.load (i32.const 72)))  ;; the last child of the batch
+      (if (i32.ne (call $receive (i32.const 0) (i32.const 0) (i64.const -1)) (i32.const 2))
         (then unreachable))
       (local.set $done (i64.add (local.get $done) (local.get $n)))
       (br $round)))

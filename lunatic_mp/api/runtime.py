@@ -291,7 +291,8 @@ class Runtime(Supervisor):
         ``other`` may be :attr:`pid`: LinkDied then arrives in the host program's mailbox. Each
         side is linked by its own worker, and both are in place when this returns (a request
         sent after each link frame has been answered), so a death right after cannot be
-        missed. A side that does not exist makes the other receive LinkDied(NoProcess).
+        missed. A side that does not exist is a NoProcess death for the other: LinkDied(NoProcess),
+        or death for a process that dies with its links.
         """
         self._signal_both(pid, other, frames.Link(pid, other, tag), frames.Link(other, pid, tag))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cli import test as test_mode
 from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
 from lunatic_mp.cli.serve import SERVE_COMMANDS
@@ -17,6 +18,7 @@ from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.testmode import is_test_module
 
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
@@ -66,7 +68,12 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]
     Arguments after `--` reach the guest as WASI arguments; environment variables are
     inherited. The exit code is the guest's: 0 when `_start` returns, its `proc_exit` code,
     or 1 when it traps.
+
+    A module exporting `#lunatic_test_*` functions (lunatic-rs's tests) runs in test mode
+    instead, as `lunatic-mp test` does: ARGS are libtest's options.
     """
+    if is_test_module(module):
+        sys.exit(test_mode.main(module, list(args), dirs))
     config = EnvConfig.permissive(args=list(args), env=dict(os.environ))
     try:
         for directory in dirs:
@@ -84,6 +91,20 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]
         sys.exit(finished.exit_code)
     click.echo(f"lunatic-mp: process {finished}", err=True)
     sys.exit(EXIT_FAILED)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def test(module: Path, args: tuple[str, ...]) -> None:
+    """Run MODULE's tests (its `#lunatic_test_*` exports), each as its own root process.
+
+    ARGS are libtest's: FILTER..., --exact, --skip FILTER, --ignored, --include-ignored,
+    --nocapture, --show-output, --list [--format terse], -q, --dir DIR; arguments after `--`
+    reach the tests as WASI arguments. Exit code 0: every test passed; 101: one failed (as
+    libtest); 2: bad arguments or a module that does not load. See docs/guests.md.
+    """
+    sys.exit(test_mode.main(module, list(args)))
 
 
 @main.command()

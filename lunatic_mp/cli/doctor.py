@@ -32,7 +32,7 @@ from lunatic_mp.cluster.hostenv import (
 )
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-DEFAULT_RING_BYTES = 1 << 20  # lunatic_mp.api.runtime.DEFAULT_RING_CAPACITY (not imported: slow)
+DEFAULT_RING_BYTES = 1 << 20  # lunatic_mp.cluster.supervisor.DEFAULT_RING_CAPACITY (not imported: slow)
 MAPS_PER_PROCESS = 4  # lunatic_mp.vm.engine.MAPS_PER_PROCESS
 _PROBE = '#include <stdio.h>\nint main(void) { return puts("") < 0; }\n'
 

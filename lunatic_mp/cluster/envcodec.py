@@ -17,7 +17,9 @@ _pack = msgspec.msgpack.Encoder().encode
 _unpackb = msgpack.unpackb
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, RecursionError)
 _CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "environment_id")
-_CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
+_CONFIG_BOOLS = (
+    "can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local", "program_name"
+)  # fmt: skip
 _CONFIG_DICTS = ("preopened_dirs", "env")
 _CONFIG_RULES = ("net_bind", "net_connect")
 _CONFIG_FIELDS = frozenset(
@@ -40,6 +42,7 @@ def encode_config(config: EnvConfig) -> bytes:
                 "can_create_configs": config.can_create_configs,
                 "can_spawn_processes": config.can_spawn_processes,
                 "spawn_local": config.spawn_local,
+                "program_name": config.program_name,
                 "allowed_namespaces": sorted(config.allowed_namespaces),
                 "preopened_dirs": config.preopened_dirs,
                 "args": config.args,
@@ -110,6 +113,7 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         can_create_configs=obj["can_create_configs"],
         can_spawn_processes=obj["can_spawn_processes"],
         spawn_local=obj["spawn_local"],
+        program_name=obj["program_name"],
         allowed_namespaces=frozenset(obj["allowed_namespaces"]),
         preopened_dirs=dict(obj["preopened_dirs"]),
         args=list(obj["args"]),

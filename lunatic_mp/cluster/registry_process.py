@@ -107,9 +107,9 @@ class RegistryServer(Hub):
         except InvalidNameError as exc:
             self._answer(frame, error=str(exc))
             return
-        if found is not None or not frame.lock:
+        if found is not None or (not frame.lock and frame.name not in self.locks):
             self._answer(frame, found)
-        elif frame.name in self.locks:
+        elif frame.name in self.locks:  # reserved by a get_or_spawn: plain lookups wait too
             self.waiting.setdefault(frame.name, deque()).append(frame)
         else:
             self.locks[frame.name] = frame.reply_to

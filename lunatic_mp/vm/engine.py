@@ -570,9 +570,8 @@ def _wasi_config(config: EnvConfig, program: str) -> wasm.Wasi:
     for host_path in config.preopened_dirs.values():
         if not os.path.isdir(host_path):
             raise OSError(f"preopened directory {host_path} does not exist")
-    return _wasi_setting(
-        (program, *config.args), tuple(config.env.items()), tuple(config.preopened_dirs.items())
-    )
+    argv = (program, *config.args) if config.program_name else tuple(config.args)
+    return _wasi_setting(argv, tuple(config.env.items()), tuple(config.preopened_dirs.items()))
 
 
 @functools.lru_cache(maxsize=256)

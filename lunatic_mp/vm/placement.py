@@ -239,11 +239,16 @@ class Placement:
         name: str,
         spawn: Callable[[Callable[[int | str], None]], None],
         on_found: Callable[[int, int], None],
-        on_spawned: Callable[[int, int], None],
+        on_spawned: Callable[[int, int, Callable[[], None]], None],
         on_error: Callable[[str], None],
     ) -> None:
         """``get_or_spawn`` against the registry process, atomically: the lookup reserves the
-        name, so nobody else spawns it meanwhile; the reservation ends with a put or a remove."""
+        name, so nobody else spawns it meanwhile (lookups of it wait); the reservation ends with
+        a put or a remove.
+
+        The child's pid goes to ``on_spawned`` with ``publish``, which registers the name: call
+        it when the spawner goes on (it runs at its death otherwise), so that what the spawner
+        sends its child right after the call leaves before anyone can find the child by name."""
         router = self.router
         assert router is not None
         reply_to = process.pid
@@ -263,9 +268,24 @@ class Placement:
                 router.registry_remove(reply_to, name, _ignore)
                 on_error(child)
                 return
-            router.registry_put(
-                reply_to, name, self.node_id, child, lambda _: on_spawned(self.node_id, child)
-            )
+            published: list[bool] = []
+
+            def put() -> None:
+                router.registry_put(reply_to, name, self.node_id, child, _ignore)
+
+            def publish(_finished: object = None) -> None:
+                if published:
+                    return
+                published.append(True)
+                if _finished is not None:  # the spawner died first (from the on_exit loop)
+                    put()
+                    return
+                process.on_exit.remove(publish)
+                # the next round: after this round's frames, the child's first message among them
+                self.scheduler.call_later(0.0, put)
+
+            process.on_exit.append(publish)
+            on_spawned(self.node_id, child, publish)
 
         router.registry_get(reply_to, name, True, looked_up)
 

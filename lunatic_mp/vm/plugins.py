@@ -50,7 +50,7 @@ ENTRY_POINT_GROUP = "lunatic_mp.plugins"
 PLUGIN_CALL_FUEL = 1_000_000_000
 """Instructions one call into a Wasm plugin may run before it traps."""
 
-RESERVED_NAMES = ALL_NAMESPACES | {"networking", "distributed", "sqlite", "timer", "plugin"}
+RESERVED_NAMES = ALL_NAMESPACES | {"sqlite", "plugin"}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _NUMBER_TYPES = frozenset("iIfF")
 

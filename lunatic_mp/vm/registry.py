@@ -14,10 +14,26 @@ from lunatic_mp.errors import InvalidNameError
 
 _OPERATORS = "^~=<>!*"
 _ZERO = Version("0.0.0")
+EXACT = "\x00"
+"""Marks a name as opaque (see :func:`exact`): never parsed for a version."""
+
+
+def exact(name: str) -> str:
+    """The registry key of ``name`` taken as an opaque string, as lunatic's own registry functions
+    take it (lunatic-rs names processes ``crate@version::module::Ident``).
+
+    The key ``"\\x00" + name`` is stored as the unversioned entry of the whole name: a plain name
+    without ``@`` is the same entry as ``put("counter")`` from the host; a lookup of it finds only
+    that entry, never a version of it.
+    """
+    return EXACT + name
 
 
 def _split(name: str) -> tuple[str, str | None]:
-    """``"counter@1.2"`` -> ``("counter", "1.2")``; ``"counter"`` -> ``("counter", None)``."""
+    """``"counter@1.2"`` -> ``("counter", "1.2")``; ``"counter"`` -> ``("counter", None)``; an
+    :func:`exact` key -> ``(name, None)``, whatever it contains."""
+    if name.startswith(EXACT):
+        return name[len(EXACT) :], None
     base, at, rest = (part.strip() for part in name.partition("@"))
     if not base:
         raise InvalidNameError(f"empty registry name in {name!r}")
@@ -72,6 +88,9 @@ class Registry:
     ``get`` returns the newest version, pre-releases included; requirements follow Cargo.
     ``remove("counter")`` removes every entry of the name, the unversioned one included.
     Invalid names, versions and requirements raise :class:`InvalidNameError`.
+
+    A key made by :func:`exact` is a name taken as it is (a guest's, through ``lunatic::registry``):
+    it may contain ``@`` and ``::``, and means only its own unversioned entry.
     """
 
     def __init__(self) -> None:
@@ -98,9 +117,12 @@ class Registry:
             _version(text)
 
     def get(self, name: str) -> tuple[int, int] | None:
-        """``(node, pid)`` of the newest entry matching ``name[@requirement]``, or None."""
+        """``(node, pid)`` of the newest entry matching ``name[@requirement]``, or None. An
+        :func:`exact` key finds only the unversioned entry of its name."""
         base, text = _split(name)
         versions = self._entries.get(base)
+        if name.startswith(EXACT):
+            return None if versions is None else versions.get(None)
         spec, parts = (None, []) if text is None else _requirement(text)
         if not versions:
             return None
@@ -110,14 +132,18 @@ class Registry:
         return versions.get(None) if spec is None else None
 
     def remove(self, name: str) -> None:
-        """Remove every entry of ``name``, or only ``name@version``; unknown names are ignored."""
+        """Remove every entry of ``name``, or only ``name@version``, or only the unversioned entry
+        of an :func:`exact` key; unknown names are ignored."""
         base, text = _split(name)
         versions = self._entries.get(base)
         if versions is None:
             if text is not None:
                 _version(text)  # still reject an invalid version
             return
-        targets = list(versions) if text is None else [_version(text)]
+        if name.startswith(EXACT):
+            targets: list[Version | None] = [None]
+        else:
+            targets = list(versions) if text is None else [_version(text)]
         for version in targets:
             entry = versions.pop(version, None)
             if entry is not None:

@@ -46,7 +46,7 @@ class Signals:
 
     def link(self, process: BaseProcess, other_pid: int, tag: int) -> None:
         if self._is_gone(other_pid):
-            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
+            self._link_to_nothing(process, other_pid, tag)
             return
         if not self.is_local(other_pid):
             process.links[other_pid] = tag
@@ -54,10 +54,18 @@ class Signals:
             return
         other = self.processes.get(other_pid)
         if other is None:
-            self.deliver(process.pid, Message.link_died(other_pid, tag, DeathReason.NO_PROCESS))
+            self._link_to_nothing(process, other_pid, tag)
             return
         process.links[other_pid] = tag
         other.links[process.pid] = tag
+
+    def _link_to_nothing(self, process: BaseProcess, other_pid: int, tag: int) -> None:
+        """A link to a pid with no process: NoProcess, which kills a process that dies with its
+        links (as in lunatic 0.13) and otherwise arrives as LinkDied."""
+        process.links[other_pid] = tag
+        doomed = self._on_link_death(process, other_pid, DeathReason.NO_PROCESS, "no such process")
+        if doomed is not None:
+            self.kill(process.pid, doomed)
 
     def unlink(self, process: BaseProcess, other_pid: int) -> None:
         process.links.pop(other_pid, None)
@@ -264,7 +272,9 @@ class Signals:
         """``dead_pid``, linked to ``process``, died: the reason ``process`` must die too, or None
         once the death has arrived as a LinkDied message."""
         tag = process.links.pop(dead_pid, 0)
-        if reason is DeathReason.FAILURE and process.die_when_link_dies:
+        if reason is DeathReason.NORMAL:
+            return None  # lunatic 0.13 sends nothing over links for a normal death
+        if process.die_when_link_dies:  # a failure, or a link to no process
             return f"linked process {dead_pid} died ({cause})"
         self.deliver(process.pid, Message.link_died(dead_pid, tag, reason))
         return None

@@ -215,12 +215,16 @@ def test_unlinked_child_on_another_worker_fails_without_killing(runtime: Runtime
 
 def test_link_to_a_dead_process_on_another_worker_gives_link_died(runtime: Runtime, links: Module) -> None:
     """Linking to a pid of worker B whose process has ended delivers LinkDied (NoProcess) with the
-    link's tag, and does not kill the linking process (die_when_link_dies 1)."""
+    link's tag to a process with die_when_link_dies(0), and kills one dying with its links (as
+    lunatic 0.13 does)."""
     a, b = runtime.worker_ids
     dead = spawn(runtime, links, "ok", worker=b)
     assert joined_ok(runtime, dead) == (42,)
     result = joined_ok(runtime, spawn(runtime, links, "link_to", dead, -1, worker=a))
     assert result == (int(Kind.LINK_DIED), 11, dead)
+    killed = joined(runtime, spawn(runtime, links, "link_to_dying", dead, -1, worker=a))
+    assert killed.outcome is Outcome.KILLED
+    assert "no such process" in killed.message
 
 
 def test_monitor_across_workers_gives_process_died(runtime: Runtime, links: Module) -> None:

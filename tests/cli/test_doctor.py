@@ -9,10 +9,9 @@ import pytest
 from click.testing import CliRunner
 from test_cli import cli
 
-from lunatic_mp.api import runtime
 from lunatic_mp.cli import doctor as doctor_module
 from lunatic_mp.cli.app import main
-from lunatic_mp.cluster import hostenv
+from lunatic_mp.cluster import hostenv, supervisor
 from lunatic_mp.cluster.hostenv import ShmSpace
 from lunatic_mp.vm import engine
 
@@ -20,7 +19,7 @@ NAMES = ["platform", "cpus", "/dev/shm", "vm.max_map_count", "C toolchain"]
 
 
 def test_the_constants_are_the_runtimes() -> None:
-    assert doctor_module.DEFAULT_RING_BYTES == runtime.DEFAULT_RING_CAPACITY
+    assert doctor_module.DEFAULT_RING_BYTES == supervisor.DEFAULT_RING_CAPACITY
     assert doctor_module.MAPS_PER_PROCESS == engine.MAPS_PER_PROCESS
 
 

@@ -558,6 +558,7 @@ configs = st.builds(
     can_compile_modules=st.booleans(),
     can_create_configs=st.booleans(),
     can_spawn_processes=st.booleans(),
+    program_name=st.booleans(),
     allowed_namespaces=st.frozensets(strs, max_size=10),
     preopened_dirs=st.dictionaries(strs, strs, max_size=3),
     args=st.lists(strs, max_size=4),

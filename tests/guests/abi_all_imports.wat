@@ -82,6 +82,21 @@
   (import "lunatic::metrics" "decrement_gauge" (func (param i32 i32 f64)))
   (import "lunatic::metrics" "histogram" (func (param i32 i32 f64)))
 
+  ;; --- lunatic::distributed (lunatic 0.13, crates/lunatic-distributed-api)
+  (import "lunatic::distributed" "nodes_count" (func (result i32)))
+  (import "lunatic::distributed" "get_nodes" (func (param i32 i32) (result i32)))
+  (import "lunatic::distributed" "node_id" (func (result i64)))
+  (import "lunatic::distributed" "module_id" (func (result i64)))
+  (import "lunatic::distributed" "spawn" (func (param i64 i64 i64 i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::distributed" "send" (func (param i64 i64) (result i32)))
+  (import "lunatic::distributed" "send_receive_skip_search" (func (param i64 i64 i64 i64) (result i32)))
+  (import "lunatic::distributed" "exec_lookup_nodes" (func (param i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::distributed" "copy_lookup_nodes_results" (func (param i64 i32 i32 i32) (result i32)))
+  (import "lunatic::distributed" "test_root_cert" (func (param i32) (result i32)))
+  (import "lunatic::distributed" "default_server_certificates"
+    (func (param i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::distributed" "sign_node" (func (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+
   (memory (export "memory") 1)
 
   ;; A trivial export: proves a module with the whole import table instantiates and runs.

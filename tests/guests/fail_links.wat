@@ -161,16 +161,23 @@
     (local.set $dead (call $get_process_id))
     (local.get $code) (call $receive_within (i64.const 0)) (local.get $dead) (local.get $child))
 
-  ;; Links (tag 11) to `pid` and waits at most `timeout_ms` for a message: with `pid` missing,
-  ;; LinkDied(NoProcess), which does not kill even with die_when_link_dies at 1.
-  ;; Returns (receive code, get_tag, get_process_id), or (9027, 0, 0) on timeout.
+  ;; With die_when_link_dies(0), links (tag 11) to `pid` and waits at most `timeout_ms` for a
+  ;; message: with `pid` missing, LinkDied(NoProcess). Returns (receive code, get_tag,
+  ;; get_process_id), or (9027, 0, 0) on timeout.
   (func (export "link_to") (param $pid i64) (param $timeout_ms i64) (result i32 i64 i64)
     (local $code i32)
+    (call $die_when_link_dies (i32.const 0))
     (call $link (i64.const 11) (local.get $pid))
     (local.set $code (call $receive_within (local.get $timeout_ms)))
     (if (i32.eq (local.get $code) (i32.const 9027))
       (then (return (local.get $code) (i64.const 0) (i64.const 0))))
     (local.get $code) (call $get_tag) (call $get_process_id))
+
+  ;; Links (tag 11) to `pid` dying with its links (the default) and waits at most `timeout_ms`:
+  ;; with `pid` missing the NoProcess kills it (lunatic 0.13). Returns the receive code if not.
+  (func (export "link_to_dying") (param $pid i64) (param $timeout_ms i64) (result i32)
+    (call $link (i64.const 11) (local.get $pid))
+    (call $receive_within (local.get $timeout_ms)))
 
   ;; --- monitors and kills across workers ---------------------------------------------------
 

@@ -1,12 +1,16 @@
-;; lunatic::registry from a guest: put/get/remove with versions, names of processes that die,
-;; and lunatic::process::get_or_spawn. Each scenario returns what it observed.
+;; lunatic::registry from a guest: put/get/remove_versioned with versions, put/get/remove with
+;; opaque names (as lunatic 0.13 and lunatic-rs use them), names of processes that die, and
+;; lunatic::process::get_or_spawn. Each scenario returns what it observed.
 ;;
 ;; Memory: 0 node slot, 8 pid slot (also the error id of a failed get_or_spawn), 24 the parking
 ;; tag, 128+ names (one every 32 bytes).
 (module
-  (import "lunatic::registry" "put" (func $put (param i32 i32 i64 i64)))
-  (import "lunatic::registry" "get" (func $get (param i32 i32 i32 i32) (result i32)))
-  (import "lunatic::registry" "remove" (func $remove (param i32 i32)))
+  (import "lunatic::registry" "put_versioned" (func $put (param i32 i32 i64 i64)))
+  (import "lunatic::registry" "get_versioned" (func $get (param i32 i32 i32 i32) (result i32)))
+  (import "lunatic::registry" "remove_versioned" (func $remove (param i32 i32)))
+  (import "lunatic::registry" "put" (func $put_exact (param i32 i32 i64 i64)))
+  (import "lunatic::registry" "get" (func $get_exact (param i32 i32 i32 i32) (result i32)))
+  (import "lunatic::registry" "remove" (func $remove_exact (param i32 i32)))
   (import "lunatic::process" "get_or_spawn"
     (func $get_or_spawn (param i32 i32 i64 i64 i64 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "lunatic::process" "process_id" (func $self (result i64)))
@@ -29,7 +33,8 @@
   (data (i32.const 480) "park")                   ;; 4
   (data (i32.const 512) "nope")                   ;; 4
   (data (i32.const 544) "counter@not a version")  ;; 21
-  (data (i32.const 576) "worker@^1.0")            ;; 11, a requirement, not a version
+  (data (i32.const 576) "crate")                  ;; 5
+  (data (i32.const 608) "crate@0.1.0::mod::Ident") ;; 23, a lunatic-rs process name
 
   ;; --- helpers -----------------------------------------------------------------------------
 
@@ -144,10 +149,42 @@
     (call $error_size (i64.load (i32.const 8)))
     (call $get (i32.const 448) (i32.const 6) (i32.const 0) (i32.const 16)))
 
-  ;; get_or_spawn with a name that is a version requirement ("worker@^1.0"): it can be looked up
-  ;; but not registered. Returns the code if the call returns.
-  (func (export "get_or_spawn_requirement") (result i32)
-    (call $get_or_spawn_park (i32.const 576) (i32.const 11)))
+  ;; get_or_spawn with a lunatic-rs process name ("crate@0.1.0::mod::Ident"), taken as it is.
+  ;; Returns (code, pid spawned, get (opaque) of the name: code and pid).
+  (func (export "get_or_spawn_lunatic_rs_name") (result i32 i64 i32 i64)
+    (call $get_or_spawn_park (i32.const 608) (i32.const 23))
+    (i64.load (i32.const 8))
+    (i64.store (i32.const 8) (i64.const -1))
+    (call $get_exact (i32.const 608) (i32.const 23) (i32.const 0) (i32.const 8))
+    (i64.load (i32.const 8)))
+
+  ;; Opaque names (put/get/remove) next to versioned ones. Returns (pid found for the lunatic-rs
+  ;; name, get "crate" code, get_versioned "counter" code after an opaque put of
+  ;; "counter@1.0.0", pid found for that opaque name, get "svc" code after put_versioned
+  ;; "svc@1.0.0", get_versioned "svc" pid after an opaque put of "svc", get code of the
+  ;; lunatic-rs name after its remove).
+  (func (export "opaque_names") (result i64 i32 i32 i64 i32 i64 i32)
+    (call $put_exact (i32.const 608) (i32.const 23) (i64.const 0) (i64.const 201))
+    (i64.store (i32.const 8) (i64.const -1))
+    (drop (call $get_exact (i32.const 608) (i32.const 23) (i32.const 0) (i32.const 8)))
+    (i64.load (i32.const 8))
+    (call $get_exact (i32.const 576) (i32.const 5) (i32.const 0) (i32.const 8))
+    (call $put_exact (i32.const 128) (i32.const 13) (i64.const 0) (i64.const 202))
+    (call $get (i32.const 320) (i32.const 7) (i32.const 0) (i32.const 8))
+    (call $pid_exact (i32.const 128) (i32.const 13))
+    (call $put (i32.const 384) (i32.const 9) (i64.const 0) (i64.const 203))
+    (call $get_exact (i32.const 416) (i32.const 3) (i32.const 0) (i32.const 8))
+    (call $put_exact (i32.const 416) (i32.const 3) (i64.const 0) (i64.const 204))
+    (call $remove (i32.const 384) (i32.const 9))
+    (call $pid_of (i32.const 416) (i32.const 3))
+    (call $remove_exact (i32.const 608) (i32.const 23))
+    (call $get_exact (i32.const 608) (i32.const 23) (i32.const 0) (i32.const 8)))
+
+  ;; get (opaque)(name): the pid found, or -1.
+  (func $pid_exact (param $name i32) (param $len i32) (result i64)
+    (if (result i64) (call $get_exact (local.get $name) (local.get $len) (i32.const 0) (i32.const 8))
+      (then (i64.const -1))
+      (else (i64.load (i32.const 8)))))
 
   ;; Looks up a name whose requirement does not parse: traps. Returns the code if not.
   (func (export "get_invalid") (result i32)

@@ -4,8 +4,8 @@
 ;; Memory: 0 node slot, 8 pid slot (the error id of a failed get_or_spawn), 16 an i64 to send or
 ;; read, 24 the tag list of a selective receive, 128+ names.
 (module
-  (import "lunatic::registry" "put" (func $put (param i32 i32 i64 i64)))
-  (import "lunatic::registry" "get" (func $get (param i32 i32 i32 i32) (result i32)))
+  (import "lunatic::registry" "put_versioned" (func $put (param i32 i32 i64 i64)))
+  (import "lunatic::registry" "get_versioned" (func $get (param i32 i32 i32 i32) (result i32)))
   (import "lunatic::process" "get_or_spawn"
     (func $get_or_spawn (param i32 i32 i64 i64 i64 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "lunatic::process" "process_id" (func $self (result i64)))

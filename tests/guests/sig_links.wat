@@ -125,14 +125,19 @@
     (local.set $code (call $receive_any))
     (local.get $code) (call $get_tag) (call $get_process_id) (local.get $child))
 
-  ;; Spawns `ok` linked (tag 9), keeping die_when_link_dies at 1, and receives what its normal
-  ;; exit produces. Returns (receive code, get_tag, get_process_id, child pid).
-  (func (export "link_normal_exit") (result i32 i64 i64 i64)
-    (local $child i64) (local $code i32)
+  ;; Spawns `ok` linked (tag 9) and monitored, with die_when_link_dies as `flag` says, and
+  ;; receives what its normal exit produces: only the monitor's ProcessDied (lunatic 0.13 sends
+  ;; nothing over a link for a normal death). Returns (first receive code, get_process_id, a
+  ;; second non-waiting receive's code, child pid).
+  (func (export "link_normal_exit") (param $flag i32) (result i32 i64 i32 i64)
+    (local $child i64) (local $code i32) (local $dead i64)
+    (call $die_when_link_dies (local.get $flag))
     (local.set $child
       (call $spawn_fn (i64.const 9) (i32.const 136) (i32.const 2) (i32.const 0) (i32.const 0)))
+    (call $monitor (local.get $child))
     (local.set $code (call $receive_any))
-    (local.get $code) (call $get_tag) (call $get_process_id) (local.get $child))
+    (local.set $dead (call $get_process_id))
+    (local.get $code) (local.get $dead) (call $poll_any) (local.get $child))
 
   ;; Spawns `trap_after_msg` linked (tag 5), unlinks it, monitors it, then lets it fail.
   ;; Returns (first receive code, a second non-waiting receive's code, dead pid, child pid):
@@ -149,18 +154,27 @@
     (local.set $dead (call $get_process_id))
     (local.get $code) (call $poll_any) (local.get $dead) (local.get $child))
 
-  ;; Links (tag 11) to `pid`, which does not exist. Returns (code, get_tag, get_process_id) of
-  ;; the message that is then already in the mailbox.
+  ;; With die_when_link_dies(0), links (tag 11) to `pid`, which does not exist. Returns (code,
+  ;; get_tag, get_process_id) of the message that is then already in the mailbox.
   (func (export "link_missing") (param $pid i64) (result i32 i64 i64)
     (local $code i32)
+    (call $die_when_link_dies (i32.const 0))
     (call $link (i64.const 11) (local.get $pid))
     (local.set $code (call $poll_any))
     (local.get $code) (call $get_tag) (call $get_process_id))
 
-  ;; Links (tag 11) to the missing `pid`, then parks: the message stays in its mailbox.
+  ;; With die_when_link_dies(0), links (tag 11) to the missing `pid`, then parks: the message
+  ;; stays in its mailbox.
   (func (export "link_missing_park") (param $pid i64)
+    (call $die_when_link_dies (i32.const 0))
     (call $link (i64.const 11) (local.get $pid))
     (call $park))
+
+  ;; Links (tag 11) to the missing `pid`, dying with its links (the default): the link kills it
+  ;; (NoProcess, as in lunatic 0.13). Returns 42 if it survives.
+  (func (export "link_missing_dies") (param $pid i64) (result i32)
+    (call $link (i64.const 11) (local.get $pid))
+    (i32.const 42))
 
   ;; --- monitors ----------------------------------------------------------------------------
 

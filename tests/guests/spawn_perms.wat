@@ -16,6 +16,7 @@
   (import "lunatic::process" "config_set_can_spawn_processes" (func $set_can_spawn (param i64 i32)))
   (import "lunatic::process" "config_can_spawn_processes" (func $can_spawn (param i64) (result i32)))
   (import "lunatic::process" "die_when_link_dies" (func $die_when_link_dies (param i32)))
+  (import "lunatic::process" "monitor" (func $monitor (param i64)))
   (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
   (import "lunatic::message" "get_tag" (func $get_tag (result i64)))
   (memory (export "memory") 1)
@@ -81,7 +82,8 @@
 
   ;; Spawns `name` (at name_ptr, name_len bytes) linked with tag 5, with a config it just created
   ;; (everything denied, then max_memory and max_fuel set as given), and waits for the child to
-  ;; die. Returns (spawn status, receive's kind: 1 = LinkDied, the message's tag).
+  ;; die; it monitors the child too. Returns (spawn status, receive's kind: 1 = LinkDied for a
+  ;; failure, 2 = ProcessDied for a normal death, which sends nothing over the link; the tag).
   (func $with_new_config (param $name_ptr i32) (param $name_len i32) (param $memory i64) (param $fuel i64)
                          (result i32 i32 i64)
     (local $cfg i64) (local $status i32)
@@ -92,6 +94,7 @@
     (local.set $status
       (call $spawn (i64.const 5) (local.get $cfg) (i64.const -1)
                    (local.get $name_ptr) (local.get $name_len) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (call $monitor (i64.load (i32.const 0)))  ;; a normal death sends nothing over the link
     (local.get $status)
     (call $receive (i32.const 0) (i32.const 0) (i64.const -1))
     (call $get_tag))

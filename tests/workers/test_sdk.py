@@ -35,6 +35,7 @@ CHECKS = [
     "link",
     "monitor and kill",
     "registry versions",
+    "opaque names",
     "get or spawn",
     "timers",
     "catch",
@@ -114,10 +115,11 @@ def test_the_docs_parse_into_the_whole_abi() -> None:
     abi = abi_from_docs()
     namespaces = {ns for ns, _ in abi}
     names = ("process", "message", "timer", "registry", "error", "version", "trap", "wasi", "networking")
-    assert namespaces == {f"lunatic::{ns}" for ns in (*names, "metrics")}
-    # process 26, message 14, timer 2, registry 3, error 3, version 3, trap 1, wasi 3,
-    # networking 34 (TCP 21, UDP 13), metrics 6
-    assert len(abi) == 95
+    assert namespaces == {f"lunatic::{ns}" for ns in (*names, "distributed", "metrics")}
+    # process 26, message 14, timer 2, registry 6 (3 + 3 _versioned), error 3, version 3, trap 1,
+    # wasi 3, networking 35 (TCP 21, UDP 14), distributed 12, metrics 6
+    assert len(abi) == 111
+    assert abi[("lunatic::distributed", "send_receive_skip_search")] == ("IIII", "i")
     assert abi[("lunatic::process", "spawn")] == ("IIIiiiii", "i")
     assert abi[("lunatic::process", "config_get_max_memory")] == ("I", "I")
     assert abi[("lunatic::networking", "drop_tcp_stream")] == ("I", "")

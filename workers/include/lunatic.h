@@ -181,7 +181,8 @@ __attribute__((import_module("lunatic::timer"), import_name("cancel_timer")))
 int32_t lunatic_timer_cancel_timer(uint64_t timer_id);
 
 /* ---------------------------------------------------------------------------------------------
- * lunatic::registry (names may carry @version to register, @requirement to look up)
+ * lunatic::registry: put/get/remove take a name as it is (lunatic 0.13); the _versioned ones
+ * parse "name@version" to register and "name@requirement" to look up (lunatic_mp's extension)
  * ------------------------------------------------------------------------------------------- */
 
 __attribute__((import_module("lunatic::registry"), import_name("put")))
@@ -191,6 +192,12 @@ __attribute__((import_module("lunatic::registry"), import_name("get")))
 int32_t lunatic_registry_get(const char *name, uint32_t name_len, uint64_t *node_id, uint64_t *pid);
 __attribute__((import_module("lunatic::registry"), import_name("remove")))
 void lunatic_registry_remove(const char *name, uint32_t name_len);
+__attribute__((import_module("lunatic::registry"), import_name("put_versioned")))
+void lunatic_registry_put_versioned(const char *name, uint32_t name_len, uint64_t node_id, uint64_t pid);
+__attribute__((import_module("lunatic::registry"), import_name("get_versioned")))
+int32_t lunatic_registry_get_versioned(const char *name, uint32_t name_len, uint64_t *node_id, uint64_t *pid);
+__attribute__((import_module("lunatic::registry"), import_name("remove_versioned")))
+void lunatic_registry_remove_versioned(const char *name, uint32_t name_len);
 
 /* ---------------------------------------------------------------------------------------------
  * lunatic::error
@@ -296,6 +303,9 @@ int32_t lunatic_networking_udp_bind(uint32_t addr_type, const uint8_t *addr, uin
                                     uint32_t scope_id, uint64_t *id);
 __attribute__((import_module("lunatic::networking"), import_name("udp_local_addr")))
 int32_t lunatic_networking_udp_local_addr(uint64_t socket, uint64_t *id);
+/* The connected address as a DNS iterator; 1 (error id written) before udp_connect. */
+__attribute__((import_module("lunatic::networking"), import_name("udp_peer_addr")))
+int32_t lunatic_networking_udp_peer_addr(uint64_t socket, uint64_t *id);
 __attribute__((import_module("lunatic::networking"), import_name("drop_udp_socket")))
 void lunatic_networking_drop_udp_socket(uint64_t socket);
 __attribute__((import_module("lunatic::networking"), import_name("clone_udp_socket")))
@@ -325,6 +335,44 @@ __attribute__((import_module("lunatic::networking"), import_name("set_udp_socket
 void lunatic_networking_set_udp_socket_ttl(uint64_t socket, uint32_t ttl);
 __attribute__((import_module("lunatic::networking"), import_name("get_udp_socket_ttl")))
 int32_t lunatic_networking_get_udp_socket_ttl(uint64_t socket);
+
+/* ---------------------------------------------------------------------------------------------
+ * lunatic::distributed (lunatic 0.13's signatures). One runtime is one node: node_id() and
+ * nodes_count() are 0, get_nodes copies nothing, and the calls that need another node (spawn,
+ * send, send_receive_skip_search, the lookups) and the certificate helpers trap.
+ * ------------------------------------------------------------------------------------------- */
+
+__attribute__((import_module("lunatic::distributed"), import_name("nodes_count")))
+uint32_t lunatic_distributed_nodes_count(void);
+__attribute__((import_module("lunatic::distributed"), import_name("get_nodes")))
+uint32_t lunatic_distributed_get_nodes(uint64_t *nodes, uint32_t nodes_len);
+__attribute__((import_module("lunatic::distributed"), import_name("node_id")))
+uint64_t lunatic_distributed_node_id(void);
+__attribute__((import_module("lunatic::distributed"), import_name("module_id")))
+uint64_t lunatic_distributed_module_id(void);
+__attribute__((import_module("lunatic::distributed"), import_name("spawn")))
+int32_t lunatic_distributed_spawn(uint64_t node_id, int64_t config_id, uint64_t module_id, const char *function,
+                                  uint32_t function_len, const uint8_t *params, uint32_t params_len, uint64_t *id);
+__attribute__((import_module("lunatic::distributed"), import_name("send")))
+int32_t lunatic_distributed_send(uint64_t node_id, uint64_t pid);
+__attribute__((import_module("lunatic::distributed"), import_name("send_receive_skip_search")))
+int32_t lunatic_distributed_send_receive_skip_search(uint64_t node_id, uint64_t pid, int64_t wait_tag,
+                                                     uint64_t timeout_ms);
+__attribute__((import_module("lunatic::distributed"), import_name("exec_lookup_nodes")))
+int32_t lunatic_distributed_exec_lookup_nodes(const char *query, uint32_t query_len, uint64_t *query_id,
+                                              uint64_t *nodes_len, uint64_t *error_id);
+__attribute__((import_module("lunatic::distributed"), import_name("copy_lookup_nodes_results")))
+int32_t lunatic_distributed_copy_lookup_nodes_results(uint64_t query_id, uint64_t *nodes, uint32_t nodes_len,
+                                                      uint64_t *error_id);
+__attribute__((import_module("lunatic::distributed"), import_name("test_root_cert")))
+uint32_t lunatic_distributed_test_root_cert(uint32_t *len);
+__attribute__((import_module("lunatic::distributed"), import_name("default_server_certificates")))
+uint32_t lunatic_distributed_default_server_certificates(const char *cert_pem, uint32_t cert_pem_len,
+                                                         const char *pk_pem, uint32_t pk_pem_len, uint32_t *len);
+__attribute__((import_module("lunatic::distributed"), import_name("sign_node")))
+uint32_t lunatic_distributed_sign_node(const char *cert_pem, uint32_t cert_pem_len, const char *pk_pem,
+                                       uint32_t pk_pem_len, const char *csr_pem, uint32_t csr_pem_len,
+                                       uint32_t *len);
 
 /* ---------------------------------------------------------------------------------------------
  * lunatic::metrics
@@ -576,7 +624,7 @@ static inline int lm_exists(uint64_t pid) { return lunatic_process_exists(pid) !
 /* Register pid as `name` version `version` ("1.2.0"; NULL: unversioned). Overwrites that exact
  * entry. The name is removed when pid dies. An invalid version traps. */
 static inline void lm_register(const char *name, const char *version, uint64_t pid) {
-    LM__WITH_NAME(full, len, name, version, lunatic_registry_put(full, len, 0, pid));
+    LM__WITH_NAME(full, len, name, version, lunatic_registry_put_versioned(full, len, 0, pid));
 }
 
 /* Look up the newest `name` matching requirement ("^1.1", ">=2, <3"; NULL: the newest of
@@ -584,7 +632,8 @@ static inline void lm_register(const char *name, const char *version, uint64_t p
 static inline int lm_lookup(const char *name, const char *requirement, uint64_t *pid) {
     uint64_t node = 0, found = 0;
     int32_t result = 1;
-    LM__WITH_NAME(full, len, name, requirement, result = lunatic_registry_get(full, len, &node, &found));
+    LM__WITH_NAME(full, len, name, requirement,
+                  result = lunatic_registry_get_versioned(full, len, &node, &found));
     if (result != LM_OK) return 0;
     *pid = found;
     return 1;
@@ -592,11 +641,11 @@ static inline int lm_lookup(const char *name, const char *requirement, uint64_t 
 
 /* Remove `name` version `version` (NULL: every entry of the name). */
 static inline void lm_unregister(const char *name, const char *version) {
-    LM__WITH_NAME(full, len, name, version, lunatic_registry_remove(full, len));
+    LM__WITH_NAME(full, len, name, version, lunatic_registry_remove_versioned(full, len));
 }
 
-/* Atomically look `name` (with a version: "kv@1.0.0") up, or spawn `function` and register it
- * under that name. Returns LM_OK (spawned), LM_ALREADY_REGISTERED (*pid is the existing one) or
+/* Atomically look `name` up, or spawn `function` and register it under that name (taken as it is,
+ * as lunatic's registry functions take it: "kv@1.0.0" is a name, not a version). Returns LM_OK (spawned), LM_ALREADY_REGISTERED (*pid is the existing one) or
  * LM_ERROR (lm_last_error()). */
 static inline int32_t lm_get_or_spawn(const char *name, int64_t link_tag, const char *function,
                                       const lm_params *params, uint64_t *pid) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lunatic_mp.vm.host import (
+    distributed,
     error,
     message,
     metrics,
@@ -24,7 +25,7 @@ from lunatic_mp.vm.host import (
 if TYPE_CHECKING:
     from lunatic_mp.vm.host._common import HostEngine
 
-NAMESPACES = (process, message, timer, registry, error, version, trap, wasi, metrics, networking)
+NAMESPACES = (process, message, timer, registry, error, version, trap, wasi, metrics, networking, distributed)
 
 
 def register_all(engine: HostEngine) -> None:

@@ -77,7 +77,7 @@ class HostEngine(Protocol):
         name: str,
         spawn: Callable[[Callable[[int | str], None]], None],
         on_found: Callable[[int, int], None],
-        on_spawned: Callable[[int, int], None],
+        on_spawned: Callable[[int, int, Callable[[], None]], None],
         on_error: Callable[[str], None],
     ) -> None: ...
     def ask(

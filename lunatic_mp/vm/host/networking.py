@@ -256,12 +256,12 @@ def register(engine: HostEngine) -> None:
         memory.write_u64(id_ptr, process.resources.add(table, Socket(sock, reactor).hold()))
         return OK
 
-    def local_addr(table: str, what: str) -> Callable[[int, int], int]:
+    def local_addr(table: str, what: str, *, peer: bool = False) -> Callable[[int, int], int]:
         def call(rid: int, id_ptr: int) -> int:
             process, memory, net = state()
             sock = lookup(getattr(net, table), rid, what)
             try:
-                address = sock.live.getsockname()
+                address = sock.live.getpeername() if peer else sock.live.getsockname()
             except OSError as exc:
                 return report_error(process, memory, id_ptr, os_error(exc))
             memory.write_u64(id_ptr, new_iterator(net, process, [address]))
@@ -555,6 +555,7 @@ def register(engine: HostEngine) -> None:
 
     define(NAMESPACE, "udp_bind", "iiiiii", "i", lambda *a: bind(socket.SOCK_DGRAM, *a))
     define(NAMESPACE, "udp_local_addr", "Ii", "i", local_addr("udp", "UDP socket"))
+    define(NAMESPACE, "udp_peer_addr", "Ii", "i", local_addr("udp", "UDP socket", peer=True))
     define(NAMESPACE, "drop_udp_socket", "I", "", dropper("udp", "UDP socket"))
     define_async(NAMESPACE, "udp_receive", "Iiii", "i", udp_receive)
     define_async(NAMESPACE, "udp_receive_from", "Iiiii", "i", udp_receive_from)

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from lunatic_mp import grants
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.errors import InvalidNameError, LunaticError
+from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, drop, lookup, memory_of, report_error
+from lunatic_mp.vm.registry import exact
 from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def register(engine: HostEngine) -> None:
             return -1
         # a new config denies every permission, and starts from its creator's limits,
         # namespaces and network rules (lunatic lets every process use the network, and the ABI
-        # has no call to grant it): the most it may grant (lunatic_mp.grants)
+        # has no call to grant it): the most it may grant (lunatic_mp.grants); its arguments
+        # reach a child as they are (lunatic puts no program name in front of them)
         mine = process.config
         config = EnvConfig(
             max_memory=mine.max_memory,
@@ -94,6 +96,7 @@ def register(engine: HostEngine) -> None:
             allowed_namespaces=mine.allowed_namespaces,
             net_bind=mine.net_bind,
             net_connect=mine.net_connect,
+            program_name=False,
         )
         return process.resources.add(process.resources.configs, config)
 
@@ -146,6 +149,13 @@ def register(engine: HostEngine) -> None:
         params = decode_params(memory.read(params_ptr, params_len))
         return module, function, params, config
 
+    def both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+        def call() -> None:
+            first()
+            second()
+
+        return call
+
     def written(memory: Memory, ptr: int, value: int) -> Callable[[], None]:
         return lambda: memory.write_u64(ptr, value)
 
@@ -193,11 +203,7 @@ def register(engine: HostEngine) -> None:
     ) -> object:  # fmt: skip
         parent = current(engine)
         memory = memory_of(parent, engine)
-        name = memory.read_str(name_ptr, name_len)
-        try:
-            engine.registry.check_name(name)  # before spawning: a bad name must not leave an orphan
-        except InvalidNameError as exc:
-            raise GuestTrap(str(exc)) from None
+        name = exact(memory.read_str(name_ptr, name_len))  # opaque, as lunatic's names are
         try:
             what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
         except SpawnRefused as exc:
@@ -230,7 +236,7 @@ def register(engine: HostEngine) -> None:
             name,
             lambda on_done: engine.spawn_placed(parent, link, what, on_done),
             on_found=lambda node, pid: engine.resume(parent, ALREADY_REGISTERED, found(node, pid)),
-            on_spawned=lambda node, pid: engine.resume(parent, OK, found(node, pid)),
+            on_spawned=lambda node, pid, publish: engine.resume(parent, OK, both(found(node, pid), publish)),
             on_error=lambda error: engine.resume(parent, ERROR, reporting(parent, memory, id_ptr, error)),
         )
         return PENDING
@@ -259,7 +265,13 @@ def register(engine: HostEngine) -> None:
         if process.kill_requested is not None:
             raise GuestTrap(process.kill_requested)
 
-    define(NAMESPACE, "link", "II", "", lambda tag, pid: engine.link(current(engine), pid, tag))
+    def link(tag: int, pid: int) -> None:
+        process = current(engine)
+        engine.link(process, pid, tag)
+        if process.kill_requested is not None:  # linked to no process, dying with its links
+            raise GuestTrap(process.kill_requested)
+
+    define(NAMESPACE, "link", "II", "", link)
     define(NAMESPACE, "unlink", "I", "", lambda pid: engine.unlink(current(engine), pid))
     define(NAMESPACE, "monitor", "I", "", lambda pid: engine.monitor(current(engine), pid))
     define(NAMESPACE, "stop_monitoring", "I", "", lambda pid: engine.stop_monitoring(current(engine), pid))

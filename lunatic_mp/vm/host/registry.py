@@ -1,7 +1,11 @@
-"""``lunatic::registry``: well-known processes by name, with the ``name@version`` extension.
+"""``lunatic::registry``: well-known processes by name, with versions as an extension.
 
-On its own an engine keeps the registry itself; in a runtime the registry is a process of its
-own, and these calls suspend the caller until it answers.
+``put``, ``get`` and ``remove`` take a name as an opaque string, exactly as lunatic 0.13 does:
+lunatic-rs names processes ``crate@version::module::Ident``, which is no version requirement.
+``put_versioned``, ``get_versioned`` and ``remove_versioned`` (same types) parse ``name@version``
+and ``name@requirement`` as the embedding API does. On its own an engine keeps the registry
+itself; in a runtime the registry is a process of its own, and these calls suspend the caller
+until it answers.
 """
 
 from __future__ import annotations
@@ -11,16 +15,25 @@ from typing import Any
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, memory_of
+from lunatic_mp.vm.registry import exact
 from lunatic_mp.vm.wasm import GuestTrap
 
 NAMESPACE = "lunatic::registry"
 
 
 def register(engine: HostEngine) -> None:
+    for suffix, versioned in (("", False), ("_versioned", True)):
+        _register(engine, suffix, versioned=versioned)
+
+
+def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
+    """``put``, ``get`` and ``remove`` (plus ``suffix``); names parsed for versions or opaque."""
     registry = engine.registry
 
     def read_name(name_ptr: int, name_len: int, *, to_register: bool = False) -> str:
         name = memory_of(current(engine), engine).read_str(name_ptr, name_len)
+        if not versioned:
+            return exact(name)
         try:
             (registry.check_name if to_register else registry.get)(name)
         except InvalidNameError as exc:
@@ -86,6 +99,6 @@ def register(engine: HostEngine) -> None:
             lambda reply: (0, lambda: failed(reply)),
         )  # fmt: skip
 
-    engine.linker.define_async(NAMESPACE, "put", "iiII", "", put)
-    engine.linker.define_async(NAMESPACE, "get", "iiii", "i", get)
-    engine.linker.define_async(NAMESPACE, "remove", "ii", "", remove)
+    engine.linker.define_async(NAMESPACE, "put" + suffix, "iiII", "", put)
+    engine.linker.define_async(NAMESPACE, "get" + suffix, "iiii", "i", get)
+    engine.linker.define_async(NAMESPACE, "remove" + suffix, "ii", "", remove)

@@ -95,6 +95,20 @@ ABI: dict[str, dict[str, tuple[str, str]]] = {
         "decrement_gauge": ("iiF", ""),
         "histogram": ("iiF", ""),
     },
+    "lunatic::distributed": {
+        "nodes_count": ("", "i"),
+        "get_nodes": ("ii", "i"),
+        "node_id": ("", "I"),
+        "module_id": ("", "I"),
+        "spawn": ("IIIiiiii", "i"),
+        "send": ("II", "i"),
+        "send_receive_skip_search": ("IIII", "i"),
+        "exec_lookup_nodes": ("iiiii", "i"),
+        "copy_lookup_nodes_results": ("Iiii", "i"),
+        "test_root_cert": ("i", "i"),
+        "default_server_certificates": ("iiiii", "i"),
+        "sign_node": ("iiiiiii", "i"),
+    },
 }
 
 GUESTS = Path(__file__).parents[2] / "guests"

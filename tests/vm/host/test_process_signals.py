@@ -141,25 +141,32 @@ def test_spawned_side_of_a_link_sees_the_tag(engine: Engine, links: Module) -> N
     assert finish(engine, watcher).result == (LINK_DIED, 21, doomed.pid)
 
 
-def test_normal_exit_of_linked_child_does_not_kill_parent(engine: Engine, links: Module) -> None:
-    """A linked child that returns normally does not kill its parent: it arrives as LinkDied."""
-    process = start(engine, links, "link_normal_exit")
+@pytest.mark.parametrize("die_when_link_dies", [1, 0])
+def test_normal_exit_of_linked_child_sends_nothing(
+    engine: Engine, links: Module, die_when_link_dies: int
+) -> None:
+    """A linked child that returns normally neither kills its parent nor sends it LinkDied, with
+    die_when_link_dies on or off (lunatic 0.13: `DeathReason::Normal => {}`); only the parent's
+    monitor reports the death."""
+    process = start(engine, links, "link_normal_exit", die_when_link_dies)
     finished = finish(engine, process)
     assert finished.ok, finished
-    code, tag, dead, child = finished.result
-    assert (code, tag, dead) == (LINK_DIED, 9, child)
+    code, dead, then, child = finished.result
+    assert (code, dead, then) == (PROCESS_DIED, child, TIMEOUT)
 
 
-def test_normal_exit_link_died_has_normal_reason(engine: Engine, links: Module) -> None:
-    """The LinkDied of a normal exit says NORMAL and leaves the (dying-with-links) parent alive."""
-    parent = start(engine, links, "park")
+@pytest.mark.parametrize("parent_function", ["park", "watch_park"])
+def test_normal_exit_leaves_the_link_silent(engine: Engine, links: Module, parent_function: str) -> None:
+    """A host-side link to a child that ends normally: the parent (dying with links, or turning
+    link deaths into messages) stays alive with an empty mailbox and without the link."""
+    parent = start(engine, links, parent_function)
+    settle(engine)
     child = start(engine, links, "ok", link=(parent, 4))
     assert finish(engine, child).ok
     settle(engine)
     assert parent.alive
-    (message,) = list(parent.mailbox)
-    assert message.kind is Kind.LINK_DIED
-    assert (message.tag, message.pid, message.reason) == (4, child.pid, DeathReason.NORMAL)
+    assert list(parent.mailbox) == []
+    assert child.pid not in parent.links
 
 
 def test_unlink_before_child_dies(engine: Engine, links: Module) -> None:
@@ -174,15 +181,26 @@ def test_unlink_before_child_dies(engine: Engine, links: Module) -> None:
 
 
 def test_link_to_missing_pid_delivers_link_died(engine: Engine, links: Module) -> None:
-    """link() to a pid that does not exist delivers LinkDied at once instead of killing."""
+    """link() to a pid that does not exist delivers LinkDied at once to a process that turned
+    die_when_link_dies off."""
     missing = missing_pid(engine)
     finished = finish(engine, start(engine, links, "link_missing", missing))
     assert finished.ok, finished
     assert finished.result == (LINK_DIED, 11, missing)
 
 
+def test_link_to_missing_pid_kills_a_process_dying_with_links(engine: Engine, links: Module) -> None:
+    """With die_when_link_dies at 1 (the default), NoProcess kills the linking process, as a
+    failure does (lunatic 0.13: `DeathReason::Failure | DeathReason::NoProcess`)."""
+    missing = missing_pid(engine)
+    finished = finish(engine, start(engine, links, "link_missing_dies", missing))
+    assert finished.outcome is Outcome.KILLED
+    assert f"linked process {missing} died (no such process)" in finished.message
+
+
 def test_link_to_missing_pid_reason_is_no_process(engine: Engine, links: Module) -> None:
-    """The LinkDied of a missing pid has reason NO_PROCESS, and the caller stays alive."""
+    """The LinkDied of a missing pid has reason NO_PROCESS, and the caller (die_when_link_dies 0)
+    stays alive."""
     missing = missing_pid(engine)
     process = start(engine, links, "link_missing_park", missing)
     settle(engine)
@@ -376,5 +394,4 @@ def test_proc_exit_is_a_failure_for_links(engine: Engine, ends: Module, links: M
     assert failing_parent.finished is not None
     assert failing_parent.finished.outcome is Outcome.KILLED
     assert normal_parent.alive
-    (message,) = list(normal_parent.mailbox)
-    assert (message.kind, message.reason) == (Kind.LINK_DIED, DeathReason.NORMAL)
+    assert list(normal_parent.mailbox) == []  # a normal death sends nothing over the link

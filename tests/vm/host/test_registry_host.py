@@ -12,6 +12,7 @@ import pytest
 from conftest import finish, start
 
 from lunatic_mp import Engine, Module, Outcome
+from lunatic_mp.vm.registry import exact
 
 OK = 0
 NOT_FOUND = 1
@@ -154,15 +155,65 @@ def test_get_or_spawn_error(engine: Engine, names: Module) -> None:
     assert not engine.processes
 
 
-def test_get_or_spawn_with_unregistrable_name_traps_cleanly(engine: Engine, names: Module) -> None:
-    """A name that can be looked up but not registered ("worker@^1.0" is a requirement, not a
-    version) traps the guest with a clear reason, without a host error or an orphan child."""
-    caller = start(engine, names, "get_or_spawn_requirement")
-    finished = finish(engine, caller)
-    host_errors = list(engine.host_errors)
-    engine.host_errors.clear()  # report them here, not from the fixture's teardown
-    assert host_errors == []
-    assert finished.outcome is Outcome.FAILED
-    assert "^1.0" in finished.message
-    assert not engine.processes  # no child left running, unregistered
-    assert len(engine.registry) == 0
+def test_get_or_spawn_takes_the_name_as_it_is(engine: Engine, names: Module) -> None:
+    """A lunatic-rs process name (``crate@version::module::Ident``) is no version: get_or_spawn
+    registers it as it is, and an opaque get finds it."""
+    code, child, get_code, found = call(engine, names, "get_or_spawn_lunatic_rs_name")
+    assert (code, get_code, found) == (OK, OK, child)
+    assert engine.registry.get(exact("crate@0.1.0::mod::Ident")) == (engine.node_id, child)
+    assert engine.registry.get("crate") is None
+
+
+# --- opaque names (lunatic's own put/get/remove) ----------------------------------------------------
+
+
+def test_opaque_names_next_to_versioned_ones(engine: Engine, names: Module) -> None:
+    """put/get/remove take names as they are; the _versioned functions parse versions. A plain
+    name without `@` is one entry for both; a versioned entry is invisible to an opaque get."""
+    lrs, crate, versioned_counter, opaque_counter, svc, svc_versioned, removed = call(
+        engine, names, "opaque_names"
+    )
+    assert lrs == 201  # "crate@0.1.0::mod::Ident" put and found as it is (no "invalid version")
+    assert crate == NOT_FOUND  # ... and not as a version of "crate"
+    assert versioned_counter == NOT_FOUND  # an opaque "counter@1.0.0" is no version of counter
+    assert opaque_counter == 202
+    assert svc == NOT_FOUND  # an opaque get("svc") does not pick the version svc@1.0.0
+    assert svc_versioned == 204  # the opaque "svc" is the unversioned entry the versioned get sees
+    assert removed == NOT_FOUND
+    assert engine.registry.get(exact("counter@1.0.0")) == (0, 202)
+    assert engine.registry.get("svc") == (0, 204)
+
+
+def test_opaque_name_from_the_host_side() -> None:
+    """The registry's exact keys: `@` and `::` kept, whitespace kept, the empty name allowed."""
+    from lunatic_mp.vm.registry import Registry
+
+    registry = Registry()
+    for name in ("a@b::c", " spaced ", "", "counter@not a version", "x@1.0.0"):
+        registry.put(exact(name), 0, 7)
+        assert registry.get(exact(name)) == (0, 7)
+    assert registry.get("x@1.0.0") is None  # the host's versioned lookup is another entry
+    registry.remove(exact("a@b::c"))
+    assert registry.get(exact("a@b::c")) is None
+    registry.remove_process(7)
+    assert len(registry) == 0
+
+
+# --- ordering around get_or_spawn (docs/abi.md, "Ordering") ---------------------------------------
+
+
+def test_get_or_spawn_spawner_message_comes_first(engine: Engine, load: Callable[[str], Module]) -> None:
+    """On one engine the message a spawner sends right after get_or_spawn is its child's first,
+    even when another process is polling the registry for the name meanwhile: the spawner's
+    turn does not end between the call and its send."""
+    from lunatic_mp.vm.mailbox import Kind
+
+    order = load("reg_order.wat")
+    probe = start(engine, order, "park")
+    intruder = start(engine, order, "intruder")  # runs first, finds nothing, polls again
+    spawner = start(engine, order, "spawner", probe.pid)
+    assert finish(engine, spawner).ok
+    assert finish(engine, intruder).ok
+    engine.run(timeout=30)  # until the child has reported
+    reports = [message.tag for message in probe.mailbox if message.kind is Kind.DATA]
+    assert reports == [1]  # the spawner's message (1), not the intruder's (2)

@@ -66,7 +66,7 @@ __attribute__((export_name("show_env"))) void show_env(uint64_t parent) {
     char *argv_buf = malloc(size);
     char **argv = malloc(argc * sizeof *argv);
     if (__wasi_args_get((uint8_t **)argv, (uint8_t *)argv_buf) != 0) abort();
-    int n = snprintf(text, sizeof text, "%zu|%s|%s", argc, argc > 1 ? argv[1] : "", greeting ? greeting : "");
+    int n = snprintf(text, sizeof text, "%zu|%s|%s", argc, argc > 0 ? argv[0] : "", greeting ? greeting : "");
     lm_send(parent, 12, text, (uint32_t)n);
 }
 
@@ -248,11 +248,26 @@ int main(void) {
         wait_for_death(newer);
     }
 
+    CHECK("opaque names") {
+        /* lunatic-rs names processes crate@version::module::Ident: put/get/remove keep it whole */
+        const char *name = "app@0.1.0::server::Counter";
+        uint32_t len = (uint32_t)strlen(name);
+        uint64_t node = 1, found = 0;
+        lunatic_registry_put(name, len, 0, lm_self());
+        EXPECT(lunatic_registry_get(name, len, &node, &found) == LM_OK && found == lm_self() && node == 0);
+        EXPECT(!lm_lookup("app", NULL, &found));
+        lunatic_registry_remove(name, len);
+        EXPECT(lunatic_registry_get(name, len, &node, &found) == 1);
+    }
+
     CHECK("get or spawn") {
         uint64_t first = 0, second = 0;
         EXPECT(lm_get_or_spawn("single@1.0.0", 0, "park", NULL, &first) == LM_OK);
         EXPECT(lm_get_or_spawn("single@1.0.0", 0, "park", NULL, &second) == LM_ALREADY_REGISTERED);
         EXPECT(first == second && lm_exists(first));
+        uint64_t node = 1, found = 0; /* the name as it is, not "single" version 1.0.0 */
+        EXPECT(lunatic_registry_get("single@1.0.0", 12, &node, &found) == LM_OK && found == first && node == 0);
+        EXPECT(!lm_lookup("single", NULL, &found));
         EXPECT(lm_get_or_spawn("broken@1.0.0", 0, "no_such_export", NULL, &second) == LM_ERROR);
         EXPECT(strstr(lm_last_error(), "no_such_export") != NULL);
         lm_kill(first);
@@ -324,7 +339,8 @@ int main(void) {
         EXPECT(lm_spawn_ex(0, config, LUNATIC_SELF, "show_env", lm_param_i64(&params, (int64_t)lm_self()),
                            &child) == LM_OK);
         int64_t twelve = 12;
-        EXPECT(strcmp(take_text(&twelve, 1, &tag), "2|alpha|hi there") == 0);
+        /* a created config's arguments arrive as they are: no program name in front */
+        EXPECT(strcmp(take_text(&twelve, 1, &tag), "1|alpha|hi there") == 0);
         lunatic_process_drop_config(config);
     }
 
