@@ -12,6 +12,9 @@ from pathlib import Path
 
 FUEL_UNIT = 100_000
 """Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
+DEFAULT_MAX_MAILBOX = 100_000
+"""Data messages a mailbox holds by default before its senders are paused: some 17 MiB of small
+messages, far more than a process that keeps up ever queues, and a bound on one that does not."""
 
 ALL_NAMESPACES: frozenset[str] = frozenset(
     {"process", "message", "timer", "registry", "error", "version", "trap", "wasi", "metrics", "networking"}
@@ -28,8 +31,9 @@ class EnvConfig:
     ``preopened_dirs`` maps a guest path to a host directory. ``spawn_local`` keeps the children
     a process spawns on its own worker instead of spreading them over every worker.
     ``max_mailbox`` bounds how many data messages a process's mailbox holds: a process sending
-    to a full mailbox is paused until the receiver has taken half of them (0, the default:
-    unbounded, as in lunatic and Erlang, where a send never waits). ``max_processes`` bounds the
+    to a full mailbox is paused until the receiver has taken half of them (by default
+    :data:`DEFAULT_MAX_MAILBOX`; 0: unbounded, as in lunatic and Erlang, where a send never
+    waits). ``max_processes`` bounds the
     live processes of the environment ``environment_id`` names, on every worker together: a
     spawn past it fails with an error for the spawner (0: no bound). A runtime gives each
     limited environment its id; children inherit the environment of their parent.
@@ -40,7 +44,7 @@ class EnvConfig:
 
     max_memory: int = 0
     max_fuel: int = 0
-    max_mailbox: int = 0
+    max_mailbox: int = DEFAULT_MAX_MAILBOX
     max_processes: int = 0
     environment_id: int = 0
     can_compile_modules: bool = False

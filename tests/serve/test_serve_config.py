@@ -228,3 +228,15 @@ def test_the_default_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert client_address("/x.sock") == UnixAddress(Path("/x.sock"))
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert default_control_address().path.parent.name.startswith("lunatic-mp-")
+
+
+def test_a_process_config_sets_its_mailbox_bound(tmp_path: Path) -> None:
+    """max_mailbox: the default bound unless set, 0 for none; a negative one is named."""
+    (tmp_path / "m.wat").write_text("(module)")
+    head = "[modules]\nm = 'm.wat'\n[[processes]]\nmodule = 'm'\n"
+    config = load_config(write(tmp_path, head + "config = { max_mailbox = 0 }"))
+    assert config.processes[0].config.max_mailbox == 0
+    config = load_config(write(tmp_path, head))
+    assert config.processes[0].config.max_mailbox == EnvConfig().max_mailbox > 0
+    with pytest.raises(ServeConfigError, match="max_mailbox must be a non-negative"):
+        load_config(write(tmp_path, head + "config = { max_mailbox = -1 }"))
