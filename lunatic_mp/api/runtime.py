@@ -48,6 +48,7 @@ from lunatic_mp.vm.engine import (
     typed_args,
 )
 from lunatic_mp.vm.mailbox import DeathReason, Kind, Message
+from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import Module, ModuleCache
 from lunatic_mp.vm.native import pickle_native
 from lunatic_mp.vm.plugins import Plugin, check_plugins, discover
@@ -121,6 +122,7 @@ class Runtime:
         log_level: int | None = None,
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
+        max_metric_series: int = MAX_SERIES,
     ) -> None:
         self.worker_count = workers or len(os.sched_getaffinity(0))
         if self.worker_count < 1:
@@ -130,7 +132,11 @@ class Runtime:
         every_plugin = [*plugins, *(discover() if discover_plugins else [])]
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
         """The names of the plugins every worker has (:mod:`lunatic_mp.vm.plugins`)."""
-        self._engine_options: dict[str, Any] = {"max_processes": capacity, "max_memory": max_memory}
+        self._engine_options: dict[str, Any] = {
+            "max_processes": capacity,
+            "max_memory": max_memory,
+            "max_metric_series": max_metric_series,  # each worker's guests' metric names
+        }
         if every_plugin:
             self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)
         self._ring_capacity = ring_capacity

@@ -34,7 +34,7 @@ from lunatic_mp.errors import (
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.vm import host, wasm
 from lunatic_mp.vm.mailbox import DeathReason, Kind, Message
-from lunatic_mp.vm.metrics import Metrics
+from lunatic_mp.vm.metrics import MAX_SERIES, Metrics
 from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.native import NativeProcess, pickle_native
 from lunatic_mp.vm.plugins import Plugin
@@ -120,6 +120,7 @@ class Engine:
         max_memory: int = DEFAULT_MAX_MEMORY,
         max_message_size: int = MAX_MESSAGE_SIZE,
         plugins: Iterable[Plugin] = (),
+        max_metric_series: int = MAX_SERIES,
     ) -> None:
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
@@ -139,7 +140,8 @@ class Engine:
         self.reactor = Reactor()
         """Descriptors that suspended processes wait on (:mod:`lunatic_mp.vm.reactor`)."""
         self.registry = Registry()
-        self.metrics = Metrics()
+        self.metrics = Metrics(max_metric_series)
+        """Guests' ``lunatic::metrics``: at most ``max_metric_series`` names (:mod:`.metrics`)."""
         self.processes: dict[int, BaseProcess] = {}
         self.current: BaseProcess | None = None
         self.host_errors: list[BaseException] = []

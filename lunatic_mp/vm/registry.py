@@ -14,10 +14,24 @@ from lunatic_mp.errors import InvalidNameError
 
 _OPERATORS = "^~=<>!*"
 _ZERO = Version("0.0.0")
+MAX_NAME_LENGTH = 1024
+"""Bytes (UTF-8) of the longest name, with its version or requirement, that the registry takes:
+a name is kept as long as its process lives, and sent to every worker that looks it up."""
+
+
+def check_name_length(length: int) -> None:
+    """Raise :class:`InvalidNameError` if a name of ``length`` bytes is too long (before a host
+    function reads it from a guest's memory)."""
+    if length > MAX_NAME_LENGTH:
+        raise InvalidNameError(
+            f"a registry name of {length} bytes is longer than the limit of {MAX_NAME_LENGTH}"
+        )
 
 
 def _split(name: str) -> tuple[str, str | None]:
     """``"counter@1.2"`` -> ``("counter", "1.2")``; ``"counter"`` -> ``("counter", None)``."""
+    if len(name) > MAX_NAME_LENGTH or not name.isascii():
+        check_name_length(len(name.encode(errors="surrogatepass")))
     base, at, rest = (part.strip() for part in name.partition("@"))
     if not base:
         raise InvalidNameError(f"empty registry name in {name!r}")

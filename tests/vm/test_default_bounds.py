@@ -9,9 +9,37 @@ import pytest
 
 from lunatic_mp import Engine, EnvConfig, Finished, Module, Outcome
 from lunatic_mp.config import DEFAULT_MAX_MAILBOX
+from lunatic_mp.errors import InvalidNameError
+from lunatic_mp.vm import metrics, registry
 
 GUESTS = Path(__file__).parents[1] / "guests"
 DEADLINE = 60.0
+NAMES = """
+(module
+  (import "lunatic::registry" "put" (func $put (param i32 i32 i64 i64)))
+  (import "lunatic::metrics" "increment_counter" (func $count (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "0123456789")
+  ;; a name of $len bytes at 0 (past the memory's end when that is large: it is never read)
+  (func (export "register") (param $len i32)
+    (call $put (i32.const 0) (local.get $len) (i64.const 0) (i64.const 1)))
+  (func (export "count") (param $len i32) (call $count (i32.const 0) (local.get $len)))
+  ;; $n counters named by the decimal digits of 0..$n-1, written before byte 120
+  (func (export "count_many") (param $n i32)
+    (local $i i32) (local $v i32) (local $at i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $v (local.get $i)) (local.set $at (i32.const 120))
+      (loop $digit
+        (local.set $at (i32.sub (local.get $at) (i32.const 1)))
+        (i32.store8 (local.get $at) (i32.add (i32.const 48) (i32.rem_u (local.get $v) (i32.const 10))))
+        (local.set $v (i32.div_u (local.get $v) (i32.const 10)))
+        (br_if $digit (local.get $v)))
+      (call $count (local.get $at) (i32.sub (i32.const 120) (local.get $at)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next))))
+)
+"""
 
 
 @pytest.fixture
@@ -50,3 +78,51 @@ def test_max_mailbox_0_is_unbounded(lone: tuple[Engine, Module]) -> None:
     assert len(drain.mailbox) == count
     engine.send(drain.pid, tag=1)
     assert engine.run_until_finished(drain, timeout=DEADLINE) == Finished(Outcome.NORMAL, (count, 0))
+
+
+def test_a_registry_name_is_bounded(lone: tuple[Engine, Module]) -> None:
+    """A guest registering a 32 MiB name (it used to be kept) traps with the length named, before
+    the host reads it; the host's registry refuses a long name too; a name at the limit is fine."""
+    engine, _ = lone
+    names = engine.load_module(NAMES.encode())
+    process = engine.spawn(names, "register", [32 << 20], EnvConfig.permissive())
+    finished = engine.run_until_finished(process, timeout=DEADLINE)
+    assert finished is not None and finished.outcome is Outcome.FAILED
+    limit = registry.MAX_NAME_LENGTH
+    assert f"a registry name of {32 << 20} bytes is longer than the limit of {limit}" in str(finished)
+    with pytest.raises(InvalidNameError, match=f"of {limit + 1} bytes is longer"):
+        engine.registry.put("n" * (limit + 1), 0, 1)
+    with pytest.raises(InvalidNameError, match=f"of {limit + 2} bytes is longer"):
+        engine.registry.put("é" * (limit // 2 + 1), 0, 1)  # bytes of UTF-8, not characters
+    engine.registry.put("n" * limit, 0, 1)
+    assert engine.registry.get("n" * limit) == (0, 1)
+    ok = engine.spawn(names, "register", [10], EnvConfig.permissive())
+    assert engine.run_until_finished(ok, timeout=DEADLINE) == Finished(Outcome.NORMAL, ())
+    assert engine.registry.get("0123456789") == (engine.node_id, 1)
+
+
+def test_guest_metrics_keep_a_bounded_number_of_names() -> None:
+    """A guest inventing metric names (1 M of them made /metrics 65 MiB and 21 s to render) gets
+    max_metric_series of them kept; the rest are dropped and counted, while names already kept
+    go on counting; a name longer than the limit traps its process."""
+    engine = Engine(max_metric_series=100)
+    try:
+        names = engine.load_module(NAMES.encode())
+        process = engine.spawn(names, "count_many", [1000], EnvConfig.permissive())
+        assert engine.run_until_finished(process, timeout=DEADLINE) == Finished(Outcome.NORMAL, ())
+        assert len(engine.metrics) == 100 and engine.metrics.dropped == 900
+        assert engine.metrics.counters["99"] == 1 and "100" not in engine.metrics.counters
+        again = engine.spawn(names, "count_many", [200], EnvConfig.permissive())
+        assert engine.run_until_finished(again, timeout=DEADLINE) == Finished(Outcome.NORMAL, ())
+        assert engine.metrics.counters["99"] == 2 and engine.metrics.dropped == 1000
+        engine.metrics.set_gauge("a gauge", 1.0)
+        engine.metrics.observe("a histogram", 1.0)
+        assert not engine.metrics.gauges and not engine.metrics.histograms
+        long = engine.spawn(names, "count", [1 << 20], EnvConfig.permissive())
+        finished = engine.run_until_finished(long, timeout=DEADLINE)
+        assert finished is not None and finished.outcome is Outcome.FAILED
+        limit = metrics.MAX_NAME_LENGTH
+        assert f"a metric name of {1 << 20} bytes is longer than the limit of {limit}" in str(finished)
+    finally:
+        engine.close()
+    assert metrics.Metrics().max_series == metrics.MAX_SERIES

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lunatic_mp.vm.host._common import current, memory_of
+from lunatic_mp.vm.metrics import MAX_NAME_LENGTH
+from lunatic_mp.vm.wasm import GuestTrap
 
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
@@ -17,6 +19,8 @@ def register(engine: Engine) -> None:
     metrics, define = engine.metrics, engine.linker.define
 
     def name(ptr: int, length: int) -> str:
+        if length > MAX_NAME_LENGTH:
+            raise GuestTrap(f"a metric name of {length} bytes is longer than the limit of {MAX_NAME_LENGTH}")
         return memory_of(current(engine), engine).read_str(ptr, length)
 
     define(NAMESPACE, "counter", "iiI", "", lambda p, n, value: metrics.count(name(p, n), value & U64_MASK))

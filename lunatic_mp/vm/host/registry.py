@@ -12,6 +12,7 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, current, memory_of
+from lunatic_mp.vm.registry import check_name_length
 from lunatic_mp.vm.wasm import GuestTrap
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ def register(engine: Engine) -> None:
     registry = engine.registry
 
     def read_name(name_ptr: int, name_len: int, *, to_register: bool = False) -> str:
+        try:
+            check_name_length(name_len)
+        except InvalidNameError as exc:
+            raise GuestTrap(str(exc)) from None
         name = memory_of(current(engine), engine).read_str(name_ptr, name_len)
         try:
             (registry.check_name if to_register else registry.get)(name)
