@@ -31,6 +31,9 @@ A config file looks like this (every key is optional; relative paths are relativ
     [http]                             # the routes' port, served by every worker (SO_REUSEPORT)
     address = "127.0.0.1:8080"         # port 0: any free port (the server says which)
     max_body = 1048576                 # bytes of the largest request body (larger: 413)
+    idle_timeout = 30.0                # seconds to send a request head (idle keep-alive too)
+    body_timeout = 60.0                # seconds from the head to the body's end (later: 408)
+    linger = 2.0                       # seconds a body is read and dropped after a 413 or 408
     enabled = true                     # false: no HTTP even with routes
 
     [[routes]]                         # a fresh process per request...
@@ -57,6 +60,7 @@ the tables this module knows.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -67,6 +71,7 @@ from typing import Any, TypeVar
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
 from lunatic_mp.netpolicy import check_rules
+from lunatic_mp.serve.http_limits import HttpLimits
 from lunatic_mp.serve.rpc import DEFAULT_MAX_FRAME_SIZE
 
 EXAMPLE_MODULE = Path(__file__).parents[1] / "examples" / "counter.wat"
@@ -83,6 +88,7 @@ DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_ROUTE_TIMEOUT = 30.0
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "*"})
+HTTP_LIMITS = ("idle_timeout", "body_timeout", "linger")
 TOP_LEVEL_KEYS = frozenset({"workers", "modules", "processes", "control", "metrics", "http", "routes", "log"})
 ENV_CONFIG_KEYS = frozenset(
     {
@@ -231,6 +237,8 @@ class HttpConfig:
 
     address: TcpAddress = field(default_factory=lambda: _tcp(DEFAULT_HTTP_ADDRESS, "http"))
     max_body: int = DEFAULT_MAX_BODY
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """How long a client is waited for (:class:`~lunatic_mp.serve.http_limits.HttpLimits`)."""
     enabled: bool = True
     any_port_if_taken: bool = False
     """Serve on any free port when ``address``'s is taken (the built-in example does)."""
@@ -385,7 +393,7 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
     if _get(metrics, "enabled", bool, "metrics.enabled") is False:
         config.metrics_address = None
     http = _get(data, "http", dict, "http") or {}
-    _no_unknown(http, {"address", "max_body", "enabled"}, "[http]")
+    _no_unknown(http, {"address", "max_body", "enabled", *HTTP_LIMITS}, "[http]")
     if (address := _get(http, "address", str, "http.address")) is not None:
         config.http.address = _tcp(address, "http.address")
     if (max_body := _get(http, "max_body", int, "http.max_body")) is not None:
@@ -394,6 +402,7 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
         config.http.max_body = max_body
     if (enabled := _get(http, "enabled", bool, "http.enabled")) is not None:
         config.http.enabled = enabled
+    config.http.limits = _http_limits(http)
     for index, table in enumerate(_get(data, "routes", list, "routes") or []):
         config.routes.append(_route(table, f"routes[{index}]", base))
     log = _get(data, "log", dict, "log") or {}
@@ -401,6 +410,19 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
     config.log_level = _choice(_get(log, "level", str, "log.level"), LOG_LEVELS, "log.level")
     config.log_format = _choice(_get(log, "format", str, "log.format"), LOG_FORMATS, "log.format")
     return config
+
+
+def _http_limits(http: dict[str, Any]) -> HttpLimits:
+    """``[http]``'s timeouts: positive seconds (``linger`` may be 0: close at once)."""
+    limits = {}
+    for key in HTTP_LIMITS:
+        if (seconds := _get(http, key, float, f"http.{key}")) is not None:
+            least_ok = seconds >= 0 if key == "linger" else seconds > 0
+            if not least_ok or seconds == float("inf"):
+                kind = "a finite" if key == "linger" else "a positive, finite"
+                raise ServeConfigError(f"http.{key} must be {kind} number of seconds")
+            limits[key] = float(seconds)
+    return dataclasses.replace(HttpLimits(), **limits)
 
 
 def read_token_file(path: Path) -> str:

@@ -57,6 +57,8 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import HttpMessageError, LunaticError, ServeConfigError
 from lunatic_mp.pids import REGISTRY
+from lunatic_mp.serve import http_server
+from lunatic_mp.serve.http_limits import HttpLimits
 from lunatic_mp.vm.mailbox import Kind, Mailbox, Message
 from lunatic_mp.vm.process import BaseProcess, Finished, Phase
 
@@ -254,18 +256,21 @@ class Table:
     routes: list[Route] = field(default_factory=list)
     draining: bool = False
     """Stop accepting connections; requests on open ones get 503; in-flight ones finish."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """How long a client is waited for (:mod:`lunatic_mp.serve.http_server`)."""
 
 
 def encode_table(table: Table) -> bytes:
     routes = [
         [list(r.methods), r.path, r.timeout, r.module, r.function, r.config, r.process] for r in table.routes
     ]
-    packed: bytes = msgpack.packb([table.host, table.port, table.max_body, routes, table.draining])
+    fields = [table.host, table.port, table.max_body, routes, table.draining, table.limits.encode()]
+    packed: bytes = msgpack.packb(fields)
     return packed
 
 
 def decode_table(payload: bytes) -> Table:
-    host, port, max_body, routes, draining = msgpack.unpackb(payload)
+    host, port, max_body, routes, draining, limits = msgpack.unpackb(payload)
     return Table(
         host,
         port,
@@ -275,6 +280,7 @@ def decode_table(payload: bytes) -> Table:
             for m, path, t, module, function, config, process in routes
         ],
         draining,
+        HttpLimits.decode(limits),
     )
 
 
@@ -447,7 +453,7 @@ class HttpFrontEnd:
 
     async def _listen(self, host: str, port: int) -> None:
         if self.runner is None:  # aiohttp's low-level server: the routes are resolved here
-            server = web.Server(self._handle, access_log=None)  # type: ignore[arg-type]
+            server = http_server.Server(self._handle, self._limits)
             self.runner = web.ServerRunner(server, handle_signals=False)
             await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, reuse_port=True, reuse_address=True, backlog=1024)
@@ -459,6 +465,9 @@ class HttpFrontEnd:
         self.site = site
         self.listening = (host, port)
         log.debug("worker %d serves HTTP on %s:%d", self.worker.worker_id, host, port)
+
+    def _limits(self) -> HttpLimits:
+        return self.table.limits if self.table is not None else HttpLimits()
 
     async def _stop_listening(self) -> None:
         if self.site is not None:
@@ -577,18 +586,9 @@ class HttpFrontEnd:
             return _error(503, "the server is stopping", close=True)
         if bound.error:
             return _error(503, "this route cannot be served now")
-        limit = table.max_body
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, f"the body is larger than {limit} bytes", close=True)
-        body = b""
-        if request.body_exists:
-            chunks, size = [], 0
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > limit:
-                    return _error(413, f"the body is larger than {limit} bytes", close=True)
-                chunks.append(chunk)
-            body = b"".join(chunks)
+        body = await http_server.read_body(request, table.max_body, table.limits.body_timeout)
+        if isinstance(body, web.Response):
+            return body
         data = encode_request(
             request.method.encode(),
             path.encode(),

@@ -387,7 +387,9 @@ class Server:
             )
             for route in self.config.routes
         ]
-        table = http_routes.Table(host, port, self.config.http.max_body, routes, draining)
+        table = http_routes.Table(
+            host, port, self.config.http.max_body, routes, draining, self.config.http.limits
+        )
         return http_routes.encode_table(table)
 
     def _all_serving(self, *, listening: bool) -> bool:
