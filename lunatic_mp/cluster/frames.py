@@ -392,22 +392,28 @@ class MailboxFull(NamedTuple):
 
 
 class EnvAcquire(NamedTuple):
-    """-> registry: count one more process of environment ``environment`` on ``worker``, unless
-    it already has ``limit`` live processes (``EnvConfig.max_processes``). The RegistryReply
-    says ``found`` when granted, else ``error`` says why."""
+    """-> registry: count one more process of environment ``environment`` on ``worker``, taking
+    ``memory`` bytes, unless it already has ``limit`` live processes (``EnvConfig.max_processes``;
+    0: no limit) or they take more than ``memory_limit`` bytes with it
+    (``EnvConfig.max_env_memory``; 0: no limit). The RegistryReply says ``found`` when granted,
+    else ``error`` says why."""
 
     request: int
     reply_to: int
     environment: int
     limit: int
     worker: int
+    memory: int
+    memory_limit: int
 
 
 class EnvRelease(NamedTuple):
-    """-> registry: a process of ``environment`` on ``worker`` ended (or was never started)."""
+    """-> registry: a process of ``environment`` on ``worker``, which took ``memory`` bytes,
+    ended (or was never started)."""
 
     environment: int
     worker: int
+    memory: int
 
 
 class ProcessFinished(NamedTuple):
@@ -778,7 +784,7 @@ def validate(frame: Frame) -> Frame:
 
 # -- environment configs ------------------------------------------------------------------------
 
-_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "environment_id")
+_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "max_env_memory", "environment_id")
 _CONFIG_BOOLS = ("can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local")
 _CONFIG_DICTS = ("preopened_dirs", "env")
 _CONFIG_RULES = ("net_bind", "net_connect")
@@ -797,6 +803,7 @@ def encode_config(config: EnvConfig) -> bytes:
                 "max_fuel": config.max_fuel,
                 "max_mailbox": config.max_mailbox,
                 "max_processes": config.max_processes,
+                "max_env_memory": config.max_env_memory,
                 "environment_id": config.environment_id,
                 "can_compile_modules": config.can_compile_modules,
                 "can_create_configs": config.can_create_configs,
@@ -867,6 +874,7 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         max_fuel=obj["max_fuel"],
         max_mailbox=obj["max_mailbox"],
         max_processes=obj["max_processes"],
+        max_env_memory=obj["max_env_memory"],
         environment_id=obj["environment_id"],
         can_compile_modules=obj["can_compile_modules"],
         can_create_configs=obj["can_create_configs"],

@@ -95,6 +95,7 @@ ENV_CONFIG_KEYS = frozenset(
         "max_memory",
         "max_fuel",
         "max_mailbox",
+        "max_env_memory",
         "can_compile_modules",
         "can_create_configs",
         "can_spawn_processes",
@@ -457,7 +458,7 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
     allowed = ENV_CONFIG_KEYS if base is not None else ENV_CONFIG_KEYS - {"dirs"}
     _no_unknown(table, allowed, where)
     config = EnvConfig()
-    for key in ("max_memory", "max_fuel", "max_mailbox"):
+    for key in ("max_memory", "max_fuel", "max_mailbox", "max_env_memory"):
         if (number := _get(table, key, int, f"{where}.{key}")) is not None:
             if not 0 <= number < 2**63:
                 raise ServeConfigError(f"{where}.{key} must be a non-negative 64-bit int")

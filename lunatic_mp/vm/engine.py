@@ -33,6 +33,7 @@ from lunatic_mp.errors import (
 )
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.vm import host, wasm
+from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.mailbox import DeathReason, Kind, Message
 from lunatic_mp.vm.metrics import MAX_SERIES, Metrics
 from lunatic_mp.vm.module import Module
@@ -154,7 +155,7 @@ class Engine:
         self.router: Router | None = None
         self._requests: dict[int, tuple[int, Callable[..., None]]] = {}  # id -> (worker, on_reply)
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
-        self._environments: dict[int, int] = {}  # live processes of limited environments (no router)
+        self._environments = Environments()  # of limited environments, when no registry process counts
         self._next_request = 1
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
@@ -249,9 +250,11 @@ class Engine:
     def _count_in(self, process: BaseProcess) -> None:
         """A lone engine counts the processes of each limited environment (in a runtime the
         registry process does)."""
-        if process.config.max_processes and self.router is None:
-            environment = process.config.environment_id
-            self._environments[environment] = self._environments.get(environment, 0) + 1
+        config = process.config
+        if config.limits_environment and self.router is None:
+            self._environments.add(
+                config.environment_id, self.worker_id, config.memory_reservation(self.max_memory)
+            )
 
     def spawn_placed(
         self,
@@ -292,23 +295,25 @@ class Engine:
         on_done: Callable[[int | str], None],
     ) -> None:
         """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
-        (``config.max_processes``), else ``on_done(why not)``. In a runtime the registry
-        process counts every worker's processes of the environment: one round trip."""
-        limit = config.max_processes
-        if not limit:
+        (``config.max_processes``, ``config.max_env_memory``), else ``on_done(why not)``. In a
+        runtime the registry process counts every worker's processes of the environment: one
+        round trip."""
+        if not config.limits_environment:
             place(on_done)
             return
-        environment = config.environment_id
+        environment, limit, memory_limit = config.environment_id, config.max_processes, config.max_env_memory
+        memory = config.memory_reservation(self.max_memory)
         if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
-            if self._environments.get(environment, 0) >= limit:
-                on_done(_limit_error(environment, limit))
+            error = self._environments.check(environment, limit, memory, memory_limit)
+            if error is not None:
+                on_done(error)
             else:
                 place(on_done)
             return
         router = self.router
 
         def release() -> None:
-            router.send(REGISTRY, frames.EnvRelease(environment, worker))
+            router.send(REGISTRY, frames.EnvRelease(environment, worker, memory))
 
         def placed(child: int | str) -> None:
             if isinstance(child, str):
@@ -329,7 +334,9 @@ class Engine:
             on_done("the registry process is being replaced: cannot count the environment's processes")
             return
         request = self.new_request(REGISTRY, acquired)
-        router.send(REGISTRY, frames.EnvAcquire(request, parent.pid, environment, limit, worker))
+        router.send(
+            REGISTRY, frames.EnvAcquire(request, parent.pid, environment, limit, worker, memory, memory_limit)
+        )
 
     def spawn_native(
         self,
@@ -981,12 +988,13 @@ class Engine:
         if process.blocked_senders:
             self._make_room(process)
         router = self.router
-        if process.config.max_processes:
+        if process.config.limits_environment:
             environment = process.config.environment_id
+            memory = process.config.memory_reservation(self.max_memory)
             if router is not None:
-                router.send(REGISTRY, frames.EnvRelease(environment, self.worker_id))
-            elif environment in self._environments:
-                self._environments[environment] -= 1
+                router.send(REGISTRY, frames.EnvRelease(environment, self.worker_id, memory))
+            else:
+                self._environments.release(environment, self.worker_id, memory)
         if router is not None and process.registered:
             router.send(REGISTRY, frames.ProcessGone(process.pid))
             if router.is_live(REGISTRY):
@@ -1055,13 +1063,6 @@ PARAM_TYPE_BYTES = {wasm.I32: 0x7F, wasm.I64: 0x7E, wasm.V128: 0x7B}
 
 def _ignore(_reply: Any) -> None:
     return None
-
-
-def _limit_error(environment: int, limit: int) -> str:
-    return (
-        f"environment {environment} is at its limit of {limit} live processes (max_processes); "
-        "wait for some to end"
-    )
 
 
 _OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}

@@ -126,3 +126,35 @@ def test_guest_metrics_keep_a_bounded_number_of_names() -> None:
     finally:
         engine.close()
     assert metrics.Metrics().max_series == metrics.MAX_SERIES
+
+
+MIB = 1 << 20
+
+
+def test_an_environments_memory_budget_bounds_children_that_take_all_they_may() -> None:
+    """Children that each grow to their max_memory (16 MiB) in an environment with a budget of
+    100 MiB: the bomb (16) and 5 children (80) fit, the 6th spawn fails with an error saying
+    why, and the memory the children really hold stays under the budget. When they end, the
+    budget is free again."""
+    engine = Engine()
+    try:
+        module = engine.load_module(GUESTS / "memory_budget.wat")
+        config = EnvConfig.permissive(max_memory=16 * MIB, max_env_memory=100 * MIB)
+        bomb = engine.spawn(module, "bomb", [0], config)
+        assert engine.run_until_finished(bomb, timeout=DEADLINE) == Finished(Outcome.NORMAL, (5,))
+        engine.run(timeout=DEADLINE)
+        children = list(engine.processes.values())
+        assert len(children) == 5
+        held = sum(child.memory.size for child in children if child.memory is not None)
+        assert held == 5 * 16 * MIB <= 100 * MIB  # each took all it may
+        for child in children:
+            engine.kill(child.pid)
+        engine.run(timeout=DEADLINE)
+        again = engine.spawn(module, "bomb", [0], config)
+        assert engine.run_until_finished(again, timeout=DEADLINE) == Finished(Outcome.NORMAL, (5,))
+        other = EnvConfig.permissive(max_memory=16 * MIB, max_processes=3, environment_id=1)
+        elsewhere = engine.spawn(module, "bomb", [0], other)  # another environment: no budget
+        assert engine.run_until_finished(elsewhere, timeout=DEADLINE) == Finished(Outcome.NORMAL, (2,))
+    finally:
+        engine.close()
+    assert EnvConfig().max_env_memory == 0  # no budget unless asked for

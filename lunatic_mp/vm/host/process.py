@@ -125,6 +125,7 @@ def register(engine: Engine) -> None:
         if config_id != -1:  # a config the guest built stays in its environment, and under its bound
             config.environment_id = parent.config.environment_id
             config.max_processes = parent.config.max_processes
+            config.max_env_memory = parent.config.max_env_memory
         module = module_of(parent, module_id)
         function = memory.read_str(fn_ptr, fn_len)
         params = decode_params(memory.read(params_ptr, params_len))
