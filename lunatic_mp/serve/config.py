@@ -27,6 +27,7 @@ A config file looks like this (every key is optional; relative paths are relativ
 
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
+    max_series = 10000                 # guests' metric names kept per worker (more: dropped, counted)
 
     [http]                             # the routes' port, served by every worker (SO_REUSEPORT)
     address = "127.0.0.1:8080"         # port 0: any free port (the server says which)
@@ -73,6 +74,7 @@ from lunatic_mp.errors import ServeConfigError
 from lunatic_mp.netpolicy import check_rules
 from lunatic_mp.serve.http_limits import HttpLimits
 from lunatic_mp.serve.rpc import DEFAULT_MAX_FRAME_SIZE
+from lunatic_mp.vm.metrics import MAX_SERIES
 
 EXAMPLE_MODULE = Path(__file__).parents[1] / "examples" / "counter.wat"
 """The example application served when no config is given."""
@@ -267,6 +269,8 @@ class ServeConfig:
     metrics_address: TcpAddress | None = field(
         default_factory=lambda: _tcp(DEFAULT_METRICS_ADDRESS, "metrics")
     )
+    metrics_max_series: int = MAX_SERIES
+    """Guest metric names each worker keeps (``[metrics] max_series``; the rest are dropped and counted)."""
     http: HttpConfig = field(default_factory=HttpConfig)
     routes: list[RouteSpec] = field(default_factory=list)
     log_level: str | None = None
@@ -388,7 +392,11 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
                 raise ServeConfigError(f"control.{key} must be positive")
             setattr(config.control, key, float(seconds))
     metrics = _get(data, "metrics", dict, "metrics") or {}
-    _no_unknown(metrics, {"address", "enabled"}, "[metrics]")
+    _no_unknown(metrics, {"address", "enabled", "max_series"}, "[metrics]")
+    if (series := _get(metrics, "max_series", int, "metrics.max_series")) is not None:
+        if series < 0:
+            raise ServeConfigError("metrics.max_series must not be negative")
+        config.metrics_max_series = series
     if (address := _get(metrics, "address", str, "metrics.address")) is not None:
         config.metrics_address = _tcp(address, "metrics.address")
     if _get(metrics, "enabled", bool, "metrics.enabled") is False:

@@ -263,7 +263,7 @@ class Server:
         """Start the runtime, compile the modules, spawn the boot processes (blocking: call it
         on the main thread before :meth:`serve`)."""
         config = self.config
-        runtime = Runtime(workers=config.workers)
+        runtime = Runtime(workers=config.workers, max_metric_series=config.metrics_max_series)
         self.runtime = runtime
         self.announce(
             f"started {runtime.worker_count} worker{_s(runtime.worker_count)} (run {runtime.run_id})"

@@ -240,3 +240,10 @@ def test_a_process_config_sets_its_mailbox_bound(tmp_path: Path) -> None:
     assert config.processes[0].config.max_mailbox == EnvConfig().max_mailbox > 0
     with pytest.raises(ServeConfigError, match="max_mailbox must be a non-negative"):
         load_config(write(tmp_path, head + "config = { max_mailbox = -1 }"))
+
+
+def test_the_guest_metric_names_a_worker_keeps(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).metrics_max_series == 10_000
+    assert load_config(write(tmp_path, "[metrics]\nmax_series = 50")).metrics_max_series == 50
+    with pytest.raises(ServeConfigError, match=r"metrics\.max_series must not be negative"):
+        load_config(write(tmp_path, "[metrics]\nmax_series = -1"))
