@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lunatic_mp import EnvConfig, Outcome
+from lunatic_mp import EnvConfig, Module, Outcome
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.errors import LunaticError, SpawnError
 from lunatic_mp.pids import worker_of
 from lunatic_mp.serve import prometheus
 from lunatic_mp.vm.registry import MAX_NAME_LENGTH
-from tests.vm.test_default_bounds import NAMES
 
 WAIT = 30.0
 GUESTS = Path(__file__).parents[1] / "guests"
@@ -30,7 +29,7 @@ def runtime() -> Iterator[Runtime]:
 def test_the_registry_process_refuses_a_long_name(runtime: Runtime) -> None:
     """A name past MAX_NAME_LENGTH never reaches the registry process's table: a guest's put
     traps before its name is read, the host program's put gets an error naming the length."""
-    module = runtime.load_module(NAMES.encode())
+    module = runtime.load_module(GUESTS / "bounds_names.wat")
     guest = runtime.spawn(module, "register", (32 << 20,), EnvConfig.permissive())
     finished = runtime.join(guest, timeout=WAIT)
     assert finished is not None and finished.outcome is Outcome.FAILED
@@ -43,7 +42,7 @@ def test_the_registry_process_refuses_a_long_name(runtime: Runtime) -> None:
 def test_guest_metric_names_are_bounded_per_worker_and_dropped_ones_counted(runtime: Runtime) -> None:
     """Runtime(max_metric_series=10): a guest counting 50 names leaves 10 in the worker's
     statistics, and /metrics shows the 40 reports it dropped."""
-    module = runtime.load_module(NAMES.encode())
+    module = runtime.load_module(GUESTS / "bounds_names.wat")
     first = runtime.worker_ids[0]
     guest = runtime.spawn(module, "count_many", (50,), EnvConfig.permissive(), worker=first)
     finished = runtime.join(guest, timeout=WAIT)
@@ -70,6 +69,14 @@ def hogs(runtime: Runtime, count: int) -> dict[int, int]:
     return pages
 
 
+def registry_settled(runtime: Runtime, hostile: Module) -> None:
+    """Once this returns, the registry process has handled what every worker sent it before
+    (a process's end gives its place back through its own worker's ring)."""
+    for worker in runtime.worker_ids:
+        barrier = runtime.spawn(hostile, "registry_barrier", (), EnvConfig.permissive(), worker=worker)
+        assert runtime.join(barrier, timeout=WAIT) is not None
+
+
 def test_an_environments_memory_budget_holds_across_workers(runtime: Runtime) -> None:
     """A guest spawning children that each take their 16 MiB, spread over both workers, in an
     environment with max_env_memory = 100 MiB: the bomb and 5 children fit (they used to take
@@ -87,6 +94,7 @@ def test_an_environments_memory_budget_holds_across_workers(runtime: Runtime) ->
     refused = runtime.receive([REFUSED], timeout=WAIT)
     assert refused is not None
     assert "of its 104857600 bytes of memory (max_env_memory) reserved" in bytes(refused.data).decode()
+    registry_settled(runtime, hostile)
     extra = environment.spawn(module, "hog", (runtime.pid,))  # the bomb's 16 MiB came back ...
     hogs(runtime, 1)
     with pytest.raises(SpawnError, match="max_env_memory"):  # ... and then there is no more
@@ -94,9 +102,7 @@ def test_an_environments_memory_budget_holds_across_workers(runtime: Runtime) ->
     for pid in [*pages, extra.id]:
         runtime.kill(pid)
         assert not runtime.exists(pid)
-    for worker in runtime.worker_ids:  # the registry process has counted the deaths
-        barrier = runtime.spawn(hostile, "registry_barrier", (), EnvConfig.permissive(), worker=worker)
-        assert runtime.join(barrier, timeout=WAIT) is not None
+    registry_settled(runtime, hostile)  # the registry process has counted the deaths
     again = environment.spawn(module, "bomb", (runtime.pid,))
     finished = runtime.join(again.id, timeout=WAIT)
     assert finished is not None and finished.result == (5,), finished
