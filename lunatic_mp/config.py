@@ -36,7 +36,7 @@ class EnvConfig:
     waits). ``max_processes`` bounds the
     live processes of the environment ``environment_id`` names, on every worker together: a
     spawn past it fails with an error for the spawner (0: no bound). ``max_env_memory`` bounds,
-    the same way, the memory the environment's live processes may take together, in bytes: each
+    the same way, the memory the environment's live processes may take together, in bytes: each Wasm one
     reserves its ``max_memory`` (the runtime's per-process ceiling when that is 0 or more) from
     the budget when it is spawned and gives it back when it ends (0: no budget). A runtime gives
     each limited environment its id; children inherit the environment of their parent.

@@ -619,6 +619,7 @@ class Runtime:
             target,
             lambda request: frames.SpawnNative(request, self.pid, payload, encoded, link_pid, link_tag),
             config,
+            memory=0,  # a native process has no linear memory to reserve
         )
 
     def _in_environment(self, config: EnvConfig) -> EnvConfig:
@@ -637,12 +638,20 @@ class Runtime:
         return target
 
     def _spawn_request(
-        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig | None = None
+        self,
+        target: int,
+        make: Callable[[int], frames.Frame],
+        config: EnvConfig | None = None,
+        *,
+        memory: int | None = None,
     ) -> Future[int]:
         """Send a spawn frame to a worker; the future of the pid its reply carries. A spawn into
-        an environment with ``max_processes`` first counts itself in at the registry process."""
+        an environment with ``max_processes`` or ``max_env_memory`` first counts itself (and
+        ``memory``, by default its config's reservation) in at the registry process."""
         if config is not None and config.limits_environment:
-            return self._limited_spawn_request(target, make, config)
+            if memory is None:
+                memory = config.memory_reservation(self._engine_options["max_memory"])
+            return self._limited_spawn_request(target, make, config, memory)
         reply = self._request_future(target, make)
         pid: Future[int] = Future()
 
@@ -663,11 +672,10 @@ class Runtime:
         return pid
 
     def _limited_spawn_request(
-        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig
+        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig, memory: int
     ) -> Future[int]:
         pid: Future[int] = Future()
         environment, limit, memory_limit = config.environment_id, config.max_processes, config.max_env_memory
-        memory = config.memory_reservation(self._engine_options["max_memory"])
 
         def acquired(done: Future[Any]) -> None:
             try:

@@ -252,9 +252,12 @@ class Engine:
         registry process does)."""
         config = process.config
         if config.limits_environment and self.router is None:
-            self._environments.add(
-                config.environment_id, self.worker_id, config.memory_reservation(self.max_memory)
-            )
+            self._environments.add(config.environment_id, self.worker_id, self._reservation(process))
+
+    def _reservation(self, process: BaseProcess) -> int:
+        """What ``process`` takes from its environment's ``max_env_memory``: a Wasm process the
+        most its memory may grow to; a native one nothing (it has no linear memory)."""
+        return 0 if process.native else process.config.memory_reservation(self.max_memory)
 
     def spawn_placed(
         self,
@@ -293,16 +296,18 @@ class Engine:
         worker: int,
         place: Callable[[Callable[[int | str], None]], None],
         on_done: Callable[[int | str], None],
+        *,
+        native: bool = False,
     ) -> None:
         """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
-        (``config.max_processes``, ``config.max_env_memory``), else ``on_done(why not)``. In a
-        runtime the registry process counts every worker's processes of the environment: one
-        round trip."""
+        (``config.max_processes``, ``config.max_env_memory``; a ``native`` child takes no
+        memory from it), else ``on_done(why not)``. In a runtime the registry process counts
+        every worker's processes of the environment: one round trip."""
         if not config.limits_environment:
             place(on_done)
             return
         environment, limit, memory_limit = config.environment_id, config.max_processes, config.max_env_memory
-        memory = config.memory_reservation(self.max_memory)
+        memory = 0 if native else config.memory_reservation(self.max_memory)
         if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
             error = self._environments.check(environment, limit, memory, memory_limit)
             if error is not None:
@@ -419,7 +424,7 @@ class Engine:
                 worker, frames.SpawnNative(request, parent.pid, payload, config, link_pid, link_tag)
             )
 
-        self._within_limit(parent, parent.config, worker, place, on_done)
+        self._within_limit(parent, parent.config, worker, place, on_done, native=True)
 
     def _spawn_request(
         self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
@@ -990,7 +995,7 @@ class Engine:
         router = self.router
         if process.config.limits_environment:
             environment = process.config.environment_id
-            memory = process.config.memory_reservation(self.max_memory)
+            memory = self._reservation(process)
             if router is not None:
                 router.send(REGISTRY, frames.EnvRelease(environment, self.worker_id, memory))
             else:

@@ -14,6 +14,7 @@ from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.errors import LunaticError, SpawnError
 from lunatic_mp.pids import worker_of
 from lunatic_mp.serve import prometheus
+from lunatic_mp.vm.native import Context
 from lunatic_mp.vm.registry import MAX_NAME_LENGTH
 
 WAIT = 30.0
@@ -109,3 +110,22 @@ def test_an_environments_memory_budget_holds_across_workers(runtime: Runtime) ->
     for pid in hogs(runtime, 5):
         runtime.kill(pid)
     assert runtime.receive([REFUSED], timeout=WAIT) is not None
+
+
+def parked(ctx: Context) -> None:
+    """A native process that waits until it is sent something."""
+    ctx.receive()
+
+
+def test_native_processes_take_nothing_from_a_memory_budget(runtime: Runtime) -> None:
+    """A native process has no linear memory: it spawns into an environment whose budget Wasm
+    processes have filled, and a Wasm process still does not fit beside it."""
+    module = runtime.load_module(GUESTS / "memory_budget.wat")
+    environment = runtime.environment(EnvConfig.permissive(max_memory=16 * MIB, max_env_memory=16 * MIB))
+    hog = environment.spawn(module, "hog", (runtime.pid,))
+    hogs(runtime, 1)
+    native = environment.spawn_native(parked)
+    with pytest.raises(SpawnError, match="max_env_memory"):
+        environment.spawn(module, "hog", (runtime.pid,))
+    for pid in (hog.id, native.id):
+        runtime.kill(pid)
