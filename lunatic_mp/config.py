@@ -33,13 +33,13 @@ class EnvConfig:
     ``max_mailbox`` bounds how many data messages a process's mailbox holds: a process sending
     to a full mailbox is paused until the receiver has taken half of them (by default
     :data:`DEFAULT_MAX_MAILBOX`; 0: unbounded, as in lunatic and Erlang, where a send never
-    waits). ``max_processes`` bounds the
-    live processes of the environment ``environment_id`` names, on every worker together: a
-    spawn past it fails with an error for the spawner (0: no bound). ``max_env_memory`` bounds,
-    the same way, the memory the environment's live processes may take together, in bytes: each Wasm one
-    reserves its ``max_memory`` (the runtime's per-process ceiling when that is 0 or more) from
-    the budget when it is spawned and gives it back when it ends (0: no budget). A runtime gives
-    each limited environment its id; children inherit the environment of their parent.
+    waits). ``max_processes`` bounds the live processes of the environment ``environment_id``
+    names, on every worker together: a spawn past it fails with an error for the spawner (0: no
+    bound). ``max_env_memory`` bounds, the same way, the memory the environment's live
+    processes may take together, in bytes: each Wasm one reserves its ``max_memory`` (the
+    runtime's per-process ceiling when that is 0 or more) from the budget when it is spawned and
+    gives it back when it ends (0: no budget). A runtime gives each limited environment its id;
+    children inherit the environment of their parent.
     ``net_bind`` and ``net_connect`` are the addresses and ports guests may bind (listen) on and
     connect (or send datagrams) to, as rules of :mod:`lunatic_mp.netpolicy` (``"*"``: anywhere;
     ``"127.0.0.1:8000-8099"``, ``"10.0.0.0/8"``...); none (the default): no network access.

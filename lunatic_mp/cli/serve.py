@@ -58,6 +58,10 @@ def _token_file(ctx: click.Context, param: click.Parameter, value: Path | None) 
         ctx.meta[_TOKEN_FROM_FILE] = read_token_file(value)
     except ServeConfigError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+    if value.stat().st_mode & 0o077:
+        click.echo(
+            f"lunatic-mp: warning: other users may read the token file {value}: chmod 600 it", err=True
+        )
 
 
 def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -83,7 +83,12 @@ def test_a_token_on_the_command_line_is_seen_by_other_users_and_warned_of(
 
 
 def test_token_file_mistakes_are_usage_errors(tmp_path: Path) -> None:
+    """Both ways at once, an empty or missing file: exit 2; a file others may read: a warning."""
     env = environment(tmp_path)
+    shared = token_file(tmp_path)
+    shared.chmod(0o644)
+    warned = cli("ps", "--connect", "tcp:127.0.0.1:1", "--token-file", shared, "--timeout", "5", env=env)
+    assert f"warning: other users may read the token file {shared}: chmod 600 it" in warned.stderr
     both = cli("ps", "--token", TOKEN, "--token-file", token_file(tmp_path), env=env)
     assert both.returncode == 2 and "give --token or --token-file, not both" in both.stderr
     (tmp_path / "empty").write_text("\n")
