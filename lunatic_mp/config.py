@@ -12,6 +12,9 @@ from pathlib import Path
 
 FUEL_UNIT = 100_000
 """Guests count fuel in units of 100,000 Wasm instructions, as lunatic does."""
+DEFAULT_MAX_MAILBOX = 100_000
+"""Data messages a mailbox holds by default before its senders are paused: some 17 MiB of small
+messages, far more than a process that keeps up ever queues, and a bound on one that does not."""
 
 ALL_NAMESPACES: frozenset[str] = frozenset(
     {
@@ -31,11 +34,15 @@ class EnvConfig:
     ``preopened_dirs`` maps a guest path to a host directory. ``spawn_local`` keeps the children
     a process spawns on its own worker instead of spreading them over every worker.
     ``max_mailbox`` bounds how many data messages a process's mailbox holds: a process sending
-    to a full mailbox is paused until the receiver has taken half of them (0, the default:
-    unbounded, as in lunatic and Erlang, where a send never waits). ``max_processes`` bounds the
-    live processes of the environment ``environment_id`` names, on every worker together: a
-    spawn past it fails with an error for the spawner (0: no bound). A runtime gives each
-    limited environment its id; children inherit the environment of their parent.
+    to a full mailbox is paused until the receiver has taken half of them (by default
+    :data:`DEFAULT_MAX_MAILBOX`; 0: unbounded, as in lunatic and Erlang, where a send never
+    waits). ``max_processes`` bounds the live processes of the environment ``environment_id``
+    names, on every worker together: a spawn past it fails with an error for the spawner (0: no
+    bound). ``max_env_memory`` bounds, the same way, the memory the environment's live
+    processes may take together, in bytes: each Wasm one reserves its ``max_memory`` (the
+    runtime's per-process ceiling when that is 0 or more) from the budget when it is spawned and
+    gives it back when it ends (0: no budget). A runtime gives each limited environment its id;
+    children inherit the environment of their parent.
     ``net_bind`` and ``net_connect`` are the addresses and ports guests may bind (listen) on and
     connect (or send datagrams) to, as rules of :mod:`lunatic_mp.netpolicy` (``"*"``: anywhere;
     ``"127.0.0.1:8000-8099"``, ``"10.0.0.0/8"``...); none (the default): no network access.
@@ -46,8 +53,9 @@ class EnvConfig:
 
     max_memory: int = 0
     max_fuel: int = 0
-    max_mailbox: int = 0
+    max_mailbox: int = DEFAULT_MAX_MAILBOX
     max_processes: int = 0
+    max_env_memory: int = 0
     environment_id: int = 0
     can_compile_modules: bool = False
     can_create_configs: bool = False
@@ -72,6 +80,16 @@ class EnvConfig:
             net_connect=("*",),
         )
         return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def limits_environment(self) -> bool:
+        """Whether spawns into its environment are counted (``max_processes``, ``max_env_memory``)."""
+        return bool(self.max_processes or self.max_env_memory)
+
+    def memory_reservation(self, ceiling: int) -> int:
+        """What a process of this config takes from ``max_env_memory``: the most its memory can
+        grow to, ``max_memory`` under the engine's ``ceiling`` (all of it when 0)."""
+        return min(self.max_memory, ceiling) if self.max_memory else ceiling
 
     def copy(self) -> EnvConfig:
         return dataclasses.replace(

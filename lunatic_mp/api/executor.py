@@ -36,6 +36,12 @@ Failures
     :class:`WorkerLostError` (a :class:`concurrent.futures.BrokenExecutor`). Other jobs are never
     affected, and the executor stays usable: the runtime replaces lost workers.
 
+Interrupting
+    Leaving a ``with`` executor block waits for every job; when it is left by Ctrl-C
+    (KeyboardInterrupt), the queued jobs are cancelled and the running ones killed first (their
+    futures raise :class:`JobCancelled`), and a warning on the ``lunatic_mp.api.executor`` logger
+    says how many.
+
 Flow control
     At most ``max_in_flight`` jobs exist as processes at once (by default 256 per worker, never more
     than half the workers' capacity); the others wait in a queue, in submission order, and start
@@ -50,11 +56,13 @@ import dataclasses
 import heapq
 import importlib
 import itertools
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.config import EnvConfig
@@ -65,6 +73,8 @@ from lunatic_mp.vm.module import Module
 
 if TYPE_CHECKING:
     from lunatic_mp.api.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IN_FLIGHT_PER_WORKER = 256
 """Jobs started but not ended per worker, by default: enough to keep a worker busy with tiny jobs."""
@@ -579,6 +589,25 @@ class WasmExecutor(Executor):
 
     def __enter__(self) -> WasmExecutor:
         return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Leaving the ``with`` block waits for every job, as :class:`concurrent.futures.Executor`
+        does; but on Ctrl-C (KeyboardInterrupt) the queued jobs are cancelled and the running
+        ones killed first, and a warning says how many: a user who interrupts means stop, not
+        wait for all the queued work (forever, if a job loops)."""
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            with self._lock:
+                queued, running = len(self._pending), self._in_flight
+            log.warning(
+                "interrupted: the executor cancels its %d queued job(s) and kills its %d running one(s)",
+                queued,
+                running,
+            )
+            self.shutdown(wait=True, cancel_futures=True)
+        else:
+            self.shutdown(wait=True)
 
 
 __all__ = ["JobCancelled", "JobFailed", "JobTimeout", "WasmExecutor", "WorkerLostError"]

@@ -144,12 +144,13 @@ class Runtime(Supervisor):
             target,
             lambda request: frames.SpawnNative(request, self.pid, payload, encoded, link_pid, link_tag),
             config,
+            memory=0,  # a native process has no linear memory to reserve
         )
 
     def _in_environment(self, config: EnvConfig) -> EnvConfig:
         """``config``, with an environment id of its own if it bounds its processes and has none
         (:meth:`environment` gives all of an environment's spawns the same one)."""
-        if config.max_processes and not config.environment_id:
+        if config.limits_environment and not config.environment_id:
             config = config.copy()
             config.environment_id = next(self._environment_ids)
         return config
@@ -162,12 +163,20 @@ class Runtime(Supervisor):
         return target
 
     def _spawn_request(
-        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig | None = None
+        self,
+        target: int,
+        make: Callable[[int], frames.Frame],
+        config: EnvConfig | None = None,
+        *,
+        memory: int | None = None,
     ) -> Future[int]:
         """Send a spawn frame to a worker; the future of the pid its reply carries. A spawn into
-        an environment with ``max_processes`` first counts itself in at the registry process."""
-        if config is not None and config.max_processes:
-            return self._limited_spawn_request(target, make, config.environment_id, config.max_processes)
+        an environment with ``max_processes`` or ``max_env_memory`` first counts itself (and
+        ``memory``, by default its config's reservation) in at the registry process."""
+        if config is not None and config.limits_environment:
+            if memory is None:
+                memory = config.memory_reservation(self._engine_options["max_memory"])
+            return self._limited_spawn_request(target, make, config, memory)
         reply = self._request_future(target, make)
         pid: Future[int] = Future()
 
@@ -188,9 +197,10 @@ class Runtime(Supervisor):
         return pid
 
     def _limited_spawn_request(
-        self, target: int, make: Callable[[int], frames.Frame], environment: int, limit: int
+        self, target: int, make: Callable[[int], frames.Frame], config: EnvConfig, memory: int
     ) -> Future[int]:
         pid: Future[int] = Future()
+        environment, limit, memory_limit = config.environment_id, config.max_processes, config.max_env_memory
 
         def acquired(done: Future[Any]) -> None:
             try:
@@ -209,12 +219,15 @@ class Runtime(Supervisor):
                 pid.set_result(done.result())
                 return
             with self._lock:  # counted in, never started
-                self._hub.send(REGISTRY, frames.EnvRelease(environment, target))
+                self._hub.send(REGISTRY, frames.EnvRelease(environment, target, memory))
                 self._flush()
             pid.set_exception(error)
 
         self._request_future(
-            REGISTRY, lambda request: frames.EnvAcquire(request, self.pid, environment, limit, target)
+            REGISTRY,
+            lambda request: frames.EnvAcquire(
+                request, self.pid, environment, limit, target, memory, memory_limit
+            ),
         ).add_done_callback(acquired)
         return pid
 

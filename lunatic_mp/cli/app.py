@@ -14,7 +14,7 @@ from lunatic_mp.cli import test as test_mode
 from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
 from lunatic_mp.cli.serve import SERVE_COMMANDS
-from lunatic_mp.config import EnvConfig
+from lunatic_mp.config import DEFAULT_MAX_MAILBOX, EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.finished import Finished, Outcome
@@ -23,6 +23,7 @@ from lunatic_mp.vm.testmode import is_test_module
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
 EXIT_INTERRUPTED = 130
+DEADLOCK = "the root process waits for a message that can never arrive"
 
 
 @click.group()
@@ -61,8 +62,15 @@ main.add_command(doctor)
     show_default=True,
     help="Worker processes; 1 runs everything in this process (and detects deadlocks).",
 )
+@click.option(
+    "--max-mailbox",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_MAILBOX,
+    show_default=True,
+    help="Messages a mailbox holds before its senders wait for room; 0: no bound.",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]) -> None:
+def run(module: Path, dirs: tuple[str, ...], workers: int, max_mailbox: int, args: tuple[str, ...]) -> None:
     """Run MODULE's `_start` as the root process, with every permission.
 
     Arguments after `--` reach the guest as WASI arguments; environment variables are
@@ -74,7 +82,7 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]
     """
     if is_test_module(module):
         sys.exit(test_mode.main(module, list(args), dirs))
-    config = EnvConfig.permissive(args=list(args), env=dict(os.environ))
+    config = EnvConfig.permissive(args=list(args), env=dict(os.environ), max_mailbox=max_mailbox)
     try:
         for directory in dirs:
             config.preopen(directory)
@@ -82,8 +90,8 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, args: tuple[str, ...]
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
-    if finished is None:
-        click.echo("lunatic-mp: the root process waits for a message that can never arrive", err=True)
+    if isinstance(finished, str):
+        click.echo(f"lunatic-mp: {finished}", err=True)
         sys.exit(EXIT_FAILED)
     if finished.outcome is Outcome.NORMAL:
         sys.exit(0)
@@ -142,23 +150,28 @@ def bench(
     sys.exit(0 if report.ok else EXIT_FAILED)
 
 
-def _run_here(module: Path, config: EnvConfig) -> Finished | None:
-    """One engine in this process: None when the root waits for what can never come."""
+def _run_here(module: Path, config: EnvConfig) -> Finished | str:
+    """One engine in this process: how the root ended, or what it waits for that can never come."""
     engine = Engine()
     try:
         root = engine.spawn(engine.load_module(module), "_start", (), config)
-        return engine.run_until_finished(root)
+        finished = engine.run_until_finished(root)
+        if finished is not None:
+            return finished
+        if root.blocked_on:
+            return "the root process waits for room in a full mailbox (--max-mailbox) that can never come"
+        return DEADLOCK
     finally:
         engine.close()
 
 
-def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | None:
+def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | str:
     """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly."""
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with Runtime(workers=workers) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
         try:
-            return runtime.join(root)
+            return runtime.join(root) or DEADLOCK  # join waits for ever: never None
         except KeyboardInterrupt:
             click.echo("lunatic-mp: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

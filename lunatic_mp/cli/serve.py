@@ -38,6 +38,59 @@ def _announce(line: str) -> None:
     click.echo(f"lunatic-mp: {line}")
 
 
+# -- the token ----------------------------------------------------------------------------------
+
+_TOKEN_FROM_FILE = "lunatic_mp.token_file"  # noqa: S105 - a key of click's ctx.meta, not a token
+TOKEN_ON_COMMAND_LINE = (
+    "warning: --token on the command line can be read by every user of this machine (ps, "
+    f"/proc/PID/cmdline); prefer --token-file or ${TOKEN_ENV}"
+)
+
+
+def _token_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """--token-file: read before --token (eager), which takes the file's token."""
+    from lunatic_mp.errors import ServeConfigError
+    from lunatic_mp.serve.config import read_token_file
+
+    if value is None:
+        return
+    try:
+        ctx.meta[_TOKEN_FROM_FILE] = read_token_file(value)
+    except ServeConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if value.stat().st_mode & 0o077:
+        click.echo(
+            f"lunatic-mp: warning: other users may read the token file {value}: chmod 600 it", err=True
+        )
+
+
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The token: --token-file's, else --token's or the environment's; a token given on the
+    command line is visible to other users, which a warning says."""
+    from_file: str | None = ctx.meta.get(_TOKEN_FROM_FILE)
+    if value is not None and ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+        if from_file is not None:
+            raise click.UsageError("give --token or --token-file, not both", ctx)
+        click.echo(f"lunatic-mp: {TOKEN_ON_COMMAND_LINE}", err=True)
+    return from_file if from_file is not None else value
+
+
+def token_options(what: str) -> Callable[[F], F]:
+    """--token-file and --token (``what``: what the token is, for --help)."""
+
+    def add(command: F) -> F:
+        command = click.option(
+            "--token", envvar=TOKEN_ENV, callback=_token,
+            help=f"{what} (or ${TOKEN_ENV}). Other users see it in ps: prefer --token-file or ${TOKEN_ENV}.",
+        )(command)  # fmt: skip
+        return click.option(
+            "--token-file", type=click.Path(path_type=Path, dir_okay=False), is_eager=True,
+            expose_value=False, callback=_token_file, help=f"A file holding the {what.lower()}.",
+        )(command)  # fmt: skip
+
+    return add
+
+
 # -- serve --------------------------------------------------------------------------------------
 
 
@@ -51,7 +104,7 @@ def _announce(line: str) -> None:
     metavar="ADDRESS",
     help="Control socket: a path (unix:PATH), or tcp:HOST:PORT (then a token is required).",
 )
-@click.option("--token", envvar=TOKEN_ENV, help=f"Token clients must send (or ${TOKEN_ENV}).")
+@token_options("Token clients must send")
 @click.option(
     "--metrics", metavar="HOST:PORT|off", help="Where /metrics and /healthz listen (default 127.0.0.1:9464)."
 )
@@ -162,14 +215,12 @@ def _ignore_reload_while_starting(signum: int, frame: object) -> None:
 
 
 def client_options(command: F) -> F:
-    """--connect, --token and --timeout, shared by the commands that talk to a server."""
+    """--connect, --token (or --token-file) and --timeout, shared by the commands that talk to a server."""
     command = click.option(
         "--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
         help="Seconds to wait for the server.",
     )(command)  # fmt: skip
-    command = click.option("--token", envvar=TOKEN_ENV, help=f"The server's token (or ${TOKEN_ENV}).")(
-        command
-    )
+    command = token_options("The server's token")(command)
     return click.option(
         "--connect", "address", envvar=CONNECT_ENV, metavar="ADDRESS",
         help=f"The server's control socket (or ${CONNECT_ENV}; default: the default socket).",

@@ -16,7 +16,7 @@ __all__ = ["decode_config", "encode_config"]
 _pack = msgspec.msgpack.Encoder().encode
 _unpackb = msgpack.unpackb
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, RecursionError)
-_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "environment_id")
+_CONFIG_INTS = ("max_memory", "max_fuel", "max_mailbox", "max_processes", "max_env_memory", "environment_id")
 _CONFIG_BOOLS = (
     "can_compile_modules", "can_create_configs", "can_spawn_processes", "spawn_local", "program_name"
 )  # fmt: skip
@@ -37,6 +37,7 @@ def encode_config(config: EnvConfig) -> bytes:
                 "max_fuel": config.max_fuel,
                 "max_mailbox": config.max_mailbox,
                 "max_processes": config.max_processes,
+                "max_env_memory": config.max_env_memory,
                 "environment_id": config.environment_id,
                 "can_compile_modules": config.can_compile_modules,
                 "can_create_configs": config.can_create_configs,
@@ -108,6 +109,7 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         max_fuel=obj["max_fuel"],
         max_mailbox=obj["max_mailbox"],
         max_processes=obj["max_processes"],
+        max_env_memory=obj["max_env_memory"],
         environment_id=obj["environment_id"],
         can_compile_modules=obj["can_compile_modules"],
         can_create_configs=obj["can_create_configs"],

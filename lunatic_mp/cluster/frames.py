@@ -405,22 +405,28 @@ class MailboxFull(_Frame, frozen=True, tag=Kind.MAILBOX_FULL.value):
 
 
 class EnvAcquire(_Frame, frozen=True, tag=Kind.ENV_ACQUIRE.value):
-    """-> registry: count one more process of environment ``environment`` on ``worker``, unless
-    it already has ``limit`` live processes (``EnvConfig.max_processes``). The RegistryReply
-    says ``found`` when granted, else ``error`` says why."""
+    """-> registry: count one more process of environment ``environment`` on ``worker``, taking
+    ``memory`` bytes, unless it already has ``limit`` live processes (``EnvConfig.max_processes``;
+    0: no limit) or they take more than ``memory_limit`` bytes with it
+    (``EnvConfig.max_env_memory``; 0: no limit). The RegistryReply says ``found`` when granted,
+    else ``error`` says why."""
 
     request: I64
     reply_to: I64
     environment: I64
     limit: I64
     worker: I64
+    memory: I64
+    memory_limit: I64
 
 
 class EnvRelease(_Frame, frozen=True, tag=Kind.ENV_RELEASE.value):
-    """-> registry: a process of ``environment`` on ``worker`` ended (or was never started)."""
+    """-> registry: a process of ``environment`` on ``worker``, which took ``memory`` bytes,
+    ended (or was never started)."""
 
     environment: I64
     worker: I64
+    memory: I64
 
 
 class ProcessFinished(_Frame, frozen=True, tag=Kind.PROCESS_FINISHED.value):

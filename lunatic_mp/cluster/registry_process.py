@@ -23,6 +23,7 @@ from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class RegistryServer(Hub):
         self.registry = Registry()
         self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
         self.waiting: dict[str, deque[frames.RegistryGet]] = {}
-        self.environments: dict[int, dict[int, int]] = {}  # limited environment -> worker -> live
+        self.environments = Environments()  # live processes and memory of limited environments
         self.pending_puts: dict[int, list[frames.RegistryPut]] = {}  # pid -> puts its worker must confirm
         for peer in peers:
             self.connect(peer)
@@ -144,30 +145,19 @@ class RegistryServer(Hub):
             self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
 
     def _on_env_acquire(self, frame: frames.EnvAcquire) -> None:
-        """Count one more process of a limited environment (EnvConfig.max_processes), if it
-        has room: one place for every worker, so a spawn bomb spread over them all is bounded."""
-        counts = self.environments.setdefault(frame.environment, {})
-        live = sum(counts.values())
-        if live >= frame.limit:
-            error = (
-                f"environment {frame.environment} is at its limit of {frame.limit} live processes "
-                "(max_processes); wait for some to end"
-            )
-            self.reply(
-                frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, False, 0, 0, error)
-            )
-            return
-        counts[frame.worker] = counts.get(frame.worker, 0) + 1
-        self.reply(frame.reply_to, frames.RegistryReply(frame.request, frame.reply_to, True, 0, 0, ""))
+        """Count one more process of a limited environment (EnvConfig.max_processes and
+        max_env_memory), if it has room: one count for every worker, so a spawn bomb spread over
+        them all is bounded."""
+        error = self.environments.acquire(
+            frame.environment, frame.worker, frame.limit, frame.memory, frame.memory_limit
+        )
+        self.reply(
+            frame.reply_to,
+            frames.RegistryReply(frame.request, frame.reply_to, error is None, 0, 0, error or ""),
+        )
 
     def _on_env_release(self, frame: frames.EnvRelease) -> None:
-        counts = self.environments.get(frame.environment)
-        if counts is not None and counts.get(frame.worker, 0) > 0:
-            counts[frame.worker] -= 1
-            if not counts[frame.worker]:
-                del counts[frame.worker]
-            if not counts:
-                del self.environments[frame.environment]
+        self.environments.release(frame.environment, frame.worker, frame.memory)
 
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
         """Forget a lost worker's names, then tell the supervisor, which tells the workers only
@@ -182,10 +172,7 @@ class RegistryServer(Hub):
         for name, holder in list(self.locks.items()):
             if worker_of(holder) == frame.worker:
                 self._release(name)
-        for environment, counts in list(self.environments.items()):  # its processes died with it
-            counts.pop(frame.worker, None)
-            if not counts:
-                del self.environments[environment]
+        self.environments.forget_worker(frame.worker)  # its processes died with it
         self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
 
     def _on_stats(self, frame: frames.Stats) -> None:

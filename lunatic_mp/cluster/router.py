@@ -136,16 +136,29 @@ class FrameRouter:
     def mailbox_full(self, sender: int, target: int, full: bool) -> None:
         self._to(sender, frames.MailboxFull(sender, target, full))
 
-    def env_release(self, environment: int, worker: int) -> None:
-        self.wire.send(REGISTRY, frames.EnvRelease(environment, worker))
+    def env_release(self, environment: int, worker: int, memory: int) -> None:
+        self.wire.send(REGISTRY, frames.EnvRelease(environment, worker, memory))
 
     def process_gone(self, pid: int) -> None:
         self.wire.send(REGISTRY, frames.ProcessGone(pid))
 
     # --- requests -------------------------------------------------------------------------------
 
-    def env_acquire(self, asker: int, environment: int, limit: int, worker: int, on_reply: OnReply) -> None:
-        self._ask(REGISTRY, on_reply, lambda r: frames.EnvAcquire(r, asker, environment, limit, worker))
+    def env_acquire(
+        self,
+        asker: int,
+        environment: int,
+        limit: int,
+        worker: int,
+        memory: int,
+        memory_limit: int,
+        on_reply: OnReply,
+    ) -> None:
+        self._ask(
+            REGISTRY,
+            on_reply,
+            lambda r: frames.EnvAcquire(r, asker, environment, limit, worker, memory, memory_limit),
+        )
 
     def spawn(
         self,

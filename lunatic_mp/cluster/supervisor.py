@@ -49,6 +49,7 @@ from lunatic_mp.vm.engine import (
 )
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import DeathReason, Message
+from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import ModuleCache
 from lunatic_mp.vm.plugins import Plugin, discover
 
@@ -96,6 +97,7 @@ class Supervisor:
         log_level: int | None = None,
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
+        max_metric_series: int = MAX_SERIES,
     ) -> None:
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -106,7 +108,11 @@ class Supervisor:
         every_plugin = [*plugins, *(discover() if discover_plugins else [])]
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
         """The names of the plugins every worker has (:mod:`lunatic_mp.vm.plugins`)."""
-        self._engine_options: dict[str, Any] = {"max_processes": capacity, "max_memory": max_memory}
+        self._engine_options: dict[str, Any] = {
+            "max_processes": capacity,
+            "max_memory": max_memory,
+            "max_metric_series": max_metric_series,  # each worker's guests' metric names
+        }
         if every_plugin:
             self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)
         self._ring_capacity = ring_capacity

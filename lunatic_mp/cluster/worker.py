@@ -281,6 +281,7 @@ class Worker(Hub):
                 "http": self.http.stats() if self.http is not None else {},
                 "counters": engine.metrics.counters,
                 "gauges": engine.metrics.gauges,
+                "metrics_dropped": engine.metrics.dropped,
                 "histograms": {
                     name: [h.count, h.total, h.minimum, h.maximum]
                     for name, h in engine.metrics.histograms.items()

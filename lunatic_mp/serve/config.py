@@ -28,10 +28,14 @@ A config file looks like this (every key is optional; relative paths are relativ
 
     [metrics]                          # HTTP: /metrics (Prometheus) and /healthz
     address = "127.0.0.1:9464"         # enabled = false turns it off
+    max_series = 10000                 # guests' metric names kept per worker (more: dropped, counted)
 
     [http]                             # the routes' port, served by every worker (SO_REUSEPORT)
     address = "127.0.0.1:8080"         # port 0: any free port (the server says which)
     max_body = 1048576                 # bytes of the largest request body (larger: 413)
+    idle_timeout = 30.0                # seconds to send a request head (idle keep-alive too)
+    body_timeout = 60.0                # seconds from the head to the body's end (later: 408)
+    linger = 2.0                       # seconds a body is read and dropped after a 413 or 408
     enabled = true                     # false: no HTTP even with routes
 
     [[routes]]                         # a fresh process per request...
@@ -60,14 +64,10 @@ the bad value (``routes[0].path must start with '/'``). :class:`ConfigFile` is t
 
 from __future__ import annotations
 
-import re
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-import msgspec
+from typing import Any
 
 from lunatic_mp.config import ALL_NAMESPACES, EnvConfig
 from lunatic_mp.errors import ServeConfigError
@@ -82,45 +82,36 @@ from lunatic_mp.serve.addresses import (
     default_control_address,
     parse_address,
 )
+from lunatic_mp.serve.config_file import (
+    CAN_KEYS,
+    DEFAULT_HTTP_ADDRESS,
+    DEFAULT_MAX_BODY,
+    DEFAULT_METRICS_ADDRESS,
+    DEFAULT_ROUTE_TIMEOUT,
+    ENV_CONFIG_KEYS,
+    HTTP_METHODS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MIN_TOKEN_LENGTH,
+    TOKEN_ENV,
+    TOP_LEVEL_KEYS,
+    ConfigFile,
+    EnvTable,
+    ProcessTable,
+    RouteTable,
+    config_schema,
+    convert,
+)
+from lunatic_mp.serve.http_limits import (
+    HttpLimits,
+)
 from lunatic_mp.serve.rpc import DEFAULT_MAX_FRAME_SIZE
+from lunatic_mp.vm.metrics import MAX_SERIES
 
 EXAMPLE_MODULE = Path(__file__).parents[1] / "examples" / "counter.wat"
 """The example application served when no config is given."""
 EXAMPLE_HTTP_MODULE = Path(__file__).parents[1] / "examples" / "hello_http.wat"
 """The example's HTTP handler (a fresh process per request)."""
-
-DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
-TOKEN_ENV = "LUNATIC_MP_TOKEN"  # noqa: S105 - the name of the variable, not a token
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
-DEFAULT_MAX_BODY = 1024 * 1024
-DEFAULT_ROUTE_TIMEOUT = 30.0
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "*"})
-TOP_LEVEL_KEYS = frozenset({"workers", "modules", "processes", "control", "metrics", "http", "routes", "log"})
-ENV_CONFIG_KEYS = frozenset(
-    {
-        "max_memory",
-        "max_fuel",
-        "can_compile_modules",
-        "can_create_configs",
-        "can_spawn_processes",
-        "spawn_local",
-        "allowed_namespaces",
-        "args",
-        "env",
-        "dirs",
-        "net_bind",
-        "net_connect",
-    }
-)
-"""The keys of a process's ``config`` table (``dirs``: guest path -> host directory; ``net_bind``
-and ``net_connect``: network rules, :mod:`lunatic_mp.netpolicy`)."""
-
-MIN_TOKEN_LENGTH = 16
-
-_S = TypeVar("_S", bound=msgspec.Struct)
-
 
 # -- the config ---------------------------------------------------------------------------------
 
@@ -166,6 +157,8 @@ class HttpConfig:
 
     address: TcpAddress = field(default_factory=lambda: _tcp(DEFAULT_HTTP_ADDRESS, "http"))
     max_body: int = DEFAULT_MAX_BODY
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """How long a client is waited for (:class:`~lunatic_mp.serve.http_limits.HttpLimits`)."""
     enabled: bool = True
     any_port_if_taken: bool = False
     """Serve on any free port when ``address``'s is taken (the built-in example does)."""
@@ -196,6 +189,8 @@ class ServeConfig:
     metrics_address: TcpAddress | None = field(
         default_factory=lambda: _tcp(DEFAULT_METRICS_ADDRESS, "metrics")
     )
+    metrics_max_series: int = MAX_SERIES
+    """Guest metric names each worker keeps (``[metrics] max_series``; the rest are dropped and counted)."""
     http: HttpConfig = field(default_factory=HttpConfig)
     routes: list[RouteSpec] = field(default_factory=list)
     log_level: str | None = None
@@ -269,216 +264,12 @@ def load_config(path: str | Path) -> ServeConfig:
         raise ServeConfigError(f"{path}: {exc}") from None
 
 
-# -- the file's schema --------------------------------------------------------------------------
-# msgspec checks types, ranges and unknown keys (a typo should not be silently ignored) and says
-# where the bad value is; what depends on several keys, the file system or the command line is
-# checked below, in the same words.
-
-_I64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-_Positive = Annotated[float, msgspec.Meta(gt=0)]
-_CANS = ("compile_modules", "create_configs", "spawn_processes")
-
-
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """A TOML table: unknown keys are errors."""
-
-
-class EnvTable(_Strict):
-    """A process's ``config``: its limits and permissions (``EnvConfig``)."""
-
-    max_memory: _I64 | None = None
-    max_fuel: _I64 | None = None
-    can_compile_modules: bool | None = None
-    can_create_configs: bool | None = None
-    can_spawn_processes: bool | None = None
-    spawn_local: bool | None = None
-    allowed_namespaces: list[str] | None = None
-    args: list[str] | None = None
-    env: dict[str, str] | None = None
-    dirs: dict[str, str] | None = None
-    net_bind: list[str] | None = None
-    net_connect: list[str] | None = None
-
-
-class ProcessTable(_Strict):
-    """A process started at boot (``count`` instances; a named one has exactly one)."""
-
-    module: str
-    function: str = "_start"
-    params: list[int] = []
-    name: str | None = None
-    version: str | None = None
-    count: Annotated[int, msgspec.Meta(ge=1)] = 1
-    config: EnvTable = msgspec.field(default_factory=EnvTable)
-
-
-class RouteTable(_Strict):
-    """An HTTP route: a fresh process of ``module`` per request, or a request message to the
-    process registered as ``process``."""
-
-    path: str
-    method: str | list[str] = "GET"
-    module: str | None = None
-    function: str | None = None
-    config: EnvTable | None = None
-    process: str | None = None
-    version: str | None = None
-    timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] = DEFAULT_ROUTE_TIMEOUT
-
-
-class ControlTable(_Strict):
-    """The msgpack-RPC control socket."""
-
-    address: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    max_frame_size: Annotated[int, msgspec.Meta(ge=1024)] = DEFAULT_MAX_FRAME_SIZE
-    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
-    drain_timeout: _Positive = 30.0
-    auth_timeout: _Positive = 10.0
-    message_timeout: _Positive = 30.0
-    spawn_config: EnvTable | None = None
-
-
-class MetricsTable(_Strict):
-    """HTTP ``/metrics`` (Prometheus) and ``/healthz``."""
-
-    address: str = DEFAULT_METRICS_ADDRESS
-    enabled: bool = True
-
-
-class HttpTable(_Strict):
-    """Where the routes are served, by every worker on one port."""
-
-    address: str = DEFAULT_HTTP_ADDRESS
-    max_body: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = DEFAULT_MAX_BODY
-    enabled: bool = True
-
-
-class LogTable(_Strict):
-    """How the server logs: ``level`` debug, info, warning or error; ``format`` text or json."""
-
-    level: str | None = None
-    format: str | None = None
-
-
-class ConfigFile(_Strict):
-    """The config file of ``lunatic-mp serve`` (docs/serve.md); every key is optional."""
-
-    workers: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    modules: dict[str, str] = {}
-    processes: list[ProcessTable] = []
-    control: ControlTable = msgspec.field(default_factory=ControlTable)
-    metrics: MetricsTable = msgspec.field(default_factory=MetricsTable)
-    http: HttpTable = msgspec.field(default_factory=HttpTable)
-    routes: list[RouteTable] = []
-    log: LogTable = msgspec.field(default_factory=LogTable)
-
-
-def config_schema() -> dict[str, Any]:
-    """The JSON Schema of the config file, for editors (``lunatic-mp serve --schema``)."""
-    schema: dict[str, Any] = _without_null(msgspec.json.schema(ConfigFile))
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "lunatic-mp serve config"
-    return schema
-
-
-def _without_null(node: Any) -> Any:
-    """The schema without ``null``: TOML has none (an absent key is the default), so an editor
-    should not offer it."""
-    if isinstance(node, list):
-        return [_without_null(item) for item in node if item != {"type": "null"}]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _without_null(value) for key, value in node.items() if (key, value) != ("default", None)}
-    if "anyOf" in node and len(node["anyOf"]) == 1:
-        node |= node.pop("anyOf")[0]
-    return node
-
-
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
-_TYPE_WORDS |= {"array": "an array", "object": "a table"}
-_EXPECTED = re.compile(
-    r"^Expected `(?P<type>[^`]+)`(?P<bound>[^,]*?)(?:, got `[^`]+`)?(?: - at `\$(?P<at>.*)`)?$"
-)
-_FIELD = re.compile(
-    r"^Object (?P<what>contains unknown|missing required) field `(?P<key>[^`]+)`(?: - at `\$(?P<at>.*)`)?$"
-)
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-
-
-def _convert(data: object, kind: type[_S], where: str) -> _S:
-    """``data`` as ``kind``; :class:`ServeConfigError` names the bad value by its path
-    (``routes[0].path``), prefixed with ``where``."""
-    try:
-        return msgspec.convert(data, kind)
-    except msgspec.ValidationError as exc:
-        raise ServeConfigError(_explain(str(exc), data, kind, where)) from None
-
-
-def _explain(message: str, data: object, kind: type[msgspec.Struct], where: str) -> str:
-    """msgspec's error in this module's words: ``PATH must be an integer >= 1, got 0``."""
-    if (match := _FIELD.match(message)) is not None:
-        at = match["at"] or ""
-        table = _join(where, at) or "the top level"
-        if not where and re.fullmatch(r"\.\w+", at):
-            table = f"[{at[1:]}]"  # a top-level table, as TOML writes it
-        if match["what"] == "missing required":
-            return f"{table} needs a {match['key']}"
-        known = ", ".join(sorted(f.encode_name for f in msgspec.structs.fields(_struct_at(kind, at))))
-        return f"unknown key {match['key']!r} in {table}; known: {known}"
-    if (match := _EXPECTED.match(message)) is not None:
-        at = match["at"] or ""
-        words = " or ".join(_TYPE_WORDS.get(t, t) for t in match["type"].split(" | ") if t != "null")
-        found, value = _value_at(data, at.removesuffix("[...]"))
-        if at.endswith("[...]") and isinstance(value, dict):  # a value of a table of strings
-            key = next((k for k, v in value.items() if type(v) is not str), None)
-            at, value = at.removesuffix("[...]") + f".{key}", value.get(key)
-        got = f", got {value!r}" if found else ""
-        bound = re.sub(r"(\d)\.0\b", r"\1", match["bound"])  # "> 0", not "> 0.0"
-        return f"{_join(where, at) or 'the config'} must be {words}{bound}{got}"
-    return f"{where}: {message}" if where else message
-
-
-def _join(where: str, at: str) -> str:
-    return f"{where}{at}" if where else at.removeprefix(".")
-
-
-def _steps(at: str) -> list[str | int]:
-    return [name if name else int(index) for name, index in _STEP.findall(at)]
-
-
-def _value_at(data: Any, at: str) -> tuple[bool, object]:
-    for step in _steps(at):
-        try:
-            data = data[step]
-        except (KeyError, IndexError, TypeError):
-            return False, None
-    return True, data
-
-
-def _struct_at(kind: type[msgspec.Struct], at: str) -> type[msgspec.Struct]:
-    """The table type at path ``at`` in ``kind``."""
-    for step in _steps(at):
-        if isinstance(step, str):
-            field = next(f for f in msgspec.structs.fields(kind) if f.encode_name == step)
-            kind = _table_of(field.type)
-    return kind
-
-
-def _table_of(tp: Any) -> Any:
-    """The Struct inside ``X``, ``X | None`` or ``list[X]``, or None."""
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return tp
-    return next((t for t in map(_table_of, typing.get_args(tp)) if t is not None), None)
-
-
 # -- from the file to the config ----------------------------------------------------------------
 
 
 def config_from(data: dict[str, Any], base: Path, source: Path | None = None) -> ServeConfig:
     """A config from parsed TOML; relative paths are taken from ``base``."""
-    file = _convert(data, ConfigFile, "")
+    file = convert(data, ConfigFile, "")
     config = ServeConfig(source=source, workers=file.workers)
     for name, path in file.modules.items():
         config.modules[name] = _resolve(base, path)
@@ -502,7 +293,10 @@ def config_from(data: dict[str, Any], base: Path, source: Path | None = None) ->
             raise ServeConfigError(f"unknown key 'dirs' in control.spawn_config; known: {known}")
         config.control.spawn_config = _env(control.spawn_config, "control.spawn_config", None)
     config.metrics_address = _tcp(file.metrics.address, "metrics.address") if file.metrics.enabled else None
-    config.http = HttpConfig(_tcp(file.http.address, "http.address"), file.http.max_body, file.http.enabled)
+    config.metrics_max_series = file.metrics.max_series
+    http = file.http
+    limits = HttpLimits(float(http.idle_timeout), float(http.body_timeout), float(http.linger))
+    config.http = HttpConfig(_tcp(http.address, "http.address"), http.max_body, limits, http.enabled)
     config.routes = [_route(table, f"routes[{i}]", base) for i, table in enumerate(file.routes)]
     config.log_level = _choice(file.log.level, LOG_LEVELS, "log.level")
     config.log_format = _choice(file.log.format, LOG_FORMATS, "log.format")
@@ -541,12 +335,19 @@ def env_config(table: dict[str, Any], where: str, base: Path | None) -> EnvConfi
     if base is None and isinstance(table, dict) and "dirs" in table:
         known = ", ".join(sorted(ENV_CONFIG_KEYS - {"dirs"}))
         raise ServeConfigError(f"unknown key 'dirs' in {where}; known: {known}")
-    return _env(_convert(table, EnvTable, where), where, base)
+    return _env(convert(table, EnvTable, where), where, base)
 
 
 def _env(table: EnvTable, where: str, base: Path | None) -> EnvConfig:
     config = EnvConfig()
-    for key in ("max_memory", "max_fuel", *(f"can_{can}" for can in _CANS), "spawn_local"):
+    for key in (
+        "max_memory",
+        "max_fuel",
+        "max_mailbox",
+        "max_env_memory",
+        *(f"can_{can}" for can in CAN_KEYS),
+        "spawn_local",
+    ):
         if (value := getattr(table, key)) is not None:
             setattr(config, key, value)
     if table.allowed_namespaces is not None:

@@ -36,6 +36,8 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import HttpMessageError, LunaticError, ServeConfigError
 from lunatic_mp.pids import REGISTRY
+from lunatic_mp.serve import http_server
+from lunatic_mp.serve.http_limits import HttpLimits
 from lunatic_mp.serve.http_messages import (
     HttpRequest,
     Route,
@@ -243,7 +245,7 @@ class HttpFrontEnd:
 
     async def _listen(self, host: str, port: int) -> None:
         if self.runner is None:  # aiohttp's low-level server: the routes are resolved here
-            server = web.Server(self._handle, access_log=None)  # type: ignore[arg-type]
+            server = http_server.Server(self._handle, self._limits)
             self.runner = web.ServerRunner(server, handle_signals=False)
             await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, reuse_port=True, reuse_address=True, backlog=1024)
@@ -255,6 +257,9 @@ class HttpFrontEnd:
         self.site = site
         self.listening = (host, port)
         log.debug("worker %d serves HTTP on %s:%d", self.worker.worker_id, host, port)
+
+    def _limits(self) -> HttpLimits:
+        return self.table.limits if self.table is not None else HttpLimits()
 
     async def _stop_listening(self) -> None:
         if self.site is not None:
@@ -373,18 +378,9 @@ class HttpFrontEnd:
             return _error(503, "the server is stopping", close=True)
         if bound.error:
             return _error(503, "this route cannot be served now")
-        limit = table.max_body
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, f"the body is larger than {limit} bytes", close=True)
-        body = b""
-        if request.body_exists:
-            chunks, size = [], 0
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > limit:
-                    return _error(413, f"the body is larger than {limit} bytes", close=True)
-                chunks.append(chunk)
-            body = b"".join(chunks)
+        body = await http_server.read_body(request, table.max_body, table.limits.body_timeout)
+        if isinstance(body, web.Response):
+            return body
         data = encode_request(
             request.method.encode(),
             path.encode(),

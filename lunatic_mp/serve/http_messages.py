@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import msgpack
 
 from lunatic_mp.errors import HttpMessageError
+from lunatic_mp.serve.http_limits import HttpLimits
 
 if TYPE_CHECKING:
     pass
@@ -208,18 +209,21 @@ class Table:
     routes: list[Route] = field(default_factory=list)
     draining: bool = False
     """Stop accepting connections; requests on open ones get 503; in-flight ones finish."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """How long a client is waited for (:mod:`lunatic_mp.serve.http_server`)."""
 
 
 def encode_table(table: Table) -> bytes:
     routes = [
         [list(r.methods), r.path, r.timeout, r.module, r.function, r.config, r.process] for r in table.routes
     ]
-    packed: bytes = msgpack.packb([table.host, table.port, table.max_body, routes, table.draining])
+    fields = [table.host, table.port, table.max_body, routes, table.draining, table.limits.encode()]
+    packed: bytes = msgpack.packb(fields)
     return packed
 
 
 def decode_table(payload: bytes) -> Table:
-    host, port, max_body, routes, draining = msgpack.unpackb(payload)
+    host, port, max_body, routes, draining, limits = msgpack.unpackb(payload)
     return Table(
         host,
         port,
@@ -229,4 +233,5 @@ def decode_table(payload: bytes) -> Table:
             for m, path, t, module, function, config, process in routes
         ],
         draining,
+        HttpLimits.decode(limits),
     )

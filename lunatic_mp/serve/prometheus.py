@@ -10,7 +10,9 @@ name a metric anything (``counter.requests``), which Prometheus metric names can
 - ``lunatic_guest_counter_total{worker, name}``: counters;
 - ``lunatic_guest_gauge{worker, name}``: gauges;
 - ``lunatic_guest_histogram{worker, name}``: histograms, as a summary (``_count``, ``_sum``),
-  with ``lunatic_guest_histogram_min`` and ``_max`` beside it (guests report no buckets).
+  with ``lunatic_guest_histogram_min`` and ``_max`` beside it (guests report no buckets);
+- ``lunatic_guest_metrics_dropped_total{worker}``: reports of a new name dropped because the
+  worker keeps as many names as it may (``Runtime(max_metric_series=...)``).
 
 HTTP routes (served by each worker, :mod:`lunatic_mp.serve.http`):
 
@@ -89,6 +91,11 @@ class _SnapshotCollector:
         malformed = CounterMetricFamily(
             "lunatic_malformed_frames", "Frames a worker received and dropped as invalid.", labels=["worker"]
         )
+        dropped = CounterMetricFamily(
+            "lunatic_guest_metrics_dropped",
+            "Guest metric reports dropped: a new name past the worker's bound on names.",
+            labels=["worker"],
+        )
         counters = CounterMetricFamily(
             "lunatic_guest_counter", "Guests' lunatic::metrics counters.", labels=["worker", "name"]
         )
@@ -109,6 +116,7 @@ class _SnapshotCollector:
             processes.add_metric([worker], stats.get("processes", 0))
             capacity.add_metric([worker], stats.get("capacity", 0))
             malformed.add_metric([worker], stats.get("malformed_frames", 0))
+            dropped.add_metric([worker], stats.get("metrics_dropped", 0))
             for name, value in sorted(stats.get("counters", {}).items()):
                 counters.add_metric([worker, name], value)
             for name, value in sorted(stats.get("gauges", {}).items()):
@@ -117,7 +125,7 @@ class _SnapshotCollector:
                 histograms.add_metric([worker, name], count_value=count, sum_value=total)
                 minima.add_metric([worker, name], minimum)
                 maxima.add_metric([worker, name], maximum)
-        yield from (processes, capacity, malformed, counters, gauges, histograms, minima, maxima)
+        yield from (processes, capacity, malformed, dropped, counters, gauges, histograms, minima, maxima)
         yield from _http_metrics(s.workers)
 
         requests = CounterMetricFamily(

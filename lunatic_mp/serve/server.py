@@ -137,7 +137,7 @@ class Server(ControlMethods):
         """Start the runtime, compile the modules, spawn the boot processes (blocking: call it
         on the main thread before :meth:`serve`)."""
         config = self.config
-        runtime = Runtime(workers=config.workers)
+        runtime = Runtime(workers=config.workers, max_metric_series=config.metrics_max_series)
         self.runtime = runtime
         self.announce(
             f"started {runtime.worker_count} worker{_s(runtime.worker_count)} (run {runtime.run_id})"
@@ -261,7 +261,9 @@ class Server(ControlMethods):
             )
             for route in self.config.routes
         ]
-        table = http_routes.Table(host, port, self.config.http.max_body, routes, draining)
+        table = http_routes.Table(
+            host, port, self.config.http.max_body, routes, draining, self.config.http.limits
+        )
         return http_routes.encode_table(table)
 
     def _all_serving(self, *, listening: bool) -> bool:

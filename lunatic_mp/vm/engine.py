@@ -28,9 +28,10 @@ from lunatic_mp.errors import (
 )
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
 from lunatic_mp.vm import host, wasm
+from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
-from lunatic_mp.vm.metrics import Metrics
+from lunatic_mp.vm.metrics import MAX_SERIES, Metrics
 from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.native import NativeProcess
 from lunatic_mp.vm.params import typed_args
@@ -96,6 +97,7 @@ class Engine(Placement, Signals):
         max_memory: int = DEFAULT_MAX_MEMORY,
         max_message_size: int = MAX_MESSAGE_SIZE,
         plugins: Iterable[Plugin] = (),
+        max_metric_series: int = MAX_SERIES,
     ) -> None:
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
@@ -115,7 +117,8 @@ class Engine(Placement, Signals):
         self.reactor = Reactor()
         """Descriptors that suspended processes wait on (:mod:`lunatic_mp.vm.reactor`)."""
         self.registry = Registry()
-        self.metrics = Metrics()
+        self.metrics = Metrics(max_metric_series)
+        """Guests' ``lunatic::metrics``: at most ``max_metric_series`` names (:mod:`.metrics`)."""
         self.processes: dict[int, BaseProcess] = {}
         self.current: BaseProcess | None = None
         self.host_errors: list[BaseException] = []
@@ -127,7 +130,7 @@ class Engine(Placement, Signals):
         self.worker_id = worker_id
         self.router: Router | None = None
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
-        self._environments: dict[int, int] = {}  # live processes of limited environments (no router)
+        self._environments = Environments()  # of limited environments, when no registry process counts
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
         """The namespaces that plugins add (:mod:`lunatic_mp.vm.plugins`)."""
@@ -221,9 +224,14 @@ class Engine(Placement, Signals):
     def _count_in(self, process: BaseProcess) -> None:
         """A lone engine counts the processes of each limited environment (in a runtime the
         registry process does)."""
-        if process.config.max_processes and self.router is None:
-            environment = process.config.environment_id
-            self._environments[environment] = self._environments.get(environment, 0) + 1
+        config = process.config
+        if config.limits_environment and self.router is None:
+            self._environments.add(config.environment_id, self.worker_id, self._reservation(process))
+
+    def _reservation(self, process: BaseProcess) -> int:
+        """What ``process`` takes from its environment's ``max_env_memory``: a Wasm process the
+        most its memory may grow to; a native one nothing (it has no linear memory)."""
+        return 0 if process.native else process.config.memory_reservation(self.max_memory)
 
     def spawn_native(
         self,

@@ -21,6 +21,7 @@ from lunatic_mp.vm.native import pickle_native
 from lunatic_mp.vm.process import BaseProcess
 
 if TYPE_CHECKING:
+    from lunatic_mp.vm.environments import Environments
     from lunatic_mp.vm.native import NativeProcess
     from lunatic_mp.vm.process import Process
     from lunatic_mp.vm.router import Router
@@ -35,7 +36,8 @@ class Placement:
         scheduler: Scheduler
         worker_id: int
         node_id: int
-        _environments: dict[int, int]
+        _environments: Environments
+        max_memory: int
         resume: Callable[..., None]
 
         def spawn(
@@ -95,25 +97,29 @@ class Placement:
         worker: int,
         place: Callable[[Callable[[int | str], None]], None],
         on_done: Callable[[int | str], None],
+        *,
+        native: bool = False,
     ) -> None:
         """``place(on_done)`` a child of ``parent`` on ``worker`` if its environment has room
-        (``config.max_processes``), else ``on_done(why not)``. In a runtime the registry
-        process counts every worker's processes of the environment: one round trip."""
-        limit = config.max_processes
-        if not limit:
+        (``config.max_processes``, ``config.max_env_memory``; a ``native`` child takes no
+        memory from it), else ``on_done(why not)``. In a runtime the registry process counts
+        every worker's processes of the environment: one round trip."""
+        if not config.limits_environment:
             place(on_done)
             return
-        environment = config.environment_id
+        environment, limit, memory_limit = config.environment_id, config.max_processes, config.max_env_memory
+        memory = 0 if native else config.memory_reservation(self.max_memory)
         if self.router is None:  # one engine: the count is right here (Engine.spawn keeps it)
-            if self._environments.get(environment, 0) >= limit:
-                on_done(_limit_error(environment, limit))
+            error = self._environments.check(environment, limit, memory, memory_limit)
+            if error is not None:
+                on_done(error)
             else:
                 place(on_done)
             return
         router = self.router
 
         def release() -> None:
-            router.env_release(environment, worker)
+            router.env_release(environment, worker, memory)
 
         def placed(child: int | str) -> None:
             if isinstance(child, str):
@@ -133,7 +139,7 @@ class Placement:
         if not router.is_live(REGISTRY):  # being replaced: nobody can count
             on_done("the registry process is being replaced: cannot count the environment's processes")
             return
-        router.env_acquire(parent.pid, environment, limit, worker, acquired)
+        router.env_acquire(parent.pid, environment, limit, worker, memory, memory_limit, acquired)
 
     def spawn_native_placed(
         self,
@@ -168,7 +174,7 @@ class Placement:
             on_reply = self._spawn_reply(parent, worker, link_tag, done)
             self.router.spawn_native(worker, parent.pid, payload, parent.config, there, on_reply)
 
-        self._within_limit(parent, parent.config, worker, place, on_done)
+        self._within_limit(parent, parent.config, worker, place, on_done, native=True)
 
     def _spawn_reply(
         self, parent: BaseProcess, worker: int, link_tag: int, on_done: Callable[[int | str], None]
@@ -292,10 +298,3 @@ class Placement:
 
 def _ignore(_reply: Any) -> None:
     return None
-
-
-def _limit_error(environment: int, limit: int) -> str:
-    return (
-        f"environment {environment} is at its limit of {limit} live processes (max_processes); "
-        "wait for some to end"
-    )

@@ -29,9 +29,25 @@ def exact(name: str) -> str:
     return EXACT + name
 
 
+MAX_NAME_LENGTH = 1024
+"""Bytes (UTF-8) of the longest name, with its version or requirement, that the registry takes:
+a name is kept as long as its process lives, and sent to every worker that looks it up."""
+
+
+def check_name_length(length: int) -> None:
+    """Raise :class:`InvalidNameError` if a name of ``length`` bytes is too long (before a host
+    function reads it from a guest's memory)."""
+    if length > MAX_NAME_LENGTH:
+        raise InvalidNameError(
+            f"a registry name of {length} bytes is longer than the limit of {MAX_NAME_LENGTH}"
+        )
+
+
 def _split(name: str) -> tuple[str, str | None]:
     """``"counter@1.2"`` -> ``("counter", "1.2")``; ``"counter"`` -> ``("counter", None)``; an
     :func:`exact` key -> ``(name, None)``, whatever it contains."""
+    if len(name) > MAX_NAME_LENGTH or not name.isascii():
+        check_name_length(len(name.removeprefix(EXACT).encode(errors="surrogatepass")))
     if name.startswith(EXACT):
         return name[len(EXACT) :], None
     base, at, rest = (part.strip() for part in name.partition("@"))

@@ -68,17 +68,28 @@ class Router(Protocol):
     def mailbox_full(self, sender: int, target: int, full: bool) -> None:
         """``target``'s mailbox is full (pause ``sender``), or has room again (let it go on)."""
 
-    def env_release(self, environment: int, worker: int) -> None:
-        """A process of a limited environment on ``worker`` ended (or never started)."""
+    def env_release(self, environment: int, worker: int, memory: int) -> None:
+        """A process of a limited environment on ``worker`` ended (or never started), giving
+        back the ``memory`` it reserved."""
 
     def process_gone(self, pid: int) -> None:
         """``pid``, which has registry names, died: the registry drops them, then answers."""
 
     # --- requests -------------------------------------------------------------------------------
 
-    def env_acquire(self, asker: int, environment: int, limit: int, worker: int, on_reply: OnReply) -> None:
-        """Count one more process of ``environment`` on ``worker`` if it has room; reply
-        fields: ``found`` (granted), ``error``."""
+    def env_acquire(
+        self,
+        asker: int,
+        environment: int,
+        limit: int,
+        worker: int,
+        memory: int,
+        memory_limit: int,
+        on_reply: OnReply,
+    ) -> None:
+        """Count one more process of ``environment`` on ``worker``, reserving ``memory`` bytes of
+        its budget, if it has room (``limit`` processes, ``memory_limit`` bytes; 0: no bound);
+        reply fields: ``found`` (granted), ``error``."""
 
     def spawn(
         self,

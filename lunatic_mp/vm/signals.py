@@ -19,6 +19,7 @@ from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.process import BaseProcess, Phase
 
 if TYPE_CHECKING:
+    from lunatic_mp.vm.environments import Environments
     from lunatic_mp.vm.registry import Registry
     from lunatic_mp.vm.router import Router
 
@@ -36,7 +37,8 @@ class Signals:
         worker_id: int
         current: BaseProcess | None
         _held: dict[int, tuple[BaseProcess, Finished]]
-        _environments: dict[int, int]
+        _environments: Environments
+        _reservation: Callable[[BaseProcess], int]
         is_local: Callable[[int], bool]
         _is_gone: Callable[[int], bool]
         deliver: Callable[[int, Message], bool]
@@ -210,12 +212,13 @@ class Signals:
         if process.blocked_senders:
             self._make_room(process)
         router = self.router
-        if process.config.max_processes:
+        if process.config.limits_environment:
             environment = process.config.environment_id
+            memory = self._reservation(process)
             if router is not None:
-                router.env_release(environment, self.worker_id)
-            elif environment in self._environments:
-                self._environments[environment] -= 1
+                router.env_release(environment, self.worker_id, memory)
+            else:
+                self._environments.release(environment, self.worker_id, memory)
         if router is not None and process.registered:
             router.process_gone(process.pid)
             if router.is_live(REGISTRY):

@@ -475,6 +475,12 @@ class Memory:
                 )
         return self._base + ptr
 
+    @property
+    def size(self) -> int:
+        """The memory's size now, in bytes."""
+        self._size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+        return self._size
+
     def check(self, ptr: int, length: int) -> None:
         """Trap now if [ptr, ptr+length) is out of bounds (before a process suspends)."""
         self._span(ptr, length)

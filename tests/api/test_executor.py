@@ -9,6 +9,7 @@ test sends them one: nothing waits on a clock, except the timeout test, whose po
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import struct
@@ -258,3 +259,28 @@ def test_a_job_lost_with_its_worker_is_retried_once() -> None:
 
         assert list(executor.map("square", range(100))) == [i * i for i in range(100)]
         executor.shutdown()
+
+
+def test_ctrl_c_in_the_with_block_cancels_the_queued_jobs(
+    runtime: Runtime, jobs: Module, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C inside `with executor:` with jobs that loop for ages, queued and running: the
+    block is left at once (it used to wait for every queued job, for ever here), the queued
+    jobs cancelled, the running ones killed, and a warning says so."""
+    forever = 2**62  # iterations of spin: years
+    with (
+        caplog.at_level(logging.WARNING, "lunatic_mp.api.executor"),
+        pytest.raises(KeyboardInterrupt),
+        WasmExecutor(runtime, jobs, max_in_flight=2) as executor,
+    ):
+        futures = [executor.submit("spin", forever) for _ in range(7)]
+        assert (executor.in_flight, executor.queued) == (2, 5)
+        signal.raise_signal(signal.SIGINT)
+    assert sum(f.cancelled() for f in futures) == 5
+    for future in futures[:2]:
+        with pytest.raises(JobCancelled):
+            future.result(TIMEOUT)
+    said = "interrupted: the executor cancels its 5 queued job(s) and kills its 2 running one(s)"
+    assert said in caplog.text
+    killed = [error.pid for f in futures[:2] if isinstance(error := f.exception(), JobFailed)]
+    assert len(killed) == 2 and not any(runtime.exists(pid) for pid in killed)

@@ -234,3 +234,16 @@ def test_exit_code_and_trap_on_two_workers() -> None:
     assert trapped.returncode == 1
     assert "unreachable" in trapped.stderr
     assert len(trapped.stderr.strip().splitlines()) == 1, trapped.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "status"), [((), 0), (("--max-mailbox", "0"), 0), (("--max-mailbox", "100"), 1)]
+)
+def test_max_mailbox_sets_the_bound_of_every_mailbox(options: tuple[str, ...], status: int) -> None:
+    """`--max-mailbox N`: a root sending 150 messages to a process that reads none of them until
+    the 151st runs to its end under the default bound or none; under 100 it is paused for ever,
+    and the command says why (exit 1) instead of hanging."""
+    result = cli("run", *options, GUESTS / "cli_mailbox.wat")
+    assert result.returncode == status, result.stderr
+    if status:
+        assert "waits for room in a full mailbox (--max-mailbox) that can never come" in result.stderr

@@ -119,8 +119,10 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("environment", int),
         ("limit", int),
         ("worker", int),
+        ("memory", int),
+        ("memory_limit", int),
     ],
-    "EnvRelease": [("environment", int), ("worker", int)],
+    "EnvRelease": [("environment", int), ("worker", int), ("memory", int)],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 

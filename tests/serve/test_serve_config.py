@@ -303,3 +303,24 @@ def test_serve_schema_prints_it() -> None:
     result = CliRunner().invoke(cli, ["serve", "--schema"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == config_schema()
+
+
+def test_a_process_config_sets_its_mailbox_bound(tmp_path: Path) -> None:
+    """max_mailbox: the default bound unless set, 0 for none; a negative one is named."""
+    (tmp_path / "m.wat").write_text("(module)")
+    head = "[modules]\nm = 'm.wat'\n[[processes]]\nmodule = 'm'\n"
+    config = load_config(write(tmp_path, head + "config = { max_mailbox = 0 }"))
+    assert config.processes[0].config.max_mailbox == 0
+    config = load_config(write(tmp_path, head))
+    assert config.processes[0].config.max_mailbox == EnvConfig().max_mailbox > 0
+    with pytest.raises(
+        ServeConfigError, match=r"processes\[0\]\.config\.max_mailbox must be an integer >= 0, got -1"
+    ):
+        load_config(write(tmp_path, head + "config = { max_mailbox = -1 }"))
+
+
+def test_the_guest_metric_names_a_worker_keeps(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).metrics_max_series == 10_000
+    assert load_config(write(tmp_path, "[metrics]\nmax_series = 50")).metrics_max_series == 50
+    with pytest.raises(ServeConfigError, match=r"metrics\.max_series must be an integer >= 0, got -1"):
+        load_config(write(tmp_path, "[metrics]\nmax_series = -1"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from lunatic_mp.vm.host._common import HostEngine, current, memory_of
+from lunatic_mp.vm.metrics import MAX_NAME_LENGTH
+from lunatic_mp.vm.wasm import GuestTrap
 
 NAMESPACE = "lunatic::metrics"
 U64_MASK = 0xFFFF_FFFF_FFFF_FFFF  # counters add a u64
@@ -12,6 +14,8 @@ def register(engine: HostEngine) -> None:
     metrics, define = engine.metrics, engine.linker.define
 
     def name(ptr: int, length: int) -> str:
+        if length > MAX_NAME_LENGTH:
+            raise GuestTrap(f"a metric name of {length} bytes is longer than the limit of {MAX_NAME_LENGTH}")
         return memory_of(current(engine), engine).read_str(ptr, length)
 
     define(NAMESPACE, "counter", "iiI", "", lambda p, n, value: metrics.count(name(p, n), value & U64_MASK))

@@ -140,6 +140,7 @@ def register(engine: HostEngine) -> None:
         if config_id != -1:  # a config the guest built stays in its environment, and under its bound
             config.environment_id = parent.config.environment_id
             config.max_processes = parent.config.max_processes
+            config.max_env_memory = parent.config.max_env_memory
             refusal = grants.excess(config, parent.config)
             if refusal is not None:
                 raise SpawnRefused(f"the config grants more than its creator holds: {refusal}")

@@ -15,7 +15,7 @@ from typing import Any
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, memory_of
-from lunatic_mp.vm.registry import exact
+from lunatic_mp.vm.registry import check_name_length, exact
 from lunatic_mp.vm.wasm import GuestTrap
 
 NAMESPACE = "lunatic::registry"
@@ -31,6 +31,10 @@ def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
     registry = engine.registry
 
     def read_name(name_ptr: int, name_len: int, *, to_register: bool = False) -> str:
+        try:
+            check_name_length(name_len)
+        except InvalidNameError as exc:
+            raise GuestTrap(str(exc)) from None
         name = memory_of(current(engine), engine).read_str(name_ptr, name_len)
         if not versioned:
             return exact(name)
