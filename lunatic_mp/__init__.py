@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         RemoteError,
         SignatureError,
         SpawnError,
+        UnguardedMainError,
         WorkerLost,
     )
     from lunatic_mp.serve.client import AsyncClient, Client, connect, connect_async
@@ -75,6 +76,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "RuntimeProcess": ("lunatic_mp.api.handles", "RuntimeProcess"),
     "SignatureError": ("lunatic_mp.errors", "SignatureError"),
     "SpawnError": ("lunatic_mp.errors", "SpawnError"),
+    "UnguardedMainError": ("lunatic_mp.errors", "UnguardedMainError"),
     "WasmExecutor": ("lunatic_mp.api.executor", "WasmExecutor"),
     "WasmPlugin": ("lunatic_mp.vm.plugins", "WasmPlugin"),
     "WasmProcess": ("lunatic_mp.api.handles", "WasmProcess"),
@@ -135,6 +137,7 @@ __all__ = [
     "RuntimeProcess",
     "SignatureError",
     "SpawnError",
+    "UnguardedMainError",
     "WasmExecutor",
     "WasmPlugin",
     "WasmProcess",

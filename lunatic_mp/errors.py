@@ -24,6 +24,8 @@
     │                          (also a ValueError; lunatic_mp.serve.rpc)
     ├── RemoteError            a control-socket call the server answered with an error
     │                          (lunatic_mp.serve.client)
+    ├── UnguardedMainError     a Runtime started while a worker process imports the main module:
+    │                          it needs an ``if __name__ == "__main__":`` guard
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     └── EngineClosed           the engine (or runtime) was shut down
@@ -102,6 +104,11 @@ class RemoteError(LunaticError):
 class HttpMessageError(LunaticError, ValueError):
     """An HTTP request or reply in the guest convention's binary layout that does not parse
     (:mod:`lunatic_mp.serve.http`)."""
+
+
+class UnguardedMainError(LunaticError):
+    """A runtime was started while its worker processes import the main module (the ``spawn``
+    start method does): the code that starts it needs an ``if __name__ == "__main__":`` guard."""
 
 
 class PluginError(LunaticError):

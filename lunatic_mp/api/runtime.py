@@ -32,6 +32,7 @@ import cloudpickle
 import msgpack
 import psutil
 
+from lunatic_mp.api import lifecycle
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.logs import LogReceiver
@@ -122,6 +123,7 @@ class Runtime:
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
     ) -> None:
+        lifecycle.check_not_bootstrapping()
         self.worker_count = workers or len(os.sched_getaffinity(0))
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
@@ -172,6 +174,7 @@ class Runtime:
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
+        lifecycle.opened(self)
         try:
             self._start()
         except BaseException:
@@ -198,6 +201,10 @@ class Runtime:
         for child in list(self._children.values()):
             while not child.ready.wait(0.05):  # a child that dies while starting fails at once
                 if not child.process.is_alive():
+                    child.process.join(1)
+                    unguarded = lifecycle.start_failure(child.process.exitcode)
+                    if unguarded is not None:
+                        raise unguarded from None
                     raise RuntimeError_(
                         f"{child.process.name} exited with code {child.process.exitcode} while "
                         "starting (its log, above, says why)"
@@ -283,7 +290,9 @@ class Runtime:
 
     def _on_child_exit(self, child: _Child) -> None:
         """A worker died unasked: tell everyone, and start a fresh one with a new id."""
-        child.process.join(0)
+        child.process.join(1)  # its sentinel is ready: it has exited, or is about to
+        if lifecycle.start_failure(child.process.exitcode) is not None:  # _start raises it
+            return
         with self._lock:
             if self._children.get(child.worker_id) is not child:
                 return
@@ -881,6 +890,7 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
+            lifecycle.closed(self)
             self._broadcast(frames.Shutdown())
             self._flush()
         self._wake()
