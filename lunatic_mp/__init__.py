@@ -88,8 +88,18 @@ _HOMES: dict[str, tuple[str, str]] = {
 """Each public name: the module that defines it, and its name there."""
 
 
+def get_include() -> str:
+    """The directory that holds ``lunatic.h``, the C guest header: ``cc -I`` it to build guests
+    against an installed lunatic_mp (``lunatic-mp`` needs no source tree)."""
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "include")
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name's module the first time the name is used."""
+    if name == "examples":  # the example modules (lunatic_mp.examples.path), a subpackage
+        return importlib.import_module("lunatic_mp.examples")
     try:
         module, attribute = _HOMES[name]
     except KeyError:
@@ -146,4 +156,5 @@ __all__ = [
     "__version__",
     "connect",
     "connect_async",
+    "get_include",
 ]

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+include="$here/../lunatic_mp/include"  # lunatic.h, shipped in the package (lunatic_mp.get_include())
 out="$here/build"
 if [ "${1:-}" = "-o" ]; then
     [ $# -ge 2 ] || { echo "usage: $0 [-o OUTDIR] [SOURCE.c ...]" >&2; exit 2; }
@@ -27,7 +28,7 @@ CC="${CC:-clang}"
 # -O2, all warnings as errors; --strip-debug drops DWARF but keeps the name section, so traps
 # still show function names in backtraces.
 read -r -a extra <<<"${EXTRA_CFLAGS:-}"
-flags=(--target=wasm32-wasi -std=gnu11 -O2 -Wall -Wextra -Werror -I "$here/include" -Wl,--strip-debug
+flags=(--target=wasm32-wasi -std=gnu11 -O2 -Wall -Wextra -Werror -I "$include" -Wl,--strip-debug
        "${extra[@]}")
 
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -50,7 +51,7 @@ for src in "$@"; do
     [ -f "$src" ] || { echo "build.sh: no such source: $src" >&2; exit 2; }
     name="$(basename "$src" .c)"
     target="$out/$name.wasm"
-    if [ -f "$target" ] && [ "$target" -nt "$src" ] && [ "$target" -nt "$here/include/lunatic.h" ] &&
+    if [ -f "$target" ] && [ "$target" -nt "$src" ] && [ "$target" -nt "$include/lunatic.h" ] &&
         [ "$target" -nt "${BASH_SOURCE[0]}" ] && [ -z "${EXTRA_CFLAGS:-}" ]; then
         continue
     fi

@@ -108,7 +108,7 @@ class Runtime:
     """Processes on every core: the supervisor of a set of worker processes.
 
     >>> with Runtime(workers=2) as runtime:
-    ...     module = runtime.load_module("workers/hello.wat")
+    ...     module = runtime.load_module(examples.path("hello.wat"))
     ...     pid = runtime.spawn(module, "_start", config=EnvConfig.permissive())
     """
 

@@ -46,8 +46,8 @@ def sum_of_squares(n: int) -> int:
 
 
 def test_hello_example() -> None:
-    """`lunatic-mp run workers/hello.wat` prints one line per child (four) and exits 0."""
-    result = cli("run", "workers/hello.wat")
+    """`lunatic-mp run lunatic_mp/examples/hello.wat` prints one line per child (four) and exits 0."""
+    result = cli("run", "lunatic_mp/examples/hello.wat")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4
@@ -218,7 +218,7 @@ def test_run_help() -> None:
 
 def test_hello_example_on_two_workers() -> None:
     """`run --workers 2` spreads the children over two worker processes; same output, exit 0."""
-    result = cli("run", "--workers", "2", "workers/hello.wat")
+    result = cli("run", "--workers", "2", "lunatic_mp/examples/hello.wat")
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == sorted(
         f"hello from lunatic_mp: n = {n}, sum of squares 1..n = {sum_of_squares(n)}"
