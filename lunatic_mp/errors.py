@@ -24,6 +24,8 @@
     │                          (also a ValueError; lunatic_mp.serve.rpc)
     ├── RemoteError            a control-socket call the server answered with an error
     │                          (lunatic_mp.serve.client)
+    ├── ArgumentTypeError      an argument of the wrong type: str where bytes go, a path where a
+    │                          Module goes (also a TypeError; lunatic_mp.arguments)
     ├── UnguardedMainError     a Runtime started while a worker process imports the main module:
     │                          it needs an ``if __name__ == "__main__":`` guard
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
@@ -104,6 +106,10 @@ class RemoteError(LunaticError):
 class HttpMessageError(LunaticError, ValueError):
     """An HTTP request or reply in the guest convention's binary layout that does not parse
     (:mod:`lunatic_mp.serve.http`)."""
+
+
+class ArgumentTypeError(LunaticError, TypeError):
+    """An argument of the wrong type; the message names it and says what to pass instead."""
 
 
 class UnguardedMainError(LunaticError):

@@ -32,6 +32,7 @@ import cloudpickle
 import msgpack
 import psutil
 
+from lunatic_mp import arguments
 from lunatic_mp.api import lifecycle
 from lunatic_mp.cluster import frames, registry_process, worker
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
@@ -558,6 +559,7 @@ class Runtime:
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
         self._check_open()
+        module = arguments.module(module)
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
@@ -610,6 +612,7 @@ class Runtime:
         self._check_open()
         if not callable(function):
             raise SpawnError(f"a native process runs a function, got {function!r}")
+        args = arguments.arguments(args, function)
         try:
             payload = pickle_native(function, args, kwargs or {})
         except Exception as exc:  # cloudpickle raises whatever pickling the objects does
@@ -727,6 +730,7 @@ class Runtime:
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""
+        data = arguments.data_bytes(data)
         if not -(2**63) <= tag < 2**64:
             raise ValueError(f"tag {tag} does not fit in 64 bits")
         if len(data) > MAX_MESSAGE_SIZE:

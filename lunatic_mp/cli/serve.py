@@ -302,7 +302,9 @@ def stop(
     """
     with _client(address, token, timeout) as client:
         if targets:
-            for target in targets:
+            for target in targets:  # a pid or name that is not there is an error, not "killed"
+                if not _call(partial(client.exists, _target(target))):
+                    _fail(f"no process {target} (a pid as `lunatic-mp ps` shows it, or a registry name)")
                 _call(partial(client.kill, _target(target)))
                 click.echo(f"killed {target}")
             return

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import msgpack
 import wasmtime
 
+from lunatic_mp import arguments
 from lunatic_mp.cluster import frames
 from lunatic_mp.config import FUEL_UNIT, EnvConfig
 from lunatic_mp.errors import (
@@ -196,6 +197,7 @@ class Engine:
         """
         if self._closed:
             raise EngineClosed("the engine is closed")
+        module = arguments.module(module)
         if len(self.processes) >= self.capacity:
             raise CapacityError(
                 f"engine is at capacity ({self.capacity} live processes); "
@@ -343,6 +345,7 @@ class Engine:
             raise EngineClosed("the engine is closed")
         if not callable(function):
             raise SpawnError(f"a native process runs a function, got {function!r}")
+        args = arguments.arguments(args, function)
         if len(self.processes) >= self.capacity:
             raise CapacityError(f"engine is at capacity ({self.capacity} live processes)")
         pid = self.pid_base | self._next_local
@@ -589,6 +592,7 @@ class Engine:
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> bool:
         """Send a message from the host; False if no such process."""
+        data = arguments.data_bytes(data)
         if not -(2**63) <= tag < 2**64:
             raise ValueError(f"tag {tag} does not fit in 64 bits")
         tag = tag - 2**64 if tag >= 2**63 else tag

@@ -29,6 +29,7 @@ import cloudpickle
 import greenlet
 import msgpack
 
+from lunatic_mp import arguments
 from lunatic_mp.cluster import frames
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
@@ -251,7 +252,7 @@ class BaseContext:
         process = self._enter()
         engine = process.engine
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"message data must be bytes, got {type(data).__name__}")
+            arguments.data_bytes(data)  # raises the error every send gives
         if len(data) > engine.max_message_size:
             raise ValueError(f"message of {len(data)} bytes exceeds the {engine.max_message_size}-byte limit")
         if not -(2**63) <= tag < 2**64:

@@ -219,6 +219,11 @@ def test_stop_kills_named_processes(tmp_path: Path, servers: list[ServeProcess])
     server.ready()
     killed = cli("stop", "counter", env=env)
     assert (killed.returncode, killed.stdout) == (0, "killed counter\n")
+    ghost = cli("stop", "0x999", env=env)  # it used to say "killed 0x999"
+    assert (ghost.returncode, ghost.stdout) == (1, "")
+    assert ghost.stderr.startswith("lunatic-mp: no process 0x999 ")
+    again = cli("stop", "counter", env=env)  # its name is gone with it
+    assert again.returncode == 1 and "no process counter" in again.stderr
     with lunatic_mp.connect(tmp_path / "lunatic-mp.sock") as client:
         _, rows = client.processes()
         assert [tuple(row.names) for row in rows] == [("greeter@1.0.0",)]  # the example's other one
