@@ -5,6 +5,7 @@ Most start a Runtime, so this also proves their ``if __name__ == "__main__":`` g
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,3 +101,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 )
 def test_the_client_example_runs_against_a_server(example: Example, server: str, tmp_path: Path) -> None:
     run_example(example, tmp_path, {**os.environ, "LUNATIC_MP_CONNECT": server})
+
+
+def test_ruff_format_accepts_the_docs_code_blocks() -> None:
+    """The README's `ruff format --check .` formats the Python blocks of the Markdown files too."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    documents = [str(example.document) for example in EXAMPLES]
+    result = subprocess.run(
+        [ruff, "format", "--check", *sorted(set(documents))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
