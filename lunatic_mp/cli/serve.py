@@ -122,6 +122,7 @@ def serve(
             config.control.token = token
         if metrics is not None:
             config.metrics_address = metrics_address(metrics)
+            config.metrics_any_port_if_taken = False  # an address asked for is that one
         if http is not None:
             http_address(config, http)
         config.check()

@@ -258,6 +258,8 @@ class ServeConfig:
         default_factory=lambda: _tcp(DEFAULT_METRICS_ADDRESS, "metrics")
     )
     http: HttpConfig = field(default_factory=HttpConfig)
+    metrics_any_port_if_taken: bool = False
+    """Serve /metrics on any free port when its own is taken (the built-in example does)."""
     routes: list[RouteSpec] = field(default_factory=list)
     log_level: str | None = None
     log_format: str | None = None
@@ -302,6 +304,7 @@ def example_config() -> ServeConfig:
     ``/greeter/{name}`` (a long-lived process registered as ``greeter``)."""
     return ServeConfig(
         http=HttpConfig(any_port_if_taken=True),
+        metrics_any_port_if_taken=True,
         modules={"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE},
         processes=[
             ProcessSpec("counter", "counter", [0], name="counter", version="1.0.0"),

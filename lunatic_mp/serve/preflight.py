@@ -67,19 +67,19 @@ def check_addresses(config: ServeConfig, announce: Callable[[str], None]) -> Non
         problems.append(f"control socket: cannot listen on {control.netloc}: {error.strerror or error}")
     metrics = config.metrics_address
     if metrics is not None and (error := _tcp_problem(metrics)) is not None:
-        if config.http.any_port_if_taken and error.errno == errno.EADDRINUSE:
+        if config.metrics_any_port_if_taken and error.errno == errno.EADDRINUSE:
             announce(f"metrics port {metrics.port} is taken: serving metrics on another one")
             config.metrics_address = TcpAddress(metrics.host, 0)
         else:
             problems.append(
-                f"metrics: cannot listen on {metrics.netloc}: {error.strerror or error} "
+                f"cannot listen for metrics on {metrics.netloc}: {error.strerror or error} "
                 "(pass --metrics HOST:PORT, or off)"
             )
     http = config.http.address
     error = _tcp_problem(http) if config.http_enabled else None
     if error is not None and not (config.http.any_port_if_taken and error.errno == errno.EADDRINUSE):
         problems.append(
-            f"HTTP: cannot serve on {http.netloc}: {error.strerror or error} (pass --http HOST:PORT, or off)"
+            f"cannot serve HTTP on {http.netloc}: {error.strerror or error} (pass --http HOST:PORT, or off)"
         )
     if problems:
         raise ServeConfigError("cannot start: " + "; ".join(problems))

@@ -66,8 +66,8 @@ def test_every_address_problem_in_one_line_before_any_worker(tmp_path: Path, tak
     (line,) = result.stderr.splitlines()
     assert line.startswith("lunatic-mp: cannot start: control socket: ")
     assert f"{sockets} must belong to this user and be private (mode 0700)" in line
-    assert f"metrics: cannot listen on 127.0.0.1:{metrics}: Address already in use" in line
-    assert f"HTTP: cannot serve on 127.0.0.1:{http}: Address already in use" in line
+    assert f"cannot listen for metrics on 127.0.0.1:{metrics}: Address already in use" in line
+    assert f"cannot serve HTTP on 127.0.0.1:{http}: Address already in use" in line
 
 
 def test_the_example_moves_a_taken_metrics_port(taken: list[int]) -> None:

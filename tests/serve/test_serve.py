@@ -440,6 +440,6 @@ def test_bad_configs_fail_clearly(tmp_path: Path) -> None:
     finally:
         taken.close()
     assert result.returncode == 2
-    assert f"metrics: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen for metrics on 127.0.0.1:{port}" in result.stderr
     assert not (tmp_path / "c.sock").exists()
     assert not (tmp_path / "c.sock").exists()
