@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         RemoteError,
         SignatureError,
         SpawnError,
+        UnguardedMainError,
         WorkerLost,
     )
     from lunatic_mp.serve.client import AsyncClient, Client, connect, connect_async
@@ -79,6 +80,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "RuntimeProcess": ("lunatic_mp.api.handles", "RuntimeProcess"),
     "SignatureError": ("lunatic_mp.errors", "SignatureError"),
     "SpawnError": ("lunatic_mp.errors", "SpawnError"),
+    "UnguardedMainError": ("lunatic_mp.errors", "UnguardedMainError"),
     "WasmExecutor": ("lunatic_mp.api.executor", "WasmExecutor"),
     "WasmPlugin": ("lunatic_mp.vm.plugins", "WasmPlugin"),
     "WasmProcess": ("lunatic_mp.api.handles", "WasmProcess"),
@@ -90,8 +92,18 @@ _HOMES: dict[str, tuple[str, str]] = {
 """Each public name: the module that defines it, and its name there."""
 
 
+def get_include() -> str:
+    """The directory that holds ``lunatic.h``, the C guest header: ``cc -I`` it to build guests
+    against an installed lunatic_mp (``lunatic-mp`` needs no source tree)."""
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "include")
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name's module the first time the name is used."""
+    if name == "examples":  # the example modules (lunatic_mp.examples.path), a subpackage
+        return importlib.import_module("lunatic_mp.examples")
     try:
         module, attribute = _HOMES[name]
     except KeyError:
@@ -140,6 +152,7 @@ __all__ = [
     "RuntimeProcess",
     "SignatureError",
     "SpawnError",
+    "UnguardedMainError",
     "WasmExecutor",
     "WasmPlugin",
     "WasmProcess",
@@ -148,4 +161,5 @@ __all__ = [
     "__version__",
     "connect",
     "connect_async",
+    "get_include",
 ]

@@ -26,6 +26,10 @@
     │                          (lunatic_mp.serve.client)
     ├── UntrustedServer        a control socket another user could have made or answers on
     │                          (also a ConnectionError; lunatic_mp.serve.peer)
+    ├── ArgumentTypeError      an argument of the wrong type: str where bytes go, a path where a
+    │                          Module goes (also a TypeError; lunatic_mp.vm.arguments)
+    ├── UnguardedMainError     a Runtime started while a worker process imports the main module:
+    │                          it needs an ``if __name__ == "__main__":`` guard
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     ├── PlatformError          the machine cannot run the multi-worker runtime: not Linux on
@@ -112,6 +116,15 @@ class UntrustedServer(LunaticError, ConnectionError):
 class HttpMessageError(LunaticError, ValueError):
     """An HTTP request or reply in the guest convention's binary layout that does not parse
     (:mod:`lunatic_mp.serve.http`)."""
+
+
+class ArgumentTypeError(LunaticError, TypeError):
+    """An argument of the wrong type; the message names it and says what to pass instead."""
+
+
+class UnguardedMainError(LunaticError):
+    """A runtime was started while its worker processes import the main module (the ``spawn``
+    start method does): the code that starts it needs an ``if __name__ == "__main__":`` guard."""
 
 
 class PluginError(LunaticError):

@@ -9,9 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lunatic_mp import Engine, EnvConfig, Finished, Module, Process
+from lunatic_mp import Engine, EnvConfig, Finished, Module, Process, examples
 
 GUESTS = Path(__file__).parent / "guests"
+EXAMPLES = examples.DIRECTORY  # the guests the docs use too, shipped in the package
 WORKERS = Path(__file__).parent.parent / "workers"
 
 
@@ -50,12 +51,13 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture
 def load(engine: Engine) -> Callable[[str], Module]:
-    """Load a guest from tests/guests by file name, or WAT text."""
+    """Load a guest from tests/guests (or lunatic_mp/examples) by file name, or WAT text."""
 
     def load(name_or_wat: str) -> Module:
         if name_or_wat.lstrip().startswith(("(", ";;")):
             return engine.load_module(name_or_wat)
-        return engine.load_module(GUESTS / name_or_wat)
+        path = GUESTS / name_or_wat
+        return engine.load_module(path if path.exists() else EXAMPLES / name_or_wat)
 
     return load
 

@@ -99,10 +99,10 @@ def test_the_sdist_carries_what_its_tests_need_and_they_pass(
         "LICENSE",
         "CHANGELOG.md",
         "tests/conftest.py",
-        "tests/guests/ping_pong.wat",
-        "workers/include/lunatic.h",
+        "lunatic_mp/examples/ping_pong.wat",
+        "lunatic_mp/include/lunatic.h",
         "workers/build.sh",
-        "workers/hello.wat",
+        "lunatic_mp/examples/hello.wat",
         "docs/guide.md",
         "benchmarks/pingpong.py",
     ):

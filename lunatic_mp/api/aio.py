@@ -131,7 +131,7 @@ class AsyncRuntime:
 
     >>> async def main() -> None:
     ...     async with AsyncRuntime(workers=2) as rt:
-    ...         module = await rt.load_module("workers/hello.wat")
+    ...         module = await rt.load_module(examples.path("hello.wat"))
     ...         process = await rt.spawn(module, "_start", config=EnvConfig.permissive())
     ...         print(await process.join())
 

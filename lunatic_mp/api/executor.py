@@ -26,7 +26,7 @@ Bytes jobs
     sender (``lunatic::message::get_tag`` and ``get_process_id`` give both); the future resolves
     with that reply's bytes. A job that ends normally without replying fails with
     :class:`JobFailed`. This is lunatic's usual request/reply pattern, so a guest needs nothing
-    executor-specific (see ``tests/guests/exe_jobs.wat``, ``reverse``).
+    executor-specific (see ``lunatic_mp/examples/exe_jobs.wat``, ``reverse``).
 
 Failures
     A trap (or running out of fuel, or a ``proc_exit``) raises :class:`JobFailed` from that job's

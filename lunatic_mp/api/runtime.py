@@ -19,7 +19,7 @@ from lunatic_mp.cluster.supervisor import Supervisor
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError, PluginError, SpawnError
 from lunatic_mp.pids import REGISTRY, worker_of
-from lunatic_mp.vm import wasm
+from lunatic_mp.vm import arguments, wasm
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
@@ -38,7 +38,7 @@ class Runtime(Supervisor):
     """Processes on every core, as the host program sees them (a :class:`Supervisor` beneath).
 
     >>> with Runtime(workers=2) as runtime:
-    ...     module = runtime.load_module("workers/hello.wat")
+    ...     module = runtime.load_module(examples.path("hello.wat"))
     ...     pid = runtime.spawn(module, "_start", config=EnvConfig.permissive())
     """
 
@@ -80,6 +80,7 @@ class Runtime(Supervisor):
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
         self._check_open()
+        module = arguments.module(module)
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
@@ -132,6 +133,7 @@ class Runtime(Supervisor):
         self._check_open()
         if not callable(function):
             raise SpawnError(f"a native process runs a function, got {function!r}")
+        args = arguments.arguments(args, function)
         try:
             payload = pickle_native(function, args, kwargs or {})
         except Exception as exc:  # cloudpickle raises whatever pickling the objects does
@@ -262,6 +264,7 @@ class Runtime(Supervisor):
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""
+        data = arguments.data_bytes(data)
         if not -(2**63) <= tag < 2**64:
             raise ValueError(f"tag {tag} does not fit in 64 bits")
         if len(data) > MAX_MESSAGE_SIZE:

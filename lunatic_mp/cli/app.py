@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -24,6 +25,8 @@ EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
 EXIT_INTERRUPTED = 130
 DEADLOCK = "the root process waits for a message that can never arrive"
+INTERRUPT_POLL_S = 0.25
+"""How soon `run` on one engine notices Ctrl-C while its processes wait."""
 
 
 @click.group()
@@ -90,6 +93,9 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, max_mailbox: int, arg
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
+    except KeyboardInterrupt:  # one engine here: the same as with workers (not click's "Aborted!", 1)
+        click.echo("lunatic-mp: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if isinstance(finished, str):
         click.echo(f"lunatic-mp: {finished}", err=True)
         sys.exit(EXIT_FAILED)
@@ -151,17 +157,37 @@ def bench(
 
 
 def _run_here(module: Path, config: EnvConfig) -> Finished | str:
-    """One engine in this process: how the root ended, or what it waits for that can never come."""
+    """One engine in this process: how the root ended, or what it waits for that can never come.
+
+    Ctrl-C only sets a flag, which the loop checks at least every ``INTERRUPT_POLL_S``: a
+    KeyboardInterrupt raised inside a host call, on a guest's fiber, would abort the interpreter
+    or be taken for the guest's error.
+    """
     engine = Engine()
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         root = engine.spawn(engine.load_module(module), "_start", (), config)
-        finished = engine.run_until_finished(root)
-        if finished is not None:
-            return finished
+        while True:
+            started = time.monotonic()
+            if engine.scheduler.run(lambda: root.finished is not None or interrupted, INTERRUPT_POLL_S):
+                break
+            if time.monotonic() - started < INTERRUPT_POLL_S:  # returned early: nothing can happen
+                break
+        if interrupted:
+            raise KeyboardInterrupt
+        if root.finished is not None:
+            return root.finished
         if root.blocked_on:
             return "the root process waits for room in a full mailbox (--max-mailbox) that can never come"
         return DEADLOCK
     finally:
+        signal.signal(signal.SIGINT, previous)
         engine.close()
 
 

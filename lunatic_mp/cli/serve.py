@@ -8,6 +8,7 @@ so that ``lunatic-mp run`` does not pay for them.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -91,6 +92,11 @@ def token_options(what: str) -> Callable[[F], F]:
     return add
 
 
+def _log_announce(line: str) -> None:
+    """A server's start-up and state lines, through logging (``--log-format json``)."""
+    logging.getLogger("lunatic_mp.serve").info(line)
+
+
 # -- serve --------------------------------------------------------------------------------------
 
 
@@ -115,6 +121,18 @@ def token_options(what: str) -> Callable[[F], F]:
     help="Where the HTTP routes are served (default 127.0.0.1:8080).",
 )
 @click.option("--schema", is_flag=True, help="Print the config file's JSON Schema (for editors) and exit.")
+@click.option(
+    "--log-level",
+    "serve_log_level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="The server's log level (default: the config's, or info); also accepted before `serve`.",
+)
+@click.option(
+    "--log-format",
+    "serve_log_format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    help="text, or json: one JSON object a line, the start-up lines too; also accepted before `serve`.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -125,6 +143,8 @@ def serve(
     metrics: str | None,
     http: str | None,
     schema: bool,
+    serve_log_level: str | None,
+    serve_log_format: str | None,
 ) -> None:
     """Serve CONFIG.toml until SIGTERM or Ctrl-C; SIGHUP reloads the modules.
 
@@ -144,6 +164,7 @@ def serve(
         metrics_address,
         parse_address,
     )
+    from lunatic_mp.serve.preflight import check_addresses
     from lunatic_mp.serve.server import run_server
 
     if schema:
@@ -161,22 +182,29 @@ def serve(
             config.control.token = token
         if metrics is not None:
             config.metrics_address = metrics_address(metrics)
+            config.metrics_any_port_if_taken = False  # an address asked for is that one
         if http is not None:
             http_address(config, http)
         config.check()
     except ServeConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     level, fmt = _log_settings(ctx, config.log_level, config.log_format)
+    level, fmt = (serve_log_level or level).lower(), (serve_log_format or fmt).lower()
     configure_logging(level, fmt)
     if config_file is None:
-        _announce(
+        (_announce if fmt == "text" else _log_announce)(
             "no config given: serving the built-in example (a counter registered as `counter`, "
             "and HTTP routes GET /hello/{name} and /greeter/{name})"
         )
+    announce = _announce if fmt == "text" else _log_announce  # json: every line a log record
+    try:
+        check_addresses(config, announce)  # all at once, before the workers start
+    except ServeConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)  # until the server handles it
     signal.signal(signal.SIGHUP, _ignore_reload_while_starting)
     try:
-        status = run_server(config, _announce)
+        status = run_server(config, announce)
     except KeyboardInterrupt:
         _fail("interrupted while starting", EXIT_INTERRUPTED)
     except (LunaticError, OSError) as exc:
@@ -360,7 +388,9 @@ def stop(
     """
     with _client(address, token, timeout) as client:
         if targets:
-            for target in targets:
+            for target in targets:  # a pid or name that is not there is an error, not "killed"
+                if not _call(partial(client.exists, _target(target))):
+                    _fail(f"no process {target} (a pid as `lunatic-mp ps` shows it, or a registry name)")
                 _call(partial(client.kill, _target(target)))
                 click.echo(f"killed {target}")
             return

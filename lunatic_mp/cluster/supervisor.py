@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 import cloudpickle
 import msgpack
 
-from lunatic_mp.cluster import frames, registry_process, worker
+from lunatic_mp.cluster import frames, lifecycle, registry_process, worker
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
@@ -99,6 +99,7 @@ class Supervisor:
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
     ) -> None:
+        lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
         if self.worker_count < 1:
@@ -155,6 +156,7 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
         self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
+        lifecycle.opened(self)
         try:
             self._start()
         except BaseException:
@@ -195,6 +197,10 @@ class Supervisor:
         while True:
             for child in children:
                 if not child.process.is_alive():
+                    child.process.join(1)
+                    unguarded = lifecycle.start_failure(child.process.exitcode)
+                    if unguarded is not None:
+                        raise unguarded from None
                     raise RuntimeError_(
                         f"{child.process.name} exited with code {child.process.exitcode} while "
                         "starting (its log, above, says why)"
@@ -280,7 +286,9 @@ class Supervisor:
 
     def _on_child_exit(self, child: _Child) -> None:
         """A worker died unasked: tell everyone, and start a fresh one with a new id."""
-        child.process.join(0)
+        child.process.join(1)  # its sentinel is ready: it has exited, or is about to
+        if lifecycle.start_failure(child.process.exitcode) is not None:  # _start raises it
+            return
         with self._lock:
             if self._children.get(child.worker_id) is not child:
                 return
@@ -524,6 +532,7 @@ class Supervisor:
             if self._closed:
                 return
             self._closed = True
+            lifecycle.closed(self)
             self._broadcast(frames.Shutdown())
             self._flush()
         self._wake()

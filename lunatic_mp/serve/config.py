@@ -192,6 +192,8 @@ class ServeConfig:
     metrics_max_series: int = MAX_SERIES
     """Guest metric names each worker keeps (``[metrics] max_series``; the rest are dropped and counted)."""
     http: HttpConfig = field(default_factory=HttpConfig)
+    metrics_any_port_if_taken: bool = False
+    """Serve /metrics on any free port when its own is taken (the built-in example does)."""
     routes: list[RouteSpec] = field(default_factory=list)
     log_level: str | None = None
     log_format: str | None = None
@@ -236,6 +238,7 @@ def example_config() -> ServeConfig:
     ``/greeter/{name}`` (a long-lived process registered as ``greeter``)."""
     return ServeConfig(
         http=HttpConfig(any_port_if_taken=True),
+        metrics_any_port_if_taken=True,
         modules={"counter": EXAMPLE_MODULE, "hello": EXAMPLE_HTTP_MODULE},
         processes=[
             ProcessSpec("counter", "counter", [0], name="counter", version="1.0.0"),

@@ -27,7 +27,7 @@ from lunatic_mp.errors import (
     SpawnError,
 )
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
-from lunatic_mp.vm import host, wasm
+from lunatic_mp.vm import arguments, host, wasm
 from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
@@ -173,6 +173,7 @@ class Engine(Placement, Signals):
         """
         if self._closed:
             raise EngineClosed("the engine is closed")
+        module = arguments.module(module)
         if len(self.processes) >= self.capacity:
             raise CapacityError(
                 f"engine is at capacity ({self.capacity} live processes); "
@@ -247,6 +248,7 @@ class Engine(Placement, Signals):
             raise EngineClosed("the engine is closed")
         if not callable(function):
             raise SpawnError(f"a native process runs a function, got {function!r}")
+        args = arguments.arguments(args, function)
         if len(self.processes) >= self.capacity:
             raise CapacityError(f"engine is at capacity ({self.capacity} live processes)")
         pid = self.pid_base | self._next_local
@@ -437,6 +439,7 @@ class Engine(Placement, Signals):
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> bool:
         """Send a message from the host; False if no such process."""
+        data = arguments.data_bytes(data)
         if not -(2**63) <= tag < 2**64:
             raise ValueError(f"tag {tag} does not fit in 64 bits")
         tag = tag - 2**64 if tag >= 2**63 else tag

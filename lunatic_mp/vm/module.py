@@ -46,20 +46,30 @@ class Module:
         """Compile from a path (.wasm or .wat), Wasm bytes, or WAT text. Guests must export
         their memory; plugins (``require_memory=False``) need not."""
         label = name or "<module>"
+        where = label  # what errors name: a file by its path as given
         try:
             if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
                 path = Path(source)
-                label = name or path.name
-                data: str | bytes = path.read_bytes()
+                label, where = name or path.name, str(path)
+                raw = path.read_bytes()
+                if path.suffix == ".wasm":
+                    _check_binary(raw, where)
+                data: str | bytes = raw
+            elif isinstance(source, str):
+                data = source
+            elif isinstance(source, bytes | bytearray | memoryview):
+                data = bytes(source)
+                if not data.lstrip().startswith((b"(", b";;")):  # WAT text as bytes is fine
+                    _check_binary(data, where)
             else:
-                data = source if isinstance(source, str) else bytes(source)
+                raise ModuleError(f"a module is a path, Wasm bytes or WAT text, not {type(source).__name__}")
             binary = bytes(wasmtime.wat2wasm(data)) if _is_text(data) else data
             assert isinstance(binary, bytes)
             compiled = wasmtime.Module(engine, binary)
         except OSError as exc:
-            raise ModuleError(f"cannot read module {label}: {exc.strerror or exc}") from None
+            raise ModuleError(f"cannot read module {where}: {exc.strerror or exc}") from None
         except (wasmtime.WasmtimeError, ValueError) as exc:
-            raise ModuleError(f"{label} is not a valid Wasm module: {_error_text(exc)}") from None
+            raise ModuleError(f"{where} is not a valid Wasm module: {_error_text(exc)}") from None
         return cls.inspect(engine, compiled, binary, label, require_memory=require_memory)
 
     @classmethod
@@ -137,6 +147,15 @@ def _error_text(exc: Exception) -> str:
 def _is_text(data: str | bytes) -> bool:
     """WAT rather than a binary module (which starts with the magic ``\\0asm``)."""
     return isinstance(data, str) or bytes(data[:4]) != b"\x00asm"
+
+
+def _check_binary(data: bytes, where: str) -> None:
+    """A .wasm file or bytes must be a Wasm binary: say so, rather than parse them as WAT text."""
+    if data[:4] != b"\x00asm":
+        raise ModuleError(
+            f"{where} is not a valid Wasm module: a Wasm binary starts with \\0asm, this starts with "
+            f"{data[:8]!r} (WAT text goes in a .wat file, or as str)"
+        )
 
 
 def _looks_like_path(text: str) -> bool:

@@ -32,6 +32,7 @@ import msgpack
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
 from lunatic_mp.pids import REGISTRY, worker_of
+from lunatic_mp.vm import arguments
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Message, fresh_tag
 from lunatic_mp.vm.params import typed_args
@@ -253,7 +254,7 @@ class BaseContext:
         process = self._enter()
         engine = process.engine
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"message data must be bytes, got {type(data).__name__}")
+            arguments.data_bytes(data)  # raises the error every send gives
         if len(data) > engine.max_message_size:
             raise ValueError(f"message of {len(data)} bytes exceeds the {engine.max_message_size}-byte limit")
         if not -(2**63) <= tag < 2**64:

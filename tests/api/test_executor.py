@@ -1,6 +1,6 @@
 """End-to-end tests of :class:`lunatic_mp.api.executor.WasmExecutor` on a real two-worker runtime.
 
-Jobs are exports of ``tests/guests/exe_jobs.wat``. Most tests share one runtime (module-scoped)
+Jobs are exports of ``lunatic_mp/examples/exe_jobs.wat``. Most tests share one runtime (module-scoped)
 and a fresh executor each; the tests that kill workers start their own runtime. Jobs that must
 be running at a given moment (``checkin_park``) tell the test so with a message, and end when the
 test sends them one: nothing waits on a clock, except the timeout test, whose point is a clock.
@@ -25,7 +25,7 @@ from lunatic_mp.api.executor import JobCancelled, JobFailed, JobTimeout, WasmExe
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.pids import worker_of
 
-GUEST = Path(__file__).parents[1] / "guests" / "exe_jobs.wat"
+GUEST = Path(__file__).parents[2] / "lunatic_mp" / "examples" / "exe_jobs.wat"
 TIMEOUT = 30.0
 CHECKIN = 42  # the tag of checkin_park's "I am running" message
 STOP = 9  # the tag that lets checkin_park return

@@ -22,11 +22,13 @@ from lunatic_mp import (
     PythonProcess,
     Runtime,
     SpawnError,
+    examples,
 )
 from lunatic_mp.pids import worker_of
 from lunatic_mp.vm.mailbox import Kind
 
 GUESTS = Path(__file__).parents[1] / "guests"
+EXAMPLES = examples.DIRECTORY
 TIMEOUT = 30
 
 
@@ -43,7 +45,7 @@ def env(runtime: Runtime) -> Environment:
 
 @pytest.fixture(scope="module")
 def requests_guest(runtime: Runtime) -> Module:
-    return runtime.load_module(GUESTS / "msg_request.wat")
+    return runtime.load_module(EXAMPLES / "msg_request.wat")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,8 @@ def sum_of_squares(n: int) -> int:
 
 
 def test_hello_example() -> None:
-    """`lunatic-mp run workers/hello.wat` prints one line per child (four) and exits 0."""
-    result = cli("run", "workers/hello.wat")
+    """`lunatic-mp run lunatic_mp/examples/hello.wat` prints one line per child (four) and exits 0."""
+    result = cli("run", "lunatic_mp/examples/hello.wat")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4
@@ -218,7 +219,7 @@ def test_run_help() -> None:
 
 def test_hello_example_on_two_workers() -> None:
     """`run --workers 2` spreads the children over two worker processes; same output, exit 0."""
-    result = cli("run", "--workers", "2", "workers/hello.wat")
+    result = cli("run", "--workers", "2", "lunatic_mp/examples/hello.wat")
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == sorted(
         f"hello from lunatic_mp: n = {n}, sum of squares 1..n = {sum_of_squares(n)}"
@@ -247,3 +248,44 @@ def test_max_mailbox_sets_the_bound_of_every_mailbox(options: tuple[str, ...], s
     assert result.returncode == status, result.stderr
     if status:
         assert "waits for room in a full mailbox (--max-mailbox) that can never come" in result.stderr
+
+
+SAY_THEN_SLEEP = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "lunatic::process" "sleep_ms" (func $sleep (param i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "running\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 8))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $sleep (i64.const 600000))))
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_exits_130_however_many_workers(workers: str, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) ends `run` with 130 and
+    one line; with one worker it used to exit 1 with click's "Aborted!"."""
+    guest = tmp_path / "sleepy.wat"
+    guest.write_text(SAY_THEN_SLEEP)
+    process = subprocess.Popen(
+        [lunatic_mp(), "run", "--workers", workers, str(guest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "running\n"
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "lunatic-mp: interrupted"

@@ -20,7 +20,7 @@
   ;; Answers `n` data messages of any tag, each with the same tag and the same bytes, to its
   ;; sender. Returns n.
   (func (export "echo") (param $n i32) (result i32)
-    (local $i i32) (local $size i32)
+    (local $i i32) (local $size i32) (local $from i64)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
@@ -28,9 +28,10 @@
         (local.set $size (i32.wrap_i64 (call $data_size)))
         (if (i32.gt_u (local.get $size) (i32.const 60000)) (then unreachable))
         (drop (call $read (i32.const 64) (local.get $size)))
+        (local.set $from (call $get_process_id))  ;; before create_data replaces the message
         (call $create (call $get_tag) (i64.const 0))
         (drop (call $write (i32.const 64) (local.get $size)))
-        (drop (call $send (call $get_process_id)))
+        (drop (call $send (local.get $from)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
     (local.get $n))

@@ -114,8 +114,8 @@
     unreachable)
 
   ;; Spawns `park` children (placed over every worker) until spawning fails, reporting each
-  ;; child's pid to `probe` (tag 4) and then the error's message (tag 7). Returns the children
-  ;; it spawned.
+  ;; child's pid to `probe` (tag 4) and then the error's message (tag 7); probe 0: to nobody (a
+  ;; send to pid 0 traps). Returns the children it spawned.
   (func (export "spawn_bomb") (param $probe i64) (result i64)
     (local $count i64) (local $error i64)
     (block $refused
@@ -124,11 +124,12 @@
           (call $spawn (i64.const 0) (i64.const -1) (i64.const -1) (i32.const 128) (i32.const 4)
                        (i32.const 0) (i32.const 0) (i32.const 0)))
         (local.set $count (i64.add (local.get $count) (i64.const 1)))
-        (call $send_value (local.get $probe) (i64.const 4) (i64.load (i32.const 0)))
+        (if (i64.ne (local.get $probe) (i64.const 0))
+          (then (call $send_value (local.get $probe) (i64.const 4) (i64.load (i32.const 0)))))
         (br $more)))
     (local.set $error (i64.load (i32.const 0)))
     (call $error_text (local.get $error) (i32.const 1024))
     (call $create (i64.const 7) (i64.const 0))
     (drop (call $write (i32.const 1024) (call $error_size (local.get $error))))
-    (drop (call $send (local.get $probe)))
+    (if (i64.ne (local.get $probe) (i64.const 0)) (then (drop (call $send (local.get $probe)))))
     (local.get $count)))

@@ -65,10 +65,11 @@
   ;; Receives one message with tag 3 and sends its body back to its sender (tag 4). Returns its
   ;; checksum (size, a, b).
   (func (export "echo_big") (result i64 i64 i64)
-    (local $size i32)
+    (local $size i32) (local $from i64)
     (local.set $size (call $receive_body))
+    (local.set $from (call $get_process_id))  ;; before create_data replaces the message
     (call $create (i64.const 4) (i64.extend_i32_u (local.get $size)))
     (drop (call $write (i32.const 65536) (local.get $size)))
-    (drop (call $send (call $get_process_id)))
+    (drop (call $send (local.get $from)))
     (i64.extend_i32_u (local.get $size))
     (call $checksum (local.get $size))))

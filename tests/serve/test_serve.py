@@ -75,10 +75,17 @@ class ServeProcess:
         self.stdout: queue.Queue[str | None] = queue.Queue()
         self.lines: list[str] = []
         self.stderr: list[str] = []
+        self.records: queue.Queue[str | None] = queue.Queue()  # stderr's lines, to wait for
+
+        def on_stderr(line: str | None) -> None:
+            if line is not None:
+                self.stderr.append(line)
+            self.records.put(line)
+
         assert self.process.stdout is not None and self.process.stderr is not None
         self._readers = [
             threading.Thread(target=self._pump, args=(self.process.stdout, self.stdout.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.process.stderr, self.stderr.append), daemon=True),
+            threading.Thread(target=self._pump, args=(self.process.stderr, on_stderr), daemon=True),
         ]
         for reader in self._readers:
             reader.start()
@@ -219,6 +226,11 @@ def test_stop_kills_named_processes(tmp_path: Path, servers: list[ServeProcess])
     server.ready()
     killed = cli("stop", "counter", env=env)
     assert (killed.returncode, killed.stdout) == (0, "killed counter\n")
+    ghost = cli("stop", "0x999", env=env)  # it used to say "killed 0x999"
+    assert (ghost.returncode, ghost.stdout) == (1, "")
+    assert ghost.stderr.startswith("lunatic-mp: no process 0x999 ")
+    again = cli("stop", "counter", env=env)  # its name is gone with it
+    assert again.returncode == 1 and "no process counter" in again.stderr
     with lunatic_mp.connect(tmp_path / "lunatic-mp.sock") as client:
         _, rows = client.processes()
         assert [tuple(row.names) for row in rows] == [("greeter@1.0.0",)]  # the example's other one
@@ -364,10 +376,15 @@ def test_json_logs(tmp_path: Path, servers: list[ServeProcess]) -> None:
         servers, "--workers", "1", "--control", address, "--metrics", "off",
         env=environment(tmp_path), before=("--log-format", "json"),
     )  # fmt: skip
-    server.ready()
+    while True:  # the start-up lines are log records too (on stderr), "ready" the last of them
+        line = server.records.get(timeout=WAIT)
+        assert line is not None, f"the server ended before it was ready: {server.stderr}"
+        if json.loads(line)["message"].startswith("ready: "):
+            break
     with lunatic_mp.connect(address) as client:
         client.stop_server()
     assert server.finish() == 0
+    assert server.lines == []  # nothing on stdout: every line went through logging
     records = [json.loads(line) for line in server.stderr if line is not None]
     assert records, "no log records"
     assert all({"time", "level", "logger", "message", "pid"} <= record.keys() for record in records)
@@ -407,9 +424,12 @@ def test_bad_configs_fail_clearly(tmp_path: Path) -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
+    shutil.copy(GUESTS / "serve_guest.wat", tmp_path / "guest.wat")
+    own = write_config(tmp_path, '[modules]\nguest = "guest.wat"\n')  # the example would move the port
     try:
         result = cli(
             "serve",
+            own,
             "--workers",
             "1",
             "--control",

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lunatic_mp import Engine, EnvConfig, Outcome, PermissionDenied, Runtime
+from lunatic_mp import Engine, EnvConfig, Outcome, PermissionDenied, Runtime, examples
 from lunatic_mp.errors import PluginError
 from lunatic_mp.vm.plugins import Call, Namespace, PythonPlugin, WasmPlugin, discover
 
 GUESTS = Path(__file__).parents[1] / "guests"
+EXAMPLES = examples.DIRECTORY  # plugin_calc.wat and plugin_guest.wat, which the guide uses
 TIMEOUT = 30
 
 
@@ -26,7 +27,7 @@ def register_greeter(namespace: Namespace) -> None:
         return length
 
 
-CALC = WasmPlugin("calc", GUESTS / "plugin_calc.wat")
+CALC = WasmPlugin("calc", EXAMPLES / "plugin_calc.wat")
 GREETER = PythonPlugin("greeter", register_greeter)
 
 
@@ -45,7 +46,7 @@ def engine() -> Iterator[Engine]:
 def run(
     engine: Engine, guest: str, function: str, *params: object, config: EnvConfig | None = None
 ) -> object:
-    module = engine.load_module(GUESTS / guest)
+    module = engine.load_module(GUESTS / guest if (GUESTS / guest).exists() else EXAMPLES / guest)
     process = engine.spawn(module, function, params, config or granted("calc", "greeter"))
     finished = engine.run_until_finished(process, timeout=TIMEOUT)
     assert finished is not None
@@ -99,7 +100,7 @@ def test_a_failing_python_plugin_traps_its_caller() -> None:
 
 
 def test_environments_must_be_granted_a_plugin(engine: Engine) -> None:
-    module = engine.load_module(GUESTS / "plugin_guest.wat")
+    module = engine.load_module(EXAMPLES / "plugin_guest.wat")
     with pytest.raises(PermissionDenied, match="calc"):
         engine.spawn(module, "sum", (1, 2), EnvConfig.permissive())
 
@@ -108,7 +109,7 @@ def test_a_module_importing_a_missing_plugin_does_not_link() -> None:
     engine = Engine()
     try:
         with pytest.raises(Exception, match="lunatic::calc"):
-            engine.load_module(GUESTS / "plugin_guest.wat")
+            engine.load_module(EXAMPLES / "plugin_guest.wat")
     finally:
         engine.close()
 
@@ -120,7 +121,7 @@ def test_a_module_importing_a_missing_plugin_does_not_link() -> None:
         ([WasmPlugin("calc", '(module (memory (export "memory") 1))')], "exports no function"),
         ([WasmPlugin("calc", b"\x00asm garbage")], "not a valid Wasm module"),
         ([WasmPlugin("calc", "/no/such/plugin.wasm")], "cannot read module"),
-        ([CALC, WasmPlugin("calc", GUESTS / "plugin_calc.wat")], "two plugins are named calc"),
+        ([CALC, WasmPlugin("calc", EXAMPLES / "plugin_calc.wat")], "two plugins are named calc"),
         ([PythonPlugin("greeter", lambda namespace: 1 / 0)], "failed to register: division by zero"),
         (["not a plugin"], "a plugin is a WasmPlugin or a PythonPlugin"),
     ],
@@ -147,7 +148,7 @@ def test_bad_function_signatures_are_refused() -> None:
 def test_plugins_on_every_worker_of_a_runtime() -> None:
     with Runtime(workers=2, plugins=[CALC, GREETER], discover_plugins=False) as runtime:
         assert runtime.plugins == ("calc", "greeter")
-        guest = runtime.load_module(GUESTS / "plugin_guest.wat")
+        guest = runtime.load_module(EXAMPLES / "plugin_guest.wat")
         env = runtime.environment(EnvConfig.permissive(), plugins=["calc"])
         for worker in runtime.worker_ids:
             assert env.spawn(guest, "sum", [worker, 1], worker=worker).join(TIMEOUT).result == (worker + 1,)  # type: ignore[union-attr]

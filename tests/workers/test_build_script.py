@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +66,26 @@ def test_no_compiler_says_what_to_install(tmp_path: Path, source: Path) -> None:
     assert result.returncode == NO_TOOLCHAIN
     assert "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32" in result.stderr
     assert list(tmp_path.glob("*.wasm")) == []
+
+
+def test_builds_with_a_compiler_command_such_as_zig(tmp_path: Path) -> None:
+    """CC may be a command with arguments: ``python -m ziglang cc`` (the ``[guests]`` extra) builds
+    every example without apt. Skipped where ziglang is not installed."""
+    pytest.importorskip("ziglang")
+    out = tmp_path / "out"
+    env = {**os.environ, "CC": f"{sys.executable} -m ziglang cc"}
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "-o", str(out)], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    examples = sorted(p.stem for p in (BUILD_SCRIPT.parent / "examples").glob("*.c"))
+    assert sorted(p.stem for p in out.glob("*.wasm")) == examples
+    hello = subprocess.run(
+        [sys.executable, "-c", "from lunatic_mp.cli.app import main; main()", "run", str(out / "hello.wasm")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert hello.returncode == 0, hello.stderr
+    assert "Hello, world!" in hello.stdout

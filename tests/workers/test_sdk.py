@@ -1,4 +1,4 @@
-"""workers/include/lunatic.h: its declarations against the ABI, its helpers against the runtime.
+"""lunatic_mp/include/lunatic.h: its declarations against the ABI, its helpers against the runtime.
 
 The declarations are checked where it matters, in the compiled module: a C file that takes the
 address of every function the header declares is built, and the types of its Wasm imports are
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from c_guests import ROOT, WORKERS, build, require_built
+from c_guests import ROOT, build, require_built
 
+import lunatic_mp
 from lunatic_mp import Engine, EnvConfig
 
-HEADER = WORKERS / "include" / "lunatic.h"
+HEADER = Path(lunatic_mp.get_include()) / "lunatic.h"
 ABI_DOC = ROOT / "docs" / "abi.md"
 WASM_TYPES = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
 CHECKS = [

@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 NAMESPACE = "lunatic::message"
 MAX_RECEIVE_TAGS = 4096
+NO_PID_ZERO = (
+    "send to pid 0: no process has pid 0. A message made with create_data has sender 0, so "
+    "get_process_id after create_data returns 0: to reply, call get_process_id on the received "
+    "message before create_data"
+)
+"""Why a guest's send to pid 0 traps: it is nearly always that mistake, and the reply would
+otherwise vanish (or, before, land in the host program's mailbox)."""
 
 
 def scratch_of(process: Process) -> Message:
@@ -90,6 +97,8 @@ def register(engine: HostEngine) -> None:
 
     def send(pid: int) -> int:
         process = current(engine)
+        if pid == 0:
+            raise GuestTrap(NO_PID_ZERO)
         message = take_scratch(process)
         message.data = bytes(message.data)  # immutable from here: read_data copies it without a view
         message.cursor = 0

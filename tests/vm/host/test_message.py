@@ -12,6 +12,7 @@ from conftest import finish_ok as finish
 from conftest import start
 
 from lunatic_mp import Engine, Finished, Module, Outcome
+from lunatic_mp.vm.mailbox import Message
 
 TIMEOUT = 9027
 
@@ -222,3 +223,48 @@ def test_killed_receiver_drops_later_messages(engine: Engine, load: Load) -> Non
 def test_ping_pong_counts(load: Load, run: Run, n: int) -> None:
     """Ping-pong works for small and larger round-trip counts."""
     assert run(load("msg_ping_pong.wat"), "main", (n,)).result == (n * (n - 1),)
+
+
+# --- the request/reply trap: a reply to get_process_id after create_data -----------------------
+
+REPLY_AFTER_CREATE = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "get_process_id" (func $sender (result i64)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (import "lunatic::message" "get_tag" (func $get_tag (result i64)))
+  (memory (export "memory") 1)
+  ;; The asker: returns the tag of the reply it gets.
+  (func (export "collect") (result i64)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (call $get_tag))
+  ;; Wrong: create_data replaces the received message, so get_process_id returns 0 here.
+  (func (export "wrong") (result i32)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (call $create (i64.const 1) (i64.const 0))
+    (call $send (call $sender)))
+  ;; Right: the sender first, then the reply.
+  (func (export "right") (result i32)
+    (local $from i64)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (local.set $from (call $sender))
+    (call $create (i64.const 1) (i64.const 0))
+    (call $send (local.get $from))))
+"""
+
+
+def test_a_send_to_pid_0_traps_and_says_why(engine: Engine, load: Load) -> None:
+    """The reply used to vanish (or land in the host program's mailbox, on a runtime), so a
+    server that worked when the host asked lost every reply to another process."""
+    module = load(REPLY_AFTER_CREATE)
+    wrong = start(engine, module, "wrong")
+    right = start(engine, module, "right")
+    asker = start(engine, module, "collect")
+    for server in (wrong, right):
+        engine.deliver(server.pid, Message(5, b"ask", pid=asker.pid))
+    failed = engine.run_until_finished(wrong, timeout=TIMEOUT)
+    assert failed is not None and failed.outcome is Outcome.FAILED
+    assert "send to pid 0" in failed.message and "before create_data" in failed.message
+    assert finish(engine, right).result == (0,)
+    assert finish(engine, asker).result == (1,)  # the right server's reply arrived

@@ -1,5 +1,5 @@
 /*
- * sdk_checks: the helper layer of workers/include/lunatic.h, checked against the real runtime.
+ * sdk_checks: the helper layer of lunatic_mp/include/lunatic.h, checked against the real runtime.
  *
  * main runs every check in order and prints "ok <name>" for each; the first failed expectation
  * prints "FAIL <name>: <what>" and exits with status 1. Build with -msimd128 (v128 parameters).

@@ -1,7 +1,7 @@
 ;; hello.wat: the built-in example. The root process spawns four children, each sums the
 ;; squares of 1..n for its own n, and sends the sum back; the root prints what it receives.
 ;;
-;;   lunatic-mp run workers/hello.wat
+;;   lunatic-mp run lunatic_mp/examples/hello.wat
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "lunatic::process" "spawn" (func $spawn (param i64 i64 i64 i32 i32 i32 i32 i32) (result i32)))

@@ -62,7 +62,7 @@
 
   ;; Reads its input (at most 64 KiB - 1024 bytes) and answers with the bytes reversed.
   (func (export "reverse") (result i64)
-    (local $size i32) (local $i i32) (local $j i32) (local $byte i32)
+    (local $size i32) (local $i i32) (local $j i32) (local $byte i32) (local $from i64)
     (if (call $receive (i32.const 0) (i32.const 0) (i64.const -1)) (then unreachable))
     (local.set $size (i32.wrap_i64 (call $data_size)))
     (if (i32.gt_u (local.get $size) (i32.const 130048)) (then unreachable))
@@ -78,9 +78,10 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (local.set $j (i32.sub (local.get $j) (i32.const 1)))
         (br $next)))
+    (local.set $from (call $get_process_id))  ;; the sender: before create_data replaces the message
     (call $create (call $get_tag) (i64.extend_i32_u (local.get $size)))
     (drop (call $write (i32.const 1024) (local.get $size)))
-    (drop (call $send (call $get_process_id)))
+    (drop (call $send (local.get $from)))
     (i64.extend_i32_u (local.get $size)))
 
   ;; Reads its input and ends without answering (a broken bytes job).
@@ -89,8 +90,10 @@
 
   ;; Answers its input with `n` copies of byte 7 (a big reply), n <= 128 KiB - 1024.
   (func (export "fill") (param $n i64)
+    (local $from i64)
     (if (call $receive (i32.const 0) (i32.const 0) (i64.const -1)) (then unreachable))
     (memory.fill (i32.const 1024) (i32.const 7) (i32.wrap_i64 (local.get $n)))
+    (local.set $from (call $get_process_id))  ;; the sender: before create_data replaces the message
     (call $create (call $get_tag) (local.get $n))
     (drop (call $write (i32.const 1024) (i32.wrap_i64 (local.get $n))))
-    (drop (call $send (call $get_process_id)))))
+    (drop (call $send (local.get $from)))))
