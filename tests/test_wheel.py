@@ -49,7 +49,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     venv = base / "venv"
     check(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    check(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel)
+    # away from the checkout and without PYTHONPATH: a lunatic_mp.egg-info there (an sdist build
+    # leaves one) would make pip take the wheel's version as installed already
+    clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    check(
+        sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel,
+        cwd=base, env=clean,
+    )  # fmt: skip
     site = check(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
     dependencies = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(site) / "zz_dependencies.pth").write_text("\n".join(sorted(dependencies)) + "\n")
