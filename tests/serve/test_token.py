@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_serve import TOKEN, ServeProcess, cli, environment, start
 
 from lunatic_mp.cli.serve import TOKEN_ON_COMMAND_LINE
-from tests.serve.test_serve import TOKEN, ServeProcess, cli, environment, start
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root and runuser to be another user"
