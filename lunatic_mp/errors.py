@@ -26,6 +26,8 @@
     │                          (lunatic_mp.serve.client)
     ├── HttpMessageError       an HTTP request or reply in the guest convention's layout that
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
+    ├── NativeCoreError        the C core (lunatic_mp.vm._core) is not built, or the wasmtime
+    │                          library lacks a function it needs (lunatic_mp.vm.core)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
@@ -107,6 +109,10 @@ class HttpMessageError(LunaticError, ValueError):
 class PluginError(LunaticError):
     """A plugin that cannot be loaded (bad module, bad name, failing register function), or a
     plugin asked for that the runtime does not have."""
+
+
+class NativeCoreError(LunaticError):
+    """The C core cannot run: not built (no C compiler at install), or wasmtime lacks a function."""
 
 
 class EngineClosed(LunaticError):

@@ -1,0 +1,182 @@
+/* lunatic_mp's C core: the hot paths of a worker against wasmtime's C API.
+ *
+ * It does not link against wasmtime. lunatic_mp.vm.core passes the handle of the _libwasmtime.so
+ * that wasmtime-py loaded, and load() resolves every function of wasmtime_api.h from it: both
+ * sides then use one library, one engine and one set of stores. Pointers (engines, stores,
+ * contexts) cross from Python as plain integers taken from wasmtime-py's ctypes objects.
+ *
+ * This file: resolution, and the per-store preemption setup. ticker.c: the epoch ticker.
+ */
+#include "core.h"
+
+#include <dlfcn.h>
+
+#define LMP_DEFINE_POINTER(ret, name, params) ret(*lmp_##name) params = NULL;
+LMP_WASMTIME_FUNCTIONS(LMP_DEFINE_POINTER)
+#undef LMP_DEFINE_POINTER
+
+int lmp_ready = 0;
+
+typedef struct {
+    const char *name;
+    void **slot;
+} lmp_symbol;
+
+#define LMP_SYMBOL_ENTRY(ret, name, params) {#name, (void **)&lmp_##name},
+static const lmp_symbol lmp_symbols[] = {LMP_WASMTIME_FUNCTIONS(LMP_SYMBOL_ENTRY)};
+#undef LMP_SYMBOL_ENTRY
+#define LMP_SYMBOL_COUNT (sizeof(lmp_symbols) / sizeof(lmp_symbols[0]))
+
+int lmp_require_ready(void) {
+    if (!lmp_ready) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "lunatic_mp.vm._core: wasmtime's C library is not loaded (import lunatic_mp.vm.core)");
+        return 0;
+    }
+    return 1;
+}
+
+void *lmp_address(PyObject *value, const char *what) {
+    void *pointer = PyLong_AsVoidPtr(value);
+    if (pointer == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "lunatic_mp.vm._core: %s is a null pointer", what);
+    return pointer;
+}
+
+/* The names of the functions in wasmtime_api.h that are not resolved (all of them before load). */
+static PyObject *lmp_missing_names(void) {
+    PyObject *names = PyList_New(0);
+    if (names == NULL)
+        return NULL;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        if (*lmp_symbols[i].slot != NULL)
+            continue;
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL || PyList_Append(names, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    PyObject *result = PyList_AsTuple(names);
+    Py_DECREF(names);
+    return result;
+}
+
+PyDoc_STRVAR(load_doc, "load(handle, path) -> tuple[str, ...]\n\n"
+                       "Resolve wasmtime_api.h's functions from the dlopen handle of the library at path\n"
+                       "(the one wasmtime-py loaded); return the names it lacks (empty: ready).");
+
+static PyObject *lmp_load(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *handle_obj;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "Os:load", &handle_obj, &path))
+        return NULL;
+    void *handle = lmp_address(handle_obj, "the library handle");
+    if (handle == NULL)
+        return NULL;
+    size_t found = 0;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        dlerror();
+        void *symbol = dlsym(handle, lmp_symbols[i].name);
+        *lmp_symbols[i].slot = symbol;
+        found += symbol != NULL;
+    }
+    lmp_ready = found == LMP_SYMBOL_COUNT;
+    (void)path; /* named by the caller's error message; dlsym needs only the handle */
+    return lmp_missing_names();
+}
+
+PyDoc_STRVAR(missing_doc, "missing() -> tuple[str, ...]\n\nThe declared functions not resolved.");
+
+static PyObject *lmp_missing(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return lmp_missing_names();
+}
+
+PyDoc_STRVAR(symbols_doc, "symbols() -> tuple[str, ...]\n\nEvery function wasmtime_api.h declares.");
+
+static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    PyObject *names = PyTuple_New((Py_ssize_t)LMP_SYMBOL_COUNT);
+    if (names == NULL)
+        return NULL;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
+    }
+    return names;
+}
+
+PyDoc_STRVAR(prepare_store_doc,
+             "prepare_store(store) -> None\n\n"
+             "Preempt the store's guests by epochs: each yields (async) at the first epoch tick after\n"
+             "it was resumed, through the core's deadline callback. store: a wasmtime_store_t address.");
+
+static PyObject *lmp_prepare_store(PyObject *module, PyObject *store_obj) {
+    (void)module;
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_store_t *store = lmp_address(store_obj, "the store");
+    if (store == NULL)
+        return NULL;
+    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, NULL, NULL);
+    lmp_wasmtime_context_set_epoch_deadline(lmp_wasmtime_store_context(store), 1);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(yield_soon_doc,
+             "yield_soon(context) -> None\n\n"
+             "Make the store's running guest yield at its next epoch check (a loop back-edge or a\n"
+             "function entry), without waiting for a tick. context: a wasmtime_context_t address.");
+
+static PyObject *lmp_yield_soon(PyObject *module, PyObject *context_obj) {
+    (void)module;
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_context_t *context = lmp_address(context_obj, "the context");
+    if (context == NULL)
+        return NULL;
+    lmp_wasmtime_context_set_epoch_deadline(context, 0);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef lmp_methods[] = {
+    {"load", lmp_load, METH_VARARGS, load_doc},
+    {"missing", lmp_missing, METH_NOARGS, missing_doc},
+    {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
+    {"prepare_store", lmp_prepare_store, METH_O, prepare_store_doc},
+    {"yield_soon", lmp_yield_soon, METH_O, yield_soon_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef lmp_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lunatic_mp.vm._core",
+    .m_doc = "lunatic_mp's C core against wasmtime's C library (see lunatic_mp.vm.core).",
+    .m_size = -1,
+    .m_methods = lmp_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    if (PyType_Ready(&lmp_TickerType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&lmp_module);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&lmp_TickerType);
+    if (PyModule_AddObject(module, "Ticker", (PyObject *)&lmp_TickerType) < 0) {
+        Py_DECREF(&lmp_TickerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
