@@ -117,9 +117,11 @@ static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
 }
 
 PyDoc_STRVAR(prepare_store_doc,
-             "prepare_store(store) -> None\n\n"
-             "Preempt the store's guests by epochs: each yields (async) at the first epoch tick after\n"
-             "it was resumed, through the core's deadline callback. store: a wasmtime_store_t address.");
+             "prepare_store(store) -> int\n\n"
+             "Preempt the store's guests by epochs, through the core's deadline callback: a guest yields\n"
+             "(async) at the second tick after it was resumed by poll. store: a wasmtime_store_t address.\n"
+             "Returns the address of the store's slice state (for poll and yield_soon), valid until the\n"
+             "store is deleted.");
 
 static PyObject *lmp_prepare_store(PyObject *module, PyObject *store_obj) {
     (void)module;
@@ -128,24 +130,58 @@ static PyObject *lmp_prepare_store(PyObject *module, PyObject *store_obj) {
     wasmtime_store_t *store = lmp_address(store_obj, "the store");
     if (store == NULL)
         return NULL;
-    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, NULL, NULL);
-    lmp_wasmtime_context_set_epoch_deadline(lmp_wasmtime_store_context(store), 1);
-    Py_RETURN_NONE;
+    lmp_slice *slice = PyMem_RawCalloc(1, sizeof(lmp_slice));
+    if (slice == NULL)
+        return PyErr_NoMemory();
+    slice->context = lmp_wasmtime_store_context(store);
+    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, slice, PyMem_RawFree);
+    lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
+    return PyLong_FromVoidPtr(slice);
+}
+
+static lmp_slice *lmp_slice_arg(PyObject *value) {
+    if (!lmp_require_ready())
+        return NULL;
+    return lmp_address(value, "the slice");
+}
+
+PyDoc_STRVAR(poll_doc,
+             "poll(future, slice) -> bool\n\n"
+             "Run a call's fiber (wasmtime_call_future_t address) in the store of slice (from\n"
+             "prepare_store) until it finishes (True), suspends or its time slice ends (False). A new\n"
+             "slice starts here. The GIL is released meanwhile, as ctypes does.");
+
+static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "poll takes 2 arguments (future, slice), got %zd", nargs);
+        return NULL;
+    }
+    wasmtime_call_future_t *future = lmp_address(args[0], "the future");
+    if (future == NULL)
+        return NULL;
+    lmp_slice *slice = lmp_slice_arg(args[1]);
+    if (slice == NULL)
+        return NULL;
+    slice->armed = 0;
+    lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
+    bool done;
+    Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(future);
+    Py_END_ALLOW_THREADS return PyBool_FromLong(done);
 }
 
 PyDoc_STRVAR(yield_soon_doc,
-             "yield_soon(context) -> None\n\n"
+             "yield_soon(slice) -> None\n\n"
              "Make the store's running guest yield at its next epoch check (a loop back-edge or a\n"
-             "function entry), without waiting for a tick. context: a wasmtime_context_t address.");
+             "function entry), without waiting for a tick. slice: from prepare_store.");
 
-static PyObject *lmp_yield_soon(PyObject *module, PyObject *context_obj) {
+static PyObject *lmp_yield_soon(PyObject *module, PyObject *slice_obj) {
     (void)module;
-    if (!lmp_require_ready())
+    lmp_slice *slice = lmp_slice_arg(slice_obj);
+    if (slice == NULL)
         return NULL;
-    wasmtime_context_t *context = lmp_address(context_obj, "the context");
-    if (context == NULL)
-        return NULL;
-    lmp_wasmtime_context_set_epoch_deadline(context, 0);
+    slice->armed = 1;
+    lmp_wasmtime_context_set_epoch_deadline(slice->context, 0);
     Py_RETURN_NONE;
 }
 
@@ -155,6 +191,7 @@ static PyMethodDef lmp_methods[] = {
     {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
     {"prepare_store", lmp_prepare_store, METH_O, prepare_store_doc},
     {"yield_soon", lmp_yield_soon, METH_O, yield_soon_doc},
+    {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,12 @@ int lmp_require_ready(void);
 /* A Python int holding an address, as a non-null pointer; NULL with an exception set otherwise. */
 void *lmp_address(PyObject *value, const char *what);
 
+/* A store's time slice: the state its epoch deadline callback keeps (freed with the store). */
+typedef struct {
+    wasmtime_context_t *context;
+    int armed; /* a tick has passed since the guest was last resumed: the next one ends its slice */
+} lmp_slice;
+
 /* The Ticker type (ticker.c) and the epoch deadline callback every store gets. */
 extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,

@@ -50,4 +50,5 @@ load()
 
 Ticker = _core.Ticker
 prepare_store = _core.prepare_store
+poll = _core.poll
 yield_soon = _core.yield_soon

@@ -22,6 +22,7 @@ typedef struct wasm_engine_t wasm_engine_t;
 typedef struct wasmtime_store wasmtime_store_t;
 typedef struct wasmtime_context wasmtime_context_t;
 typedef struct wasmtime_error wasmtime_error_t;
+typedef struct wasmtime_call_future wasmtime_call_future_t;
 
 /* wasmtime/store.h: what the epoch deadline callback tells wasmtime to do next. */
 typedef uint8_t wasmtime_update_deadline_kind_t;
@@ -39,7 +40,8 @@ typedef wasmtime_error_t *(*wasmtime_epoch_deadline_callback_t)(wasmtime_context
     X(void, wasmtime_context_set_epoch_deadline, (wasmtime_context_t * context, uint64_t ticks))      \
     X(void, wasmtime_store_epoch_deadline_callback,                                                   \
       (wasmtime_store_t * store, wasmtime_epoch_deadline_callback_t func, void *data,                 \
-       void (*finalizer)(void *)))
+       void (*finalizer)(void *)))                                                                    \
+    X(bool, wasmtime_call_future_poll, (wasmtime_call_future_t * future))
 
 /* The resolved functions, called as lmp_<wasmtime name>(...). */
 #define LMP_DECLARE_POINTER(ret, name, params) extern ret(*lmp_##name) params;
