@@ -10,6 +10,7 @@
 #include "core.h"
 
 #include <dlfcn.h>
+#include <string.h>
 
 #define LMP_DEFINE_POINTER(ret, name, params) ret(*lmp_##name) params = NULL;
 LMP_WASMTIME_FUNCTIONS(LMP_DEFINE_POINTER)
@@ -37,7 +38,27 @@ int lmp_require_ready(void) {
 }
 
 void *lmp_address(PyObject *value, const char *what) {
-    void *pointer = PyLong_AsVoidPtr(value);
+    void *pointer = NULL;
+    if (PyLong_Check(value)) {
+        pointer = PyLong_AsVoidPtr(value);
+    } else if (PyObject_CheckBuffer(value)) {
+        /* a ctypes pointer object: its buffer is the pointer itself (no ctypes.cast in Python) */
+        Py_buffer view;
+        if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        if (view.len != (Py_ssize_t)sizeof(void *)) {
+            PyBuffer_Release(&view);
+            PyErr_Format(PyExc_TypeError, "lunatic_mp.vm._core: %s must be a pointer, got %zd bytes", what,
+                         view.len);
+            return NULL;
+        }
+        memcpy(&pointer, view.buf, sizeof(void *));
+        PyBuffer_Release(&view);
+    } else {
+        PyErr_Format(PyExc_TypeError, "lunatic_mp.vm._core: %s must be an address or a ctypes pointer, got %s",
+                     what, Py_TYPE(value)->tp_name);
+        return NULL;
+    }
     if (pointer == NULL && !PyErr_Occurred())
         PyErr_Format(PyExc_ValueError, "lunatic_mp.vm._core: %s is a null pointer", what);
     return pointer;

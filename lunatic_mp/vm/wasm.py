@@ -349,10 +349,6 @@ class Call:
     trap: TrapPtr
     error: ErrorPtr
     keep: Any = None  # arguments and function structs that must outlive the future
-    address: int = 0  # the future's, for the C core's poll (Store.poll)
-
-    def __post_init__(self) -> None:
-        self.address = core.address(self.future)
 
 
 def instantiate_async(pre: wasmtime.InstancePre, context: Context, instance: Any) -> Call:
@@ -566,7 +562,7 @@ class Store:
         self.context: Context = ffi.wasmtime_store_context(self._ptr)
         self._slice = 0
         try:
-            self._slice = core.prepare_store(core.address(self._ptr))
+            self._slice = core.prepare_store(self._ptr)
             if fuel is not None:
                 _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
             if max_memory > 0:
@@ -589,7 +585,7 @@ class Store:
         """Run one of this store's calls for a new time slice: until it finishes (True), or
         suspends in a host call, or its slice ends (False). Through the C core: cheaper than
         :func:`poll`, which a call nested in a running one (``trap::catch``) still uses."""
-        return core.poll(call.address, self._slice)
+        return core.poll(call.future, self._slice)
 
     def fuel(self) -> int:
         """Fuel left (only in an engine made with ``fuel=True``)."""
