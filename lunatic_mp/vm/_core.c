@@ -137,51 +137,77 @@ static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
     return names;
 }
 
-PyDoc_STRVAR(prepare_store_doc,
-             "prepare_store(store) -> int\n\n"
-             "Preempt the store's guests by epochs, through the core's deadline callback: a guest yields\n"
-             "(async) at the second tick after it was resumed by poll. store: a wasmtime_store_t address.\n"
-             "Returns the address of the store's slice state (for poll and yield_soon), valid until the\n"
-             "store is deleted.");
+PyDoc_STRVAR(new_state_doc,
+             "new_state(owner) -> int\n\n"
+             "A process's C state, for wasmtime_store_new's data (with state_finalizer() as its finalizer:\n"
+             "the store then owns it). owner: the Process, borrowed (it must outlive the store).");
 
-static PyObject *lmp_prepare_store(PyObject *module, PyObject *store_obj) {
+static PyObject *lmp_new_state(PyObject *module, PyObject *owner) {
     (void)module;
-    if (!lmp_require_ready())
-        return NULL;
-    wasmtime_store_t *store = lmp_address(store_obj, "the store");
-    if (store == NULL)
-        return NULL;
-    lmp_slice *slice = PyMem_RawCalloc(1, sizeof(lmp_slice));
-    if (slice == NULL)
+    lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
+    if (state == NULL)
         return PyErr_NoMemory();
-    slice->context = lmp_wasmtime_store_context(store);
-    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, slice, PyMem_RawFree);
-    lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
-    return PyLong_FromVoidPtr(slice);
+    state->owner = owner;
+    return PyLong_FromVoidPtr(state);
 }
 
-static lmp_slice *lmp_slice_arg(PyObject *value) {
+PyDoc_STRVAR(state_finalizer_doc, "state_finalizer() -> int\n\nThe address of the function that frees a state.");
+
+static void lmp_free_state(void *state) { PyMem_RawFree(state); }
+
+static PyObject *lmp_state_finalizer(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)(uintptr_t)lmp_free_state);
+}
+
+static lmp_proc *lmp_state_arg(PyObject *value) {
     if (!lmp_require_ready())
         return NULL;
-    return lmp_address(value, "the slice");
+    return lmp_address(value, "the state");
+}
+
+PyDoc_STRVAR(prepare_store_doc,
+             "prepare_store(store, state) -> None\n\n"
+             "Preempt the store's guests by epochs, through the core's deadline callback: a guest yields\n"
+             "(async) at the second tick after it was resumed by poll. state: the store's data (new_state).");
+
+static PyObject *lmp_prepare_store(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "prepare_store takes 2 arguments (store, state), got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_store_t *store = lmp_address(args[0], "the store");
+    if (store == NULL)
+        return NULL;
+    lmp_proc *state = lmp_state_arg(args[1]);
+    if (state == NULL)
+        return NULL;
+    state->context = lmp_wasmtime_store_context(store);
+    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, state, NULL);
+    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(poll_doc,
-             "poll(future, slice) -> bool\n\n"
-             "Run a call's fiber (wasmtime_call_future_t address) in the store of slice (from\n"
-             "prepare_store) until it finishes (True), suspends or its time slice ends (False). A new\n"
+             "poll(future, state) -> bool\n\n"
+             "Run a call's fiber (wasmtime_call_future_t address) in the store of state (from\n"
+             "new_state) until it finishes (True), suspends or its time slice ends (False). A new\n"
              "slice starts here. The GIL is released meanwhile, as ctypes does.");
 
 static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "poll takes 2 arguments (future, slice), got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "poll takes 2 arguments (future, state), got %zd", nargs);
         return NULL;
     }
     wasmtime_call_future_t *future = lmp_address(args[0], "the future");
     if (future == NULL)
         return NULL;
-    lmp_slice *slice = lmp_slice_arg(args[1]);
+    lmp_proc *slice = lmp_state_arg(args[1]);
     if (slice == NULL)
         return NULL;
     slice->armed = 0;
@@ -192,13 +218,13 @@ static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t na
 }
 
 PyDoc_STRVAR(yield_soon_doc,
-             "yield_soon(slice) -> None\n\n"
+             "yield_soon(state) -> None\n\n"
              "Make the store's running guest yield at its next epoch check (a loop back-edge or a\n"
-             "function entry), without waiting for a tick. slice: from prepare_store.");
+             "function entry), without waiting for a tick. state: from new_state.");
 
 static PyObject *lmp_yield_soon(PyObject *module, PyObject *slice_obj) {
     (void)module;
-    lmp_slice *slice = lmp_slice_arg(slice_obj);
+    lmp_proc *slice = lmp_state_arg(slice_obj);
     if (slice == NULL)
         return NULL;
     slice->armed = 1;
@@ -210,7 +236,10 @@ static PyMethodDef lmp_methods[] = {
     {"load", lmp_load, METH_VARARGS, load_doc},
     {"missing", lmp_missing, METH_NOARGS, missing_doc},
     {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
-    {"prepare_store", lmp_prepare_store, METH_O, prepare_store_doc},
+    {"new_state", lmp_new_state, METH_O, new_state_doc},
+    {"state_finalizer", lmp_state_finalizer, METH_NOARGS, state_finalizer_doc},
+    {"prepare_store", (PyCFunction)(void (*)(void))lmp_prepare_store, METH_FASTCALL, prepare_store_doc},
+    {"define_message", (PyCFunction)(void (*)(void))lmp_define_message, METH_FASTCALL, lmp_define_message_doc},
     {"yield_soon", lmp_yield_soon, METH_O, yield_soon_doc},
     {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
     {NULL, NULL, 0, NULL},
@@ -230,6 +259,10 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
         return NULL;
+    if (lmp_message_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     Py_INCREF(&lmp_TickerType);
     if (PyModule_AddObject(module, "Ticker", (PyObject *)&lmp_TickerType) < 0) {
         Py_DECREF(&lmp_TickerType);

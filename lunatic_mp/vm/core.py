@@ -49,6 +49,9 @@ def address(pointer: Any) -> int:
 load()
 
 Ticker = _core.Ticker
+new_state = _core.new_state
+state_finalizer = _core.state_finalizer
 prepare_store = _core.prepare_store
+define_message = _core.define_message
 poll = _core.poll
 yield_soon = _core.yield_soon

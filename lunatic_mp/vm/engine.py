@@ -227,7 +227,7 @@ class Engine:
             if config.max_fuel > 0:  # only a budget pays for metering (lunatic_mp.vm.preemption)
                 wasm_engine, pre = self.preemption.metered(module)
                 fuel = min(config.max_fuel * FUEL_UNIT, UNLIMITED_FUEL)
-            store = wasm.Store(wasm_engine, fuel=fuel, max_memory=config.max_memory)
+            store = wasm.Store(wasm_engine, fuel=fuel, max_memory=config.max_memory, owner=process)
             if module.uses_wasi:
                 store.set_wasi(_wasi_config(config, module.name))
                 process.wasi_epoch = time.monotonic()

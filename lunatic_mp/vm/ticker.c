@@ -38,7 +38,7 @@ typedef struct {
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind) {
     (void)context;
-    lmp_slice *slice = data;
+    lmp_proc *slice = data;
     *delta = 1;
     if (slice->armed) {
         slice->armed = 0;

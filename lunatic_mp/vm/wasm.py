@@ -70,6 +70,8 @@ def _null_finalizer(env: int | None) -> None:
 
 
 _NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
+_STATE_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(core.state_finalizer())
+"""Frees a process's C state (:func:`core.new_state`) with its store: a C function, no Python."""
 
 
 @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
@@ -201,6 +203,10 @@ class Linker:
         self._wasi = False
         self._definitions: list[tuple[bytes, bytes, str, str, Any, bool]] = []
         self._others: list[wasmtime.Linker] = []
+        self._native: list[Callable[[Any], Any]] = []
+        """Definers of C host functions (:mod:`.core`), given a linker pointer."""
+        self.native_signatures: list[tuple[str, str, str, str]] = []
+        """(namespace, name, params, results) of each C host function, as :meth:`define` takes."""
         """Linkers of other engines (the fuel-metering one) with the same definitions."""
         self.caller: Any = None
         """The caller of the host call being made (valid only during that call)."""
@@ -222,6 +228,7 @@ class Linker:
         so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
         self._keep.clear()
         self._definitions.clear()
+        self._native.clear()
         self._others.clear()
         self._resume = None  # type: ignore[assignment]
         self.linker = None  # type: ignore[assignment]
@@ -244,8 +251,18 @@ class Linker:
             linker.allow_shadowing = True
         for definition in self._definitions:
             self._keep.append(_define_on(linker, *definition))
+        for define_native in self._native:
+            define_native(linker.ptr())
         self._others.append(linker)
         return linker
+
+    def define_native(self, define: Callable[[Any], tuple[tuple[str, str, str, str], ...]]) -> None:
+        """Define host functions written in C: ``define(linker pointer)`` defines them on this
+        engine's linker, and on the others' (:meth:`for_engine`), and returns their signatures."""
+        self.native_signatures.extend(define(self.linker.ptr()))
+        for linker in self._others:
+            define(linker.ptr())
+        self._native.append(define)
 
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
@@ -557,12 +574,14 @@ class Store:
 
     __slots__ = ("_ptr", "_slice", "context")
 
-    def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int) -> None:
-        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
+    def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> None:
+        # The store's data is the process's C state (time slice, memory cache, ``owner``: the
+        # process whose ``scratch`` the C host functions use); the store frees it.
+        self._slice: int = core.new_state(owner)
+        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), self._slice, _STATE_FINALIZER)
         self.context: Context = ffi.wasmtime_store_context(self._ptr)
-        self._slice = 0
         try:
-            self._slice = core.prepare_store(self._ptr)
+            core.prepare_store(self._ptr, self._slice)
             if fuel is not None:
                 _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
             if max_memory > 0:

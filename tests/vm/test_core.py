@@ -95,7 +95,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="period_ns"):
         core.Ticker(0)
     with pytest.raises(ValueError, match="null pointer"):
-        _core.prepare_store(0)
+        _core.prepare_store(0, 1)
     with pytest.raises(ValueError, match="null pointer"):
         _core.yield_soon(0)
     with pytest.raises(ValueError, match="null pointer"):

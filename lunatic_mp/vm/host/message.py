@@ -1,7 +1,9 @@
 """``lunatic::message``: the scratch message, sending, and (selective) receiving.
 
-Each process has one scratch message: ``create_data`` starts one to send, ``receive`` replaces it
-with what arrived, and the read and write calls work on it.
+Each process has one scratch message (``Process.scratch``): ``create_data`` starts one to send,
+``receive`` replaces it with what arrived, and the read and write calls work on it. The calls on
+the scratch buffer are C host functions (``lunatic_mp/vm/message.c``); sending, receiving and the
+resources attached to a message are here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from lunatic_mp.vm import core
 from lunatic_mp.vm.host._common import OK, TIMEOUT, current, lookup, memory_of
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.wasm import PENDING, GuestTrap
@@ -38,29 +41,9 @@ def register(engine: Engine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     max_size = engine.max_message_size
 
-    def create_data(tag: int, capacity: int) -> None:
-        current(engine).scratch = Message(tag, bytearray())
-
-    def write_data(ptr: int, length: int) -> int:
-        process = current(engine)
-        message = scratch_of(process)
-        if len(message.data) + (length & 0xFFFFFFFF) > max_size:
-            raise GuestTrap(f"message exceeds the {max_size}-byte limit")
-        if isinstance(message.data, bytes):  # a received message being extended: copy it first
-            message.data = bytearray(message.data)
-        message.data += memory_of(process, engine).read(ptr, length)
-        return length
-
-    def read_data(ptr: int, length: int) -> int:
-        process = current(engine)
-        message = scratch_of(process)
-        data = message.data if isinstance(message.data, bytes) else bytes(message.data)
-        count = memory_of(process, engine).read_into(ptr, data, message.cursor, length & 0xFFFFFFFF)
-        message.cursor += count
-        return count
-
-    def seek_data(position: int) -> None:
-        scratch_of(current(engine)).cursor = max(position, 0)
+    # create_data, write_data, read_data, seek_data, get_tag, data_size: C host functions on the
+    # scratch message (lunatic_mp/vm/message.c), no Python trampoline; they check every pointer.
+    engine.linker.define_native(lambda linker: core.define_message(linker, max_size, Message))
 
     def push_module(module_id: int) -> int:
         process = current(engine)
@@ -77,12 +60,6 @@ def register(engine: Engine) -> None:
         message.modules[index] = None
         return process.resources.add(process.resources.modules, module)
 
-    define(NAMESPACE, "create_data", "II", "", create_data)
-    define(NAMESPACE, "write_data", "ii", "i", write_data)
-    define(NAMESPACE, "read_data", "ii", "i", read_data)
-    define(NAMESPACE, "seek_data", "I", "", seek_data)
-    define(NAMESPACE, "get_tag", "", "I", lambda: scratch_of(current(engine)).tag)
-    define(NAMESPACE, "data_size", "", "I", lambda: len(scratch_of(current(engine)).data))
     define(NAMESPACE, "get_process_id", "", "I", lambda: scratch_of(current(engine)).pid)
     define(NAMESPACE, "push_module", "I", "I", push_module)
     define(NAMESPACE, "take_module", "I", "I", take_module)

@@ -1,0 +1,360 @@
+/* lunatic::message's scratch-buffer functions as C host functions (unchecked: no ctypes trampoline).
+ *
+ * create_data, write_data, read_data, seek_data, get_tag and data_size work on the calling process's
+ * scratch message, a lunatic_mp.vm.mailbox.Message held in Process.scratch, which the Python side
+ * (send, receive, push/take_module, get_process_id: lunatic_mp/vm/host/message.py) shares. The
+ * process is found from the caller's context: its store's data is the process's lmp_proc state.
+ *
+ * Guests are hostile: every pointer and length is checked against the guest's memory before it is
+ * used; a bad one, a missing scratch message or a message past the engine's size limit traps the
+ * guest with a message saying which, and never reaches the worker. These functions run on the
+ * guest's fiber with the GIL released by poll: each takes it for its duration.
+ */
+#include "core.h"
+
+#include <string.h>
+
+static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag;
+static PyObject *lmp_message_type; /* lunatic_mp.vm.mailbox.Message */
+
+int lmp_message_init(PyObject *module) {
+    (void)module;
+    lmp_str_scratch = PyUnicode_InternFromString("scratch");
+    lmp_str_data = PyUnicode_InternFromString("data");
+    lmp_str_cursor = PyUnicode_InternFromString("cursor");
+    lmp_str_tag = PyUnicode_InternFromString("tag");
+    if (!lmp_str_scratch || !lmp_str_data || !lmp_str_cursor || !lmp_str_tag)
+        return -1;
+    return 0;
+}
+
+static wasm_trap_t *lmp_trap(const char *message) {
+    return lmp_wasmtime_trap_new(message, strlen(message));
+}
+
+/* A trap carrying the pending Python exception (cleared): a host error, never an escape into C. */
+static wasm_trap_t *lmp_trap_from_error(const char *function) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *text = value != NULL ? PyObject_Repr(value) : NULL;
+    const char *what = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+    char message[512];
+    snprintf(message, sizeof(message), "host error in lunatic::message::%s: %s", function,
+             what != NULL ? what : "unknown error");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return lmp_trap(message);
+}
+
+static lmp_proc *lmp_caller_state(wasmtime_caller_t *caller) {
+    return lmp_wasmtime_context_get_data(lmp_wasmtime_caller_context(caller));
+}
+
+/* The guest memory at [ptr, ptr + len), or NULL if any of it is out of bounds (or no memory). */
+static uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len) {
+    wasmtime_context_t *context = lmp_wasmtime_caller_context(caller);
+    if (!state->have_memory) {
+        wasmtime_extern_t item;
+        memset(&item, 0, sizeof(item));
+        if (!lmp_wasmtime_caller_export_get(caller, "memory", 6, &item) || item.kind != WASMTIME_EXTERN_MEMORY)
+            return NULL;
+        state->memory = item.of.memory;
+        state->base = lmp_wasmtime_memory_data(context, &state->memory);
+        state->size = lmp_wasmtime_memory_data_size(context, &state->memory);
+        state->have_memory = 1;
+    }
+    uint64_t end = (uint64_t)ptr + len;
+    if (end > state->size) {
+        state->size = lmp_wasmtime_memory_data_size(context, &state->memory);
+        if (end > state->size)
+            return NULL;
+    }
+    return state->base + ptr;
+}
+
+static wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t len) {
+    char message[160];
+    if (!state->have_memory)
+        return lmp_trap("the module does not export its memory as `memory`");
+    snprintf(message, sizeof(message), "out-of-bounds pointer: %u+%u exceeds memory size %zu", ptr, len,
+             state->size);
+    return lmp_trap(message);
+}
+
+/* The caller's scratch message (a new reference), or NULL with *trap set. */
+static PyObject *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
+    if (state == NULL || state->owner == NULL) {
+        *trap = lmp_trap("host function called outside a process");
+        return NULL;
+    }
+    PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
+    if (scratch == NULL) {
+        *trap = lmp_trap_from_error("scratch");
+        return NULL;
+    }
+    if (scratch == Py_None) {
+        Py_DECREF(scratch);
+        *trap = lmp_trap("no message in the scratch area: call create_data or receive first");
+        return NULL;
+    }
+    return scratch;
+}
+
+/* create_data(tag: i64, capacity: i64): a new, empty scratch message (capacity is a hint). */
+static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    lmp_proc *state = lmp_caller_state(caller);
+    if (state == NULL || state->owner == NULL)
+        return lmp_trap("host function called outside a process");
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
+    PyObject *tag = data != NULL ? PyLong_FromLongLong(raw[0].i64) : NULL;
+    PyObject *message = tag != NULL ? PyObject_CallFunctionObjArgs(lmp_message_type, tag, data, NULL) : NULL;
+    if (message == NULL || PyObject_SetAttr(state->owner, lmp_str_scratch, message) < 0)
+        trap = lmp_trap_from_error("create_data");
+    Py_XDECREF(message);
+    Py_XDECREF(tag);
+    Py_XDECREF(data);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* write_data(ptr: i32, len: i32) -> i32: append guest bytes to the scratch message. */
+static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)n;
+    size_t max_size = (size_t)(uintptr_t)env;
+    uint32_t ptr = (uint32_t)raw[0].i32, len = (uint32_t)raw[1].i32;
+    lmp_proc *state = lmp_caller_state(caller);
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *scratch = lmp_scratch(state, &trap);
+    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
+    if (scratch != NULL && data == NULL)
+        trap = lmp_trap_from_error("write_data");
+    if (data != NULL && !PyByteArray_Check(data)) { /* a received message being extended: copy it */
+        PyObject *copy = PyByteArray_FromObject(data);
+        Py_DECREF(data);
+        data = copy;
+        if (data == NULL || PyObject_SetAttr(scratch, lmp_str_data, data) < 0) {
+            Py_CLEAR(data);
+            trap = lmp_trap_from_error("write_data");
+        }
+    }
+    if (data != NULL) {
+        size_t have = (size_t)PyByteArray_GET_SIZE(data);
+        uint8_t *source = lmp_span(state, caller, ptr, len);
+        if ((uint64_t)have + len > max_size) {
+            char message[96];
+            snprintf(message, sizeof(message), "message exceeds the %zu-byte limit", max_size);
+            trap = lmp_trap(message);
+        } else if (source == NULL) {
+            trap = lmp_out_of_bounds(state, ptr, len);
+        } else if (PyByteArray_Resize(data, (Py_ssize_t)(have + len)) < 0) {
+            trap = lmp_trap_from_error("write_data");
+        } else {
+            memcpy(PyByteArray_AS_STRING(data) + have, source, len);
+            raw[0].i32 = (int32_t)len;
+        }
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(scratch);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* read_data(ptr: i32, len: i32) -> i32: copy up to len bytes from the cursor into the guest. */
+static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    uint32_t ptr = (uint32_t)raw[0].i32, len = (uint32_t)raw[1].i32;
+    lmp_proc *state = lmp_caller_state(caller);
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *scratch = lmp_scratch(state, &trap);
+    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
+    PyObject *cursor_obj = data != NULL ? PyObject_GetAttr(scratch, lmp_str_cursor) : NULL;
+    long long cursor = cursor_obj != NULL ? PyLong_AsLongLong(cursor_obj) : -1;
+    char *bytes = NULL;
+    Py_ssize_t size = 0;
+    if (scratch != NULL && (data == NULL || cursor_obj == NULL || (cursor == -1 && PyErr_Occurred()))) {
+        trap = lmp_trap_from_error("read_data");
+    } else if (scratch != NULL) {
+        if (PyBytes_Check(data)) {
+            bytes = PyBytes_AS_STRING(data);
+            size = PyBytes_GET_SIZE(data);
+        } else if (PyByteArray_Check(data)) {
+            bytes = PyByteArray_AS_STRING(data);
+            size = PyByteArray_GET_SIZE(data);
+        }
+        uint64_t left = cursor >= 0 && cursor < (long long)size ? (uint64_t)(size - cursor) : 0;
+        uint32_t count = left < len ? (uint32_t)left : len;
+        uint8_t *target = count ? lmp_span(state, caller, ptr, count) : NULL;
+        if (count && target == NULL) {
+            trap = lmp_out_of_bounds(state, ptr, count);
+        } else {
+            if (count)
+                memcpy(target, bytes + cursor, count);
+            PyObject *moved = PyLong_FromLongLong(cursor + count);
+            if (moved == NULL || PyObject_SetAttr(scratch, lmp_str_cursor, moved) < 0)
+                trap = lmp_trap_from_error("read_data");
+            Py_XDECREF(moved);
+            raw[0].i32 = (int32_t)count;
+        }
+    }
+    Py_XDECREF(cursor_obj);
+    Py_XDECREF(data);
+    Py_XDECREF(scratch);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* seek_data(position: i64): move the cursor (a negative position means the start). */
+static wasm_trap_t *lmp_seek_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    lmp_proc *state = lmp_caller_state(caller);
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *scratch = lmp_scratch(state, &trap);
+    if (scratch != NULL) {
+        PyObject *position = PyLong_FromLongLong(raw[0].i64 > 0 ? raw[0].i64 : 0);
+        if (position == NULL || PyObject_SetAttr(scratch, lmp_str_cursor, position) < 0)
+            trap = lmp_trap_from_error("seek_data");
+        Py_XDECREF(position);
+    }
+    Py_XDECREF(scratch);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* get_tag() -> i64 */
+static wasm_trap_t *lmp_get_tag(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    lmp_proc *state = lmp_caller_state(caller);
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *scratch = lmp_scratch(state, &trap);
+    PyObject *tag = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_tag) : NULL;
+    if (scratch != NULL) {
+        unsigned long long value = tag != NULL ? PyLong_AsUnsignedLongLongMask(tag) : (unsigned long long)-1;
+        if (tag == NULL || PyErr_Occurred())
+            trap = lmp_trap_from_error("get_tag");
+        else
+            raw[0].i64 = (int64_t)value;
+    }
+    Py_XDECREF(tag);
+    Py_XDECREF(scratch);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* data_size() -> i64 */
+static wasm_trap_t *lmp_data_size(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    lmp_proc *state = lmp_caller_state(caller);
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *scratch = lmp_scratch(state, &trap);
+    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
+    if (scratch != NULL) {
+        Py_ssize_t size = data != NULL ? PyObject_Length(data) : -1;
+        if (size < 0)
+            trap = lmp_trap_from_error("data_size");
+        else
+            raw[0].i64 = (int64_t)size;
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(scratch);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+typedef struct {
+    const char *name;
+    const char *params; /* 'i' i32, 'I' i64 */
+    const char *results;
+    wasmtime_func_unchecked_callback_t callback;
+} lmp_host_function;
+
+static const lmp_host_function lmp_message_functions[] = {
+    {"create_data", "II", "", lmp_create_data}, {"write_data", "ii", "i", lmp_write_data},
+    {"read_data", "ii", "i", lmp_read_data},    {"seek_data", "I", "", lmp_seek_data},
+    {"get_tag", "", "I", lmp_get_tag},          {"data_size", "", "I", lmp_data_size},
+};
+
+static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
+    wasm_valtype_t *types[8];
+    size_t count = strlen(kinds);
+    for (size_t i = 0; i < count; i++)
+        types[i] = lmp_wasm_valtype_new(kinds[i] == 'I' ? WASM_I64 : WASM_I32);
+    lmp_wasm_valtype_vec_new(out, count, types);
+}
+
+const char lmp_define_message_doc[] =
+    "define_message(linker, max_message_size, message_type) -> tuple[str, ...]\n\n"
+    "Define lunatic::message's scratch-buffer functions (C) on a wasmtime_linker_t; message_type\n"
+    "makes a new scratch message (Message(tag, bytearray())). Returns what it defined, as\n"
+    "(namespace, name, params, results) with 'i' for i32 and 'I' for i64, as Linker.define takes.";
+
+PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "define_message takes 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
+    if (linker == NULL)
+        return NULL;
+    size_t max_size = PyLong_AsSize_t(args[1]);
+    if (max_size == (size_t)-1 && PyErr_Occurred())
+        return NULL;
+    if (!PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "define_message: message_type must be callable");
+        return NULL;
+    }
+    Py_INCREF(args[2]);
+    Py_XSETREF(lmp_message_type, args[2]);
+    size_t count = sizeof(lmp_message_functions) / sizeof(lmp_message_functions[0]);
+    PyObject *names = PyTuple_New((Py_ssize_t)count);
+    if (names == NULL)
+        return NULL;
+    static const char namespace[] = "lunatic::message";
+    for (size_t i = 0; i < count; i++) {
+        const lmp_host_function *function = &lmp_message_functions[i];
+        wasm_valtype_vec_t params, results;
+        lmp_valtypes(&params, function->params);
+        lmp_valtypes(&results, function->results);
+        wasm_functype_t *type = lmp_wasm_functype_new(&params, &results);
+        void *env = function->callback == lmp_write_data ? (void *)(uintptr_t)max_size : NULL;
+        wasmtime_error_t *error = lmp_wasmtime_linker_define_func_unchecked(
+            linker, namespace, sizeof(namespace) - 1, function->name, strlen(function->name), type,
+            function->callback, env, NULL);
+        lmp_wasm_functype_delete(type);
+        if (error != NULL) {
+            wasm_byte_vec_t text = {0, NULL};
+            lmp_wasmtime_error_message(error, &text);
+            PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::%s: %.*s", function->name,
+                         (int)text.size, text.data);
+            lmp_wasm_byte_vec_delete(&text);
+            lmp_wasmtime_error_delete(error);
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyObject *name = Py_BuildValue("(ssss)", namespace, function->name, function->params, function->results);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
+    }
+    return names;
+}
