@@ -1,8 +1,8 @@
 /* lunatic::message's scratch-buffer functions as C host functions (unchecked: no ctypes trampoline).
  *
- * create_data, write_data, read_data, seek_data, get_tag and data_size work on the calling process's
- * scratch message, a lunatic_mp.vm.mailbox.Message held in Process.scratch, which the Python side
- * (send, receive, push/take_module, get_process_id: lunatic_mp/vm/host/message.py) shares. The
+ * create_data, write_data, read_data, seek_data, get_tag, data_size and get_process_id work on the
+ * calling process's scratch message, a lunatic_mp.vm.mailbox.Message held in Process.scratch, which
+ * the Python side (send, receive, push/take_module: lunatic_mp/vm/host/message.py) shares. The
  * process is found from the caller's context: its store's data is the process's lmp_proc state.
  *
  * Guests are hostile: every pointer and length is checked against the guest's memory before it is
@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag;
+static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag, *lmp_str_pid;
 static PyObject *lmp_message_type; /* lunatic_mp.vm.mailbox.Message */
 
 int lmp_message_init(PyObject *module) {
@@ -23,7 +23,8 @@ int lmp_message_init(PyObject *module) {
     lmp_str_data = PyUnicode_InternFromString("data");
     lmp_str_cursor = PyUnicode_InternFromString("cursor");
     lmp_str_tag = PyUnicode_InternFromString("tag");
-    if (!lmp_str_scratch || !lmp_str_data || !lmp_str_cursor || !lmp_str_tag)
+    lmp_str_pid = PyUnicode_InternFromString("pid");
+    if (!lmp_str_scratch || !lmp_str_data || !lmp_str_cursor || !lmp_str_tag || !lmp_str_pid)
         return -1;
     return 0;
 }
@@ -232,26 +233,39 @@ static wasm_trap_t *lmp_seek_data(void *env, wasmtime_caller_t *caller, wasmtime
     return trap;
 }
 
-/* get_tag() -> i64 */
-static wasm_trap_t *lmp_get_tag(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
-    (void)env;
-    (void)n;
+/* An i64 attribute of the scratch message (its tag, or its sender's pid), as u64 bits. */
+static wasm_trap_t *lmp_scratch_int(wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, PyObject *attribute,
+                                    const char *function) {
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *scratch = lmp_scratch(state, &trap);
-    PyObject *tag = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_tag) : NULL;
+    PyObject *value = scratch != NULL ? PyObject_GetAttr(scratch, attribute) : NULL;
     if (scratch != NULL) {
-        unsigned long long value = tag != NULL ? PyLong_AsUnsignedLongLongMask(tag) : (unsigned long long)-1;
-        if (tag == NULL || PyErr_Occurred())
-            trap = lmp_trap_from_error("get_tag");
+        unsigned long long bits = value != NULL ? PyLong_AsUnsignedLongLongMask(value) : (unsigned long long)-1;
+        if (value == NULL || PyErr_Occurred())
+            trap = lmp_trap_from_error(function);
         else
-            raw[0].i64 = (int64_t)value;
+            raw[0].i64 = (int64_t)bits;
     }
-    Py_XDECREF(tag);
+    Py_XDECREF(value);
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
+}
+
+/* get_tag() -> i64 */
+static wasm_trap_t *lmp_get_tag(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    return lmp_scratch_int(caller, raw, lmp_str_tag, "get_tag");
+}
+
+/* get_process_id() -> i64: the sender of a received message (the dead process of a death notice). */
+static wasm_trap_t *lmp_get_process_id(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)env;
+    (void)n;
+    return lmp_scratch_int(caller, raw, lmp_str_pid, "get_process_id");
 }
 
 /* data_size() -> i64 */
@@ -287,6 +301,7 @@ static const lmp_host_function lmp_message_functions[] = {
     {"create_data", "II", "", lmp_create_data}, {"write_data", "ii", "i", lmp_write_data},
     {"read_data", "ii", "i", lmp_read_data},    {"seek_data", "I", "", lmp_seek_data},
     {"get_tag", "", "I", lmp_get_tag},          {"data_size", "", "I", lmp_data_size},
+    {"get_process_id", "", "I", lmp_get_process_id},
 };
 
 static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {

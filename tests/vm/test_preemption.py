@@ -129,3 +129,23 @@ def two_engines() -> Iterator[tuple[Engine, Engine]]:
 def test_each_engine_has_its_own_ticker(two_engines: tuple[Engine, Engine]) -> None:
     first, second = two_engines
     assert first.preemption.ticker is not second.preemption.ticker
+
+
+def test_a_process_killed_during_its_own_host_call_dies_at_its_slice_end(engine: Engine) -> None:
+    """A kill that lands while the process's own host call runs (here a host function that kills
+    its caller and returns) cannot unwind it there: it dies when its slice ends, although it then
+    spins forever without another host call."""
+
+    def kill_me() -> None:
+        assert engine.current is not None
+        engine.kill(engine.current.pid, "killed while running")
+
+    engine.linker.define("test", "kill_me", "", "", kill_me)
+    module = engine.load_module(
+        '(module (import "test" "kill_me" (func $kill_me)) (memory (export "memory") 1)'
+        ' (func (export "main") (call $kill_me) (loop $forever (br $forever))))'
+    )
+    process = start(engine, module, "main")
+    finished = finish(engine, process)
+    assert finished.outcome is Outcome.KILLED
+    assert finished.message == "killed while running"

@@ -41,8 +41,9 @@ def register(engine: Engine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     max_size = engine.max_message_size
 
-    # create_data, write_data, read_data, seek_data, get_tag, data_size: C host functions on the
-    # scratch message (lunatic_mp/vm/message.c), no Python trampoline; they check every pointer.
+    # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id: C host
+    # functions on the scratch message (lunatic_mp/vm/message.c), no Python trampoline; they check
+    # every pointer.
     engine.linker.define_native(lambda linker: core.define_message(linker, max_size, Message))
 
     def push_module(module_id: int) -> int:
@@ -60,7 +61,6 @@ def register(engine: Engine) -> None:
         message.modules[index] = None
         return process.resources.add(process.resources.modules, module)
 
-    define(NAMESPACE, "get_process_id", "", "I", lambda: scratch_of(current(engine)).pid)
     define(NAMESPACE, "push_module", "I", "I", push_module)
     define(NAMESPACE, "take_module", "I", "I", take_module)
 
