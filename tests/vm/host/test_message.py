@@ -222,3 +222,29 @@ def test_killed_receiver_drops_later_messages(engine: Engine, load: Load) -> Non
 def test_ping_pong_counts(load: Load, run: Run, n: int) -> None:
     """Ping-pong works for small and larger round-trip counts."""
     assert run(load("msg_ping_pong.wat"), "main", (n,)).result == (n * (n - 1),)
+
+
+GROWN = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
+  (import "lunatic::message" "seek_data" (func $seek (param i64)))
+  (memory (export "memory") 1)
+  ;; Touch the scratch calls first (memory cached at 1 page), grow by a page, then write from and
+  ;; read into the new page: the C functions re-read the size instead of trapping.
+  (func (export "main") (result i64)
+    (call $create (i64.const 1) (i64.const 0))
+    (drop (call $write (i32.const 0) (i32.const 8)))
+    (drop (memory.grow (i32.const 1)))
+    (i64.store (i32.const 70000) (i64.const 0x1122334455667788))
+    (drop (call $write (i32.const 70000) (i32.const 8)))
+    (call $seek (i64.const 8))
+    (drop (call $read (i32.const 80000) (i32.const 8)))
+    (i64.load (i32.const 80000))))
+"""
+
+
+def test_scratch_calls_reach_memory_the_guest_grew(run: Run, load: Load) -> None:
+    """The C scratch calls cache the memory's size; a grown memory is re-read, not refused."""
+    assert run(load(GROWN), "main").result == (0x1122334455667788,)
