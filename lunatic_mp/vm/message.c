@@ -290,6 +290,113 @@ static wasm_trap_t *lmp_data_size(void *env, wasmtime_caller_t *caller, wasmtime
     return trap;
 }
 
+/* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
+ * immutable bytes (read_data then copies without a view), and deliver(pid, message) puts it in a
+ * mailbox here or frames it to another worker (Python: Engine.deliver). The GIL is held. Returns
+ * NULL, or a guest error to trap with, or LMP_PYTHON_ERROR with a Python exception set. */
+static const char LMP_PYTHON_ERROR[] = "";
+
+static const char *lmp_send_scratch(PyObject *process, PyObject *pid, PyObject *deliver) {
+    PyObject *scratch = PyObject_GetAttr(process, lmp_str_scratch);
+    if (scratch == NULL)
+        return LMP_PYTHON_ERROR;
+    if (scratch == Py_None) {
+        Py_DECREF(scratch);
+        return "no message in the scratch area: call create_data or receive first";
+    }
+    const char *outcome = LMP_PYTHON_ERROR;
+    PyObject *data = NULL, *frozen = NULL, *sender = NULL, *zero = NULL, *delivered = NULL;
+    if (PyObject_SetAttr(process, lmp_str_scratch, Py_None) < 0 || (data = PyObject_GetAttr(scratch, lmp_str_data)) == NULL)
+        goto done;
+    frozen = PyBytes_CheckExact(data) ? Py_NewRef(data) : PyBytes_FromObject(data);
+    zero = PyLong_FromLong(0);
+    sender = PyObject_GetAttr(process, lmp_str_pid);
+    if (frozen == NULL || zero == NULL || sender == NULL || PyObject_SetAttr(scratch, lmp_str_data, frozen) < 0 ||
+        PyObject_SetAttr(scratch, lmp_str_cursor, zero) < 0 || PyObject_SetAttr(scratch, lmp_str_pid, sender) < 0)
+        goto done;
+    delivered = PyObject_CallFunctionObjArgs(deliver, pid, scratch, NULL);
+    if (delivered != NULL)
+        outcome = NULL;
+done:
+    Py_XDECREF(delivered);
+    Py_XDECREF(sender);
+    Py_XDECREF(zero);
+    Py_XDECREF(frozen);
+    Py_XDECREF(data);
+    Py_DECREF(scratch);
+    return outcome;
+}
+
+/* send(pid: i64) -> i32. env: a tuple (deliver, GuestTrap, on_error), borrowed: the Python Linker
+ * keeps it for as long as its definitions can be called (a reference held here would hide a cycle
+ * through the engine from the garbage collector). */
+static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
+    (void)n;
+    lmp_proc *state = lmp_caller_state(caller);
+    if (state == NULL || state->owner == NULL)
+        return lmp_trap("host function called outside a process");
+    wasm_trap_t *trap = NULL;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *hooks = env;
+    PyObject *pid = PyLong_FromLongLong(raw[0].i64);
+    const char *error = pid != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 0)) : LMP_PYTHON_ERROR;
+    if (error == LMP_PYTHON_ERROR) {
+        if (PyErr_ExceptionMatches(PyTuple_GET_ITEM(hooks, 1))) { /* GuestTrap: its text is the reason */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyObject *text = value != NULL ? PyObject_Str(value) : NULL;
+            const char *reason = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+            trap = lmp_trap(reason != NULL ? reason : "send refused");
+            PyErr_Clear();
+            Py_XDECREF(text);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        } else { /* anything else is the host's fault: report it (Engine.host_errors), trap the guest */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyErr_NormalizeException(&type, &value, &traceback);
+            PyObject *reported = value != NULL ? PyObject_CallOneArg(PyTuple_GET_ITEM(hooks, 2), value) : NULL;
+            Py_XDECREF(reported);
+            PyErr_Clear();
+            PyErr_Restore(type, value, traceback);
+            trap = lmp_trap_from_error("send");
+        }
+    } else if (error != NULL) {
+        trap = lmp_trap(error);
+    } else {
+        raw[0].i32 = 0; /* OK */
+    }
+    Py_XDECREF(pid);
+    PyGILState_Release(gil);
+    return trap;
+}
+
+const char lmp_send_scratch_doc[] =
+    "send_scratch(process, pid, deliver, guest_trap) -> None\n\n"
+    "What lunatic::message::send does, for the Python host functions that send too\n"
+    "(send_receive_skip_search): a guest error raises guest_trap(reason).";
+
+PyObject *lmp_send_scratch_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "send_scratch takes 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    const char *error = lmp_send_scratch(args[0], args[1], args[2]);
+    if (error == LMP_PYTHON_ERROR)
+        return NULL;
+    if (error != NULL) {
+        PyObject *exception = PyObject_CallFunction(args[3], "s", error);
+        if (exception != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+            Py_DECREF(exception);
+        }
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 typedef struct {
     const char *name;
     const char *params; /* 'i' i32, 'I' i64 */
@@ -301,7 +408,7 @@ static const lmp_host_function lmp_message_functions[] = {
     {"create_data", "II", "", lmp_create_data}, {"write_data", "ii", "i", lmp_write_data},
     {"read_data", "ii", "i", lmp_read_data},    {"seek_data", "I", "", lmp_seek_data},
     {"get_tag", "", "I", lmp_get_tag},          {"data_size", "", "I", lmp_data_size},
-    {"get_process_id", "", "I", lmp_get_process_id},
+    {"get_process_id", "", "I", lmp_get_process_id}, {"send", "I", "i", lmp_send},
 };
 
 static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
@@ -313,15 +420,23 @@ static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
 }
 
 const char lmp_define_message_doc[] =
-    "define_message(linker, max_message_size, message_type) -> tuple[str, ...]\n\n"
-    "Define lunatic::message's scratch-buffer functions (C) on a wasmtime_linker_t; message_type\n"
-    "makes a new scratch message (Message(tag, bytearray())). Returns what it defined, as\n"
+    "define_message(linker, max_message_size, message_type, hooks)\n"
+    "    -> tuple[tuple[str, str, str, str], ...]\n\n"
+    "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t;\n"
+    "message_type makes a new scratch message (Message(tag, bytearray())); hooks is a tuple\n"
+    "(deliver, guest_trap, on_error) that the caller keeps alive as long as the linker: send calls\n"
+    "deliver(pid, message), traps with a guest_trap's text, and reports any other exception to\n"
+    "on_error before trapping. Returns what it defined, as\n"
     "(namespace, name, params, results) with 'i' for i32 and 'I' for i64, as Linker.define takes.";
 
 PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "define_message takes 3 arguments, got %zd", nargs);
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "define_message takes 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(args[3]) || PyTuple_GET_SIZE(args[3]) != 3) {
+        PyErr_SetString(PyExc_TypeError, "define_message: hooks must be a tuple (deliver, guest_trap, on_error)");
         return NULL;
     }
     if (!lmp_require_ready())
@@ -350,6 +465,8 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
         lmp_valtypes(&results, function->results);
         wasm_functype_t *type = lmp_wasm_functype_new(&params, &results);
         void *env = function->callback == lmp_write_data ? (void *)(uintptr_t)max_size : NULL;
+        if (function->callback == lmp_send)
+            env = args[3];
         wasmtime_error_t *error = lmp_wasmtime_linker_define_func_unchecked(
             linker, namespace, sizeof(namespace) - 1, function->name, strlen(function->name), type,
             function->callback, env, NULL);

@@ -212,6 +212,8 @@ class Linker:
         """The caller of the host call being made (valid only during that call)."""
         self._on_suspend = on_suspend
         self._on_host_error = on_host_error
+        self.on_host_error = on_host_error
+        """Where a host function (Python or C) reports an exception that is the host's fault."""
 
         @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
         def resume(env: int | None) -> bool:

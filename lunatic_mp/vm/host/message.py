@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from lunatic_mp.vm import core
-from lunatic_mp.vm.host._common import OK, TIMEOUT, current, lookup, memory_of
+from lunatic_mp.vm.host._common import TIMEOUT, current, lookup, memory_of
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.wasm import PENDING, GuestTrap
 
@@ -41,10 +41,11 @@ def register(engine: Engine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     max_size = engine.max_message_size
 
-    # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id: C host
-    # functions on the scratch message (lunatic_mp/vm/message.c), no Python trampoline; they check
-    # every pointer.
-    engine.linker.define_native(lambda linker: core.define_message(linker, max_size, Message))
+    # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id and send:
+    # C host functions on the scratch message (lunatic_mp/vm/message.c), no Python trampoline; they
+    # check every pointer. send hands the message to Engine.deliver (here or another worker).
+    hooks = (engine.deliver, GuestTrap, engine.linker.on_host_error)  # kept by the lambda
+    engine.linker.define_native(lambda linker: core.define_message(linker, max_size, Message, hooks))
 
     def push_module(module_id: int) -> int:
         process = current(engine)
@@ -65,15 +66,6 @@ def register(engine: Engine) -> None:
     define(NAMESPACE, "take_module", "I", "I", take_module)
 
     deliver = engine.deliver
-
-    def send(pid: int) -> int:
-        process = current(engine)
-        message = take_scratch(process)
-        message.data = bytes(message.data)  # immutable from here: read_data copies it without a view
-        message.cursor = 0
-        message.pid = process.pid
-        deliver(pid, message)
-        return OK
 
     def wait_for(process: Process, tags: tuple[int, ...] | None, start: int, timeout_ms: int) -> object:
         """Take the oldest wanted message, or suspend until one comes (or the timeout)."""
@@ -101,9 +93,8 @@ def register(engine: Engine) -> None:
     def send_receive_skip_search(pid: int, wait_tag: int, timeout_ms: int) -> object:
         process = current(engine)
         start = len(process.mailbox)  # only a reply can match: skip what was already there
-        send(pid)
+        core.send_scratch(process, pid, deliver, GuestTrap)  # what the C send does
         return wait_for(process, (wait_tag,), start, timeout_ms)
 
-    define(NAMESPACE, "send", "I", "i", send)
     define_async(NAMESPACE, "receive", "iiI", "i", receive)
     define_async(NAMESPACE, "send_receive_skip_search", "III", "i", send_receive_skip_search)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from conftest import finish_ok as finish
 from conftest import start
 
 from lunatic_mp import Engine, Finished, Module, Outcome
+from lunatic_mp.vm.wasm import GuestTrap
 
 TIMEOUT = 9027
 
@@ -248,3 +250,37 @@ GROWN = """
 def test_scratch_calls_reach_memory_the_guest_grew(run: Run, load: Load) -> None:
     """The C scratch calls cache the memory's size; a grown memory is re-read, not refused."""
     assert run(load(GROWN), "main").result == (0x1122334455667788,)
+
+
+SENDER = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "main") (param $to i64) (result i32)
+    (call $create (i64.const 5) (i64.const 0))
+    (call $send (local.get $to))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("raised", "reason", "host_error"),
+    [
+        (GuestTrap("refused by the host"), "refused by the host", False),
+        (RuntimeError("boom"), "host error in lunatic::message::send: RuntimeError('boom')", True),
+    ],
+)
+def test_a_failing_delivery_traps_only_the_sender(raised: Exception, reason: str, host_error: bool) -> None:
+    """The C send calls Engine.deliver: a GuestTrap it raises traps the sender with its text; any
+    other exception is the host's fault, reported in Engine.host_errors, and traps it too."""
+    with mock.patch.object(Engine, "deliver", side_effect=raised):
+        engine = Engine(max_processes=4)
+    try:
+        process = start(engine, engine.load_module(SENDER), "main", 1)
+        finished = engine.run_until_finished(process, timeout=30)
+        assert finished is not None and finished.outcome is Outcome.FAILED
+        assert finished.message == reason
+        assert engine.host_errors == ([raised] if host_error else [])
+    finally:
+        engine.host_errors.clear()
+        engine.close()
