@@ -33,6 +33,8 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_define_message_doc[];
 PyObject *lmp_send_scratch_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 extern const char lmp_send_scratch_doc[];
+PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_receive_doc[];
 int lmp_message_init(PyObject *module);
 
 /* The Ticker type (ticker.c) and the epoch deadline callback every store gets. */

@@ -54,5 +54,6 @@ state_finalizer = _core.state_finalizer
 prepare_store = _core.prepare_store
 define_message = _core.define_message
 send_scratch = _core.send_scratch
+define_receive = _core.define_receive
 poll = _core.poll
 yield_soon = _core.yield_soon

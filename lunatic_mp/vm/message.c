@@ -16,6 +16,7 @@
 
 static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag, *lmp_str_pid;
 static PyObject *lmp_message_type; /* lunatic_mp.vm.mailbox.Message */
+static PyObject *lmp_zero;
 
 int lmp_message_init(PyObject *module) {
     (void)module;
@@ -24,6 +25,9 @@ int lmp_message_init(PyObject *module) {
     lmp_str_cursor = PyUnicode_InternFromString("cursor");
     lmp_str_tag = PyUnicode_InternFromString("tag");
     lmp_str_pid = PyUnicode_InternFromString("pid");
+    lmp_zero = PyLong_FromLong(0);
+    if (lmp_zero == NULL)
+        return -1;
     if (!lmp_str_scratch || !lmp_str_data || !lmp_str_cursor || !lmp_str_tag || !lmp_str_pid)
         return -1;
     return 0;
@@ -290,6 +294,32 @@ static wasm_trap_t *lmp_data_size(void *env, wasmtime_caller_t *caller, wasmtime
     return trap;
 }
 
+/* A trap for the pending Python exception (cleared), as the Python trampolines make them: a
+ * guest_trap's text is the reason; anything else is the host's fault, reported to on_error first
+ * (Engine.host_errors) and trapped as a host error. The GIL is held. */
+static wasm_trap_t *lmp_trap_from_exception(PyObject *guest_trap, PyObject *on_error, const char *function) {
+    PyObject *type, *value, *traceback;
+    if (PyErr_ExceptionMatches(guest_trap)) {
+        PyErr_Fetch(&type, &value, &traceback);
+        PyObject *text = value != NULL ? PyObject_Str(value) : NULL;
+        const char *reason = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+        wasm_trap_t *trap = lmp_trap(reason != NULL ? reason : "refused by the host");
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        return trap;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject *reported = value != NULL ? PyObject_CallOneArg(on_error, value) : NULL;
+    Py_XDECREF(reported);
+    PyErr_Clear();
+    PyErr_Restore(type, value, traceback);
+    return lmp_trap_from_error(function);
+}
+
 /* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
  * immutable bytes (read_data then copies without a view), and deliver(pid, message) puts it in a
  * mailbox here or frames it to another worker (Python: Engine.deliver). The GIL is held. Returns
@@ -341,27 +371,7 @@ static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_
     PyObject *pid = PyLong_FromLongLong(raw[0].i64);
     const char *error = pid != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 0)) : LMP_PYTHON_ERROR;
     if (error == LMP_PYTHON_ERROR) {
-        if (PyErr_ExceptionMatches(PyTuple_GET_ITEM(hooks, 1))) { /* GuestTrap: its text is the reason */
-            PyObject *type, *value, *traceback;
-            PyErr_Fetch(&type, &value, &traceback);
-            PyObject *text = value != NULL ? PyObject_Str(value) : NULL;
-            const char *reason = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
-            trap = lmp_trap(reason != NULL ? reason : "send refused");
-            PyErr_Clear();
-            Py_XDECREF(text);
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(traceback);
-        } else { /* anything else is the host's fault: report it (Engine.host_errors), trap the guest */
-            PyObject *type, *value, *traceback;
-            PyErr_Fetch(&type, &value, &traceback);
-            PyErr_NormalizeException(&type, &value, &traceback);
-            PyObject *reported = value != NULL ? PyObject_CallOneArg(PyTuple_GET_ITEM(hooks, 2), value) : NULL;
-            Py_XDECREF(reported);
-            PyErr_Clear();
-            PyErr_Restore(type, value, traceback);
-            trap = lmp_trap_from_error("send");
-        }
+        trap = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "send");
     } else if (error != NULL) {
         trap = lmp_trap(error);
     } else {
@@ -490,3 +500,131 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
     }
     return names;
 }
+
+#define LMP_MAX_RECEIVE_TAGS 4096
+
+static bool lmp_ready_now(void *env) {
+    (void)env;
+    return true;
+}
+
+static void lmp_no_finalizer(void *env) { (void)env; }
+
+/* receive(tags_ptr: i32, tags_count: i32, timeout_ms: i64) -> i32, async. env: a tuple (wait_for,
+ * suspend, resume, GuestTrap, on_error, PENDING), borrowed (the Python Linker keeps it). The tags are
+ * read and checked here; wait_for(process, tags, 0, timeout) (lunatic_mp/vm/host/message.py) takes
+ * a wanted message or arms the wait, and returns PENDING then: suspend(results, kind, trap) records
+ * where the result goes (Engine._on_suspend) and returns the key that the continuation polls
+ * resume(key) with (the Linker's ctypes callback), until the scheduler has resumed the process. */
+static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
+                        wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
+                        wasmtime_async_continuation_t *continuation) {
+    (void)nargs;
+    (void)nresults;
+    continuation->callback = lmp_ready_now;
+    continuation->env = NULL;
+    continuation->finalizer = lmp_no_finalizer;
+    lmp_proc *state = lmp_caller_state(caller);
+    if (state == NULL || state->owner == NULL) {
+        *trap_ret = lmp_trap("host function called outside a process");
+        return;
+    }
+    PyObject *hooks = env;
+    int32_t count = args[1].of.i32;
+    uint32_t ptr = (uint32_t)args[0].of.i32;
+    if (count != 0 && (count < 0 || count > LMP_MAX_RECEIVE_TAGS)) {
+        char message[96];
+        snprintf(message, sizeof(message), "receive takes at most %d tags, got %d", LMP_MAX_RECEIVE_TAGS, count);
+        *trap_ret = lmp_trap(message);
+        return;
+    }
+    const uint8_t *raw_tags = count ? lmp_span(state, caller, ptr, (uint32_t)count * 8) : NULL;
+    if (count && raw_tags == NULL) {
+        *trap_ret = lmp_out_of_bounds(state, ptr, (uint32_t)count * 8);
+        return;
+    }
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *tags = Py_None, *timeout = NULL, *value = NULL;
+    Py_INCREF(tags);
+    if (count) {
+        Py_DECREF(tags);
+        tags = PyTuple_New(count);
+        for (int32_t i = 0; tags != NULL && i < count; i++) {
+            int64_t tag;
+            memcpy(&tag, raw_tags + (size_t)i * 8, 8);
+            PyObject *item = PyLong_FromLongLong(tag);
+            if (item == NULL)
+                Py_CLEAR(tags);
+            else
+                PyTuple_SET_ITEM(tags, i, item);
+        }
+    }
+    timeout = tags != NULL ? PyLong_FromLongLong(args[2].of.i64) : NULL;
+    if (timeout != NULL)
+        value = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(hooks, 0), state->owner, tags, lmp_zero,
+                                             timeout, NULL);
+    if (value == NULL) {
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+    } else if (value == PyTuple_GET_ITEM(hooks, 5)) { /* PENDING: suspend until resumed */
+        PyObject *key = PyObject_CallFunction(PyTuple_GET_ITEM(hooks, 1), "NiN", PyLong_FromVoidPtr(results),
+                                              WASMTIME_I32, PyLong_FromVoidPtr(trap_ret));
+        void *resume = key != NULL ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(hooks, 2)) : NULL;
+        Py_ssize_t handle = key != NULL ? PyLong_AsSsize_t(key) : -1;
+        if (key == NULL || resume == NULL || PyErr_Occurred()) {
+            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+        } else {
+            continuation->callback = (wasmtime_func_async_continuation_callback_t)resume;
+            continuation->env = (void *)handle;
+        }
+        Py_XDECREF(key);
+    } else {
+        long code = PyLong_AsLong(value);
+        if (code == -1 && PyErr_Occurred()) {
+            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+        } else {
+            results[0].kind = WASMTIME_I32;
+            results[0].of.i32 = (int32_t)code;
+        }
+    }
+    Py_XDECREF(value);
+    Py_XDECREF(timeout);
+    Py_XDECREF(tags);
+    PyGILState_Release(gil);
+}
+
+const char lmp_define_receive_doc[] =
+    "define_receive(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
+    "Define lunatic::message::receive (C, async) on a wasmtime_linker_t. hooks: a tuple (wait_for,\n"
+    "suspend, resume address, guest_trap, on_error, PENDING) that the caller keeps alive as long as\n"
+    "the linker (see lmp_receive in message.c).";
+
+PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 6-tuple");
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
+    if (linker == NULL)
+        return NULL;
+    wasm_valtype_vec_t params, results;
+    lmp_valtypes(&params, "iiI");
+    lmp_valtypes(&results, "i");
+    wasm_functype_t *type = lmp_wasm_functype_new(&params, &results);
+    static const char namespace[] = "lunatic::message", name[] = "receive";
+    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
+        linker, namespace, sizeof(namespace) - 1, name, sizeof(name) - 1, type, lmp_receive, args[1], NULL);
+    lmp_wasm_functype_delete(type);
+    if (error != NULL) {
+        wasm_byte_vec_t text = {0, NULL};
+        lmp_wasmtime_error_message(error, &text);
+        PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::receive: %.*s", (int)text.size, text.data);
+        lmp_wasm_byte_vec_delete(&text);
+        lmp_wasmtime_error_delete(error);
+        return NULL;
+    }
+    return Py_BuildValue("((ssss))", namespace, name, "iiI", "i");
+}
+

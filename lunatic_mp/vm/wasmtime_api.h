@@ -72,6 +72,29 @@ typedef union {
     uint32_t externref;
     void *funcref;
 } wasmtime_val_raw_t;
+/* wasmtime/val.h: a typed value (kind, then the value at offset 8; 32 bytes in wasmtime 50). */
+typedef uint8_t wasmtime_valkind_t;
+#define WASMTIME_I32 0
+typedef struct {
+    wasmtime_valkind_t kind;
+    union {
+        int32_t i32;
+        int64_t i64;
+        uint8_t pad[24];
+    } of;
+} wasmtime_val_t;
+
+/* wasmtime/async.h: an async host function, and the continuation it leaves when it suspends. */
+typedef bool (*wasmtime_func_async_continuation_callback_t)(void *env);
+typedef struct {
+    wasmtime_func_async_continuation_callback_t callback;
+    void *env;
+    void (*finalizer)(void *);
+} wasmtime_async_continuation_t;
+typedef void (*wasmtime_func_async_callback_t)(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
+                                               size_t nargs, wasmtime_val_t *results, size_t nresults,
+                                               wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation);
+
 typedef wasm_trap_t *(*wasmtime_func_unchecked_callback_t)(void *env, wasmtime_caller_t *caller,
                                                             wasmtime_val_raw_t *args_and_results,
                                                             size_t num_args_and_results);
@@ -109,6 +132,10 @@ typedef wasmtime_error_t *(*wasmtime_epoch_deadline_callback_t)(wasmtime_context
     X(wasmtime_error_t *, wasmtime_linker_define_func_unchecked,                                     \
       (wasmtime_linker_t * linker, const char *module, size_t module_len, const char *name,           \
        size_t name_len, const wasm_functype_t *type, wasmtime_func_unchecked_callback_t callback,     \
+       void *env, void (*finalizer)(void *)))                                                         \
+    X(wasmtime_error_t *, wasmtime_linker_define_async_func,                                         \
+      (wasmtime_linker_t * linker, const char *module, size_t module_len, const char *name,           \
+       size_t name_len, const wasm_functype_t *type, wasmtime_func_async_callback_t callback,         \
        void *env, void (*finalizer)(void *)))                                                         \
     X(void, wasmtime_error_message, (const wasmtime_error_t *error, wasm_byte_vec_t *message))        \
     X(void, wasmtime_error_delete, (wasmtime_error_t * error))                                        \

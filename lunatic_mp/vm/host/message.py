@@ -8,11 +8,10 @@ resources attached to a message are here.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from lunatic_mp.vm import core
-from lunatic_mp.vm.host._common import TIMEOUT, current, lookup, memory_of
+from lunatic_mp.vm.host._common import TIMEOUT, current, lookup
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.wasm import PENDING, GuestTrap
 
@@ -80,21 +79,22 @@ def register(engine: Engine) -> None:
         engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
         return PENDING
 
-    def receive(tags_ptr: int, tags_count: int, timeout_ms: int) -> object:
-        process = current(engine)
-        tags: tuple[int, ...] | None = None
-        if tags_count:
-            if not 0 < tags_count <= MAX_RECEIVE_TAGS:
-                raise GuestTrap(f"receive takes at most {MAX_RECEIVE_TAGS} tags, got {tags_count}")
-            raw = memory_of(process, engine).read(tags_ptr, tags_count * 8)
-            tags = struct.unpack(f"<{tags_count}q", raw)
-        return wait_for(process, tags, 0, timeout_ms)
-
     def send_receive_skip_search(pid: int, wait_tag: int, timeout_ms: int) -> object:
         process = current(engine)
         start = len(process.mailbox)  # only a reply can match: skip what was already there
         core.send_scratch(process, pid, deliver, GuestTrap)  # what the C send does
         return wait_for(process, (wait_tag,), start, timeout_ms)
 
-    define_async(NAMESPACE, "receive", "iiI", "i", receive)
+    # receive: a C async host function that reads and checks the tags (at most MAX_RECEIVE_TAGS)
+    # and calls wait_for; when that suspends, the Linker records the frame as for define_async.
+    linker = engine.linker
+    receive_hooks = (
+        wait_for,
+        linker.suspend_raw,
+        linker.resume_address,
+        GuestTrap,
+        linker.on_host_error,
+        PENDING,
+    )
+    linker.define_native(lambda raw_linker: core.define_receive(raw_linker, receive_hooks))
     define_async(NAMESPACE, "send_receive_skip_search", "III", "i", send_receive_skip_search)
