@@ -240,7 +240,6 @@ static PyMethodDef lmp_methods[] = {
     {"state_finalizer", lmp_state_finalizer, METH_NOARGS, state_finalizer_doc},
     {"prepare_store", (PyCFunction)(void (*)(void))lmp_prepare_store, METH_FASTCALL, prepare_store_doc},
     {"define_message", (PyCFunction)(void (*)(void))lmp_define_message, METH_FASTCALL, lmp_define_message_doc},
-    {"send_scratch", (PyCFunction)(void (*)(void))lmp_send_scratch_py, METH_FASTCALL, lmp_send_scratch_doc},
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
     {"yield_soon", lmp_yield_soon, METH_O, yield_soon_doc},
     {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},

@@ -31,8 +31,6 @@ typedef struct {
 /* message.c: lunatic::message's C host functions, defined on a linker. */
 PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 extern const char lmp_define_message_doc[];
-PyObject *lmp_send_scratch_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-extern const char lmp_send_scratch_doc[];
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 extern const char lmp_define_receive_doc[];
 int lmp_message_init(PyObject *module);

@@ -53,7 +53,6 @@ new_state = _core.new_state
 state_finalizer = _core.state_finalizer
 prepare_store = _core.prepare_store
 define_message = _core.define_message
-send_scratch = _core.send_scratch
 define_receive = _core.define_receive
 poll = _core.poll
 yield_soon = _core.yield_soon

@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag, *lmp_str_pid;
+static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag, *lmp_str_pid, *lmp_str_mailbox;
 static PyObject *lmp_message_type; /* lunatic_mp.vm.mailbox.Message */
 static PyObject *lmp_zero;
 
@@ -27,6 +27,9 @@ int lmp_message_init(PyObject *module) {
     lmp_str_cursor = PyUnicode_InternFromString("cursor");
     lmp_str_tag = PyUnicode_InternFromString("tag");
     lmp_str_pid = PyUnicode_InternFromString("pid");
+    lmp_str_mailbox = PyUnicode_InternFromString("mailbox");
+    if (lmp_str_mailbox == NULL)
+        return -1;
     lmp_zero = PyLong_FromLong(0);
     if (lmp_zero == NULL)
         return -1;
@@ -384,31 +387,6 @@ static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_
     return trap;
 }
 
-const char lmp_send_scratch_doc[] =
-    "send_scratch(process, pid, deliver, guest_trap) -> None\n\n"
-    "What lunatic::message::send does, for the Python host functions that send too\n"
-    "(send_receive_skip_search): a guest error raises guest_trap(reason).";
-
-PyObject *lmp_send_scratch_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "send_scratch takes 4 arguments, got %zd", nargs);
-        return NULL;
-    }
-    const char *error = lmp_send_scratch(args[0], args[1], args[2]);
-    if (error == LMP_PYTHON_ERROR)
-        return NULL;
-    if (error != NULL) {
-        PyObject *exception = PyObject_CallFunction(args[3], "s", error);
-        if (exception != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
-            Py_DECREF(exception);
-        }
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
 typedef struct {
     const char *name;
     const char *params; /* 'i' i32, 'I' i64 */
@@ -505,6 +483,9 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
 
 #define LMP_MAX_RECEIVE_TAGS 4096
 
+static void lmp_wait(PyObject *hooks, lmp_proc *state, PyObject *tags, PyObject *start, int64_t timeout_ms,
+                     wasmtime_val_t *results, wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation);
+
 static bool lmp_ready_now(void *env) {
     (void)env;
     return true;
@@ -546,7 +527,7 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
         return;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *tags = Py_None, *timeout = NULL, *value = NULL;
+    PyObject *tags = Py_None;
     Py_INCREF(tags);
     if (count) {
         Py_DECREF(tags);
@@ -561,10 +542,22 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
                 PyTuple_SET_ITEM(tags, i, item);
         }
     }
-    timeout = tags != NULL ? PyLong_FromLongLong(args[2].of.i64) : NULL;
+    if (tags != NULL)
+        lmp_wait(hooks, state, tags, lmp_zero, args[2].of.i64, results, trap_ret, continuation);
+    else
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+    Py_XDECREF(tags);
+    PyGILState_Release(gil);
+}
+
+/* wait_for(process, tags, start, timeout) and what it returns: a code now, or PENDING: suspend. The
+ * GIL is held. */
+static void lmp_wait(PyObject *hooks, lmp_proc *state, PyObject *tags, PyObject *start, int64_t timeout_ms,
+                     wasmtime_val_t *results, wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation) {
+    PyObject *value = NULL;
+    PyObject *timeout = PyLong_FromLongLong(timeout_ms);
     if (timeout != NULL)
-        value = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(hooks, 0), state->owner, tags, lmp_zero,
-                                             timeout, NULL);
+        value = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(hooks, 0), state->owner, tags, start, timeout, NULL);
     if (value == NULL) {
         *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
     } else if (value == PyTuple_GET_ITEM(hooks, 5)) { /* PENDING: suspend until resumed */
@@ -590,20 +583,77 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
     }
     Py_XDECREF(value);
     Py_XDECREF(timeout);
+}
+
+/* send_receive_skip_search(pid: i64, wait_tag: i64, timeout_ms: i64) -> i32, async: send the
+ * scratch message, then wait for a reply tagged wait_tag among the messages that arrive after it
+ * (the mailbox's older ones are skipped). env: receive's hooks and deliver, borrowed. */
+static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
+                                         size_t nargs, wasmtime_val_t *results, size_t nresults,
+                                         wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation) {
+    (void)nargs;
+    (void)nresults;
+    continuation->callback = lmp_ready_now;
+    continuation->env = NULL;
+    continuation->finalizer = lmp_no_finalizer;
+    lmp_proc *state = lmp_caller_state(caller);
+    if (state == NULL || state->owner == NULL) {
+        *trap_ret = lmp_trap("host function called outside a process");
+        return;
+    }
+    PyObject *hooks = env;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+    Py_ssize_t waiting = mailbox != NULL ? PyObject_Length(mailbox) : -1;
+    PyObject *start = waiting >= 0 ? PyLong_FromSsize_t(waiting) : NULL;
+    PyObject *pid = start != NULL ? PyLong_FromLongLong(args[0].of.i64) : NULL;
+    PyObject *tags = pid != NULL ? Py_BuildValue("(L)", (long long)args[1].of.i64) : NULL;
+    const char *error = tags != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 6))
+                                     : LMP_PYTHON_ERROR;
+    if (error == LMP_PYTHON_ERROR)
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4),
+                                            "send_receive_skip_search");
+    else if (error != NULL)
+        *trap_ret = lmp_trap(error);
+    else
+        lmp_wait(hooks, state, tags, start, args[2].of.i64, results, trap_ret, continuation);
     Py_XDECREF(tags);
+    Py_XDECREF(pid);
+    Py_XDECREF(start);
+    Py_XDECREF(mailbox);
     PyGILState_Release(gil);
 }
 
 const char lmp_define_receive_doc[] =
     "define_receive(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
-    "Define lunatic::message::receive (C, async) on a wasmtime_linker_t. hooks: a tuple (wait_for,\n"
-    "suspend, resume address, guest_trap, on_error, PENDING) that the caller keeps alive as long as\n"
-    "the linker (see lmp_receive in message.c).";
+    "Define lunatic::message::receive and send_receive_skip_search (C, async) on a wasmtime_linker_t.\n"
+    "hooks: a tuple (wait_for, suspend, resume address, guest_trap, on_error, PENDING, deliver) that\n"
+    "the caller keeps alive as long as the linker (see lmp_receive in message.c).";
+
+static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const char *params,
+                            wasmtime_func_async_callback_t callback, PyObject *hooks) {
+    wasm_valtype_vec_t param_types, result_types;
+    lmp_valtypes(&param_types, params);
+    lmp_valtypes(&result_types, "i");
+    wasm_functype_t *type = lmp_wasm_functype_new(&param_types, &result_types);
+    static const char namespace[] = "lunatic::message";
+    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
+        linker, namespace, sizeof(namespace) - 1, name, strlen(name), type, callback, hooks, NULL);
+    lmp_wasm_functype_delete(type);
+    if (error == NULL)
+        return 0;
+    wasm_byte_vec_t text = {0, NULL};
+    lmp_wasmtime_error_message(error, &text);
+    PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::%s: %.*s", name, (int)text.size, text.data);
+    lmp_wasm_byte_vec_delete(&text);
+    lmp_wasmtime_error_delete(error);
+    return -1;
+}
 
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 6) {
-        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 6-tuple");
+    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 7) {
+        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 7-tuple");
         return NULL;
     }
     if (!lmp_require_ready())
@@ -611,22 +661,9 @@ PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t
     wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
     if (linker == NULL)
         return NULL;
-    wasm_valtype_vec_t params, results;
-    lmp_valtypes(&params, "iiI");
-    lmp_valtypes(&results, "i");
-    wasm_functype_t *type = lmp_wasm_functype_new(&params, &results);
-    static const char namespace[] = "lunatic::message", name[] = "receive";
-    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
-        linker, namespace, sizeof(namespace) - 1, name, sizeof(name) - 1, type, lmp_receive, args[1], NULL);
-    lmp_wasm_functype_delete(type);
-    if (error != NULL) {
-        wasm_byte_vec_t text = {0, NULL};
-        lmp_wasmtime_error_message(error, &text);
-        PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::receive: %.*s", (int)text.size, text.data);
-        lmp_wasm_byte_vec_delete(&text);
-        lmp_wasmtime_error_delete(error);
+    if (lmp_define_async(linker, "receive", "iiI", lmp_receive, args[1]) < 0 ||
+        lmp_define_async(linker, "send_receive_skip_search", "III", lmp_send_receive_skip_search, args[1]) < 0)
         return NULL;
-    }
-    return Py_BuildValue("((ssss))", namespace, name, "iiI", "i");
+    return Py_BuildValue("((ssss)(ssss))", "lunatic::message", "receive", "iiI", "i", "lunatic::message",
+                         "send_receive_skip_search", "III", "i");
 }
-

@@ -37,7 +37,7 @@ def take_scratch(process: Process) -> Message:
 
 
 def register(engine: Engine) -> None:
-    define, define_async = engine.linker.define, engine.linker.define_async
+    define = engine.linker.define
     max_size = engine.max_message_size
 
     # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id and send:
@@ -79,14 +79,10 @@ def register(engine: Engine) -> None:
         engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
         return PENDING
 
-    def send_receive_skip_search(pid: int, wait_tag: int, timeout_ms: int) -> object:
-        process = current(engine)
-        start = len(process.mailbox)  # only a reply can match: skip what was already there
-        core.send_scratch(process, pid, deliver, GuestTrap)  # what the C send does
-        return wait_for(process, (wait_tag,), start, timeout_ms)
-
-    # receive: a C async host function that reads and checks the tags (at most MAX_RECEIVE_TAGS)
-    # and calls wait_for; when that suspends, the Linker records the frame as for define_async.
+    # receive and send_receive_skip_search: C async host functions. receive reads and checks the
+    # tags (at most MAX_RECEIVE_TAGS); send_receive_skip_search sends as send does, then waits for
+    # a reply among the messages that arrive after it. Both call wait_for; when that suspends, the
+    # Linker records the frame as for define_async.
     linker = engine.linker
     receive_hooks = (
         wait_for,
@@ -95,6 +91,6 @@ def register(engine: Engine) -> None:
         GuestTrap,
         linker.on_host_error,
         PENDING,
+        deliver,
     )
     linker.define_native(lambda raw_linker: core.define_receive(raw_linker, receive_hooks))
-    define_async(NAMESPACE, "send_receive_skip_search", "III", "i", send_receive_skip_search)
