@@ -2,9 +2,9 @@
  *
  * create_data, write_data, read_data, seek_data, get_tag, data_size and get_process_id work on the
  * calling process's scratch message, a lunatic_mp.vm.mailbox.Message held in Process.scratch, which
- * the Python side (send_receive_skip_search, push/take_module, the timer's send_after:
- * lunatic_mp/vm/host/) shares. send hands it to Engine.deliver; receive (async) reads the tags and
- * calls wait_for, which takes a message from the Python mailbox or arms the wait. The process is
+ * the Python side (push/take_module, the timer's send_after: lunatic_mp/vm/host/) shares. send hands
+ * it to Engine.deliver; receive and send_receive_skip_search (async) call wait_for, which takes a
+ * message from the Python mailbox or arms the wait. The process is
  * found from the caller's context: its store's data is the process's lmp_proc state.
  *
  * Guests are hostile: every pointer and length is checked against the guest's memory before it is

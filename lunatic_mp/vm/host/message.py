@@ -1,9 +1,9 @@
 """``lunatic::message``: the scratch message, sending, and (selective) receiving.
 
 Each process has one scratch message (``Process.scratch``): ``create_data`` starts one to send,
-``receive`` replaces it with what arrived, and the read and write calls work on it. The calls on
-the scratch buffer are C host functions (``lunatic_mp/vm/message.c``); sending, receiving and the
-resources attached to a message are here.
+``receive`` replaces it with what arrived, and the read and write calls work on it. All but
+``push_module``/``take_module`` are C host functions (``lunatic_mp/vm/message.c``); what they call
+back is here: ``wait_for`` (the mailbox) and ``Engine.deliver``.
 """
 
 from __future__ import annotations
