@@ -2,8 +2,9 @@
 
 Each process has one scratch message (``Process.scratch``): ``create_data`` starts one to send,
 ``receive`` replaces it with what arrived, and the read and write calls work on it. All but
-``push_module``/``take_module`` are C host functions (``lunatic_mp/vm/message.c``); what they call
-back is here: ``wait_for`` (the mailbox) and ``Engine.deliver``.
+``push_module``/``take_module`` (and the TCP-stream calls, :mod:`lunatic_mp.vm.host.networking`)
+are C host functions (``lunatic_mp/vm/message.c``); what they call back is here: ``wait_for`` (the
+mailbox) and ``Engine.deliver``.
 """
 
 from __future__ import annotations
