@@ -87,7 +87,8 @@ static PyObject *lmp_missing_names(void) {
 
 PyDoc_STRVAR(load_doc, "load(handle, path) -> tuple[str, ...]\n\n"
                        "Resolve wasmtime_api.h's functions from the dlopen handle of the library at path\n"
-                       "(the one wasmtime-py loaded); return the names it lacks (empty: ready).");
+                       "(the one wasmtime-py loaded); return the names it lacks (empty: ready). The functions\n"
+                       "are taken only if all are found, and only once: ticker threads may be calling them.");
 
 static PyObject *lmp_load(PyObject *module, PyObject *args) {
     (void)module;
@@ -98,16 +99,32 @@ static PyObject *lmp_load(PyObject *module, PyObject *args) {
     void *handle = lmp_address(handle_obj, "the library handle");
     if (handle == NULL)
         return NULL;
-    size_t found = 0;
+    void *found[LMP_SYMBOL_COUNT];
+    PyObject *missing = PyList_New(0);
+    if (missing == NULL)
+        return NULL;
     for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
         dlerror();
-        void *symbol = dlsym(handle, lmp_symbols[i].name);
-        *lmp_symbols[i].slot = symbol;
-        found += symbol != NULL;
+        found[i] = dlsym(handle, lmp_symbols[i].name);
+        if (found[i] != NULL)
+            continue;
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL || PyList_Append(missing, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(missing);
+            return NULL;
+        }
+        Py_DECREF(name);
     }
-    lmp_ready = found == LMP_SYMBOL_COUNT;
+    if (PyList_GET_SIZE(missing) == 0 && !lmp_ready) {
+        for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++)
+            *lmp_symbols[i].slot = found[i];
+        lmp_ready = 1;
+    }
     (void)path; /* named by the caller's error message; dlsym needs only the handle */
-    return lmp_missing_names();
+    PyObject *result = PyList_AsTuple(missing);
+    Py_DECREF(missing);
+    return result;
 }
 
 PyDoc_STRVAR(missing_doc, "missing() -> tuple[str, ...]\n\nThe declared functions not resolved.");

@@ -50,17 +50,11 @@ def test_the_core_uses_the_library_wasmtime_py_loaded() -> None:
 def test_a_library_lacking_functions_is_named_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     libc = ctypes.CDLL(None)
     monkeypatch.setattr(core, "_library", lambda: (libc._handle, "libc"))
-    try:
-        with pytest.raises(NativeCoreError, match="wasmtime_engine_increment_epoch") as info:
-            core.load()
-        for name in _core.symbols():
-            assert name in str(info.value)
-        with pytest.raises(RuntimeError, match="not loaded"):
-            _core.yield_soon(1)
-    finally:
-        monkeypatch.undo()
+    with pytest.raises(NativeCoreError, match="wasmtime_engine_increment_epoch") as info:
         core.load()
-    assert _core.missing() == ()
+    for name in _core.symbols():
+        assert name in str(info.value)
+    assert _core.missing() == (), "a failed load must leave the resolved functions alone"
 
 
 def test_the_ticker_advances_and_its_thread_ends_at_close() -> None:
