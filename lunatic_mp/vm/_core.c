@@ -230,8 +230,10 @@ static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t na
     slice->armed = 0;
     lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
     bool done;
+    lmp_poll_begin();
     Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(future);
-    Py_END_ALLOW_THREADS return PyBool_FromLong(done);
+    Py_END_ALLOW_THREADS lmp_poll_end();
+    return PyBool_FromLong(done);
 }
 
 PyDoc_STRVAR(yield_soon_doc,

@@ -35,7 +35,10 @@ PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_define_receive_doc[];
 int lmp_message_init(PyObject *module);
 
-/* The Ticker type (ticker.c) and the epoch deadline callback every store gets. */
+/* The Ticker type (ticker.c) and the epoch deadline callback every store gets. poll brackets each
+ * guest run with lmp_poll_begin/end: tickers tick only while a guest runs. */
+void lmp_poll_begin(void);
+void lmp_poll_end(void);
 extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);

@@ -56,6 +56,7 @@ def test_spinners_share_the_engine(engine: Engine, preempt: Module) -> None:
         start(engine, preempt, "spin")
     counter = start(engine, preempt, "count", 10_000_000)
     assert finish_ok(engine, counter).result == (10_000_000,)
+    assert engine.preemption.ticker.ticks > 0  # it ticks while guests run
 
 
 def test_a_kill_reaches_a_process_in_a_long_slice(engine: Engine, preempt: Module) -> None:
