@@ -100,9 +100,10 @@ def run(ctx: Context) -> None:
     ctx.step("plain wasmtime, tiny")
     ctx.record("plain_wasmtime_call_us", baselines.call_us(guest, "square", range(count)))
 
-    ctx.step("fuel yields, one engine in this process")
-    _, _, overhead = engine.bench_fuel(ctx.pick(100_000_000, 10_000_000))
-    ctx.record("engine_fuel_yield_overhead_percent", overhead)
+    ctx.step("time slices and fuel metering, one engine in this process")
+    slices, metering = engine.bench_preemption(ctx.pick(100_000_000, 10_000_000))
+    ctx.record("engine_slice_yield_overhead_percent", slices)
+    ctx.record("engine_fuel_metering_overhead_percent", metering)
 
     missing = baselines.ray_missing()
     if missing:

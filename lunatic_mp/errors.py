@@ -34,6 +34,8 @@
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     ├── PlatformError          the machine cannot run the multi-worker runtime: not Linux on
     │                          x86-64, or too small a /dev/shm (lunatic_mp.cluster.hostenv)
+    ├── NativeCoreError        the C core (lunatic_mp.vm._core) is not built, or the wasmtime
+    │                          library lacks a function it needs (lunatic_mp.vm.core)
     └── EngineClosed           the engine (or runtime) was shut down
 
 A guest's own failures (traps, kills, running out of fuel) are not exceptions of the host: they end
@@ -135,6 +137,10 @@ class PluginError(LunaticError):
 class PlatformError(LunaticError):
     """The machine cannot run the multi-worker runtime as asked (an unsupported OS or CPU, or a
     /dev/shm too small for its rings); the message says what to do instead."""
+
+
+class NativeCoreError(LunaticError):
+    """The C core cannot run: not built (no C compiler at install), or wasmtime lacks a function."""
 
 
 class EngineClosed(LunaticError):

@@ -38,6 +38,7 @@ from lunatic_mp.vm.params import typed_args
 from lunatic_mp.vm.placement import Placement
 from lunatic_mp.vm.plugins import Plugin, check_unique
 from lunatic_mp.vm.plugins import install as install_plugins
+from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption
 from lunatic_mp.vm.process import BaseProcess, Frame, Phase, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
@@ -91,7 +92,7 @@ class Engine(Placement, Signals):
         node_id: int = 0,
         worker_id: int = 0,
         max_processes: int | None = None,
-        fuel_yield_interval: int = 100_000,
+        time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
         async_stack_size: int = 2 * 1024 * 1024,
         max_wasm_stack: int = 1024 * 1024,
         max_memory: int = DEFAULT_MAX_MEMORY,
@@ -102,16 +103,18 @@ class Engine(Placement, Signals):
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
         self.capacity = default_capacity() if max_processes is None else max_processes
-        self.fuel_yield_interval = fuel_yield_interval
         self.max_message_size = max_message_size
         self.max_memory = max_memory
-        self.wasm_engine = wasm.new_engine(
+        make_engine = functools.partial(
+            wasm.new_engine,
             async_stack_size=async_stack_size,
             max_wasm_stack=max_wasm_stack,
             max_instances=self.capacity,
             max_memory=max_memory,
         )
+        self.wasm_engine = make_engine()
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
+        self.preemption = Preemption(self, self.wasm_engine, self.linker, make_engine, time_slice_ns)
         self.linker.define_wasi()
         self.scheduler = Scheduler(self)
         self.reactor = Reactor()
@@ -198,14 +201,11 @@ class Engine(Placement, Signals):
         process = Process(pid, module, config, function, args)
         process.environment_id = config.environment_id
         try:
-            store = wasm.Store(
-                self.wasm_engine,
-                fuel=min(config.max_fuel * FUEL_UNIT, UNLIMITED_FUEL)
-                if config.max_fuel > 0
-                else UNLIMITED_FUEL,
-                yield_interval=self.fuel_yield_interval,
-                max_memory=config.max_memory,
-            )
+            wasm_engine, pre, fuel = self.wasm_engine, module.instance_pre, None
+            if config.max_fuel > 0:  # only a budget pays for metering (lunatic_mp.vm.preemption)
+                wasm_engine, pre = self.preemption.metered(module)
+                fuel = min(config.max_fuel * FUEL_UNIT, UNLIMITED_FUEL)
+            store = wasm.Store(wasm_engine, fuel=fuel, max_memory=config.max_memory, owner=process)
             if module.uses_wasi:
                 store.set_wasi(_wasi_config(config, module.name))
                 process.wasi_epoch = time.monotonic()
@@ -214,7 +214,7 @@ class Engine(Placement, Signals):
         process.store = store
         process.context = store.context
         process.instance = wasm.new_instance()
-        process.call = wasm.instantiate_async(module.instance_pre, process.context, process.instance)  # type: ignore[arg-type]
+        process.call = wasm.instantiate_async(pre, process.context, process.instance)  # type: ignore[arg-type]
         self.processes[pid] = process
         self._count_in(process)
         if link is not None:
@@ -355,6 +355,7 @@ class Engine(Placement, Signals):
         self._timers.clear()
         self.scheduler.close()
         self.reactor.close()
+        self.preemption.close()
         self.linker.close()
         self.linker = None  # type: ignore[assignment]
         self.wasm_engine = None  # type: ignore[assignment]
@@ -524,8 +525,6 @@ class Engine(Placement, Signals):
         process = self.processes.get(pid)
         if process is not None and process.parked and not process.blocked_on:
             process.parked = False
-            if not process.native:
-                process.store.set_yield_interval(self.fuel_yield_interval)  # type: ignore[attr-defined]
             if not process.waiting:
                 self.scheduler.make_ready(process)
 

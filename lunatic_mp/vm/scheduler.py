@@ -1,13 +1,14 @@
 """The scheduler: which process runs next, and when timers fire.
 
 One engine, one thread. Processes are fibers: polling one runs its guest until it finishes,
-suspends in a host call (``receive``, ``sleep_ms``...), or uses up its fuel slice and yields.
+suspends in a host call (``receive``, ``sleep_ms``...), or uses up its time slice and yields
+(epoch interruption, about 1 ms: :mod:`lunatic_mp.vm.preemption`).
 The loop, top to bottom:
 
 1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
    processes whose sockets are ready (in a worker, its event loop does this between rounds);
 2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
-   spinning process gets one fuel slice per round and cannot starve the others;
+   spinning process gets one time slice per round and cannot starve the others;
 3. return when the caller's condition holds;
 4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
    process waits on is ready (:mod:`lunatic_mp.vm.reactor`); with neither, nothing can ever happen
@@ -28,8 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import greenlet
-
-from lunatic_mp.vm import wasm
 
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
@@ -190,20 +189,23 @@ class Scheduler:
         return max(timers[0][0] - time.monotonic(), 0.0) if timers else None
 
     def _run_slice(self, process: Process) -> None:
-        """Poll one process until it finishes, suspends in a host call, or yields on fuel.
+        """Poll one process until it finishes, suspends in a host call, or its slice ends.
 
-        A process that finishes instantiating goes straight on into its export.
+        A process that finishes instantiating goes straight on into its export. One that was
+        killed while its own code ran (a link's death it caused) dies when its slice ends.
         """
         engine = self.engine
         while True:
             engine.current = process
             try:
-                done = wasm.poll(process.call)  # type: ignore[arg-type]
+                done = process.store.poll(process.call)  # type: ignore[arg-type, union-attr]
             finally:
                 engine.current = None
             if not done:
-                if not process.waiting and not process.parked:
-                    self.make_ready(process)  # yielded on fuel: back of the queue
+                if process.kill_requested is not None:
+                    engine.kill(process.pid, process.kill_requested)
+                elif not process.waiting and not process.parked:
+                    self.make_ready(process)  # its slice ended: back of the queue
                 return
             if not engine.on_call_done(process):
                 return

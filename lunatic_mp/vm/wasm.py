@@ -1,7 +1,8 @@
 """The only module that calls wasmtime's C API directly.
 
 wasmtime-py exposes synchronous calls only; its bundled C library also has the async API, which
-lets a Wasm process suspend inside a host call (a fiber) and yield every N units of fuel. The
+lets a Wasm process suspend inside a host call (a fiber) and yield when its time slice ends
+(epoch interruption; the ticker and the deadline callback are in the C core, :mod:`.core`). The
 raw calls are also 10x cheaper than the Python wrappers, so the hot paths (host calls, memory
 access, polling) go through here. Everything else in lunatic_mp stays above this line.
 
@@ -22,6 +23,8 @@ from typing import Any, Final
 
 import wasmtime
 from wasmtime import _bindings as ffi
+
+from lunatic_mp.vm import core
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ def _null_finalizer(env: int | None) -> None:
 
 
 _NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
+_STATE_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(core.state_finalizer())
+"""Frees a process's C state (:func:`core.new_state`) with its store: a C function, no Python."""
 
 
 @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
@@ -84,9 +89,14 @@ def _trap_address(message: str) -> int:
 
 
 def new_engine(
-    *, async_stack_size: int, max_wasm_stack: int, max_instances: int, max_memory: int
+    *, async_stack_size: int, max_wasm_stack: int, max_instances: int, max_memory: int, fuel: bool = False
 ) -> wasmtime.Engine:
-    """An engine for fibers: fuel metering, and a pooling allocator sized for ``max_instances``.
+    """An engine for fibers: epoch interruption, and a pooling allocator sized for ``max_instances``.
+
+    Guests are preempted by epochs (a tick of the engine's :class:`core.Ticker` ends a slice),
+    which costs CPU-bound code a few percent; fuel metering costs it far more (1.4-2x, see
+    docs/performance.md), so ``fuel`` (counting instructions, for ``EnvConfig.max_fuel``) is on
+    only in a second engine that only the environments with a fuel budget use.
 
     The pool reuses linear memories and fiber stacks instead of mapping and unmapping them per
     process: spawning is about a third cheaper, exiting four times cheaper, and a live process
@@ -96,7 +106,8 @@ def new_engine(
     if max_wasm_stack >= async_stack_size:
         raise ValueError("max_wasm_stack must be below async_stack_size, or wasmtime aborts")
     config = wasmtime.Config()
-    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
     config.max_wasm_stack = max_wasm_stack
     ffi.wasmtime_config_async_stack_size_set(config.ptr(), async_stack_size)
     ffi.wasmtime_config_memory_reservation_set(config.ptr(), max_memory)
@@ -189,10 +200,20 @@ class Linker:
         self.engine = engine
         self.linker = wasmtime.Linker(engine)
         self._keep: list[Any] = []
+        self._wasi = False
+        self._definitions: list[tuple[bytes, bytes, str, str, Any, bool]] = []
+        self._others: list[wasmtime.Linker] = []
+        self._native: list[Callable[[Any], Any]] = []
+        """Definers of C host functions (:mod:`.core`), given a linker pointer."""
+        self.native_signatures: list[tuple[str, str, str, str]] = []
+        """(namespace, name, params, results) of each C host function, as :meth:`define` takes."""
+        """Linkers of other engines (the fuel-metering one) with the same definitions."""
         self.caller: Any = None
         """The caller of the host call being made (valid only during that call)."""
         self._on_suspend = on_suspend
         self._on_host_error = on_host_error
+        self.on_host_error = on_host_error
+        """Where a host function (Python or C) reports an exception that is the host's fault."""
 
         @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
         def resume(env: int | None) -> bool:
@@ -208,6 +229,9 @@ class Linker:
         """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
         so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
         self._keep.clear()
+        self._definitions.clear()
+        self._native.clear()
+        self._others.clear()
         self._resume = None  # type: ignore[assignment]
         self.linker = None  # type: ignore[assignment]
         self.engine = None  # type: ignore[assignment]
@@ -218,6 +242,41 @@ class Linker:
         again afterwards (:mod:`lunatic_mp.vm.host.wasi`), which needs shadowing allowed."""
         self.linker.define_wasi()
         self.linker.allow_shadowing = True
+        self._wasi = True
+
+    def for_engine(self, engine: wasmtime.Engine) -> wasmtime.Linker:
+        """A linker of another engine with every host function defined here, now and later
+        (the same callbacks: a host function does not depend on the engine that calls it)."""
+        linker = wasmtime.Linker(engine)
+        if self._wasi:
+            linker.define_wasi()
+            linker.allow_shadowing = True
+        for definition in self._definitions:
+            self._keep.append(_define_on(linker, *definition))
+        for define_native in self._native:
+            define_native(linker.ptr())
+        self._others.append(linker)
+        return linker
+
+    def define_native(self, define: Callable[[Any], tuple[tuple[str, str, str, str], ...]]) -> None:
+        """Define host functions written in C: ``define(linker pointer)`` defines them on this
+        engine's linker, and on the others' (:meth:`for_engine`), and returns their signatures."""
+        self.native_signatures.extend(define(self.linker.ptr()))
+        for linker in self._others:
+            define(linker.ptr())
+        self._native.append(define)
+
+    def suspend_raw(self, results: int, kind: int, trap: int) -> int:
+        """``on_suspend`` for a C async host function, which has its result and trap slots as
+        addresses; the key it returns is what the continuation polls :attr:`resume_address` with."""
+        out = ctypes.cast(results, ctypes.POINTER(ffi.wasmtime_val_t))
+        trap_out = ctypes.cast(trap, ctypes.POINTER(ctypes.POINTER(ffi.wasm_trap_t)))
+        return self._on_suspend(out, kind, None, trap_out)
+
+    @property
+    def resume_address(self) -> int:
+        """The continuation callback (``poll_resume``) as a C function address."""
+        return ctypes.cast(self._resume, ctypes.c_void_p).value or 0
 
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
@@ -276,20 +335,28 @@ class Linker:
     def _define(
         self, namespace: str, name: str, params: str, results: str, callback: Any, *, unchecked: bool
     ) -> None:
-        functype = _functype(params, results)
-        ns, fname = namespace.encode(), name.encode()
-        define = (
-            ffi.wasmtime_linker_define_func_unchecked if unchecked else ffi.wasmtime_linker_define_async_func
-        )
-        error = define(
-            self.linker.ptr(), ns, len(ns), fname, len(fname), functype.ptr(), callback, None, _NO_FINALIZER
-        )
-        if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
-        self._keep.append((functype, callback))
+        definition = (namespace.encode(), name.encode(), params, results, callback, unchecked)
+        for linker in (self.linker, *self._others):
+            self._keep.append(_define_on(linker, *definition))
+        self._definitions.append(definition)
 
     def instantiate_pre(self, module: wasmtime.Module) -> wasmtime.InstancePre:
         return self.linker.instantiate_pre(module)
+
+
+def _define_on(
+    linker: wasmtime.Linker, ns: bytes, name: bytes, params: str, results: str, callback: Any, unchecked: bool
+) -> tuple[wasmtime.FuncType, Any]:
+    """Define a host function on ``linker``; what must outlive the definition.
+
+    A function type belongs to one engine (wasmtime panics on a foreign one): one per linker.
+    """
+    functype = _functype(params, results)
+    define = ffi.wasmtime_linker_define_func_unchecked if unchecked else ffi.wasmtime_linker_define_async_func
+    error = define(linker.ptr(), ns, len(ns), name, len(name), functype.ptr(), callback, None, _NO_FINALIZER)
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return functype, callback
 
 
 def write_result(out: Any, kind: int, value: int | float) -> None:
@@ -519,18 +586,24 @@ class Memory:
 class Store:
     """A wasmtime store through the raw API: a third of the cost of ``wasmtime.Store``.
 
+    Its guests yield at the end of each time slice (the C core's epoch deadline callback). With
+    ``fuel`` (an engine made with ``fuel=True``) a guest traps "out of fuel" past that budget.
     ``close`` frees it at once (a process's memory slot and fiber stack go back to the pool);
     it must not be used after, and never while one of its calls is being polled.
     """
 
-    __slots__ = ("_ptr", "context")
+    __slots__ = ("_ptr", "_slice", "context")
 
-    def __init__(self, engine: wasmtime.Engine, *, fuel: int, yield_interval: int, max_memory: int) -> None:
-        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
+    def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> None:
+        # The store's data is the process's C state (time slice, memory cache, ``owner``: the
+        # process whose ``scratch`` the C host functions use); the store frees it.
+        self._slice: int = core.new_state(owner)
+        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), self._slice, _STATE_FINALIZER)
         self.context: Context = ffi.wasmtime_store_context(self._ptr)
         try:
-            _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
-            _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, yield_interval))
+            core.prepare_store(self._ptr, self._slice)
+            if fuel is not None:
+                _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
             if max_memory > 0:
                 ffi.wasmtime_store_limiter(self._ptr, max_memory, -1, -1, -1, -1)
         except BaseException:
@@ -541,19 +614,20 @@ class Store:
         _check(ffi.wasmtime_context_set_wasi(self.context, wasi.new_config()))
 
     def yield_soon(self) -> None:
-        """Make the running guest yield after its next instruction or so.
+        """Make the guest yield at its next loop back-edge or function entry, without waiting for
+        the slice to end: how a synchronous host call pauses its caller (backpressure). Its next
+        slice then ends at a tick again (the deadline callback resets the deadline)."""
+        if self._slice:
+            core.yield_soon(self._slice)
 
-        For a synchronous host call that must pause its caller (backpressure): with a yield
-        interval of 1, re-setting the fuel leaves one unit before the next yield.
-        """
-        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, 1))
-        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
-
-    def set_yield_interval(self, interval: int) -> None:
-        _check(ffi.wasmtime_context_fuel_async_yield_interval(self.context, interval))
-        _check(ffi.wasmtime_context_set_fuel(self.context, self.fuel()))
+    def poll(self, call: Call) -> bool:
+        """Run one of this store's calls for a new time slice: until it finishes (True), or
+        suspends in a host call, or its slice ends (False). Through the C core: cheaper than
+        :func:`poll`, which a call nested in a running one (``trap::catch``) still uses."""
+        return core.poll(call.future, self._slice)
 
     def fuel(self) -> int:
+        """Fuel left (only in an engine made with ``fuel=True``)."""
         fuel = ctypes.c_uint64()
         _check(ffi.wasmtime_context_get_fuel(self.context, ctypes.byref(fuel)))
         return fuel.value
@@ -563,6 +637,7 @@ class Store:
             ffi.wasmtime_store_delete(self._ptr)
             self._ptr = None
             self.context = None
+            self._slice = 0  # freed with the store
 
     def __del__(self) -> None:
         self.close()

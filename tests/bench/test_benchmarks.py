@@ -20,7 +20,7 @@ from lunatic_mp.errors import BenchError
 
 ROOT = Path(__file__).parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
-DIFFERENCES = {"engine_fuel_yield_overhead_percent"}
+DIFFERENCES = {"engine_slice_yield_overhead_percent", "engine_fuel_metering_overhead_percent"}
 """Figures that are a difference of two timings: noise on a loaded machine can make them negative."""
 
 
@@ -79,7 +79,8 @@ def expected_metrics() -> dict[str, set[str]]:
             "process_pool_tiny_job_us",
             "tiny_job_vs_process_pool_x",
             "plain_wasmtime_call_us",
-            "engine_fuel_yield_overhead_percent",
+            "engine_slice_yield_overhead_percent",
+            "engine_fuel_metering_overhead_percent",
         }
         | ({"ray_s", "all_workers_vs_ray_x", "ray_tiny_job_us", "tiny_job_vs_ray_x"} if ray else set()),
         "idle": {

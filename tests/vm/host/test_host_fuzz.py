@@ -73,7 +73,8 @@ class Signature(NamedTuple):
 
 
 def lunatic_signatures() -> list[Signature]:
-    """Every host function an engine defines, as its linker saw them."""
+    """Every host function an engine defines, as its linker saw them: in Python, and in C (the
+    scratch-buffer calls of lunatic::message, lunatic_mp/vm/message.c)."""
     seen: list[Signature] = []
     define = wasm.Linker._define
 
@@ -84,7 +85,10 @@ def lunatic_signatures() -> list[Signature]:
         define(self, namespace, name, params, results, *a, **k)
 
     with mock.patch.object(wasm.Linker, "_define", record):
-        Engine(max_processes=1).close()
+        engine = Engine(max_processes=1)
+    seen += [Signature(*signature) for signature in engine.linker.native_signatures]
+    engine.close()
+    assert any(sig.name == "write_data" for sig in seen), "the C host functions were not recorded"
     return seen
 
 

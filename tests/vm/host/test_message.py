@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from conftest import finish_ok as finish
@@ -13,6 +14,7 @@ from conftest import start
 
 from lunatic_mp import Engine, Finished, Module, Outcome
 from lunatic_mp.vm.mailbox import Message
+from lunatic_mp.vm.wasm import GuestTrap
 
 TIMEOUT = 9027
 
@@ -268,3 +270,63 @@ def test_a_send_to_pid_0_traps_and_says_why(engine: Engine, load: Load) -> None:
     assert "send to pid 0" in failed.message and "before create_data" in failed.message
     assert finish(engine, right).result == (0,)
     assert finish(engine, asker).result == (1,)  # the right server's reply arrived
+
+
+GROWN = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
+  (import "lunatic::message" "seek_data" (func $seek (param i64)))
+  (memory (export "memory") 1)
+  ;; Touch the scratch calls first (memory cached at 1 page), grow by a page, then write from and
+  ;; read into the new page: the C functions re-read the size instead of trapping.
+  (func (export "main") (result i64)
+    (call $create (i64.const 1) (i64.const 0))
+    (drop (call $write (i32.const 0) (i32.const 8)))
+    (drop (memory.grow (i32.const 1)))
+    (i64.store (i32.const 70000) (i64.const 0x1122334455667788))
+    (drop (call $write (i32.const 70000) (i32.const 8)))
+    (call $seek (i64.const 8))
+    (drop (call $read (i32.const 80000) (i32.const 8)))
+    (i64.load (i32.const 80000))))
+"""
+
+
+def test_scratch_calls_reach_memory_the_guest_grew(run: Run, load: Load) -> None:
+    """The C scratch calls cache the memory's size; a grown memory is re-read, not refused."""
+    assert run(load(GROWN), "main").result == (0x1122334455667788,)
+
+
+SENDER = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "main") (param $to i64) (result i32)
+    (call $create (i64.const 5) (i64.const 0))
+    (call $send (local.get $to))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("raised", "reason", "host_error"),
+    [
+        (GuestTrap("refused by the host"), "refused by the host", False),
+        (RuntimeError("boom"), "host error in lunatic::message::send: RuntimeError('boom')", True),
+    ],
+)
+def test_a_failing_delivery_traps_only_the_sender(raised: Exception, reason: str, host_error: bool) -> None:
+    """The C send calls Engine.deliver: a GuestTrap it raises traps the sender with its text; any
+    other exception is the host's fault, reported in Engine.host_errors, and traps it too."""
+    with mock.patch.object(Engine, "deliver", side_effect=raised):
+        engine = Engine(max_processes=4)
+    try:
+        process = start(engine, engine.load_module(SENDER), "main", 1)
+        finished = engine.run_until_finished(process, timeout=30)
+        assert finished is not None and finished.outcome is Outcome.FAILED
+        assert finished.message == reason
+        assert engine.host_errors == ([raised] if host_error else [])
+    finally:
+        engine.host_errors.clear()
+        engine.close()

@@ -1,0 +1,293 @@
+/* lunatic_mp's C core: the hot paths of a worker against wasmtime's C API.
+ *
+ * It does not link against wasmtime. lunatic_mp.vm.core passes the handle of the _libwasmtime.so
+ * that wasmtime-py loaded, and load() resolves every function of wasmtime_api.h from it: both
+ * sides then use one library, one engine and one set of stores. Pointers (engines, stores,
+ * contexts) cross from Python as plain integers taken from wasmtime-py's ctypes objects.
+ *
+ * This file: resolution, and the per-store preemption setup. ticker.c: the epoch ticker.
+ */
+#include "core.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#define LMP_DEFINE_POINTER(ret, name, params) ret(*lmp_##name) params = NULL;
+LMP_WASMTIME_FUNCTIONS(LMP_DEFINE_POINTER)
+#undef LMP_DEFINE_POINTER
+
+int lmp_ready = 0;
+
+typedef struct {
+    const char *name;
+    void **slot;
+} lmp_symbol;
+
+#define LMP_SYMBOL_ENTRY(ret, name, params) {#name, (void **)&lmp_##name},
+static const lmp_symbol lmp_symbols[] = {LMP_WASMTIME_FUNCTIONS(LMP_SYMBOL_ENTRY)};
+#undef LMP_SYMBOL_ENTRY
+#define LMP_SYMBOL_COUNT (sizeof(lmp_symbols) / sizeof(lmp_symbols[0]))
+
+int lmp_require_ready(void) {
+    if (!lmp_ready) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "lunatic_mp.vm._core: wasmtime's C library is not loaded (import lunatic_mp.vm.core)");
+        return 0;
+    }
+    return 1;
+}
+
+void *lmp_address(PyObject *value, const char *what) {
+    void *pointer = NULL;
+    if (PyLong_Check(value)) {
+        pointer = PyLong_AsVoidPtr(value);
+    } else if (PyObject_CheckBuffer(value)) {
+        /* a ctypes pointer object: its buffer is the pointer itself (no ctypes.cast in Python) */
+        Py_buffer view;
+        if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        if (view.len != (Py_ssize_t)sizeof(void *)) {
+            PyBuffer_Release(&view);
+            PyErr_Format(PyExc_TypeError, "lunatic_mp.vm._core: %s must be a pointer, got %zd bytes", what,
+                         view.len);
+            return NULL;
+        }
+        memcpy(&pointer, view.buf, sizeof(void *));
+        PyBuffer_Release(&view);
+    } else {
+        PyErr_Format(PyExc_TypeError, "lunatic_mp.vm._core: %s must be an address or a ctypes pointer, got %s",
+                     what, Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    if (pointer == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "lunatic_mp.vm._core: %s is a null pointer", what);
+    return pointer;
+}
+
+/* The names of the functions in wasmtime_api.h that are not resolved (all of them before load). */
+static PyObject *lmp_missing_names(void) {
+    PyObject *names = PyList_New(0);
+    if (names == NULL)
+        return NULL;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        if (*lmp_symbols[i].slot != NULL)
+            continue;
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL || PyList_Append(names, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    PyObject *result = PyList_AsTuple(names);
+    Py_DECREF(names);
+    return result;
+}
+
+PyDoc_STRVAR(load_doc, "load(handle, path) -> tuple[str, ...]\n\n"
+                       "Resolve wasmtime_api.h's functions from the dlopen handle of the library at path\n"
+                       "(the one wasmtime-py loaded); return the names it lacks (empty: ready). The functions\n"
+                       "are taken only if all are found, and only once: ticker threads may be calling them.");
+
+static PyObject *lmp_load(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *handle_obj;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "Os:load", &handle_obj, &path))
+        return NULL;
+    void *handle = lmp_address(handle_obj, "the library handle");
+    if (handle == NULL)
+        return NULL;
+    void *found[LMP_SYMBOL_COUNT];
+    PyObject *missing = PyList_New(0);
+    if (missing == NULL)
+        return NULL;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        dlerror();
+        found[i] = dlsym(handle, lmp_symbols[i].name);
+        if (found[i] != NULL)
+            continue;
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL || PyList_Append(missing, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(missing);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    if (PyList_GET_SIZE(missing) == 0 && !lmp_ready) {
+        for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++)
+            *lmp_symbols[i].slot = found[i];
+        lmp_ready = 1;
+    }
+    (void)path; /* named by the caller's error message; dlsym needs only the handle */
+    PyObject *result = PyList_AsTuple(missing);
+    Py_DECREF(missing);
+    return result;
+}
+
+PyDoc_STRVAR(missing_doc, "missing() -> tuple[str, ...]\n\nThe declared functions not resolved.");
+
+static PyObject *lmp_missing(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return lmp_missing_names();
+}
+
+PyDoc_STRVAR(symbols_doc, "symbols() -> tuple[str, ...]\n\nEvery function wasmtime_api.h declares.");
+
+static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    PyObject *names = PyTuple_New((Py_ssize_t)LMP_SYMBOL_COUNT);
+    if (names == NULL)
+        return NULL;
+    for (size_t i = 0; i < LMP_SYMBOL_COUNT; i++) {
+        PyObject *name = PyUnicode_FromString(lmp_symbols[i].name);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
+    }
+    return names;
+}
+
+PyDoc_STRVAR(new_state_doc,
+             "new_state(owner) -> int\n\n"
+             "A process's C state, for wasmtime_store_new's data (with state_finalizer() as its finalizer:\n"
+             "the store then owns it). owner: the Process, borrowed (it must outlive the store).");
+
+static PyObject *lmp_new_state(PyObject *module, PyObject *owner) {
+    (void)module;
+    lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
+    if (state == NULL)
+        return PyErr_NoMemory();
+    state->owner = owner;
+    return PyLong_FromVoidPtr(state);
+}
+
+PyDoc_STRVAR(state_finalizer_doc, "state_finalizer() -> int\n\nThe address of the function that frees a state.");
+
+static void lmp_free_state(void *state) { PyMem_RawFree(state); }
+
+static PyObject *lmp_state_finalizer(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)(uintptr_t)lmp_free_state);
+}
+
+static lmp_proc *lmp_state_arg(PyObject *value) {
+    if (!lmp_require_ready())
+        return NULL;
+    return lmp_address(value, "the state");
+}
+
+PyDoc_STRVAR(prepare_store_doc,
+             "prepare_store(store, state) -> None\n\n"
+             "Preempt the store's guests by epochs, through the core's deadline callback: a guest yields\n"
+             "(async) at the second tick after it was resumed by poll. state: the store's data (new_state).");
+
+static PyObject *lmp_prepare_store(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "prepare_store takes 2 arguments (store, state), got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_store_t *store = lmp_address(args[0], "the store");
+    if (store == NULL)
+        return NULL;
+    lmp_proc *state = lmp_state_arg(args[1]);
+    if (state == NULL)
+        return NULL;
+    state->context = lmp_wasmtime_store_context(store);
+    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, state, NULL);
+    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(poll_doc,
+             "poll(future, state) -> bool\n\n"
+             "Run a call's fiber (wasmtime_call_future_t address) in the store of state (from\n"
+             "new_state) until it finishes (True), suspends or its time slice ends (False). A new\n"
+             "slice starts here. The GIL is released meanwhile, as ctypes does.");
+
+static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "poll takes 2 arguments (future, state), got %zd", nargs);
+        return NULL;
+    }
+    wasmtime_call_future_t *future = lmp_address(args[0], "the future");
+    if (future == NULL)
+        return NULL;
+    lmp_proc *slice = lmp_state_arg(args[1]);
+    if (slice == NULL)
+        return NULL;
+    slice->armed = 0;
+    lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
+    bool done;
+    lmp_poll_begin();
+    Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(future);
+    Py_END_ALLOW_THREADS lmp_poll_end();
+    return PyBool_FromLong(done);
+}
+
+PyDoc_STRVAR(yield_soon_doc,
+             "yield_soon(state) -> None\n\n"
+             "Make the store's running guest yield at its next epoch check (a loop back-edge or a\n"
+             "function entry), without waiting for a tick. state: from new_state.");
+
+static PyObject *lmp_yield_soon(PyObject *module, PyObject *slice_obj) {
+    (void)module;
+    lmp_proc *slice = lmp_state_arg(slice_obj);
+    if (slice == NULL)
+        return NULL;
+    slice->armed = 1;
+    lmp_wasmtime_context_set_epoch_deadline(slice->context, 0);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef lmp_methods[] = {
+    {"load", lmp_load, METH_VARARGS, load_doc},
+    {"missing", lmp_missing, METH_NOARGS, missing_doc},
+    {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
+    {"new_state", lmp_new_state, METH_O, new_state_doc},
+    {"state_finalizer", lmp_state_finalizer, METH_NOARGS, state_finalizer_doc},
+    {"prepare_store", (PyCFunction)(void (*)(void))lmp_prepare_store, METH_FASTCALL, prepare_store_doc},
+    {"define_message", (PyCFunction)(void (*)(void))lmp_define_message, METH_FASTCALL, lmp_define_message_doc},
+    {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
+    {"yield_soon", lmp_yield_soon, METH_O, yield_soon_doc},
+    {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef lmp_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lunatic_mp.vm._core",
+    .m_doc = "lunatic_mp's C core against wasmtime's C library (see lunatic_mp.vm.core).",
+    .m_size = -1,
+    .m_methods = lmp_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    if (PyType_Ready(&lmp_TickerType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&lmp_module);
+    if (module == NULL)
+        return NULL;
+    if (lmp_message_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&lmp_TickerType);
+    if (PyModule_AddObject(module, "Ticker", (PyObject *)&lmp_TickerType) < 0) {
+        Py_DECREF(&lmp_TickerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

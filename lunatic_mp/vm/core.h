@@ -1,0 +1,46 @@
+/* Internal declarations shared by the C core's source files (_core.c, ticker.c). */
+#ifndef LUNATIC_MP_CORE_H
+#define LUNATIC_MP_CORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "wasmtime_api.h"
+
+/* True once lmp_resolve found every function of wasmtime_api.h. */
+extern int lmp_ready;
+
+/* Raise RuntimeError and return 0 unless the library is loaded (every entry point checks). */
+int lmp_require_ready(void);
+
+/* A Python int holding an address, as a non-null pointer; NULL with an exception set otherwise. */
+void *lmp_address(PyObject *value, const char *what);
+
+/* A process's state in C: the data of its wasmtime store (freed with the store by wasmtime), which
+ * the epoch deadline callback and the C host functions reach from a context. */
+typedef struct {
+    wasmtime_context_t *context;
+    int armed;         /* a tick has passed since the guest was last resumed: the next one ends its slice */
+    PyObject *owner;   /* the Process (borrowed: it outlives its store, which it closes) */
+    int have_memory;   /* memory, base and size are the guest's exported `memory` */
+    wasmtime_memory_t memory;
+    uint8_t *base;     /* never moves: the engine turns memory_may_move off */
+    size_t size;       /* as last read; re-read when an access falls past it (the guest may grow) */
+} lmp_proc;
+
+/* message.c: lunatic::message's C host functions, defined on a linker. */
+PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_message_doc[];
+PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_receive_doc[];
+int lmp_message_init(PyObject *module);
+
+/* The Ticker type (ticker.c) and the epoch deadline callback every store gets. poll brackets each
+ * guest run with lmp_poll_begin/end: tickers tick only while a guest runs. */
+void lmp_poll_begin(void);
+void lmp_poll_end(void);
+extern PyTypeObject lmp_TickerType;
+wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
+                                     wasmtime_update_deadline_kind_t *kind);
+
+#endif

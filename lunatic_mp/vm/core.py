@@ -1,0 +1,58 @@
+"""The C core (``lunatic_mp.vm._core``), bound to the wasmtime library wasmtime-py loaded.
+
+The extension does not link against wasmtime: it is handed the dlopen handle of the
+``_libwasmtime.so`` inside the wasmtime wheel (the one ``wasmtime._ffi`` loaded), and resolves the
+functions ``wasmtime_api.h`` declares from it. Both sides then share one library: engines, stores
+and contexts cross from Python as integer addresses of wasmtime-py's ctypes objects.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from lunatic_mp.errors import NativeCoreError
+
+try:
+    from lunatic_mp.vm import _core
+except ImportError as exc:  # pragma: no cover - a checkout whose extension was never built
+    raise NativeCoreError(
+        f"lunatic_mp's C core is not built ({exc}): run `pip install -e .` "
+        "(it needs a C compiler and Python's headers)"
+    ) from None
+
+
+def _library() -> tuple[int, str]:
+    """The handle and path of the C library wasmtime-py loaded."""
+    from wasmtime import _ffi
+
+    dll: Any = _ffi.dll
+    return int(dll._handle), str(getattr(_ffi, "filename", dll._name))
+
+
+def load() -> None:
+    """Resolve the core's wasmtime functions; naming every one the library lacks."""
+    handle, path = _library()
+    missing = _core.load(handle, path)
+    if missing:
+        raise NativeCoreError(
+            f"the wasmtime library {path} lacks functions lunatic_mp's C core needs: {', '.join(missing)} "
+            "(lunatic_mp is built for wasmtime 50)"
+        )
+
+
+def address(pointer: Any) -> int:
+    """The address a ctypes pointer holds (0 for a null one)."""
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+
+load()
+
+Ticker = _core.Ticker
+new_state = _core.new_state
+state_finalizer = _core.state_finalizer
+prepare_store = _core.prepare_store
+define_message = _core.define_message
+define_receive = _core.define_receive
+poll = _core.poll
+yield_soon = _core.yield_soon

@@ -1,0 +1,118 @@
+"""The C core: built, bound to wasmtime-py's own library, its ticker thread never leaked."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from lunatic_mp.errors import NativeCoreError
+from lunatic_mp.vm import _core, core
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = ROOT / "lunatic_mp" / "vm" / "wasmtime_api.h"
+
+
+def _threads() -> int:
+    """Ticker threads of this process (named by the C core)."""
+    tasks = Path("/proc/self/task")
+    return sum(1 for task in tasks.iterdir() if (task / "comm").read_text().strip() == "lunatic-ticker")
+
+
+def test_every_declared_function_is_in_wasmtimes_library() -> None:
+    missing = _core.missing()
+    assert not missing, f"wasmtime's library lacks these functions of wasmtime_api.h: {', '.join(missing)}"
+
+
+def test_the_resolved_functions_are_exactly_the_headers_list() -> None:
+    declared = re.findall(r"^\s*X\([^,]+,\s*(\w+),", HEADER.read_text(), re.MULTILINE)
+    assert declared, "no X(...) entries found in wasmtime_api.h"
+    assert _core.symbols() == tuple(declared)
+
+
+def test_the_core_uses_the_library_wasmtime_py_loaded() -> None:
+    from wasmtime import _ffi
+
+    handle, path = core._library()
+    assert handle == _ffi.dll._handle
+    assert Path(path).name == "_libwasmtime.so"
+    assert Path(path).parent.parent == Path(wasmtime.__file__).parent
+
+
+def test_a_library_lacking_functions_is_named_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = ctypes.CDLL(None)
+    monkeypatch.setattr(core, "_library", lambda: (libc._handle, "libc"))
+    with pytest.raises(NativeCoreError, match="wasmtime_engine_increment_epoch") as info:
+        core.load()
+    for name in _core.symbols():
+        assert name in str(info.value)
+    assert _core.missing() == (), "a failed load must leave the resolved functions alone"
+
+
+def test_the_ticker_sleeps_while_no_guest_runs_and_its_thread_ends_at_close() -> None:
+    """Nothing is polled here: the thread waits for a guest to run instead of ticking (it ticks
+    while one runs: tests/vm/test_preemption.py), and close joins it even then."""
+    engine = wasmtime.Engine()
+    before = _threads()
+    ticker = core.Ticker(100_000)
+    ticker.add(engine, core.address(engine.ptr()))
+    assert ticker.running
+    assert _threads() == before + 1
+    time.sleep(0.02)  # 200 periods: an awake ticker would have ticked
+    assert ticker.ticks == 0
+    ticker.close()
+    assert not ticker.running
+    assert _threads() == before
+    ticker.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        ticker.add(engine, core.address(engine.ptr()))
+
+
+def test_a_dropped_ticker_joins_its_thread() -> None:
+    before = _threads()
+    engine = wasmtime.Engine()
+    ticker = core.Ticker(1_000_000)
+    ticker.add(engine, core.address(engine.ptr()))
+    del ticker
+    assert _threads() == before
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="period_ns"):
+        core.Ticker(0)
+    with pytest.raises(ValueError, match="null pointer"):
+        _core.prepare_store(0, 1)
+    with pytest.raises(ValueError, match="null pointer"):
+        _core.yield_soon(0)
+    with pytest.raises(ValueError, match="null pointer"):
+        _core.yield_soon(ctypes.c_void_p())  # a ctypes pointer is read through its buffer
+    with pytest.raises(TypeError, match="address or a ctypes pointer"):
+        _core.yield_soon("0x1234")
+    with pytest.raises(TypeError, match="must be a pointer"):
+        _core.yield_soon(ctypes.c_int32(5))
+    with pytest.raises(TypeError, match="2 arguments"):
+        _core.poll(1)  # type: ignore[call-arg]
+    ticker = core.Ticker(1_000_000)
+    try:
+        with pytest.raises(ValueError, match="null pointer"):
+            ticker.add(object(), 0)
+    finally:
+        ticker.close()
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs the C toolchain to reach the check")
+def test_building_without_a_compiler_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc")}
+    command = [sys.executable, "setup.py", "-q", "build_ext"]
+    command += ["--build-lib", str(tmp_path), "--build-temp", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    assert "no C compiler found" in done.stderr
