@@ -39,7 +39,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"  # a copy, so the build leaves nothing in the checkout
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):  # setup.py builds the C core
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "lunatic_mp", source / "lunatic_mp", ignore=shutil.ignore_patterns("__pycache__"))
     check(

@@ -592,11 +592,12 @@ class Store:
     it must not be used after, and never while one of its calls is being polled.
     """
 
-    __slots__ = ("_ptr", "_slice", "context")
+    __slots__ = ("_engine", "_ptr", "_slice", "context")
 
     def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> None:
         # The store's data is the process's C state (time slice, memory cache, ``owner``: the
         # process whose ``scratch`` the C host functions use); the store frees it.
+        self._engine: Any = engine.ptr()  # yield_soon advances its epoch
         self._slice: int = core.new_state(owner)
         self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), self._slice, _STATE_FINALIZER)
         self.context: Context = ffi.wasmtime_store_context(self._ptr)
@@ -618,7 +619,7 @@ class Store:
         the slice to end: how a synchronous host call pauses its caller (backpressure). Its next
         slice then ends at a tick again (the deadline callback resets the deadline)."""
         if self._slice:
-            core.yield_soon(self._slice)
+            core.yield_soon(self._slice, self._engine)
 
     def poll(self, call: Call) -> bool:
         """Run one of this store's calls for a new time slice: until it finishes (True), or
