@@ -28,36 +28,7 @@ What reload means
     their own module: a Wasm instance cannot change its code while it runs. To move a named
     service to new code, spawn a new process and register it under a higher version.
 
-The control methods (params in order; ``target`` is a pid or a registry name, optionally
-``name@requirement``; ``data`` bin or str):
-
-================  ===============================================  ==========================
-method            params                                           result
-================  ===============================================  ==========================
-ping                                                               ``"pong"``
-spawn             module, function="_start", params=[], options={}  pid
-send              target, data=b"", tag=0                          nil
-request           target, data=b"", timeout=30                     {data, tag, pid}
-join              pid, timeout=nil                                 {outcome, result, message,
-                                                                   backtrace, exit_code} or nil
-kill              target, reason=...                               nil
-exists            target                                           bool
-lookup            name, requirement=nil                            pid or nil
-register          name, pid, version=nil                           nil
-unregister        name, version=nil                                nil
-names                                                              [[name, version, pid]]
-processes         limit=10000 (per worker)                         {total, processes: [map]}
-stats                                                              {workers: [map], server: map}
-modules                                                            [{name, path, exports}]
-reload                                                             [module names]
-stop                                                               true (then it drains)
-================  ===============================================  ==========================
-
-``spawn`` options: ``worker``, ``name`` and ``version`` (register the new process), and the
-keys of a config file's process ``config`` table except ``dirs``. ``join`` works for processes
-spawned through this server (boot processes too); it answers nil after ``timeout`` seconds.
-``request`` follows the convention of :mod:`lunatic_mp.api.handles`: the guest replies to the
-sender with the request's tag.
+The control methods, their parameters and results: :mod:`lunatic_mp.serve.methods`.
 """
 
 from __future__ import annotations
