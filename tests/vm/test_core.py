@@ -91,15 +91,17 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="null pointer"):
         _core.prepare_store(0, 1)
     with pytest.raises(ValueError, match="null pointer"):
-        _core.yield_soon(0)
+        _core.yield_soon(0, 1)
     with pytest.raises(ValueError, match="null pointer"):
-        _core.yield_soon(ctypes.c_void_p())  # a ctypes pointer is read through its buffer
+        _core.yield_soon(ctypes.c_void_p(), 1)  # a ctypes pointer is read through its buffer
     with pytest.raises(TypeError, match="address or a ctypes pointer"):
-        _core.yield_soon("0x1234")
+        _core.yield_soon("0x1234", 1)
     with pytest.raises(TypeError, match="must be a pointer"):
-        _core.yield_soon(ctypes.c_int32(5))
+        _core.yield_soon(ctypes.c_int32(5), 1)
     with pytest.raises(TypeError, match="2 arguments"):
         _core.poll(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="2 arguments"):
+        _core.yield_soon(1)  # type: ignore[call-arg]
     ticker = core.Ticker(1_000_000)
     try:
         with pytest.raises(ValueError, match="null pointer"):
