@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -196,11 +197,21 @@ def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished |
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with Runtime(workers=workers) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
+        # Ctrl-C sets a flag rather than raising KeyboardInterrupt, which Python drops when it
+        # lands in a finalizer (a wasmtime object's __del__): the run then waited for ever.
+        interrupted = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
         try:
-            return runtime.join(root) or DEADLOCK  # join waits for ever: never None
-        except KeyboardInterrupt:
-            click.echo("lunatic-mp: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            ended = runtime.finished_future(root)
+            while not interrupted.is_set():
+                try:
+                    return ended.result(INTERRUPT_POLL_S)
+                except TimeoutError:
+                    continue
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        click.echo("lunatic-mp: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
