@@ -264,6 +264,35 @@ static PyObject *lmp_yield_soon(PyObject *module, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(wake_doc, "wake(state, value) -> None\n\n"
+                        "Let the store's guest, suspended in a C receive, go on at its next poll: the call\n"
+                        "returns value (an i32). state: from new_state.");
+
+static PyObject *lmp_wake(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "wake takes 2 arguments (state, value), got %zd", nargs);
+        return NULL;
+    }
+    lmp_proc *state = lmp_state_arg(args[0]);
+    if (state == NULL)
+        return NULL;
+    long value = PyLong_AsLong(args[1]);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    if (value < INT32_MIN || value > INT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "wake: value %ld is not an i32", value);
+        return NULL;
+    }
+    if (state->wait_results == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "wake: the store's guest is not suspended in a C receive");
+        return NULL;
+    }
+    state->wake_value = (int32_t)value;
+    state->woken = 1;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef lmp_methods[] = {
     {"load", lmp_load, METH_VARARGS, load_doc},
     {"missing", lmp_missing, METH_NOARGS, missing_doc},
@@ -275,6 +304,7 @@ static PyMethodDef lmp_methods[] = {
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
     {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
     {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
+    {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,11 @@ typedef struct {
     wasmtime_memory_t memory;
     uint8_t *base;     /* never moves: the engine turns memory_may_move off */
     size_t size;       /* as last read; re-read when an access falls past it (the guest may grow) */
+    /* A receive suspended in C: where its i32 result goes, and the value wake() gave it (the
+     * continuation, lmp_wait_over, writes it and lets the guest go on; no Python on that path). */
+    wasmtime_val_t *wait_results;
+    int woken;
+    int32_t wake_value;
 } lmp_proc;
 
 /* message.c: lunatic::message's C host functions, defined on a linker. */

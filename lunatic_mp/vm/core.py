@@ -56,3 +56,4 @@ define_message = _core.define_message
 define_receive = _core.define_receive
 poll = _core.poll
 yield_soon = _core.yield_soon
+wake = _core.wake

@@ -505,6 +505,9 @@ class Engine(Placement, Signals):
             process.timer = None
         if process.native:
             process.resume_with(value, on_resume)  # type: ignore[attr-defined]
+        elif process.receiving:  # type: ignore[attr-defined]
+            process.receiving = False  # type: ignore[attr-defined]
+            process.store.wake(value)  # type: ignore[attr-defined]
         else:
             frame = process.frames[-1]  # type: ignore[attr-defined]
             frame.value = value

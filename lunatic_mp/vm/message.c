@@ -505,12 +505,24 @@ static bool lmp_ready_now(void *env) {
 
 static void lmp_no_finalizer(void *env) { (void)env; }
 
+/* The continuation of a receive suspended in C: the guest goes on once wake() (Engine.resume,
+ * through Store.wake) has given the call its value; each poll until then finds it still waiting. */
+static bool lmp_wait_over(void *env) {
+    lmp_proc *state = env;
+    if (!state->woken)
+        return false;
+    state->woken = 0;
+    state->wait_results[0].kind = WASMTIME_I32;
+    state->wait_results[0].of.i32 = state->wake_value;
+    state->wait_results = NULL;
+    return true;
+}
+
 /* receive(tags_ptr: i32, tags_count: i32, timeout_ms: i64) -> i32, async. env: a tuple (wait_for,
- * suspend, resume, GuestTrap, on_error, PENDING), borrowed (the Python Linker keeps it). The tags are
- * read and checked here; wait_for(process, tags, 0, timeout) (lunatic_mp/vm/host/message.py) takes
- * a wanted message or arms the wait, and returns PENDING then: suspend(results, kind, trap) records
- * where the result goes (Engine._on_suspend) and returns the key that the continuation polls
- * resume(key) with (the Linker's ctypes callback), until the scheduler has resumed the process. */
+ * GuestTrap, on_error, PENDING, deliver), borrowed (the Python Linker keeps it). The tags are read
+ * and checked here; wait_for(process, tags, 0, timeout) (lunatic_mp/vm/host/message.py) takes a
+ * wanted message or arms the wait, and returns PENDING then: the call suspends with lmp_wait_over
+ * as its continuation, until the engine wakes the process (Engine.resume). */
 static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
                         wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
                         wasmtime_async_continuation_t *continuation) {
@@ -557,7 +569,7 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
     if (tags != NULL)
         lmp_wait(hooks, state, tags, lmp_zero, args[2].of.i64, results, trap_ret, continuation);
     else
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
     Py_XDECREF(tags);
     PyGILState_Release(gil);
 }
@@ -571,23 +583,16 @@ static void lmp_wait(PyObject *hooks, lmp_proc *state, PyObject *tags, PyObject 
     if (timeout != NULL)
         value = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(hooks, 0), state->owner, tags, start, timeout, NULL);
     if (value == NULL) {
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
-    } else if (value == PyTuple_GET_ITEM(hooks, 5)) { /* PENDING: suspend until resumed */
-        PyObject *key = PyObject_CallFunction(PyTuple_GET_ITEM(hooks, 1), "NiN", PyLong_FromVoidPtr(results),
-                                              WASMTIME_I32, PyLong_FromVoidPtr(trap_ret));
-        void *resume = key != NULL ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(hooks, 2)) : NULL;
-        Py_ssize_t handle = key != NULL ? PyLong_AsSsize_t(key) : -1;
-        if (key == NULL || resume == NULL || PyErr_Occurred()) {
-            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
-        } else {
-            continuation->callback = (wasmtime_func_async_continuation_callback_t)resume;
-            continuation->env = (void *)handle;
-        }
-        Py_XDECREF(key);
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
+    } else if (value == PyTuple_GET_ITEM(hooks, 3)) { /* PENDING: suspend until woken */
+        state->wait_results = results;
+        state->woken = 0;
+        continuation->callback = lmp_wait_over;
+        continuation->env = state;
     } else {
         long code = PyLong_AsLong(value);
         if (code == -1 && PyErr_Occurred()) {
-            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4), "receive");
+            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
         } else {
             results[0].kind = WASMTIME_I32;
             results[0].of.i32 = (int32_t)code;
@@ -620,10 +625,10 @@ static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, c
     PyObject *start = waiting >= 0 ? PyLong_FromSsize_t(waiting) : NULL;
     PyObject *pid = start != NULL ? PyLong_FromLongLong(args[0].of.i64) : NULL;
     PyObject *tags = pid != NULL ? Py_BuildValue("(L)", (long long)args[1].of.i64) : NULL;
-    const char *error = tags != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 6))
+    const char *error = tags != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 4))
                                      : LMP_PYTHON_ERROR;
     if (error == LMP_PYTHON_ERROR)
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 3), PyTuple_GET_ITEM(hooks, 4),
+        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2),
                                             "send_receive_skip_search");
     else if (error != NULL)
         *trap_ret = lmp_trap(error);
@@ -639,7 +644,7 @@ static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, c
 const char lmp_define_receive_doc[] =
     "define_receive(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
     "Define lunatic::message::receive and send_receive_skip_search (C, async) on a wasmtime_linker_t.\n"
-    "hooks: a tuple (wait_for, suspend, resume address, guest_trap, on_error, PENDING, deliver) that\n"
+    "hooks: a tuple (wait_for, guest_trap, on_error, PENDING, deliver) that\n"
     "the caller keeps alive as long as the linker (see lmp_receive in message.c).";
 
 static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const char *params,
@@ -664,8 +669,8 @@ static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const c
 
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 7) {
-        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 7-tuple");
+    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 5) {
+        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 5-tuple");
         return NULL;
     }
     if (!lmp_require_ready())

@@ -141,6 +141,7 @@ class Process(BaseProcess):
         "instance",
         "memory",
         "module",
+        "receiving",
         "resources",
         "store",
         "wasi_epoch",
@@ -159,6 +160,7 @@ class Process(BaseProcess):
         self.memory: wasm.Memory | None = None
         self.call: wasm.Call | None = None
         self.frames: list[Frame] = []
+        self.receiving = False  # suspended in a C receive: Engine.resume wakes it through its store
         self.resources = Resources()
         self.wasi_epoch = 0.0  # time.monotonic() when its WASI clocks started: their zero
 

@@ -266,18 +266,6 @@ class Linker:
             define(linker.ptr())
         self._native.append(define)
 
-    def suspend_raw(self, results: int, kind: int, trap: int) -> int:
-        """``on_suspend`` for a C async host function, which has its result and trap slots as
-        addresses; the key it returns is what the continuation polls :attr:`resume_address` with."""
-        out = ctypes.cast(results, ctypes.POINTER(ffi.wasmtime_val_t))
-        trap_out = ctypes.cast(trap, ctypes.POINTER(ctypes.POINTER(ffi.wasm_trap_t)))
-        return self._on_suspend(out, kind, None, trap_out)
-
-    @property
-    def resume_address(self) -> int:
-        """The continuation callback (``poll_resume``) as a C function address."""
-        return ctypes.cast(self._resume, ctypes.c_void_p).value or 0
-
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
         make = _sync_trampoline(params, results)
@@ -620,6 +608,10 @@ class Store:
         slice then ends at a tick again (the deadline callback resets the deadline)."""
         if self._slice:
             core.yield_soon(self._slice, self._engine)
+
+    def wake(self, value: int) -> None:
+        """Let the guest, suspended in a C ``receive``, go on at its next poll, with ``value``."""
+        core.wake(self._slice, value)
 
     def poll(self, call: Call) -> bool:
         """Run one of this store's calls for a new time slice: until it finishes (True), or

@@ -78,21 +78,14 @@ def register(engine: HostEngine) -> None:
             return TIMEOUT
         process.receive_tags = tags
         process.receive_start = start
+        process.waiting = process.receiving = True  # the C side suspends the call
         engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
         return PENDING
 
     # receive and send_receive_skip_search: C async host functions. receive reads and checks the
     # tags (at most MAX_RECEIVE_TAGS); send_receive_skip_search sends as send does, then waits for
     # a reply among the messages that arrive after it. Both call wait_for; when that suspends, the
-    # Linker records the frame as for define_async.
+    # call waits in C until Engine.resume wakes it (Store.wake): no Python frame is recorded.
     linker = engine.linker
-    receive_hooks = (
-        wait_for,
-        linker.suspend_raw,
-        linker.resume_address,
-        GuestTrap,
-        linker.on_host_error,
-        PENDING,
-        deliver,
-    )
+    receive_hooks = (wait_for, GuestTrap, linker.on_host_error, PENDING, deliver)
     linker.define_native(lambda raw_linker: core.define_receive(raw_linker, receive_hooks))
