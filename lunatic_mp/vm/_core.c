@@ -161,10 +161,16 @@ PyDoc_STRVAR(new_state_doc,
 
 static PyObject *lmp_new_state(PyObject *module, PyObject *owner) {
     (void)module;
+    PyObject *pid = PyObject_GetAttrString(owner, "pid");
+    long long number = pid != NULL ? PyLong_AsLongLong(pid) : -1;
+    Py_XDECREF(pid);
+    if (number == -1 && PyErr_Occurred())
+        return NULL;
     lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
     if (state == NULL)
         return PyErr_NoMemory();
     state->owner = owner;
+    state->pid = number;
     return PyLong_FromVoidPtr(state);
 }
 
@@ -305,6 +311,7 @@ static PyMethodDef lmp_methods[] = {
     {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
     {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
     {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
+    {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -317,7 +324,8 @@ static struct PyModuleDef lmp_module = {
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
-    if (PyType_Ready(&lmp_TickerType) < 0)
+    if (PyType_Ready(&lmp_TickerType) < 0 || PyType_Ready(&lmp_MessageType) < 0 ||
+        PyType_Ready(&lmp_MailboxType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)

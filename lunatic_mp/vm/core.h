@@ -22,6 +22,7 @@ typedef struct {
     wasmtime_context_t *context;
     int armed;         /* a tick has passed since the guest was last resumed: the next one ends its slice */
     PyObject *owner;   /* the Process (borrowed: it outlives its store, which it closes) */
+    int64_t pid;       /* the owner's pid: the sender of what it sends */
     int have_memory;   /* memory, base and size are the guest's exported `memory` */
     wasmtime_memory_t memory;
     uint8_t *base;     /* never moves: the engine turns memory_may_move off */
@@ -32,6 +33,40 @@ typedef struct {
     int woken;
     int32_t wake_value;
 } lmp_proc;
+
+/* mailbox.c: a message (lunatic_mp.vm.mailbox.Message) and a mailbox, as C types. */
+enum { LMP_KIND_DATA = 0, LMP_KIND_LINK_DIED = 1, LMP_KIND_PROCESS_DIED = 2 };
+
+typedef struct {
+    PyObject_HEAD int64_t tag;
+    int64_t pid;       /* the sender; for a death notice, the process that died */
+    int32_t kind;      /* LMP_KIND_... */
+    int32_t reason;    /* a LinkDied's DeathReason */
+    Py_ssize_t cursor; /* where read_data reads next */
+    PyObject *data;    /* bytes, or a bytearray while the guest writes it */
+    PyObject *modules; /* a list, or NULL until asked for */
+    PyObject *streams; /* a list, or NULL for None */
+} lmp_message;
+
+typedef struct {
+    PyObject_HEAD lmp_message **items; /* a ring of count messages from head */
+    Py_ssize_t head, count, capacity;
+    PyObject *on_take;
+    Py_ssize_t receive_start; /* a suspended receive searches from here; -1: none waits */
+    int64_t *tags;            /* ... for these tags (any_tag: any) */
+    Py_ssize_t ntags;
+    int any_tag;
+    Py_ssize_t bound; /* EnvConfig.max_mailbox (0: none): send leaves a put that reaches it to Python */
+} lmp_mailbox;
+
+extern PyTypeObject lmp_MessageType, lmp_MailboxType;
+lmp_message *lmp_message_new(int64_t tag, PyObject *data);
+int lmp_mailbox_put(lmp_mailbox *box, lmp_message *message);
+lmp_message *lmp_mailbox_take(lmp_mailbox *box, const int64_t *tags, Py_ssize_t count, int any, Py_ssize_t start);
+int lmp_mailbox_wants(lmp_mailbox *box, int64_t tag);
+void lmp_mailbox_set_wait(lmp_mailbox *box, int64_t *tags, Py_ssize_t count, int any, Py_ssize_t start);
+PyObject *lmp_mailbox_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_mailbox_types_doc[];
 
 /* message.c: lunatic::message's C host functions, defined on a linker. */
 PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

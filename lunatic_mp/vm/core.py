@@ -12,14 +12,7 @@ import ctypes
 from typing import Any
 
 from lunatic_mp.errors import NativeCoreError
-
-try:
-    from lunatic_mp.vm import _core
-except ImportError as exc:  # pragma: no cover - a checkout whose extension was never built
-    raise NativeCoreError(
-        f"lunatic_mp's C core is not built ({exc}): run `pip install -e .` "
-        "(it needs a C compiler and Python's headers)"
-    ) from None
+from lunatic_mp.vm.extension import _core
 
 
 def _library() -> tuple[int, str]:

@@ -381,10 +381,9 @@ class Engine(Placement, Signals):
                 return False  # the registry process hosts no processes: dropped here, not there
             self.router.send_message(pid, message)
             return True
-        if process.receive_start >= 0 and (
-            process.receive_tags is None or message.tag in process.receive_tags
-        ):
-            process.receive_start = -1
+        mailbox = process.mailbox
+        if mailbox.wants(message):  # a receive waits for it
+            mailbox.stop_waiting()
             process.scratch = message
             self.resume(process, int(message.kind))
         else:
@@ -489,7 +488,7 @@ class Engine(Placement, Signals):
 
             def expire() -> None:
                 process.timer = None
-                process.receive_start = -1
+                process.mailbox.stop_waiting()
                 self.resume(process, on_timeout)
 
             process.timer = self.scheduler.call_later(timeout_ms / 1000, expire)

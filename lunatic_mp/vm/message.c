@@ -1,10 +1,11 @@
 /* lunatic::message as C host functions on the engine's linker (no ctypes trampoline).
  *
  * create_data, write_data, read_data, seek_data, get_tag, data_size and get_process_id work on the
- * calling process's scratch message, a lunatic_mp.vm.mailbox.Message held in Process.scratch, which
- * the Python side (push/take_module, the timer's send_after: lunatic_mp/vm/host/) shares. send hands
- * it to Engine.deliver; receive and send_receive_skip_search (async) call wait_for, which takes a
- * message from the Python mailbox or arms the wait. The process is
+ * calling process's scratch message, a Message (mailbox.c) held in Process.scratch, which the
+ * Python side (push/take_module, the timer's send_after: lunatic_mp/vm/host/) shares. send puts it
+ * straight into a local process's mailbox when nothing else has to happen (no receive waits for
+ * it, no bound is reached), and hands it to Engine.deliver otherwise; receive takes from the
+ * mailbox in C and calls wait_for (lunatic_mp/vm/host/message.py) only to suspend. The process is
  * found from the caller's context: its store's data is the process's lmp_proc state.
  *
  * Guests are hostile: every pointer and length is checked against the guest's memory before it is
@@ -16,26 +17,13 @@
 
 #include <string.h>
 
-static PyObject *lmp_str_scratch, *lmp_str_data, *lmp_str_cursor, *lmp_str_tag, *lmp_str_pid, *lmp_str_mailbox;
-static PyObject *lmp_message_type; /* lunatic_mp.vm.mailbox.Message */
-static PyObject *lmp_zero;
+static PyObject *lmp_str_scratch, *lmp_str_mailbox;
 
 int lmp_message_init(PyObject *module) {
     (void)module;
     lmp_str_scratch = PyUnicode_InternFromString("scratch");
-    lmp_str_data = PyUnicode_InternFromString("data");
-    lmp_str_cursor = PyUnicode_InternFromString("cursor");
-    lmp_str_tag = PyUnicode_InternFromString("tag");
-    lmp_str_pid = PyUnicode_InternFromString("pid");
     lmp_str_mailbox = PyUnicode_InternFromString("mailbox");
-    if (lmp_str_mailbox == NULL)
-        return -1;
-    lmp_zero = PyLong_FromLong(0);
-    if (lmp_zero == NULL)
-        return -1;
-    if (!lmp_str_scratch || !lmp_str_data || !lmp_str_cursor || !lmp_str_tag || !lmp_str_pid)
-        return -1;
-    return 0;
+    return lmp_str_scratch != NULL && lmp_str_mailbox != NULL ? 0 : -1;
 }
 
 static wasm_trap_t *lmp_trap(const char *message) {
@@ -94,10 +82,13 @@ static wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t le
     return lmp_trap(message);
 }
 
-/* The caller's scratch message (a new reference), or NULL with *trap set. */
-static PyObject *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
+static const char LMP_OUTSIDE[] = "host function called outside a process";
+static const char LMP_NO_SCRATCH[] = "no message in the scratch area: call create_data or receive first";
+
+/* The caller's scratch message (a new reference), or NULL with *trap set. The GIL is held. */
+static lmp_message *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
     if (state == NULL || state->owner == NULL) {
-        *trap = lmp_trap("host function called outside a process");
+        *trap = lmp_trap(LMP_OUTSIDE);
         return NULL;
     }
     PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
@@ -105,12 +96,12 @@ static PyObject *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
         *trap = lmp_trap_from_error("scratch");
         return NULL;
     }
-    if (scratch == Py_None) {
+    if (!Py_IS_TYPE(scratch, &lmp_MessageType)) {
         Py_DECREF(scratch);
-        *trap = lmp_trap("no message in the scratch area: call create_data or receive first");
+        *trap = lmp_trap(LMP_NO_SCRATCH);
         return NULL;
     }
-    return scratch;
+    return (lmp_message *)scratch;
 }
 
 /* create_data(tag: i64, capacity: i64): a new, empty scratch message (capacity is a hint). */
@@ -119,16 +110,14 @@ static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmti
     (void)n;
     lmp_proc *state = lmp_caller_state(caller);
     if (state == NULL || state->owner == NULL)
-        return lmp_trap("host function called outside a process");
+        return lmp_trap(LMP_OUTSIDE);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
-    PyObject *tag = data != NULL ? PyLong_FromLongLong(raw[0].i64) : NULL;
-    PyObject *message = tag != NULL ? PyObject_CallFunctionObjArgs(lmp_message_type, tag, data, NULL) : NULL;
-    if (message == NULL || PyObject_SetAttr(state->owner, lmp_str_scratch, message) < 0)
+    lmp_message *message = data != NULL ? lmp_message_new(raw[0].i64, data) : NULL;
+    if (message == NULL || PyObject_SetAttr(state->owner, lmp_str_scratch, (PyObject *)message) < 0)
         trap = lmp_trap_from_error("create_data");
     Py_XDECREF(message);
-    Py_XDECREF(tag);
     Py_XDECREF(data);
     PyGILState_Release(gil);
     return trap;
@@ -142,20 +131,16 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *scratch = lmp_scratch(state, &trap);
-    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
-    if (scratch != NULL && data == NULL)
-        trap = lmp_trap_from_error("write_data");
-    if (data != NULL && !PyByteArray_Check(data)) { /* a received message being extended: copy it */
-        PyObject *copy = PyByteArray_FromObject(data);
-        Py_DECREF(data);
-        data = copy;
-        if (data == NULL || PyObject_SetAttr(scratch, lmp_str_data, data) < 0) {
-            Py_CLEAR(data);
+    lmp_message *scratch = lmp_scratch(state, &trap);
+    if (scratch != NULL && !PyByteArray_CheckExact(scratch->data)) { /* a received message extended: copy */
+        PyObject *copy = PyByteArray_FromObject(scratch->data);
+        if (copy == NULL)
             trap = lmp_trap_from_error("write_data");
-        }
+        else
+            Py_SETREF(scratch->data, copy);
     }
-    if (data != NULL) {
+    if (scratch != NULL && trap == NULL) {
+        PyObject *data = scratch->data;
         size_t have = (size_t)PyByteArray_GET_SIZE(data);
         uint8_t *source = lmp_span(state, caller, ptr, len);
         if ((uint64_t)have + len > max_size) {
@@ -171,10 +156,15 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
             raw[0].i32 = (int32_t)len;
         }
     }
-    Py_XDECREF(data);
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
+}
+
+/* The bytes of a message's data (bytes or bytearray) and their count. */
+static const char *lmp_bytes(PyObject *data, Py_ssize_t *size) {
+    *size = PyBytes_Check(data) ? PyBytes_GET_SIZE(data) : PyByteArray_GET_SIZE(data);
+    return PyBytes_Check(data) ? PyBytes_AS_STRING(data) : PyByteArray_AS_STRING(data);
 }
 
 /* read_data(ptr: i32, len: i32) -> i32: copy up to len bytes from the cursor into the guest. */
@@ -185,23 +175,12 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *scratch = lmp_scratch(state, &trap);
-    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
-    PyObject *cursor_obj = data != NULL ? PyObject_GetAttr(scratch, lmp_str_cursor) : NULL;
-    long long cursor = cursor_obj != NULL ? PyLong_AsLongLong(cursor_obj) : -1;
-    char *bytes = NULL;
-    Py_ssize_t size = 0;
-    if (scratch != NULL && (data == NULL || cursor_obj == NULL || (cursor == -1 && PyErr_Occurred()))) {
-        trap = lmp_trap_from_error("read_data");
-    } else if (scratch != NULL) {
-        if (PyBytes_Check(data)) {
-            bytes = PyBytes_AS_STRING(data);
-            size = PyBytes_GET_SIZE(data);
-        } else if (PyByteArray_Check(data)) {
-            bytes = PyByteArray_AS_STRING(data);
-            size = PyByteArray_GET_SIZE(data);
-        }
-        uint64_t left = cursor >= 0 && cursor < (long long)size ? (uint64_t)(size - cursor) : 0;
+    lmp_message *scratch = lmp_scratch(state, &trap);
+    if (scratch != NULL) {
+        Py_ssize_t size;
+        const char *bytes = lmp_bytes(scratch->data, &size);
+        Py_ssize_t cursor = scratch->cursor;
+        uint64_t left = cursor < size ? (uint64_t)(size - cursor) : 0;
         uint32_t count = left < len ? (uint32_t)left : len;
         uint8_t *target = count ? lmp_span(state, caller, ptr, count) : NULL;
         if (count && target == NULL) {
@@ -209,15 +188,10 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         } else {
             if (count)
                 memcpy(target, bytes + cursor, count);
-            PyObject *moved = PyLong_FromLongLong(cursor + count);
-            if (moved == NULL || PyObject_SetAttr(scratch, lmp_str_cursor, moved) < 0)
-                trap = lmp_trap_from_error("read_data");
-            Py_XDECREF(moved);
+            scratch->cursor = cursor + count;
             raw[0].i32 = (int32_t)count;
         }
     }
-    Py_XDECREF(cursor_obj);
-    Py_XDECREF(data);
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
@@ -230,73 +204,48 @@ static wasm_trap_t *lmp_seek_data(void *env, wasmtime_caller_t *caller, wasmtime
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *scratch = lmp_scratch(state, &trap);
-    if (scratch != NULL) {
-        PyObject *position = PyLong_FromLongLong(raw[0].i64 > 0 ? raw[0].i64 : 0);
-        if (position == NULL || PyObject_SetAttr(scratch, lmp_str_cursor, position) < 0)
-            trap = lmp_trap_from_error("seek_data");
-        Py_XDECREF(position);
-    }
+    lmp_message *scratch = lmp_scratch(state, &trap);
+    if (scratch != NULL)
+        scratch->cursor = raw[0].i64 > 0 ? (raw[0].i64 < PY_SSIZE_T_MAX ? (Py_ssize_t)raw[0].i64 : PY_SSIZE_T_MAX) : 0;
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
 }
 
-/* An i64 attribute of the scratch message (its tag, or its sender's pid), as u64 bits. */
-static wasm_trap_t *lmp_scratch_int(wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, PyObject *attribute,
-                                    const char *function) {
+enum { LMP_FIELD_TAG, LMP_FIELD_PID, LMP_FIELD_SIZE };
+
+/* get_tag, get_process_id (the sender; the dead process of a death notice), data_size: -> i64. */
+static wasm_trap_t *lmp_scratch_field(wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, int field) {
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *scratch = lmp_scratch(state, &trap);
-    PyObject *value = scratch != NULL ? PyObject_GetAttr(scratch, attribute) : NULL;
+    lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL) {
-        unsigned long long bits = value != NULL ? PyLong_AsUnsignedLongLongMask(value) : (unsigned long long)-1;
-        if (value == NULL || PyErr_Occurred())
-            trap = lmp_trap_from_error(function);
-        else
-            raw[0].i64 = (int64_t)bits;
+        Py_ssize_t size;
+        lmp_bytes(scratch->data, &size);
+        raw[0].i64 = field == LMP_FIELD_TAG ? scratch->tag : field == LMP_FIELD_PID ? scratch->pid : (int64_t)size;
     }
-    Py_XDECREF(value);
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
 }
 
-/* get_tag() -> i64 */
 static wasm_trap_t *lmp_get_tag(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)env;
     (void)n;
-    return lmp_scratch_int(caller, raw, lmp_str_tag, "get_tag");
+    return lmp_scratch_field(caller, raw, LMP_FIELD_TAG);
 }
 
-/* get_process_id() -> i64: the sender of a received message (the dead process of a death notice). */
 static wasm_trap_t *lmp_get_process_id(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)env;
     (void)n;
-    return lmp_scratch_int(caller, raw, lmp_str_pid, "get_process_id");
+    return lmp_scratch_field(caller, raw, LMP_FIELD_PID);
 }
 
-/* data_size() -> i64 */
 static wasm_trap_t *lmp_data_size(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)env;
     (void)n;
-    lmp_proc *state = lmp_caller_state(caller);
-    wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *scratch = lmp_scratch(state, &trap);
-    PyObject *data = scratch != NULL ? PyObject_GetAttr(scratch, lmp_str_data) : NULL;
-    if (scratch != NULL) {
-        Py_ssize_t size = data != NULL ? PyObject_Length(data) : -1;
-        if (size < 0)
-            trap = lmp_trap_from_error("data_size");
-        else
-            raw[0].i64 = (int64_t)size;
-    }
-    Py_XDECREF(data);
-    Py_XDECREF(scratch);
-    PyGILState_Release(gil);
-    return trap;
+    return lmp_scratch_field(caller, raw, LMP_FIELD_SIZE);
 }
 
 /* A trap for the pending Python exception (cleared), as the Python trampolines make them: a
@@ -325,10 +274,18 @@ static wasm_trap_t *lmp_trap_from_exception(PyObject *guest_trap, PyObject *on_e
     return lmp_trap_from_error(function);
 }
 
-/* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
- * immutable bytes (read_data then copies without a view), and deliver(pid, message) puts it in a
- * mailbox here or frames it to another worker (Python: Engine.deliver). The GIL is held. Returns
- * NULL, or a guest error to trap with, or LMP_PYTHON_ERROR with a Python exception set. */
+/* The hooks every function here shares (a tuple the Python Linker keeps alive as long as its
+ * definitions can be called; borrowed here, since a reference held by C would hide a cycle through
+ * the engine from the garbage collector). */
+enum { LMP_WAIT_FOR, LMP_GUEST_TRAP, LMP_ON_ERROR, LMP_PENDING, LMP_DELIVER, LMP_PROCESSES, LMP_TIMEOUT, LMP_HOOKS };
+#define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
+
+static wasm_trap_t *lmp_trap_from_hooks(PyObject *hooks, const char *function) {
+    return lmp_trap_from_exception(LMP_HOOK(hooks, LMP_GUEST_TRAP), LMP_HOOK(hooks, LMP_ON_ERROR), function);
+}
+
+/* Returned by lmp_send_scratch: NULL (sent), a guest error to trap with, or this (a Python
+ * exception is set). */
 static const char LMP_PYTHON_ERROR[] = "";
 
 /* A reply sent to the sender of a message the guest made itself: the host program's mailbox
@@ -338,63 +295,83 @@ static const char LMP_NO_PID_ZERO[] =
     "get_process_id after create_data returns 0: to reply, call get_process_id on the received "
     "message before create_data";
 
-static const char *lmp_send_scratch(PyObject *process, PyObject *pid, PyObject *deliver) {
-    int no_pid = PyObject_Not(pid);
-    if (no_pid < 0)
-        return LMP_PYTHON_ERROR;
-    if (no_pid)
+/* Put message into the mailbox of local process pid when nothing else must happen: 1 if it did,
+ * 0 if Engine.deliver must (another worker, a waiting receive, a bound, a special mailbox). */
+static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
+    PyObject *target = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_PROCESSES), pid);
+    if (target == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *mailbox = PyObject_GetAttr(target, lmp_str_mailbox);
+    if (mailbox == NULL)
+        return -1;
+    int done = 0;
+    lmp_mailbox *box = (lmp_mailbox *)mailbox;
+    if (Py_IS_TYPE(mailbox, &lmp_MailboxType) && !lmp_mailbox_wants(box, message->tag) &&
+        (box->bound == 0 || box->count + 1 < box->bound))
+        done = lmp_mailbox_put(box, message) < 0 ? -1 : 1;
+    Py_DECREF(mailbox);
+    return done;
+}
+
+/* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
+ * immutable bytes (read_data then copies without a view), and it goes into a local mailbox
+ * (lmp_put_local) or to deliver(pid, message) (Python: Engine.deliver). The GIL is held. */
+static const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
+    if (to == 0)
         return LMP_NO_PID_ZERO;
-    PyObject *scratch = PyObject_GetAttr(process, lmp_str_scratch);
+    PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
     if (scratch == NULL)
         return LMP_PYTHON_ERROR;
-    if (scratch == Py_None) {
+    if (!Py_IS_TYPE(scratch, &lmp_MessageType)) {
         Py_DECREF(scratch);
-        return "no message in the scratch area: call create_data or receive first";
+        return LMP_NO_SCRATCH;
     }
+    lmp_message *message = (lmp_message *)scratch;
     const char *outcome = LMP_PYTHON_ERROR;
-    PyObject *data = NULL, *frozen = NULL, *sender = NULL, *zero = NULL, *delivered = NULL;
-    if (PyObject_SetAttr(process, lmp_str_scratch, Py_None) < 0 || (data = PyObject_GetAttr(scratch, lmp_str_data)) == NULL)
+    PyObject *pid = NULL;
+    if (PyObject_SetAttr(state->owner, lmp_str_scratch, Py_None) < 0)
         goto done;
-    frozen = PyBytes_CheckExact(data) ? Py_NewRef(data) : PyBytes_FromObject(data);
-    zero = PyLong_FromLong(0);
-    sender = PyObject_GetAttr(process, lmp_str_pid);
-    if (frozen == NULL || zero == NULL || sender == NULL || PyObject_SetAttr(scratch, lmp_str_data, frozen) < 0 ||
-        PyObject_SetAttr(scratch, lmp_str_cursor, zero) < 0 || PyObject_SetAttr(scratch, lmp_str_pid, sender) < 0)
+    if (!PyBytes_CheckExact(message->data)) {
+        PyObject *frozen = PyBytes_FromObject(message->data);
+        if (frozen == NULL)
+            goto done;
+        Py_SETREF(message->data, frozen);
+    }
+    message->cursor = 0;
+    message->pid = state->pid;
+    if ((pid = PyLong_FromLongLong(to)) == NULL)
         goto done;
-    delivered = PyObject_CallFunctionObjArgs(deliver, pid, scratch, NULL);
-    if (delivered != NULL)
-        outcome = NULL;
+    int local = lmp_put_local(hooks, pid, message);
+    if (local < 0)
+        goto done;
+    if (!local) {
+        PyObject *delivered = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_DELIVER), pid, scratch, NULL);
+        if (delivered == NULL)
+            goto done;
+        Py_DECREF(delivered);
+    }
+    outcome = NULL;
 done:
-    Py_XDECREF(delivered);
-    Py_XDECREF(sender);
-    Py_XDECREF(zero);
-    Py_XDECREF(frozen);
-    Py_XDECREF(data);
+    Py_XDECREF(pid);
     Py_DECREF(scratch);
     return outcome;
 }
 
-/* send(pid: i64) -> i32. env: a tuple (deliver, GuestTrap, on_error), borrowed: the Python Linker
- * keeps it for as long as its definitions can be called (a reference held here would hide a cycle
- * through the engine from the garbage collector). */
+/* send(pid: i64) -> i32. env: the hooks. */
 static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)n;
     lmp_proc *state = lmp_caller_state(caller);
     if (state == NULL || state->owner == NULL)
-        return lmp_trap("host function called outside a process");
+        return lmp_trap(LMP_OUTSIDE);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *hooks = env;
-    PyObject *pid = PyLong_FromLongLong(raw[0].i64);
-    const char *error = pid != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 0)) : LMP_PYTHON_ERROR;
-    if (error == LMP_PYTHON_ERROR) {
-        trap = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "send");
-    } else if (error != NULL) {
+    const char *error = lmp_send_scratch(env, state, raw[0].i64);
+    if (error == LMP_PYTHON_ERROR)
+        trap = lmp_trap_from_hooks(env, "send");
+    else if (error != NULL)
         trap = lmp_trap(error);
-    } else {
+    else
         raw[0].i32 = 0; /* OK */
-    }
-    Py_XDECREF(pid);
     PyGILState_Release(gil);
     return trap;
 }
@@ -421,27 +398,32 @@ static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
     lmp_wasm_valtype_vec_new(out, count, types);
 }
 
+static int lmp_check_hooks(PyObject *hooks, const char *function) {
+    if (PyTuple_CheckExact(hooks) && PyTuple_GET_SIZE(hooks) == LMP_HOOKS && PyDict_Check(LMP_HOOK(hooks, LMP_PROCESSES)))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "%s: hooks must be a tuple (wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT)",
+                 function);
+    return -1;
+}
+
 const char lmp_define_message_doc[] =
-    "define_message(linker, max_message_size, message_type, hooks)\n"
-    "    -> tuple[tuple[str, str, str, str], ...]\n\n"
-    "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t;\n"
-    "message_type makes a new scratch message (Message(tag, bytearray())); hooks is a tuple\n"
-    "(deliver, guest_trap, on_error) that the caller keeps alive as long as the linker: send calls\n"
-    "deliver(pid, message), traps with a guest_trap's text, and reports any other exception to\n"
-    "on_error before trapping. Returns what it defined, as\n"
-    "(namespace, name, params, results) with 'i' for i32 and 'I' for i64, as Linker.define takes.";
+    "define_message(linker, max_message_size, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
+    "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t. hooks:\n"
+    "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT), kept alive by the caller\n"
+    "as long as the linker: send puts a message into the mailbox of a process in the processes dict\n"
+    "(pid -> process) when nothing else has to happen, and calls deliver(pid, message) otherwise;\n"
+    "traps with a guest_trap's text, and reports any other exception to on_error before trapping.\n"
+    "Returns what it defined, as (namespace, name, params, results) with 'i' for i32 and 'I' for\n"
+    "i64, as Linker.define takes.";
 
 PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "define_message takes 4 arguments, got %zd", nargs);
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "define_message takes 3 arguments, got %zd", nargs);
         return NULL;
     }
-    if (!PyTuple_CheckExact(args[3]) || PyTuple_GET_SIZE(args[3]) != 3) {
-        PyErr_SetString(PyExc_TypeError, "define_message: hooks must be a tuple (deliver, guest_trap, on_error)");
-        return NULL;
-    }
-    if (!lmp_require_ready())
+    if (lmp_check_hooks(args[2], "define_message") < 0 || !lmp_require_ready())
         return NULL;
     wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
     if (linker == NULL)
@@ -449,12 +431,6 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
     size_t max_size = PyLong_AsSize_t(args[1]);
     if (max_size == (size_t)-1 && PyErr_Occurred())
         return NULL;
-    if (!PyCallable_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "define_message: message_type must be callable");
-        return NULL;
-    }
-    Py_INCREF(args[2]);
-    Py_XSETREF(lmp_message_type, args[2]);
     size_t count = sizeof(lmp_message_functions) / sizeof(lmp_message_functions[0]);
     PyObject *names = PyTuple_New((Py_ssize_t)count);
     if (names == NULL)
@@ -468,7 +444,7 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
         wasm_functype_t *type = lmp_wasm_functype_new(&params, &results);
         void *env = function->callback == lmp_write_data ? (void *)(uintptr_t)max_size : NULL;
         if (function->callback == lmp_send)
-            env = args[3];
+            env = args[2];
         wasmtime_error_t *error = lmp_wasmtime_linker_define_func_unchecked(
             linker, namespace, sizeof(namespace) - 1, function->name, strlen(function->name), type,
             function->callback, env, NULL);
@@ -495,14 +471,7 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
 
 #define LMP_MAX_RECEIVE_TAGS 4096
 
-static void lmp_wait(PyObject *hooks, lmp_proc *state, PyObject *tags, PyObject *start, int64_t timeout_ms,
-                     wasmtime_val_t *results, wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation);
-
-static bool lmp_ready_now(void *env) {
-    (void)env;
-    return true;
-}
-
+static bool lmp_ready_now(void *env) { (void)env; return true; }
 static void lmp_no_finalizer(void *env) { (void)env; }
 
 /* The continuation of a receive suspended in C: the guest goes on once wake() (Engine.resume,
@@ -518,25 +487,109 @@ static bool lmp_wait_over(void *env) {
     return true;
 }
 
-/* receive(tags_ptr: i32, tags_count: i32, timeout_ms: i64) -> i32, async. env: a tuple (wait_for,
- * GuestTrap, on_error, PENDING, deliver), borrowed (the Python Linker keeps it). The tags are read
- * and checked here; wait_for(process, tags, 0, timeout) (lunatic_mp/vm/host/message.py) takes a
- * wanted message or arms the wait, and returns PENDING then: the call suspends with lmp_wait_over
- * as its continuation, until the engine wakes the process (Engine.resume). */
-static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
-                        wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
-                        wasmtime_async_continuation_t *continuation) {
-    (void)nargs;
-    (void)nresults;
+static void lmp_result(wasmtime_val_t *results, int32_t code) {
+    results[0].kind = WASMTIME_I32;
+    results[0].of.i32 = code;
+}
+
+/* Take the oldest wanted message at index >= start into the scratch area: 1 (its kind is the
+ * result), 0 if there is none, -1 on a Python error. The GIL is held. */
+static int lmp_take(lmp_proc *state, const int64_t *tags, Py_ssize_t count, Py_ssize_t start,
+                    wasmtime_val_t *results) {
+    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+    if (mailbox == NULL)
+        return -1;
+    int found = 0;
+    if (Py_IS_TYPE(mailbox, &lmp_MailboxType)) {
+        lmp_message *message = lmp_mailbox_take((lmp_mailbox *)mailbox, tags, count, count == 0, start);
+        if (message != NULL) {
+            found = PyObject_SetAttr(state->owner, lmp_str_scratch, (PyObject *)message) < 0 ? -1 : 1;
+            lmp_result(results, message->kind);
+            Py_DECREF(message);
+        } else if (PyErr_Occurred()) {
+            found = -1;
+        }
+    }
+    Py_DECREF(mailbox);
+    return found;
+}
+
+/* Nothing wanted is in the mailbox: return TIMEOUT for a zero timeout, or call
+ * wait_for(process, tags, start, timeout), which arms the wait (and its timer) and returns PENDING
+ * (any other value is the call's result): the call then suspends with lmp_wait_over as its
+ * continuation, until the engine wakes the process (Engine.resume). The GIL is held. */
+static void lmp_wait(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_ssize_t count, Py_ssize_t start,
+                     int64_t timeout_ms, wasmtime_val_t *results, wasm_trap_t **trap_ret,
+                     wasmtime_async_continuation_t *continuation) {
+    if (timeout_ms == 0) {
+        long code = PyLong_AsLong(LMP_HOOK(hooks, LMP_TIMEOUT));
+        if (code == -1 && PyErr_Occurred())
+            *trap_ret = lmp_trap_from_hooks(hooks, "receive");
+        else
+            lmp_result(results, (int32_t)code);
+        return;
+    }
+    PyObject *tag_tuple = Py_None, *value = NULL;
+    if (count) {
+        tag_tuple = PyTuple_New(count);
+        for (Py_ssize_t i = 0; tag_tuple != NULL && i < count; i++) {
+            PyObject *item = PyLong_FromLongLong(tags[i]);
+            if (item == NULL)
+                Py_CLEAR(tag_tuple);
+            else
+                PyTuple_SET_ITEM(tag_tuple, i, item);
+        }
+    } else {
+        Py_INCREF(tag_tuple);
+    }
+    PyObject *start_obj = tag_tuple != NULL ? PyLong_FromSsize_t(start) : NULL;
+    PyObject *timeout = start_obj != NULL ? PyLong_FromLongLong(timeout_ms) : NULL;
+    if (timeout != NULL)
+        value = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_WAIT_FOR), state->owner, tag_tuple, start_obj,
+                                             timeout, NULL);
+    if (value == NULL) {
+        *trap_ret = lmp_trap_from_hooks(hooks, "receive");
+    } else if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspend until woken */
+        state->wait_results = results;
+        state->woken = 0;
+        continuation->callback = lmp_wait_over;
+        continuation->env = state;
+    } else {
+        long code = PyLong_AsLong(value);
+        if (code == -1 && PyErr_Occurred())
+            *trap_ret = lmp_trap_from_hooks(hooks, "receive");
+        else
+            lmp_result(results, (int32_t)code);
+    }
+    Py_XDECREF(value);
+    Py_XDECREF(timeout);
+    Py_XDECREF(start_obj);
+    Py_XDECREF(tag_tuple);
+}
+
+static lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
+                                 wasmtime_async_continuation_t *continuation) {
     continuation->callback = lmp_ready_now;
     continuation->env = NULL;
     continuation->finalizer = lmp_no_finalizer;
     lmp_proc *state = lmp_caller_state(caller);
     if (state == NULL || state->owner == NULL) {
-        *trap_ret = lmp_trap("host function called outside a process");
-        return;
+        *trap_ret = lmp_trap(LMP_OUTSIDE);
+        return NULL;
     }
-    PyObject *hooks = env;
+    return state;
+}
+
+/* receive(tags_ptr: i32, tags_count: i32, timeout_ms: i64) -> i32, async. env: the hooks. The tags
+ * are read and checked here, and a message already in the mailbox is taken here (lmp_take). */
+static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
+                        wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
+                        wasmtime_async_continuation_t *continuation) {
+    (void)nargs;
+    (void)nresults;
+    lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);
+    if (state == NULL)
+        return;
     int32_t count = args[1].of.i32;
     uint32_t ptr = (uint32_t)args[0].of.i32;
     if (count != 0 && (count < 0 || count > LMP_MAX_RECEIVE_TAGS)) {
@@ -550,102 +603,58 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
         *trap_ret = lmp_out_of_bounds(state, ptr, (uint32_t)count * 8);
         return;
     }
+    int64_t few[16];
+    int64_t *tags = count <= 16 ? few : PyMem_RawMalloc((size_t)count * sizeof(int64_t));
+    if (tags == NULL) {
+        *trap_ret = lmp_trap("out of memory reading the tags");
+        return;
+    }
+    if (count)
+        memcpy(tags, raw_tags, (size_t)count * 8); /* guest memory is little-endian, unaligned */
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *tags = Py_None;
-    Py_INCREF(tags);
-    if (count) {
-        Py_DECREF(tags);
-        tags = PyTuple_New(count);
-        for (int32_t i = 0; tags != NULL && i < count; i++) {
-            int64_t tag;
-            memcpy(&tag, raw_tags + (size_t)i * 8, 8);
-            PyObject *item = PyLong_FromLongLong(tag);
-            if (item == NULL)
-                Py_CLEAR(tags);
-            else
-                PyTuple_SET_ITEM(tags, i, item);
-        }
-    }
-    if (tags != NULL)
-        lmp_wait(hooks, state, tags, lmp_zero, args[2].of.i64, results, trap_ret, continuation);
-    else
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
-    Py_XDECREF(tags);
+    int found = lmp_take(state, tags, count, 0, results);
+    if (found < 0)
+        *trap_ret = lmp_trap_from_hooks(env, "receive");
+    else if (!found)
+        lmp_wait(env, state, tags, count, 0, args[2].of.i64, results, trap_ret, continuation);
     PyGILState_Release(gil);
-}
-
-/* wait_for(process, tags, start, timeout) and what it returns: a code now, or PENDING: suspend. The
- * GIL is held. */
-static void lmp_wait(PyObject *hooks, lmp_proc *state, PyObject *tags, PyObject *start, int64_t timeout_ms,
-                     wasmtime_val_t *results, wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation) {
-    PyObject *value = NULL;
-    PyObject *timeout = PyLong_FromLongLong(timeout_ms);
-    if (timeout != NULL)
-        value = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(hooks, 0), state->owner, tags, start, timeout, NULL);
-    if (value == NULL) {
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
-    } else if (value == PyTuple_GET_ITEM(hooks, 3)) { /* PENDING: suspend until woken */
-        state->wait_results = results;
-        state->woken = 0;
-        continuation->callback = lmp_wait_over;
-        continuation->env = state;
-    } else {
-        long code = PyLong_AsLong(value);
-        if (code == -1 && PyErr_Occurred()) {
-            *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2), "receive");
-        } else {
-            results[0].kind = WASMTIME_I32;
-            results[0].of.i32 = (int32_t)code;
-        }
-    }
-    Py_XDECREF(value);
-    Py_XDECREF(timeout);
+    if (tags != few)
+        PyMem_RawFree(tags);
 }
 
 /* send_receive_skip_search(pid: i64, wait_tag: i64, timeout_ms: i64) -> i32, async: send the
  * scratch message, then wait for a reply tagged wait_tag among the messages that arrive after it
- * (the mailbox's older ones are skipped). env: receive's hooks and deliver, borrowed. */
+ * (the mailbox's older ones are skipped). env: the hooks. */
 static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
                                          size_t nargs, wasmtime_val_t *results, size_t nresults,
                                          wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation) {
     (void)nargs;
     (void)nresults;
-    continuation->callback = lmp_ready_now;
-    continuation->env = NULL;
-    continuation->finalizer = lmp_no_finalizer;
-    lmp_proc *state = lmp_caller_state(caller);
-    if (state == NULL || state->owner == NULL) {
-        *trap_ret = lmp_trap("host function called outside a process");
+    lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);
+    if (state == NULL)
         return;
-    }
-    PyObject *hooks = env;
+    int64_t tag = args[1].of.i64;
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
-    Py_ssize_t waiting = mailbox != NULL ? PyObject_Length(mailbox) : -1;
-    PyObject *start = waiting >= 0 ? PyLong_FromSsize_t(waiting) : NULL;
-    PyObject *pid = start != NULL ? PyLong_FromLongLong(args[0].of.i64) : NULL;
-    PyObject *tags = pid != NULL ? Py_BuildValue("(L)", (long long)args[1].of.i64) : NULL;
-    const char *error = tags != NULL ? lmp_send_scratch(state->owner, pid, PyTuple_GET_ITEM(hooks, 4))
-                                     : LMP_PYTHON_ERROR;
+    Py_ssize_t start = mailbox != NULL ? PyObject_Length(mailbox) : -1;
+    Py_XDECREF(mailbox);
+    const char *error = start >= 0 ? lmp_send_scratch(env, state, args[0].of.i64) : LMP_PYTHON_ERROR;
+    int found = 0;
+    if (error == NULL && (found = lmp_take(state, &tag, 1, start, results)) < 0)
+        error = LMP_PYTHON_ERROR;
     if (error == LMP_PYTHON_ERROR)
-        *trap_ret = lmp_trap_from_exception(PyTuple_GET_ITEM(hooks, 1), PyTuple_GET_ITEM(hooks, 2),
-                                            "send_receive_skip_search");
+        *trap_ret = lmp_trap_from_hooks(env, "send_receive_skip_search");
     else if (error != NULL)
         *trap_ret = lmp_trap(error);
-    else
-        lmp_wait(hooks, state, tags, start, args[2].of.i64, results, trap_ret, continuation);
-    Py_XDECREF(tags);
-    Py_XDECREF(pid);
-    Py_XDECREF(start);
-    Py_XDECREF(mailbox);
+    else if (!found)
+        lmp_wait(env, state, &tag, 1, start, args[2].of.i64, results, trap_ret, continuation);
     PyGILState_Release(gil);
 }
 
 const char lmp_define_receive_doc[] =
     "define_receive(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
     "Define lunatic::message::receive and send_receive_skip_search (C, async) on a wasmtime_linker_t.\n"
-    "hooks: a tuple (wait_for, guest_trap, on_error, PENDING, deliver) that\n"
-    "the caller keeps alive as long as the linker (see lmp_receive in message.c).";
+    "hooks: as define_message's, kept alive by the caller as long as the linker (see lmp_receive).";
 
 static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const char *params,
                             wasmtime_func_async_callback_t callback, PyObject *hooks) {
@@ -669,11 +678,11 @@ static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const c
 
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 5) {
-        PyErr_SetString(PyExc_TypeError, "define_receive(linker, hooks): hooks must be a 5-tuple");
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "define_receive takes 2 arguments (linker, hooks), got %zd", nargs);
         return NULL;
     }
-    if (!lmp_require_ready())
+    if (lmp_check_hooks(args[1], "define_receive") < 0 || !lmp_require_ready())
         return NULL;
     wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
     if (linker == NULL)

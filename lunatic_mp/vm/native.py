@@ -283,8 +283,7 @@ class BaseContext:
     def _wait_for(
         self, process: NativeProcess, tags: tuple[int, ...] | None, start: int, timeout_ms: int
     ) -> Message | None:
-        process.receive_tags = tags
-        process.receive_start = start
+        process.mailbox.wait(tags, start)
         process.engine.wait(process, timeout_ms, on_timeout=TIMED_OUT)
         process.waiting = True
         if process.suspend() == TIMED_OUT:

@@ -87,8 +87,6 @@ class BaseProcess:
         "phase",
         "pid",
         "queued",
-        "receive_start",
-        "receive_tags",
         "registered",
         "scratch",
         "timer",
@@ -102,6 +100,7 @@ class BaseProcess:
         self.environment_id = 0
         self.phase = Phase.INSTANTIATING
         self.mailbox = Mailbox()
+        self.mailbox.bound = config.max_mailbox or 0
         self.scratch: Message | None = None
         self.links: dict[int, int] = {}  # linked pid -> the tag this side sees when it dies
         self.monitoring: set[int] = set()
@@ -109,8 +108,6 @@ class BaseProcess:
         self.die_when_link_dies = True
         self.waiting = False  # suspended in a host call until woken
         self.queued = False  # in the scheduler's run queue
-        self.receive_tags: tuple[int, ...] | None = None
-        self.receive_start = -1  # >= 0 while waiting in receive: mailbox index to search from
         self.timer: Timer | None = None
         self.timers: dict[int, Timer] = {}  # its send_after timers, by id (cancelled when it dies)
         self.finished: Finished | None = None

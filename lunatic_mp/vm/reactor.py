@@ -58,6 +58,7 @@ class _Waiters:
 class Reactor:
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
+        self._registered = self._selector.get_map()  # a live view: checked every scheduler round
         self._waiting: dict[int, _Waiters] = {}
         self._calls: deque[Callable[[], None]] = deque()  # from other threads
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -69,7 +70,7 @@ class Reactor:
 
     @property
     def watching(self) -> bool:
-        return bool(self._selector.get_map())
+        return bool(self._registered)
 
     def watch(self, fd: int, events: int, callback: Callback) -> None:
         """Call ``callback`` whenever ``fd`` is ready for ``events``, until :meth:`unwatch`."""

@@ -42,12 +42,6 @@ def register(engine: HostEngine) -> None:
     define = engine.linker.define
     max_size = engine.max_message_size
 
-    # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id and send:
-    # C host functions on the scratch message (lunatic_mp/vm/message.c), no Python trampoline; they
-    # check every pointer. send hands the message to Engine.deliver (here or another worker).
-    hooks = (engine.deliver, GuestTrap, engine.linker.on_host_error)  # kept by the lambda
-    engine.linker.define_native(lambda linker: core.define_message(linker, max_size, Message, hooks))
-
     def push_module(module_id: int) -> int:
         process = current(engine)
         message = scratch_of(process)
@@ -66,26 +60,24 @@ def register(engine: HostEngine) -> None:
     define(NAMESPACE, "push_module", "I", "I", push_module)
     define(NAMESPACE, "take_module", "I", "I", take_module)
 
-    deliver = engine.deliver
-
     def wait_for(process: Process, tags: tuple[int, ...] | None, start: int, timeout_ms: int) -> object:
-        """Take the oldest wanted message, or suspend until one comes (or the timeout)."""
-        message = process.mailbox.take(tags, start)
-        if message is not None:
-            process.scratch = message
-            return int(message.kind)
-        if timeout_ms == 0:
-            return TIMEOUT
-        process.receive_tags = tags
-        process.receive_start = start
+        """Suspend until a wanted message comes (or the timeout, not 0): the C receive found none
+        in the mailbox, and nothing can arrive between its look and this call (one thread)."""
+        process.mailbox.wait(tags, start)
         process.waiting = process.receiving = True  # the C side suspends the call
         engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
         return PENDING
 
-    # receive and send_receive_skip_search: C async host functions. receive reads and checks the
-    # tags (at most MAX_RECEIVE_TAGS); send_receive_skip_search sends as send does, then waits for
-    # a reply among the messages that arrive after it. Both call wait_for; when that suspends, the
-    # call waits in C until Engine.resume wakes it (Store.wake): no Python frame is recorded.
-    linker = engine.linker
-    receive_hooks = (wait_for, GuestTrap, linker.on_host_error, PENDING, deliver)
-    linker.define_native(lambda raw_linker: core.define_receive(raw_linker, receive_hooks))
+    # create_data, write_data, read_data, seek_data, get_tag, data_size, get_process_id, send,
+    # receive and send_receive_skip_search: C host functions (lunatic_mp/vm/message.c), no Python
+    # trampoline; they check every pointer. send puts a message straight into a local mailbox when
+    # nothing else must happen (no receive waits for it, no bound is reached), and calls
+    # Engine.deliver otherwise (a waiting receiver, another worker). receive takes a message
+    # already in the mailbox in C, and calls wait_for only to suspend: the call then waits in C
+    # until Engine.resume wakes it (Store.wake). send_receive_skip_search sends as send does, then
+    # waits for a reply among the messages that arrive after it. One hooks tuple serves them all
+    # (the lambdas keep it alive as long as the linker).
+    on_error = engine.linker.on_host_error
+    hooks = (wait_for, GuestTrap, on_error, PENDING, engine.deliver, engine.processes, TIMEOUT)
+    engine.linker.define_native(lambda linker: core.define_message(linker, max_size, hooks))
+    engine.linker.define_native(lambda linker: core.define_receive(linker, hooks))

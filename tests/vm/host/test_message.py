@@ -317,12 +317,13 @@ SENDER = """
     ],
 )
 def test_a_failing_delivery_traps_only_the_sender(raised: Exception, reason: str, host_error: bool) -> None:
-    """The C send calls Engine.deliver: a GuestTrap it raises traps the sender with its text; any
-    other exception is the host's fault, reported in Engine.host_errors, and traps it too."""
+    """The C send calls Engine.deliver for a pid that is no local process's: a GuestTrap it raises
+    traps the sender with its text; any other exception is the host's fault, reported in
+    Engine.host_errors, and traps it too."""
     with mock.patch.object(Engine, "deliver", side_effect=raised):
         engine = Engine(max_processes=4)
     try:
-        process = start(engine, engine.load_module(SENDER), "main", 1)
+        process = start(engine, engine.load_module(SENDER), "main", 12345)
         finished = engine.run_until_finished(process, timeout=30)
         assert finished is not None and finished.outcome is Outcome.FAILED
         assert finished.message == reason
