@@ -57,6 +57,7 @@ typedef struct {
     Py_ssize_t ntags;
     int any_tag;
     Py_ssize_t bound; /* EnvConfig.max_mailbox (0: none): send leaves a put that reaches it to Python */
+    lmp_proc *waiter; /* the Wasm process suspended in a C receive on this mailbox, while it waits */
 } lmp_mailbox;
 
 extern PyTypeObject lmp_MessageType, lmp_MailboxType;

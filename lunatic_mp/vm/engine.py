@@ -497,7 +497,9 @@ class Engine(Placement, Signals):
         """Let a suspended process go on; its pending host call returns ``value``.
 
         ``on_resume`` runs inside the process's fiber just before it goes on: the place to
-        write out-parameters into its memory.
+        write out-parameters into its memory. A message sent from C to a process waiting in a C
+        receive is handed over as :meth:`deliver` and this do, in C (``lmp_wake_receiver`` in
+        lunatic_mp/vm/message.c): keep the three in step.
         """
         if process.timer is not None:
             process.timer.cancel()

@@ -432,6 +432,7 @@ static int lmp_read_tags(PyObject *value, int64_t **tags, Py_ssize_t *count, int
 }
 
 void lmp_mailbox_set_wait(lmp_mailbox *box, int64_t *tags, Py_ssize_t count, int any, Py_ssize_t start) {
+    box->waiter = NULL; /* a C receive names itself after arming the wait (message.c) */
     PyMem_Free(box->tags);
     box->tags = tags;
     box->ntags = count;

@@ -13,20 +13,25 @@
  * guest with a message saying which, and never reaches the worker. These functions run on the
  * guest's fiber with the GIL released by poll: each takes it for its duration.
  */
-#include "core.h"
+#include "message.h"
 
 #include <string.h>
 
-static PyObject *lmp_str_scratch, *lmp_str_mailbox;
+PyObject *lmp_str_scratch, *lmp_str_mailbox, *lmp_str_receiving, *lmp_str_waiting;
+static PyObject *lmp_str_timer, *lmp_str_parked, *lmp_str_queued, *lmp_str_append;
 
 int lmp_message_init(PyObject *module) {
     (void)module;
-    lmp_str_scratch = PyUnicode_InternFromString("scratch");
-    lmp_str_mailbox = PyUnicode_InternFromString("mailbox");
-    return lmp_str_scratch != NULL && lmp_str_mailbox != NULL ? 0 : -1;
+    PyObject **names[] = {&lmp_str_scratch, &lmp_str_mailbox,   &lmp_str_timer,   &lmp_str_parked,
+                          &lmp_str_queued,  &lmp_str_receiving, &lmp_str_waiting, &lmp_str_append};
+    const char *texts[] = {"scratch", "mailbox", "timer", "parked", "queued", "receiving", "waiting", "append"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
+            return -1;
+    return 0;
 }
 
-static wasm_trap_t *lmp_trap(const char *message) {
+wasm_trap_t *lmp_trap(const char *message) {
     return lmp_wasmtime_trap_new(message, strlen(message));
 }
 
@@ -47,12 +52,12 @@ static wasm_trap_t *lmp_trap_from_error(const char *function) {
     return lmp_trap(message);
 }
 
-static lmp_proc *lmp_caller_state(wasmtime_caller_t *caller) {
+lmp_proc *lmp_caller_state(wasmtime_caller_t *caller) {
     return lmp_wasmtime_context_get_data(lmp_wasmtime_caller_context(caller));
 }
 
 /* The guest memory at [ptr, ptr + len), or NULL if any of it is out of bounds (or no memory). */
-static uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len) {
+uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len) {
     wasmtime_context_t *context = lmp_wasmtime_caller_context(caller);
     if (!state->have_memory) {
         wasmtime_extern_t item;
@@ -73,7 +78,7 @@ static uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t pt
     return state->base + ptr;
 }
 
-static wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t len) {
+wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t len) {
     char message[160];
     if (!state->have_memory)
         return lmp_trap("the module does not export its memory as `memory`");
@@ -82,7 +87,7 @@ static wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t le
     return lmp_trap(message);
 }
 
-static const char LMP_OUTSIDE[] = "host function called outside a process";
+const char LMP_OUTSIDE[] = "host function called outside a process";
 static const char LMP_NO_SCRATCH[] = "no message in the scratch area: call create_data or receive first";
 
 /* The caller's scratch message (a new reference), or NULL with *trap set. The GIL is held. */
@@ -274,19 +279,14 @@ static wasm_trap_t *lmp_trap_from_exception(PyObject *guest_trap, PyObject *on_e
     return lmp_trap_from_error(function);
 }
 
-/* The hooks every function here shares (a tuple the Python Linker keeps alive as long as its
- * definitions can be called; borrowed here, since a reference held by C would hide a cycle through
- * the engine from the garbage collector). */
-enum { LMP_WAIT_FOR, LMP_GUEST_TRAP, LMP_ON_ERROR, LMP_PENDING, LMP_DELIVER, LMP_PROCESSES, LMP_TIMEOUT, LMP_HOOKS };
-#define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
 
-static wasm_trap_t *lmp_trap_from_hooks(PyObject *hooks, const char *function) {
+wasm_trap_t *lmp_trap_from_hooks(PyObject *hooks, const char *function) {
     return lmp_trap_from_exception(LMP_HOOK(hooks, LMP_GUEST_TRAP), LMP_HOOK(hooks, LMP_ON_ERROR), function);
 }
 
 /* Returned by lmp_send_scratch: NULL (sent), a guest error to trap with, or this (a Python
  * exception is set). */
-static const char LMP_PYTHON_ERROR[] = "";
+const char LMP_PYTHON_ERROR[] = "";
 
 /* A reply sent to the sender of a message the guest made itself: the host program's mailbox
  * used to take it silently, so a guest server lost every reply to a real requester. */
@@ -295,8 +295,47 @@ static const char LMP_NO_PID_ZERO[] =
     "get_process_id after create_data returns 0: to reply, call get_process_id on the received "
     "message before create_data";
 
-/* Put message into the mailbox of local process pid when nothing else must happen: 1 if it did,
- * 0 if Engine.deliver must (another worker, a waiting receive, a bound, a special mailbox). */
+/* An attribute of a process that is true (1), false (0), or an error (-1). */
+static int lmp_flag(PyObject *process, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(process, name);
+    int truth = value != NULL ? PyObject_IsTrue(value) : -1;
+    Py_XDECREF(value);
+    return truth;
+}
+
+/* Hand message to process, suspended in a C receive that wants it, as Engine.deliver and
+ * Engine.resume do (keep the three in step): 1 if done, 0 if they must (a timeout to cancel, a
+ * paused or already queued process), -1 on error. */
+static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *box, lmp_message *message) {
+    lmp_proc *state = box->waiter;
+    PyObject *timer = PyObject_GetAttr(process, lmp_str_timer);
+    if (timer == NULL)
+        return -1;
+    int plain = timer == Py_None;
+    Py_DECREF(timer);
+    int parked = plain ? lmp_flag(process, lmp_str_parked) : 0;
+    int queued = plain && parked == 0 ? lmp_flag(process, lmp_str_queued) : 0;
+    if (parked < 0 || queued < 0)
+        return -1;
+    if (!plain || parked || queued)
+        return 0;
+    if (PyObject_SetAttr(process, lmp_str_scratch, (PyObject *)message) < 0)
+        return -1;
+    lmp_mailbox_set_wait(box, NULL, 0, 0, -1);
+    state->wake_value = message->kind;
+    state->woken = 1;
+    if (PyObject_SetAttr(process, lmp_str_receiving, Py_False) < 0 ||
+        PyObject_SetAttr(process, lmp_str_waiting, Py_False) < 0 ||
+        PyObject_SetAttr(process, lmp_str_queued, Py_True) < 0)
+        return -1;
+    PyObject *appended = PyObject_CallMethodOneArg(LMP_HOOK(hooks, LMP_RUN_QUEUE), lmp_str_append, process);
+    Py_XDECREF(appended);
+    return appended != NULL ? 1 : -1;
+}
+
+/* Put message into the mailbox of local process pid, or hand it to a C receive waiting for it,
+ * when nothing else must happen: 1 if it did, 0 if Engine.deliver must (another worker, a bound
+ * reached, a special mailbox, a receiver to wake that is not plain). */
 static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
     PyObject *target = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_PROCESSES), pid);
     if (target == NULL)
@@ -306,9 +345,12 @@ static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
         return -1;
     int done = 0;
     lmp_mailbox *box = (lmp_mailbox *)mailbox;
-    if (Py_IS_TYPE(mailbox, &lmp_MailboxType) && !lmp_mailbox_wants(box, message->tag) &&
-        (box->bound == 0 || box->count + 1 < box->bound))
-        done = lmp_mailbox_put(box, message) < 0 ? -1 : 1;
+    if (!Py_IS_TYPE(mailbox, &lmp_MailboxType))
+        done = 0;
+    else if (!lmp_mailbox_wants(box, message->tag))
+        done = box->bound == 0 || box->count + 1 < box->bound ? (lmp_mailbox_put(box, message) < 0 ? -1 : 1) : 0;
+    else if (box->waiter != NULL && box->waiter->wait_results != NULL)
+        done = lmp_wake_receiver(hooks, target, box, message);
     Py_DECREF(mailbox);
     return done;
 }
@@ -316,7 +358,7 @@ static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
 /* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
  * immutable bytes (read_data then copies without a view), and it goes into a local mailbox
  * (lmp_put_local) or to deliver(pid, message) (Python: Engine.deliver). The GIL is held. */
-static const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
+const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     if (to == 0)
         return LMP_NO_PID_ZERO;
     PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
@@ -390,7 +432,7 @@ static const lmp_host_function lmp_message_functions[] = {
     {"get_process_id", "", "I", lmp_get_process_id}, {"send", "I", "i", lmp_send},
 };
 
-static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
+void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
     wasm_valtype_t *types[8];
     size_t count = strlen(kinds);
     for (size_t i = 0; i < count; i++)
@@ -398,11 +440,12 @@ static void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
     lmp_wasm_valtype_vec_new(out, count, types);
 }
 
-static int lmp_check_hooks(PyObject *hooks, const char *function) {
+int lmp_check_hooks(PyObject *hooks, const char *function) {
     if (PyTuple_CheckExact(hooks) && PyTuple_GET_SIZE(hooks) == LMP_HOOKS && PyDict_Check(LMP_HOOK(hooks, LMP_PROCESSES)))
         return 0;
     PyErr_Format(PyExc_TypeError,
-                 "%s: hooks must be a tuple (wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT)",
+                 "%s: hooks must be a tuple (wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, "
+                 "run_queue)",
                  function);
     return -1;
 }
@@ -410,9 +453,10 @@ static int lmp_check_hooks(PyObject *hooks, const char *function) {
 const char lmp_define_message_doc[] =
     "define_message(linker, max_message_size, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
     "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t. hooks:\n"
-    "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT), kept alive by the caller\n"
-    "as long as the linker: send puts a message into the mailbox of a process in the processes dict\n"
-    "(pid -> process) when nothing else has to happen, and calls deliver(pid, message) otherwise;\n"
+    "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue), kept alive by the\n"
+    "caller as long as the linker: send puts a message into the mailbox of a process in the processes\n"
+    "dict (pid -> process), or wakes it in a C receive (appending it to run_queue), when nothing else\n"
+    "has to happen, and calls deliver(pid, message) otherwise;\n"
     "traps with a guest_trap's text, and reports any other exception to on_error before trapping.\n"
     "Returns what it defined, as (namespace, name, params, results) with 'i' for i32 and 'I' for\n"
     "i64, as Linker.define takes.";
@@ -467,229 +511,4 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
         PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
     }
     return names;
-}
-
-#define LMP_MAX_RECEIVE_TAGS 4096
-
-static bool lmp_ready_now(void *env) { (void)env; return true; }
-static void lmp_no_finalizer(void *env) { (void)env; }
-
-/* The continuation of a receive suspended in C: the guest goes on once wake() (Engine.resume,
- * through Store.wake) has given the call its value; each poll until then finds it still waiting. */
-static bool lmp_wait_over(void *env) {
-    lmp_proc *state = env;
-    if (!state->woken)
-        return false;
-    state->woken = 0;
-    state->wait_results[0].kind = WASMTIME_I32;
-    state->wait_results[0].of.i32 = state->wake_value;
-    state->wait_results = NULL;
-    return true;
-}
-
-static void lmp_result(wasmtime_val_t *results, int32_t code) {
-    results[0].kind = WASMTIME_I32;
-    results[0].of.i32 = code;
-}
-
-/* Take the oldest wanted message at index >= start into the scratch area: 1 (its kind is the
- * result), 0 if there is none, -1 on a Python error. The GIL is held. */
-static int lmp_take(lmp_proc *state, const int64_t *tags, Py_ssize_t count, Py_ssize_t start,
-                    wasmtime_val_t *results) {
-    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
-    if (mailbox == NULL)
-        return -1;
-    int found = 0;
-    if (Py_IS_TYPE(mailbox, &lmp_MailboxType)) {
-        lmp_message *message = lmp_mailbox_take((lmp_mailbox *)mailbox, tags, count, count == 0, start);
-        if (message != NULL) {
-            found = PyObject_SetAttr(state->owner, lmp_str_scratch, (PyObject *)message) < 0 ? -1 : 1;
-            lmp_result(results, message->kind);
-            Py_DECREF(message);
-        } else if (PyErr_Occurred()) {
-            found = -1;
-        }
-    }
-    Py_DECREF(mailbox);
-    return found;
-}
-
-/* Nothing wanted is in the mailbox: return TIMEOUT for a zero timeout, or call
- * wait_for(process, tags, start, timeout), which arms the wait (and its timer) and returns PENDING
- * (any other value is the call's result): the call then suspends with lmp_wait_over as its
- * continuation, until the engine wakes the process (Engine.resume). The GIL is held. */
-static void lmp_wait(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_ssize_t count, Py_ssize_t start,
-                     int64_t timeout_ms, wasmtime_val_t *results, wasm_trap_t **trap_ret,
-                     wasmtime_async_continuation_t *continuation) {
-    if (timeout_ms == 0) {
-        long code = PyLong_AsLong(LMP_HOOK(hooks, LMP_TIMEOUT));
-        if (code == -1 && PyErr_Occurred())
-            *trap_ret = lmp_trap_from_hooks(hooks, "receive");
-        else
-            lmp_result(results, (int32_t)code);
-        return;
-    }
-    PyObject *tag_tuple = Py_None, *value = NULL;
-    if (count) {
-        tag_tuple = PyTuple_New(count);
-        for (Py_ssize_t i = 0; tag_tuple != NULL && i < count; i++) {
-            PyObject *item = PyLong_FromLongLong(tags[i]);
-            if (item == NULL)
-                Py_CLEAR(tag_tuple);
-            else
-                PyTuple_SET_ITEM(tag_tuple, i, item);
-        }
-    } else {
-        Py_INCREF(tag_tuple);
-    }
-    PyObject *start_obj = tag_tuple != NULL ? PyLong_FromSsize_t(start) : NULL;
-    PyObject *timeout = start_obj != NULL ? PyLong_FromLongLong(timeout_ms) : NULL;
-    if (timeout != NULL)
-        value = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_WAIT_FOR), state->owner, tag_tuple, start_obj,
-                                             timeout, NULL);
-    if (value == NULL) {
-        *trap_ret = lmp_trap_from_hooks(hooks, "receive");
-    } else if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspend until woken */
-        state->wait_results = results;
-        state->woken = 0;
-        continuation->callback = lmp_wait_over;
-        continuation->env = state;
-    } else {
-        long code = PyLong_AsLong(value);
-        if (code == -1 && PyErr_Occurred())
-            *trap_ret = lmp_trap_from_hooks(hooks, "receive");
-        else
-            lmp_result(results, (int32_t)code);
-    }
-    Py_XDECREF(value);
-    Py_XDECREF(timeout);
-    Py_XDECREF(start_obj);
-    Py_XDECREF(tag_tuple);
-}
-
-static lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
-                                 wasmtime_async_continuation_t *continuation) {
-    continuation->callback = lmp_ready_now;
-    continuation->env = NULL;
-    continuation->finalizer = lmp_no_finalizer;
-    lmp_proc *state = lmp_caller_state(caller);
-    if (state == NULL || state->owner == NULL) {
-        *trap_ret = lmp_trap(LMP_OUTSIDE);
-        return NULL;
-    }
-    return state;
-}
-
-/* receive(tags_ptr: i32, tags_count: i32, timeout_ms: i64) -> i32, async. env: the hooks. The tags
- * are read and checked here, and a message already in the mailbox is taken here (lmp_take). */
-static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
-                        wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
-                        wasmtime_async_continuation_t *continuation) {
-    (void)nargs;
-    (void)nresults;
-    lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);
-    if (state == NULL)
-        return;
-    int32_t count = args[1].of.i32;
-    uint32_t ptr = (uint32_t)args[0].of.i32;
-    if (count != 0 && (count < 0 || count > LMP_MAX_RECEIVE_TAGS)) {
-        char message[96];
-        snprintf(message, sizeof(message), "receive takes at most %d tags, got %d", LMP_MAX_RECEIVE_TAGS, count);
-        *trap_ret = lmp_trap(message);
-        return;
-    }
-    const uint8_t *raw_tags = count ? lmp_span(state, caller, ptr, (uint32_t)count * 8) : NULL;
-    if (count && raw_tags == NULL) {
-        *trap_ret = lmp_out_of_bounds(state, ptr, (uint32_t)count * 8);
-        return;
-    }
-    int64_t few[16];
-    int64_t *tags = count <= 16 ? few : PyMem_RawMalloc((size_t)count * sizeof(int64_t));
-    if (tags == NULL) {
-        *trap_ret = lmp_trap("out of memory reading the tags");
-        return;
-    }
-    if (count)
-        memcpy(tags, raw_tags, (size_t)count * 8); /* guest memory is little-endian, unaligned */
-    PyGILState_STATE gil = PyGILState_Ensure();
-    int found = lmp_take(state, tags, count, 0, results);
-    if (found < 0)
-        *trap_ret = lmp_trap_from_hooks(env, "receive");
-    else if (!found)
-        lmp_wait(env, state, tags, count, 0, args[2].of.i64, results, trap_ret, continuation);
-    PyGILState_Release(gil);
-    if (tags != few)
-        PyMem_RawFree(tags);
-}
-
-/* send_receive_skip_search(pid: i64, wait_tag: i64, timeout_ms: i64) -> i32, async: send the
- * scratch message, then wait for a reply tagged wait_tag among the messages that arrive after it
- * (the mailbox's older ones are skipped). env: the hooks. */
-static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
-                                         size_t nargs, wasmtime_val_t *results, size_t nresults,
-                                         wasm_trap_t **trap_ret, wasmtime_async_continuation_t *continuation) {
-    (void)nargs;
-    (void)nresults;
-    lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);
-    if (state == NULL)
-        return;
-    int64_t tag = args[1].of.i64;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
-    Py_ssize_t start = mailbox != NULL ? PyObject_Length(mailbox) : -1;
-    Py_XDECREF(mailbox);
-    const char *error = start >= 0 ? lmp_send_scratch(env, state, args[0].of.i64) : LMP_PYTHON_ERROR;
-    int found = 0;
-    if (error == NULL && (found = lmp_take(state, &tag, 1, start, results)) < 0)
-        error = LMP_PYTHON_ERROR;
-    if (error == LMP_PYTHON_ERROR)
-        *trap_ret = lmp_trap_from_hooks(env, "send_receive_skip_search");
-    else if (error != NULL)
-        *trap_ret = lmp_trap(error);
-    else if (!found)
-        lmp_wait(env, state, &tag, 1, start, args[2].of.i64, results, trap_ret, continuation);
-    PyGILState_Release(gil);
-}
-
-const char lmp_define_receive_doc[] =
-    "define_receive(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
-    "Define lunatic::message::receive and send_receive_skip_search (C, async) on a wasmtime_linker_t.\n"
-    "hooks: as define_message's, kept alive by the caller as long as the linker (see lmp_receive).";
-
-static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const char *params,
-                            wasmtime_func_async_callback_t callback, PyObject *hooks) {
-    wasm_valtype_vec_t param_types, result_types;
-    lmp_valtypes(&param_types, params);
-    lmp_valtypes(&result_types, "i");
-    wasm_functype_t *type = lmp_wasm_functype_new(&param_types, &result_types);
-    static const char namespace[] = "lunatic::message";
-    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
-        linker, namespace, sizeof(namespace) - 1, name, strlen(name), type, callback, hooks, NULL);
-    lmp_wasm_functype_delete(type);
-    if (error == NULL)
-        return 0;
-    wasm_byte_vec_t text = {0, NULL};
-    lmp_wasmtime_error_message(error, &text);
-    PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::%s: %.*s", name, (int)text.size, text.data);
-    lmp_wasm_byte_vec_delete(&text);
-    lmp_wasmtime_error_delete(error);
-    return -1;
-}
-
-PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "define_receive takes 2 arguments (linker, hooks), got %zd", nargs);
-        return NULL;
-    }
-    if (lmp_check_hooks(args[1], "define_receive") < 0 || !lmp_require_ready())
-        return NULL;
-    wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
-    if (linker == NULL)
-        return NULL;
-    if (lmp_define_async(linker, "receive", "iiI", lmp_receive, args[1]) < 0 ||
-        lmp_define_async(linker, "send_receive_skip_search", "III", lmp_send_receive_skip_search, args[1]) < 0)
-        return NULL;
-    return Py_BuildValue("((ssss)(ssss))", "lunatic::message", "receive", "iiI", "i", "lunatic::message",
-                         "send_receive_skip_search", "III", "i");
 }

@@ -162,6 +162,7 @@ class Process(BaseProcess):
         self.wasi_epoch = 0.0  # time.monotonic() when its WASI clocks started: their zero
 
     def free(self) -> None:
+        self.mailbox.stop_waiting()  # its C state goes with the store: no send may wake it now
         for frame in self.frames:
             if frame.nested is not None:
                 wasm.finish(frame.nested)

@@ -61,8 +61,9 @@ def register(engine: HostEngine) -> None:
     define(NAMESPACE, "take_module", "I", "I", take_module)
 
     def wait_for(process: Process, tags: tuple[int, ...] | None, start: int, timeout_ms: int) -> object:
-        """Suspend until a wanted message comes (or the timeout, not 0): the C receive found none
-        in the mailbox, and nothing can arrive between its look and this call (one thread)."""
+        """Suspend until a wanted message comes or the timeout (> 0) passes: the C receive found
+        none in the mailbox, and nothing can arrive between its look and this call (one thread).
+        Without a timeout the C receive does the same itself (lmp_wait_forever: keep in step)."""
         process.mailbox.wait(tags, start)
         process.waiting = process.receiving = True  # the C side suspends the call
         engine.wait(process, timeout_ms, on_timeout=TIMEOUT)  # NO_TIMEOUT (-1) waits forever
@@ -78,6 +79,7 @@ def register(engine: HostEngine) -> None:
     # waits for a reply among the messages that arrive after it. One hooks tuple serves them all
     # (the lambdas keep it alive as long as the linker).
     on_error = engine.linker.on_host_error
-    hooks = (wait_for, GuestTrap, on_error, PENDING, engine.deliver, engine.processes, TIMEOUT)
+    run_queue = engine.scheduler.run_queue
+    hooks = (wait_for, GuestTrap, on_error, PENDING, engine.deliver, engine.processes, TIMEOUT, run_queue)
     engine.linker.define_native(lambda linker: core.define_message(linker, max_size, hooks))
     engine.linker.define_native(lambda linker: core.define_receive(linker, hooks))

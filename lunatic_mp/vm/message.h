@@ -1,0 +1,40 @@
+/* What the two halves of lunatic::message in C share: message.c (the scratch message, send) and
+ * receive.c (receive, send_receive_skip_search). */
+#ifndef LUNATIC_MP_MESSAGE_H
+#define LUNATIC_MP_MESSAGE_H
+
+#include "core.h"
+
+/* The hooks every function here shares (a tuple the Python Linker keeps alive as long as its
+ * definitions can be called; borrowed here, since a reference held by C would hide a cycle through
+ * the engine from the garbage collector). */
+enum {
+    LMP_WAIT_FOR,
+    LMP_GUEST_TRAP,
+    LMP_ON_ERROR,
+    LMP_PENDING,
+    LMP_DELIVER,
+    LMP_PROCESSES,
+    LMP_TIMEOUT,
+    LMP_RUN_QUEUE,
+    LMP_HOOKS
+};
+#define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
+
+extern PyObject *lmp_str_scratch, *lmp_str_mailbox, *lmp_str_receiving, *lmp_str_waiting;
+extern const char LMP_OUTSIDE[];      /* a host function called with no process (trap text) */
+extern const char LMP_PYTHON_ERROR[]; /* lmp_send_scratch's outcome when a Python exception is set */
+
+wasm_trap_t *lmp_trap(const char *message);
+/* A trap for the pending Python exception (cleared): a GuestTrap's text, or a host error. */
+wasm_trap_t *lmp_trap_from_hooks(PyObject *hooks, const char *function);
+lmp_proc *lmp_caller_state(wasmtime_caller_t *caller);
+/* The guest memory at [ptr, ptr + len), or NULL if any of it is out of bounds (or no memory). */
+uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len);
+wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t len);
+/* Send the caller's scratch message to pid `to`: NULL (sent), a guest error, or LMP_PYTHON_ERROR. */
+const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to);
+void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds);
+int lmp_check_hooks(PyObject *hooks, const char *function);
+
+#endif
