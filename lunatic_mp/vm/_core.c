@@ -325,7 +325,7 @@ static struct PyModuleDef lmp_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     if (PyType_Ready(&lmp_TickerType) < 0 || PyType_Ready(&lmp_MessageType) < 0 ||
-        PyType_Ready(&lmp_MailboxType) < 0)
+        PyType_Ready(&lmp_MailboxType) < 0 || PyType_Ready(&lmp_RunnerType) < 0 || lmp_runner_init() < 0)
         return NULL;
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
@@ -334,9 +334,8 @@ PyMODINIT_FUNC PyInit__core(void) {
         Py_DECREF(module);
         return NULL;
     }
-    Py_INCREF(&lmp_TickerType);
-    if (PyModule_AddObject(module, "Ticker", (PyObject *)&lmp_TickerType) < 0) {
-        Py_DECREF(&lmp_TickerType);
+    if (PyModule_AddObjectRef(module, "Ticker", (PyObject *)&lmp_TickerType) < 0 ||
+        PyModule_AddObjectRef(module, "Runner", (PyObject *)&lmp_RunnerType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

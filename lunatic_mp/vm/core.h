@@ -84,4 +84,8 @@ extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);
 
+/* runner.c: the scheduler's resume loop (the Runner type). */
+extern PyTypeObject lmp_RunnerType;
+int lmp_runner_init(void);
+
 #endif

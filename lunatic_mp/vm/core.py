@@ -42,6 +42,7 @@ def address(pointer: Any) -> int:
 load()
 
 Ticker = _core.Ticker
+Runner = _core.Runner
 new_state = _core.new_state
 state_finalizer = _core.state_finalizer
 prepare_store = _core.prepare_store

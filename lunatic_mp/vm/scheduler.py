@@ -8,7 +8,8 @@ The loop, top to bottom:
 1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
    processes whose sockets are ready (in a worker, its event loop does this between rounds);
 2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
-   spinning process gets one time slice per round and cannot starve the others;
+   spinning process gets one time slice per round and cannot starve the others (this phase is C,
+   lunatic_mp/vm/runner.c, calling back into the engine only when a call returns or a kill waits);
 3. return when the caller's condition holds;
 4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
    process waits on is ready (:mod:`lunatic_mp.vm.reactor`); with neither, nothing can ever happen
@@ -30,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import greenlet
 
+from lunatic_mp.vm import core
+
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
-    from lunatic_mp.vm.process import BaseProcess, Process
+    from lunatic_mp.vm.process import BaseProcess
 
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,10 @@ class Scheduler:
         self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
         self.polls_sockets = True
         """Whether each round polls the reactor; a worker's event loop does it instead."""
+        self._runner = core.Runner(self.run_queue, engine, engine.on_call_done, engine.kill)
+        """Phase 2 in C (lunatic_mp/vm/runner.c): polls each Wasm process for a slice; calls
+        ``on_call_done`` when its call returns, ``kill`` when it was killed while it ran, and a
+        native process's ``run_slice``."""
 
     def close(self) -> None:
         """Forget every process and timer (the engine is closing)."""
@@ -170,16 +177,12 @@ class Scheduler:
             if reactor.watching:
                 reactor.dispatch(0.0)
 
-        # 2. Run every process that is ready now, once each (round robin).
+        # 2. Run every process that is ready now, once each (round robin): a Wasm process until
+        #    it finishes, suspends in a host call, or its slice ends; one that finishes
+        #    instantiating goes straight on into its export; one killed while its own code ran (a
+        #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        for _ in range(len(queue)):
-            process = queue.popleft()
-            process.queued = False
-            if process.alive:
-                if process.native:
-                    process.run_slice(self.engine)  # type: ignore[attr-defined]
-                else:
-                    self._run_slice(process)  # type: ignore[arg-type]
+        self._runner.run(len(queue))
 
         if queue or self._reaping:
             return 0.0
@@ -187,25 +190,3 @@ class Scheduler:
             heapq.heappop(timers)
             self._cancelled -= 1
         return max(timers[0][0] - time.monotonic(), 0.0) if timers else None
-
-    def _run_slice(self, process: Process) -> None:
-        """Poll one process until it finishes, suspends in a host call, or its slice ends.
-
-        A process that finishes instantiating goes straight on into its export. One that was
-        killed while its own code ran (a link's death it caused) dies when its slice ends.
-        """
-        engine = self.engine
-        while True:
-            engine.current = process
-            try:
-                done = process.store.poll(process.call)  # type: ignore[arg-type, union-attr]
-            finally:
-                engine.current = None
-            if not done:
-                if process.kill_requested is not None:
-                    engine.kill(process.pid, process.kill_requested)
-                elif not process.waiting and not process.parked:
-                    self.make_ready(process)  # its slice ended: back of the queue
-                return
-            if not engine.on_call_done(process):
-                return

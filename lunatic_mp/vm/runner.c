@@ -1,0 +1,208 @@
+/* The scheduler's resume loop in C: run each process ready at the start of a round, once.
+ *
+ * lunatic_mp.vm.scheduler's Scheduler.run_round calls Runner.run(count) for phase 2 of its round
+ * (the module docstring there is the loop, top to bottom). For each process taken from the run
+ * queue, a Wasm one is polled here (a new time slice); Python is called only for what is rare:
+ * a call that finished (Engine.on_call_done: the export to start, or the death), a kill that
+ * arrived while the process's own code ran (Engine.kill), and a native process's slice
+ * (NativeProcess.run_slice). The process's flags stay Python attributes: this loop reads and
+ * writes them by name, as the Python loop it replaces did.
+ */
+#include "core.h"
+
+typedef struct {
+    PyObject_HEAD PyObject *queue; /* the Scheduler's run queue (a deque) */
+    PyObject *engine;
+    PyObject *on_call_done; /* Engine.on_call_done(process) -> bool: go on with a new call */
+    PyObject *kill;         /* Engine.kill(pid, reason) */
+} Runner;
+
+static PyObject *lmp_str_popleft, *lmp_str_append, *lmp_str_queued, *lmp_str_finished, *lmp_str_native,
+    *lmp_str_run_slice, *lmp_str_current, *lmp_str_call, *lmp_str_future, *lmp_str_store, *lmp_str_slice,
+    *lmp_str_kill_requested, *lmp_str_pid, *lmp_str_waiting, *lmp_str_parked;
+
+int lmp_runner_init(void) {
+    PyObject **names[] = {&lmp_str_popleft,  &lmp_str_append, &lmp_str_queued, &lmp_str_finished,
+                          &lmp_str_native,   &lmp_str_run_slice, &lmp_str_current, &lmp_str_call,
+                          &lmp_str_future,   &lmp_str_store,  &lmp_str_slice,  &lmp_str_kill_requested,
+                          &lmp_str_pid,      &lmp_str_waiting, &lmp_str_parked};
+    const char *texts[] = {"popleft", "append", "queued", "finished", "native", "run_slice", "current", "call",
+                           "future",  "store",  "_slice", "kill_requested", "pid", "waiting", "parked"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+/* An attribute's truth (1 or 0), or -1 on error. */
+static int lmp_truth(PyObject *object, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(object, name);
+    int truth = value != NULL ? PyObject_IsTrue(value) : -1;
+    Py_XDECREF(value);
+    return truth;
+}
+
+/* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. */
+static int lmp_poll_process(Runner *self, PyObject *process) {
+    PyObject *call = PyObject_GetAttr(process, lmp_str_call);
+    PyObject *future_obj = call != NULL ? PyObject_GetAttr(call, lmp_str_future) : NULL;
+    PyObject *store = future_obj != NULL ? PyObject_GetAttr(process, lmp_str_store) : NULL;
+    PyObject *slice_obj = store != NULL ? PyObject_GetAttr(store, lmp_str_slice) : NULL;
+    int done = -1;
+    wasmtime_call_future_t *future = future_obj != NULL && slice_obj != NULL ? lmp_address(future_obj, "the future")
+                                                                             : NULL;
+    lmp_proc *state = future != NULL ? PyLong_AsVoidPtr(slice_obj) : NULL;
+    if (state == NULL && future != NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "Runner: a process's store is closed");
+    if (state != NULL && PyObject_SetAttr(self->engine, lmp_str_current, process) == 0) {
+        state->armed = 0;
+        lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+        bool finished;
+        lmp_poll_begin();
+        Py_BEGIN_ALLOW_THREADS finished = lmp_wasmtime_call_future_poll(future);
+        Py_END_ALLOW_THREADS lmp_poll_end();
+        done = PyObject_SetAttr(self->engine, lmp_str_current, Py_None) < 0 ? -1 : finished;
+    }
+    Py_XDECREF(slice_obj);
+    Py_XDECREF(store);
+    Py_XDECREF(future_obj);
+    Py_XDECREF(call);
+    return done;
+}
+
+/* Run one Wasm process until its call suspends, its slice ends, or it dies (the Python loop this
+ * replaced was Scheduler._run_slice). 0, or -1 on error. */
+static int lmp_run_wasm(Runner *self, PyObject *process) {
+    for (;;) {
+        int done = lmp_poll_process(self, process);
+        if (done < 0)
+            return -1;
+        if (!done) {
+            PyObject *reason = PyObject_GetAttr(process, lmp_str_kill_requested);
+            if (reason == NULL)
+                return -1;
+            if (reason != Py_None) { /* killed while its own code ran: it dies now */
+                PyObject *pid = PyObject_GetAttr(process, lmp_str_pid);
+                PyObject *result = pid != NULL ? PyObject_CallFunctionObjArgs(self->kill, pid, reason, NULL) : NULL;
+                Py_XDECREF(pid);
+                Py_DECREF(reason);
+                Py_XDECREF(result);
+                return result != NULL ? 0 : -1;
+            }
+            Py_DECREF(reason);
+            int waiting = lmp_truth(process, lmp_str_waiting);
+            int parked = waiting == 0 ? lmp_truth(process, lmp_str_parked) : 0;
+            if (waiting < 0 || parked < 0)
+                return -1;
+            if (waiting || parked)
+                return 0;
+            int queued = lmp_truth(process, lmp_str_queued); /* its slice ended: back of the queue */
+            if (queued < 0)
+                return -1;
+            if (queued)
+                return 0;
+            if (PyObject_SetAttr(process, lmp_str_queued, Py_True) < 0)
+                return -1;
+            PyObject *appended = PyObject_CallMethodOneArg(self->queue, lmp_str_append, process);
+            Py_XDECREF(appended);
+            return appended != NULL ? 0 : -1;
+        }
+        PyObject *again = PyObject_CallOneArg(self->on_call_done, process);
+        if (again == NULL)
+            return -1;
+        int go_on = PyObject_IsTrue(again);
+        Py_DECREF(again);
+        if (go_on <= 0)
+            return go_on;
+    }
+}
+
+PyDoc_STRVAR(runner_run_doc, "run(count) -> None\n\n"
+                             "Take count processes from the front of the run queue and run each once: a Wasm\n"
+                             "process for one time slice, a native one through its run_slice(engine).");
+
+static PyObject *runner_run(Runner *self, PyObject *count_obj) {
+    Py_ssize_t count = PyLong_AsSsize_t(count_obj);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *process = PyObject_CallMethodNoArgs(self->queue, lmp_str_popleft);
+        if (process == NULL)
+            return NULL;
+        int status = PyObject_SetAttr(process, lmp_str_queued, Py_False);
+        PyObject *finished = status == 0 ? PyObject_GetAttr(process, lmp_str_finished) : NULL;
+        int native = finished == Py_None ? lmp_truth(process, lmp_str_native) : 0;
+        if (finished == NULL || native < 0) {
+            status = -1;
+        } else if (finished == Py_None && native) {
+            PyObject *result = PyObject_CallMethodOneArg(process, lmp_str_run_slice, self->engine);
+            status = result != NULL ? 0 : -1;
+            Py_XDECREF(result);
+        } else if (finished == Py_None) {
+            status = lmp_run_wasm(self, process);
+        }
+        Py_XDECREF(finished);
+        Py_DECREF(process);
+        if (status < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"queue", "engine", "on_call_done", "kill", NULL};
+    PyObject *queue, *engine, *on_call_done, *kill;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO:Runner", keywords, &queue, &engine, &on_call_done, &kill))
+        return -1;
+    if (!PyCallable_Check(on_call_done) || !PyCallable_Check(kill)) {
+        PyErr_SetString(PyExc_TypeError, "Runner: on_call_done and kill must be callable");
+        return -1;
+    }
+    if (!lmp_require_ready())
+        return -1;
+    Py_XSETREF(self->queue, Py_NewRef(queue));
+    Py_XSETREF(self->engine, Py_NewRef(engine));
+    Py_XSETREF(self->on_call_done, Py_NewRef(on_call_done));
+    Py_XSETREF(self->kill, Py_NewRef(kill));
+    return 0;
+}
+
+static int runner_traverse(Runner *self, visitproc visit, void *arg) {
+    Py_VISIT(self->queue);
+    Py_VISIT(self->engine);
+    Py_VISIT(self->on_call_done);
+    Py_VISIT(self->kill);
+    return 0;
+}
+
+static int runner_clear(Runner *self) {
+    Py_CLEAR(self->queue);
+    Py_CLEAR(self->engine);
+    Py_CLEAR(self->on_call_done);
+    Py_CLEAR(self->kill);
+    return 0;
+}
+
+static void runner_dealloc(Runner *self) {
+    PyObject_GC_UnTrack(self);
+    runner_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef runner_methods[] = {
+    {"run", (PyCFunction)runner_run, METH_O, runner_run_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject lmp_RunnerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lunatic_mp.vm._core.Runner",
+    .tp_doc = PyDoc_STR("Runner(queue, engine, on_call_done, kill): the scheduler's resume loop (runner.c)."),
+    .tp_basicsize = sizeof(Runner),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)runner_init,
+    .tp_dealloc = (destructor)runner_dealloc,
+    .tp_traverse = (traverseproc)runner_traverse,
+    .tp_clear = (inquiry)runner_clear,
+    .tp_methods = runner_methods,
+};
