@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import wasmtime
@@ -108,6 +109,25 @@ def test_bad_arguments_are_refused() -> None:
             ticker.add(object(), 0)
     finally:
         ticker.close()
+    with pytest.raises(TypeError, match="hooks must be a tuple"):
+        _core.define_message(1, 1024, (1, 2, 3))
+    with pytest.raises(TypeError, match="hooks must be a tuple"):
+        _core.define_receive(1, ())
+    with pytest.raises(TypeError, match="must be callable"):
+        core.Runner([], object(), 1, 2)  # type: ignore[arg-type]
+
+
+def test_waking_a_store_that_does_not_wait_is_refused() -> None:
+    """wake() gives a value to a guest suspended in a C receive; any other store refuses it, so a
+    misplaced wake cannot write a result slot that no call owns."""
+    state = core.new_state(SimpleNamespace(pid=7))
+    try:
+        with pytest.raises(RuntimeError, match="not suspended in a C receive"):
+            core.wake(state, 0)
+        with pytest.raises(ValueError, match="null pointer"):
+            core.wake(0, 0)
+    finally:
+        ctypes.CFUNCTYPE(None, ctypes.c_void_p)(core.state_finalizer())(state)
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs the C toolchain to reach the check")
