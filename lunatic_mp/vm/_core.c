@@ -154,92 +154,12 @@ static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
     return names;
 }
 
-PyDoc_STRVAR(new_state_doc,
-             "new_state(owner) -> int\n\n"
-             "A process's C state, for wasmtime_store_new's data (with state_finalizer() as its finalizer:\n"
-             "the store then owns it). owner: the Process, borrowed (it must outlive the store).");
-
-static PyObject *lmp_new_state(PyObject *module, PyObject *owner) {
-    (void)module;
-    PyObject *pid = PyObject_GetAttrString(owner, "pid");
-    long long number = pid != NULL ? PyLong_AsLongLong(pid) : -1;
-    Py_XDECREF(pid);
-    if (number == -1 && PyErr_Occurred())
-        return NULL;
-    lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
-    if (state == NULL)
-        return PyErr_NoMemory();
-    state->owner = owner;
-    state->pid = number;
-    return PyLong_FromVoidPtr(state);
-}
-
-PyDoc_STRVAR(state_finalizer_doc, "state_finalizer() -> int\n\nThe address of the function that frees a state.");
-
-static void lmp_free_state(void *state) { PyMem_RawFree(state); }
-
-static PyObject *lmp_state_finalizer(PyObject *module, PyObject *unused) {
-    (void)module;
-    (void)unused;
-    return PyLong_FromVoidPtr((void *)(uintptr_t)lmp_free_state);
-}
+void lmp_free_state(void *state) { PyMem_RawFree(state); }
 
 static lmp_proc *lmp_state_arg(PyObject *value) {
     if (!lmp_require_ready())
         return NULL;
     return lmp_address(value, "the state");
-}
-
-PyDoc_STRVAR(prepare_store_doc,
-             "prepare_store(store, state) -> None\n\n"
-             "Preempt the store's guests by epochs, through the core's deadline callback: a guest yields\n"
-             "(async) at the second tick after it was resumed by poll. state: the store's data (new_state).");
-
-static PyObject *lmp_prepare_store(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "prepare_store takes 2 arguments (store, state), got %zd", nargs);
-        return NULL;
-    }
-    if (!lmp_require_ready())
-        return NULL;
-    wasmtime_store_t *store = lmp_address(args[0], "the store");
-    if (store == NULL)
-        return NULL;
-    lmp_proc *state = lmp_state_arg(args[1]);
-    if (state == NULL)
-        return NULL;
-    state->context = lmp_wasmtime_store_context(store);
-    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, state, NULL);
-    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-    Py_RETURN_NONE;
-}
-
-PyDoc_STRVAR(poll_doc,
-             "poll(future, state) -> bool\n\n"
-             "Run a call's fiber (wasmtime_call_future_t address) in the store of state (from\n"
-             "new_state) until it finishes (True), suspends or its time slice ends (False). A new\n"
-             "slice starts here. The GIL is released meanwhile, as ctypes does.");
-
-static PyObject *lmp_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "poll takes 2 arguments (future, state), got %zd", nargs);
-        return NULL;
-    }
-    wasmtime_call_future_t *future = lmp_address(args[0], "the future");
-    if (future == NULL)
-        return NULL;
-    lmp_proc *slice = lmp_state_arg(args[1]);
-    if (slice == NULL)
-        return NULL;
-    slice->armed = 0;
-    lmp_wasmtime_context_set_epoch_deadline(slice->context, 1);
-    bool done;
-    lmp_poll_begin();
-    Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(future);
-    Py_END_ALLOW_THREADS lmp_poll_end();
-    return PyBool_FromLong(done);
 }
 
 PyDoc_STRVAR(yield_soon_doc,
@@ -303,15 +223,16 @@ static PyMethodDef lmp_methods[] = {
     {"load", lmp_load, METH_VARARGS, load_doc},
     {"missing", lmp_missing, METH_NOARGS, missing_doc},
     {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
-    {"new_state", lmp_new_state, METH_O, new_state_doc},
-    {"state_finalizer", lmp_state_finalizer, METH_NOARGS, state_finalizer_doc},
-    {"prepare_store", (PyCFunction)(void (*)(void))lmp_prepare_store, METH_FASTCALL, prepare_store_doc},
     {"define_message", (PyCFunction)(void (*)(void))lmp_define_message, METH_FASTCALL, lmp_define_message_doc},
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
     {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
-    {"poll", (PyCFunction)(void (*)(void))lmp_poll, METH_FASTCALL, poll_doc},
     {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
     {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},
+    {"store_new", (PyCFunction)(void (*)(void))lmp_store_new, METH_FASTCALL, lmp_store_new_doc},
+    {"store_delete", lmp_store_delete, METH_O, lmp_store_delete_doc},
+    {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
+    {"call_export", (PyCFunction)(void (*)(void))lmp_call_export, METH_FASTCALL, lmp_call_export_doc},
+    {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -330,7 +251,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
         return NULL;
-    if (lmp_message_init(module) < 0) {
+    if (lmp_message_init(module) < 0 || lmp_calls_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -84,6 +84,19 @@ extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);
 
+/* A process's C state's finalizer (its store frees it). */
+void lmp_free_state(void *state);
+
+/* calls.c: a process's store, and its calls as the Call type. */
+int lmp_calls_init(PyObject *module);
+PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_store_delete(PyObject *module, PyObject *store);
+extern const char lmp_store_delete_doc[];
+PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_doc[], lmp_call_function_doc[];
+
 /* runner.c: the scheduler's resume loop (the Runner type). */
 extern PyTypeObject lmp_RunnerType;
 int lmp_runner_init(void);

@@ -43,11 +43,13 @@ load()
 
 Ticker = _core.Ticker
 Runner = _core.Runner
-new_state = _core.new_state
-state_finalizer = _core.state_finalizer
-prepare_store = _core.prepare_store
+Call = _core.Call
+store_new = _core.store_new
+store_delete = _core.store_delete
+instantiate = _core.instantiate
+call_export = _core.call_export
+call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive
-poll = _core.poll
 yield_soon = _core.yield_soon
 wake = _core.wake

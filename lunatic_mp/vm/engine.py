@@ -212,9 +212,7 @@ class Engine(Placement, Signals):
         except (wasmtime.WasmtimeError, OSError) as exc:
             raise SpawnError(f"cannot create a store for {module.name}: {exc}") from None
         process.store = store
-        process.context = store.context
-        process.instance = wasm.new_instance()
-        process.call = wasm.instantiate_async(pre, process.context, process.instance)  # type: ignore[arg-type]
+        process.call = wasm.instantiate(pre, store)  # type: ignore[arg-type]
         self.processes[pid] = process
         self._count_in(process)
         if link is not None:
@@ -295,7 +293,7 @@ class Engine(Placement, Signals):
         wasm.finish(call)
         process.call = None
         if process.phase is Phase.INSTANTIATING and failure is None and process.kill_requested is None:
-            self._start_export(process)
+            self._start_export(process, call)
             return True
         if process.kill_requested is not None:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)
@@ -318,13 +316,15 @@ class Engine(Placement, Signals):
         self.exit(process, finished)
         return False
 
-    def _start_export(self, process: Process) -> None:
+    def _start_export(self, process: Process, instantiation: wasm.Call) -> None:
+        """Call the process's export in the instance ``instantiation`` made (the module was
+        checked to export it); process.memory is looked up by the first host call that needs it."""
         process.phase = Phase.RUNNING
-        func = wasm.export_func(process.context, process.instance, process.function.encode())
-        assert func is not None, "checked when the module was loaded"
-        # process.memory is looked up by the first host call that needs it (memory_of)
+        process.instance = instantiation
         nresults = len(process.module.exports[process.function][1])
-        process.call = wasm.call_async(process.context, func, process.args, nresults)
+        store: wasm.Store = process.store  # type: ignore[assignment]
+        name = process.function.encode()
+        process.call = wasm.call_export(store, instantiation, name, process.args, nresults)
 
     # --- running --------------------------------------------------------------------------------
 

@@ -132,7 +132,6 @@ class Process(BaseProcess):
     __slots__ = (
         "args",
         "call",
-        "context",
         "frames",
         "function",
         "instance",
@@ -152,8 +151,7 @@ class Process(BaseProcess):
         self.function = function
         self.args = args
         self.store: wasm.Store | None = None
-        self.context: wasm.Context = None
-        self.instance: Any = None
+        self.instance: wasm.Call | None = None  # the finished instantiation: it holds the instance
         self.memory: wasm.Memory | None = None
         self.call: wasm.Call | None = None
         self.frames: list[Frame] = []
@@ -170,11 +168,11 @@ class Process(BaseProcess):
         if self.call is not None:
             wasm.finish(self.call)
             self.call = None
+        self.instance = None
         self.memory = None
         if self.store is not None:
             self.store.close()
         self.store = None
-        self.context = None
         if self.resources.net is not None:
             self.resources.net.close()  # its sockets close now, not when collected
         self.resources = None  # type: ignore[assignment]

@@ -70,8 +70,6 @@ def _null_finalizer(env: int | None) -> None:
 
 
 _NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
-_STATE_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(core.state_finalizer())
-"""Frees a process's C state (:func:`core.new_state`) with its store: a C function, no Python."""
 
 
 @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
@@ -359,49 +357,35 @@ def set_trap(trap_out: Any, message: str) -> None:
     trap_out[0] = new_trap(message)
 
 
-@dataclass(slots=True)
-class Call:
-    """One in-flight async call (instantiation or export call) and the slots it reports into."""
-
-    future: Future
-    results: Any
-    trap: TrapPtr
-    error: ErrorPtr
-    keep: Any = None  # arguments and function structs that must outlive the future
+Call = core.Call
+"""One in-flight async call (an instantiation, an export or a function) and what it writes into:
+a C object (lunatic_mp/vm/calls.c) that frees its future, values and failure with itself."""
 
 
-def instantiate_async(pre: wasmtime.InstancePre, context: Context, instance: Any) -> Call:
-    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
-    future = ffi.wasmtime_instance_pre_instantiate_async(
-        pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap), ctypes.byref(error)
-    )
-    return Call(future, None, trap, error)
+def instantiate(pre: wasmtime.InstancePre, store: Store) -> Call:
+    """Start instantiating in ``store``; the finished call holds the instance (:func:`call_export`)."""
+    return core.instantiate(pre.ptr(), store.context_address)
 
 
-def new_instance() -> Any:
-    return ffi.wasmtime_instance_t()
+def call_export(
+    store: Store, instantiation: Call, name: bytes, args: list[tuple[int, Any]], nresults: int
+) -> Call:
+    """Start calling the instance's function export ``name`` (the module was checked to have it)."""
+    call = core.call_export(store.context_address, instantiation, name, args, nresults)
+    if call is None:
+        raise GuestTrap(f"no function export {name.decode(errors='replace')}")
+    return call
 
 
-def export_func(context: Context, instance: Any, name: bytes) -> Any | None:
+def export_memory(store: Store, instantiation: Call) -> Any | None:
+    """The exported ``memory`` of the instance ``instantiation`` made, if any."""
+    instance = ffi.wasmtime_instance_t.from_buffer_copy(instantiation.instance)
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_instance_export_get(
-        context, ctypes.byref(instance), name, len(name), ctypes.byref(item)
+        store.context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)
     ):
         return None
-    if int(item.kind) != _EXTERN_FUNC:  # type: ignore[call-overload]
-        return None
-    return item.of.func
-
-
-def export_memory(context: Context, instance: Any) -> Any | None:
-    item = ffi.wasmtime_extern_t()
-    if not ffi.wasmtime_instance_export_get(
-        context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)
-    ):
-        return None
-    if int(item.kind) != _EXTERN_MEMORY:  # type: ignore[call-overload]
-        return None
-    return item.of.memory
+    return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
 
 
 def caller_memory(caller: Any) -> Any | None:
@@ -420,42 +404,24 @@ def caller_export_func(caller: Any, name: bytes) -> Any | None:
 
 
 def call_async(context: Context, func: Any, args: list[tuple[int, Any]], nresults: int) -> Call:
-    """Start calling ``func``; ``args`` are (kind, value) pairs, v128 values as 16 bytes."""
-    argv = (ffi.wasmtime_val_t * max(len(args), 1))()
-    for slot, (kind, value) in zip(argv, args, strict=False):
-        slot.kind = kind
-        if kind == V128:
-            ctypes.memmove(slot.of.v128, bytes(value), 16)
-        else:
-            setattr(slot.of, _RAW_FIELD[kind], value)
-    results = (ffi.wasmtime_val_t * max(nresults, 1))()
-    trap, error = ctypes.POINTER(ffi.wasm_trap_t)(), ctypes.POINTER(ffi.wasmtime_error_t)()
-    func_ref = ctypes.byref(func)
-    future = ffi.wasmtime_func_call_async(
-        context, func_ref, argv, len(args), results, nresults, ctypes.byref(trap), ctypes.byref(error)
-    )
-    return Call(future, results, trap, error, keep=(argv, func, func_ref))
+    """Start calling ``func`` (a ``wasmtime_func_t``); ``args`` are (kind, value) pairs, v128
+    values as 16 bytes."""
+    return core.call_function(context, func, args, nresults)
 
 
 def poll(call: Call) -> bool:
-    """Run the call's fiber until it finishes (True), suspends or yields on fuel (False)."""
-    return bool(ffi.wasmtime_call_future_poll(call.future))
+    """Run the call's fiber until it finishes (True), suspends or yields (False)."""
+    return call.poll()
 
 
 def finish(call: Call) -> None:
     """Free the future; safe on a call that never finished (the fiber is unwound)."""
-    if call.future is not None:
-        ffi.wasmtime_call_future_delete(call.future)
-        call.future = None
+    call.finish()
 
 
 def result_value(call: Call, index: int = 0) -> int | float | bytes | None:
     """A finished call's result: a number, 16 bytes for a v128, None for a reference."""
-    val = call.results[index]
-    if val.kind == V128:
-        return bytes(val.of.v128)
-    field = _RAW_FIELD.get(val.kind)
-    return getattr(val.of, field) if field else None
+    return call.result(index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,22 +436,23 @@ class Failure:
 
 def take_failure(call: Call) -> Failure | None:
     """The call's trap or error, if any (ownership moves to the returned Python objects)."""
-    if call.error:
+    if not call.failed:
+        return None
+    error = call.take_error()
+    if error:
+        pointer = ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t))
         status = ctypes.c_int()
-        if ffi.wasmtime_error_exit_status(call.error, ctypes.byref(status)):
-            ffi.wasmtime_error_delete(call.error)
+        if ffi.wasmtime_error_exit_status(pointer, ctypes.byref(status)):
+            ffi.wasmtime_error_delete(pointer)
             return Failure(f"exited with code {status.value}", exit_code=status.value)
-        error = wasmtime.WasmtimeError._from_ptr(call.error)
-        return Failure(_reason(str(error)))
-    if call.trap:
-        trap = wasmtime.Trap._from_ptr(call.trap)
-        code = trap.trap_code
-        frames = tuple(
-            f"{frame.module_name or '<module>'}!{frame.func_name or f'<func {frame.func_index}>'}"
-            for frame in trap.frames
-        )
-        return Failure(_reason(trap.message), frames, out_of_fuel=code == wasmtime.TrapCode.OUT_OF_FUEL)
-    return None
+        return Failure(_reason(str(wasmtime.WasmtimeError._from_ptr(pointer))))
+    trap = wasmtime.Trap._from_ptr(ctypes.cast(call.take_trap(), ctypes.POINTER(ffi.wasm_trap_t)))
+    code = trap.trap_code
+    frames = tuple(
+        f"{frame.module_name or '<module>'}!{frame.func_name or f'<func {frame.func_index}>'}"
+        for frame in trap.frames
+    )
+    return Failure(_reason(trap.message), frames, out_of_fuel=code == wasmtime.TrapCode.OUT_OF_FUEL)
 
 
 def _reason(text: str) -> str:
@@ -580,24 +547,29 @@ class Store:
     it must not be used after, and never while one of its calls is being polled.
     """
 
-    __slots__ = ("_engine", "_ptr", "_slice", "context")
+    __slots__ = ("_context", "_engine", "_ptr", "_slice", "context_address")
 
     def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> None:
-        # The store's data is the process's C state (time slice, memory cache, ``owner``: the
-        # process whose ``scratch`` the C host functions use); the store frees it.
+        # One C call (lunatic_mp/vm/calls.c): the store, its data (the process's C state: time
+        # slice, memory cache, ``owner``, whose ``scratch`` the C host functions use; the store
+        # frees it), its epoch deadline callback, fuel and memory limit.
         self._engine: Any = engine.ptr()  # yield_soon advances its epoch
-        self._slice: int = core.new_state(owner)
-        self._ptr: Any = ffi.wasmtime_store_new(engine.ptr(), self._slice, _STATE_FINALIZER)
-        self.context: Context = ffi.wasmtime_store_context(self._ptr)
+        self._ptr = self._slice = self.context_address = 0
+        self._context: Context = None
         try:
-            core.prepare_store(self._ptr, self._slice)
-            if fuel is not None:
-                _check(ffi.wasmtime_context_set_fuel(self.context, fuel))
-            if max_memory > 0:
-                ffi.wasmtime_store_limiter(self._ptr, max_memory, -1, -1, -1, -1)
-        except BaseException:
-            self.close()
-            raise
+            self._ptr, self.context_address, self._slice = core.store_new(
+                self._engine, owner, -1 if fuel is None else fuel, max_memory
+            )
+        except RuntimeError as exc:
+            raise wasmtime.WasmtimeError(str(exc)) from None
+
+    @property
+    def context(self) -> Context:
+        """The store's context as a ctypes pointer, for the host functions' raw calls (made once:
+        a spawn that never needs it does not pay for it)."""
+        if self._context is None and self._ptr:
+            self._context = ctypes.cast(self.context_address, ctypes.POINTER(ffi.wasmtime_context_t))
+        return self._context
 
     def set_wasi(self, wasi: Wasi) -> None:
         _check(ffi.wasmtime_context_set_wasi(self.context, wasi.new_config()))
@@ -613,12 +585,6 @@ class Store:
         """Let the guest, suspended in a C ``receive``, go on at its next poll, with ``value``."""
         core.wake(self._slice, value)
 
-    def poll(self, call: Call) -> bool:
-        """Run one of this store's calls for a new time slice: until it finishes (True), or
-        suspends in a host call, or its slice ends (False). Through the C core: cheaper than
-        :func:`poll`, which a call nested in a running one (``trap::catch``) still uses."""
-        return core.poll(call.future, self._slice)
-
     def fuel(self) -> int:
         """Fuel left (only in an engine made with ``fuel=True``)."""
         fuel = ctypes.c_uint64()
@@ -626,11 +592,10 @@ class Store:
         return fuel.value
 
     def close(self) -> None:
-        if self._ptr is not None:
-            ffi.wasmtime_store_delete(self._ptr)
-            self._ptr = None
-            self.context = None
-            self._slice = 0  # freed with the store
+        if self._ptr:
+            core.store_delete(self._ptr)
+            self._ptr = self._slice = self.context_address = 0  # the state is freed with the store
+            self._context = None
 
     def __del__(self) -> None:
         self.close()

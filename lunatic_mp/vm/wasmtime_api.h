@@ -28,6 +28,7 @@ typedef struct wasmtime_linker wasmtime_linker_t;
 typedef struct wasm_trap_t wasm_trap_t;
 typedef struct wasm_valtype_t wasm_valtype_t;
 typedef struct wasm_functype_t wasm_functype_t;
+typedef struct wasmtime_instance_pre wasmtime_instance_pre_t;
 
 /* wasm.h: value kinds, and vectors (wasm_valtype_vec_new takes ownership of the elements). */
 typedef uint8_t wasm_valkind_t;
@@ -51,11 +52,21 @@ typedef struct {
     } anon;
     uint32_t private2;
 } wasmtime_memory_t;
+typedef struct {
+    uint64_t store_id;
+    void *private_;
+} wasmtime_func_t;
+typedef struct {
+    uint64_t store_id;
+    size_t private_;
+} wasmtime_instance_t;
 typedef uint8_t wasmtime_extern_kind_t;
+#define WASMTIME_EXTERN_FUNC 0
 #define WASMTIME_EXTERN_MEMORY 3
 typedef struct {
     wasmtime_extern_kind_t kind;
     union {
+        wasmtime_func_t func;
         wasmtime_memory_t memory;
         uint8_t pad[64];
     } of;
@@ -75,6 +86,10 @@ typedef union {
 /* wasmtime/val.h: a typed value (kind, then the value at offset 8; 32 bytes in wasmtime 50). */
 typedef uint8_t wasmtime_valkind_t;
 #define WASMTIME_I32 0
+#define WASMTIME_I64 1
+#define WASMTIME_F32 2
+#define WASMTIME_F64 3
+#define WASMTIME_V128 4
 typedef struct {
     wasmtime_valkind_t kind;
     union {
@@ -110,6 +125,24 @@ typedef wasmtime_error_t *(*wasmtime_epoch_deadline_callback_t)(wasmtime_context
 
 /* X(return type, name, parameter list): every wasmtime function the core calls. */
 #define LMP_WASMTIME_FUNCTIONS(X)                                                                     \
+    X(wasmtime_store_t *, wasmtime_store_new, (wasm_engine_t * engine, void *data, void (*finalizer)(void *)))   \
+    X(wasmtime_error_t *, wasmtime_context_set_fuel, (wasmtime_context_t * context, uint64_t fuel))   \
+    X(void, wasmtime_store_limiter,                                                                  \
+      (wasmtime_store_t * store, int64_t memory_size, int64_t table_elements, int64_t instances,      \
+       int64_t tables, int64_t memories))                                                             \
+    X(wasmtime_call_future_t *, wasmtime_instance_pre_instantiate_async,                             \
+      (const wasmtime_instance_pre_t *pre, wasmtime_context_t *context, wasmtime_instance_t *instance,\
+       wasm_trap_t **trap_ret, wasmtime_error_t **error_ret))                                         \
+    X(bool, wasmtime_instance_export_get,                                                            \
+      (wasmtime_context_t * context, const wasmtime_instance_t *instance, const char *name,           \
+       size_t name_len, wasmtime_extern_t *item))                                                     \
+    X(wasmtime_call_future_t *, wasmtime_func_call_async,                                            \
+      (wasmtime_context_t * context, const wasmtime_func_t *func, const wasmtime_val_t *args,         \
+       size_t nargs, wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,                \
+       wasmtime_error_t **error_ret))                                                                 \
+    X(void, wasmtime_call_future_delete, (wasmtime_call_future_t * future))                           \
+    X(void, wasmtime_store_delete, (wasmtime_store_t * store))                                        \
+    X(void, wasm_trap_delete, (wasm_trap_t * trap))                                                   \
     X(void, wasmtime_engine_increment_epoch, (wasm_engine_t * engine))                                \
     X(wasmtime_context_t *, wasmtime_store_context, (wasmtime_store_t * store))                       \
     X(void, wasmtime_context_set_epoch_deadline, (wasmtime_context_t * context, uint64_t ticks))      \

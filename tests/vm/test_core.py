@@ -16,7 +16,8 @@ import pytest
 import wasmtime
 
 from lunatic_mp.errors import NativeCoreError
-from lunatic_mp.vm import _core, core
+from lunatic_mp.vm import _core, core, wasm
+from lunatic_mp.vm.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ROOT / "lunatic_mp" / "vm" / "wasmtime_api.h"
@@ -90,7 +91,11 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="period_ns"):
         core.Ticker(0)
     with pytest.raises(ValueError, match="null pointer"):
-        _core.prepare_store(0, 1)
+        _core.store_new(0, object(), -1, 0)
+    with pytest.raises(ValueError, match="null pointer"):
+        _core.instantiate(0, 1)
+    with pytest.raises(TypeError, match="call_export"):
+        _core.call_export(1, object(), b"f", [], 0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="null pointer"):
         _core.yield_soon(0, 1)
     with pytest.raises(ValueError, match="null pointer"):
@@ -99,8 +104,8 @@ def test_bad_arguments_are_refused() -> None:
         _core.yield_soon("0x1234", 1)
     with pytest.raises(TypeError, match="must be a pointer"):
         _core.yield_soon(ctypes.c_int32(5), 1)
-    with pytest.raises(TypeError, match="2 arguments"):
-        _core.poll(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="4 arguments"):
+        _core.store_new(1)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="2 arguments"):
         _core.yield_soon(1)  # type: ignore[call-arg]
     ticker = core.Ticker(1_000_000)
@@ -120,14 +125,25 @@ def test_bad_arguments_are_refused() -> None:
 def test_waking_a_store_that_does_not_wait_is_refused() -> None:
     """wake() gives a value to a guest suspended in a C receive; any other store refuses it, so a
     misplaced wake cannot write a result slot that no call owns."""
-    state = core.new_state(SimpleNamespace(pid=7))
+    engine = Engine()
+    store = wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
     try:
         with pytest.raises(RuntimeError, match="not suspended in a C receive"):
-            core.wake(state, 0)
+            store.wake(0)
         with pytest.raises(ValueError, match="null pointer"):
             core.wake(0, 0)
     finally:
-        ctypes.CFUNCTYPE(None, ctypes.c_void_p)(core.state_finalizer())(state)
+        store.close()
+        engine.close()
+
+
+def test_a_store_needs_an_owner_with_a_pid() -> None:
+    engine = Engine()
+    try:
+        with pytest.raises(AttributeError, match="pid"):
+            wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=object())
+    finally:
+        engine.close()
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs the C toolchain to reach the check")

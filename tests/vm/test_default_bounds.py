@@ -109,9 +109,10 @@ MIB = 1 << 20
 def memory_size(process: Process) -> int:
     """Bytes of a Wasm process's linear memory, read from its exported memory (the C core keeps
     its own view of it, so ``process.memory`` may never be made)."""
-    memory = wasm.export_memory(process.context, process.instance)
+    assert process.store is not None and process.instance is not None
+    memory = wasm.export_memory(process.store, process.instance)
     assert memory is not None
-    return wasm.Memory(process.context, memory).size
+    return wasm.Memory(process.store.context, memory).size
 
 
 def test_an_environments_memory_budget_bounds_children_that_take_all_they_may() -> None:

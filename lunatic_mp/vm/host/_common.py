@@ -95,7 +95,7 @@ def memory_of(process: Process, engine: HostEngine) -> Memory:
         memory = caller_memory(engine.linker.caller)
         if memory is None:
             raise GuestTrap("the module does not export its memory as `memory`")
-        process.memory = Memory(process.context, memory)
+        process.memory = Memory(process.store.context, memory)  # type: ignore[union-attr]
     return process.memory
 
 

@@ -1,0 +1,407 @@
+/* A process's store and its calls (instantiation, an export, a function) in C.
+ *
+ * A spawn used to make a dozen ctypes calls and twice as many ctypes objects (pointers, value
+ * arrays, structs) to create a store, instantiate the module and start the export; here each step
+ * is one C call, and a Call owns everything its future writes into (the instance, the argument and
+ * result values, the trap and error slots) until it is freed. lunatic_mp.vm.wasm wraps these.
+ */
+#include "core.h"
+
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD wasmtime_call_future_t *future;
+    wasm_trap_t *trap;
+    wasmtime_error_t *error;
+    wasmtime_instance_t instance; /* an instantiation's result */
+    wasmtime_func_t func;         /* the function a call calls */
+    wasmtime_val_t *values;       /* nargs arguments, then nresults results */
+    size_t nargs, nresults;
+} lmp_call;
+
+static PyTypeObject lmp_CallType;
+
+static PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what) {
+    wasm_byte_vec_t text = {0, NULL};
+    lmp_wasmtime_error_message(error, &text);
+    PyErr_Format(PyExc_RuntimeError, "%s: %.*s", what, (int)text.size, text.data);
+    lmp_wasm_byte_vec_delete(&text);
+    lmp_wasmtime_error_delete(error);
+    return NULL;
+}
+
+const char lmp_store_new_doc[] =
+    "store_new(engine, owner, fuel, max_memory) -> tuple[int, int, int]\n\n"
+    "A store of the wasm_engine_t at address engine for process owner (its C state, which the store\n"
+    "frees, holds owner borrowed), preempted by epochs; with fuel >= 0 that much fuel (an engine with\n"
+    "fuel metering), with max_memory > 0 a memory limit. Returns the addresses of the store, its\n"
+    "context and the state. RuntimeError with wasmtime's reason when fuel cannot be set.";
+
+PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "store_new takes 4 arguments (engine, owner, fuel, max_memory), got %zd",
+                     nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasm_engine_t *engine = lmp_address(args[0], "the engine");
+    long long fuel = engine != NULL ? PyLong_AsLongLong(args[2]) : -1;
+    long long max_memory = fuel != -1 || !PyErr_Occurred() ? PyLong_AsLongLong(args[3]) : -1;
+    if (engine == NULL || PyErr_Occurred())
+        return NULL;
+    PyObject *pid = PyObject_GetAttrString(args[1], "pid");
+    long long number = pid != NULL ? PyLong_AsLongLong(pid) : -1;
+    Py_XDECREF(pid);
+    if (number == -1 && PyErr_Occurred())
+        return NULL;
+    lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
+    if (state == NULL)
+        return PyErr_NoMemory();
+    state->owner = args[1];
+    state->pid = number;
+    wasmtime_store_t *store = lmp_wasmtime_store_new(engine, state, lmp_free_state);
+    state->context = lmp_wasmtime_store_context(store);
+    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, state, NULL);
+    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+    if (fuel >= 0) {
+        wasmtime_error_t *error = lmp_wasmtime_context_set_fuel(state->context, (uint64_t)fuel);
+        if (error != NULL) {
+            lmp_wasmtime_store_delete(store);
+            return lmp_wasmtime_error(error, "cannot set the store's fuel");
+        }
+    }
+    if (max_memory > 0)
+        lmp_wasmtime_store_limiter(store, max_memory, -1, -1, -1, -1);
+    return Py_BuildValue("(NNN)", PyLong_FromVoidPtr(store), PyLong_FromVoidPtr(state->context),
+                         PyLong_FromVoidPtr(state));
+}
+
+const char lmp_store_delete_doc[] = "store_delete(store) -> None\n\nFree a store (and its C state).";
+
+PyObject *lmp_store_delete(PyObject *module, PyObject *store_obj) {
+    (void)module;
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_store_t *store = lmp_address(store_obj, "the store");
+    if (store == NULL)
+        return NULL;
+    lmp_wasmtime_store_delete(store);
+    Py_RETURN_NONE;
+}
+
+static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
+    lmp_call *call = PyObject_New(lmp_call, &lmp_CallType);
+    if (call == NULL)
+        return NULL;
+    call->future = NULL;
+    call->trap = NULL;
+    call->error = NULL;
+    memset(&call->instance, 0, sizeof(call->instance));
+    memset(&call->func, 0, sizeof(call->func));
+    call->nargs = nargs;
+    call->nresults = nresults;
+    call->values = PyMem_Calloc(nargs + nresults ? nargs + nresults : 1, sizeof(wasmtime_val_t));
+    if (call->values == NULL) {
+        Py_DECREF(call);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return call;
+}
+
+static void lmp_call_finish(lmp_call *call) {
+    if (call->future != NULL) {
+        lmp_wasmtime_call_future_delete(call->future);
+        call->future = NULL;
+    }
+}
+
+static void lmp_call_dealloc(lmp_call *self) {
+    lmp_call_finish(self);
+    if (self->trap != NULL)
+        lmp_wasm_trap_delete(self->trap);
+    if (self->error != NULL)
+        lmp_wasmtime_error_delete(self->error);
+    PyMem_Free(self->values);
+    PyObject_Free(self);
+}
+
+/* One argument from a (kind, value) pair, as the ABI's 17-byte records decode: a number, or 16
+ * bytes for a v128. Integers wrap to their width, as wasm does. */
+static int lmp_set_value(wasmtime_val_t *slot, PyObject *pair) {
+    int kind;
+    PyObject *value;
+    if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "iO", &kind, &value)) {
+        PyErr_SetString(PyExc_TypeError, "a call's arguments are (kind, value) pairs");
+        return -1;
+    }
+    slot->kind = (wasmtime_valkind_t)kind;
+    if (kind == WASMTIME_I32 || kind == WASMTIME_I64) {
+        unsigned long long bits = PyLong_AsUnsignedLongLongMask(value);
+        if (bits == (unsigned long long)-1 && PyErr_Occurred())
+            return -1;
+        if (kind == WASMTIME_I32)
+            slot->of.i32 = (int32_t)(uint32_t)bits;
+        else
+            slot->of.i64 = (int64_t)bits;
+    } else if (kind == WASMTIME_F32 || kind == WASMTIME_F64) {
+        double number = PyFloat_AsDouble(value);
+        if (number == -1.0 && PyErr_Occurred())
+            return -1;
+        float single = (float)number;
+        if (kind == WASMTIME_F32)
+            memcpy(slot->of.pad, &single, sizeof(single));
+        else
+            memcpy(slot->of.pad, &number, sizeof(number));
+    } else if (kind == WASMTIME_V128) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0)
+            return -1;
+        int ok = view.len == 16;
+        if (ok)
+            memcpy(slot->of.pad, view.buf, 16);
+        PyBuffer_Release(&view);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "a v128 argument is 16 bytes");
+            return -1;
+        }
+    } else {
+        PyErr_Format(PyExc_ValueError, "unsupported argument kind %d", kind);
+        return -1;
+    }
+    return 0;
+}
+
+/* Start calling call->func with args (a sequence of (kind, value) pairs). */
+static PyObject *lmp_call_start(lmp_call *call, wasmtime_context_t *context, PyObject *args) {
+    PyObject *items = PySequence_Fast(args, "a call's arguments must be a sequence");
+    if (items == NULL) {
+        Py_DECREF(call);
+        return NULL;
+    }
+    for (size_t i = 0; i < call->nargs; i++) {
+        if (lmp_set_value(&call->values[i], PySequence_Fast_GET_ITEM(items, (Py_ssize_t)i)) < 0) {
+            Py_DECREF(items);
+            Py_DECREF(call);
+            return NULL;
+        }
+    }
+    Py_DECREF(items);
+    call->future = lmp_wasmtime_func_call_async(context, &call->func, call->values, call->nargs,
+                                                call->values + call->nargs, call->nresults, &call->trap, &call->error);
+    return (PyObject *)call;
+}
+
+const char lmp_instantiate_doc[] =
+    "instantiate(pre, context) -> Call\n\n"
+    "Start instantiating the wasmtime_instance_pre_t at address pre in the store of context.";
+
+PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "instantiate takes 2 arguments (pre, context), got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_instance_pre_t *pre = lmp_address(args[0], "the instance pre");
+    wasmtime_context_t *context = pre != NULL ? lmp_address(args[1], "the context") : NULL;
+    if (context == NULL)
+        return NULL;
+    lmp_call *call = lmp_call_alloc(0, 0);
+    if (call != NULL)
+        call->future = lmp_wasmtime_instance_pre_instantiate_async(pre, context, &call->instance, &call->trap,
+                                                                   &call->error);
+    return (PyObject *)call;
+}
+
+const char lmp_call_export_doc[] =
+    "call_export(context, instantiation, name, args, nresults) -> Call | None\n\n"
+    "Start calling the function export name (bytes) of the instance an instantiation (a finished\n"
+    "Call) made, with args as (kind, value) pairs; None when there is no such function.";
+
+PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 5 || !Py_IS_TYPE(args[1], &lmp_CallType) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "call_export(context, instantiation: Call, name: bytes, args, nresults)");
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_context_t *context = lmp_address(args[0], "the context");
+    Py_ssize_t nargs_call = context != NULL ? PySequence_Length(args[3]) : -1;
+    Py_ssize_t nresults = nargs_call >= 0 ? PyLong_AsSsize_t(args[4]) : -1;
+    if (nargs_call < 0 || nresults < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "call_export: nresults must be >= 0");
+        return NULL;
+    }
+    wasmtime_extern_t item;
+    memset(&item, 0, sizeof(item));
+    lmp_call *instantiation = (lmp_call *)args[1];
+    if (!lmp_wasmtime_instance_export_get(context, &instantiation->instance, PyBytes_AS_STRING(args[2]),
+                                          (size_t)PyBytes_GET_SIZE(args[2]), &item) ||
+        item.kind != WASMTIME_EXTERN_FUNC)
+        Py_RETURN_NONE;
+    lmp_call *call = lmp_call_alloc((size_t)nargs_call, (size_t)nresults);
+    if (call == NULL)
+        return NULL;
+    call->func = item.of.func;
+    return lmp_call_start(call, context, args[3]);
+}
+
+const char lmp_call_function_doc[] =
+    "call_function(context, func, args, nresults) -> Call\n\n"
+    "Start calling func (a wasmtime_func_t, as a ctypes structure) with args as (kind, value) pairs.";
+
+PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "call_function takes 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_context_t *context = lmp_address(args[0], "the context");
+    if (context == NULL)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int ok = view.len == (Py_ssize_t)sizeof(wasmtime_func_t);
+    wasmtime_func_t func;
+    if (ok)
+        memcpy(&func, view.buf, sizeof(func));
+    PyBuffer_Release(&view);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "call_function: func must be a wasmtime_func_t");
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Length(args[2]);
+    Py_ssize_t nresults = count >= 0 ? PyLong_AsSsize_t(args[3]) : -1;
+    if (count < 0 || nresults < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "call_function: nresults must be >= 0");
+        return NULL;
+    }
+    lmp_call *call = lmp_call_alloc((size_t)count, (size_t)nresults);
+    if (call == NULL)
+        return NULL;
+    call->func = func;
+    return lmp_call_start(call, context, args[2]);
+}
+
+static PyObject *lmp_call_poll(lmp_call *self, PyObject *unused) {
+    (void)unused;
+    if (self->future == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Call.poll: the call is finished");
+        return NULL;
+    }
+    bool done;
+    lmp_poll_begin();
+    Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(self->future);
+    Py_END_ALLOW_THREADS lmp_poll_end();
+    return PyBool_FromLong(done);
+}
+
+static PyObject *lmp_call_py_finish(lmp_call *self, PyObject *unused) {
+    (void)unused;
+    lmp_call_finish(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lmp_call_result(lmp_call *self, PyObject *index_obj) {
+    Py_ssize_t index = PyLong_AsSsize_t(index_obj);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0 || (size_t)index >= self->nresults) {
+        PyErr_Format(PyExc_IndexError, "Call.result: no result %zd", index);
+        return NULL;
+    }
+    const wasmtime_val_t *value = &self->values[self->nargs + (size_t)index];
+    float single;
+    double number;
+    switch (value->kind) {
+    case WASMTIME_I32:
+        return PyLong_FromLong(value->of.i32);
+    case WASMTIME_I64:
+        return PyLong_FromLongLong(value->of.i64);
+    case WASMTIME_F32:
+        memcpy(&single, value->of.pad, sizeof(single));
+        return PyFloat_FromDouble(single);
+    case WASMTIME_F64:
+        memcpy(&number, value->of.pad, sizeof(number));
+        return PyFloat_FromDouble(number);
+    case WASMTIME_V128:
+        return PyBytes_FromStringAndSize((const char *)value->of.pad, 16);
+    default:
+        Py_RETURN_NONE; /* a reference */
+    }
+}
+
+static PyObject *lmp_call_take_trap(lmp_call *self, PyObject *unused) {
+    (void)unused;
+    void *trap = self->trap;
+    self->trap = NULL;
+    return PyLong_FromVoidPtr(trap);
+}
+
+static PyObject *lmp_call_take_error(lmp_call *self, PyObject *unused) {
+    (void)unused;
+    void *error = self->error;
+    self->error = NULL;
+    return PyLong_FromVoidPtr(error);
+}
+
+static PyObject *lmp_call_get_future(lmp_call *self, void *closure) {
+    (void)closure;
+    return PyLong_FromVoidPtr(self->future);
+}
+
+static PyObject *lmp_call_get_instance(lmp_call *self, void *closure) {
+    (void)closure;
+    return PyBytes_FromStringAndSize((const char *)&self->instance, sizeof(self->instance));
+}
+
+static PyObject *lmp_call_get_failed(lmp_call *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->trap != NULL || self->error != NULL);
+}
+
+static PyMethodDef lmp_call_methods[] = {
+    {"poll", (PyCFunction)lmp_call_poll, METH_NOARGS, "Run the call until it finishes (True) or suspends."},
+    {"finish", (PyCFunction)lmp_call_py_finish, METH_NOARGS,
+     "Free the future (a call that never finished is unwound); safe twice."},
+    {"result", (PyCFunction)lmp_call_result, METH_O, "result(index): a finished call's result."},
+    {"take_trap", (PyCFunction)lmp_call_take_trap, METH_NOARGS,
+     "The wasm_trap_t address it failed with (0: none); the caller owns it now."},
+    {"take_error", (PyCFunction)lmp_call_take_error, METH_NOARGS,
+     "The wasmtime_error_t address it failed with (0: none); the caller owns it now."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef lmp_call_getset[] = {
+    {"future", (getter)lmp_call_get_future, NULL, "The wasmtime_call_future_t address (0 once finished).", NULL},
+    {"failed", (getter)lmp_call_get_failed, NULL, "Whether it trapped or failed.", NULL},
+    {"instance", (getter)lmp_call_get_instance, NULL,
+     "The wasmtime_instance_t an instantiation made, as bytes (a handle into its store).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject lmp_CallType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lunatic_mp.vm._core.Call",
+    .tp_doc = PyDoc_STR("An in-flight async call and what it writes into (calls.c)."),
+    .tp_basicsize = sizeof(lmp_call),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)lmp_call_dealloc,
+    .tp_methods = lmp_call_methods,
+    .tp_getset = lmp_call_getset,
+};
+
+int lmp_calls_init(PyObject *module) {
+    if (PyType_Ready(&lmp_CallType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "Call", (PyObject *)&lmp_CallType);
+}
