@@ -235,6 +235,8 @@ class Signals:
 
     def _notify(self, process: BaseProcess, finished: Finished) -> list[tuple[BaseProcess, str]]:
         """Tell those linked to or monitoring a dead process; the processes that die with it."""
+        if not (process.links or process.monitored_by or process.monitoring):
+            return []  # most processes: nobody to tell, and no cause to format
         pid = process.pid
         failed = not finished.ok
         reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
