@@ -117,14 +117,20 @@ static int lmp_run_wasm(Runner *self, PyObject *process) {
     }
 }
 
-PyDoc_STRVAR(runner_run_doc, "run(count) -> None\n\n"
+PyDoc_STRVAR(runner_run_doc, "run(count, after_slice=None) -> None\n\n"
                              "Take count processes from the front of the run queue and run each once: a Wasm\n"
-                             "process for one time slice, a native one through its run_slice(engine).");
+                             "process for one time slice, a native one through its run_slice(engine); then\n"
+                             "call after_slice(), if given (a worker sends the frames that waited long enough).");
 
-static PyObject *runner_run(Runner *self, PyObject *count_obj) {
-    Py_ssize_t count = PyLong_AsSsize_t(count_obj);
+static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 or 2 arguments (count, after_slice), got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[0]);
     if (count == -1 && PyErr_Occurred())
         return NULL;
+    PyObject *after_slice = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *process = PyObject_CallMethodNoArgs(self->queue, lmp_str_popleft);
         if (process == NULL)
@@ -141,10 +147,17 @@ static PyObject *runner_run(Runner *self, PyObject *count_obj) {
         } else if (finished == Py_None) {
             status = lmp_run_wasm(self, process);
         }
+        int ran = finished == Py_None;
         Py_XDECREF(finished);
         Py_DECREF(process);
         if (status < 0)
             return NULL;
+        if (ran && after_slice != NULL) {
+            PyObject *result = PyObject_CallNoArgs(after_slice);
+            if (result == NULL)
+                return NULL;
+            Py_DECREF(result);
+        }
     }
     Py_RETURN_NONE;
 }
@@ -190,7 +203,7 @@ static void runner_dealloc(Runner *self) {
 }
 
 static PyMethodDef runner_methods[] = {
-    {"run", (PyCFunction)runner_run, METH_O, runner_run_doc},
+    {"run", (PyCFunction)(void (*)(void))runner_run, METH_FASTCALL, runner_run_doc},
     {NULL, NULL, 0, NULL},
 };
 
