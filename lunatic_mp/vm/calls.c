@@ -9,8 +9,10 @@
 
 #include <string.h>
 
-typedef struct {
+typedef struct lmp_call {
     PyObject_HEAD wasmtime_call_future_t *future;
+    lmp_proc *state;                /* the store's state while future is pending, in its list */
+    struct lmp_call *prev, *next;
     wasm_trap_t *trap;
     wasmtime_error_t *error;
     wasmtime_instance_t instance; /* an instantiation's result */
@@ -20,6 +22,7 @@ typedef struct {
 } lmp_call;
 
 static PyTypeObject lmp_CallType;
+static void lmp_call_finish(lmp_call *call);
 
 static PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what) {
     wasm_byte_vec_t text = {0, NULL};
@@ -87,6 +90,9 @@ PyObject *lmp_store_delete(PyObject *module, PyObject *store_obj) {
     wasmtime_store_t *store = lmp_address(store_obj, "the store");
     if (store == NULL)
         return NULL;
+    lmp_proc *state = lmp_wasmtime_context_get_data(lmp_wasmtime_store_context(store));
+    while (state->calls != NULL)
+        lmp_call_finish(state->calls);
     lmp_wasmtime_store_delete(store);
     Py_RETURN_NONE;
 }
@@ -96,6 +102,8 @@ static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
     if (call == NULL)
         return NULL;
     call->future = NULL;
+    call->state = NULL;
+    call->prev = call->next = NULL;
     call->trap = NULL;
     call->error = NULL;
     memset(&call->instance, 0, sizeof(call->instance));
@@ -111,10 +119,33 @@ static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
     return call;
 }
 
+/* A new pending future: listed in its store's state, so that store_delete drops it first. */
+static void lmp_call_track(lmp_call *call, wasmtime_context_t *context) {
+    if (call->future == NULL)
+        return;
+    lmp_proc *state = lmp_wasmtime_context_get_data(context);
+    call->state = state;
+    call->prev = NULL;
+    call->next = state->calls;
+    if (state->calls != NULL)
+        state->calls->prev = call;
+    state->calls = call;
+}
+
 static void lmp_call_finish(lmp_call *call) {
     if (call->future != NULL) {
         lmp_wasmtime_call_future_delete(call->future);
         call->future = NULL;
+    }
+    if (call->state != NULL) {
+        if (call->prev != NULL)
+            call->prev->next = call->next;
+        else
+            call->state->calls = call->next;
+        if (call->next != NULL)
+            call->next->prev = call->prev;
+        call->state = NULL;
+        call->prev = call->next = NULL;
     }
 }
 
@@ -191,6 +222,7 @@ static PyObject *lmp_call_start(lmp_call *call, wasmtime_context_t *context, PyO
     Py_DECREF(items);
     call->future = lmp_wasmtime_func_call_async(context, &call->func, call->values, call->nargs,
                                                 call->values + call->nargs, call->nresults, &call->trap, &call->error);
+    lmp_call_track(call, context);
     return (PyObject *)call;
 }
 
@@ -211,9 +243,11 @@ PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t na
     if (context == NULL)
         return NULL;
     lmp_call *call = lmp_call_alloc(0, 0);
-    if (call != NULL)
+    if (call != NULL) {
         call->future = lmp_wasmtime_instance_pre_instantiate_async(pre, context, &call->instance, &call->trap,
                                                                    &call->error);
+        lmp_call_track(call, context);
+    }
     return (PyObject *)call;
 }
 

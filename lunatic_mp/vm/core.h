@@ -32,6 +32,9 @@ typedef struct {
     wasmtime_val_t *wait_results;
     int woken;
     int32_t wake_value;
+    /* The Calls whose futures are pending in this store (calls.c): store_delete drops them first,
+     * since dropping one unwinds its fiber through code the store keeps alive. */
+    struct lmp_call *calls;
 } lmp_proc;
 
 /* mailbox.c: a message (lunatic_mp.vm.mailbox.Message) and a mailbox, as C types. */

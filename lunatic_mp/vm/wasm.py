@@ -65,16 +65,14 @@ class GuestTrap(Exception):
     """Raised by a host function to trap the calling guest with this message."""
 
 
-def _null_finalizer(env: int | None) -> None:
-    return None
-
-
-_NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_null_finalizer)
-
-
 @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
 def _always_ready(env: int | None) -> bool:
     return True
+
+
+# A NULL finalizer (no Python one: at exit, wasmtime may drop a definition or a continuation after
+# ctypes has freed a Python callback's thunk).
+_NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
 
 def new_trap(message: str) -> TrapPtr:

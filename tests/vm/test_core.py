@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import wasmtime
+from conftest import GUESTS
 
 from lunatic_mp.errors import NativeCoreError
 from lunatic_mp.vm import _core, core, wasm
@@ -154,3 +155,33 @@ def test_building_without_a_compiler_says_so(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode != 0
     assert "no C compiler found" in done.stderr
+
+
+_DROPPED_MIDWAY = """
+import gc
+from lunatic_mp import Engine, EnvConfig, examples
+
+engine = Engine()
+config = EnvConfig.permissive()
+pong = engine.load_module(examples.path("ping_pong.wat"))
+guests = {name: engine.load_module(f"{GUESTS}/{name}.wat") for name in ("msg_timeout", "timer_sleep")}
+engine.spawn(guests["msg_timeout"], "receive_within", [60_000], config)  # a receive with a timeout
+engine.spawn(guests["timer_sleep"], "sleep_then_report", [60_000, 0], config)  # a Python host call
+# main's pong is left suspended in a C receive; the two above have run up to their waits.
+main = engine.spawn(pong, "main", [10], config)
+assert engine.run_until_finished(main).ok
+engine.spawn(pong, "main", [10], config)  # never run: its instantiation is pending
+del engine, guests, pong, main
+print("collected", gc.collect() > 0, flush=True)
+"""
+
+
+def test_an_engine_dropped_with_processes_midway_is_collected_cleanly(tmp_path: Path) -> None:
+    """Suspended calls are dropped before their stores, and no ctypes callback is left to call: the
+    cyclic collector (or exit) frees an engine that nobody closed without a crash."""
+    script = tmp_path / "dropped.py"
+    script.write_text(_DROPPED_MIDWAY.replace("{GUESTS}", str(GUESTS)))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "collected True\n", "")
