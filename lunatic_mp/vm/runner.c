@@ -10,6 +10,8 @@
  */
 #include "core.h"
 
+#include <time.h>
+
 typedef struct {
     PyObject_HEAD PyObject *queue; /* the Scheduler's run queue (a deque) */
     PyObject *engine;
@@ -117,21 +119,44 @@ static int lmp_run_wasm(Runner *self, PyObject *process) {
     }
 }
 
-PyDoc_STRVAR(runner_run_doc, "run(count, after_slice=None) -> None\n\n"
-                             "Take count processes from the front of the run queue and run each once: a Wasm\n"
-                             "process for one time slice, a native one through its run_slice(engine); then\n"
-                             "call after_slice(), if given (a worker sends the frames that waited long enough).");
+static long long lmp_now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+PyDoc_STRVAR(runner_run_doc,
+             "run(count, after_slice=None, budget_ns=0) -> int\n\n"
+             "Take count processes from the front of the run queue and run each once: a Wasm process for\n"
+             "one time slice, a native one through its run_slice(engine); after each, call after_slice(),\n"
+             "if given (a worker sends the frames that waited long enough). Then go on taking processes\n"
+             "from the front (those the first ones woke, in FIFO order) until the queue is empty or\n"
+             "budget_ns have passed since the call: a chain of messages between local processes runs on\n"
+             "without a return to the caller's loop per hop. Returns how many processes ran.");
 
 static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 or 2 arguments (count, after_slice), got %zd", nargs);
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 to 3 arguments (count, after_slice, budget_ns), got %zd",
+                     nargs);
         return NULL;
     }
     Py_ssize_t count = PyLong_AsSsize_t(args[0]);
     if (count == -1 && PyErr_Occurred())
         return NULL;
-    PyObject *after_slice = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    PyObject *after_slice = nargs >= 2 && args[1] != Py_None ? args[1] : NULL;
+    long long budget = nargs == 3 ? PyLong_AsLongLong(args[2]) : 0;
+    if (budget == -1 && PyErr_Occurred())
+        return NULL;
+    long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
+    Py_ssize_t ran_count = 0;
+    for (Py_ssize_t i = 0;; i++) {
+        if (i >= count) {
+            Py_ssize_t left = PyObject_Length(self->queue);
+            if (left < 0)
+                return NULL;
+            if (left == 0 || deadline == 0 || lmp_now_ns() >= deadline)
+                break;
+        }
         PyObject *process = PyObject_CallMethodNoArgs(self->queue, lmp_str_popleft);
         if (process == NULL)
             return NULL;
@@ -152,6 +177,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(process);
         if (status < 0)
             return NULL;
+        ran_count += ran;
         if (ran && after_slice != NULL) {
             PyObject *result = PyObject_CallNoArgs(after_slice);
             if (result == NULL)
@@ -159,7 +185,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
             Py_DECREF(result);
         }
     }
-    Py_RETURN_NONE;
+    return PyLong_FromSsize_t(ran_count);
 }
 
 static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {

@@ -8,7 +8,8 @@ The loop, top to bottom:
 1. fire the timers that are due (sleeps, receive timeouts, ``send_after``), and wake the
    processes whose sockets are ready (in a worker, its event loop does this between rounds);
 2. run each process that was ready when the round began, once, in FIFO order: round robin, so a
-   spinning process gets one time slice per round and cannot starve the others (this phase is C,
+   spinning process gets one time slice per round and cannot starve the others; then, for up to
+   :data:`CHAIN_BUDGET_NS`, the processes those made ready, still in FIFO order (this phase is C,
    lunatic_mp/vm/runner.c, calling back into the engine only when a call returns or a kill waits);
 3. return when the caller's condition holds;
 4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
@@ -39,6 +40,13 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+CHAIN_BUDGET_NS = 100_000
+"""How long a round goes on running the processes that the round's own processes made ready (a
+message chain between local processes) before it returns to the caller's loop: a worker's loop
+turn (frames in, frames out, the event loop) is then paid once per burst, not once per hop. Short
+enough that timers, sockets and frames from other workers wait at most about this long more
+(plus the slice running when it expires)."""
 
 MAX_PAUSE_S = 3600.0
 """The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
@@ -182,7 +190,7 @@ class Scheduler:
         #    instantiating goes straight on into its export; one killed while its own code ran (a
         #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        self._runner.run(len(queue))
+        self._runner.run(len(queue), None, CHAIN_BUDGET_NS)
 
         if queue or self._reaping:
             return 0.0

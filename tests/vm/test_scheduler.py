@@ -12,6 +12,7 @@ from conftest import finish_ok as finish
 from conftest import start
 
 from lunatic_mp import Engine, Module, Outcome
+from lunatic_mp.vm import scheduler
 from lunatic_mp.vm.process import Phase
 
 Load = Callable[[str], Module]
@@ -34,6 +35,26 @@ def test_ping_pong_completes_beside_spinners(engine: Engine, load: Load) -> None
         assert spinner.finished.outcome is Outcome.KILLED
         assert spinner.pid not in engine.processes
     assert engine.kill(spinners[0].pid) is False  # already gone
+
+
+def _rounds_to_finish(engine: Engine, process: object) -> int:
+    rounds = 0
+    while getattr(process, "finished", None) is None:
+        engine.scheduler.run_round()
+        rounds += 1
+    return rounds
+
+
+def test_a_round_runs_on_through_the_processes_it_woke(
+    engine: Engine, load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message chain between local processes runs on within one round while the chain budget
+    lasts (no return to the caller's loop per hop), and hop by hop, a round each, without it."""
+    module = load("msg_ping_pong.wat")
+    monkeypatch.setattr(scheduler, "CHAIN_BUDGET_NS", 0)
+    assert _rounds_to_finish(engine, start(engine, module, "main", 50)) > 100
+    monkeypatch.setattr(scheduler, "CHAIN_BUDGET_NS", 60 * 10**9)
+    assert _rounds_to_finish(engine, start(engine, module, "main", 50)) == 1
 
 
 def test_spinners_started_after_ping_pong(engine: Engine, load: Load) -> None:

@@ -57,7 +57,7 @@ def test_fifo_order_per_sender_interleaved(engine: Engine, load: Load) -> None:
     receiver = start(engine, module, "check_seq", 3 * 50)
     senders = [start(engine, module, "send_seq", receiver.pid, tag, 50, 1) for tag in (1, 2, 3)]
     assert finish(engine, receiver).result == (150,)
-    assert all(s.finished is not None and s.finished.ok for s in senders)
+    assert all(finish(engine, sender).ok for sender in senders)
 
 
 # --- selective receive ----------------------------------------------------------------------------
