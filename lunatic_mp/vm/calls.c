@@ -333,11 +333,7 @@ static PyObject *lmp_call_poll(lmp_call *self, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "Call.poll: the call is finished");
         return NULL;
     }
-    bool done;
-    lmp_poll_begin();
-    Py_BEGIN_ALLOW_THREADS done = lmp_wasmtime_call_future_poll(self->future);
-    Py_END_ALLOW_THREADS lmp_poll_end();
-    return PyBool_FromLong(done);
+    return PyBool_FromLong(lmp_poll(self->future));
 }
 
 static PyObject *lmp_call_py_finish(lmp_call *self, PyObject *unused) {

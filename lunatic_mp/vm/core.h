@@ -83,6 +83,10 @@ int lmp_message_init(PyObject *module);
  * guest run with lmp_poll_begin/end: tickers tick only while a guest runs. */
 void lmp_poll_begin(void);
 void lmp_poll_end(void);
+
+/* Poll a call's future once, with the GIL held (the caller holds it) until the guest's slice
+ * reaches its first tick; returns whether the call finished. */
+bool lmp_poll(wasmtime_call_future_t *future);
 extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);

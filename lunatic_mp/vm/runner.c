@@ -59,10 +59,7 @@ static int lmp_poll_process(Runner *self, PyObject *process) {
     if (state != NULL && PyObject_SetAttr(self->engine, lmp_str_current, process) == 0) {
         state->armed = 0;
         lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-        bool finished;
-        lmp_poll_begin();
-        Py_BEGIN_ALLOW_THREADS finished = lmp_wasmtime_call_future_poll(future);
-        Py_END_ALLOW_THREADS lmp_poll_end();
+        bool finished = lmp_poll(future);
         done = PyObject_SetAttr(self->engine, lmp_str_current, Py_None) < 0 ? -1 : finished;
     }
     Py_XDECREF(slice_obj);

@@ -31,10 +31,17 @@ typedef struct {
     atomic_ullong ticks;
 } Ticker;
 
+/* The thread state this thread's innermost poll let go of the GIL with (lmp_poll): a poll keeps
+ * the GIL, so the C host functions' PyGILState_Ensure is a thread-local check instead of two
+ * mutex round trips each (a message makes several), and gives it up at the slice's first tick, so
+ * a guest that runs on lets the process's other Python threads run within about one period. */
+static _Thread_local PyThreadState *lmp_released;
+
 /* Called at the first epoch check after the store's deadline: at a tick, or at once after
  * yield_soon. A guest yields at the second tick after it was resumed (poll clears `armed`), so it
  * runs at least one whole period: a short burst of work is not cut at an arbitrary tick, which
- * keeps the order of short message exchanges the same from run to run. */
+ * keeps the order of short message exchanges the same from run to run. At the first tick the
+ * poll lets go of the GIL (see lmp_released). */
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind) {
     (void)context;
@@ -46,8 +53,23 @@ wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, ui
     } else {
         slice->armed = 1;
         *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
+        if (lmp_released == NULL && PyGILState_Check())
+            lmp_released = PyEval_SaveThread();
     }
     return NULL;
+}
+
+bool lmp_poll(wasmtime_call_future_t *future) {
+    PyThreadState *outer = lmp_released; /* a nested poll (trap::catch) keeps its caller's */
+    lmp_released = NULL;
+    lmp_poll_begin();
+    bool finished = lmp_wasmtime_call_future_poll(future);
+    lmp_poll_end();
+    PyThreadState *mine = lmp_released;
+    lmp_released = outer;
+    if (mine != NULL)
+        PyEval_RestoreThread(mine);
+    return finished;
 }
 
 /* Polls in progress in this process (lmp_poll_begin/end), polls started so far, and tickers

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,6 +58,31 @@ def test_spinners_share_the_engine(engine: Engine, preempt: Module) -> None:
     counter = start(engine, preempt, "count", 10_000_000)
     assert finish_ok(engine, counter).result == (10_000_000,)
     assert engine.preemption.ticker.ticks > 0  # it ticks while guests run
+
+
+def test_a_guest_running_on_lets_other_python_threads_run_within_its_slice(
+    engine: Engine, preempt: Module
+) -> None:
+    """A poll keeps the GIL only until the slice's first tick: a thread of the host program then
+    runs while the guest is still inside its slice (engine.current is set only during a poll)."""
+    seen = threading.Event()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set() and not seen.is_set():
+            if engine.current is not None:
+                seen.set()
+
+    spinner = start(engine, preempt, "spin")
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        engine.scheduler.run(until=seen.is_set, timeout=60)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen.is_set()
+    engine.kill(spinner.pid)
 
 
 def test_a_kill_reaches_a_process_in_a_long_slice(engine: Engine, preempt: Module) -> None:
