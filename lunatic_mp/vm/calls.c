@@ -327,6 +327,17 @@ PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t 
     return lmp_call_start(call, context, args[2]);
 }
 
+wasmtime_call_future_t *lmp_call_future(PyObject *call) {
+    if (!Py_IS_TYPE(call, &lmp_CallType)) {
+        PyErr_Format(PyExc_TypeError, "a process's call must be a Call, not %.100s", Py_TYPE(call)->tp_name);
+        return NULL;
+    }
+    wasmtime_call_future_t *future = ((lmp_call *)call)->future;
+    if (future == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "a process's call is finished");
+    return future;
+}
+
 static PyObject *lmp_call_poll(lmp_call *self, PyObject *unused) {
     (void)unused;
     if (self->future == NULL) {

@@ -102,6 +102,8 @@ extern const char lmp_store_delete_doc[];
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* The pending future of a Call; NULL with an exception for another object or a finished call. */
+wasmtime_call_future_t *lmp_call_future(PyObject *call);
 extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_doc[], lmp_call_function_doc[];
 
 /* runner.c: the scheduler's resume loop (the Runner type). */

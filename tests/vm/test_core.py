@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -121,6 +122,20 @@ def test_bad_arguments_are_refused() -> None:
         _core.define_receive(1, ())
     with pytest.raises(TypeError, match="must be callable"):
         core.Runner([], object(), 1, 2)  # type: ignore[arg-type]
+
+
+def test_the_runner_reads_any_process_type_by_name() -> None:
+    """The resume loop reads a Process's slots directly, but any other object goes by name: a
+    native process runs through run_slice, and a would-be Wasm process without a Call is refused
+    by name, never read at a wrong offset."""
+    ran: list[object] = []
+    native = SimpleNamespace(native=True, queued=True, finished=None, run_slice=ran.append)
+    fake = SimpleNamespace(native=False, queued=True, finished=None, call="not a call")
+    queue = deque([native, fake])
+    runner = core.Runner(queue, SimpleNamespace(current=None), lambda process: False, lambda pid, why: None)
+    with pytest.raises(TypeError, match="a process's call must be a Call, not str"):
+        runner.run(2)
+    assert len(ran) == 1 and native.queued is False and fake.queued is False
 
 
 def test_waking_a_store_that_does_not_wait_is_refused() -> None:
