@@ -4,6 +4,8 @@ when decoded, since it comes from another process like any frame."""
 
 from __future__ import annotations
 
+import functools
+
 import msgpack
 import msgspec
 
@@ -11,7 +13,7 @@ from lunatic_mp.cluster.wire import I64_MAX, MAX_FRAME_SIZE, FrameError, type_na
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.netpolicy import check_rules
 
-__all__ = ["decode_config", "encode_config"]
+__all__ = ["decode_config", "decode_shared_config", "encode_config"]
 
 _pack = msgspec.msgpack.Encoder().encode
 _unpackb = msgpack.unpackb
@@ -123,3 +125,11 @@ def decode_config(data: bytes | bytearray | memoryview) -> EnvConfig:
         net_bind=obj["net_bind"],
         net_connect=obj["net_connect"],
     )
+
+
+@functools.lru_cache(maxsize=256)
+def decode_shared_config(data: bytes) -> EnvConfig:
+    """:func:`decode_config`, one object per distinct encoding: a worker's spawns of one
+    environment (an executor's jobs, a fan-out) share it instead of decoding it per spawn. Shared:
+    a process never changes its config (a derived one is a copy)."""
+    return decode_config(data)

@@ -33,7 +33,7 @@ from typing import Annotated, Any, TypeAlias
 import msgpack
 import msgspec
 
-from lunatic_mp.cluster.envcodec import decode_config, encode_config
+from lunatic_mp.cluster.envcodec import decode_config, decode_shared_config, encode_config
 from lunatic_mp.cluster.wire import I64_MAX as _I64_MAX
 from lunatic_mp.cluster.wire import I64_MIN as _I64_MIN
 from lunatic_mp.cluster.wire import MAX_FRAME_SIZE, FrameError
@@ -84,6 +84,7 @@ __all__ = [
     "WorkerStarted",
     "decode",
     "decode_config",
+    "decode_shared_config",
     "encode",
     "encode_config",
     "validate",

@@ -194,7 +194,7 @@ class Worker(Hub):
     def _on_spawn(self, frame: frames.Spawn) -> None:
         try:
             module = self.module(frame.module)
-            config = frames.decode_config(frame.config)
+            config = frames.decode_shared_config(frame.config)
             params = [
                 (PARAM_KINDS[kind], value)
                 for kind, value in zip(frame.param_kinds, frame.params, strict=True)
