@@ -337,8 +337,9 @@ class WasmExecutor(Executor):
             if self._bar is not None:
                 self._bar.total = self._submitted
                 self._bar.refresh()
-        for job in start:
-            self._start(job, first=True)
+        with self.runtime.batched_sends():
+            for job in start:
+                self._start(job, first=True)
         return [job.future for job in jobs]
 
     def map(  # type: ignore[override]
@@ -418,25 +419,28 @@ class WasmExecutor(Executor):
         if worker is not None and worker not in self.runtime.worker_ids:
             worker = None  # its worker was lost: any will do
         try:
-            spawned = self.runtime.spawn_future(
-                self.module, job.function, job.args, self.config, worker=worker
+            self.runtime.spawn_then(
+                lambda outcome: self._spawned(job, outcome),
+                self.module,
+                job.function,
+                job.args,
+                self.config,
+                worker=worker,
             )
         except Exception as exc:  # noqa: BLE001 - the job's failure
             self._resolve(job, exc)
             return False
-        spawned.add_done_callback(lambda done: self._spawned(job, done))
         return True
 
-    def _spawned(self, job: _Job, done: Future[int]) -> None:
+    def _spawned(self, job: _Job, outcome: int | BaseException) -> None:
         """The spawn was answered (on the supervisor's thread, or the caller's)."""
-        error = done.exception()
-        if error is not None:
-            if isinstance(error, WorkerLost):
-                self._lost(job, f"worker lost while starting the job: {error}")
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, WorkerLost):
+                self._lost(job, f"worker lost while starting the job: {outcome}")
             else:
-                self._end(job, error)
+                self._end(job, outcome)
             return
-        pid = done.result()
+        pid = outcome
         job.pid = pid
         with self._lock:
             self._running[pid] = job
@@ -452,7 +456,7 @@ class WasmExecutor(Executor):
                 return
         if self.timeout is not None and not cancelling:
             job.timer = self._timers.call_at(time.monotonic() + self.timeout, lambda: self._expire(job, pid))
-        self.runtime.finished_future(pid).add_done_callback(lambda ended: self._finished(job, pid, ended))
+        self.runtime.on_finished(pid, lambda ended: self._finished(job, pid, ended))
 
     def _expire(self, job: _Job, pid: int) -> None:
         with self._lock:
@@ -462,17 +466,16 @@ class WasmExecutor(Executor):
             with contextlib.suppress(LunaticError):  # the runtime closed: the job's future hears of it
                 self.runtime.kill(pid, f"the job ran past its {self.timeout} s timeout")
 
-    def _finished(self, job: _Job, pid: int, ended: Future[Finished]) -> None:
+    def _finished(self, job: _Job, pid: int, ended: Finished | BaseException) -> None:
         with self._lock:
             self._running.pop(pid, None)
         if job.timer is not None:
             self._timers.cancel(job.timer)
             job.timer = None
-        error = ended.exception()
-        if error is not None:
-            self._end(job, error)
+        if isinstance(ended, BaseException):
+            self._end(job, ended)
             return
-        finished = ended.result()
+        finished = ended
         reply = self._take_reply(job)
         if finished.ok:
             if job.data is None:
@@ -484,6 +487,7 @@ class WasmExecutor(Executor):
             else:
                 self._end(job, None, reply)
             return
+        error: JobFailed
         if job.timed_out:
             error = JobTimeout(f"the job ran past its {self.timeout} s timeout and was killed", pid=pid)
         elif job.cancelled:

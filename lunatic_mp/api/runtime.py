@@ -79,6 +79,58 @@ class Runtime(Supervisor):
 
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
+        return self._spawn_request(*self._prepare_spawn(module, function, params, config, worker, link))
+
+    def spawn_then(
+        self,
+        then: Callable[[int | BaseException], object],
+        module: Module,
+        function: str = "_start",
+        params: Sequence[Any] = (),
+        config: EnvConfig | None = None,
+        *,
+        worker: int | None = None,
+        link: tuple[int, int] | None = None,
+    ) -> None:
+        """:meth:`spawn_future` for many spawns at a time: ``then(pid)``, or ``then(error)``
+        (SpawnError, WorkerLost, EngineClosed), instead of a future, on the supervisor's pump
+        thread (it must not wait on the runtime); bad arguments raise here. A Future and its lock
+        cost more than a tiny job's whole spawn; :class:`~lunatic_mp.api.executor.WasmExecutor`
+        uses this."""
+        target, make, config = self._prepare_spawn(module, function, params, config, worker, link)
+        if config.limits_environment:  # counted in at the registry process first: the future path
+            future = self._spawn_request(target, make, config)
+            future.add_done_callback(lambda done: then(done.exception() or done.result()))
+        else:
+            self._send_spawn(target, make, then)
+
+    def _send_spawn(
+        self, target: int, make: Callable[[int], frames.Frame], then: Callable[[Any], object]
+    ) -> None:
+        """Send a spawn frame; ``then(pid)`` or ``then(error)`` when it is answered."""
+
+        def on_reply(frame: Any) -> None:
+            if frame is None:
+                then(self._request_lost(target))
+            elif frame.error:
+                then(SpawnError(frame.error))
+            else:
+                with self._lock:
+                    self._spawned.add(frame.pid)
+                then(int(frame.pid))
+
+        self._request_then(target, make, on_reply)
+
+    def _prepare_spawn(
+        self,
+        module: Module,
+        function: str,
+        params: Sequence[Any],
+        config: EnvConfig | None,
+        worker: int | None,
+        link: tuple[int, int] | None,
+    ) -> tuple[int, Callable[[int], frames.Frame], EnvConfig]:
+        """Check a spawn's arguments; its worker, its Spawn frame (given a request id) and config."""
         self._check_open()
         module = arguments.module(module)
         signature = module.exports.get(function)
@@ -93,13 +145,12 @@ class Runtime(Supervisor):
         config = self._in_environment(config or EnvConfig())
         encoded = frames.encode_config(config)
         values = tuple(v for _, v in args)
-        return self._spawn_request(
-            target,
-            lambda request: frames.Spawn(
-                request, self.pid, module.digest, function, values, kinds, encoded, link_pid, link_tag
-            ),
-            config,
-        )
+        digest, pid = module.digest, self.pid
+
+        def make(request: int) -> frames.Frame:
+            return frames.Spawn(request, pid, digest, function, values, kinds, encoded, link_pid, link_tag)
+
+        return target, make, config
 
     def spawn_native(
         self,
@@ -179,23 +230,15 @@ class Runtime(Supervisor):
             if memory is None:
                 memory = config.memory_reservation(self._engine_options["max_memory"])
             return self._limited_spawn_request(target, make, config, memory)
-        reply = self._request_future(target, make)
         pid: Future[int] = Future()
 
-        def spawned(done: Future[Any]) -> None:
-            try:
-                frame = done.result()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
-                pid.set_exception(exc)
-                return
-            if frame.error:
-                pid.set_exception(SpawnError(frame.error))
-                return
-            with self._lock:
-                self._spawned.add(frame.pid)
-            pid.set_result(int(frame.pid))
+        def settle(outcome: int | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                pid.set_exception(outcome)
+            else:
+                pid.set_result(outcome)
 
-        reply.add_done_callback(spawned)
+        self._send_spawn(target, make, settle)
         return pid
 
     def _limited_spawn_request(
@@ -235,14 +278,16 @@ class Runtime(Supervisor):
 
     def join(self, pid: int, timeout: float | None = None) -> Finished | None:
         """Wait for a process spawned through this runtime to end; how it ended (None on timeout)."""
-        future = self.finished_future(pid)
+        future: Future[Finished] = Future()
+        waiter = self._settle_with(future)
+        self.on_finished(pid, waiter)
         try:
             return future.result(timeout)
         except TimeoutError:
             with self._mail:  # forget this waiter, or the end would go to it and not to a later join
                 waiters = self._finish_waiters.get(pid, [])
-                if future in waiters:
-                    waiters.remove(future)
+                if waiter in waiters:
+                    waiters.remove(waiter)
                 if not waiters:
                     self._finish_waiters.pop(pid, None)
             return future.result(0) if future.done() else None
@@ -253,14 +298,31 @@ class Runtime(Supervisor):
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
         future: Future[Finished] = Future()
+        self.on_finished(pid, self._settle_with(future))
+        return future
+
+    def on_finished(self, pid: int, callback: Callable[[Finished | BaseException], object]) -> None:
+        """Call ``callback(finished)`` when a process spawned through this runtime ends (at once if
+        it has), or ``callback(EngineClosed)`` if the runtime closes first: :meth:`finished_future`
+        without the Future, for many processes at a time. It runs on the supervisor's pump thread
+        (or this one) and must not wait on the runtime."""
         with self._mail:
             finished = self._finished.pop(pid, None)
             if finished is None:
-                self._finish_waiters.setdefault(pid, []).append(future)
-                return future
+                self._finish_waiters.setdefault(pid, []).append(callback)
+                return
             self._spawned.discard(pid)
-        future.set_result(finished)
-        return future
+        callback(finished)
+
+    @staticmethod
+    def _settle_with(future: Future[Finished]) -> Callable[[Finished | BaseException], None]:
+        def settle(outcome: Finished | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        return settle
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +132,7 @@ class Supervisor:
             max_memory=max_memory,
         )
         self._lock = threading.RLock()
+        self._batching = threading.local()  # depth: this thread's sends wait for the batch's end
         self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir)
         self._hub.handlers = self._frame_handlers()
         self._rings: dict[tuple[int, int], Ring] = {}
@@ -146,7 +147,8 @@ class Supervisor:
         self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
         self._spawned: set[int] = set()  # pids spawned here and not joined yet
         self._finished: dict[int, Finished] = {}
-        self._finish_waiters: dict[int, list[Future[Finished]]] = {}
+        # Callables, each given the Finished (or EngineClosed at close): Runtime.on_finished.
+        self._finish_waiters: dict[int, list[Callable[[Finished | BaseException], object]]] = {}
         self.workers_lost = 0
         self._losses_pending: set[int] = set()  # lost workers the registry has not forgotten yet
         self._environment_ids = itertools.count(1)  # of environments that bound their processes
@@ -255,9 +257,8 @@ class Supervisor:
         assert hub.doorbell is not None
         doorbell = hub.doorbell
         while not self._closed:
-            with self._lock:
+            with self._lock, self.batched_sends():  # what the frames' handlers send goes at once
                 arrived = hub.receive()
-                self._flush()
             if arrived:
                 continue
             children = () if self._starting else list(self._children.values())  # see _wait_started
@@ -277,7 +278,23 @@ class Supervisor:
                     self._on_child_exit(sentinels[fd])
 
     def _flush(self) -> None:
-        self._hub.flush()
+        if not getattr(self._batching, "depth", 0):
+            self._hub.flush()
+
+    @contextlib.contextmanager
+    def batched_sends(self) -> Iterator[None]:
+        """Hold the frames this thread sends until the block ends, then write them together: one
+        write and one wake-up per worker for a burst of spawns or messages, instead of one per
+        frame. Other threads' frames go as usual (and take these along if they flush first)."""
+        local = self._batching
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if not local.depth:
+                with self._lock:
+                    self._hub.flush()
 
     def _broadcast(self, frame: frames.Frame, *, skip: int | None = None) -> None:
         for other in self._hub.endpoints:
@@ -436,8 +453,8 @@ class Supervisor:
                 self._monitoring.discard(pid)
                 self._mailbox.append(Message.process_died(pid))
             self._mail.notify_all()
-        for future in waiters or ():
-            future.set_result(finished)
+        for waiter in waiters or ():
+            waiter(finished)
 
     def _deliver(self, message: Message) -> None:
         with self._mail:
@@ -469,16 +486,27 @@ class Supervisor:
         def on_reply(reply: Any) -> None:
             if reply is not None:
                 future.set_result(reply)
-            elif self._closed:
-                future.set_exception(EngineClosed("the runtime was closed"))
             else:
-                future.set_exception(WorkerLost(f"worker {worker_id} was lost before it answered"))
+                future.set_exception(self._request_lost(worker_id))
 
+        self._request_then(worker_id, make, on_reply)
+        return future, on_reply
+
+    def _request_then(
+        self, worker_id: int, make: Callable[[int], frames.Frame], on_reply: Callable[[Any], None]
+    ) -> None:
+        """Send a request; ``on_reply(reply frame)`` on the pump thread, or ``on_reply(None)`` if
+        the worker dies or the runtime closes first (:meth:`_request_lost` says which)."""
         with self._lock:
             self._check_open()
             self._hub.send(worker_id, make(self._requests.new(worker_id, on_reply)))
             self._flush()
-        return future, on_reply
+
+    def _request_lost(self, worker_id: int) -> LunaticError:
+        """Why a request got no reply."""
+        if self._closed:
+            return EngineClosed("the runtime was closed")
+        return WorkerLost(f"worker {worker_id} was lost before it answered")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -551,7 +579,7 @@ class Supervisor:
         self._requests.close()
         for waiters in self._finish_waiters.values():
             for waiter in waiters:
-                waiter.set_exception(EngineClosed("the runtime was closed before the process ended"))
+                waiter(EngineClosed("the runtime was closed before the process ended"))
         self._finish_waiters.clear()
         self._hub.close()
         for ring in self._rings.values():

@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from itertools import accumulate, pairwise
@@ -331,6 +332,58 @@ def test_spawn_errors_raise_spawn_error(runtime: Runtime, basic: Module, workers
     with pytest.raises(SpawnError, match="message"):
         runtime.spawn(basic, "self", config=denied, worker=workers[1])
     assert joined_ok(runtime, runtime.spawn(basic, "add", [2, 3], worker=workers[1])) == (5,)
+
+
+def test_spawn_then_and_on_finished_call_back_without_futures(runtime: Runtime, basic: Module) -> None:
+    """A burst of spawns sent together (batched_sends): spawn_then gives each pid, or the worker's
+    refusal, to a callback, and on_finished each ending; bad arguments raise at the call."""
+    count = 20
+    lock = threading.Lock()
+    pids: list[int] = []
+    ended: dict[int, Finished | BaseException] = {}
+    refused: list[BaseException] = []
+    done = threading.Event()
+
+    def on_end(pid: int, outcome: Finished | BaseException) -> None:
+        with lock:
+            ended[pid] = outcome
+            if len(ended) == count and refused:
+                done.set()
+
+    def on_spawn(outcome: int | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            with lock:
+                refused.append(outcome)
+            return
+        with lock:
+            pids.append(outcome)
+        runtime.on_finished(outcome, lambda finished: on_end(outcome, finished))
+
+    denied = EnvConfig(allowed_namespaces=frozenset({"process"}))
+    with runtime.batched_sends():
+        for i in range(count):
+            runtime.spawn_then(on_spawn, basic, "add", [i, 1000])
+        runtime.spawn_then(on_spawn, basic, "self", config=denied)
+    assert done.wait(60), (len(ended), refused)
+    results = sorted(outcome.result for outcome in ended.values() if isinstance(outcome, Finished))
+    assert results == [(i + 1000,) for i in range(count)]
+    assert len(refused) == 1 and isinstance(refused[0], SpawnError)
+    assert {worker_of(pid) for pid in pids} == set(runtime.worker_ids)
+    with pytest.raises(SpawnError, match="no exported function `missing`"):
+        runtime.spawn_then(on_spawn, basic, "missing")
+    finished: list[Finished | BaseException] = []
+    runtime.on_finished(pids[0], finished.append)  # reported already: nothing more to come
+    assert joined_ok(runtime, runtime.spawn(basic, "add", [2, 3])) == (5,)
+    assert finished == []
+
+
+def test_on_finished_hears_engine_closed_when_the_runtime_closes_first() -> None:
+    """A process still running when the runtime closes: its on_finished callback gets EngineClosed."""
+    outcomes: list[Finished | BaseException] = []
+    with Runtime(workers=1) as rt:
+        parked = rt.spawn(rt.load_module(GUESTS / "rt_basic.wat"), "park")
+        rt.on_finished(parked, outcomes.append)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], EngineClosed)
 
 
 # --- messages between workers --------------------------------------------------------------------
