@@ -240,7 +240,7 @@ class Signals:
         pid = process.pid
         failed = not finished.ok
         reason = DeathReason.FAILURE if failed else DeathReason.NORMAL
-        cause = str(finished)
+        cause = str(finished) if process.links else ""  # only a link's death carries it
         cause = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
         router = self.router
         doomed: list[tuple[BaseProcess, str]] = []
