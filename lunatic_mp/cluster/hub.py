@@ -66,6 +66,9 @@ class Hub:
         self.doorbell = Doorbell.create(run_dir, bell_name(worker_id)) if create_doorbell else None
         self.malformed_frames = 0
         self.handlers: dict[type, Callable[[Any], None]] = {}
+        # Delivers plain Message frames, from a list's index on, up to the first other frame; its
+        # index (a worker: lunatic_mp/vm/inbox.c). The other frames are decoded and handled here.
+        self.deliver_messages: Callable[[list[bytes], int], int] | None = None
         parent = multiprocessing.parent_process()
         self._parent: int | None = parent.sentinel if parent is not None and worker_id != SUPERVISOR else None
         self._orphaned = False
@@ -128,7 +131,18 @@ class Hub:
         for endpoint in list(self.endpoints.values()):
             if self.endpoints.get(endpoint.worker) is not endpoint:
                 continue  # disconnected by a frame read just before (its worker was lost)
-            for data in endpoint.inbox.read():
+            received = endpoint.inbox.read()
+            index, end = 0, len(received)
+            fast = self.deliver_messages
+            while index < end:
+                if fast is not None:
+                    handled = fast(received, index)
+                    count += handled - index
+                    if handled == end:
+                        break
+                    index = handled
+                data = received[index]
+                index += 1
                 count += 1
                 try:
                     frame = frames.decode(data)

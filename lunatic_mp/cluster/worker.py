@@ -30,6 +30,7 @@ from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm import core
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.host.process import PARAM_KINDS
 from lunatic_mp.vm.mailbox import DeathReason, Message
@@ -89,6 +90,8 @@ class Worker(Hub):
         self._modules: dict[bytes, Module] = {}
         self.running = True
         self.handlers = self._frame_handlers()
+        hooks = self.engine.message_hooks
+        self.deliver_messages = lambda received, start: core.deliver_messages(hooks, received, start)
         self.loop = new_event_loop()
         self._stopped: asyncio.Future[None] = self.loop.create_future()
         self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest
@@ -178,6 +181,14 @@ class Worker(Hub):
         self.reply(frame.reply_to, frames.ExistsReply(frame.request, frame.reply_to, exists))
 
     def _on_message(self, frame: frames.Message | frames.MessageStreams) -> None:
+        modules = self._attached_modules(frame) if frame.modules else None  # most carry none
+        message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules)
+        if isinstance(frame, frames.MessageStreams):  # TCP streams: descriptors come beside it
+            attach_streams(self.fdpass, frame, message, lambda: self.engine.deliver(frame.to, message))
+            return
+        self.engine.deliver(frame.to, message)
+
+    def _attached_modules(self, frame: frames.Message | frames.MessageStreams) -> list[Any]:
         modules: list[Any] = []
         for digest in frame.modules:
             try:
@@ -185,11 +196,7 @@ class Worker(Hub):
             except LunaticError as exc:
                 log.warning("module attached to a message for %d is lost: %s", frame.to, exc)
                 modules.append(None)
-        message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules)
-        if isinstance(frame, frames.MessageStreams):  # TCP streams: descriptors come beside it
-            attach_streams(self.fdpass, frame, message, lambda: self.engine.deliver(frame.to, message))
-            return
-        self.engine.deliver(frame.to, message)
+        return modules
 
     def _on_spawn(self, frame: frames.Spawn) -> None:
         try:

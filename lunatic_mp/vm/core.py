@@ -51,5 +51,6 @@ call_export = _core.call_export
 call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive
+deliver_messages = _core.deliver_messages
 yield_soon = _core.yield_soon
 wake = _core.wake

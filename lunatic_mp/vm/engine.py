@@ -134,6 +134,8 @@ class Engine(Placement, Signals):
         self.router: Router | None = None
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
         self._environments = Environments()  # of limited environments, when no registry process counts
+        self.message_hooks: tuple[Any, ...] = ()
+        """What lunatic::message's C functions call back (set by :mod:`.host.message`)."""
         host.register_all(self)
         self.plugins = install_plugins(self, plugins)
         """The namespaces that plugins add (:mod:`lunatic_mp.vm.plugins`)."""

@@ -336,7 +336,7 @@ static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *bo
 /* Put message into the mailbox of local process pid, or hand it to a C receive waiting for it,
  * when nothing else must happen: 1 if it did, 0 if Engine.deliver must (another worker, a bound
  * reached, a special mailbox, a receiver to wake that is not plain). */
-static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
+int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
     PyObject *target = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_PROCESSES), pid);
     if (target == NULL)
         return PyErr_Occurred() ? -1 : 0;

@@ -44,6 +44,7 @@ class HostEngine(Protocol):
     reactor: Reactor
     metrics: Metrics
     processes: dict[int, BaseProcess]
+    message_hooks: tuple[Any, ...]
     current: BaseProcess | None
     node_id: int
     max_message_size: int

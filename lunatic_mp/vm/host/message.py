@@ -81,5 +81,6 @@ def register(engine: HostEngine) -> None:
     on_error = engine.linker.on_host_error
     run_queue = engine.scheduler.run_queue
     hooks = (wait_for, GuestTrap, on_error, PENDING, engine.deliver, engine.processes, TIMEOUT, run_queue)
+    engine.message_hooks = hooks  # a worker's inbound messages take the same path (core.deliver_messages)
     engine.linker.define_native(lambda linker: core.define_message(linker, max_size, hooks))
     engine.linker.define_native(lambda linker: core.define_receive(linker, hooks))

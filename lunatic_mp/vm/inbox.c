@@ -1,0 +1,167 @@
+/* Messages from other workers, straight into mailboxes.
+ *
+ * A worker reads its inbound ring as a list of frames (lunatic_mp.cluster.hub.Hub.receive). The
+ * most common by far is a plain message, lunatic_mp.cluster.frames.Message with no module
+ * attached, which Python used to decode into a frame, turn into a Message and hand to
+ * Engine.deliver: about 2 µs each. deliver_messages does the same for a run of them here: it
+ * parses each frame, makes the Message and puts it into the local mailbox, or wakes the receiver
+ * waiting for it in C (lmp_put_local, as a guest's send does), or calls Engine.deliver for the
+ * rest (a bound reached, a receiver that is not plain, a process elsewhere). It stops at the first
+ * frame that is anything else, malformed included, for Python to decode and handle in order.
+ *
+ * The frame is msgspec's msgpack encoding of the array-like struct tagged Kind.MESSAGE (1):
+ * [1, to, sender, tag, data, modules], the integers i64, data bin, modules an empty array here.
+ * tests/vm/test_inbox.py checks that both sides agree on the encoding frames.encode makes.
+ */
+#include "message.h"
+
+#include <string.h>
+
+enum { LMP_FRAME_MESSAGE = 1, LMP_MESSAGE_FIELDS = 6 };
+
+typedef struct {
+    const uint8_t *at, *end;
+} lmp_reader;
+
+static uint64_t lmp_big_endian(const uint8_t *bytes, int size) {
+    uint64_t value = 0;
+    for (int i = 0; i < size; i++)
+        value = value << 8 | bytes[i];
+    return value;
+}
+
+/* The next msgpack integer as an i64: 1, or 0 when it is not one (or does not fit an i64). */
+static int lmp_read_i64(lmp_reader *in, int64_t *out) {
+    if (in->at >= in->end)
+        return 0;
+    uint8_t head = *in->at++;
+    if (head <= 0x7f || head >= 0xe0) { /* positive, negative fixint */
+        *out = (int8_t)head;
+        return 1;
+    }
+    int size;
+    int is_signed = head >= 0xd0;
+    if (head == 0xcc || head == 0xd0)
+        size = 1;
+    else if (head == 0xcd || head == 0xd1)
+        size = 2;
+    else if (head == 0xce || head == 0xd2)
+        size = 4;
+    else if (head == 0xcf || head == 0xd3)
+        size = 8;
+    else
+        return 0;
+    if (in->end - in->at < size)
+        return 0;
+    uint64_t bits = lmp_big_endian(in->at, size);
+    in->at += size;
+    if (!is_signed) {
+        if (bits > INT64_MAX)
+            return 0;
+        *out = (int64_t)bits;
+    } else if (size == 8) {
+        *out = (int64_t)bits;
+    } else { /* sign-extend */
+        uint64_t sign = (uint64_t)1 << (size * 8 - 1);
+        *out = (int64_t)((bits ^ sign) - sign);
+    }
+    return 1;
+}
+
+/* The next msgpack bin: its bytes and length; 0 when it is not one. */
+static int lmp_read_bin(lmp_reader *in, const uint8_t **data, size_t *size) {
+    if (in->at >= in->end)
+        return 0;
+    uint8_t head = *in->at++;
+    int width = head == 0xc4 ? 1 : head == 0xc5 ? 2 : head == 0xc6 ? 4 : 0;
+    if (width == 0 || in->end - in->at < width)
+        return 0;
+    size_t length = (size_t)lmp_big_endian(in->at, width);
+    in->at += width;
+    if ((size_t)(in->end - in->at) < length)
+        return 0;
+    *data = in->at;
+    *size = length;
+    in->at += length;
+    return 1;
+}
+
+/* A plain message frame in [bytes, bytes + size): 1 with its fields, 0 for anything else. */
+static int lmp_parse_message(const uint8_t *bytes, size_t size, int64_t *to, int64_t *sender, int64_t *tag,
+                             const uint8_t **data, size_t *data_size) {
+    lmp_reader in = {bytes, bytes + size};
+    int64_t kind;
+    if (size < 2 || *in.at++ != (0x90 | LMP_MESSAGE_FIELDS))
+        return 0;
+    if (!lmp_read_i64(&in, &kind) || kind != LMP_FRAME_MESSAGE)
+        return 0;
+    if (!lmp_read_i64(&in, to) || !lmp_read_i64(&in, sender) || !lmp_read_i64(&in, tag))
+        return 0;
+    if (!lmp_read_bin(&in, data, data_size))
+        return 0;
+    return in.end - in.at == 1 && *in.at == 0x90; /* no module attached, nothing after */
+}
+
+/* Deliver one parsed message as Engine.deliver would: 0, or -1 with an exception set. */
+static int lmp_deliver_one(PyObject *hooks, int64_t to, int64_t sender, int64_t tag, const uint8_t *data,
+                           size_t size) {
+    PyObject *payload = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)size);
+    lmp_message *message = payload != NULL ? lmp_message_new(tag, payload) : NULL;
+    Py_XDECREF(payload);
+    PyObject *pid = message != NULL ? PyLong_FromLongLong(to) : NULL;
+    int status = -1;
+    if (pid != NULL) {
+        message->pid = sender;
+        int local = lmp_put_local(hooks, pid, message);
+        if (local > 0) {
+            status = 0;
+        } else if (local == 0) {
+            PyObject *done = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_DELIVER), pid, message, NULL);
+            status = done != NULL ? 0 : -1;
+            Py_XDECREF(done);
+        }
+    }
+    Py_XDECREF(pid);
+    Py_XDECREF(message);
+    return status;
+}
+
+const char lmp_deliver_messages_doc[] =
+    "deliver_messages(hooks, frames, start) -> int\n\n"
+    "Deliver the plain Message frames (bytes, no module attached) of the list frames from index\n"
+    "start on, as Engine.deliver would, up to the first frame that is anything else; its index\n"
+    "(len(frames) when all were). hooks: the lunatic::message hooks (Engine.message_hooks).";
+
+PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "deliver_messages(hooks, frames: list, start: int)");
+        return NULL;
+    }
+    if (lmp_check_hooks(args[0], "deliver_messages") < 0)
+        return NULL;
+    Py_ssize_t index = PyLong_AsSsize_t(args[2]);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "deliver_messages: start must be >= 0");
+        return NULL;
+    }
+    for (; index < PyList_GET_SIZE(args[1]); index++) {
+        PyObject *frame = PyList_GET_ITEM(args[1], index);
+        if (!PyBytes_CheckExact(frame))
+            break;
+        int64_t to, sender, tag;
+        const uint8_t *data;
+        size_t size;
+        if (!lmp_parse_message((const uint8_t *)PyBytes_AS_STRING(frame), (size_t)PyBytes_GET_SIZE(frame), &to,
+                               &sender, &tag, &data, &size))
+            break;
+        Py_INCREF(frame); /* a delivery may run Python that changes the list */
+        int status = lmp_deliver_one(args[0], to, sender, tag, data, size);
+        Py_DECREF(frame);
+        if (status < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(index);
+}

@@ -1,0 +1,84 @@
+"""Plain Message frames from other workers, delivered in C (lunatic_mp/vm/inbox.c): the C parser
+and lunatic_mp.cluster.frames agree on every encoding, and anything else is left to Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from lunatic_mp import Engine, EnvConfig, Module
+from lunatic_mp.cluster import frames
+from lunatic_mp.vm import core
+from lunatic_mp.vm.process import Process
+
+INTS = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**31 - 1, 2**31, 2**32, 2**63 - 1]
+INTS += [-1, -32, -33, -128, -129, -32_768, -32_769, -(2**31), -(2**31) - 1, -(2**63)]
+SIZES = [0, 1, 255, 256, 65_535, 65_536, 200_000]  # bin8, bin16 and bin32
+
+
+@pytest.fixture
+def idle(engine: Engine, load: Callable[[str], Module]) -> Process:
+    """A process spawned and not run yet: what arrives for it stays in its mailbox."""
+    return engine.spawn(load("msg_fifo.wat"), "check_seq", [1], EnvConfig())
+
+
+def _frame(
+    to: int, sender: int = 7, tag: int = 3, data: bytes = b"hi", modules: tuple[bytes, ...] = ()
+) -> bytes:
+    return frames.encode(frames.Message(to, sender, tag, data, modules))
+
+
+def test_every_integer_and_size_decodes_as_python_decodes_it(engine: Engine, idle: Process) -> None:
+    sent = [_frame(idle.pid, sender=value, tag=~value) for value in INTS]
+    sent += [_frame(idle.pid, data=bytes(range(256)) * (size // 256) + b"x" * (size % 256)) for size in SIZES]
+    assert core.deliver_messages(engine.message_hooks, sent, 0) == len(sent)
+    arrived = [idle.mailbox.take(None) for _ in sent]
+    for data, message in zip(sent, arrived, strict=True):
+        frame = frames.decode(data)
+        assert isinstance(frame, frames.Message)
+        assert message is not None
+        assert (message.tag, message.pid, bytes(message.data)) == (frame.tag, frame.sender, frame.data)
+        assert message.modules == []
+
+
+def test_it_stops_at_the_first_frame_that_is_not_a_plain_message(engine: Engine, idle: Process) -> None:
+    """A frame of another kind, one with a module attached, a malformed or truncated one, a
+    bytearray, or an integer past i64 (hand-made: msgspec never writes one) is left to Python."""
+    plain = _frame(idle.pid)
+    past_i64 = b"\x96\x01\xcf" + (2**63).to_bytes(8, "big") + b"\x07\x03\xc4\x02hi\x90"
+    with pytest.raises(frames.FrameError):
+        frames.decode(past_i64)  # Python refuses it too
+    largest = b"\x96\x01\xcf" + (2**63 - 1).to_bytes(8, "big") + b"\x07\x03\xc4\x02hi\x90"
+    assert frames.decode(largest) == frames.Message(2**63 - 1, 7, 3, b"hi", ())
+    assert core.deliver_messages(engine.message_hooks, [largest], 0) == 1  # C takes it too
+    others = [
+        frames.encode(frames.Kill(idle.pid, "stop")),
+        _frame(idle.pid, modules=(b"\x01" * 32,)),
+        plain[:-1],
+        plain + b"\x00",
+        b"",
+        b"\x96",
+        bytearray(plain),
+        past_i64,
+    ]
+    for other in others:
+        assert core.deliver_messages(engine.message_hooks, [plain, other, plain], 0) == 1
+        assert core.deliver_messages(engine.message_hooks, [plain, other, plain], 2) == 3
+    assert len(idle.mailbox) == 2 * len(others)
+
+
+def test_a_message_for_no_local_process_goes_to_engine_deliver(engine: Engine, idle: Process) -> None:
+    """Engine.deliver takes what C leaves: a pid nobody has here is dropped, as in Python."""
+    assert core.deliver_messages(engine.message_hooks, [_frame(idle.pid + 1000), _frame(idle.pid)], 0) == 2
+    assert len(idle.mailbox) == 1
+
+
+def test_bad_arguments_are_refused(engine: Engine) -> None:
+    with pytest.raises(TypeError, match="hooks must be a tuple"):
+        core.deliver_messages((), [], 0)
+    with pytest.raises(TypeError, match="frames: list"):
+        core.deliver_messages(engine.message_hooks, (), 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="start must be >= 0"):
+        core.deliver_messages(engine.message_hooks, [], -1)
+    assert core.deliver_messages(engine.message_hooks, [], 5) == 5
