@@ -16,6 +16,7 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.vm import core
 from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.params import PARAM_TYPE_BYTES
 from lunatic_mp.vm.router import OnReply
@@ -32,6 +33,9 @@ class Wire(Protocol):
 
     def send(self, worker: int, frame: frames.Frame) -> None:
         """Queue a frame for a worker (or the supervisor, or the registry) by its id."""
+
+    def send_encoded(self, worker: int, data: bytes) -> None:
+        """Queue a frame already encoded (:func:`lunatic_mp.vm.core.encode_message`)."""
 
     def place(self) -> int:
         """The worker for the next spawn that may go anywhere."""
@@ -79,6 +83,9 @@ class FrameRouter:
             else ()
         )
         data = message.data if isinstance(message.data, bytes) else bytes(message.data)
+        if not modules and not message.streams:  # most messages: encoded in C, no frame object
+            self.wire.send_encoded(worker_of(to), core.encode_message(to, message.pid, message.tag, data))
+            return
         if message.streams:
             streams = self._stream_fields(to, message)
             if streams:

@@ -104,10 +104,12 @@ class Worker(Hub):
 
     def send(self, worker: int, frame: frames.Frame) -> None:
         """Queue a frame; a process sending past the backpressure bound pauses until it drains."""
+        self.send_encoded(worker, frames.encode(frame))
+
+    def send_encoded(self, worker: int, data: bytes) -> None:
         endpoint = self.endpoints.get(worker)
         if endpoint is None:
             return  # a lost worker: messages to its processes are dropped, like any to a dead pid
-        data = frames.encode(frame)
         endpoint.outbox.put(data)
         endpoint.queued += len(data)
         current = self.engine.current

@@ -227,6 +227,7 @@ static PyMethodDef lmp_methods[] = {
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
     {"deliver_messages", (PyCFunction)(void (*)(void))lmp_deliver_messages, METH_FASTCALL,
      lmp_deliver_messages_doc},
+    {"encode_message", (PyCFunction)(void (*)(void))lmp_encode_message, METH_FASTCALL, lmp_encode_message_doc},
     {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
     {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
     {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},

@@ -52,5 +52,6 @@ call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive
 deliver_messages = _core.deliver_messages
+encode_message = _core.encode_message
 yield_soon = _core.yield_soon
 wake = _core.wake

@@ -115,3 +115,16 @@ def test_mutated_frames_get_the_same_verdict_from_c_and_python(engine: Engine, i
         if delivered and decoded is not None and decoded.to == idle.pid:
             assert len(idle.mailbox) == before + 1
     assert min(verdicts.values()) > 100, verdicts  # both kinds of verdict, many times
+
+
+def test_a_message_frame_encoded_in_c_is_the_one_frames_encode_makes() -> None:
+    """The sending side: core.encode_message writes msgpack's smallest forms, as msgspec does."""
+    for value in INTS:
+        for size in SIZES:
+            data = bytes(size)
+            expected = frames.encode(frames.Message(value, ~value, value, data, ()))
+            assert core.encode_message(value, ~value, value, data) == expected
+    with pytest.raises(TypeError, match="data: bytes"):
+        core.encode_message(1, 2, 3, bytearray(b"x"))  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        core.encode_message(2**63, 2, 3, b"")
