@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any, Self
 import cloudpickle
 import msgpack
 
-from lunatic_mp.cluster import frames, lifecycle, registry_process, worker
+from lunatic_mp.cluster import frames, lifecycle, registry_process, template, worker
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
 from lunatic_mp.cluster.logs import LogReceiver
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
+from lunatic_mp.cluster.template import Template, TemplateGone
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
 from lunatic_mp.errors import EngineClosed, LunaticError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
@@ -98,6 +99,7 @@ class Supervisor:
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
+        wait: bool = True,
     ) -> None:
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
@@ -156,12 +158,42 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
         self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
+        self._template: Template | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._start_thread: threading.Thread | None = None
         lifecycle.opened(self)
+        if wait:
+            try:
+                self._start()
+            except BaseException:
+                self._started.set()
+                self.close()
+                raise
+            self._started.set()
+        else:  # the caller goes on (compiles a module, say) while the processes start
+            self._start_thread = threading.Thread(
+                target=self._start_behind, name="lunatic-mp-start", daemon=True
+            )
+            self._start_thread.start()
+
+    def _start_behind(self) -> None:
         try:
             self._start()
-        except BaseException:
+        except BaseException as exc:  # noqa: BLE001 - wait_started raises it
+            self._start_error = exc
+        finally:
+            self._started.set()
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Wait until every process of a runtime made with ``wait=False`` has started; the error
+        that stopped it (the runtime is closed then). Calls that need the workers wait by themselves."""
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"the runtime did not start within {timeout} s")
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
             self.close()
-            raise
+            raise error
 
     # --- starting -------------------------------------------------------------------------------
 
@@ -169,15 +201,17 @@ class Supervisor:
         worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
         everyone = [SUPERVISOR, REGISTRY, *worker_ids]
         check_shm_space(len(everyone) * (len(everyone) - 1), self._ring_capacity)
+        if template.available():  # first: it boots while the rings are made
+            self._template = Template(self._context, self._launcher, self._logs, self._log_level)
         for source in everyone:
             for destination in everyone:
                 if source != destination:
                     self._make_ring(source, destination)
         for other in everyone[1:]:
             self._hub.connect(other)
-        self._start_child(REGISTRY, [p for p in everyone if p != REGISTRY])
-        for worker_id in worker_ids:
-            self._start_child(worker_id, [p for p in everyone if p != worker_id])
+        launched = [self._launch_child(w, [p for p in everyone if p != w]) for w in (REGISTRY, *worker_ids)]
+        for launch in launched:  # every request is sent before waiting for the first answer
+            self._adopt_child(*launch)
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
         self._wait_started()
@@ -217,6 +251,11 @@ class Supervisor:
         )
 
     def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        self._adopt_child(*self._launch_child(worker_id, peers))
+
+    def _launch_child(self, worker_id: int, peers: list[int]) -> tuple[int, list[int], str, Any, Any]:
+        """Ask the template for a child (spawn it where there is no template); the child's id,
+        peers, name, log pipe and process (or the template's request id)."""
         log_reader, log_writer = self._context.Pipe(duplex=False)
         common: dict[str, Any] = {
             "run_id": self.run_id,
@@ -241,9 +280,38 @@ class Supervisor:
                 **common,
             )
             name = f"lunatic-mp-worker-{worker_id}"
+        if self._template is not None:
+            kind = template.REGISTRY_KIND if worker_id == REGISTRY else template.WORKER_KIND
+            spec.log_pipe = None  # its descriptor travels beside the spec
+            with contextlib.suppress(TemplateGone):  # then it is spawned, below
+                try:
+                    request = self._template.request(kind, name, spec, log_writer.fileno())
+                    return worker_id, peers, name, log_reader, request
+                finally:
+                    log_writer.close()
+            log_reader.close()
+            log.warning("the template process has gone; starting %s with spawn", name)
+            self._template = None
+            return self._launch_child(worker_id, peers)
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
         self._launcher.run(process.start)
         log_writer.close()
+        return worker_id, peers, name, log_reader, process
+
+    def _adopt_child(
+        self, worker_id: int, peers: list[int], name: str, log_reader: Any, process: Any
+    ) -> None:
+        """Watch a launched child: its process and its logs."""
+        if isinstance(process, int):  # a request to the template
+            assert self._template is not None
+            try:
+                process = self._template.result(process, name, START_TIMEOUT_S)
+            except TemplateGone:
+                log_reader.close()
+                log.warning("the template process has gone; starting %s with spawn", name)
+                self._template = None
+                self._adopt_child(*self._launch_child(worker_id, peers))
+                return
         self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
 
@@ -368,6 +436,7 @@ class Supervisor:
         end, once started, serves until the runtime closes: a table with no routes answers 404."""
         if not payload:
             raise ValueError("an HTTP table is needed (http.encode_table); a front end cannot be removed")
+        self._check_open()
         with self._lock:
             self._check_open()
             self._http = payload
@@ -474,30 +543,40 @@ class Supervisor:
             else:
                 future.set_exception(WorkerLost(f"worker {worker_id} was lost before it answered"))
 
+        self._check_open()  # waits for the start, outside the lock
         with self._lock:
             self._check_open()
             self._hub.send(worker_id, make(self._requests.new(worker_id, on_reply)))
             self._flush()
         return future, on_reply
 
-    def _check_open(self) -> None:
+    def _check_open(self, *, started: bool = True) -> None:
+        """Raise if closed; with ``started``, wait for a runtime made with ``wait=False`` to start
+        (or raise, in a caller holding the runtime's lock, which the start needs)."""
         if self._closed:
             raise EngineClosed("the runtime is closed")
+        if started and not self._started.is_set() and threading.current_thread() is not self._start_thread:
+            if self._lock._is_owned():  # type: ignore[attr-defined]
+                raise RuntimeError_("the runtime is still starting: call wait_started() first")
+            self.wait_started(START_TIMEOUT_S)
 
     # --- the children ---------------------------------------------------------------------------
 
     @property
     def worker_ids(self) -> list[int]:
+        self._await_start()
         with self._lock:
             return sorted(w for w in self._children if w >= FIRST_WORKER)
 
     def worker_pids(self) -> dict[int, int]:
         """OS process id of each worker, by worker id."""
+        self._await_start()
         with self._lock:
             return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
 
     def registry_os_pid(self) -> int | None:
         """OS process id of the registry process (None while it is being replaced)."""
+        self._await_start()
         with self._lock:
             child = self._children.get(REGISTRY)
             return None if child is None else child.process.pid
@@ -519,6 +598,10 @@ class Supervisor:
         with self._workers_changed:
             return self._workers_changed.wait_for(full, timeout)
 
+    def _await_start(self) -> None:
+        if not self._closed:
+            self._check_open()
+
     def _hosted(self, pid: int) -> bool:
         """Whether ``pid`` names a live worker (else no process can answer for it)."""
         with self._lock:
@@ -528,6 +611,8 @@ class Supervisor:
 
     def close(self) -> None:
         """Stop every process of the runtime and remove its shared memory and files."""
+        if self._start_thread is not None and self._start_thread is not threading.current_thread():
+            self._started.wait(START_TIMEOUT_S)  # a start in progress finishes (or fails) first
         with self._lock:
             if self._closed:
                 return
@@ -547,6 +632,8 @@ class Supervisor:
                 child.process.join(STOP_TIMEOUT_S)
             remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
         self._children.clear()
+        if self._template is not None:
+            self._template.close(STOP_TIMEOUT_S)
         self._launcher.close()  # only now: its thread's end would kill the children it started
         self._requests.close()
         for waiters in self._finish_waiters.values():

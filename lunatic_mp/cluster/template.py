@@ -1,0 +1,422 @@
+"""A forkserver of our own: the template process a runtime's workers and registry are forked from.
+
+A spawned child pays for a fresh interpreter and for importing the worker (asyncio, wasmtime, the
+VM): 0.2-0.4 s of CPU each, all at once on start-up, and again for every replacement. So the
+supervisor spawns one *template* process early; it imports what a child needs once and then forks
+the children on request, over a Unix socket (``SCM_RIGHTS`` carries the child's log pipe one way
+and a pidfd of the new child the other way). The template never compiles Wasm, nor creates a
+wasmtime engine: a child forked after a compile hangs on its first compile (DESIGN.md).
+
+Stages: the template imports the registry process's modules (no wasmtime) first and forks the
+first registry process from there, so the registry process never has wasmtime in it; only then
+does it import the worker. From then on it keeps one *spare* child forked in advance, waiting on
+a socket for its spec: a replacement worker is a message away, not a fork away.
+
+Lifetime: the template dies with the supervisor (``PR_SET_PDEATHSIG`` from the launcher thread, and
+the end of its socket), its children die with it (``PR_SET_PDEATHSIG``) and also watch the
+supervisor's sentinel pipe, inherited from the template (:meth:`Hub.orphaned`). It reaps its
+children and reports each exit code to the supervisor, which watches each child through its pidfd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import traceback
+import weakref
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn
+
+from lunatic_mp.cluster import lifecycle
+from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
+from lunatic_mp.cluster.launcher import Launcher
+from lunatic_mp.cluster.logs import LogReceiver, send_logs_to
+from lunatic_mp.errors import LunaticError
+
+log = logging.getLogger(__name__)
+
+REGISTRY_KIND = "registry"
+WORKER_KIND = "worker"
+NAME = "lunatic-mp-template"
+_HEADER = struct.Struct("<I")
+_MAX_FDS = 4
+
+
+class TemplateGone(LunaticError):
+    """The template process exited: children are started with ``spawn`` instead."""
+
+
+def available() -> bool:
+    """Whether this kernel and Python have pidfds (Linux 5.3), which the supervisor watches."""
+    if not hasattr(os, "pidfd_open") or not hasattr(signal, "pidfd_send_signal"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+# --- messages: a length, a pickle, descriptors beside the first bytes ------------------------------
+
+
+def send_message(sock: socket.socket, payload: object, fds: list[int] | tuple[int, ...] = ()) -> None:
+    data = pickle.dumps(payload)
+    buffer = _HEADER.pack(len(data)) + data
+    sent = socket.send_fds(sock, [buffer], list(fds))
+    if sent < len(buffer):
+        sock.sendall(buffer[sent:])
+
+
+def _receive_exactly(sock: socket.socket, size: int, start: bytes = b"") -> bytes | None:
+    data = bytearray(start)
+    while len(data) < size:
+        more = sock.recv(size - len(data))
+        if not more:
+            return None
+        data += more
+    return bytes(data)
+
+
+def receive_message(sock: socket.socket) -> tuple[Any, list[int]] | None:
+    """The next message and the descriptors sent with it; None at the end of the socket."""
+    first, fds, _flags, _address = socket.recv_fds(sock, _HEADER.size, _MAX_FDS)
+    header = _receive_exactly(sock, _HEADER.size, first) if first else None
+    body = None if header is None else _receive_exactly(sock, _HEADER.unpack(header)[0])
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return pickle.loads(body), fds  # noqa: S301 - from the other end of our own socketpair
+
+
+# --- the template process ------------------------------------------------------------------------
+
+
+@dataclass
+class TemplateSpec:
+    """What the supervisor hands the template (pickled by multiprocessing's spawn)."""
+
+    control: socket.socket
+    supervisor_pid: int
+    log_pipe: Any
+    log_level: int
+
+
+@dataclass
+class _Spare:
+    pid: int
+    pidfd: int
+    sock: socket.socket
+
+
+class _Template:
+    """The template's loop: fork on request, reap, report."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.pid = os.getpid()
+        self.children: dict[int, int] = {}  # pidfd -> pid
+        self.spare: _Spare | None = None
+        self.worker_stage = False
+
+    def serve(self) -> None:
+        try:
+            while True:
+                if self.worker_stage and self.spare is None:
+                    self.spare = self._fork_spare()
+                    send_message(self.control, ("spare", 0, self.spare.pid))
+                watched = [self.control.fileno(), *self.children]
+                if self.spare is not None:
+                    watched.append(self.spare.pidfd)
+                ready, _, _ = select.select(watched, [], [])
+                for fd in ready:
+                    if fd != self.control.fileno():
+                        self._reap(fd)
+                if self.control.fileno() in ready:
+                    message = receive_message(self.control)
+                    if message is None:
+                        return  # the supervisor closed the socket, or died
+                    self._fork(*message)
+        finally:
+            if self.spare is not None:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
+
+    def _fork(self, request: tuple[int, str, str, bytes], fds: list[int]) -> None:
+        request_id, kind, name, spec = request
+        if kind == WORKER_KIND and not self.worker_stage:
+            from lunatic_mp.cluster import worker  # noqa: F401 - the worker stage: wasmtime and the VM
+
+            self.worker_stage = True
+            self.spare = self._fork_spare()
+        if self.spare is not None:
+            spare, self.spare = self.spare, None
+            send_message(spare.sock, (kind, name, spec), fds)
+            spare.sock.close()
+            pid, pidfd = spare.pid, spare.pidfd
+        else:  # the first registry process, before the worker stage: no spare yet
+            pid = os.fork()
+            if pid == 0:
+                self._in_child()
+                _child_main(kind, name, spec, fds[0], self.pid)
+            pidfd = os.pidfd_open(pid)
+        for fd in fds:
+            os.close(fd)
+        self.children[pidfd] = pid
+        theirs = os.dup(pidfd)
+        try:
+            send_message(self.control, ("forked", request_id, pid), [theirs])
+        finally:
+            os.close(theirs)
+
+    def _fork_spare(self) -> _Spare:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self._in_child()
+            _spare_main(theirs, self.pid)
+        theirs.close()
+        return _Spare(pid, os.pidfd_open(pid), ours)
+
+    def _in_child(self) -> None:
+        """In a new child: drop the template's descriptors (its socket, its children's pidfds)."""
+        self.control.close()
+        for pidfd in self.children:
+            os.close(pidfd)
+        if self.spare is not None:
+            os.close(self.spare.pidfd)
+            self.spare.sock.close()
+
+    def _reap(self, pidfd: int) -> None:
+        if self.spare is not None and pidfd == self.spare.pidfd:  # a spare that died unused
+            spare, self.spare = self.spare, None
+            spare.sock.close()
+            os.close(spare.pidfd)
+            os.waitpid(spare.pid, 0)
+            return
+        pid = self.children.pop(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            send_message(self.control, ("exited", pid, os.waitstatus_to_exitcode(status)))
+
+
+def _spare_main(sock: socket.socket, template_pid: int) -> NoReturn:
+    """A spare child: ready to become a worker the moment a spec comes."""
+    die_with_parent(template_pid, deathsig=True)
+    try:
+        message = receive_message(sock)
+    except OSError:
+        message = None
+    sock.close()
+    if message is None:  # the template has gone
+        os._exit(0)
+    (kind, name, spec), fds = message
+    _child_main(kind, name, spec, fds[0], template_pid)
+
+
+def _child_main(kind: str, name: str, spec_data: bytes, log_fd: int, template_pid: int) -> NoReturn:
+    """Run the worker's or the registry process's entry point, then exit without the template's
+    exit handlers (they belong to the template)."""
+    code = 1
+    try:
+        multiprocessing.current_process().name = name
+        spec = pickle.loads(spec_data)  # noqa: S301 - from the supervisor
+        spec.log_pipe = Connection(log_fd, readable=False)
+        spec.supervisor_pid = template_pid  # the parent whose death it dies with
+        if kind == REGISTRY_KIND:
+            from lunatic_mp.cluster import registry_process
+
+            registry_process.main(spec)
+        else:
+            from lunatic_mp.cluster import worker
+
+            worker.main(spec)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - reported, then the process ends
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def main(spec: TemplateSpec) -> None:
+    """Entry point of the template process."""
+    die_with_parent(spec.supervisor_pid, deathsig=True)
+    ignore_stop_signals()
+    send_logs_to(spec.log_pipe, spec.log_level)
+    from lunatic_mp.cluster import registry_process  # noqa: F401 - the registry stage
+
+    _Template(spec.control).serve()
+
+
+# --- the supervisor's side -----------------------------------------------------------------------
+
+
+class ForkedProcess:
+    """A child forked by the template, with what the supervisor uses of ``multiprocessing.Process``:
+    its pidfd is the sentinel, its exit code comes from the template."""
+
+    def __init__(self, template: Template, name: str, pid: int, pidfd: int) -> None:
+        self._template = template
+        self.name = name
+        self.pid = pid
+        self.sentinel = pidfd
+        self._finalizer = weakref.finalize(self, os.close, pidfd)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._template.exitcode(self.pid)
+
+    def is_alive(self) -> bool:
+        if self._finalizer.alive:
+            return not select.select([self.sentinel], [], [], 0)[0]
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until it has exited and the template has said how (or the template has gone)."""
+        if self._finalizer.alive:
+            select.select([self.sentinel], [], [], timeout)
+            self._template.wait_exit(self.pid, timeout)
+
+    def kill(self) -> None:
+        if self._finalizer.alive:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.sentinel, signal.SIGKILL)
+
+    def __repr__(self) -> str:
+        return f"<ForkedProcess {self.name} pid={self.pid} exitcode={self.exitcode}>"
+
+
+class Template:
+    """The supervisor's handle on its template process: fork requests and their answers."""
+
+    def __init__(
+        self,
+        context: Any,  # multiprocessing's spawn context
+        launcher: Launcher,
+        logs: LogReceiver,
+        log_level: int,
+    ) -> None:
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        log_reader, log_writer = context.Pipe(duplex=False)
+        spec = TemplateSpec(theirs, os.getpid(), log_writer, log_level)
+        self.process = context.Process(target=main, args=(spec,), name=NAME, daemon=True)
+        try:
+            launcher.run(self.process.start)  # its PR_SET_PDEATHSIG follows the launcher's thread
+        finally:
+            theirs.close()
+            log_writer.close()
+        logs.add(log_reader)
+        self._send_lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._ids = itertools.count(1)
+        self._forked: dict[int, tuple[int, int]] = {}  # request -> (pid, pidfd)
+        self._exits: dict[int, int] = {}  # pid -> exit code
+        self.gone = False
+        self.spare_pid: int | None = None
+        """The child forked in advance, which the next request gets."""
+        self._reader = threading.Thread(target=self._read, name="lunatic-mp-template", daemon=True)
+        self._reader.start()
+
+    def request(self, kind: str, name: str, spec: Any, log_fd: int) -> int:
+        """Ask for a child (``spec`` is pickled here; its ``log_pipe`` must be None); the request's
+        id, for :meth:`result`. Raises :class:`TemplateGone` if the template has exited."""
+        data = pickle.dumps(spec)
+        request = next(self._ids)
+        with self._send_lock:
+            if self.gone:
+                raise TemplateGone("the template process has exited")
+            try:
+                send_message(self._sock, (request, kind, name, data), [log_fd])
+            except OSError as exc:
+                raise TemplateGone(f"the template process cannot be reached: {exc}") from None
+        return request
+
+    def result(self, request: int, name: str, timeout: float) -> ForkedProcess:
+        """The child of ``request``, once forked. Raises the unguarded-main error if the template
+        exited because of it, :class:`TemplateGone` if it exited otherwise."""
+        with self._changed:
+            self._changed.wait_for(lambda: request in self._forked or self.gone, timeout)
+            forked = self._forked.pop(request, None)
+        if forked is None:
+            if self.gone:
+                self.process.join(1)
+                unguarded = lifecycle.start_failure(self.process.exitcode)
+                if unguarded is not None:
+                    raise unguarded
+                raise TemplateGone(f"the template process exited with code {self.process.exitcode}")
+            raise TemplateGone(f"the template process did not fork {name} within {timeout:.0f} s")
+        return ForkedProcess(self, name, *forked)
+
+    def wait_spare(self, timeout: float) -> int | None:
+        """The pid of the spare child once there is one (None on timeout)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.spare_pid is not None or self.gone, timeout)
+            return self.spare_pid
+
+    def exitcode(self, pid: int) -> int | None:
+        with self._changed:
+            return self._exits.get(pid)
+
+    def wait_exit(self, pid: int, timeout: float | None) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: pid in self._exits or self.gone, timeout)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = receive_message(self._sock)
+            except OSError:
+                message = None
+            with self._changed:
+                if message is None:
+                    self.gone = True
+                    self._changed.notify_all()
+                    return
+                (what, key, value), fds = message
+                if what == "forked":
+                    self._forked[key] = (value, fds[0])
+                    if value == self.spare_pid:
+                        self.spare_pid = None
+                elif what == "spare":
+                    self.spare_pid = value
+                else:
+                    self._exits[key] = value
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """End the template (the end of its socket): call once its children have exited."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._reader.join(timeout)
+        self._sock.close()
+        with self._changed:
+            for _, pidfd in self._forked.values():
+                os.close(pidfd)
+            self._forked.clear()
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.warning("the template process did not stop; killing it")
+            self.process.kill()
+            self.process.join(timeout)
+
+
+__all__ = ["ForkedProcess", "Template", "TemplateGone", "available"]
