@@ -8,10 +8,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cli import test as test_mode
 from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
@@ -21,6 +21,9 @@ from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.testmode import is_test_module
+
+if TYPE_CHECKING:
+    from lunatic_mp.api.runtime import Runtime
 
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
@@ -193,9 +196,13 @@ def _run_here(module: Path, config: EnvConfig) -> Finished | str:
 
 
 def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | str:
-    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly."""
+    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly. The module compiles
+    while the processes start (spawn waits for them)."""
+    from lunatic_mp.api.runtime import Runtime  # not for a run on one engine
+
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with Runtime(workers=workers) as runtime:
+    runtime: Runtime
+    with Runtime(workers=workers, wait=False) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
         # Ctrl-C sets a flag rather than raising KeyboardInterrupt, which Python drops when it
         # lands in a finalizer (a wasmtime object's __del__): the run then waited for ever.

@@ -40,7 +40,7 @@ from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
 from lunatic_mp.cluster.template import Template, TemplateGone
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
-from lunatic_mp.errors import EngineClosed, LunaticError, WorkerLost
+from lunatic_mp.errors import EngineClosed, LunaticError, UnguardedMainError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import (
@@ -166,6 +166,10 @@ class Supervisor:
         if wait:
             try:
                 self._start()
+            except UnguardedMainError as exc:  # one short error: where it is raised does not matter
+                self._started.set()
+                self.close()
+                raise exc.with_traceback(None) from None
             except BaseException:
                 self._started.set()
                 self.close()

@@ -151,8 +151,10 @@ class _Template:
                     self._fork(*message)
         finally:
             if self.spare is not None:
+                self.spare.sock.close()  # it exits at the end of its socket
                 with contextlib.suppress(OSError):
                     signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
+                    os.waitpid(self.spare.pid, 0)  # gone before the supervisor's close() returns
 
     def _fork(self, request: tuple[int, str, str, bytes], fds: list[int]) -> None:
         request_id, kind, name, spec = request
@@ -264,7 +266,8 @@ def main(spec: TemplateSpec) -> None:
     send_logs_to(spec.log_pipe, spec.log_level)
     from lunatic_mp.cluster import registry_process  # noqa: F401 - the registry stage
 
-    _Template(spec.control).serve()
+    with spec.control:
+        _Template(spec.control).serve()
 
 
 # --- the supervisor's side -----------------------------------------------------------------------
