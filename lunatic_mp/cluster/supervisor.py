@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any, Self
 import cloudpickle
 import msgpack
 
-from lunatic_mp.cluster import frames, lifecycle, registry_process, template, worker
+from lunatic_mp.cluster import frames, lifecycle, template
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
 from lunatic_mp.cluster.logs import LogReceiver
 from lunatic_mp.cluster.requests import PendingRequests
+from lunatic_mp.cluster.specs import RegistrySpec, WorkerSpec
 from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
 from lunatic_mp.cluster.template import Template, TemplateGone
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
@@ -271,12 +272,10 @@ class Supervisor:
             "deathsig": True,  # started by the launcher's thread, which lives as long as the runtime
         }
         if worker_id == REGISTRY:
-            target: Callable[[Any], None] = registry_process.main
-            spec: Any = registry_process.RegistrySpec(**common)
+            spec: Any = RegistrySpec(**common)
             name = "lunatic-mp-registry"
         else:
-            target = worker.main
-            spec = worker.WorkerSpec(
+            spec = WorkerSpec(
                 worker_id=worker_id,
                 node_id=0,
                 engine_options=self._engine_options,
@@ -297,6 +296,10 @@ class Supervisor:
             log.warning("the template process has gone; starting %s with spawn", name)
             self._template = None
             return self._launch_child(worker_id, peers)
+        # no template: a fresh interpreter imports the child's entry point (slower: not needed here)
+        from lunatic_mp.cluster import registry_process, worker
+
+        target = registry_process.main if worker_id == REGISTRY else worker.main
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
         self._launcher.run(process.start)
         log_writer.close()

@@ -15,7 +15,6 @@ import os
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
+from lunatic_mp.cluster.specs import WorkerSpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
@@ -48,24 +48,6 @@ meantime costs no system call on either side (a kernel wake-up costs about 45 µ
 
 BACKPRESSURE_BYTES = 8 * 1024 * 1024
 """Queued bytes to one destination past which a sending process is paused until they drain."""
-
-
-@dataclass
-class WorkerSpec:
-    """What the supervisor hands a new worker process (pickled by multiprocessing)."""
-
-    worker_id: int
-    node_id: int
-    run_id: str
-    run_dir: str
-    peers: list[int]
-    supervisor_pid: int
-    log_pipe: Any
-    log_level: int
-    deathsig: bool
-    engine_options: dict[str, Any]
-    http: bytes = b""
-    """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""
 
 
 class Worker(Hub):

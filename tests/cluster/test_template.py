@@ -134,3 +134,30 @@ def test_the_registry_process_has_no_wasmtime_and_workers_do() -> None:
         assert registry is not None
         assert "wasmtime" not in mapped(registry)
         assert "wasmtime" in mapped(next(iter(runtime.worker_pids().values())))
+
+
+def test_without_the_template_children_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there are no pidfds, workers and the registry process are spawned, as before."""
+    monkeypatch.setattr(template, "available", lambda: False)
+    with Runtime(workers=1) as runtime:
+        assert runtime._template is None
+        children = {p.pid for p in psutil.Process().children()}
+        assert {*runtime.worker_pids().values(), runtime.registry_os_pid()} <= children
+        basic = runtime.load_module(GUESTS / "rt_basic.wat")
+        added = runtime.join(runtime.spawn(basic, "add", [1, 2]), TIMEOUT)
+        assert added is not None and added.result == (3,)
+
+
+def test_a_lost_template_takes_its_children_and_they_are_spawned_again() -> None:
+    """SIGKILL of the template ends the children forked from it; the supervisor replaces them
+    with spawned ones, which serve."""
+    with Runtime(workers=1) as runtime:
+        assert runtime._template is not None
+        os.kill(runtime._template.process.pid, signal.SIGKILL)
+        assert runtime.wait_for_workers(TIMEOUT, losses=2)  # the worker and the registry process
+        assert runtime._template is None
+        basic = runtime.load_module(GUESTS / "rt_basic.wat")
+        added = runtime.join(runtime.spawn(basic, "add", [1, 2]), TIMEOUT)
+        assert added is not None and added.result == (3,)
+        runtime.registry_put("after@1.0.0", runtime.pid)
+        assert runtime.registry_get("after") == runtime.pid
