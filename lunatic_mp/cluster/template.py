@@ -130,6 +130,8 @@ class _Template:
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.spare: _Spare | None = None
         self.worker_stage = False
+        self.engine_options: dict[str, Any] = {}
+        """A worker's (the same for every worker of a runtime): a spare makes its engine ahead."""
 
     def serve(self) -> None:
         try:
@@ -162,6 +164,7 @@ class _Template:
             from lunatic_mp.cluster import worker  # noqa: F401 - the worker stage: wasmtime and the VM
 
             self.worker_stage = True
+            self.engine_options = pickle.loads(spec).engine_options  # noqa: S301 - the supervisor's
             self.spare = self._fork_spare()
         if self.spare is not None:
             spare, self.spare = self.spare, None
@@ -189,7 +192,7 @@ class _Template:
         if pid == 0:
             ours.close()
             self._in_child()
-            _spare_main(theirs, self.pid)
+            _spare_main(theirs, self.pid, self.engine_options)
         theirs.close()
         return _Spare(pid, os.pidfd_open(pid), ours)
 
@@ -216,9 +219,12 @@ class _Template:
             send_message(self.control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
-def _spare_main(sock: socket.socket, template_pid: int) -> NoReturn:
-    """A spare child: ready to become a worker the moment a spec comes."""
+def _spare_main(sock: socket.socket, template_pid: int, engine_options: dict[str, Any]) -> NoReturn:
+    """A spare child: ready to become a worker the moment a spec comes (its engine made)."""
     die_with_parent(template_pid, deathsig=True)
+    from lunatic_mp.cluster import worker
+
+    worker.prepare_engine(engine_options)
     try:
         message = receive_message(sock)
     except OSError:

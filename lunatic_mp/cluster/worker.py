@@ -57,10 +57,12 @@ class Worker(Hub):
         super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir))
         self.spec = spec
         self.cache = ModuleCache(self.run_dir / "modules")
-        options = dict(spec.engine_options)
-        if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
-            options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
-        self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
+        engine = _take_prepared(spec.engine_options)
+        if engine is None:
+            engine = _new_engine(spec.engine_options, spec.node_id, spec.worker_id)
+        else:
+            engine.assign(spec.node_id, spec.worker_id)
+        self.engine = engine
         self.router = FrameRouter(self)
         self.engine.router = self.router
         self.fdpass = FdPass(self.run_dir, self.worker_id, self.engine.reactor)
@@ -411,6 +413,34 @@ class Worker(Hub):
         self.engine.close()
         super().close()
         self.loop.close()
+
+
+def _new_engine(engine_options: dict[str, Any], node_id: int, worker_id: int) -> Engine:
+    options = dict(engine_options)
+    if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
+        options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
+    return Engine(node_id=node_id, worker_id=worker_id, **options)
+
+
+_prepared: list[tuple[dict[str, Any], Engine]] = []
+
+
+def prepare_engine(engine_options: dict[str, Any]) -> None:
+    """In a spare child of the template, while it waits for its spec: the engine of a worker with
+    these options (35-50 ms off a replacement's start), named once the spec comes. In the spare,
+    not in the template: nothing is forked from a process that holds a wasmtime engine."""
+    new_event_loop().close()  # imports uvloop
+    _prepared[:] = [(engine_options, _new_engine(engine_options, 0, 0))]
+
+
+def _take_prepared(engine_options: dict[str, Any]) -> Engine | None:
+    prepared = _prepared.pop() if _prepared else None
+    if prepared is None:
+        return None
+    if prepared[0] != engine_options:
+        prepared[1].close()
+        return None
+    return prepared[1]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
