@@ -207,7 +207,7 @@ class Supervisor:
         everyone = [SUPERVISOR, REGISTRY, *worker_ids]
         check_shm_space(len(everyone) * (len(everyone) - 1), self._ring_capacity)
         if template.available():  # first: it boots while the rings are made
-            self._template = Template(self._context, self._launcher, self._logs, self._log_level)
+            self._template = Template(self._launcher, self._logs, self._log_level)
         for source in everyone:
             for destination in everyone:
                 if source != destination:
@@ -220,6 +220,8 @@ class Supervisor:
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
         self._wait_started()
+        if self._template is not None:
+            self._template.warm()
         with self._lock:  # everyone has a doorbell now: tell everyone to use it
             for child in self._children.values():
                 self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)

@@ -30,12 +30,15 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import traceback
 import weakref
 from dataclasses import dataclass
+from multiprocessing import spawn, util
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NoReturn
 
 from lunatic_mp.cluster import lifecycle
@@ -48,9 +51,15 @@ log = logging.getLogger(__name__)
 
 REGISTRY_KIND = "registry"
 WORKER_KIND = "worker"
+WARM_KIND = "warm"
+"""Not a child: the runtime has started, spares may make their engines now."""
 NAME = "lunatic-mp-template"
 _HEADER = struct.Struct("<I")
 _MAX_FDS = 4
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from lunatic_mp.cluster.template import boot; boot()"
+"""The template's command line: a fresh interpreter that imports nothing of the host program's yet."""
+EXIT_REPORT_TIMEOUT_S = 1.0
+"""How long the exit code of a child that has exited may take to come from the template."""
 
 
 class TemplateGone(LunaticError):
@@ -105,16 +114,6 @@ def receive_message(sock: socket.socket) -> tuple[Any, list[int]] | None:
 
 
 @dataclass
-class TemplateSpec:
-    """What the supervisor hands the template (pickled by multiprocessing's spawn)."""
-
-    control: socket.socket
-    supervisor_pid: int
-    log_pipe: Any
-    log_level: int
-
-
-@dataclass
 class _Spare:
     pid: int
     pidfd: int
@@ -124,14 +123,18 @@ class _Spare:
 class _Template:
     """The template's loop: fork on request, reap, report."""
 
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, preparation: dict[str, Any]) -> None:
         self.control = control
+        self.preparation = preparation
         self.pid = os.getpid()
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.spare: _Spare | None = None
         self.worker_stage = False
         self.engine_options: dict[str, Any] = {}
         """A worker's (the same for every worker of a runtime): a spare makes its engine ahead."""
+        self.warm = False
+        """Whether the runtime has started: from then on a spare makes its engine at once (before,
+        it would take the CPU from the workers starting)."""
 
     def serve(self) -> None:
         try:
@@ -160,7 +163,13 @@ class _Template:
 
     def _fork(self, request: tuple[int, str, str, bytes], fds: list[int]) -> None:
         request_id, kind, name, spec = request
+        if kind == WARM_KIND:
+            self.warm = True
+            if self.spare is not None:
+                send_message(self.spare.sock, (WARM_KIND, "", b""))
+            return
         if kind == WORKER_KIND and not self.worker_stage:
+            self._main_stage()
             from lunatic_mp.cluster import worker  # noqa: F401 - the worker stage: wasmtime and the VM
 
             self.worker_stage = True
@@ -186,13 +195,24 @@ class _Template:
         finally:
             os.close(theirs)
 
+    def _main_stage(self) -> None:
+        """Import the host program's main module as a spawned child does (``__mp_main__``), after
+        the registry process was forked: what the workers inherit. A main module that starts a
+        runtime when imported ends this process with ``UNGUARDED_MAIN_EXIT``."""
+        process: Any = multiprocessing.current_process()
+        process._inheriting = True  # what lifecycle.check_not_bootstrapping looks at
+        try:
+            spawn.prepare(self.preparation)
+        finally:
+            process._inheriting = False
+
     def _fork_spare(self) -> _Spare:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             ours.close()
             self._in_child()
-            _spare_main(theirs, self.pid, self.engine_options)
+            _spare_main(theirs, self.pid, self.engine_options, prepare=self.warm)
         theirs.close()
         return _Spare(pid, os.pidfd_open(pid), ours)
 
@@ -219,20 +239,28 @@ class _Template:
             send_message(self.control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
-def _spare_main(sock: socket.socket, template_pid: int, engine_options: dict[str, Any]) -> NoReturn:
-    """A spare child: ready to become a worker the moment a spec comes (its engine made)."""
+def _spare_main(
+    sock: socket.socket, template_pid: int, engine_options: dict[str, Any], *, prepare: bool
+) -> NoReturn:
+    """A spare child: ready to become a worker the moment a spec comes, its engine made once the
+    runtime has started (:attr:`_Template.warm`)."""
     die_with_parent(template_pid, deathsig=True)
     from lunatic_mp.cluster import worker
 
-    worker.prepare_engine(engine_options)
-    try:
-        message = receive_message(sock)
-    except OSError:
-        message = None
+    while True:
+        if prepare:
+            worker.prepare_engine(engine_options)
+        try:
+            message = receive_message(sock)
+        except OSError:
+            message = None
+        if message is None:  # the template has gone
+            os._exit(0)
+        (kind, name, spec), fds = message
+        if kind != WARM_KIND:
+            break
+        prepare = True
     sock.close()
-    if message is None:  # the template has gone
-        os._exit(0)
-    (kind, name, spec), fds = message
     _child_main(kind, name, spec, fds[0], template_pid)
 
 
@@ -265,15 +293,27 @@ def _child_main(kind: str, name: str, spec_data: bytes, log_fd: int, template_pi
         os._exit(code)
 
 
-def main(spec: TemplateSpec) -> None:
-    """Entry point of the template process."""
-    die_with_parent(spec.supervisor_pid, deathsig=True)
+def boot() -> None:
+    """Entry point of the template process (``python -c``, see :class:`Template`): its arguments
+    are the descriptors of its socket, its log pipe and the supervisor's sentinel pipe, and the
+    supervisor's pid; the first message, its log level and how to import the main module."""
+    control_fd, log_fd, sentinel_fd, supervisor_pid = (int(arg) for arg in sys.argv[2:6])
+    die_with_parent(supervisor_pid, deathsig=True)
     ignore_stop_signals()
-    send_logs_to(spec.log_pipe, spec.log_level)
-    from lunatic_mp.cluster import registry_process  # noqa: F401 - the registry stage
+    # The children's Hub watches the supervisor's sentinel as a spawned child's does.
+    mp_process: Any = multiprocessing.process
+    mp_process._parent_process = mp_process._ParentProcess("MainProcess", supervisor_pid, sentinel_fd)
+    with socket.socket(fileno=control_fd) as control:
+        first = receive_message(control)
+        if first is None:
+            os._exit(0)
+        (log_level, preparation), _ = first
+        send_logs_to(Connection(log_fd, readable=False), log_level)
+        from lunatic_mp.cluster import registry_process  # noqa: F401 - the registry stage
 
-    with spec.control:
-        _Template(spec.control).serve()
+        _Template(control, preparation).serve()
+    logging.shutdown()
+    os._exit(0)  # without the interpreter's teardown of everything it imported: 50 ms and more
 
 
 # --- the supervisor's side -----------------------------------------------------------------------
@@ -292,6 +332,10 @@ class ForkedProcess:
 
     @property
     def exitcode(self) -> int | None:
+        """How it exited, once the template has said (it is asked for after :meth:`join`: the
+        template's word comes a moment after the pidfd says it has exited)."""
+        if not self.is_alive():
+            self._template.wait_exit(self.pid, EXIT_REPORT_TIMEOUT_S)
         return self._template.exitcode(self.pid)
 
     def is_alive(self) -> bool:
@@ -300,10 +344,9 @@ class ForkedProcess:
         return False
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait until it has exited and the template has said how (or the template has gone)."""
+        """Wait until it has exited."""
         if self._finalizer.alive:
             select.select([self.sentinel], [], [], timeout)
-            self._template.wait_exit(self.pid, timeout)
 
     def kill(self) -> None:
         if self._finalizer.alive:
@@ -317,23 +360,34 @@ class ForkedProcess:
 class Template:
     """The supervisor's handle on its template process: fork requests and their answers."""
 
-    def __init__(
-        self,
-        context: Any,  # multiprocessing's spawn context
-        launcher: Launcher,
-        logs: LogReceiver,
-        log_level: int,
-    ) -> None:
+    def __init__(self, launcher: Launcher, logs: LogReceiver, log_level: int) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        log_reader, log_writer = context.Pipe(duplex=False)
-        spec = TemplateSpec(theirs, os.getpid(), log_writer, log_level)
-        self.process = context.Process(target=main, args=(spec,), name=NAME, daemon=True)
-        try:
-            launcher.run(self.process.start)  # its PR_SET_PDEATHSIG follows the launcher's thread
+        log_reader, log_writer = multiprocessing.Pipe(duplex=False)
+        sentinel_reader, self._sentinel = os.pipe()  # ends when the supervisor does
+        root = str(Path(__file__).resolve().parents[2])  # where lunatic_mp is imported from
+        fds = (theirs.fileno(), log_writer.fileno(), sentinel_reader)
+        command = [
+            spawn.get_executable(),
+            *util._args_from_interpreter_flags(),  # type: ignore[attr-defined]
+            "-c",
+            BOOT,
+            root,
+            *(str(fd) for fd in fds),
+            str(os.getpid()),
+        ]
+        started: list[subprocess.Popen[bytes]] = []
+        try:  # its PR_SET_PDEATHSIG follows the launcher's thread
+            launcher.run(lambda: started.append(subprocess.Popen(command, pass_fds=fds)))
         finally:
             theirs.close()
             log_writer.close()
+            os.close(sentinel_reader)
+        self.process = started[0]
         logs.add(log_reader)
+        # What a spawned child imports its main module with (multiprocessing's own recipe).
+        preparation = spawn.get_preparation_data(NAME)
+        preparation["authkey"] = bytes(preparation["authkey"])  # an AuthenticationString refuses pickle
+        send_message(self._sock, (log_level, preparation))
         self._send_lock = threading.Lock()
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
@@ -348,16 +402,18 @@ class Template:
     def request(self, kind: str, name: str, spec: Any, log_fd: int) -> int:
         """Ask for a child (``spec`` is pickled here; its ``log_pipe`` must be None); the request's
         id, for :meth:`result`. Raises :class:`TemplateGone` if the template has exited."""
-        data = pickle.dumps(spec)
         request = next(self._ids)
+        self._send((request, kind, name, pickle.dumps(spec)), [log_fd])
+        return request
+
+    def _send(self, message: tuple[int, str, str, bytes], fds: list[int]) -> None:
         with self._send_lock:
             if self.gone:
                 raise TemplateGone("the template process has exited")
             try:
-                send_message(self._sock, (request, kind, name, data), [log_fd])
+                send_message(self._sock, message, fds)
             except OSError as exc:
                 raise TemplateGone(f"the template process cannot be reached: {exc}") from None
-        return request
 
     def result(self, request: int, name: str, timeout: float) -> ForkedProcess:
         """The child of ``request``, once forked. Raises the unguarded-main error if the template
@@ -367,11 +423,12 @@ class Template:
             forked = self._forked.pop(request, None)
         if forked is None:
             if self.gone:
-                self.process.join(1)
-                unguarded = lifecycle.start_failure(self.process.exitcode)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(1)
+                unguarded = lifecycle.start_failure(self.process.returncode)
                 if unguarded is not None:
                     raise unguarded
-                raise TemplateGone(f"the template process exited with code {self.process.exitcode}")
+                raise TemplateGone(f"the template process exited with code {self.process.returncode}")
             raise TemplateGone(f"the template process did not fork {name} within {timeout:.0f} s")
         return ForkedProcess(self, name, *forked)
 
@@ -421,11 +478,18 @@ class Template:
             for _, pidfd in self._forked.values():
                 os.close(pidfd)
             self._forked.clear()
-        self.process.join(timeout)
-        if self.process.is_alive():
+        os.close(self._sentinel)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
             log.warning("the template process did not stop; killing it")
             self.process.kill()
-            self.process.join(timeout)
+            self.process.wait(timeout)
+
+    def warm(self) -> None:
+        """The runtime has started: spares may make their engines now."""
+        with contextlib.suppress(TemplateGone):
+            self._send((0, WARM_KIND, "", b""), [])
 
 
 __all__ = ["ForkedProcess", "Template", "TemplateGone", "available"]
