@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 import cloudpickle
 import msgpack
 
-from lunatic_mp.cluster import frames, lifecycle, template
+from lunatic_mp.cluster import frames, lifecycle
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
@@ -39,7 +39,8 @@ from lunatic_mp.cluster.logs import LogReceiver
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.specs import RegistrySpec, WorkerSpec
 from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
-from lunatic_mp.cluster.template import Template, TemplateGone
+from lunatic_mp.cluster.template import REGISTRY_KIND, WORKER_KIND, Template, TemplateGone
+from lunatic_mp.cluster.template import available as template_available
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
 from lunatic_mp.errors import EngineClosed, LunaticError, UnguardedMainError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
@@ -101,7 +102,14 @@ class Supervisor:
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
         wait: bool = True,
+        import_main: bool = True,
+        template: Template | None = None,
     ) -> None:
+        """``wait=False``: return while the processes start (:meth:`wait_started`).
+        ``import_main=False``: the workers do not import the host program's main module (the
+        ``lunatic-mp`` command's, which they need nothing from); a native process's function
+        defined there still reaches them, by value. ``template``: a template process started
+        ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns."""
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -123,6 +131,7 @@ class Supervisor:
         self._http = b""  # the HTTP front end's table every worker gets (set_http)
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
+        self._import_main = import_main
         sweep_stale_runs()
         self.run_id = new_run_id()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
@@ -159,7 +168,9 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
         self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
-        self._template: Template | None = None
+        self._template: Template | None = template
+        if template is not None:
+            self._logs.add(template.log_reader)
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._start_thread: threading.Thread | None = None
@@ -206,8 +217,9 @@ class Supervisor:
         worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
         everyone = [SUPERVISOR, REGISTRY, *worker_ids]
         check_shm_space(len(everyone) * (len(everyone) - 1), self._ring_capacity)
-        if template.available():  # first: it boots while the rings are made
-            self._template = Template(self._launcher, self._logs, self._log_level)
+        if self._template is None and template_available():  # first: it boots while the rings are made
+            self._template = Template(self._log_level, import_main=self._import_main)
+            self._logs.add(self._template.log_reader)
         for source in everyone:
             for destination in everyone:
                 if source != destination:
@@ -286,7 +298,7 @@ class Supervisor:
             )
             name = f"lunatic-mp-worker-{worker_id}"
         if self._template is not None:
-            kind = template.REGISTRY_KIND if worker_id == REGISTRY else template.WORKER_KIND
+            kind = REGISTRY_KIND if worker_id == REGISTRY else WORKER_KIND
             spec.log_pipe = None  # its descriptor travels beside the spec
             with contextlib.suppress(TemplateGone):  # then it is spawned, below
                 try:

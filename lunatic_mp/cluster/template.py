@@ -44,7 +44,7 @@ from typing import Any, NoReturn
 from lunatic_mp.cluster import lifecycle
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.launcher import Launcher
-from lunatic_mp.cluster.logs import LogReceiver, send_logs_to
+from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.errors import LunaticError
 
 log = logging.getLogger(__name__)
@@ -128,23 +128,23 @@ class _Template:
         self.preparation = preparation
         self.pid = os.getpid()
         self.children: dict[int, int] = {}  # pidfd -> pid
-        self.spare: _Spare | None = None
-        self.worker_stage = False
-        self.engine_options: dict[str, Any] = {}
-        """A worker's (the same for every worker of a runtime): a spare makes its engine ahead."""
+        self.spares: dict[str, _Spare] = {}
+        """Children forked ahead, by the kind they become: the registry process's is forked before
+        wasmtime is imported; a worker's is always there (it becomes a registry process too)."""
+        self.engine_options: dict[str, Any] | None = None
+        """A worker's (the same for every worker of a runtime), from the first worker's spec."""
         self.warm = False
         """Whether the runtime has started: from then on a spare makes its engine at once (before,
         it would take the CPU from the workers starting)."""
 
     def serve(self) -> None:
         try:
+            self._stages()
             while True:
-                if self.worker_stage and self.spare is None:
-                    self.spare = self._fork_spare()
-                    send_message(self.control, ("spare", 0, self.spare.pid))
-                watched = [self.control.fileno(), *self.children]
-                if self.spare is not None:
-                    watched.append(self.spare.pidfd)
+                if WORKER_KIND not in self.spares:
+                    spare = self.spares[WORKER_KIND] = self._fork_spare()
+                    send_message(self.control, ("spare", 0, spare.pid))
+                watched = [self.control.fileno(), *self.children, *(s.pidfd for s in self.spares.values())]
                 ready, _, _ = select.select(watched, [], [])
                 for fd in ready:
                     if fd != self.control.fileno():
@@ -155,50 +155,47 @@ class _Template:
                         return  # the supervisor closed the socket, or died
                     self._fork(*message)
         finally:
-            if self.spare is not None:
-                self.spare.sock.close()  # it exits at the end of its socket
+            for spare in self.spares.values():
+                spare.sock.close()  # it exits at the end of its socket
                 with contextlib.suppress(OSError):
-                    signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
-                    os.waitpid(self.spare.pid, 0)  # gone before the supervisor's close() returns
+                    signal.pidfd_send_signal(spare.pidfd, signal.SIGKILL)
+                    os.waitpid(spare.pid, 0)  # gone before the supervisor's close() returns
+
+    def _stages(self) -> None:
+        """Everything a child needs, imported before the first request: the registry process's
+        spare is forked before the main module and the worker bring wasmtime in."""
+        self.spares[REGISTRY_KIND] = self._fork_spare()
+        self._main_stage()
+        from lunatic_mp.cluster import worker  # noqa: F401 - the worker stage: wasmtime and the VM
 
     def _fork(self, request: tuple[int, str, str, bytes], fds: list[int]) -> None:
         request_id, kind, name, spec = request
         if kind == WARM_KIND:
             self.warm = True
-            if self.spare is not None:
-                send_message(self.spare.sock, (WARM_KIND, "", b""))
+            spare = self.spares.get(WORKER_KIND)
+            if spare is not None and self.engine_options is not None:
+                send_message(spare.sock, (WARM_KIND, "", pickle.dumps(self.engine_options)))
             return
-        if kind == WORKER_KIND and not self.worker_stage:
-            self._main_stage()
-            from lunatic_mp.cluster import worker  # noqa: F401 - the worker stage: wasmtime and the VM
-
-            self.worker_stage = True
+        if kind == WORKER_KIND and self.engine_options is None:
             self.engine_options = pickle.loads(spec).engine_options  # noqa: S301 - the supervisor's
-            self.spare = self._fork_spare()
-        if self.spare is not None:
-            spare, self.spare = self.spare, None
-            send_message(spare.sock, (kind, name, spec), fds)
-            spare.sock.close()
-            pid, pidfd = spare.pid, spare.pidfd
-        else:  # the first registry process, before the worker stage: no spare yet
-            pid = os.fork()
-            if pid == 0:
-                self._in_child()
-                _child_main(kind, name, spec, fds[0], self.pid)
-            pidfd = os.pidfd_open(pid)
+        spare = self.spares.pop(REGISTRY_KIND, None) if kind == REGISTRY_KIND else None
+        if spare is None:
+            spare = self.spares.pop(WORKER_KIND)
+        send_message(spare.sock, (kind, name, spec), fds)
+        spare.sock.close()
         for fd in fds:
             os.close(fd)
-        self.children[pidfd] = pid
-        theirs = os.dup(pidfd)
+        self.children[spare.pidfd] = spare.pid
+        theirs = os.dup(spare.pidfd)
         try:
-            send_message(self.control, ("forked", request_id, pid), [theirs])
+            send_message(self.control, ("forked", request_id, spare.pid), [theirs])
         finally:
             os.close(theirs)
 
     def _main_stage(self) -> None:
         """Import the host program's main module as a spawned child does (``__mp_main__``), after
-        the registry process was forked: what the workers inherit. A main module that starts a
-        runtime when imported ends this process with ``UNGUARDED_MAIN_EXIT``."""
+        the registry process's spare was forked: what the workers inherit. A main module that
+        starts a runtime when imported ends this process with ``UNGUARDED_MAIN_EXIT``."""
         process: Any = multiprocessing.current_process()
         process._inheriting = True  # what lifecycle.check_not_bootstrapping looks at
         try:
@@ -212,7 +209,7 @@ class _Template:
         if pid == 0:
             ours.close()
             self._in_child()
-            _spare_main(theirs, self.pid, self.engine_options, prepare=self.warm)
+            _spare_main(theirs, self.pid, self.engine_options if self.warm else None)
         theirs.close()
         return _Spare(pid, os.pidfd_open(pid), ours)
 
@@ -221,17 +218,18 @@ class _Template:
         self.control.close()
         for pidfd in self.children:
             os.close(pidfd)
-        if self.spare is not None:
-            os.close(self.spare.pidfd)
-            self.spare.sock.close()
+        for spare in self.spares.values():
+            os.close(spare.pidfd)
+            spare.sock.close()
 
     def _reap(self, pidfd: int) -> None:
-        if self.spare is not None and pidfd == self.spare.pidfd:  # a spare that died unused
-            spare, self.spare = self.spare, None
-            spare.sock.close()
-            os.close(spare.pidfd)
-            os.waitpid(spare.pid, 0)
-            return
+        for kind, spare in list(self.spares.items()):
+            if spare.pidfd == pidfd:  # a spare that died unused
+                del self.spares[kind]
+                spare.sock.close()
+                os.close(spare.pidfd)
+                os.waitpid(spare.pid, 0)
+                return
         pid = self.children.pop(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
@@ -239,16 +237,14 @@ class _Template:
             send_message(self.control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
-def _spare_main(
-    sock: socket.socket, template_pid: int, engine_options: dict[str, Any], *, prepare: bool
-) -> NoReturn:
-    """A spare child: ready to become a worker the moment a spec comes, its engine made once the
-    runtime has started (:attr:`_Template.warm`)."""
+def _spare_main(sock: socket.socket, template_pid: int, engine_options: dict[str, Any] | None) -> NoReturn:
+    """A spare child: ready to become a worker (or the registry process) the moment a spec comes,
+    its engine made once the runtime has started (:attr:`_Template.warm`)."""
     die_with_parent(template_pid, deathsig=True)
-    from lunatic_mp.cluster import worker
-
     while True:
-        if prepare:
+        if engine_options is not None:
+            from lunatic_mp.cluster import worker
+
             worker.prepare_engine(engine_options)
         try:
             message = receive_message(sock)
@@ -259,7 +255,7 @@ def _spare_main(
         (kind, name, spec), fds = message
         if kind != WARM_KIND:
             break
-        prepare = True
+        engine_options = pickle.loads(spec)  # noqa: S301 - from the template
     sock.close()
     _child_main(kind, name, spec, fds[0], template_pid)
 
@@ -358,9 +354,17 @@ class ForkedProcess:
 
 
 class Template:
-    """The supervisor's handle on its template process: fork requests and their answers."""
+    """The supervisor's handle on its template process: fork requests and their answers.
 
-    def __init__(self, launcher: Launcher, logs: LogReceiver, log_level: int) -> None:
+    It may be started before the supervisor, to boot while the host program imports the rest
+    (``lunatic-mp run --workers``: ``Runtime(template=...)``). It has a launcher thread of its
+    own, which lives until it is closed: the template's ``PR_SET_PDEATHSIG`` follows that thread.
+    Its log records come through :attr:`log_reader` (the supervisor's log receiver reads it).
+    """
+
+    def __init__(self, log_level: int, *, import_main: bool = True) -> None:
+        self._closed = False
+        self._launcher = launcher = Launcher()
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         log_reader, log_writer = multiprocessing.Pipe(duplex=False)
         sentinel_reader, self._sentinel = os.pipe()  # ends when the supervisor does
@@ -383,10 +387,13 @@ class Template:
             log_writer.close()
             os.close(sentinel_reader)
         self.process = started[0]
-        logs.add(log_reader)
+        self.log_reader: Connection = log_reader
         # What a spawned child imports its main module with (multiprocessing's own recipe).
         preparation = spawn.get_preparation_data(NAME)
         preparation["authkey"] = bytes(preparation["authkey"])  # an AuthenticationString refuses pickle
+        if not import_main:
+            preparation.pop("init_main_from_path", None)
+            preparation.pop("init_main_from_name", None)
         send_message(self._sock, (log_level, preparation))
         self._send_lock = threading.Lock()
         self._changed = threading.Condition()
@@ -470,6 +477,9 @@ class Template:
 
     def close(self, timeout: float) -> None:
         """End the template (the end of its socket): call once its children have exited."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._reader.join(timeout)
@@ -485,6 +495,7 @@ class Template:
             log.warning("the template process did not stop; killing it")
             self.process.kill()
             self.process.wait(timeout)
+        self._launcher.close()
 
     def warm(self) -> None:
         """The runtime has started: spares may make their engines now."""

@@ -19,7 +19,7 @@ import wasmtime
 
 from lunatic_mp import EnvConfig
 from lunatic_mp.api.runtime import Runtime
-from lunatic_mp.cluster import template
+from lunatic_mp.cluster import supervisor, template
 from lunatic_mp.vm.finished import Outcome
 
 GUESTS = Path(__file__).parents[1] / "guests"
@@ -142,7 +142,7 @@ def test_the_registry_process_has_no_wasmtime_and_workers_do() -> None:
 
 def test_without_the_template_children_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where there are no pidfds, workers and the registry process are spawned, as before."""
-    monkeypatch.setattr(template, "available", lambda: False)
+    monkeypatch.setattr(supervisor, "template_available", lambda: False)
     with Runtime(workers=1) as runtime:
         assert runtime._template is None
         children = {p.pid for p in psutil.Process().children()}
