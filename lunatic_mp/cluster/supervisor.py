@@ -2,12 +2,13 @@
 
 The supervisor lives in the host program, beneath its :class:`~lunatic_mp.api.runtime.Runtime`.
 It starts the registry process and one worker
-process per CPU (``spawn`` start method, never ``fork``: a child forked after Wasm was compiled
-hangs), creates the rings between every pair of them, and runs a pump thread that moves frames
+process per CPU (forked from its template process, :mod:`lunatic_mp.cluster.template`, never from
+itself: a child forked after Wasm was compiled hangs; spawned where there is no template),
+creates the rings between every pair of them, and runs a pump thread that moves frames
 for the host program and notices within milliseconds when a worker dies: everyone linked to or
 monitoring a process of the lost worker is told, its registry names go, and a fresh worker (with
 a new worker id, so stale pids never reach it) takes its place. Workers and the registry process
-exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``).
+exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``, through the template).
 """
 
 from __future__ import annotations
