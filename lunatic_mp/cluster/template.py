@@ -2,17 +2,20 @@
 
 A spawned child pays for a fresh interpreter and for importing the worker (asyncio, wasmtime, the
 VM): 0.2-0.4 s of CPU each, all at once on start-up, and again for every replacement. So the
-supervisor spawns one *template* process early; it imports what a child needs once and then forks
+supervisor starts one *template* process early (a fresh interpreter, ``python -c``: never a fork of
+the host program, which may have compiled Wasm); it imports what a child needs once and then forks
 the children on request, over a Unix socket (``SCM_RIGHTS`` carries the child's log pipe one way
-and a pidfd of the new child the other way). The template never compiles Wasm, nor creates a
+and a pidfd of the new child the other way). The template never compiles Wasm, nor makes a
 wasmtime engine: a child forked after a compile hangs on its first compile (DESIGN.md).
 
-Stages: the template imports the registry process's modules (no wasmtime) first and forks the
-first registry process from there, so the registry process never has wasmtime in it; only then
-does it import the worker. From then on it keeps one *spare* child forked in advance, waiting on
-a socket for its spec: a replacement worker is a message away, not a fork away.
+Stages, all before the first request: the registry process's modules (no wasmtime), then a spare
+child forked for the registry process (so it never has wasmtime in it), then the host program's
+main module, imported as multiprocessing's ``spawn`` does (an unguarded main still gets
+``UnguardedMainError``), then the worker. From then on the template keeps one *spare* child forked
+in advance, waiting on a socket for its spec, and making its engine once the runtime has started:
+a replacement worker is a message away, not a fork and an engine away.
 
-Lifetime: the template dies with the supervisor (``PR_SET_PDEATHSIG`` from the launcher thread, and
+Lifetime: the template dies with the supervisor (``PR_SET_PDEATHSIG`` from its launcher thread, and
 the end of its socket), its children die with it (``PR_SET_PDEATHSIG``) and also watch the
 supervisor's sentinel pipe, inherited from the template (:meth:`Hub.orphaned`). It reaps its
 children and reports each exit code to the supervisor, which watches each child through its pidfd.
