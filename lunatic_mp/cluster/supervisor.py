@@ -308,8 +308,7 @@ class Supervisor:
                 finally:
                     log_writer.close()
             log_reader.close()
-            log.warning("the template process has gone; starting %s with spawn", name)
-            self._template = None
+            self._template_gone(name)
             return self._launch_child(worker_id, peers)
         # no template: a fresh interpreter imports the child's entry point (slower: not needed here)
         from lunatic_mp.cluster import registry_process, worker
@@ -330,12 +329,18 @@ class Supervisor:
                 process = self._template.result(process, name, START_TIMEOUT_S)
             except TemplateGone:
                 log_reader.close()
-                log.warning("the template process has gone; starting %s with spawn", name)
-                self._template = None
+                self._template_gone(name)
                 self._adopt_child(*self._launch_child(worker_id, peers))
                 return
         self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
+
+    def _template_gone(self, name: str) -> None:
+        """Children are spawned from now on (slower, as before the template)."""
+        log.warning("the template process has gone; starting %s and the next children with spawn", name)
+        template, self._template = self._template, None
+        if template is not None:
+            template.close(STOP_TIMEOUT_S)
 
     # --- the pump -------------------------------------------------------------------------------
 
