@@ -433,6 +433,8 @@ def prepare_engine(engine_options: dict[str, Any]) -> None:
     these options (35-50 ms off a replacement's start), named once the spec comes. In the spare,
     not in the template: nothing is forked from a process that holds a wasmtime engine."""
     new_event_loop().close()  # imports uvloop
+    if "plugins" in engine_options:  # a plugin's register() may look at its worker: made with it
+        return
     _prepared[:] = [(engine_options, _new_engine(engine_options, 0, 0))]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from lunatic_mp import EnvConfig
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import supervisor, template
 from lunatic_mp.vm.finished import Outcome
+from lunatic_mp.vm.plugins import Call, Namespace, PythonPlugin
 
 GUESTS = Path(__file__).parents[1] / "guests"
 TIMEOUT = 60.0
@@ -165,3 +167,26 @@ def test_a_lost_template_takes_its_children_and_they_are_spawned_again() -> None
         assert added is not None and added.result == (3,)
         runtime.registry_put("after@1.0.0", runtime.pid)
         assert runtime.registry_get("after") == runtime.pid
+
+
+def register_greeter(namespace: Namespace) -> None:
+    @namespace.function("greet", "ii", "i")
+    def greet(call: Call, ptr: int, length: int) -> int:
+        call.write(ptr, call.read(ptr, length).upper())
+        return length
+
+
+def test_a_replacement_has_the_plugins() -> None:
+    """With plugins, a spare makes no engine ahead (a plugin's register() sees its own worker):
+    the replacement makes its engine with them, and serves them."""
+    with Runtime(
+        workers=1, plugins=[PythonPlugin("greeter", register_greeter)], discover_plugins=False
+    ) as runtime:
+        (lost,) = runtime.worker_ids
+        os.kill(runtime.worker_pids()[lost], signal.SIGKILL)
+        assert runtime.wait_for_workers(TIMEOUT, losses=1)
+        guest = runtime.load_module(GUESTS / "plugin_greeter.wat")
+        env = runtime.environment(EnvConfig.permissive(), plugins=["greeter"])
+        finished = env.spawn(guest, "shout").join(TIMEOUT)
+        assert finished is not None and finished.outcome is Outcome.NORMAL, finished
+        assert struct.pack("<q", finished.result[0]) == b"LUNATIC!"
