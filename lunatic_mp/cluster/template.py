@@ -205,6 +205,12 @@ class _Template:
             spawn.prepare(self.preparation)
         finally:
             process._inheriting = False
+        if threading.active_count() > 1:  # a fork copies only this thread, not the locks' holders
+            log.warning(
+                "the main module started %d threads when imported; the workers forked after it "
+                'have none of them (start them under `if __name__ == "__main__":`)',
+                threading.active_count() - 1,
+            )
 
     def _fork_spare(self) -> _Spare:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

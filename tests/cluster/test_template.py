@@ -190,3 +190,29 @@ def test_a_replacement_has_the_plugins() -> None:
         finished = env.spawn(guest, "shout").join(TIMEOUT)
         assert finished is not None and finished.outcome is Outcome.NORMAL, finished
         assert struct.pack("<q", finished.result[0]) == b"LUNATIC!"
+
+
+def test_a_main_module_that_starts_threads_is_warned_of(tmp_path: Path) -> None:
+    """Threads started when the main module is imported are not in the workers forked after it:
+    the supervisor's log says so."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading
+            from lunatic_mp.api.runtime import Runtime
+
+            stop = threading.Event()
+            threading.Thread(target=stop.wait, daemon=True).start()
+
+            if __name__ == "__main__":
+                with Runtime(workers=1):
+                    pass
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the main module started 1 threads when imported" in result.stderr
