@@ -46,7 +46,7 @@ class Runtime(Supervisor):
 
     def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module:
         """Compile a module once, for every worker (a path, Wasm bytes or WAT text)."""
-        self._check_open()
+        self._check_open(started=False)  # it may compile while the processes start
         module = Module.load(self._compiler, source, name)
         self.cache.store(module)
         return module

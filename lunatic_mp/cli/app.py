@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lunatic_mp.api.runtime import Runtime
-from lunatic_mp.cli import test as test_mode
 from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
 from lunatic_mp.cli.serve import SERVE_COMMANDS
 from lunatic_mp.config import DEFAULT_MAX_MAILBOX, EnvConfig
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.finished import Finished, Outcome
-from lunatic_mp.vm.testmode import is_test_module
+
+if TYPE_CHECKING:
+    from lunatic_mp.api.runtime import Runtime
+    from lunatic_mp.cluster.template import Template
+
+# The engine, the runtime and test mode are imported by the commands that use them: a run on
+# workers starts its template process first, which boots while this process imports them.
 
 EXIT_FAILED = 1
 EXIT_LOAD_ERROR = 2
 EXIT_INTERRUPTED = 130
 DEADLOCK = "the root process waits for a message that can never arrive"
+TEMPLATE_STOP_S = 10.0
 INTERRUPT_POLL_S = 0.25
 """How soon `run` on one engine notices Ctrl-C while its processes wait."""
 
@@ -84,13 +90,36 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, max_mailbox: int, arg
     A module exporting `#lunatic_test_*` functions (lunatic-rs's tests) runs in test mode
     instead, as `lunatic-mp test` does: ARGS are libtest's options.
     """
+    template = _start_template() if workers > 1 else None  # first: it boots while the rest is imported
+    try:
+        _run(module, dirs, workers, max_mailbox, args, template)
+    finally:
+        if template is not None:  # the runtime closed it, unless it never started
+            template.close(TEMPLATE_STOP_S)
+
+
+def _run(
+    module: Path,
+    dirs: tuple[str, ...],
+    workers: int,
+    max_mailbox: int,
+    args: tuple[str, ...],
+    template: Template | None,
+) -> None:
+    from lunatic_mp.vm.testmode import is_test_module
+
     if is_test_module(module):
+        from lunatic_mp.cli import test as test_mode
+
         sys.exit(test_mode.main(module, list(args), dirs))
     config = EnvConfig.permissive(args=list(args), env=dict(os.environ), max_mailbox=max_mailbox)
     try:
         for directory in dirs:
             config.preopen(directory)
-        finished = _run_here(module, config) if workers == 1 else _run_on_workers(module, config, workers)
+        if workers == 1:
+            finished = _run_here(module, config)
+        else:
+            finished = _run_on_workers(module, config, workers, template)
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
@@ -119,6 +148,8 @@ def test(module: Path, args: tuple[str, ...]) -> None:
     reach the tests as WASI arguments. Exit code 0: every test passed; 101: one failed (as
     libtest); 2: bad arguments or a module that does not load. See docs/guests.md.
     """
+    from lunatic_mp.cli import test as test_mode
+
     sys.exit(test_mode.main(module, list(args)))
 
 
@@ -140,7 +171,7 @@ def bench(
     plot_dir: Path | None,
 ) -> None:
     """Measure lunatic_mp against baselines run alongside: SCENARIO is spawn, pingpong, stream,
-    ring, fanout, idle, serve, transport or echo (all when none is named).
+    ring, fanout, idle, serve, transport, echo or startup (all when none is named).
 
     Runs the scenarios of the source tree's benchmarks/ directory; see docs/benchmarks.md.
     """
@@ -164,6 +195,8 @@ def _run_here(module: Path, config: EnvConfig) -> Finished | str:
     KeyboardInterrupt raised inside a host call, on a guest's fiber, would abort the interpreter
     or be taken for the guest's error.
     """
+    from lunatic_mp.vm.engine import Engine
+
     engine = Engine()
     interrupted = False
 
@@ -192,10 +225,26 @@ def _run_here(module: Path, config: EnvConfig) -> Finished | str:
         engine.close()
 
 
-def _run_on_workers(module: Path, config: EnvConfig, workers: int) -> Finished | str:
-    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly."""
+def _start_template() -> Template | None:
+    """The template process a runtime forks its workers from, started before anything heavy is
+    imported here (it boots on the other core meanwhile); None where there is none."""
+    from lunatic_mp.cluster import template
+
+    if not template.available():
+        return None
+    return template.Template(logging.getLogger().getEffectiveLevel(), import_main=False)
+
+
+def _run_on_workers(
+    module: Path, config: EnvConfig, workers: int, template: Template | None
+) -> Finished | str:
+    """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly. The module compiles
+    while the processes start (spawn waits for them)."""
+    from lunatic_mp.api.runtime import Runtime  # not for a run on one engine
+
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with Runtime(workers=workers) as runtime:
+    runtime: Runtime
+    with Runtime(workers=workers, wait=False, import_main=False, template=template) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
         # Ctrl-C sets a flag rather than raising KeyboardInterrupt, which Python drops when it
         # lands in a finalizer (a wasmtime object's __del__): the run then waited for ever.

@@ -1,10 +1,12 @@
 """A runtime's life at the edges of the interpreter: its start in a re-imported main module, and
 its end when the program exits without closing it.
 
-Worker processes start with the ``spawn`` method, which imports the main module again in every
-child (as ``__mp_main__``). A script that starts a :class:`~lunatic_mp.api.runtime.Runtime` at
-module level, without an ``if __name__ == "__main__":`` guard, would start one in each child too;
-multiprocessing then fails deep inside the child. Here the child notices, exits quietly with
+Worker processes come from a fresh interpreter that imports the main module again (as
+``__mp_main__``): the template process they are forked from (:mod:`.template`), or each child with
+the ``spawn`` method where there is no template. A script that starts a
+:class:`~lunatic_mp.api.runtime.Runtime` at module level, without an ``if __name__ ==
+"__main__":`` guard, would start one there too; multiprocessing then fails deep inside the child.
+Here the child (or template) notices, exits quietly with
 :data:`UNGUARDED_MAIN_EXIT`, and the supervisor raises one :class:`UnguardedMainError` that says
 what to do.
 
@@ -39,10 +41,10 @@ def _main_file() -> str:
 
 def unguarded_main_message() -> str:
     return (
-        f"{_main_file()} starts a Runtime when it is imported: worker processes start with the "
-        "'spawn' method, which imports the main module again. Put the code that starts the Runtime "
-        'under  if __name__ == "__main__":  (see the Python multiprocessing docs, "Safe importing '
-        'of main module")'
+        f"{_main_file()} starts a Runtime when it is imported: worker processes start from a "
+        "fresh interpreter that imports the main module again, as the 'spawn' method does. Put "
+        'the code that starts the Runtime under  if __name__ == "__main__":  (see the Python '
+        'multiprocessing docs, "Safe importing of main module")'
     )
 
 

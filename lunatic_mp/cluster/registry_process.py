@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgpack
 
@@ -20,6 +18,7 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
+from lunatic_mp.cluster.specs import RegistrySpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
@@ -27,17 +26,6 @@ from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.registry import Registry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RegistrySpec:
-    run_id: str
-    run_dir: str
-    peers: list[int]
-    supervisor_pid: int
-    log_pipe: Any
-    log_level: int
-    deathsig: bool
 
 
 class RegistryServer(Hub):

@@ -2,12 +2,13 @@
 
 The supervisor lives in the host program, beneath its :class:`~lunatic_mp.api.runtime.Runtime`.
 It starts the registry process and one worker
-process per CPU (``spawn`` start method, never ``fork``: a child forked after Wasm was compiled
-hangs), creates the rings between every pair of them, and runs a pump thread that moves frames
+process per CPU (forked from its template process, :mod:`lunatic_mp.cluster.template`, never from
+itself: a child forked after Wasm was compiled hangs; spawned where there is no template),
+creates the rings between every pair of them, and runs a pump thread that moves frames
 for the host program and notices within milliseconds when a worker dies: everyone linked to or
 monitoring a process of the lost worker is told, its registry names go, and a fresh worker (with
 a new worker id, so stale pids never reach it) takes its place. Workers and the registry process
-exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``).
+exit by themselves when the supervisor dies (``PR_SET_PDEATHSIG``, through the template).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -31,15 +31,19 @@ from typing import TYPE_CHECKING, Any, Self
 import cloudpickle
 import msgpack
 
-from lunatic_mp.cluster import frames, lifecycle, registry_process, worker
+from lunatic_mp.cluster import frames, lifecycle
 from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_worker_count
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
 from lunatic_mp.cluster.logs import LogReceiver
+from lunatic_mp.cluster.outbound import Outbound
 from lunatic_mp.cluster.requests import PendingRequests
+from lunatic_mp.cluster.specs import RegistrySpec, WorkerSpec
 from lunatic_mp.cluster.stale_runs import RUN_DIR_PREFIX, new_run_id, sweep_stale_runs, write_owner
+from lunatic_mp.cluster.template import REGISTRY_KIND, WORKER_KIND, Template, TemplateGone
+from lunatic_mp.cluster.template import available as template_available
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
-from lunatic_mp.errors import EngineClosed, LunaticError, WorkerLost
+from lunatic_mp.errors import EngineClosed, LunaticError, UnguardedMainError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import (
@@ -80,7 +84,7 @@ class _Child:
     ready: threading.Event
 
 
-class Supervisor:
+class Supervisor(Outbound):
     """The OS processes of a runtime and the pump between them and the host program.
 
     :class:`~lunatic_mp.api.runtime.Runtime` is the API over it: this class owns the children,
@@ -98,7 +102,15 @@ class Supervisor:
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
+        wait: bool = True,
+        import_main: bool = True,
+        template: Template | None = None,
     ) -> None:
+        """``wait=False``: return while the processes start (:meth:`wait_started`).
+        ``import_main=False``: the workers do not import the host program's main module (the
+        ``lunatic-mp`` command's, which they need nothing from); a native process's function
+        defined there still reaches them, by value. ``template``: a template process started
+        ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns."""
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -120,6 +132,7 @@ class Supervisor:
         self._http = b""  # the HTTP front end's table every worker gets (set_http)
         self._log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self._context = multiprocessing.get_context("spawn")
+        self._import_main = import_main
         sweep_stale_runs()
         self.run_id = new_run_id()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
@@ -132,7 +145,7 @@ class Supervisor:
             max_memory=max_memory,
         )
         self._lock = threading.RLock()
-        self._batching = threading.local()  # depth: this thread's sends wait for the batch's end
+        Outbound.__init__(self)
         self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir)
         self._hub.handlers = self._frame_handlers()
         self._rings: dict[tuple[int, int], Ring] = {}
@@ -158,12 +171,48 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
         self._launcher = Launcher()  # starts every child, so each gets PR_SET_PDEATHSIG
+        self._template: Template | None = template
+        if template is not None:
+            self._logs.add(template.log_reader)
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._start_thread: threading.Thread | None = None
         lifecycle.opened(self)
+        if wait:
+            try:
+                self._start()
+            except UnguardedMainError as exc:  # one short error: where it is raised does not matter
+                self._started.set()
+                self.close()
+                raise exc.with_traceback(None) from None
+            except BaseException:
+                self._started.set()
+                self.close()
+                raise
+            self._started.set()
+        else:  # the caller goes on (compiles a module, say) while the processes start
+            self._start_thread = threading.Thread(
+                target=self._start_behind, name="lunatic-mp-start", daemon=True
+            )
+            self._start_thread.start()
+
+    def _start_behind(self) -> None:
         try:
             self._start()
-        except BaseException:
+        except BaseException as exc:  # noqa: BLE001 - wait_started raises it
+            self._start_error = exc
+        finally:
+            self._started.set()
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Wait until every process of a runtime made with ``wait=False`` has started; the error
+        that stopped it (the runtime is closed then). Calls that need the workers wait by themselves."""
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"the runtime did not start within {timeout} s")
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
             self.close()
-            raise
+            raise error
 
     # --- starting -------------------------------------------------------------------------------
 
@@ -171,18 +220,23 @@ class Supervisor:
         worker_ids = [next(self._next_worker) for _ in range(self.worker_count)]
         everyone = [SUPERVISOR, REGISTRY, *worker_ids]
         check_shm_space(len(everyone) * (len(everyone) - 1), self._ring_capacity)
+        if self._template is None and template_available():  # first: it boots while the rings are made
+            self._template = Template(self._log_level, import_main=self._import_main)
+            self._logs.add(self._template.log_reader)
         for source in everyone:
             for destination in everyone:
                 if source != destination:
                     self._make_ring(source, destination)
         for other in everyone[1:]:
             self._hub.connect(other)
-        self._start_child(REGISTRY, [p for p in everyone if p != REGISTRY])
-        for worker_id in worker_ids:
-            self._start_child(worker_id, [p for p in everyone if p != worker_id])
+        launched = [self._launch_child(w, [p for p in everyone if p != w]) for w in (REGISTRY, *worker_ids)]
+        for launch in launched:  # every request is sent before waiting for the first answer
+            self._adopt_child(*launch)
         self._pump_thread = threading.Thread(target=self._pump, name="lunatic-mp-supervisor", daemon=True)
         self._pump_thread.start()
         self._wait_started()
+        if self._template is not None:
+            self._template.warm()
         with self._lock:  # everyone has a doorbell now: tell everyone to use it
             for child in self._children.values():
                 self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
@@ -219,6 +273,11 @@ class Supervisor:
         )
 
     def _start_child(self, worker_id: int, peers: list[int]) -> None:
+        self._adopt_child(*self._launch_child(worker_id, peers))
+
+    def _launch_child(self, worker_id: int, peers: list[int]) -> tuple[int, list[int], str, Any, Any]:
+        """Ask the template for a child (spawn it where there is no template); the child's id,
+        peers, name, log pipe and process (or the template's request id)."""
         log_reader, log_writer = self._context.Pipe(duplex=False)
         common: dict[str, Any] = {
             "run_id": self.run_id,
@@ -230,12 +289,10 @@ class Supervisor:
             "deathsig": True,  # started by the launcher's thread, which lives as long as the runtime
         }
         if worker_id == REGISTRY:
-            target: Callable[[Any], None] = registry_process.main
-            spec: Any = registry_process.RegistrySpec(**common)
+            spec: Any = RegistrySpec(**common)
             name = "lunatic-mp-registry"
         else:
-            target = worker.main
-            spec = worker.WorkerSpec(
+            spec = WorkerSpec(
                 worker_id=worker_id,
                 node_id=0,
                 engine_options=self._engine_options,
@@ -243,11 +300,49 @@ class Supervisor:
                 **common,
             )
             name = f"lunatic-mp-worker-{worker_id}"
+        if self._template is not None:
+            kind = REGISTRY_KIND if worker_id == REGISTRY else WORKER_KIND
+            spec.log_pipe = None  # its descriptor travels beside the spec
+            with contextlib.suppress(TemplateGone):  # then it is spawned, below
+                try:
+                    request = self._template.request(kind, name, spec, log_writer.fileno())
+                    return worker_id, peers, name, log_reader, request
+                finally:
+                    log_writer.close()
+            log_reader.close()
+            self._template_gone(name)
+            return self._launch_child(worker_id, peers)
+        # no template: a fresh interpreter imports the child's entry point (slower: not needed here)
+        from lunatic_mp.cluster import registry_process, worker
+
+        target = registry_process.main if worker_id == REGISTRY else worker.main
         process = self._context.Process(target=target, args=(spec,), name=name, daemon=True)
         self._launcher.run(process.start)
         log_writer.close()
+        return worker_id, peers, name, log_reader, process
+
+    def _adopt_child(
+        self, worker_id: int, peers: list[int], name: str, log_reader: Any, process: Any
+    ) -> None:
+        """Watch a launched child: its process and its logs."""
+        if isinstance(process, int):  # a request to the template
+            assert self._template is not None
+            try:
+                process = self._template.result(process, name, START_TIMEOUT_S)
+            except TemplateGone:
+                log_reader.close()
+                self._template_gone(name)
+                self._adopt_child(*self._launch_child(worker_id, peers))
+                return
         self._logs.add(log_reader)
         self._children[worker_id] = _Child(worker_id, process, threading.Event())
+
+    def _template_gone(self, name: str) -> None:
+        """Children are spawned from now on (slower, as before the template)."""
+        log.warning("the template process has gone; starting %s and the next children with spawn", name)
+        template, self._template = self._template, None
+        if template is not None:
+            template.close(STOP_TIMEOUT_S)
 
     # --- the pump -------------------------------------------------------------------------------
 
@@ -276,25 +371,6 @@ class Supervisor:
             for fd in ready:
                 if fd in sentinels and not self._closed:
                     self._on_child_exit(sentinels[fd])
-
-    def _flush(self) -> None:
-        if not getattr(self._batching, "depth", 0):
-            self._hub.flush()
-
-    @contextlib.contextmanager
-    def batched_sends(self) -> Iterator[None]:
-        """Hold the frames this thread sends until the block ends, then write them together: one
-        write and one wake-up per worker for a burst of spawns or messages, instead of one per
-        frame. Other threads' frames go as usual (and take these along if they flush first)."""
-        local = self._batching
-        local.depth = getattr(local, "depth", 0) + 1
-        try:
-            yield
-        finally:
-            local.depth -= 1
-            if not local.depth:
-                with self._lock:
-                    self._hub.flush()
 
     def _broadcast(self, frame: frames.Frame, *, skip: int | None = None) -> None:
         for other in self._hub.endpoints:
@@ -385,6 +461,7 @@ class Supervisor:
         end, once started, serves until the runtime closes: a table with no routes answers 404."""
         if not payload:
             raise ValueError("an HTTP table is needed (http.encode_table); a front end cannot be removed")
+        self._check_open()
         with self._lock:
             self._check_open()
             self._http = payload
@@ -464,68 +541,33 @@ class Supervisor:
     def _complete(self, frame: Any) -> None:
         self._requests.complete(frame.request, frame)
 
-    def _request_future(self, worker_id: int, make: Callable[[int], frames.Frame]) -> Future[Any]:
-        """Send a request; the future of its reply frame (WorkerLost if the worker dies first,
-        EngineClosed if the runtime closes first)."""
-        return self._send_request(worker_id, make)[0]
-
-    def _request(self, worker_id: int, make: Callable[[int], frames.Frame], timeout: float | None) -> Any:
-        future, on_reply = self._send_request(worker_id, make)
-        try:
-            return future.result(timeout)
-        finally:
-            if not future.done():
-                with self._lock:
-                    self._requests.forget(on_reply)
-
-    def _send_request(
-        self, worker_id: int, make: Callable[[int], frames.Frame]
-    ) -> tuple[Future[Any], Callable[[Any], None]]:
-        future: Future[Any] = Future()
-
-        def on_reply(reply: Any) -> None:
-            if reply is not None:
-                future.set_result(reply)
-            else:
-                future.set_exception(self._request_lost(worker_id))
-
-        self._request_then(worker_id, make, on_reply)
-        return future, on_reply
-
-    def _request_then(
-        self, worker_id: int, make: Callable[[int], frames.Frame], on_reply: Callable[[Any], None]
-    ) -> None:
-        """Send a request; ``on_reply(reply frame)`` on the pump thread, or ``on_reply(None)`` if
-        the worker dies or the runtime closes first (:meth:`_request_lost` says which)."""
-        with self._lock:
-            self._check_open()
-            self._hub.send(worker_id, make(self._requests.new(worker_id, on_reply)))
-            self._flush()
-
-    def _request_lost(self, worker_id: int) -> LunaticError:
-        """Why a request got no reply."""
-        if self._closed:
-            return EngineClosed("the runtime was closed")
-        return WorkerLost(f"worker {worker_id} was lost before it answered")
-
-    def _check_open(self) -> None:
+    def _check_open(self, *, started: bool = True) -> None:
+        """Raise if closed; with ``started``, wait for a runtime made with ``wait=False`` to start
+        (or raise, in a caller holding the runtime's lock, which the start needs)."""
         if self._closed:
             raise EngineClosed("the runtime is closed")
+        if started and not self._started.is_set() and threading.current_thread() is not self._start_thread:
+            if self._lock._is_owned():  # type: ignore[attr-defined]
+                raise RuntimeError_("the runtime is still starting: call wait_started() first")
+            self.wait_started(START_TIMEOUT_S)
 
     # --- the children ---------------------------------------------------------------------------
 
     @property
     def worker_ids(self) -> list[int]:
+        self._await_start()
         with self._lock:
             return sorted(w for w in self._children if w >= FIRST_WORKER)
 
     def worker_pids(self) -> dict[int, int]:
         """OS process id of each worker, by worker id."""
+        self._await_start()
         with self._lock:
             return {w: c.process.pid for w, c in self._children.items() if w >= FIRST_WORKER}
 
     def registry_os_pid(self) -> int | None:
         """OS process id of the registry process (None while it is being replaced)."""
+        self._await_start()
         with self._lock:
             child = self._children.get(REGISTRY)
             return None if child is None else child.process.pid
@@ -547,6 +589,10 @@ class Supervisor:
         with self._workers_changed:
             return self._workers_changed.wait_for(full, timeout)
 
+    def _await_start(self) -> None:
+        if not self._closed:
+            self._check_open()
+
     def _hosted(self, pid: int) -> bool:
         """Whether ``pid`` names a live worker (else no process can answer for it)."""
         with self._lock:
@@ -556,6 +602,8 @@ class Supervisor:
 
     def close(self) -> None:
         """Stop every process of the runtime and remove its shared memory and files."""
+        if self._start_thread is not None and self._start_thread is not threading.current_thread():
+            self._started.wait(START_TIMEOUT_S)  # a start in progress finishes (or fails) first
         with self._lock:
             if self._closed:
                 return
@@ -575,6 +623,8 @@ class Supervisor:
                 child.process.join(STOP_TIMEOUT_S)
             remove_doorbell(self.run_dir, bell_name(child.worker_id))  # if it could not
         self._children.clear()
+        if self._template is not None:
+            self._template.close(STOP_TIMEOUT_S)
         self._launcher.close()  # only now: its thread's end would kill the children it started
         self._requests.close()
         for waiters in self._finish_waiters.values():

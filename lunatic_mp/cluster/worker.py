@@ -15,7 +15,6 @@ import os
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
+from lunatic_mp.cluster.specs import WorkerSpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
@@ -51,24 +51,6 @@ BACKPRESSURE_BYTES = 8 * 1024 * 1024
 """Queued bytes to one destination past which a sending process is paused until they drain."""
 
 
-@dataclass
-class WorkerSpec:
-    """What the supervisor hands a new worker process (pickled by multiprocessing)."""
-
-    worker_id: int
-    node_id: int
-    run_id: str
-    run_dir: str
-    peers: list[int]
-    supervisor_pid: int
-    log_pipe: Any
-    log_level: int
-    deathsig: bool
-    engine_options: dict[str, Any]
-    http: bytes = b""
-    """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""
-
-
 class Worker(Hub):
     """The engine's router, and the loop that moves frames in and out of it."""
 
@@ -76,10 +58,12 @@ class Worker(Hub):
         super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir))
         self.spec = spec
         self.cache = ModuleCache(self.run_dir / "modules")
-        options = dict(spec.engine_options)
-        if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
-            options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
-        self.engine = Engine(node_id=spec.node_id, worker_id=spec.worker_id, **options)
+        engine = _take_prepared(spec.engine_options)
+        if engine is None:
+            engine = _new_engine(spec.engine_options, spec.node_id, spec.worker_id)
+        else:
+            engine.assign(spec.node_id, spec.worker_id)
+        self.engine = engine
         self.router = FrameRouter(self)
         self.engine.router = self.router
         self.fdpass = FdPass(self.run_dir, self.worker_id, self.engine.reactor)
@@ -440,6 +424,39 @@ class Worker(Hub):
         self.loop.close()
 
 
+def _new_engine(engine_options: dict[str, Any], node_id: int, worker_id: int) -> Engine:
+    options = dict(engine_options)
+    if "plugins" in options:  # cloudpickled by the supervisor (register functions may be closures)
+        options["plugins"] = pickle.loads(options["plugins"])  # noqa: S301 - from the supervisor
+    return Engine(node_id=node_id, worker_id=worker_id, **options)
+
+
+_prepared: list[tuple[dict[str, Any], Engine]] = []
+_kept: list[object] = []
+"""The wasmtime engine of a worker that is stopping: deleting it unmaps its pool slot by slot
+(about 17 ms), which the process's exit does at once."""
+
+
+def prepare_engine(engine_options: dict[str, Any]) -> None:
+    """In a spare child of the template, while it waits for its spec: the engine of a worker with
+    these options (35-50 ms off a replacement's start), named once the spec comes. In the spare,
+    not in the template: nothing is forked from a process that holds a wasmtime engine."""
+    new_event_loop().close()  # imports uvloop
+    if "plugins" in engine_options:  # a plugin's register() may look at its worker: made with it
+        return
+    _prepared[:] = [(engine_options, _new_engine(engine_options, 0, 0))]
+
+
+def _take_prepared(engine_options: dict[str, Any]) -> Engine | None:
+    prepared = _prepared.pop() if _prepared else None
+    if prepared is None:
+        return None
+    if prepared[0] != engine_options:
+        prepared[1].close()
+        return None
+    return prepared[1]
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop (a dependency; a step of the loop costs about half as much as with
     asyncio's), or asyncio's where uvloop cannot be installed."""
@@ -461,4 +478,5 @@ def main(spec: WorkerSpec) -> None:
         worker.flush()
         worker.run()
     finally:
+        _kept.append(worker.engine.wasm_engine)  # freed by the process's exit, at once
         worker.close()

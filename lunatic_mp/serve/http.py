@@ -9,7 +9,7 @@ front end's *port*: a process of the worker's engine that Python drives (it neve
 deliveries resolve the waiting request.
 
 The supervisor hands every worker a :class:`Table` (address, body limit, routes with module
-digests) in its :class:`~lunatic_mp.cluster.worker.WorkerSpec` and, when it changes (a reload, the
+digests) in its :class:`~lunatic_mp.cluster.specs.WorkerSpec` and, when it changes (a reload, the
 drain before stopping), in an :class:`~lunatic_mp.cluster.frames.HttpRoutes` frame; a worker started
 later (a replacement after a crash) gets the latest in its spec.
 

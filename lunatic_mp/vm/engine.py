@@ -140,6 +140,15 @@ class Engine(Placement, Signals):
         self.plugins = install_plugins(self, plugins)
         """The namespaces that plugins add (:mod:`lunatic_mp.vm.plugins`)."""
 
+    def assign(self, node_id: int, worker_id: int) -> None:
+        """Name the node and worker of an engine made before they were known (a worker made
+        ready ahead, in a spare child of the template), before it hosts any process."""
+        if self.processes or self._next_local != 1:
+            raise RuntimeError("an engine that has hosted processes keeps its worker id")
+        self.node_id = node_id
+        self.worker_id = worker_id
+        self.pid_base = make_pid(node_id, worker_id, 0)
+
     # --- modules and spawning -------------------------------------------------------------------
 
     def load_module(self, source: str | bytes | Path, name: str | None = None) -> Module:

@@ -108,6 +108,16 @@ def expected_metrics() -> dict[str, set[str]]:
             "http_vs_aiohttp_same_processes_x",
         },
         "echo": {"guest_round_trips_per_s", "asyncio_round_trips_per_s", "guest_vs_asyncio_x"},
+        "startup": {
+            "import_s",
+            "run_one_engine_s",
+            "runtime_2_workers_ready_s",
+            "runtime_2_workers_ready_and_closed_s",
+            "run_2_workers_s",
+            "worker_replaced_median_s",
+            "worker_replaced_max_s",
+        }
+        | ({"erlang_start_and_halt_s", "run_2_workers_vs_erlang_x"} if shutil.which("erl") else set()),
         "transport": {
             "ring_outbox_batched_frames_per_s",
             "ring_outbox_batched_spin_50us_frames_per_s",

@@ -1,0 +1,40 @@
+"""What the supervisor hands a new worker or registry process: small picklable specs, in a module
+of their own so that the supervisor need not import the worker (asyncio, the router) to make one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class RegistrySpec:
+    """What the registry process needs to start."""
+
+    run_id: str
+    run_dir: str
+    peers: list[int]
+    supervisor_pid: int
+    """The parent whose death it dies with (the template process, when forked from it)."""
+    log_pipe: Any
+    log_level: int
+    deathsig: bool
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker process needs to start."""
+
+    worker_id: int
+    node_id: int
+    run_id: str
+    run_dir: str
+    peers: list[int]
+    supervisor_pid: int
+    """The parent whose death it dies with (the template process, when forked from it)."""
+    log_pipe: Any
+    log_level: int
+    deathsig: bool
+    engine_options: dict[str, Any]
+    http: bytes = b""
+    """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""
