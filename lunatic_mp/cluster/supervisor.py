@@ -104,7 +104,8 @@ class Supervisor:
         self.worker_count = workers or default_worker_count()
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
-        capacity = max_processes_per_worker or default_capacity()  # each worker has its own map budget
+        # each worker has its own address space; they share the host's RAM
+        capacity = max_processes_per_worker or default_capacity(max_memory, workers=self.worker_count)
         self.max_processes_per_worker = capacity
         every_plugin = [*plugins, *(discover() if discover_plugins else [])]
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))

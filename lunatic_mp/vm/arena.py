@@ -1,0 +1,81 @@
+"""Arenas that serve an engine's linear memories and fiber stacks (arena.c).
+
+A live process costs no memory mapping of its own: memories and stacks are slots of large
+MAP_NORESERVE reservations, given back to the kernel (MADV_DONTNEED) when the process exits and
+reused last-freed first. :mod:`.capacity` says how many slots a worker may have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from lunatic_mp.vm import core
+from lunatic_mp.vm.capacity import STACK_GUARD, STACK_SLOTS_PER_PROCESS
+from lunatic_mp.vm.extension import _core
+
+_MEMORY: Final = 0
+_STACK: Final = 1
+CHUNK_BYTES: Final = 64 << 30
+"""Address space reserved at a time (a chunk holds many slots: one mapping for all of them)."""
+GUARD_MODES: Final = ("none yet", "MADV_GUARD_INSTALL", "mprotect")
+PAGE: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ArenaStats:
+    """An arena's figures: slots live now, at most, ever used, its limit; address space reserved;
+    how its guard pages are made."""
+
+    live: int
+    peak: int
+    used: int
+    slots: int
+    reserved_bytes: int
+    guard: str
+
+
+def _round_up(size: int) -> int:
+    return (size + PAGE - 1) // PAGE * PAGE
+
+
+def _chunk_slots(slot_size: int, slots: int) -> int:
+    return max(1, min(slots, CHUNK_BYTES // slot_size))
+
+
+class Arenas:
+    """The memory arena (``max_memory``-byte slots) and stack arena (``stack_size`` bytes under a
+    guard page) of one engine, or of an engine and its fuel-metering twin, for ``processes``."""
+
+    def __init__(self, processes: int, max_memory: int, stack_size: int) -> None:
+        if processes < 1:
+            raise ValueError(f"an arena needs room for at least one process, not {processes}")
+        if max_memory < PAGE or stack_size < PAGE:
+            raise ValueError(f"max_memory ({max_memory}) and stack_size ({stack_size}) must be >= a page")
+        self.processes = processes
+        self.memory_slot = _round_up(max_memory)
+        self.stack_slot = _round_up(stack_size) + STACK_GUARD
+        stacks = int(processes * STACK_SLOTS_PER_PROCESS) + 16
+        self._memories: Any = _core.arena_new(
+            _MEMORY, self.memory_slot, 0, processes, _chunk_slots(self.memory_slot, processes)
+        )
+        self._stacks: Any = _core.arena_new(
+            _STACK, self.stack_slot, STACK_GUARD, stacks, _chunk_slots(self.stack_slot, stacks)
+        )
+
+    def install(self, config: Any) -> None:
+        """Make the wasmtime config (a ``wasmtime.Config``) serve memories and stacks from here."""
+        pointer = core.address(config.ptr())
+        _core.arena_install(self._memories, pointer)
+        _core.arena_install(self._stacks, pointer)
+
+    def memory_stats(self) -> ArenaStats:
+        return _stats(self._memories)
+
+    def stack_stats(self) -> ArenaStats:
+        return _stats(self._stacks)
+
+
+def _stats(arena: Any) -> ArenaStats:
+    live, peak, used, slots, reserved, guard = _core.arena_stats(arena)
+    return ArenaStats(live, peak, used, slots, reserved, GUARD_MODES[guard])
