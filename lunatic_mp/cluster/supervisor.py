@@ -111,7 +111,8 @@ class Supervisor:
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
         """The names of the plugins every worker has (:mod:`lunatic_mp.vm.plugins`)."""
         self._engine_options: dict[str, Any] = {
-            "max_processes": capacity,
+            "max_processes": max_processes_per_worker,  # None: the same default_capacity, with its reason
+            "workers": self.worker_count,
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
         }

@@ -92,11 +92,14 @@ class Engine(Placement, Signals):
         max_message_size: int = MAX_MESSAGE_SIZE,
         plugins: Iterable[Plugin] = (),
         max_metric_series: int = MAX_SERIES,
+        workers: int | None = None,
     ) -> None:
+        """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
+        one of ``workers`` workers sharing this host: default one per CPU) bounds live processes."""
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
         if max_processes is None:
-            self.capacity_limit = capacity.plan(max_memory, async_stack_size)
+            self.capacity_limit = capacity.plan(max_memory, async_stack_size, workers)
         else:
             self.capacity_limit = capacity.Capacity(max_processes, "max_processes", "its max_processes")
         self.capacity = self.capacity_limit.processes
