@@ -347,9 +347,9 @@ class Engine(Placement, Signals):
     def close(self) -> None:
         """Kill every process, refuse new ones, and give back the engine's memory at once.
 
-        The pooling allocator holds about two memory mappings per process slot until the
-        wasmtime engine is freed; the engine sits in reference cycles (host functions refer to
-        it), so they are broken here rather than left to the cyclic garbage collector.
+        The wasmtime engine holds its arenas' address space until it is freed; it sits in
+        reference cycles (host functions refer to it), so they are broken here rather than left
+        to the cyclic garbage collector.
         """
         if self._closed:
             return

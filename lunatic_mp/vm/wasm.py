@@ -220,7 +220,7 @@ class Linker:
 
     def close(self) -> None:
         """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
-        so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
+        so leaving it to the cyclic garbage collector would hold the engine and its arenas for long."""
         self._keep.clear()
         self._definitions.clear()
         self._native.clear()
@@ -466,7 +466,7 @@ def _reason(text: str) -> str:
 class Memory:
     """Bounds-checked access to a process's exported linear memory.
 
-    The engine's pooling allocator never moves a memory (``memory_may_move`` is off), so the
+    The engine's arenas never move a memory (``memory_may_move`` is off), so the
     base address is read once; the size is re-read only when an access falls past the size
     last seen, since the guest may have grown its memory since.
     """
@@ -538,7 +538,7 @@ class Store:
 
     Its guests yield at the end of each time slice (the C core's epoch deadline callback). With
     ``fuel`` (an engine made with ``fuel=True``) a guest traps "out of fuel" past that budget.
-    ``close`` frees it at once (a process's memory slot and fiber stack go back to the pool);
+    ``close`` frees it at once (a process's memory slot and fiber stack go back to its arenas);
     it must not be used after, and never while one of its calls is being polled.
     """
 
