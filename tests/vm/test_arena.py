@@ -3,7 +3,9 @@ and the capacity that follows from address space and RAM (lunatic_mp/vm/capacity
 
 from __future__ import annotations
 
+import gc
 import os
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +169,23 @@ def test_bad_arena_arguments_are_refused() -> None:
         _core.arena_stats(object())
     with pytest.raises(ValueError, match="at least one process"):
         Arenas(0, 1 << 20, 1 << 20)
+
+
+def test_an_idle_process_holds_little_python_memory(engine: Engine) -> None:
+    """Sets of monitors and blocked senders, and the resource tables, are made on first use:
+    an idle process's Python objects stay under 2 KiB (they were 2.7 KiB before issue 17)."""
+    module = engine.load_module(GUEST)
+    engine.spawn(module, "idle", (), IDLE)
+    engine.run()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        processes = [engine.spawn(module, "idle", (), IDLE) for _ in range(500)]
+        engine.run()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(process.alive and not process.watched() for process in processes)
+    assert grown / 500 < 2048, grown / 500
