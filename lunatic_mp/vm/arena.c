@@ -296,18 +296,25 @@ static lmp_arena *arena_arg(PyObject *value) {
 }
 
 const char lmp_arena_new_doc[] =
-    "arena_new(kind, slot_size, guard, max_slots, chunk_slots) -> arena\n\n"
+    "arena_new(kind, slot_size, guard, max_slots, chunk_slots, use_mprotect) -> arena\n\n"
     "An arena of max_slots slots of slot_size bytes (guard bytes of each at its low end made\n"
-    "inaccessible), reserved chunk_slots at a time. kind: 0 linear memories, 1 fiber stacks.";
+    "inaccessible), reserved chunk_slots at a time. kind: 0 linear memories, 1 fiber stacks.\n"
+    "use_mprotect: make guards with mprotect even where MADV_GUARD_INSTALL works (the fallback of\n"
+    "kernels before 6.13, for tests and measurements).";
 
 PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 5) {
+    if (nargs != 6) {
         PyErr_Format(PyExc_TypeError,
-                     "arena_new takes 5 arguments (kind, slot_size, guard, max_slots, chunk_slots), got %zd", nargs);
+                     "arena_new takes 6 arguments (kind, slot_size, guard, max_slots, chunk_slots, use_mprotect), "
+                     "got %zd",
+                     nargs);
         return NULL;
     }
     long kind = PyLong_AsLong(args[0]);
+    int use_mprotect = PyObject_IsTrue(args[5]);
+    if (use_mprotect < 0)
+        return NULL;
     size_t values[4];
     for (int i = 0; i < 4; i++) {
         values[i] = PyLong_AsSize_t(args[i + 1]);
@@ -347,6 +354,7 @@ PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t narg
     arena->chunks = calloc(arena->nchunks_max, sizeof *arena->chunks);
     arena->free_slots = malloc(max_slots * sizeof *arena->free_slots);
     arena->refs = 1;
+    arena->guard_mode = use_mprotect ? LMP_GUARD_MPROTECT : LMP_GUARD_NONE;
     if (arena->chunks == NULL || arena->free_slots == NULL || pthread_mutex_init(&arena->lock, NULL) != 0) {
         free(arena->chunks);
         free(arena->free_slots);

@@ -47,7 +47,11 @@ class Arenas:
     """The memory arena (``max_memory``-byte slots) and stack arena (``stack_size`` bytes under a
     guard page) of one engine, or of an engine and its fuel-metering twin, for ``processes``."""
 
-    def __init__(self, processes: int, max_memory: int, stack_size: int) -> None:
+    def __init__(
+        self, processes: int, max_memory: int, stack_size: int, *, use_mprotect: bool = False
+    ) -> None:
+        """``use_mprotect``: stack guards by mprotect even where MADV_GUARD_INSTALL works (what a
+        kernel before 6.13 does: a mapping split per stack; for tests and measurements)."""
         if processes < 1:
             raise ValueError(f"an arena needs room for at least one process, not {processes}")
         if max_memory < PAGE or stack_size < PAGE:
@@ -57,10 +61,10 @@ class Arenas:
         self.stack_slot = _round_up(stack_size) + STACK_GUARD
         stacks = int(processes * STACK_SLOTS_PER_PROCESS) + 16
         self._memories: Any = _core.arena_new(
-            _MEMORY, self.memory_slot, 0, processes, _chunk_slots(self.memory_slot, processes)
+            _MEMORY, self.memory_slot, 0, processes, _chunk_slots(self.memory_slot, processes), False
         )
         self._stacks: Any = _core.arena_new(
-            _STACK, self.stack_slot, STACK_GUARD, stacks, _chunk_slots(self.stack_slot, stacks)
+            _STACK, self.stack_slot, STACK_GUARD, stacks, _chunk_slots(self.stack_slot, stacks), use_mprotect
         )
 
     def install(self, config: Any) -> None:

@@ -3,6 +3,7 @@ and the capacity that follows from address space and RAM (lunatic_mp/vm/capacity
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import tracemalloc
@@ -14,6 +15,7 @@ from conftest import finish
 
 from lunatic_mp import CapacityError, Engine, EnvConfig, Outcome
 from lunatic_mp.vm import capacity
+from lunatic_mp.vm import engine as engine_module
 from lunatic_mp.vm.arena import Arenas
 from lunatic_mp.vm.extension import _core
 
@@ -92,6 +94,24 @@ def test_an_old_kernel_counts_the_guard_mappings(monkeypatch: pytest.MonkeyPatch
     assert "sysctl -w vm.max_map_count" in plan.reason
 
 
+def test_the_mprotect_fallback_costs_the_mappings_capacity_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stack guards by mprotect (kernels before 6.13) split the stack arena's mapping: measured
+    here, at most the mappings per live process that the capacity then counts."""
+    monkeypatch.setattr(engine_module, "Arenas", functools.partial(Arenas, use_mprotect=True))
+    engine = Engine(max_processes=400)
+    module = engine.load_module(GUEST)
+    engine.spawn(module, "idle", (), IDLE)
+    engine.run()
+    before = mappings()
+    for _ in range(300):
+        engine.spawn(module, "idle", (), IDLE)
+    engine.run()
+    added = mappings() - before
+    assert engine.arenas.stack_stats().guard == "mprotect"
+    assert 300 <= added <= 300 * capacity.MAPS_PER_PROCESS_WITHOUT_GUARD_MADVISE + 5, added
+    engine.close()
+
+
 def test_memory_goes_back_to_the_kernel_after_a_mass_exit(engine: Engine) -> None:
     """200 processes each touch 1 MiB and wait; when they exit, their pages are given back."""
     module = engine.load_module(GUEST)
@@ -162,9 +182,9 @@ def test_a_stack_overflow_traps_the_guest_only(engine: Engine) -> None:
 
 def test_bad_arena_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="multiples of the page size"):
-        _core.arena_new(0, 1000, 0, 4, 4)
+        _core.arena_new(0, 1000, 0, 4, 4, False)
     with pytest.raises(ValueError, match="kind must be"):
-        _core.arena_new(7, 4096, 0, 4, 4)
+        _core.arena_new(7, 4096, 0, 4, 4, False)
     with pytest.raises(TypeError, match="expected an arena"):
         _core.arena_stats(object())
     with pytest.raises(ValueError, match="at least one process"):
