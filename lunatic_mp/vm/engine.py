@@ -101,7 +101,8 @@ class Engine(Placement, Signals):
         if max_processes is None:
             self.capacity_limit = capacity.plan(max_memory, async_stack_size, workers)
         else:
-            self.capacity_limit = capacity.Capacity(max_processes, "max_processes", "its max_processes")
+            given = "max_processes as given (lunatic-mp doctor: what this host allows)"
+            self.capacity_limit = capacity.Capacity(max_processes, "max_processes", given)
         self.capacity = self.capacity_limit.processes
         """The most live processes; ``capacity_limit`` says what bounds it."""
         self.max_message_size = max_message_size

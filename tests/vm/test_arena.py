@@ -64,7 +64,26 @@ def test_a_spawn_past_capacity_names_the_limit() -> None:
     module = engine.load_module(GUEST)
     for _ in range(20):
         engine.spawn(module, "idle", (), IDLE)
-    with pytest.raises(CapacityError, match=r"capacity \(20 live processes\), bounded by its max_processes"):
+    with pytest.raises(
+        CapacityError, match=r"capacity \(20 live processes\), bounded by max_processes as given"
+    ):
+        engine.spawn(module, "idle", (), IDLE)
+    engine.close()
+
+
+def test_a_spawn_past_the_default_capacity_says_what_bounds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With RAM for 5 idle processes per worker, the sixth spawn fails naming RAM and the remedy."""
+    workers = len(os.sched_getaffinity(0))
+    ram = int(5 * capacity.BYTES_PER_PROCESS * workers / capacity.RAM_SHARE)
+    monkeypatch.setattr(capacity, "memory_bytes", lambda: (ram, "RAM"))
+    engine = Engine()
+    assert (engine.capacity, engine.capacity_limit.limit) == (5, "RAM")
+    module = engine.load_module(GUEST)
+    for _ in range(5):
+        engine.spawn(module, "idle", (), IDLE)
+    with pytest.raises(
+        CapacityError, match=r"capacity \(5 live processes\), bounded by RAM: .* fewer workers fit more"
+    ):
         engine.spawn(module, "idle", (), IDLE)
     engine.close()
 
