@@ -236,6 +236,7 @@ static PyMethodDef lmp_methods[] = {
     {"arena_new", (PyCFunction)(void (*)(void))lmp_arena_new, METH_FASTCALL, lmp_arena_new_doc},
     {"arena_install", (PyCFunction)(void (*)(void))lmp_arena_install, METH_FASTCALL, lmp_arena_install_doc},
     {"arena_stats", lmp_arena_stats, METH_O, lmp_arena_stats_doc},
+    {"arena_retire", lmp_arena_retire, METH_O, lmp_arena_retire_doc},
     {NULL, NULL, 0, NULL},
 };
 

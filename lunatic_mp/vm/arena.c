@@ -13,8 +13,13 @@
  * - a stack slot is a fiber stack under a guard page, installed with MADV_GUARD_INSTALL (Linux
  *   6.13+: a page-table marker, no mapping split) or, on older kernels, mprotect (which splits the
  *   chunk's mapping: 2 mappings per stack, which the capacity policy then counts);
- * - a freed slot is given back to the kernel (MADV_DONTNEED: it reads as zeros again, as a fresh
- *   memory and a zeroed stack must) and reused first (LIFO: its page tables are still there).
+ * - a freed memory slot is given back to the kernel at once (MADV_DONTNEED: it reads as zeros
+ *   again, as a fresh memory must); a freed stack keeps its few touched pages while it is one of
+ *   the last LMP_STACKS_KEPT freed (wasmtime does not ask for zeroed stacks unless configured to;
+ *   a spawn and exit then costs one madvise, not two), and is given back when it falls past them;
+ * - freed slots are reused first (LIFO: their page tables are still there);
+ * - an arena retired (its engine closes) gives nothing back slot by slot: it is unmapped whole
+ *   when its last slot is freed.
  *
  * An arena is shared by Python (a capsule), the creator installed in a wasmtime config, and each
  * slot it lent: it is freed when the last of them lets go. Slots are taken and freed under a
@@ -35,6 +40,7 @@
 
 enum { LMP_ARENA_MEMORY = 0, LMP_ARENA_STACK = 1 };
 enum { LMP_GUARD_NONE = 0, LMP_GUARD_MADVISE = 1, LMP_GUARD_MPROTECT = 2 };
+#define LMP_STACKS_KEPT 1024 /* freed stacks whose pages stay resident (a few KiB each) */
 
 typedef struct {
     pthread_mutex_t lock;
@@ -48,6 +54,8 @@ typedef struct {
     size_t fresh;       /* slots ever handed out: the next fresh slot's index */
     size_t *free_slots; /* LIFO of freed slot indices */
     size_t nfree;
+    size_t clean_below; /* free_slots[clean_below..nfree) still hold pages (stacks only) */
+    int retired;        /* the engine is closing: no slot is taken, none given back one by one */
     size_t live;
     size_t peak;
     int guard_mode;
@@ -113,8 +121,14 @@ static int install_guard(lmp_arena *arena, uint8_t *base) {
 /* Take a slot (the lock is held): the last freed, or a fresh one; writes an error message and
  * returns NULL when the arena is full or the kernel refuses. */
 static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size_t error_size) {
+    if (arena->retired) {
+        snprintf(error, error_size, "the engine is closed");
+        return NULL;
+    }
     if (arena->nfree > 0) {
         size_t slot = arena->free_slots[--arena->nfree];
+        if (arena->clean_below > arena->nfree)
+            arena->clean_below = arena->nfree;
         *slot_out = slot;
         return slot_address(arena, slot);
     }
@@ -144,12 +158,21 @@ static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size
     return base;
 }
 
-/* Give a slot back (the lock is not held): its pages to the kernel, its index to the free list. */
+/* Give a slot back (the lock is not held): its pages to the kernel (a stack's only once it falls
+ * past the LMP_STACKS_KEPT last freed), its index to the free list. */
 static void arena_give(lmp_arena *arena, uint8_t *start, size_t length, size_t slot) {
-    if (length > 0)
+    int keep = arena->kind == LMP_ARENA_STACK;
+    if (length > 0 && !keep && !arena->retired)
         madvise(start, length, MADV_DONTNEED);
     pthread_mutex_lock(&arena->lock);
     arena->free_slots[arena->nfree++] = slot;
+    if (!keep || arena->retired)
+        arena->clean_below = arena->nfree;
+    else if (arena->nfree - arena->clean_below > LMP_STACKS_KEPT) {
+        /* under the lock: no one may take the slot while its pages go */
+        uint8_t *oldest = slot_address(arena, arena->free_slots[arena->clean_below++]);
+        madvise(oldest + arena->guard, arena->slot_size - arena->guard, MADV_DONTNEED);
+    }
     arena->live--;
     size_t left = --arena->refs;
     pthread_mutex_unlock(&arena->lock);
@@ -242,7 +265,6 @@ static void stack_free(void *env) {
 }
 
 static wasmtime_error_t *stack_new(void *env, size_t size, bool zeroed, wasmtime_stack_memory_t *out) {
-    (void)zeroed; /* a slot is always zeros: fresh, or given back with MADV_DONTNEED */
     lmp_arena *arena = env;
     char error[200];
     if (size > arena->slot_size - arena->guard) {
@@ -254,7 +276,10 @@ static wasmtime_error_t *stack_new(void *env, size_t size, bool zeroed, wasmtime
     if (stack == NULL)
         return lmp_wasmtime_error_new("out of memory for a fiber stack's record");
     pthread_mutex_lock(&arena->lock);
+    size_t clean_below = arena->clean_below, nfree = arena->nfree;
     uint8_t *base = arena_take(arena, &stack->slot, error, sizeof error);
+    /* taken from the free list, above its clean part: one of the kept stacks */
+    int dirty = base != NULL && arena->nfree < nfree && arena->nfree >= clean_below;
     if (base != NULL) {
         arena->refs++;
         if (++arena->live > arena->peak)
@@ -265,6 +290,8 @@ static wasmtime_error_t *stack_new(void *env, size_t size, bool zeroed, wasmtime
         free(stack);
         return lmp_wasmtime_error_new(error);
     }
+    if (zeroed && dirty) /* fresh slots are zeros; a kept one holds its last fiber's frames */
+        madvise(base + arena->guard, arena->slot_size - arena->guard, MADV_DONTNEED);
     stack->arena = arena;
     stack->base = base;
     out->env = stack;
@@ -399,10 +426,27 @@ PyObject *lmp_arena_install(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+const char lmp_arena_retire_doc[] =
+    "arena_retire(arena) -> None\n\n"
+    "The engine is closing: take no more slots, and give none back one by one (the arena is\n"
+    "unmapped whole when its last slot is freed; a madvise per exiting process is half of what\n"
+    "closing a full engine costs).";
+
+PyObject *lmp_arena_retire(PyObject *module, PyObject *arg) {
+    (void)module;
+    lmp_arena *arena = arena_arg(arg);
+    if (arena == NULL)
+        return NULL;
+    pthread_mutex_lock(&arena->lock);
+    arena->retired = 1;
+    pthread_mutex_unlock(&arena->lock);
+    Py_RETURN_NONE;
+}
+
 const char lmp_arena_stats_doc[] =
-    "arena_stats(arena) -> tuple[int, int, int, int, int, int]\n\n"
+    "arena_stats(arena) -> tuple[int, int, int, int, int, int, int]\n\n"
     "(live slots, peak live slots, slots ever used, max slots, bytes of address space reserved,\n"
-    "guard mode: 0 none yet, 1 MADV_GUARD_INSTALL, 2 mprotect).";
+    "guard mode: 0 none yet, 1 MADV_GUARD_INSTALL, 2 mprotect, freed slots still holding pages).";
 
 PyObject *lmp_arena_stats(PyObject *module, PyObject *arg) {
     (void)module;
@@ -413,7 +457,8 @@ PyObject *lmp_arena_stats(PyObject *module, PyObject *arg) {
     size_t live = arena->live, peak = arena->peak, fresh = arena->fresh, max = arena->max_slots;
     size_t reserved = arena->nchunks * arena->chunk_slots * arena->slot_size;
     int mode = arena->guard_mode;
+    size_t kept = arena->nfree - arena->clean_below;
     pthread_mutex_unlock(&arena->lock);
-    return Py_BuildValue("(nnnnni)", (Py_ssize_t)live, (Py_ssize_t)peak, (Py_ssize_t)fresh, (Py_ssize_t)max,
-                         (Py_ssize_t)reserved, mode);
+    return Py_BuildValue("(nnnnnin)", (Py_ssize_t)live, (Py_ssize_t)peak, (Py_ssize_t)fresh, (Py_ssize_t)max,
+                         (Py_ssize_t)reserved, mode, (Py_ssize_t)kept);
 }

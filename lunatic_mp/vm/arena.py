@@ -20,12 +20,14 @@ CHUNK_BYTES: Final = 64 << 30
 """Address space reserved at a time (a chunk holds many slots: one mapping for all of them)."""
 GUARD_MODES: Final = ("none yet", "MADV_GUARD_INSTALL", "mprotect")
 PAGE: Final = 4096
+STACKS_KEPT: Final = 1024
+"""Freed fiber stacks that keep their pages for the next spawns (arena.c's LMP_STACKS_KEPT)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ArenaStats:
     """An arena's figures: slots live now, at most, ever used, its limit; address space reserved;
-    how its guard pages are made."""
+    how its guard pages are made; freed slots that still hold pages (stacks kept for reuse)."""
 
     live: int
     peak: int
@@ -33,6 +35,7 @@ class ArenaStats:
     slots: int
     reserved_bytes: int
     guard: str
+    kept: int
 
 
 def _round_up(size: int) -> int:
@@ -73,6 +76,12 @@ class Arenas:
         _core.arena_install(self._memories, pointer)
         _core.arena_install(self._stacks, pointer)
 
+    def retire(self) -> None:
+        """The engine closes: no more slots; exiting processes give nothing back one by one (the
+        arenas are unmapped whole once the last slot is freed)."""
+        _core.arena_retire(self._memories)
+        _core.arena_retire(self._stacks)
+
     def memory_stats(self) -> ArenaStats:
         return _stats(self._memories)
 
@@ -81,5 +90,5 @@ class Arenas:
 
 
 def _stats(arena: Any) -> ArenaStats:
-    live, peak, used, slots, reserved, guard = _core.arena_stats(arena)
-    return ArenaStats(live, peak, used, slots, reserved, GUARD_MODES[guard])
+    live, peak, used, slots, reserved, guard, kept = _core.arena_stats(arena)
+    return ArenaStats(live, peak, used, slots, reserved, GUARD_MODES[guard], kept)

@@ -104,7 +104,8 @@ extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_do
 PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_arena_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_arena_stats(PyObject *module, PyObject *arena);
-extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[];
+PyObject *lmp_arena_retire(PyObject *module, PyObject *arena);
+extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[], lmp_arena_retire_doc[];
 
 /* runner.c: the scheduler's resume loop (the Runner type). */
 extern PyTypeObject lmp_RunnerType;

@@ -355,6 +355,7 @@ class Engine(Placement, Signals):
         if self._closed:
             return
         self._closed = True
+        self.arenas.retire()  # the processes below give nothing back one by one: it all goes
         for process in list(self.processes.values()):
             self.kill(process.pid, "engine closed")
         for module in self._modules:

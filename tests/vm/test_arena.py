@@ -16,7 +16,7 @@ from conftest import finish
 from lunatic_mp import CapacityError, Engine, EnvConfig, Outcome
 from lunatic_mp.vm import capacity
 from lunatic_mp.vm import engine as engine_module
-from lunatic_mp.vm.arena import Arenas
+from lunatic_mp.vm.arena import STACKS_KEPT, Arenas
 from lunatic_mp.vm.extension import _core
 
 GUEST = Path(__file__).parents[1] / "guests" / "arena.wat"
@@ -57,6 +57,12 @@ def test_many_live_processes_cost_no_mapping_each(engine: Engine) -> None:
     assert stacks.guard in ("MADV_GUARD_INSTALL", "mprotect")
     if capacity.guard_madvise_available():
         assert stacks.guard == "MADV_GUARD_INSTALL"
+    for pid in list(engine.processes):
+        engine.send(pid)
+    engine.run()
+    memories, stacks = engine.arenas.memory_stats(), engine.arenas.stack_stats()
+    assert (memories.live, stacks.live, memories.kept) == (0, 0, 0)
+    assert stacks.kept == STACKS_KEPT  # the last freed keep their pages for the next spawns
 
 
 def test_a_spawn_past_capacity_names_the_limit() -> None:
