@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,7 +56,7 @@ typedef struct {
     size_t *free_slots; /* LIFO of freed slot indices */
     size_t nfree;
     size_t clean_below; /* free_slots[clean_below..nfree) still hold pages (stacks only) */
-    int retired;        /* the engine is closing: no slot is taken, none given back one by one */
+    atomic_int retired; /* the engine is closing: no slot is taken, none given back one by one */
     size_t live;
     size_t peak;
     int guard_mode;
@@ -121,7 +122,7 @@ static int install_guard(lmp_arena *arena, uint8_t *base) {
 /* Take a slot (the lock is held): the last freed, or a fresh one; writes an error message and
  * returns NULL when the arena is full or the kernel refuses. */
 static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size_t error_size) {
-    if (arena->retired) {
+    if (atomic_load(&arena->retired)) {
         snprintf(error, error_size, "the engine is closed");
         return NULL;
     }
@@ -161,12 +162,12 @@ static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size
 /* Give a slot back (the lock is not held): its pages to the kernel (a stack's only once it falls
  * past the LMP_STACKS_KEPT last freed), its index to the free list. */
 static void arena_give(lmp_arena *arena, uint8_t *start, size_t length, size_t slot) {
-    int keep = arena->kind == LMP_ARENA_STACK;
-    if (length > 0 && !keep && !arena->retired)
+    int keep = arena->kind == LMP_ARENA_STACK, retired = atomic_load(&arena->retired);
+    if (length > 0 && !keep && !retired)
         madvise(start, length, MADV_DONTNEED);
     pthread_mutex_lock(&arena->lock);
     arena->free_slots[arena->nfree++] = slot;
-    if (!keep || arena->retired)
+    if (!keep || retired)
         arena->clean_below = arena->nfree;
     else if (arena->nfree - arena->clean_below > LMP_STACKS_KEPT) {
         /* under the lock: no one may take the slot while its pages go */
@@ -437,9 +438,7 @@ PyObject *lmp_arena_retire(PyObject *module, PyObject *arg) {
     lmp_arena *arena = arena_arg(arg);
     if (arena == NULL)
         return NULL;
-    pthread_mutex_lock(&arena->lock);
-    arena->retired = 1;
-    pthread_mutex_unlock(&arena->lock);
+    atomic_store(&arena->retired, 1);
     Py_RETURN_NONE;
 }
 
