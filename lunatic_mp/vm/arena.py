@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from lunatic_mp.vm import core
-from lunatic_mp.vm.capacity import STACK_GUARD, STACK_SLOTS_PER_PROCESS
+from lunatic_mp.vm.capacity import STACK_GUARD, STACK_SLOTS_PER_PROCESS, address_space_bytes
 from lunatic_mp.vm.extension import _core
 
 _MEMORY: Final = 0
@@ -43,7 +43,9 @@ def _round_up(size: int) -> int:
 
 
 def _chunk_slots(slot_size: int, slots: int) -> int:
-    return max(1, min(slots, CHUNK_BYTES // slot_size))
+    """Slots per reservation: CHUNK_BYTES of them, less under an RLIMIT_AS."""
+    chunk = min(CHUNK_BYTES, address_space_bytes() // 64)
+    return max(1, min(slots, chunk // slot_size))
 
 
 class Arenas:

@@ -52,6 +52,13 @@ class Capacity:
     reason: str
 
 
+def _size(size: float) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):.1f} {unit}".replace(".0 ", " ")
+    return f"{size / 1024:.0f} KiB"
+
+
 def _kernel_version() -> tuple[int, int]:
     parts = platform.release().split(".")
     try:
@@ -114,13 +121,13 @@ def plan(max_memory: int, stack_size: int, workers: int | None = None) -> Capaci
         Capacity(
             by_space,
             "address space",
-            f"address space: {space / 2**40:.0f} TiB per worker / {slot / 2**20:.0f} MiB per process "
-            f"(max_memory {max_memory / 2**20:.0f} MiB + its fiber stack); a smaller max_memory fits more",
+            f"address space: {_size(space)} per worker / {_size(slot)} per process "
+            f"(max_memory {_size(max_memory)} + its fiber stack); a smaller max_memory fits more",
         ),
         Capacity(
             by_ram,
             "RAM",
-            f"RAM: {RAM_SHARE:.0%} of {ram / 2**30:.1f} GiB ({ram_source}) / {BYTES_PER_PROCESS // 1024} KiB "
+            f"RAM: {RAM_SHARE:.0%} of {_size(ram)} ({ram_source}) / {_size(BYTES_PER_PROCESS)} "
             f"per idle process / {workers} workers; more memory or fewer workers fit more "
             "(or set max_processes_per_worker)",
         ),
