@@ -1,8 +1,10 @@
 """Arenas that serve an engine's linear memories and fiber stacks (arena.c).
 
 A live process costs no memory mapping of its own: memories and stacks are slots of large
-MAP_NORESERVE reservations, given back to the kernel (MADV_DONTNEED) when the process exits and
-reused last-freed first. :mod:`.capacity` says how many slots a worker may have.
+MAP_NORESERVE reservations, reused last-freed first. A memory goes back to the kernel
+(MADV_DONTNEED) when its process exits; a stack keeps its few pages while it is one of the last
+``STACKS_KEPT`` freed (a spawn and exit then costs one madvise, not two). :mod:`.capacity` says
+how many slots a worker may have.
 """
 
 from __future__ import annotations

@@ -223,9 +223,10 @@ class Engine(Placement, Signals):
         return process
 
     def _capacity_error(self) -> CapacityError:
+        count = f"{self.capacity:,} live process{'es' if self.capacity != 1 else ''}"
         return CapacityError(
-            f"engine is at capacity ({self.capacity:,} live processes), bounded by "
-            f"{self.capacity_limit.reason}; wait for processes to exit, or add workers"
+            f"engine is at capacity ({count}), bounded by {self.capacity_limit.reason}; "
+            "wait for processes to exit, or add workers"
         )
 
     def _count_in(self, process: BaseProcess) -> None:
