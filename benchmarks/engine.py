@@ -12,8 +12,13 @@ import time
 from pathlib import Path
 
 import psutil
+import wasmtime
+from wasmtime import _bindings as ffi
 
 from lunatic_mp import Engine, EnvConfig
+from lunatic_mp.vm import wasm
+from lunatic_mp.vm.engine import DEFAULT_MAX_MEMORY
+from lunatic_mp.vm.module import Module
 
 GUEST = Path(__file__).parent / "guests" / "engine.wat"
 BATCH = 1000
@@ -113,3 +118,82 @@ if __name__ == "__main__":
         "benchmarks/engine.py is part of lunatic-mp bench now: run "
         "`lunatic-mp bench spawn pingpong stream idle fanout` (the engine_... figures)"
     )
+
+
+def _spawn_us(engine: Engine, module: Module, count: int) -> float:
+    """Microseconds to spawn a trivial process and run it to exit, best of 3 rounds of ``count``."""
+    config = EnvConfig()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(count // BATCH):
+            for _ in range(BATCH):
+                engine.spawn(module, "noop", (), config)
+            engine.run()
+        best = min(best, (time.perf_counter() - start) / (count // BATCH * BATCH) * 1e6)
+    return best
+
+
+def bench_spawn_loaded(live: int, count: int) -> tuple[float, float]:
+    """Microseconds per spawn and exit into an empty engine, and with ``live`` idle processes."""
+    engine = Engine(max_processes=live + BATCH + 10)
+    module = engine.load_module(GUEST)
+    _spawn_us(engine, module, BATCH)  # warm: arena chunks, page tables, the free lists
+    empty = _spawn_us(engine, module, count)
+    config = EnvConfig()
+    for _ in range(live):
+        engine.spawn(module, "idle", (), config)
+    engine.run()
+    loaded = _spawn_us(engine, module, count)
+    assert len(engine.processes) == live
+    engine.close()
+    return empty, loaded
+
+
+MEMORY_LOOP = """(module (memory 17)
+  (func (export "loop") (param $rounds i32) (result i32) (local $i i32) (local $acc i32)
+    (loop $round
+      (local.set $i (i32.const 0))
+      (loop $next
+        (i32.store (local.get $i) (i32.add (i32.load (local.get $i)) (local.get $i)))
+        (local.set $acc (i32.add (local.get $acc) (i32.load offset=4 (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br_if $next (i32.lt_u (local.get $i) (i32.const 1048576))))
+      (local.set $rounds (i32.sub (local.get $rounds) (i32.const 1)))
+      (br_if $round (i32.gt_s (local.get $rounds) (i32.const 0))))
+    (local.get $acc)))"""
+
+
+def _loop_s(engine: wasmtime.Engine, rounds: int) -> float:
+    """CPU seconds of the memory loop on ``engine``, best of 3 (this thread's time)."""
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 40)
+    run = wasmtime.Instance(store, wasmtime.Module(engine, MEMORY_LOOP), []).exports(store)["loop"]
+    best = float("inf")
+    for _ in range(3):
+        start = time.thread_time()
+        run(store, rounds)  # type: ignore[operator]
+        best = min(best, time.thread_time() - start)
+    return best
+
+
+def bench_bounds_checks(rounds: int) -> tuple[float, float]:
+    """What explicit bounds checks cost a memory-heavy loop (a load, a store and a load per 8
+    bytes of 1 MiB, ``rounds`` times), in percent: the arenas' engine (no reservation, no guard:
+    every access checked against the memory's size) against wasmtime's default (4 GiB reserved
+    and a guard region: no checks), and the pooling configuration before the arenas (256 MiB
+    reserved, a 64 KiB guard) against the default."""
+    ours = wasm.new_engine(
+        async_stack_size=2 << 20, max_wasm_stack=1 << 20, max_instances=1, max_memory=DEFAULT_MAX_MEMORY
+    )
+    default = wasmtime.Config()
+    default.epoch_interruption = True
+    pooled = wasmtime.Config()
+    pooled.epoch_interruption = True
+    ffi.wasmtime_config_memory_reservation_set(pooled.ptr(), DEFAULT_MAX_MEMORY)
+    ffi.wasmtime_config_memory_guard_size_set(pooled.ptr(), 64 * 1024)
+    ffi.wasmtime_config_memory_may_move_set(pooled.ptr(), False)
+    unchecked = _loop_s(wasmtime.Engine(default), rounds)
+    checked = _loop_s(ours, rounds)
+    before = _loop_s(wasmtime.Engine(pooled), rounds)
+    return (checked / unchecked - 1) * 100, (before / unchecked - 1) * 100

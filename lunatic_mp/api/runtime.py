@@ -455,7 +455,8 @@ class Runtime(Supervisor):
         self._request(REGISTRY, lambda r: frames.RegistryRemove(r, self.pid, name), timeout)
 
     def stats(self, timeout: float | None = 10.0) -> list[dict[str, Any]]:
-        """Each worker's figures: live processes, capacity, malformed frames, guest metrics."""
+        """Each worker's figures: live processes, capacity and what bounds it, address space its
+        arenas reserved, malformed frames, guest metrics."""
         self._check_open()
         return [
             msgpack.unpackb(self._request(w, lambda r: frames.Stats(r, self.pid), timeout).payload)

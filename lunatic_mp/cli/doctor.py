@@ -3,7 +3,7 @@
 Each check says what it found and whether that is fine (``ok``), may surprise (``warn``: the
 runtime works, with less than it could) or stops the multi-worker runtime (``fail``, exit status 1).
 The facts are the ones the runtime itself acts on (:mod:`lunatic_mp.cluster.hostenv`,
-:func:`lunatic_mp.vm.engine.default_capacity`), so what doctor says is what ``Runtime`` will do.
+:func:`lunatic_mp.vm.capacity.plan`), so what doctor says is what ``Runtime`` will do.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from lunatic_mp.cluster.hostenv import (
     shm_space,
     usable_cpus,
 )
+from lunatic_mp.vm import capacity
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 DEFAULT_RING_BYTES = 1 << 20  # lunatic_mp.cluster.supervisor.DEFAULT_RING_CAPACITY (not imported: slow)
-MAPS_PER_PROCESS = 4  # lunatic_mp.vm.engine.MAPS_PER_PROCESS
+DEFAULT_MAX_MEMORY = 256 << 20  # lunatic_mp.vm.engine.DEFAULT_MAX_MEMORY (not imported: slow)
+DEFAULT_STACK_SIZE = 2 << 20  # lunatic_mp.vm.engine.DEFAULT_STACK_SIZE
 _PROBE = '#include <stdio.h>\nint main(void) { return puts("") < 0; }\n'
 
 
@@ -84,18 +86,23 @@ def check_shm(workers: int) -> Check:
     return Check(SHM_DIRECTORY, OK, summary, facts)
 
 
-def check_max_map_count() -> Check:
-    try:
-        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
-    except (OSError, ValueError):
-        return Check("vm.max_map_count", WARN, "unknown (no /proc/sys/vm/max_map_count)", {})
-    capacity = limit * 9 // 10 // MAPS_PER_PROCESS
-    facts = {"max_map_count": limit, "processes_per_worker": capacity}
-    summary = f"{limit}: about {capacity:,} live Wasm processes per worker"
-    if capacity < 10_000:
-        hint = "raise it for more (sysctl -w vm.max_map_count=1048576)"
-        return Check("vm.max_map_count", WARN, f"{summary}; {hint}", facts)
-    return Check("vm.max_map_count", OK, summary, facts)
+def check_capacity(workers: int) -> Check:
+    """How many live processes each worker holds, and what bounds it (:mod:`lunatic_mp.vm.capacity`)."""
+    plan = capacity.plan(DEFAULT_MAX_MEMORY, DEFAULT_STACK_SIZE, workers)
+    guard = "MADV_GUARD_INSTALL" if capacity.guard_madvise_available() else "mprotect"
+    ram, _ = capacity.memory_bytes()
+    facts = {
+        "processes_per_worker": plan.processes,
+        "limit": plan.limit,
+        "reason": plan.reason,
+        "address_space_bytes": capacity.address_space_bytes(),
+        "memory_bytes": ram,
+        "stack_guard": guard,
+    }
+    summary = f"{plan.processes:,} live Wasm processes per worker, bounded by {plan.reason}"
+    if plan.processes < 10_000:
+        return Check("capacity", WARN, summary, facts)
+    return Check("capacity", OK, summary, facts)
 
 
 def check_c_toolchain() -> Check:
@@ -132,7 +139,7 @@ def run_checks() -> list[Check]:
         check_platform(),
         cpus,
         check_shm(cpus.facts["default_workers"]),
-        check_max_map_count(),
+        check_capacity(cpus.facts["default_workers"]),
         check_c_toolchain(),
     ]
 
@@ -141,8 +148,8 @@ def run_checks() -> list[Check]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: every check with its facts.")
 def doctor(as_json: bool) -> None:
     """Check this machine for lunatic_mp: platform, CPUs and their cgroup quota, /dev/shm,
-    vm.max_map_count, the C toolchain for guests. Exit status 1 when the multi-worker runtime
-    cannot run here."""
+    how many live processes a worker holds and why, the C toolchain for guests. Exit status 1
+    when the multi-worker runtime cannot run here."""
     checks = run_checks()
     failed = any(check.status == FAIL for check in checks)
     if as_json:

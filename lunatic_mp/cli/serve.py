@@ -293,9 +293,10 @@ def _call(action: Callable[[], Any]) -> Any:
 )
 @client_options
 def ps(as_json: bool, limit: int, address: str | None, token: str | None, timeout: float) -> None:
-    """List the live processes of a running server."""
+    """List the live processes of a running server, and how many its workers may hold."""
     with _client(address, token, timeout) as client:
         total, processes = _call(lambda: client.processes(limit))
+        workers = _call(client.stats)["workers"] if not as_json else []
     if as_json:
         for info in processes:
             click.echo(json.dumps({**info.__dict__, "names": list(info.names)}))
@@ -313,6 +314,11 @@ def ps(as_json: bool, limit: int, address: str | None, token: str | None, timeou
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     shown = f" (showing {len(processes)})" if len(processes) < total else ""
     click.echo(f"{total} process{'' if total == 1 else 'es'}{shown}")
+    if workers:  # what bounds each worker: lunatic_mp.vm.capacity
+        capacity = sum(worker.get("capacity", 0) for worker in workers)
+        bound = workers[0].get("capacity_limit", "")
+        plural = "" if len(workers) == 1 else "s"
+        click.echo(f"capacity {capacity:,} on {len(workers)} worker{plural}: {bound}")
 
 
 def _data(data: str | None, file: Path | None) -> bytes:

@@ -116,13 +116,15 @@ class Supervisor(Outbound):
         self.worker_count = workers or default_worker_count()
         if self.worker_count < 1:
             raise ValueError("a runtime needs at least one worker")
-        capacity = max_processes_per_worker or default_capacity()  # each worker has its own map budget
+        # each worker has its own address space; they share the host's RAM
+        capacity = max_processes_per_worker or default_capacity(max_memory, workers=self.worker_count)
         self.max_processes_per_worker = capacity
         every_plugin = [*plugins, *(discover() if discover_plugins else [])]
         self.plugins: tuple[str, ...] = tuple(check_plugins(every_plugin))
         """The names of the plugins every worker has (:mod:`lunatic_mp.vm.plugins`)."""
         self._engine_options: dict[str, Any] = {
-            "max_processes": capacity,
+            "max_processes": max_processes_per_worker,  # None: the same default_capacity, with its reason
+            "workers": self.worker_count,
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
         }

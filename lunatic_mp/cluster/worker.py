@@ -270,6 +270,9 @@ class Worker(Hub):
                 "os_pid": os.getpid(),
                 "processes": len(engine.processes),
                 "capacity": engine.capacity,
+                "capacity_limit": engine.capacity_limit.reason,
+                "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
+                + engine.arenas.stack_stats().reserved_bytes,
                 "malformed_frames": self.malformed_frames,
                 "http": self.http.stats() if self.http is not None else {},
                 "counters": engine.metrics.counters,

@@ -236,6 +236,10 @@ static PyMethodDef lmp_methods[] = {
     {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
     {"call_export", (PyCFunction)(void (*)(void))lmp_call_export, METH_FASTCALL, lmp_call_export_doc},
     {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},
+    {"arena_new", (PyCFunction)(void (*)(void))lmp_arena_new, METH_FASTCALL, lmp_arena_new_doc},
+    {"arena_install", (PyCFunction)(void (*)(void))lmp_arena_install, METH_FASTCALL, lmp_arena_install_doc},
+    {"arena_stats", lmp_arena_stats, METH_O, lmp_arena_stats_doc},
+    {"arena_retire", lmp_arena_retire, METH_O, lmp_arena_retire_doc},
     {NULL, NULL, 0, NULL},
 };
 

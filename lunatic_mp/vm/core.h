@@ -111,6 +111,13 @@ PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t 
 wasmtime_call_future_t *lmp_call_future(PyObject *call);
 extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_doc[], lmp_call_function_doc[];
 
+/* arena.c: linear memories and fiber stacks from arenas (wasmtime's host memory/stack creators). */
+PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_arena_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_arena_stats(PyObject *module, PyObject *arena);
+PyObject *lmp_arena_retire(PyObject *module, PyObject *arena);
+extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[], lmp_arena_retire_doc[];
+
 /* runner.c: the scheduler's resume loop (the Runner type). */
 extern PyTypeObject lmp_RunnerType;
 int lmp_runner_init(void);

@@ -27,7 +27,8 @@ from lunatic_mp.errors import (
     SpawnError,
 )
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
-from lunatic_mp.vm import arguments, host, wasm
+from lunatic_mp.vm import arguments, capacity, host, wasm
+from lunatic_mp.vm.arena import Arenas
 from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
@@ -52,29 +53,21 @@ _Attached = TypeVar("_Attached", bound=BaseProcess)
 
 
 UNLIMITED_FUEL = 2**63 - 1
-MAPS_PER_PROCESS = 4
-"""Memory mappings a process slot costs with the pooling allocator, measured: 2 reserved when the
-engine starts (its fiber stack and guard page) and 2 more while the process is live."""
-
 DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
 """Address space reserved for each process's linear memory: the most a guest can grow to."""
+
+DEFAULT_STACK_SIZE = 2 * 1024 * 1024
+"""A process's fiber stack (wasmtime's async stack): Wasm frames up to ``max_wasm_stack``, then
+the host's."""
 
 MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 
-def default_capacity() -> int:
-    """How many live processes fit under the kernel's per-process memory-mapping limit.
-
-    Past ``vm.max_map_count`` wasmtime fails to allocate, or crashes (DESIGN.md); a tenth of the
-    limit stays free for the interpreter, libraries, sockets and other engines.
-    """
-    try:
-        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
-        with open("/proc/self/maps", "rb") as maps:
-            used = sum(1 for _ in maps)
-    except (OSError, ValueError):
-        return 10_000
-    return max(0, (limit * 9 // 10 - used) // MAPS_PER_PROCESS)
+def default_capacity(
+    max_memory: int = DEFAULT_MAX_MEMORY, stack_size: int = DEFAULT_STACK_SIZE, workers: int | None = None
+) -> int:
+    """How many live processes a worker holds: from address space and RAM (:mod:`.capacity`)."""
+    return capacity.plan(max_memory, stack_size, workers).processes
 
 
 class Engine(Placement, Signals):
@@ -93,24 +86,36 @@ class Engine(Placement, Signals):
         worker_id: int = 0,
         max_processes: int | None = None,
         time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
-        async_stack_size: int = 2 * 1024 * 1024,
+        async_stack_size: int = DEFAULT_STACK_SIZE,
         max_wasm_stack: int = 1024 * 1024,
         max_memory: int = DEFAULT_MAX_MEMORY,
         max_message_size: int = MAX_MESSAGE_SIZE,
         plugins: Iterable[Plugin] = (),
         max_metric_series: int = MAX_SERIES,
+        workers: int | None = None,
     ) -> None:
+        """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
+        one of ``workers`` workers sharing this host: default one per CPU) bounds live processes."""
         self.node_id = node_id
         self.pid_base = make_pid(node_id, worker_id, 0)
-        self.capacity = default_capacity() if max_processes is None else max_processes
+        if max_processes is None:
+            self.capacity_limit = capacity.plan(max_memory, async_stack_size, workers)
+        else:
+            given = "max_processes as given (lunatic-mp doctor: what this host allows)"
+            self.capacity_limit = capacity.Capacity(max_processes, "max_processes", given)
+        self.capacity = self.capacity_limit.processes
+        """The most live processes; ``capacity_limit`` says what bounds it."""
         self.max_message_size = max_message_size
         self.max_memory = max_memory
+        self.arenas = Arenas(max(self.capacity, 1), max_memory, async_stack_size)
+        """Where the processes' memories and fiber stacks come from (shared with the fuel engine)."""
         make_engine = functools.partial(
             wasm.new_engine,
             async_stack_size=async_stack_size,
             max_wasm_stack=max_wasm_stack,
             max_instances=self.capacity,
             max_memory=max_memory,
+            arenas=self.arenas,
         )
         self.wasm_engine = make_engine()
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
@@ -189,10 +194,7 @@ class Engine(Placement, Signals):
             raise EngineClosed("the engine is closed")
         module = arguments.module(module)
         if len(self.processes) >= self.capacity:
-            raise CapacityError(
-                f"engine is at capacity ({self.capacity} live processes); "
-                "wait for processes to exit, or raise max_processes and vm.max_map_count"
-            )
+            raise self._capacity_error()
         config = config if config is not None else EnvConfig()
         if not 0 <= config.max_memory < 2**64 or not 0 <= config.max_fuel < 2**64:
             raise ValueError("max_memory and max_fuel must be between 0 and 2**64 - 1")
@@ -231,6 +233,13 @@ class Engine(Placement, Signals):
         self.scheduler.make_ready(process)
         return process
 
+    def _capacity_error(self) -> CapacityError:
+        count = f"{self.capacity:,} live process{'es' if self.capacity != 1 else ''}"
+        return CapacityError(
+            f"engine is at capacity ({count}), bounded by {self.capacity_limit.reason}; "
+            "wait for processes to exit, or add workers"
+        )
+
     def _count_in(self, process: BaseProcess) -> None:
         """A lone engine counts the processes of each limited environment (in a runtime the
         registry process does)."""
@@ -259,7 +268,7 @@ class Engine(Placement, Signals):
             raise SpawnError(f"a native process runs a function, got {function!r}")
         args = arguments.arguments(args, function)
         if len(self.processes) >= self.capacity:
-            raise CapacityError(f"engine is at capacity ({self.capacity} live processes)")
+            raise self._capacity_error()
         pid = self.pid_base | self._next_local
         self._next_local += 1
         process = NativeProcess(self, pid, function, args, kwargs or {}, config or EnvConfig())
@@ -351,13 +360,14 @@ class Engine(Placement, Signals):
     def close(self) -> None:
         """Kill every process, refuse new ones, and give back the engine's memory at once.
 
-        The pooling allocator holds about two memory mappings per process slot until the
-        wasmtime engine is freed; the engine sits in reference cycles (host functions refer to
-        it), so they are broken here rather than left to the cyclic garbage collector.
+        The wasmtime engine holds its arenas' address space until it is freed; it sits in
+        reference cycles (host functions refer to it), so they are broken here rather than left
+        to the cyclic garbage collector.
         """
         if self._closed:
             return
         self._closed = True
+        self.arenas.retire()  # the processes below give nothing back one by one: it all goes
         for process in list(self.processes.values()):
             self.kill(process.pid, "engine closed")
         for module in self._modules:

@@ -162,12 +162,10 @@ class Signals:
         for process in list(self.processes.values()):
             for other_pid in [p for p in process.links if worker_of(p) == worker]:
                 self.link_died(process.pid, other_pid, DeathReason.FAILURE, f"worker {worker} lost")
-            for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
-                self.process_died(process.pid, other_pid)
-            process.monitored_by = {p for p in process.monitored_by if worker_of(p) != worker}
-            process.blocked_senders = {p for p in process.blocked_senders if worker_of(p) != worker}
-            if any(worker_of(p) == worker for p in process.blocked_on):
-                process.blocked_on = {p for p in process.blocked_on if worker_of(p) != worker}
+            if process.watched():
+                for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
+                    self.process_died(process.pid, other_pid)
+            if process.forget_worker(lambda pid: worker_of(pid) == worker):
                 self.unpark(process.pid)
         if worker == REGISTRY:  # no names to wait for any more
             for pid in list(self._held):
@@ -209,7 +207,7 @@ class Signals:
         self.registry.remove_process(process.pid)
         for callback in process.on_exit:
             callback(finished)
-        if process.blocked_senders:
+        if process.has_blocked_senders():
             self._make_room(process)
         router = self.router
         if process.config.limits_environment:
@@ -235,7 +233,7 @@ class Signals:
 
     def _notify(self, process: BaseProcess, finished: Finished) -> list[tuple[BaseProcess, str]]:
         """Tell those linked to or monitoring a dead process; the processes that die with it."""
-        if not (process.links or process.monitored_by or process.monitoring):
+        if not process.watched():
             return []  # most processes: nobody to tell, and no cause to format
         pid = process.pid
         failed = not finished.ok

@@ -25,6 +25,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from lunatic_mp.vm import core
+from lunatic_mp.vm.arena import Arenas
 
 log = logging.getLogger(__name__)
 
@@ -85,48 +86,44 @@ def _trap_address(message: str) -> int:
 
 
 def new_engine(
-    *, async_stack_size: int, max_wasm_stack: int, max_instances: int, max_memory: int, fuel: bool = False
+    *,
+    async_stack_size: int,
+    max_wasm_stack: int,
+    max_instances: int,
+    max_memory: int,
+    fuel: bool = False,
+    arenas: Arenas | None = None,
 ) -> wasmtime.Engine:
-    """An engine for fibers: epoch interruption, and a pooling allocator sized for ``max_instances``.
+    """An engine for fibers: epoch interruption, memories and stacks from ``arenas``.
 
     Guests are preempted by epochs (a tick of the engine's :class:`core.Ticker` ends a slice),
     which costs CPU-bound code a few percent; fuel metering costs it far more (1.4-2x, see
     docs/performance.md), so ``fuel`` (counting instructions, for ``EnvConfig.max_fuel``) is on
     only in a second engine that only the environments with a fuel budget use.
 
-    The pool reuses linear memories and fiber stacks instead of mapping and unmapping them per
-    process: spawning is about a third cheaper, exiting four times cheaper, and a live process
-    costs 2 memory mappings instead of 5 (DESIGN.md: mappings bound how many processes fit).
-    Each slot reserves ``max_memory`` bytes of address space, which caps a guest's memory.
+    Linear memories and fiber stacks are slots of arenas (:mod:`.arena`; new ones for
+    ``max_instances`` processes unless given): a live process costs no memory mapping, so
+    ``vm.max_map_count`` no longer bounds a worker. A slot is ``max_memory`` bytes, which caps a
+    guest's memory; with no memory reservation and no guard region the compiled code checks every
+    access against the memory's size (docs/performance.md measures what that costs).
     """
     if max_wasm_stack >= async_stack_size:
         raise ValueError("max_wasm_stack must be below async_stack_size, or wasmtime aborts")
+    if arenas is None:
+        arenas = Arenas(max(max_instances, 1), max_memory, async_stack_size)
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.consume_fuel = fuel
     config.max_wasm_stack = max_wasm_stack
     ffi.wasmtime_config_async_stack_size_set(config.ptr(), async_stack_size)
-    ffi.wasmtime_config_memory_reservation_set(config.ptr(), max_memory)
-    ffi.wasmtime_config_memory_guard_size_set(config.ptr(), 64 * 1024)
+    ffi.wasmtime_config_memory_reservation_set(config.ptr(), 0)
+    ffi.wasmtime_config_memory_guard_size_set(config.ptr(), 0)
+    ffi.wasmtime_config_memory_reservation_for_growth_set(config.ptr(), 0)
     ffi.wasmtime_config_memory_may_move_set(config.ptr(), False)
-    # A copy-on-write memory image costs a live process one more mapping (the image's pages,
-    # split from the rest of its memory): a module with data segments would fit 20% fewer
-    # processes than the capacity counts, and the spawn past that fails. Copying the segments at
-    # instantiation instead made no measurable difference to spawn + run (52 µs either way).
+    # Data segments are copied at instantiation (no copy-on-write image: that would map the
+    # image's pages over the arena, a mapping per process).
     ffi.wasmtime_config_memory_init_cow_set(config.ptr(), False)
-    pool = ffi.wasmtime_pooling_allocation_config_new()
-    slots = max(max_instances, 1)
-    for setter in (
-        ffi.wasmtime_pooling_allocation_config_total_memories_set,
-        ffi.wasmtime_pooling_allocation_config_total_stacks_set,
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set,
-        ffi.wasmtime_pooling_allocation_config_total_tables_set,
-    ):
-        setter(pool, slots)
-    ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory)
-    ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, 4 * 1024 * 1024)
-    ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
-    ffi.wasmtime_pooling_allocation_config_delete(pool)
+    arenas.install(config)
     return wasmtime.Engine(config)
 
 
@@ -223,7 +220,7 @@ class Linker:
 
     def close(self) -> None:
         """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
-        so leaving it to the cyclic garbage collector would hold the engine's pool for long."""
+        so leaving it to the cyclic garbage collector would hold the engine and its arenas for long."""
         self._keep.clear()
         self._definitions.clear()
         self._native.clear()
@@ -469,7 +466,7 @@ def _reason(text: str) -> str:
 class Memory:
     """Bounds-checked access to a process's exported linear memory.
 
-    The engine's pooling allocator never moves a memory (``memory_may_move`` is off), so the
+    The engine's arenas never move a memory (``memory_may_move`` is off), so the
     base address is read once; the size is re-read only when an access falls past the size
     last seen, since the guest may have grown its memory since.
     """
@@ -541,7 +538,7 @@ class Store:
 
     Its guests yield at the end of each time slice (the C core's epoch deadline callback). With
     ``fuel`` (an engine made with ``fuel=True``) a guest traps "out of fuel" past that budget.
-    ``close`` frees it at once (a process's memory slot and fiber stack go back to the pool);
+    ``close`` frees it at once (a process's memory slot and fiber stack go back to its arenas);
     it must not be used after, and never while one of its calls is being polled.
     """
 

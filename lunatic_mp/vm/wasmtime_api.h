@@ -29,6 +29,8 @@ typedef struct wasm_trap_t wasm_trap_t;
 typedef struct wasm_valtype_t wasm_valtype_t;
 typedef struct wasm_functype_t wasm_functype_t;
 typedef struct wasmtime_instance_pre wasmtime_instance_pre_t;
+typedef struct wasm_config_t wasm_config_t;
+typedef struct wasm_memorytype_t wasm_memorytype_t;
 
 /* wasm.h: value kinds, and vectors (wasm_valtype_vec_new takes ownership of the elements). */
 typedef uint8_t wasm_valkind_t;
@@ -123,6 +125,39 @@ typedef wasmtime_error_t *(*wasmtime_epoch_deadline_callback_t)(wasmtime_context
                                                                  uint64_t *epoch_deadline_delta,
                                                                  wasmtime_update_deadline_kind_t *update_kind);
 
+/* wasmtime/config.h: host memory and stack creators (linear memories and fiber stacks served by
+ * the embedder; arena.c). get_stack_memory returns the top (highest address) of the stack. */
+typedef uint8_t *(*wasmtime_memory_get_callback_t)(void *env, size_t *byte_size, size_t *maximum_byte_size);
+typedef wasmtime_error_t *(*wasmtime_memory_grow_callback_t)(void *env, size_t new_size);
+typedef struct {
+    void *env;
+    wasmtime_memory_get_callback_t get_memory;
+    wasmtime_memory_grow_callback_t grow_memory;
+    void (*finalizer)(void *);
+} wasmtime_linear_memory_t;
+typedef wasmtime_error_t *(*wasmtime_new_memory_callback_t)(void *env, const wasm_memorytype_t *ty, size_t minimum,
+                                                             size_t maximum, size_t reserved_size_in_bytes,
+                                                             size_t guard_size_in_bytes,
+                                                             wasmtime_linear_memory_t *memory_ret);
+typedef struct {
+    void *env;
+    wasmtime_new_memory_callback_t new_memory;
+    void (*finalizer)(void *);
+} wasmtime_memory_creator_t;
+typedef uint8_t *(*wasmtime_stack_memory_get_callback_t)(void *env, size_t *out_len);
+typedef struct {
+    void *env;
+    wasmtime_stack_memory_get_callback_t get_stack_memory;
+    void (*finalizer)(void *);
+} wasmtime_stack_memory_t;
+typedef wasmtime_error_t *(*wasmtime_new_stack_memory_callback_t)(void *env, size_t size, bool zeroed,
+                                                                   wasmtime_stack_memory_t *stack_ret);
+typedef struct {
+    void *env;
+    wasmtime_new_stack_memory_callback_t new_stack;
+    void (*finalizer)(void *);
+} wasmtime_stack_creator_t;
+
 /* X(return type, name, parameter list): every wasmtime function the core calls. */
 #define LMP_WASMTIME_FUNCTIONS(X)                                                                     \
     X(wasmtime_store_t *, wasmtime_store_new, (wasm_engine_t * engine, void *data, void (*finalizer)(void *)))   \
@@ -172,7 +207,10 @@ typedef wasmtime_error_t *(*wasmtime_epoch_deadline_callback_t)(wasmtime_context
        void *env, void (*finalizer)(void *)))                                                         \
     X(void, wasmtime_error_message, (const wasmtime_error_t *error, wasm_byte_vec_t *message))        \
     X(void, wasmtime_error_delete, (wasmtime_error_t * error))                                        \
-    X(void, wasm_byte_vec_delete, (wasm_byte_vec_t * vec))
+    X(void, wasm_byte_vec_delete, (wasm_byte_vec_t * vec))                                            \
+    X(wasmtime_error_t *, wasmtime_error_new, (const char *message))                                  \
+    X(void, wasmtime_config_host_memory_creator_set, (wasm_config_t * config, wasmtime_memory_creator_t * creator)) \
+    X(void, wasmtime_config_host_stack_creator_set, (wasm_config_t * config, wasmtime_stack_creator_t * creator))
 
 /* The resolved functions, called as lmp_<wasmtime name>(...). */
 #define LMP_DECLARE_POINTER(ret, name, params) extern ret(*lmp_##name) params;

@@ -624,9 +624,11 @@ def test_stats_one_entry_per_worker_with_process_counts(
     assert [entry["worker"] for entry in stats] == [a, b]
     for entry in stats:
         assert entry["capacity"] > 0
+        assert entry["capacity_limit"]  # what bounds it, as lunatic-mp doctor says
         assert entry["malformed_frames"] >= 0
     parked = [runtime.spawn(basic, "park", worker=w) for w in (a, a, a, b)]
     assert live_counts(runtime) == [baseline[0] + 3, baseline[1] + 1]
+    assert all(entry["arena_reserved_bytes"] > 0 for entry in runtime.stats())  # slots reserved lazily
     for pid in parked:
         stop(runtime, pid)
     assert live_counts(runtime) == baseline

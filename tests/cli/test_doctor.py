@@ -15,12 +15,13 @@ from lunatic_mp.cluster import hostenv, supervisor
 from lunatic_mp.cluster.hostenv import ShmSpace
 from lunatic_mp.vm import engine
 
-NAMES = ["platform", "cpus", "/dev/shm", "vm.max_map_count", "C toolchain"]
+NAMES = ["platform", "cpus", "/dev/shm", "capacity", "C toolchain"]
 
 
 def test_the_constants_are_the_runtimes() -> None:
     assert doctor_module.DEFAULT_RING_BYTES == supervisor.DEFAULT_RING_CAPACITY
-    assert doctor_module.MAPS_PER_PROCESS == engine.MAPS_PER_PROCESS
+    assert doctor_module.DEFAULT_MAX_MEMORY == engine.DEFAULT_MAX_MEMORY
+    assert doctor_module.DEFAULT_STACK_SIZE == engine.DEFAULT_STACK_SIZE
 
 
 def test_doctor_reports_every_check_here() -> None:
@@ -42,7 +43,9 @@ def test_doctor_json() -> None:
     assert list(checks) == NAMES
     assert checks["cpus"]["facts"]["default_workers"] == hostenv.default_worker_count()
     assert checks["/dev/shm"]["facts"]["free"] > 0
-    assert checks["vm.max_map_count"]["facts"]["max_map_count"] > 0
+    facts = checks["capacity"]["facts"]
+    assert facts["processes_per_worker"] == engine.default_capacity(workers=hostenv.default_worker_count())
+    assert facts["limit"] in ("address space", "RAM", "vm.max_map_count") and facts["reason"]
     assert checks["C toolchain"]["status"] in ("ok", "warn")
 
 
@@ -52,8 +55,8 @@ def test_a_small_dev_shm_and_another_platform_fail(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(doctor_module, "default_worker_count", lambda: 16)
     result = CliRunner().invoke(main, ["doctor"])
     assert result.exit_code == 1
-    assert "fail  platform          the multi-worker runtime needs Linux" in result.output
-    assert "fail  /dev/shm          8 MiB free of 64 MiB; 16 workers' 306 rings need 306 MiB" in result.output
+    assert "fail  platform     the multi-worker runtime needs Linux" in result.output
+    assert "fail  /dev/shm     8 MiB free of 64 MiB; 16 workers' 306 rings need 306 MiB" in result.output
     assert "--shm-size" in result.output
 
 

@@ -183,7 +183,7 @@ def test_the_example_app_and_the_client_commands(tmp_path: Path, servers: list[S
 
     ps = cli("ps", env=env)
     assert ps.returncode == 0, ps.stderr
-    header, row, greeter, summary = ps.stdout.splitlines()
+    header, row, greeter, summary, capacity = ps.stdout.splitlines()
     assert header.split() == ["PID", "WORKER", "KIND", "MODULE", "FUNCTION", "STATE", "MAILBOX", "NAMES"]
     assert row.split() == [
         "0x200000001",
@@ -198,6 +198,7 @@ def test_the_example_app_and_the_client_commands(tmp_path: Path, servers: list[S
     ]
     assert greeter.split()[3:5] == ["hello", "serve"] and greeter.split()[-1] == "greeter@1.0.0"
     assert summary == "2 processes"
+    assert capacity.startswith("capacity ") and " on 1 worker: " in capacity  # and what bounds it
     listed, _ = [json.loads(line) for line in cli("ps", "--json", env=env).stdout.splitlines()]
     assert listed["pid"] == 0x200000001
     assert listed["names"] == ["counter@1.0.0"]
