@@ -89,6 +89,11 @@ def expected_metrics() -> dict[str, set[str]]:
             "live_processes_count",
             "capacity_count",
             "plain_wasmtime_rss_per_instance_kib",
+            "engine_spawn_empty_us",
+            "engine_spawn_loaded_us",
+            "engine_spawn_loaded_slowdown_x",
+            "bounds_checks_overhead_percent",
+            "pooling_bounds_checks_overhead_percent",
         }
         | ({"erlang_memory_per_process_kib", "erlang_process_limit_count"} if erlang else set()),
         "serve": {
