@@ -233,6 +233,7 @@ static PyMethodDef lmp_methods[] = {
     {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},
     {"store_new", (PyCFunction)(void (*)(void))lmp_store_new, METH_FASTCALL, lmp_store_new_doc},
     {"store_delete", lmp_store_delete, METH_O, lmp_store_delete_doc},
+    {"store_set_wasi", (PyCFunction)(void (*)(void))lmp_store_set_wasi, METH_FASTCALL, lmp_store_set_wasi_doc},
     {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
     {"call_export", (PyCFunction)(void (*)(void))lmp_call_export, METH_FASTCALL, lmp_call_export_doc},
     {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},

@@ -97,6 +97,62 @@ PyObject *lmp_store_delete(PyObject *module, PyObject *store_obj) {
     Py_RETURN_NONE;
 }
 
+const char lmp_store_set_wasi_doc[] =
+    "store_set_wasi(context, argc, argv, envc, names, values, preopens) -> None\n\n"
+    "Give the store of context WASI: argc arguments (argv: a char ** address), envc variables (names\n"
+    "and values: char ** addresses), preopens a sequence of (host path, guest path) bytes, stdout and\n"
+    "stderr inherited. The caller keeps the strings alive for the call. RuntimeError if refused.";
+
+PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "store_set_wasi takes 7 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_context_t *context = lmp_address(args[0], "the context");
+    size_t argc = context != NULL ? PyLong_AsSize_t(args[1]) : 0;
+    size_t envc = !PyErr_Occurred() ? PyLong_AsSize_t(args[3]) : 0;
+    if (context == NULL || PyErr_Occurred())
+        return NULL;
+    const char **argv = NULL, **names = NULL, **values = NULL; /* only a non-empty list has an array */
+    if (argc && (argv = lmp_address(args[2], "argv")) == NULL)
+        return NULL;
+    if (envc && ((names = lmp_address(args[4], "the names")) == NULL ||
+                 (values = lmp_address(args[5], "the values")) == NULL))
+        return NULL;
+    PyObject *preopens = PySequence_Fast(args[6], "preopens must be a sequence of (host, guest) bytes pairs");
+    if (preopens == NULL)
+        return NULL;
+    wasi_config_t *config = lmp_wasi_config_new();
+    int ok = lmp_wasi_config_set_argv(config, argc, argv) && lmp_wasi_config_set_env(config, envc, names, values);
+    for (Py_ssize_t i = 0; ok && i < PySequence_Fast_GET_SIZE(preopens); i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(preopens, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "preopens must be a sequence of (host, guest) bytes pairs");
+            ok = -1;
+            break;
+        }
+        ok = lmp_wasi_config_preopen_dir(config, PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0)),
+                                         PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1)), true);
+    }
+    Py_DECREF(preopens);
+    if (ok != 1) {
+        lmp_wasi_config_delete(config);
+        if (ok == 0)
+            PyErr_SetString(PyExc_RuntimeError, "cannot configure WASI (an argument, variable or directory)");
+        return NULL;
+    }
+    lmp_wasi_config_inherit_stdout(config);
+    lmp_wasi_config_inherit_stderr(config);
+    wasmtime_error_t *error = lmp_wasmtime_context_set_wasi(context, config); /* takes the config */
+    if (error != NULL)
+        return lmp_wasmtime_error(error, "cannot give the store WASI");
+    Py_RETURN_NONE;
+}
+
 static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
     lmp_call *call = PyObject_New(lmp_call, &lmp_CallType);
     if (call == NULL)

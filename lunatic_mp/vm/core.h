@@ -103,6 +103,8 @@ void lmp_free_state(void *state);
 int lmp_calls_init(PyObject *module);
 PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_store_delete(PyObject *module, PyObject *store);
+PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_store_set_wasi_doc[];
 extern const char lmp_store_delete_doc[];
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -53,5 +53,6 @@ define_message = _core.define_message
 define_receive = _core.define_receive
 deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
+store_set_wasi = _core.store_set_wasi
 yield_soon = _core.yield_soon
 wake = _core.wake

@@ -567,7 +567,10 @@ class Store:
         return self._context
 
     def set_wasi(self, wasi: Wasi) -> None:
-        _check(ffi.wasmtime_context_set_wasi(self.context, wasi.new_config()))
+        try:
+            core.store_set_wasi(self.context_address, *wasi.settings)
+        except RuntimeError as exc:
+            raise wasmtime.WasmtimeError(str(exc)) from None
 
     def yield_soon(self) -> None:
         """Make the guest yield at its next loop back-edge or function entry, without waiting for
@@ -596,45 +599,35 @@ class Store:
         self.close()
 
 
-def _char_array(strings: list[str], keep: list[Any]) -> Any:
-    """A ``char **`` of the strings; ``keep`` holds what it points into for as long as it is used."""
+def _array_address(strings: list[str], keep: list[Any]) -> int:
+    """The address of a ``char **`` of the strings (0 for none); ``keep`` holds what it points
+    into for as long as it is used."""
     array = (ctypes.c_char_p * len(strings))(*(text.encode() for text in strings))
     keep.append(array)
-    return ctypes.cast(array, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
+    return ctypes.addressof(array) if strings else 0
 
 
 class Wasi:
     """A process's WASI settings (arguments, environment, preopened directories; stdout and
-    stderr inherited), encoded once: a spawn turns them into a wasi config with a few raw calls,
-    where wasmtime's WasiConfig re-encodes every string (about 10 µs a spawn). Immutable, so the
-    engine caches one per distinct setting."""
+    stderr inherited), encoded once: a spawn hands them to one C call (``core.store_set_wasi``),
+    where wasmtime's WasiConfig re-encodes every string (about 10 µs a spawn) and raw ctypes calls
+    cost about 3 µs. Immutable, so the engine caches one per distinct setting."""
 
-    __slots__ = ("_argv", "_env", "_keep", "_preopens")
+    __slots__ = ("_keep", "settings")
 
     def __init__(
         self, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], preopens: tuple[tuple[str, str], ...]
     ) -> None:
-        self._keep: list[Any] = []
-        self._argv = (len(argv), _char_array(list(argv), self._keep))
-        self._env = (
+        self._keep: list[Any] = []  # the string arrays the addresses below point into
+        self.settings = (
+            len(argv),
+            _array_address(list(argv), self._keep),
             len(env),
-            _char_array([name for name, _ in env], self._keep),
-            _char_array([value for _, value in env], self._keep),
+            _array_address([name for name, _ in env], self._keep),
+            _array_address([value for _, value in env], self._keep),
+            tuple((host.encode(), guest.encode()) for host, guest in preopens),
         )
-        self._preopens = [(host.encode(), guest.encode()) for host, guest in preopens]
-
-    def new_config(self) -> Any:
-        """A fresh ``wasi_config_t`` (the store it is given to takes ownership)."""
-        config = ffi.wasi_config_new()
-        ok = ffi.wasi_config_set_argv(config, *self._argv) and ffi.wasi_config_set_env(config, *self._env)
-        for host, guest in self._preopens:
-            ok = ok and ffi.wasi_config_preopen_dir(config, host, guest, True)
-        if not ok:
-            ffi.wasi_config_delete(config)
-            raise wasmtime.WasmtimeError("cannot configure WASI (an argument, variable or directory)")
-        ffi.wasi_config_inherit_stdout(config)
-        ffi.wasi_config_inherit_stderr(config)
-        return config
+        """The arguments of ``core.store_set_wasi`` after the context."""
 
 
 def _check(error: ErrorPtr) -> None:

@@ -22,6 +22,7 @@ typedef struct wasm_engine_t wasm_engine_t;
 typedef struct wasmtime_store wasmtime_store_t;
 typedef struct wasmtime_context wasmtime_context_t;
 typedef struct wasmtime_error wasmtime_error_t;
+typedef struct wasi_config_t wasi_config_t;
 typedef struct wasmtime_call_future wasmtime_call_future_t;
 typedef struct wasmtime_caller wasmtime_caller_t;
 typedef struct wasmtime_linker wasmtime_linker_t;
@@ -210,7 +211,17 @@ typedef struct {
     X(void, wasm_byte_vec_delete, (wasm_byte_vec_t * vec))                                            \
     X(wasmtime_error_t *, wasmtime_error_new, (const char *message))                                  \
     X(void, wasmtime_config_host_memory_creator_set, (wasm_config_t * config, wasmtime_memory_creator_t * creator)) \
-    X(void, wasmtime_config_host_stack_creator_set, (wasm_config_t * config, wasmtime_stack_creator_t * creator))
+    X(void, wasmtime_config_host_stack_creator_set, (wasm_config_t * config, wasmtime_stack_creator_t * creator)) \
+    X(wasi_config_t *, wasi_config_new, (void))                                                       \
+    X(void, wasi_config_delete, (wasi_config_t * config))                                             \
+    X(bool, wasi_config_set_argv, (wasi_config_t * config, size_t argc, const char *argv[]))         \
+    X(bool, wasi_config_set_env,                                                                     \
+      (wasi_config_t * config, size_t envc, const char *names[], const char *values[]))              \
+    X(bool, wasi_config_preopen_dir,                                                                 \
+      (wasi_config_t * config, const char *host_path, const char *guest_path, bool fs_mutable))      \
+    X(void, wasi_config_inherit_stdout, (wasi_config_t * config))                                     \
+    X(void, wasi_config_inherit_stderr, (wasi_config_t * config))                                     \
+    X(wasmtime_error_t *, wasmtime_context_set_wasi, (wasmtime_context_t * context, wasi_config_t * wasi))
 
 /* The resolved functions, called as lmp_<wasmtime name>(...). */
 #define LMP_DECLARE_POINTER(ret, name, params) extern ret(*lmp_##name) params;

@@ -138,6 +138,24 @@ def test_the_runner_reads_any_process_type_by_name() -> None:
     assert len(ran) == 1 and native.queued is False and fake.queued is False
 
 
+def test_store_set_wasi_refuses_bad_settings() -> None:
+    """WASI settings come from wasm.Wasi; anything else is refused with what is wrong, and the
+    store stays usable."""
+    engine = Engine()
+    try:
+        store = wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
+        with pytest.raises(TypeError, match="7 arguments"):
+            core.store_set_wasi(store.context_address, 0, 0)  # type: ignore[call-arg]
+        with pytest.raises(ValueError, match="argv"):
+            core.store_set_wasi(store.context_address, 1, 0, 0, 0, 0, ())
+        with pytest.raises(TypeError, match=r"\(host, guest\) bytes pairs"):
+            core.store_set_wasi(store.context_address, 0, 0, 0, 0, 0, [("/tmp", "/tmp")])
+        store.set_wasi(wasm.Wasi(("prog", "arg"), (("KEY", "value"),), ()))  # then a good one
+        store.close()
+    finally:
+        engine.close()
+
+
 def test_waking_a_store_that_does_not_wait_is_refused() -> None:
     """wake() gives a value to a guest suspended in a C receive; any other store refuses it, so a
     misplaced wake cannot write a result slot that no call owns."""

@@ -136,8 +136,9 @@ def register(engine: HostEngine) -> None:
         if parent.phase.value == "instantiating":
             raise GuestTrap("cannot spawn while the module is still initializing (start function)")
         memory = memory_of(parent, engine)
-        config = config_of(parent, config_id).copy()
+        config = config_of(parent, config_id)  # -1: the parent's own, which never changes: shared
         if config_id != -1:  # a config the guest built stays in its environment, and under its bound
+            config = config.copy()  # the guest may change its config after this spawn
             config.environment_id = parent.config.environment_id
             config.max_processes = parent.config.max_processes
             config.max_env_memory = parent.config.max_env_memory
