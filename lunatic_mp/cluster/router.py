@@ -15,6 +15,7 @@ import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.requests import PendingRequests
+from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, worker_of
 from lunatic_mp.vm import core
 from lunatic_mp.vm.finished import Outcome
@@ -50,6 +51,10 @@ class Wire(Protocol):
         """Hand TCP streams' descriptors (closed by the call) to ``worker``; their tokens."""
 
 
+_LARGEST_PLAIN = MAX_FRAME_SIZE - 64
+"""Data below this makes a plain message frame within MAX_FRAME_SIZE (its other fields take at most
+40 bytes); a larger one goes through frames.encode, which refuses it."""
+
 _OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
 
 
@@ -83,7 +88,7 @@ class FrameRouter:
             else ()
         )
         data = message.data if isinstance(message.data, bytes) else bytes(message.data)
-        if not modules and not message.streams:  # most messages: encoded in C, no frame object
+        if not modules and not message.streams and len(data) < _LARGEST_PLAIN:  # most: encoded in C
             self.wire.send_encoded(worker_of(to), core.encode_message(to, message.pid, message.tag, data))
             return
         if message.streams:
