@@ -254,7 +254,8 @@ static struct PyModuleDef lmp_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     if (PyType_Ready(&lmp_TickerType) < 0 || PyType_Ready(&lmp_MessageType) < 0 ||
-        PyType_Ready(&lmp_MailboxType) < 0 || PyType_Ready(&lmp_RunnerType) < 0 || lmp_runner_init() < 0)
+        PyType_Ready(&lmp_MailboxType) < 0 || PyType_Ready(&lmp_RunnerType) < 0 || lmp_runner_init() < 0 ||
+        lmp_slots_init() < 0)
         return NULL;
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)

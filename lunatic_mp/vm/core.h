@@ -37,6 +37,43 @@ typedef struct {
     struct lmp_call *calls;
 } lmp_proc;
 
+/* slots.c: a process's fields (and its store's), read and written at their __slots__ offsets
+ * while an object is of the one type a layout resolved; any other object goes by name. */
+enum {
+    LMP_QUEUED,
+    LMP_FINISHED,
+    LMP_CALL,
+    LMP_STORE,
+    LMP_KILL_REQUESTED,
+    LMP_WAITING,
+    LMP_PARKED,
+    LMP_MAILBOX,
+    LMP_SCRATCH,
+    LMP_RECEIVING,
+    LMP_TIMER,
+    LMP_FIELDS
+};
+enum { LMP_SLICE, LMP_STORE_FIELDS };
+#define LMP_MAX_LAYOUT_FIELDS 16
+#define LMP_MAX_REJECTED 4
+typedef struct {
+    Py_ssize_t count;
+    PyObject **names;
+    PyTypeObject *type; /* NULL until resolved */
+    Py_ssize_t offsets[LMP_MAX_LAYOUT_FIELDS];
+    PyTypeObject *rejected[LMP_MAX_REJECTED]; /* types that do not fit: by name, not tried again */
+    int rejected_count;
+} lmp_layout;
+extern lmp_layout lmp_process_layout, lmp_store_layout;
+int lmp_slots_init(void);
+PyObject **lmp_field_slot(lmp_layout *layout, PyObject *object, int field); /* NULL: go by name */
+PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field);  /* a new reference */
+int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value);
+int lmp_flag(lmp_layout *layout, PyObject *object, int field); /* 1, 0, or -1 on error */
+#define LMP_GET(object, field) lmp_get(&lmp_process_layout, (object), (field))
+#define LMP_SET(object, field, value) lmp_set(&lmp_process_layout, (object), (field), (value))
+#define LMP_FLAG(object, field) lmp_flag(&lmp_process_layout, (object), (field))
+
 /* mailbox.c: a message (lunatic_mp.vm.mailbox.Message) and a mailbox, as C types. */
 enum { LMP_KIND_DATA = 0, LMP_KIND_LINK_DIED = 1, LMP_KIND_PROCESS_DIED = 2 };
 

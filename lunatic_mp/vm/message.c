@@ -17,18 +17,11 @@
 
 #include <string.h>
 
-PyObject *lmp_str_scratch, *lmp_str_mailbox, *lmp_str_receiving, *lmp_str_waiting;
-static PyObject *lmp_str_timer, *lmp_str_parked, *lmp_str_queued, *lmp_str_append;
+static PyObject *lmp_str_append;
 
 int lmp_message_init(PyObject *module) {
     (void)module;
-    PyObject **names[] = {&lmp_str_scratch, &lmp_str_mailbox,   &lmp_str_timer,   &lmp_str_parked,
-                          &lmp_str_queued,  &lmp_str_receiving, &lmp_str_waiting, &lmp_str_append};
-    const char *texts[] = {"scratch", "mailbox", "timer", "parked", "queued", "receiving", "waiting", "append"};
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-        if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
-            return -1;
-    return 0;
+    return (lmp_str_append = PyUnicode_InternFromString("append")) == NULL ? -1 : 0;
 }
 
 wasm_trap_t *lmp_trap(const char *message) {
@@ -96,7 +89,7 @@ static lmp_message *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
         *trap = lmp_trap(LMP_OUTSIDE);
         return NULL;
     }
-    PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
+    PyObject *scratch = LMP_GET(state->owner, LMP_SCRATCH);
     if (scratch == NULL) {
         *trap = lmp_trap_from_error("scratch");
         return NULL;
@@ -120,7 +113,7 @@ static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmti
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
     lmp_message *message = data != NULL ? lmp_message_new(raw[0].i64, data) : NULL;
-    if (message == NULL || PyObject_SetAttr(state->owner, lmp_str_scratch, (PyObject *)message) < 0)
+    if (message == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)message) < 0)
         trap = lmp_trap_from_error("create_data");
     Py_XDECREF(message);
     Py_XDECREF(data);
@@ -295,38 +288,30 @@ static const char LMP_NO_PID_ZERO[] =
     "get_process_id after create_data returns 0: to reply, call get_process_id on the received "
     "message before create_data";
 
-/* An attribute of a process that is true (1), false (0), or an error (-1). */
-static int lmp_flag(PyObject *process, PyObject *name) {
-    PyObject *value = PyObject_GetAttr(process, name);
-    int truth = value != NULL ? PyObject_IsTrue(value) : -1;
-    Py_XDECREF(value);
-    return truth;
-}
-
 /* Hand message to process, suspended in a C receive that wants it, as Engine.deliver and
  * Engine.resume do (keep the three in step): 1 if done, 0 if they must (a timeout to cancel, a
  * paused or already queued process), -1 on error. */
 static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *box, lmp_message *message) {
     lmp_proc *state = box->waiter;
-    PyObject *timer = PyObject_GetAttr(process, lmp_str_timer);
+    PyObject *timer = LMP_GET(process, LMP_TIMER);
     if (timer == NULL)
         return -1;
     int plain = timer == Py_None;
     Py_DECREF(timer);
-    int parked = plain ? lmp_flag(process, lmp_str_parked) : 0;
-    int queued = plain && parked == 0 ? lmp_flag(process, lmp_str_queued) : 0;
+    int parked = plain ? LMP_FLAG(process, LMP_PARKED) : 0;
+    int queued = plain && parked == 0 ? LMP_FLAG(process, LMP_QUEUED) : 0;
     if (parked < 0 || queued < 0)
         return -1;
     if (!plain || parked || queued)
         return 0;
-    if (PyObject_SetAttr(process, lmp_str_scratch, (PyObject *)message) < 0)
+    if (LMP_SET(process, LMP_SCRATCH, (PyObject *)message) < 0)
         return -1;
     lmp_mailbox_set_wait(box, NULL, 0, 0, -1);
     state->wake_value = message->kind;
     state->woken = 1;
-    if (PyObject_SetAttr(process, lmp_str_receiving, Py_False) < 0 ||
-        PyObject_SetAttr(process, lmp_str_waiting, Py_False) < 0 ||
-        PyObject_SetAttr(process, lmp_str_queued, Py_True) < 0)
+    if (LMP_SET(process, LMP_RECEIVING, Py_False) < 0 ||
+        LMP_SET(process, LMP_WAITING, Py_False) < 0 ||
+        LMP_SET(process, LMP_QUEUED, Py_True) < 0)
         return -1;
     PyObject *appended = PyObject_CallMethodOneArg(LMP_HOOK(hooks, LMP_RUN_QUEUE), lmp_str_append, process);
     Py_XDECREF(appended);
@@ -340,7 +325,7 @@ int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
     PyObject *target = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_PROCESSES), pid);
     if (target == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *mailbox = PyObject_GetAttr(target, lmp_str_mailbox);
+    PyObject *mailbox = LMP_GET(target, LMP_MAILBOX);
     if (mailbox == NULL)
         return -1;
     int done = 0;
@@ -361,7 +346,7 @@ int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
 const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     if (to == 0)
         return LMP_NO_PID_ZERO;
-    PyObject *scratch = PyObject_GetAttr(state->owner, lmp_str_scratch);
+    PyObject *scratch = LMP_GET(state->owner, LMP_SCRATCH);
     if (scratch == NULL)
         return LMP_PYTHON_ERROR;
     if (!Py_IS_TYPE(scratch, &lmp_MessageType)) {
@@ -371,7 +356,7 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     lmp_message *message = (lmp_message *)scratch;
     const char *outcome = LMP_PYTHON_ERROR;
     PyObject *pid = NULL;
-    if (PyObject_SetAttr(state->owner, lmp_str_scratch, Py_None) < 0)
+    if (LMP_SET(state->owner, LMP_SCRATCH, Py_None) < 0)
         goto done;
     if (!PyBytes_CheckExact(message->data)) {
         PyObject *frozen = PyBytes_FromObject(message->data);

@@ -21,7 +21,6 @@ enum {
 };
 #define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
 
-extern PyObject *lmp_str_scratch, *lmp_str_mailbox, *lmp_str_receiving, *lmp_str_waiting;
 extern const char LMP_OUTSIDE[];      /* a host function called with no process (trap text) */
 extern const char LMP_PYTHON_ERROR[]; /* lmp_send_scratch's outcome when a Python exception is set */
 

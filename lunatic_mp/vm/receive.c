@@ -34,14 +34,14 @@ static void lmp_result(wasmtime_val_t *results, int32_t code) {
  * result), 0 if there is none, -1 on a Python error. The GIL is held. */
 static int lmp_take(lmp_proc *state, const int64_t *tags, Py_ssize_t count, Py_ssize_t start,
                     wasmtime_val_t *results) {
-    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+    PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
     if (mailbox == NULL)
         return -1;
     int found = 0;
     if (Py_IS_TYPE(mailbox, &lmp_MailboxType)) {
         lmp_message *message = lmp_mailbox_take((lmp_mailbox *)mailbox, tags, count, count == 0, start);
         if (message != NULL) {
-            found = PyObject_SetAttr(state->owner, lmp_str_scratch, (PyObject *)message) < 0 ? -1 : 1;
+            found = LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)message) < 0 ? -1 : 1;
             lmp_result(results, message->kind);
             Py_DECREF(message);
         } else if (PyErr_Occurred()) {
@@ -79,7 +79,7 @@ static PyObject *lmp_call_wait_for(PyObject *hooks, lmp_proc *state, const int64
  * NULL with an exception set. */
 static PyObject *lmp_wait_forever(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_ssize_t count,
                                   Py_ssize_t start) {
-    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+    PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
     if (mailbox == NULL)
         return NULL;
     if (!Py_IS_TYPE(mailbox, &lmp_MailboxType)) {
@@ -96,8 +96,8 @@ static PyObject *lmp_wait_forever(PyObject *hooks, lmp_proc *state, const int64_
     lmp_mailbox_set_wait((lmp_mailbox *)mailbox, wanted, count, count == 0, start);
     ((lmp_mailbox *)mailbox)->waiter = state;
     Py_DECREF(mailbox);
-    if (PyObject_SetAttr(state->owner, lmp_str_waiting, Py_True) < 0 ||
-        PyObject_SetAttr(state->owner, lmp_str_receiving, Py_True) < 0)
+    if (LMP_SET(state->owner, LMP_WAITING, Py_True) < 0 ||
+        LMP_SET(state->owner, LMP_RECEIVING, Py_True) < 0)
         return NULL;
     return Py_NewRef(LMP_HOOK(hooks, LMP_PENDING));
 }
@@ -120,7 +120,7 @@ static void lmp_wait(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_s
         continuation->callback = lmp_wait_over;
         continuation->env = state;
         if (timeout_ms > 0) { /* a send may wake it in C too */
-            PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+            PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
             if (mailbox != NULL && Py_IS_TYPE(mailbox, &lmp_MailboxType))
                 ((lmp_mailbox *)mailbox)->waiter = state;
             Py_XDECREF(mailbox);
@@ -204,7 +204,7 @@ static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, c
         return;
     int64_t tag = args[1].of.i64;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *mailbox = PyObject_GetAttr(state->owner, lmp_str_mailbox);
+    PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
     Py_ssize_t start = mailbox != NULL ? PyObject_Length(mailbox) : -1;
     Py_XDECREF(mailbox);
     const char *error = start >= 0 ? lmp_send_scratch(env, state, args[0].of.i64) : LMP_PYTHON_ERROR;

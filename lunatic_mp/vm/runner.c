@@ -6,97 +6,23 @@
  * a call that finished (Engine.on_call_done: the export to start, or the death), a kill that
  * arrived while the process's own code ran (Engine.kill), and a native process's slice
  * (NativeProcess.run_slice). The process's flags stay Python attributes: this loop reads and
- * writes them by name, as the Python loop it replaces did, through the slot layouts below.
+ * writes them as the Python loop it replaces did, at their slots (slots.c).
  */
 #include "core.h"
 
-#include <structmember.h>
 #include <time.h>
-
-/* The fields this loop reads and writes, of a Process (lunatic_mp.vm.process) and of its Store
- * (lunatic_mp.vm.wasm): __slots__, that is member descriptors at fixed offsets. A lookup by name
- * (a type lookup, then the descriptor) costs about as much as a dozen of them make a message, so a
- * layout resolves the offsets once for a type and reads the slots directly while an object is of
- * that exact type; any other type, or a field that is not a plain slot, goes by name. */
-enum { LMP_QUEUED, LMP_FINISHED, LMP_CALL, LMP_STORE, LMP_KILL_REQUESTED, LMP_WAITING, LMP_PARKED, LMP_FIELDS };
-enum { LMP_SLICE, LMP_STORE_FIELDS };
-
-typedef struct {
-    PyTypeObject *type; /* NULL: not resolved yet; a strong reference once resolved */
-    int usable;         /* every field is a plain object slot of type */
-    Py_ssize_t count;
-    PyObject **names;
-    Py_ssize_t offsets[LMP_FIELDS];
-} lmp_layout;
 
 typedef struct {
     PyObject_HEAD PyObject *queue; /* the Scheduler's run queue (a deque) */
     PyObject *engine;
     PyObject *on_call_done; /* Engine.on_call_done(process) -> bool: go on with a new call */
     PyObject *kill;         /* Engine.kill(pid, reason) */
-    lmp_layout process, store;
 } Runner;
 
 static PyObject *lmp_str_popleft, *lmp_str_append, *lmp_str_native, *lmp_str_run_slice, *lmp_str_current,
     *lmp_str_pid;
 
-static PyObject *lmp_process_names[LMP_FIELDS], *lmp_store_names[LMP_STORE_FIELDS];
-
-/* Resolve layout for type (once: a layout keeps the first type it is resolved for). */
-static void lmp_layout_resolve(lmp_layout *layout, PyTypeObject *type) {
-    layout->type = (PyTypeObject *)Py_NewRef(type);
-    layout->usable = 1;
-    for (Py_ssize_t i = 0; i < layout->count && layout->usable; i++) {
-        PyObject *descr = PyObject_GetAttr((PyObject *)type, layout->names[i]);
-        if (descr == NULL) {
-            PyErr_Clear();
-            layout->usable = 0;
-            break;
-        }
-        if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
-            !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY))
-            layout->offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        else
-            layout->usable = 0;
-        Py_DECREF(descr);
-    }
-}
-
-/* The slot's address in object, or NULL when this object goes by name. */
-static inline PyObject **lmp_slot(lmp_layout *layout, PyObject *object, int field) {
-    if (!layout->usable || Py_TYPE(object) != layout->type)
-        return NULL;
-    return (PyObject **)((char *)object + layout->offsets[field]);
-}
-
-/* object's field (a new reference), or NULL with an exception set. */
-static PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field) {
-    PyObject **slot = lmp_slot(layout, object, field);
-    if (slot == NULL || *slot == NULL) /* unset: by name, for the AttributeError */
-        return PyObject_GetAttr(object, layout->names[field]);
-    return Py_NewRef(*slot);
-}
-
-static int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
-    PyObject **slot = lmp_slot(layout, object, field);
-    if (slot == NULL)
-        return PyObject_SetAttr(object, layout->names[field], value);
-    Py_XSETREF(*slot, Py_NewRef(value));
-    return 0;
-}
-
-static int lmp_runner_names(void) {
-    const char *process_texts[LMP_FIELDS] = {"queued", "finished", "call", "store", "kill_requested", "waiting",
-                                             "parked"};
-    for (int i = 0; i < LMP_FIELDS; i++)
-        if ((lmp_process_names[i] = PyUnicode_InternFromString(process_texts[i])) == NULL)
-            return -1;
-    return (lmp_store_names[LMP_SLICE] = PyUnicode_InternFromString("_slice")) == NULL ? -1 : 0;
-}
-
 int lmp_runner_init(void) {
-    if (lmp_runner_names() < 0)
-        return -1;
     PyObject **names[] = {&lmp_str_popleft, &lmp_str_append, &lmp_str_native,
                           &lmp_str_run_slice, &lmp_str_current, &lmp_str_pid};
     const char *texts[] = {"popleft", "append", "native", "run_slice", "current", "pid"};
@@ -106,22 +32,12 @@ int lmp_runner_init(void) {
     return 0;
 }
 
-/* A field's truth (1 or 0), or -1 on error. */
-static int lmp_flag(lmp_layout *layout, PyObject *object, int field) {
-    PyObject *value = lmp_get(layout, object, field);
-    int truth = value != NULL ? PyObject_IsTrue(value) : -1;
-    Py_XDECREF(value);
-    return truth;
-}
-
 /* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. */
 static int lmp_poll_process(Runner *self, PyObject *process) {
-    PyObject *call = lmp_get(&self->process, process, LMP_CALL);
+    PyObject *call = LMP_GET(process, LMP_CALL);
     wasmtime_call_future_t *future = call != NULL ? lmp_call_future(call) : NULL;
-    PyObject *store = future != NULL ? lmp_get(&self->process, process, LMP_STORE) : NULL;
-    if (store != NULL && self->store.type == NULL)
-        lmp_layout_resolve(&self->store, Py_TYPE(store));
-    PyObject *slice_obj = store != NULL ? lmp_get(&self->store, store, LMP_SLICE) : NULL;
+    PyObject *store = future != NULL ? LMP_GET(process, LMP_STORE) : NULL;
+    PyObject *slice_obj = store != NULL ? lmp_get(&lmp_store_layout, store, LMP_SLICE) : NULL;
     int done = -1;
     lmp_proc *state = slice_obj != NULL ? PyLong_AsVoidPtr(slice_obj) : NULL;
     if (state == NULL && slice_obj != NULL && !PyErr_Occurred())
@@ -141,13 +57,12 @@ static int lmp_poll_process(Runner *self, PyObject *process) {
 /* Run one Wasm process until its call suspends, its slice ends, or it dies (the Python loop this
  * replaced was Scheduler._run_slice). 0, or -1 on error. */
 static int lmp_run_wasm(Runner *self, PyObject *process) {
-    lmp_layout *fields = &self->process;
     for (;;) {
         int done = lmp_poll_process(self, process);
         if (done < 0)
             return -1;
         if (!done) {
-            PyObject *reason = lmp_get(fields, process, LMP_KILL_REQUESTED);
+            PyObject *reason = LMP_GET(process, LMP_KILL_REQUESTED);
             if (reason == NULL)
                 return -1;
             if (reason != Py_None) { /* killed while its own code ran: it dies now */
@@ -159,18 +74,18 @@ static int lmp_run_wasm(Runner *self, PyObject *process) {
                 return result != NULL ? 0 : -1;
             }
             Py_DECREF(reason);
-            int waiting = lmp_flag(fields, process, LMP_WAITING);
-            int parked = waiting == 0 ? lmp_flag(fields, process, LMP_PARKED) : 0;
+            int waiting = LMP_FLAG(process, LMP_WAITING);
+            int parked = waiting == 0 ? LMP_FLAG(process, LMP_PARKED) : 0;
             if (waiting < 0 || parked < 0)
                 return -1;
             if (waiting || parked)
                 return 0;
-            int queued = lmp_flag(fields, process, LMP_QUEUED); /* its slice ended: back of the queue */
+            int queued = LMP_FLAG(process, LMP_QUEUED); /* its slice ended: back of the queue */
             if (queued < 0)
                 return -1;
             if (queued)
                 return 0;
-            if (lmp_set(fields, process, LMP_QUEUED, Py_True) < 0)
+            if (LMP_SET(process, LMP_QUEUED, Py_True) < 0)
                 return -1;
             PyObject *appended = PyObject_CallMethodOneArg(self->queue, lmp_str_append, process);
             Py_XDECREF(appended);
@@ -186,15 +101,13 @@ static int lmp_run_wasm(Runner *self, PyObject *process) {
     }
 }
 
-/* 1 for a native process, 0 for a Wasm one (resolving the layout at the first), -1 on error. */
-static int lmp_is_native(Runner *self, PyObject *process) {
-    if (Py_TYPE(process) == self->process.type)
+/* 1 for a native process, 0 for a Wasm one (of the type the process layout resolved), -1 on error. */
+static int lmp_is_native(PyObject *process) {
+    if (Py_TYPE(process) == lmp_process_layout.type)
         return 0;
     PyObject *value = PyObject_GetAttr(process, lmp_str_native);
     int truth = value != NULL ? PyObject_IsTrue(value) : -1;
     Py_XDECREF(value);
-    if (truth == 0 && self->process.type == NULL)
-        lmp_layout_resolve(&self->process, Py_TYPE(process));
     return truth;
 }
 
@@ -239,9 +152,9 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         PyObject *process = PyObject_CallMethodNoArgs(self->queue, lmp_str_popleft);
         if (process == NULL)
             return NULL;
-        int native = lmp_is_native(self, process);
-        int status = native >= 0 ? lmp_set(&self->process, process, LMP_QUEUED, Py_False) : -1;
-        PyObject *finished = status == 0 ? lmp_get(&self->process, process, LMP_FINISHED) : NULL;
+        int native = lmp_is_native(process);
+        int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
+        PyObject *finished = status == 0 ? LMP_GET(process, LMP_FINISHED) : NULL;
         if (finished == NULL || native < 0) {
             status = -1;
         } else if (finished == Py_None && native) {
@@ -282,8 +195,6 @@ static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(self->engine, Py_NewRef(engine));
     Py_XSETREF(self->on_call_done, Py_NewRef(on_call_done));
     Py_XSETREF(self->kill, Py_NewRef(kill));
-    self->process = (lmp_layout){.count = LMP_FIELDS, .names = lmp_process_names};
-    self->store = (lmp_layout){.count = LMP_STORE_FIELDS, .names = lmp_store_names};
     return 0;
 }
 
@@ -292,8 +203,6 @@ static int runner_traverse(Runner *self, visitproc visit, void *arg) {
     Py_VISIT(self->engine);
     Py_VISIT(self->on_call_done);
     Py_VISIT(self->kill);
-    Py_VISIT(self->process.type);
-    Py_VISIT(self->store.type);
     return 0;
 }
 
@@ -302,8 +211,6 @@ static int runner_clear(Runner *self) {
     Py_CLEAR(self->engine);
     Py_CLEAR(self->on_call_done);
     Py_CLEAR(self->kill);
-    Py_CLEAR(self->process.type);
-    Py_CLEAR(self->store.type);
     return 0;
 }
 
