@@ -54,10 +54,11 @@ PyObject **lmp_field_slot(lmp_layout *layout, PyObject *object, int field) {
     for (int i = 0; i < layout->rejected_count; i++)
         if (layout->rejected[i] == type)
             return NULL;
+    if (layout->rejected_count == LMP_MAX_REJECTED)
+        return NULL; /* many types that do not fit: stop looking */
     Py_ssize_t offsets[LMP_MAX_LAYOUT_FIELDS];
     if (!lmp_layout_fits(layout, type, offsets)) {
-        if (layout->rejected_count < LMP_MAX_REJECTED)
-            layout->rejected[layout->rejected_count++] = (PyTypeObject *)Py_NewRef(type);
+        layout->rejected[layout->rejected_count++] = (PyTypeObject *)Py_NewRef(type);
         return NULL;
     }
     memcpy(layout->offsets, offsets, sizeof(offsets));
