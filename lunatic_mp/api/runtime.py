@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
@@ -32,6 +32,19 @@ if TYPE_CHECKING:
     from lunatic_mp.api.handles import Environment, Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _settler(future: Future[T]) -> Callable[[T | BaseException], None]:
+    """The callback that resolves ``future`` with a result, or with an exception given instead."""
+
+    def settle(outcome: T | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    return settle
 
 
 class Runtime(Supervisor):
@@ -231,14 +244,7 @@ class Runtime(Supervisor):
                 memory = config.memory_reservation(self._engine_options["max_memory"])
             return self._limited_spawn_request(target, make, config, memory)
         pid: Future[int] = Future()
-
-        def settle(outcome: int | BaseException) -> None:
-            if isinstance(outcome, BaseException):
-                pid.set_exception(outcome)
-            else:
-                pid.set_result(outcome)
-
-        self._send_spawn(target, make, settle)
+        self._send_spawn(target, make, _settler(pid))
         return pid
 
     def _limited_spawn_request(
@@ -279,7 +285,7 @@ class Runtime(Supervisor):
     def join(self, pid: int, timeout: float | None = None) -> Finished | None:
         """Wait for a process spawned through this runtime to end; how it ended (None on timeout)."""
         future: Future[Finished] = Future()
-        waiter = self._settle_with(future)
+        waiter = _settler(future)
         self.on_finished(pid, waiter)
         try:
             return future.result(timeout)
@@ -298,7 +304,7 @@ class Runtime(Supervisor):
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
         future: Future[Finished] = Future()
-        self.on_finished(pid, self._settle_with(future))
+        self.on_finished(pid, _settler(future))
         return future
 
     def on_finished(self, pid: int, callback: Callable[[Finished | BaseException], object]) -> None:
@@ -313,16 +319,6 @@ class Runtime(Supervisor):
                 return
             self._spawned.discard(pid)
         callback(finished)
-
-    @staticmethod
-    def _settle_with(future: Future[Finished]) -> Callable[[Finished | BaseException], None]:
-        def settle(outcome: Finished | BaseException) -> None:
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-        return settle
 
     def send(self, pid: int, data: bytes = b"", tag: int = 0) -> None:
         """Send a message to a process (from the host program's own pid, :attr:`pid`)."""

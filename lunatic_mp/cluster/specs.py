@@ -8,8 +8,8 @@ from typing import Any
 
 
 @dataclass
-class RegistrySpec:
-    """What the registry process needs to start."""
+class ChildSpec:
+    """What every child process of the supervisor needs to start."""
 
     run_id: str
     run_dir: str
@@ -22,19 +22,16 @@ class RegistrySpec:
 
 
 @dataclass
-class WorkerSpec:
+class RegistrySpec(ChildSpec):
+    """What the registry process needs to start."""
+
+
+@dataclass
+class WorkerSpec(ChildSpec):
     """What a worker process needs to start."""
 
     worker_id: int
     node_id: int
-    run_id: str
-    run_dir: str
-    peers: list[int]
-    supervisor_pid: int
-    """The parent whose death it dies with (the template process, when forked from it)."""
-    log_pipe: Any
-    log_level: int
-    deathsig: bool
     engine_options: dict[str, Any]
     http: bytes = b""
     """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""

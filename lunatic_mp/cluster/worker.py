@@ -9,6 +9,7 @@ as its router, and the loop hands incoming frames back to the engine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -74,8 +75,7 @@ class Worker(Hub):
         self._modules: dict[bytes, Module] = {}
         self.running = True
         self.handlers = self._frame_handlers()
-        hooks = self.engine.message_hooks
-        self.deliver_messages = lambda received, start: core.deliver_messages(hooks, received, start)
+        self.deliver_messages = functools.partial(core.deliver_messages, self.engine.message_hooks)
         self.loop = new_event_loop()
         self._stopped: asyncio.Future[None] = self.loop.create_future()
         self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest

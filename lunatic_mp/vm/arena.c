@@ -119,6 +119,15 @@ static int install_guard(lmp_arena *arena, uint8_t *base) {
     return mprotect(base, arena->guard, PROT_NONE);
 }
 
+/* A slot is taken: it holds a reference to the arena, and counts as live (arena_give undoes both). */
+static uint8_t *arena_taken(lmp_arena *arena, size_t slot, size_t *slot_out) {
+    arena->refs++;
+    if (++arena->live > arena->peak)
+        arena->peak = arena->live;
+    *slot_out = slot;
+    return slot_address(arena, slot);
+}
+
 /* Take a slot (the lock is held): the last freed, or a fresh one; writes an error message and
  * returns NULL when the arena is full or the kernel refuses. */
 static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size_t error_size) {
@@ -130,8 +139,7 @@ static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size
         size_t slot = arena->free_slots[--arena->nfree];
         if (arena->clean_below > arena->nfree)
             arena->clean_below = arena->nfree;
-        *slot_out = slot;
-        return slot_address(arena, slot);
+        return arena_taken(arena, slot, slot_out);
     }
     if (arena->fresh >= arena->max_slots) {
         snprintf(error, error_size, "the %s arena is full (%zu slots): the engine's capacity is reached",
@@ -155,8 +163,7 @@ static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size
         return NULL;
     }
     arena->fresh++;
-    *slot_out = slot;
-    return base;
+    return arena_taken(arena, slot, slot_out);
 }
 
 /* Give a slot back (the lock is not held): its pages to the kernel (a stack's only once it falls
@@ -229,11 +236,6 @@ static wasmtime_error_t *memory_new(void *env, const wasm_memorytype_t *type, si
         return lmp_wasmtime_error_new("out of memory for a linear memory's record");
     pthread_mutex_lock(&arena->lock);
     uint8_t *base = arena_take(arena, &memory->slot, error, sizeof error);
-    if (base != NULL) {
-        arena->refs++;
-        if (++arena->live > arena->peak)
-            arena->peak = arena->live;
-    }
     pthread_mutex_unlock(&arena->lock);
     if (base == NULL) {
         free(memory);
@@ -281,11 +283,6 @@ static wasmtime_error_t *stack_new(void *env, size_t size, bool zeroed, wasmtime
     uint8_t *base = arena_take(arena, &stack->slot, error, sizeof error);
     /* taken from the free list, above its clean part: one of the kept stacks */
     int dirty = base != NULL && arena->nfree < nfree && arena->nfree >= clean_below;
-    if (base != NULL) {
-        arena->refs++;
-        if (++arena->live > arena->peak)
-            arena->peak = arena->live;
-    }
     pthread_mutex_unlock(&arena->lock);
     if (base == NULL) {
         free(stack);

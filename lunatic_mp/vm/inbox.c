@@ -5,7 +5,7 @@
  * attached, which Python used to decode into a frame, turn into a Message and hand to
  * Engine.deliver: about 2 µs each. deliver_messages does the same for a run of them here: it
  * parses each frame, makes the Message and puts it into the local mailbox, or wakes the receiver
- * waiting for it in C (lmp_put_local, as a guest's send does), or calls Engine.deliver for the
+ * waiting for it in C (lmp_deliver, as a guest's send does), or calls Engine.deliver for the
  * rest (a bound reached, a receiver that is not plain, a process elsewhere). It stops at the first
  * frame that is anything else, malformed included, for Python to decode and handle in order.
  *
@@ -112,14 +112,7 @@ static int lmp_deliver_one(PyObject *hooks, int64_t to, int64_t sender, int64_t 
     int status = -1;
     if (pid != NULL) {
         message->pid = sender;
-        int local = lmp_put_local(hooks, pid, message);
-        if (local > 0) {
-            status = 0;
-        } else if (local == 0) {
-            PyObject *done = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_DELIVER), pid, message, NULL);
-            status = done != NULL ? 0 : -1;
-            Py_XDECREF(done);
-        }
+        status = lmp_deliver(hooks, pid, message);
     }
     Py_XDECREF(pid);
     Py_XDECREF(message);

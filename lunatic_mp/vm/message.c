@@ -321,7 +321,7 @@ static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *bo
 /* Put message into the mailbox of local process pid, or hand it to a C receive waiting for it,
  * when nothing else must happen: 1 if it did, 0 if Engine.deliver must (another worker, a bound
  * reached, a special mailbox, a receiver to wake that is not plain). */
-int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
+static int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
     PyObject *target = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_PROCESSES), pid);
     if (target == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -340,9 +340,18 @@ int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message) {
     return done;
 }
 
+int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message) {
+    int local = lmp_put_local(hooks, pid, message);
+    if (local != 0)
+        return local < 0 ? -1 : 0;
+    PyObject *delivered = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_DELIVER), pid, (PyObject *)message, NULL);
+    Py_XDECREF(delivered);
+    return delivered != NULL ? 0 : -1;
+}
+
 /* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
  * immutable bytes (read_data then copies without a view), and it goes into a local mailbox
- * (lmp_put_local) or to deliver(pid, message) (Python: Engine.deliver). The GIL is held. */
+ * or through Engine.deliver (lmp_deliver). The GIL is held. */
 const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     if (to == 0)
         return LMP_NO_PID_ZERO;
@@ -368,15 +377,8 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     message->pid = state->pid;
     if ((pid = PyLong_FromLongLong(to)) == NULL)
         goto done;
-    int local = lmp_put_local(hooks, pid, message);
-    if (local < 0)
+    if (lmp_deliver(hooks, pid, message) < 0)
         goto done;
-    if (!local) {
-        PyObject *delivered = PyObject_CallFunctionObjArgs(LMP_HOOK(hooks, LMP_DELIVER), pid, scratch, NULL);
-        if (delivered == NULL)
-            goto done;
-        Py_DECREF(delivered);
-    }
     outcome = NULL;
 done:
     Py_XDECREF(pid);

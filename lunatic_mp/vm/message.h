@@ -33,9 +33,10 @@ uint8_t *lmp_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint
 wasm_trap_t *lmp_out_of_bounds(lmp_proc *state, uint32_t ptr, uint32_t len);
 /* Send the caller's scratch message to pid `to`: NULL (sent), a guest error, or LMP_PYTHON_ERROR. */
 const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to);
-/* Put message into local process pid's mailbox, or hand it to a C receive waiting for it: 1 if
- * done, 0 if Engine.deliver must (another worker, a bound, a receiver that is not plain), -1 on error. */
-int lmp_put_local(PyObject *hooks, PyObject *pid, lmp_message *message);
+/* Deliver message to pid as Engine.deliver does: into a local mailbox, or to a C receive waiting
+ * for it, in C when nothing else must happen; otherwise through Engine.deliver (another worker, a
+ * bound reached, a receiver that is not plain). 0, or -1 with an exception set. */
+int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message);
 void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds);
 int lmp_check_hooks(PyObject *hooks, const char *function);
 

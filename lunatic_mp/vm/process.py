@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.vm import wasm
@@ -63,6 +63,30 @@ class Resources:
         self._next += 1
         table[rid] = value
         return rid
+
+
+class _LazySet:
+    """A set of pids that a process makes on first use, kept in the slot ``_<name>`` (None until
+    then): an idle process costs no empty sets."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    @overload
+    def __get__(self, process: None, owner: type) -> _LazySet: ...
+    @overload
+    def __get__(self, process: BaseProcess, owner: type) -> set[int]: ...
+    def __get__(self, process: BaseProcess | None, owner: type) -> set[int] | _LazySet:
+        if process is None:
+            return self
+        pids: set[int] | None = getattr(process, self.slot)
+        if pids is None:
+            pids = set()
+            setattr(process, self.slot, pids)
+        return pids
+
+    def __set__(self, process: BaseProcess, pids: set[int]) -> None:
+        setattr(process, self.slot, pids)
 
 
 class BaseProcess:
@@ -121,49 +145,11 @@ class BaseProcess:
         self._blocked_on: set[int] | None = None
         self._blocked_senders: set[int] | None = None
 
-    @property
-    def monitoring(self) -> set[int]:
-        """The pids this process monitors."""
-        if self._monitoring is None:
-            self._monitoring = set()
-        return self._monitoring
-
-    @monitoring.setter
-    def monitoring(self, pids: set[int]) -> None:
-        self._monitoring = pids
-
-    @property
-    def monitored_by(self) -> set[int]:
-        """The pids that monitor this process."""
-        if self._monitored_by is None:
-            self._monitored_by = set()
-        return self._monitored_by
-
-    @monitored_by.setter
-    def monitored_by(self, pids: set[int]) -> None:
-        self._monitored_by = pids
-
-    @property
-    def blocked_on(self) -> set[int]:
-        """The full mailboxes this process waits for room in."""
-        if self._blocked_on is None:
-            self._blocked_on = set()
-        return self._blocked_on
-
-    @blocked_on.setter
-    def blocked_on(self, pids: set[int]) -> None:
-        self._blocked_on = pids
-
-    @property
-    def blocked_senders(self) -> set[int]:
-        """The senders waiting for room in this process's mailbox."""
-        if self._blocked_senders is None:
-            self._blocked_senders = set()
-        return self._blocked_senders
-
-    @blocked_senders.setter
-    def blocked_senders(self, pids: set[int]) -> None:
-        self._blocked_senders = pids
+    # Made on first use: most processes never monitor, are monitored, or wait for room.
+    monitoring = _LazySet()  # the pids this process monitors
+    monitored_by = _LazySet()  # the pids that monitor this process
+    blocked_on = _LazySet()  # the full mailboxes this process waits for room in
+    blocked_senders = _LazySet()  # the senders waiting for room in this process's mailbox
 
     def watched(self) -> bool:
         """Whether its death concerns another process (a link or a monitor either way)."""

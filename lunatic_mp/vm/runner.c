@@ -118,25 +118,22 @@ static long long lmp_now_ns(void) {
 }
 
 PyDoc_STRVAR(runner_run_doc,
-             "run(count, after_slice=None, budget_ns=0) -> int\n\n"
+             "run(count, budget_ns=0) -> int\n\n"
              "Take count processes from the front of the run queue and run each once: a Wasm process for\n"
-             "one time slice, a native one through its run_slice(engine); after each, call after_slice(),\n"
-             "if given (a worker sends the frames that waited long enough). Then go on taking processes\n"
+             "one time slice, a native one through its run_slice(engine). Then go on taking processes\n"
              "from the front (those the first ones woke, in FIFO order) until the queue is empty or\n"
              "budget_ns have passed since the call: a chain of messages between local processes runs on\n"
              "without a return to the caller's loop per hop. Returns how many processes ran.");
 
 static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 to 3 arguments (count, after_slice, budget_ns), got %zd",
-                     nargs);
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 or 2 arguments (count, budget_ns), got %zd", nargs);
         return NULL;
     }
     Py_ssize_t count = PyLong_AsSsize_t(args[0]);
     if (count == -1 && PyErr_Occurred())
         return NULL;
-    PyObject *after_slice = nargs >= 2 && args[1] != Py_None ? args[1] : NULL;
-    long long budget = nargs == 3 ? PyLong_AsLongLong(args[2]) : 0;
+    long long budget = nargs == 2 ? PyLong_AsLongLong(args[1]) : 0;
     if (budget == -1 && PyErr_Occurred())
         return NULL;
     long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
@@ -170,12 +167,6 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         if (status < 0)
             return NULL;
         ran_count += ran;
-        if (ran && after_slice != NULL) {
-            PyObject *result = PyObject_CallNoArgs(after_slice);
-            if (result == NULL)
-                return NULL;
-            Py_DECREF(result);
-        }
     }
     return PyLong_FromSsize_t(ran_count);
 }

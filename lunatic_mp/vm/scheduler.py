@@ -190,7 +190,7 @@ class Scheduler:
         #    instantiating goes straight on into its export; one killed while its own code ran (a
         #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        self._runner.run(len(queue), None, CHAIN_BUDGET_NS)
+        self._runner.run(len(queue), CHAIN_BUDGET_NS)
 
         if queue or self._reaping:
             return 0.0
