@@ -34,6 +34,8 @@
     │                          does not parse (also a ValueError; lunatic_mp.serve.http)
     ├── PlatformError          the machine cannot run the multi-worker runtime: not Linux on
     │                          x86-64, or too small a /dev/shm (lunatic_mp.cluster.hostenv)
+    ├── ClusterError           a cluster that cannot be formed or joined: no Ray, a node that
+    │                          does not prove the cluster's secret (lunatic_mp.cluster.gateway)
     ├── NativeCoreError        the C core (lunatic_mp.vm._core) is not built, or the wasmtime
     │                          library lacks a function it needs (lunatic_mp.vm.core)
     └── EngineClosed           the engine (or runtime) was shut down
@@ -141,6 +143,10 @@ class PlatformError(LunaticError):
 
 class NativeCoreError(LunaticError):
     """The C core cannot run: not built (no C compiler at install), or wasmtime lacks a function."""
+
+
+class ClusterError(LunaticError):
+    """A cluster that cannot be formed, joined or reached (no Ray, a bad peer, an unknown node)."""
 
 
 class EngineClosed(LunaticError):

@@ -24,3 +24,29 @@ def worker_of(pid: int) -> int:
 
 def node_of(pid: int) -> int:
     return pid >> 48
+
+
+PLACE_BITS = 16
+"""A *place* is ``pid >> 32``: a node and a worker, ``(node << 16) | worker``."""
+WORKER_MASK = (1 << PLACE_BITS) - 1
+
+
+def place_of(pid: int) -> int:
+    return pid >> 32
+
+
+def destination(pid: int, node: int) -> int:
+    """Where frames for ``pid`` go from a process on ``node``: the id of a worker of the same node,
+    or, for a process on another node, its place (always above :data:`WORKER_MASK`, since nodes of
+    a cluster are numbered from 1), which only the node's gateway (the supervisor) can reach."""
+    place = pid >> 32
+    return place & WORKER_MASK if place >> PLACE_BITS == node else place
+
+
+def is_foreign(destination: int) -> bool:
+    """Whether a :func:`destination` lies on another node."""
+    return destination > WORKER_MASK
+
+
+def node_of_place(place: int) -> int:
+    return place >> PLACE_BITS

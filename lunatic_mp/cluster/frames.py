@@ -36,7 +36,7 @@ import msgspec
 from lunatic_mp.cluster.envcodec import decode_config, decode_shared_config, encode_config
 from lunatic_mp.cluster.wire import I64_MAX as _I64_MAX
 from lunatic_mp.cluster.wire import I64_MIN as _I64_MIN
-from lunatic_mp.cluster.wire import MAX_FRAME_SIZE, FrameError
+from lunatic_mp.cluster.wire import MAX_FRAME_SIZE, FrameError, field_code, field_problem
 from lunatic_mp.cluster.wire import int_text as _int_text
 from lunatic_mp.cluster.wire import type_name as _type_name
 from lunatic_mp.vm.mailbox import DeathReason
@@ -48,23 +48,27 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "PARAM_I32",
     "PARAM_I64",
+    "EnvAcquire",
+    "EnvRelease",
     "Exists",
     "ExistsReply",
+    "Forward",
     "Frame",
     "FrameError",
     "HttpRoutes",
-    "EnvAcquire",
-    "EnvRelease",
-    "MailboxFull",
     "Kill",
     "Kind",
     "Link",
     "LinkDied",
     "ListProcesses",
-    "MessageStreams",
+    "MailboxFull",
     "Message",
+    "MessageStreams",
     "Monitor",
+    "NodeLost",
+    "NodeTable",
     "ProcessDied",
+    "ProcessFinished",
     "ProcessGone",
     "RegistryGet",
     "RegistryPut",
@@ -77,7 +81,6 @@ __all__ = [
     "SpawnReply",
     "Stats",
     "StatsReply",
-    "ProcessFinished",
     "StopMonitoring",
     "Unlink",
     "WorkerLost",
@@ -136,6 +139,9 @@ class Kind(enum.IntEnum):
     MAILBOX_FULL = 40
     ENV_ACQUIRE = 41
     ENV_RELEASE = 42
+    FORWARD = 43
+    NODE_LOST = 44
+    NODE_TABLE = 45
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -445,6 +451,35 @@ class ProcessFinished(_Frame, frozen=True, tag=Kind.PROCESS_FINISHED.value):
     backtrace: str
 
 
+class Forward(_Frame, frozen=True, tag=Kind.FORWARD.value):
+    """-> the node's gateway (its supervisor): ``payload``, an encoded frame, for ``place`` (a
+    node and a worker, :func:`lunatic_mp.pids.place_of`) on another node of a cluster; worker 0 of
+    a place means any worker there (a spawn). ``modules`` are the digests of the modules the
+    frame refers to, which the other node gets first if it has not yet got them."""
+
+    place: I64
+    payload: bytes
+    modules: tuple[bytes, ...]
+
+
+class NodeLost(_Frame, frozen=True, tag=Kind.NODE_LOST.value):
+    """Gateway -> everyone: ``node`` of the cluster was lost (``worker`` 0), or one worker of it;
+    links and monitors into it fire with ``cause``, requests to it fail."""
+
+    node: I64
+    worker: I64
+    cause: str
+
+
+class NodeTable(_Frame, frozen=True, tag=Kind.NODE_TABLE.value):
+    """Gateway -> everyone: the cluster's live nodes, ``payload`` a msgpack map of node id to its
+    tags (a map of str to str), replacing the last table, and ``names_at``, the destination of
+    registry frames (the registry process of node 1); sent at start and when a node joins or goes."""
+
+    names_at: I64
+    payload: bytes
+
+
 Frame: TypeAlias = (
     Message
     | Kill
@@ -477,6 +512,9 @@ Frame: TypeAlias = (
     | MailboxFull
     | EnvAcquire
     | EnvRelease
+    | Forward
+    | NodeLost
+    | NodeTable
 )
 """Any frame."""
 
@@ -490,32 +528,8 @@ for _cls in KIND_OF:
     _cls._fields = _cls.__struct_fields__
 
 
-# -- field types --------------------------------------------------------------------------------
-# Each field's declared type becomes one of these codes, which the slow, explaining checker uses.
-
-_INT = "int"
-_BYTES = "bytes"
-_STR = "str"
-_BOOL = "bool"
-_NONE = "None"
-_INTS = "tuple of ints"
-_BYTES_SEQ = "tuple of bytes"
-
-
-def _code_of(tp: object) -> str:
-    """The field-type code of a resolved annotation."""
-    simple: dict[object, str] = {int: _INT, bytes: _BYTES, str: _STR, bool: _BOOL, type(None): _NONE}
-    if tp in simple:
-        return simple[tp]
-    if typing.get_origin(tp) is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis and args[0] in (int, bytes):
-            return _INTS if args[0] is int else _BYTES_SEQ
-    raise TypeError(f"frames cannot carry fields of type {tp!r}")
-
-
 _FIELDS: dict[type[Frame], tuple[tuple[str, str], ...]] = {
-    cls: tuple((name, _code_of(tp)) for name, tp in typing.get_type_hints(cls).items()) for cls in KIND_OF
+    cls: tuple((name, field_code(tp)) for name, tp in typing.get_type_hints(cls).items()) for cls in KIND_OF
 }
 """Each frame class's fields, as (name, type code) in declaration order."""
 
@@ -554,28 +568,6 @@ _EXTRA: dict[type[Frame], Callable[[Any], str | None]] = {LinkDied: _link_died_p
 # -- the slow checker: complete, and says what is wrong -----------------------------------------
 
 
-def _field_problem(where: str, code: str, value: object) -> str | None:
-    """What is wrong with one field's value, or None."""
-    if code == _INT:
-        if type(value) is not int:
-            return f"{where} must be int, got {_type_name(value)}"
-        if not _I64_MIN <= value <= _I64_MAX:
-            return f"{where} = {_int_text(value)} does not fit i64"
-    elif code in (_INTS, _BYTES_SEQ):
-        if type(value) is not tuple:
-            return f"{where} must be a {code}, got {_type_name(value)}"
-        for i, item in enumerate(value):
-            problem = _field_problem(f"{where}[{i}]", _INT if code == _INTS else _BYTES, item)
-            if problem is not None:
-                return problem
-    elif code == _NONE:
-        if value is not None:
-            return f"{where} must be None, got {_type_name(value)}"
-    elif type(value) is not {_BYTES: bytes, _STR: str, _BOOL: bool}[code]:
-        return f"{where} must be {code}, got {_type_name(value)}"
-    return None
-
-
 def _problem(obj: object) -> str | None:
     """What makes ``obj`` (decoded msgpack) not a valid frame, or None if it is one.
 
@@ -595,7 +587,7 @@ def _problem(obj: object) -> str | None:
     if len(obj) != len(fields) + 1:
         return f"{cls.__name__} takes {len(fields)} fields, got {len(obj) - 1}"
     for (name, code), value in zip(fields, obj[1:], strict=True):
-        problem = _field_problem(f"{cls.__name__}.{name}", code, value)
+        problem = field_problem(f"{cls.__name__}.{name}", code, value)
         if problem is not None:
             return problem
     extra = _EXTRA.get(cls)

@@ -16,16 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import FrameError
 from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring
-from lunatic_mp.pids import SUPERVISOR, worker_of
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, is_foreign, node_of_place
 
 log = logging.getLogger(__name__)
 
 LOG_DROPPED_FIRST = 10
 LOG_DROPPED_EVERY = 10_000
 """Invalid frames past the first LOG_DROPPED_FIRST are logged one in this many (all are counted)."""
+
+
+def modules_of(frame: frames.Frame) -> tuple[bytes, ...]:
+    """The digests of the modules a frame refers to (which a node must have to handle it)."""
+    if isinstance(frame, frames.Spawn):
+        return (frame.module,)
+    if isinstance(frame, frames.Message | frames.MessageStreams):
+        return frame.modules
+    return ()
 
 
 def ring_name(run_id: str, source: int, destination: int) -> str:
@@ -58,8 +69,17 @@ class Endpoint:
 class Hub:
     """Endpoints to the other processes of a runtime, by worker id."""
 
-    def __init__(self, worker_id: int, run_id: str, run_dir: Path, *, create_doorbell: bool = True) -> None:
+    def __init__(
+        self, worker_id: int, run_id: str, run_dir: Path, *, node_id: int = 0, create_doorbell: bool = True
+    ) -> None:
         self.worker_id = worker_id
+        self.node_id = node_id
+        # In a cluster (lunatic_mp.cluster.gateway): the live nodes and their tags, where names are
+        # registered (the registry process of node 1), and, in the supervisor, the gateway that
+        # takes frames for other nodes. Elsewhere they go to the supervisor in a Forward frame.
+        self.nodes: dict[int, dict[str, str]] = {}
+        self.names_at = REGISTRY
+        self.gateway: Callable[[int, bytes, tuple[bytes, ...]], None] | None = None
         self.run_id = run_id
         self.run_dir = run_dir
         self.endpoints: dict[int, Endpoint] = {}
@@ -110,19 +130,43 @@ class Hub:
         return endpoint
 
     def send(self, worker: int, frame: frames.Frame) -> None:
+        """Queue a frame for ``worker``: an id of this node's processes, or a place on another
+        node (:func:`lunatic_mp.pids.destination`)."""
+        if is_foreign(worker):
+            self.forward(worker, frames.encode(frame), modules_of(frame))
+            return
         endpoint = self.endpoints.get(worker)
         if endpoint is not None:  # none: a lost worker, whose processes are all dead
             data = frames.encode(frame)
             endpoint.outbox.put(data)
             endpoint.queued += len(data)
 
+    def forward(self, place: int, data: bytes, modules: tuple[bytes, ...] = ()) -> None:
+        """Send an encoded frame to a place on another node: through the gateway, which is the
+        supervisor's, or in a Forward frame to it."""
+        if self.gateway is not None:
+            self.gateway(place, data, modules)
+        else:
+            self.send(SUPERVISOR, frames.Forward(place, data, modules))
+
+    def node_table(self, frame: frames.NodeTable) -> None:
+        """The cluster's live nodes changed (a NodeTable frame from the gateway)."""
+        table = msgpack.unpackb(frame.payload, strict_map_key=False)
+        self.nodes = {int(node): {str(k): str(v) for k, v in tags.items()} for node, tags in table.items()}
+        self.names_at = frame.names_at
+
+    def route(self, pid: int) -> int:
+        """Where frames for ``pid`` go from here (:func:`lunatic_mp.pids.destination`)."""
+        return destination(pid, self.node_id)
+
     def is_live(self, worker: int) -> bool:
-        """Whether frames to ``worker`` can arrive (the supervisor, registry or a live worker)."""
-        return worker in self.endpoints
+        """Whether frames to ``worker`` can arrive (the supervisor, registry, a live worker, or a
+        place on a live node)."""
+        return node_of_place(worker) in self.nodes if is_foreign(worker) else worker in self.endpoints
 
     def reply(self, to: int, frame: frames.Frame) -> None:
         """Send to whichever process hosts pid ``to``."""
-        self.send(worker_of(to), frame)
+        self.send(self.route(to), frame)
 
     def receive(self) -> int:
         """Read every inbound ring and handle each frame; how many frames there were."""

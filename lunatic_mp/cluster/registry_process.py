@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -21,7 +22,7 @@ from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.specs import RegistrySpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import InvalidNameError
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, node_of, place_of
 from lunatic_mp.vm.environments import Environments
 from lunatic_mp.vm.registry import Registry
 
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class RegistryServer(Hub):
-    def __init__(self, run_id: str, run_dir: Path, peers: list[int]) -> None:
-        super().__init__(REGISTRY, run_id, run_dir)
+    def __init__(self, run_id: str, run_dir: Path, peers: list[int], node_id: int = 0) -> None:
+        super().__init__(REGISTRY, run_id, run_dir, node_id=node_id)
         self.registry = Registry()
         self.locks: dict[str, int] = {}  # name reserved by get_or_spawn -> the asker's pid
         self.waiting: dict[str, deque[frames.RegistryGet]] = {}
@@ -49,6 +50,8 @@ class RegistryServer(Hub):
             frames.EnvRelease: self._on_env_release,
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
             frames.WorkerLost: self._on_worker_lost,
+            frames.NodeLost: self._on_node_lost,
+            frames.NodeTable: self.node_table,
             frames.Stats: self._on_stats,
             frames.Shutdown: self._on_shutdown,
         }
@@ -71,8 +74,8 @@ class RegistryServer(Hub):
         except InvalidNameError as exc:
             self._answer(frame, error=str(exc))
             return
-        host = worker_of(frame.pid)
-        if host >= FIRST_WORKER and host in self.endpoints:
+        host = self.route(frame.pid)
+        if host >= FIRST_WORKER and self.is_live(host):
             self.pending_puts.setdefault(frame.pid, []).append(frame)
             self.send(host, frames.RegistryWatch(frame.pid))
             return
@@ -129,8 +132,8 @@ class RegistryServer(Hub):
         self.registry.remove_process(frame.pid)
         for put in self.pending_puts.pop(frame.pid, ()):
             self._complete_put(put, store=False)
-        if worker_of(frame.pid) >= FIRST_WORKER:
-            self.send(worker_of(frame.pid), frames.ProcessGone(frame.pid))
+        if self.route(frame.pid) >= FIRST_WORKER:
+            self.send(self.route(frame.pid), frames.ProcessGone(frame.pid))
 
     def _on_env_acquire(self, frame: frames.EnvAcquire) -> None:
         """Count one more process of a limited environment (EnvConfig.max_processes and
@@ -151,17 +154,30 @@ class RegistryServer(Hub):
         """Forget a lost worker's names, then tell the supervisor, which tells the workers only
         now: a process that sees a death notice of the lost worker finds its names gone."""
         self.disconnect(frame.worker)
-        for pid in [pid for pid in self.pending_puts if worker_of(pid) == frame.worker]:
+        place = place_of(make_pid(self.node_id, frame.worker, 0))
+        self._forget(lambda pid: pid >> 32 == place)
+        self.environments.forget_worker(frame.worker)  # its processes died with it
+        self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
+
+    def _on_node_lost(self, frame: frames.NodeLost) -> None:
+        """Forget the names of a lost node of the cluster (or of one lost worker of it)."""
+        if frame.worker:
+            place = place_of(make_pid(frame.node, frame.worker, 0))
+            self._forget(lambda pid: pid >> 32 == place)
+        else:
+            self._forget(lambda pid: node_of(pid) == frame.node)
+
+    def _forget(self, lost: Callable[[int], bool]) -> None:
+        """Drop the names, pending registrations and reservations of the processes ``lost`` matches."""
+        for pid in [pid for pid in self.pending_puts if lost(pid)]:
             for put in self.pending_puts.pop(pid):
                 self._complete_put(put, store=False)
         for _, _, _, pid in self.registry.names():
-            if worker_of(pid) == frame.worker:
+            if lost(pid):
                 self.registry.remove_process(pid)
         for name, holder in list(self.locks.items()):
-            if worker_of(holder) == frame.worker:
+            if lost(holder):
                 self._release(name)
-        self.environments.forget_worker(frame.worker)  # its processes died with it
-        self.send(SUPERVISOR, frames.WorkerLost(frame.worker))
 
     def _on_stats(self, frame: frames.Stats) -> None:
         """The registry's figures: every entry, as ``[name, version or nil, node, pid]``, and
@@ -185,7 +201,7 @@ def main(spec: RegistrySpec) -> None:
     die_with_parent(spec.supervisor_pid, deathsig=spec.deathsig)
     ignore_stop_signals()
     send_logs_to(spec.log_pipe, spec.log_level)
-    server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers)
+    server = RegistryServer(spec.run_id, Path(spec.run_dir), spec.peers, spec.node_id)
     try:
         server.send(SUPERVISOR, frames.WorkerStarted(REGISTRY, 0))
         server.flush()

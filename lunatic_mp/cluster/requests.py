@@ -50,8 +50,12 @@ class PendingRequests:
 
     def worker_lost(self, worker: int) -> None:
         """Answer every request to ``worker`` with None: it is gone."""
+        self.places_lost(lambda target: target == worker)
+
+    def places_lost(self, lost: Callable[[int], bool]) -> None:
+        """Answer every request to a worker or place that ``lost`` matches with None."""
         for request, (target, on_reply) in list(self._waiting.items()):
-            if target == worker:
+            if lost(target):
                 del self._waiting[request]
                 on_reply(None)
 

@@ -16,7 +16,7 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
-from lunatic_mp.pids import REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, is_foreign
 from lunatic_mp.vm import core
 from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.params import PARAM_TYPE_BYTES
@@ -37,6 +37,12 @@ class Wire(Protocol):
 
     def send_encoded(self, worker: int, data: bytes) -> None:
         """Queue a frame already encoded (:func:`lunatic_mp.vm.core.encode_message`)."""
+
+    names_at: int
+    """Where registry names are kept: this node's registry process, or, in a cluster, node 1's."""
+
+    def route(self, pid: int) -> int:
+        """Where frames for ``pid`` go: a worker of this node, or a place on another node."""
 
     def place(self) -> int:
         """The worker for the next spawn that may go anywhere."""
@@ -71,8 +77,15 @@ class FrameRouter:
     def is_live(self, worker: int) -> bool:
         return self.wire.is_live(worker)
 
+    def route(self, pid: int) -> int:
+        return self.wire.route(pid)
+
+    @property
+    def names_at(self) -> int:
+        return self.wire.names_at
+
     def _to(self, pid: int, frame: frames.Frame) -> None:
-        self.wire.send(worker_of(pid), frame)
+        self.wire.send(self.wire.route(pid), frame)
 
     def _ask(self, worker: int, on_reply: OnReply, make: Any) -> None:
         """Send ``make(request id)`` to ``worker``; its reply goes to ``on_reply``."""
@@ -89,7 +102,9 @@ class FrameRouter:
         )
         data = message.data if isinstance(message.data, bytes) else bytes(message.data)
         if not modules and not message.streams and len(data) < _LARGEST_PLAIN:  # most: encoded in C
-            self.wire.send_encoded(worker_of(to), core.encode_message(to, message.pid, message.tag, data))
+            self.wire.send_encoded(
+                self.wire.route(to), core.encode_message(to, message.pid, message.tag, data)
+            )
             return
         if message.streams:
             streams = self._stream_fields(to, message)
@@ -105,9 +120,10 @@ class FrameRouter:
         streams = [stream for stream in message.streams or () if stream is not None]
         message.streams = None
         fields: list[int] = []
-        if worker_of(to) not in (SUPERVISOR, REGISTRY):
+        worker = self.wire.route(to)
+        if worker not in (SUPERVISOR, REGISTRY) and not is_foreign(worker):  # no stream leaves its node
             fds = [os.dup(stream.fd) for stream in streams]
-            tokens = self.wire.send_streams(worker_of(to), fds)
+            tokens = self.wire.send_streams(worker, fds)
             for token, stream in zip(tokens, streams, strict=True):
                 timeouts = (stream.read_timeout, stream.write_timeout, stream.peek_timeout)
                 fields.extend((token, *(-1 if t is None else t for t in timeouts)))
@@ -152,7 +168,7 @@ class FrameRouter:
         self.wire.send(REGISTRY, frames.EnvRelease(environment, worker, memory))
 
     def process_gone(self, pid: int) -> None:
-        self.wire.send(REGISTRY, frames.ProcessGone(pid))
+        self.wire.send(self.wire.names_at, frames.ProcessGone(pid))
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -206,16 +222,16 @@ class FrameRouter:
         self._ask(worker, on_reply, lambda r: frames.SpawnNative(r, parent, payload, encoded, *link))
 
     def exists(self, asker: int, pid: int, on_reply: OnReply) -> None:
-        self._ask(worker_of(pid), on_reply, lambda r: frames.Exists(r, asker, pid))
+        self._ask(self.wire.route(pid), on_reply, lambda r: frames.Exists(r, asker, pid))
 
     def registry_get(self, asker: int, name: str, reserve: bool, on_reply: OnReply) -> None:
-        self._ask(REGISTRY, on_reply, lambda r: frames.RegistryGet(r, asker, name, reserve))
+        self._ask(self.wire.names_at, on_reply, lambda r: frames.RegistryGet(r, asker, name, reserve))
 
     def registry_put(self, asker: int, name: str, node: int, pid: int, on_reply: OnReply) -> None:
-        self._ask(REGISTRY, on_reply, lambda r: frames.RegistryPut(r, asker, name, node, pid))
+        self._ask(self.wire.names_at, on_reply, lambda r: frames.RegistryPut(r, asker, name, node, pid))
 
     def registry_remove(self, asker: int, name: str, on_reply: OnReply) -> None:
-        self._ask(REGISTRY, on_reply, lambda r: frames.RegistryRemove(r, asker, name))
+        self._ask(self.wire.names_at, on_reply, lambda r: frames.RegistryRemove(r, asker, name))
 
 
 __all__ = ["FrameRouter", "Wire"]

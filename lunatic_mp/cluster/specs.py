@@ -19,6 +19,8 @@ class ChildSpec:
     log_pipe: Any
     log_level: int
     deathsig: bool
+    node_id: int
+    """The node of a cluster the runtime is (0: none)."""
 
 
 @dataclass
@@ -31,7 +33,6 @@ class WorkerSpec(ChildSpec):
     """What a worker process needs to start."""
 
     worker_id: int
-    node_id: int
     engine_options: dict[str, Any]
     http: bytes = b""
     """The HTTP front end's table (:mod:`lunatic_mp.serve.http`); empty: no HTTP."""

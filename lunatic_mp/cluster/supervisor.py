@@ -36,6 +36,7 @@ from lunatic_mp.cluster.hostenv import check_platform, check_shm_space, default_
 from lunatic_mp.cluster.hub import Hub, bell_name, ring_name
 from lunatic_mp.cluster.launcher import Launcher
 from lunatic_mp.cluster.logs import LogReceiver
+from lunatic_mp.cluster.member import ClusterMember
 from lunatic_mp.cluster.outbound import Outbound
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.specs import RegistrySpec, WorkerSpec
@@ -44,7 +45,7 @@ from lunatic_mp.cluster.template import REGISTRY_KIND, WORKER_KIND, Template, Te
 from lunatic_mp.cluster.template import available as template_available
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT, Ring, remove_doorbell
 from lunatic_mp.errors import EngineClosed, LunaticError, UnguardedMainError
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, is_foreign, make_pid, place_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import (
     DEFAULT_MAX_MEMORY,
@@ -58,7 +59,7 @@ from lunatic_mp.vm.module import ModuleCache
 from lunatic_mp.vm.plugins import Plugin, discover
 
 if TYPE_CHECKING:
-    pass
+    from lunatic_mp.cluster.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class _Child:
     ready: threading.Event
 
 
-class Supervisor(Outbound):
+class Supervisor(Outbound, ClusterMember):
     """The OS processes of a runtime and the pump between them and the host program.
 
     :class:`~lunatic_mp.api.runtime.Runtime` is the API over it: this class owns the children,
@@ -105,12 +106,15 @@ class Supervisor(Outbound):
         wait: bool = True,
         import_main: bool = True,
         template: Template | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         """``wait=False``: return while the processes start (:meth:`wait_started`).
         ``import_main=False``: the workers do not import the host program's main module (the
         ``lunatic-mp`` command's, which they need nothing from); a native process's function
         defined there still reaches them, by value. ``template``: a template process started
-        ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns."""
+        ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns.
+        ``gateway``: this runtime is a node of a cluster (:mod:`lunatic_mp.cluster.gateway`),
+        which it then owns."""
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -148,8 +152,10 @@ class Supervisor(Outbound):
         )
         self._lock = threading.RLock()
         Outbound.__init__(self)
-        self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir)
+        self.node_id = 0 if gateway is None else gateway.node_id
+        self._hub = Hub(SUPERVISOR, self.run_id, self.run_dir, node_id=self.node_id)
         self._hub.handlers = self._frame_handlers()
+        self._join_cluster(gateway)
         self._rings: dict[tuple[int, int], Ring] = {}
         self._children: dict[int, _Child] = {}
         self._next_worker = itertools.count(FIRST_WORKER)
@@ -158,7 +164,7 @@ class Supervisor(Outbound):
         self._mailbox: list[Message] = []
         self._mail = threading.Condition(self._lock)
         self._workers_changed = threading.Condition(self._lock)  # a child lost, replaced or started
-        self.pid = make_pid(0, SUPERVISOR, 1)
+        self.pid = make_pid(self.node_id, SUPERVISOR, 1)
         self._monitoring: set[int] = set()  # pids whose death the host program's mailbox gets
         self._spawned: set[int] = set()  # pids spawned here and not joined yet
         self._finished: dict[int, Finished] = {}
@@ -242,6 +248,7 @@ class Supervisor(Outbound):
         with self._lock:  # everyone has a doorbell now: tell everyone to use it
             for child in self._children.values():
                 self._broadcast(frames.WorkerStarted(child.worker_id, 0), skip=child.worker_id)
+                self._greet(child.worker_id)
             self._flush()
             self._starting = False
         self._wake()  # the pump watches the children from now on
@@ -289,6 +296,7 @@ class Supervisor(Outbound):
             "log_pipe": log_writer,
             "log_level": self._log_level,
             "deathsig": True,  # started by the launcher's thread, which lives as long as the runtime
+            "node_id": self.node_id,
         }
         if worker_id == REGISTRY:
             spec: Any = RegistrySpec(**common)
@@ -296,7 +304,6 @@ class Supervisor(Outbound):
         else:
             spec = WorkerSpec(
                 worker_id=worker_id,
-                node_id=0,
                 engine_options=self._engine_options,
                 http=self._http,
                 **common,
@@ -355,7 +362,7 @@ class Supervisor(Outbound):
         doorbell = hub.doorbell
         while not self._closed:
             with self._lock, self.batched_sends():  # what the frames' handlers send goes at once
-                arrived = hub.receive()
+                arrived = hub.receive() + (self.gateway.drain() if self.gateway is not None else 0)
             if arrived:
                 continue
             children = () if self._starting else list(self._children.values())  # see _wait_started
@@ -447,6 +454,7 @@ class Supervisor(Outbound):
         self._broadcast(frames.WorkerLost(lost), skip=REGISTRY if lost != REGISTRY else None)
         self._requests.worker_lost(lost)
         self._mail_deaths_from(lost)
+        self._tell_nodes_worker_lost(lost)
         self._workers_changed.notify_all()
 
     def _announce(self, worker_id: int) -> None:
@@ -454,6 +462,7 @@ class Supervisor(Outbound):
         if child is not None and child.ready.wait(START_TIMEOUT_S):
             with self._lock:
                 self._broadcast(frames.WorkerStarted(worker_id, 0), skip=worker_id)
+                self._greet(worker_id)
                 self._flush()
             self._wake()
 
@@ -474,7 +483,8 @@ class Supervisor(Outbound):
 
     def _mail_deaths_from(self, lost: int) -> None:
         """The host program's monitors and joins of processes on a lost worker fire."""
-        for pid in [p for p in (*self._monitoring, *self._spawned) if worker_of(p) == lost]:
+        place = place_of(make_pid(self.node_id, lost, 0))
+        for pid in [p for p in (*self._monitoring, *self._spawned) if p >> 32 == place]:
             self._ended(pid, Finished(Outcome.FAILED, message=f"worker {lost} lost"))
 
     def _wake(self) -> None:
@@ -598,7 +608,12 @@ class Supervisor(Outbound):
     def _hosted(self, pid: int) -> bool:
         """Whether ``pid`` names a live worker (else no process can answer for it)."""
         with self._lock:
-            return worker_of(pid) >= FIRST_WORKER and worker_of(pid) in self._children
+            where = self._hub.route(pid)
+            return (
+                self._hub.is_live(where)
+                if is_foreign(where)
+                else where >= FIRST_WORKER and where in self._children
+            )
 
     # --- stopping -------------------------------------------------------------------------------
 
@@ -633,6 +648,8 @@ class Supervisor(Outbound):
             for waiter in waiters:
                 waiter(EngineClosed("the runtime was closed before the process ended"))
         self._finish_waiters.clear()
+        if self.gateway is not None:
+            self.gateway.close()
         self._hub.close()
         for ring in self._rings.values():
             ring.close()

@@ -4,9 +4,20 @@ messages. A module of its own so that the two codecs need not import each other.
 
 from __future__ import annotations
 
+import typing
+
 from lunatic_mp.errors import LunaticError
 
-__all__ = ["I64_MAX", "I64_MIN", "MAX_FRAME_SIZE", "FrameError", "int_text", "type_name"]
+__all__ = [
+    "I64_MAX",
+    "I64_MIN",
+    "MAX_FRAME_SIZE",
+    "FrameError",
+    "field_code",
+    "field_problem",
+    "int_text",
+    "type_name",
+]
 
 MAX_FRAME_SIZE = 64 * 1024 * 1024 + 64 * 1024
 """Largest encoded frame, in bytes: 64 MiB of message data plus 64 KiB for the rest."""
@@ -30,3 +41,49 @@ def type_name(value: object) -> str:
 def int_text(value: int) -> str:
     """``value`` for an error message (Python refuses to print ints of thousands of digits)."""
     return str(value) if value.bit_length() <= 256 else f"<{value.bit_length()}-bit int>"
+
+
+# -- field types (of frames, for their explaining checker) ------------------------------------
+# Each field's declared type becomes one of these codes, which the slow, explaining checker uses.
+
+_INT = "int"
+_BYTES = "bytes"
+_STR = "str"
+_BOOL = "bool"
+_NONE = "None"
+_INTS = "tuple of ints"
+_BYTES_SEQ = "tuple of bytes"
+
+
+def field_code(tp: object) -> str:
+    """The field-type code of a resolved annotation."""
+    simple: dict[object, str] = {int: _INT, bytes: _BYTES, str: _STR, bool: _BOOL, type(None): _NONE}
+    if tp in simple:
+        return simple[tp]
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis and args[0] in (int, bytes):
+            return _INTS if args[0] is int else _BYTES_SEQ
+    raise TypeError(f"frames cannot carry fields of type {tp!r}")
+
+
+def field_problem(where: str, code: str, value: object) -> str | None:
+    """What is wrong with one field's value, or None."""
+    if code == _INT:
+        if type(value) is not int:
+            return f"{where} must be int, got {type_name(value)}"
+        if not I64_MIN <= value <= I64_MAX:
+            return f"{where} = {int_text(value)} does not fit i64"
+    elif code in (_INTS, _BYTES_SEQ):
+        if type(value) is not tuple:
+            return f"{where} must be a {code}, got {type_name(value)}"
+        for i, item in enumerate(value):
+            problem = field_problem(f"{where}[{i}]", _INT if code == _INTS else _BYTES, item)
+            if problem is not None:
+                return problem
+    elif code == _NONE:
+        if value is not None:
+            return f"{where} must be None, got {type_name(value)}"
+    elif type(value) is not {_BYTES: bytes, _STR: str, _BOOL: bool}[code]:
+        return f"{where} must be {code}, got {type_name(value)}"
+    return None

@@ -24,13 +24,13 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
-from lunatic_mp.cluster.hub import Hub
+from lunatic_mp.cluster.hub import Hub, modules_of
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.specs import WorkerSpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, is_foreign, node_of_place, worker_of
 from lunatic_mp.vm import core
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.host.process import PARAM_KINDS
@@ -56,7 +56,7 @@ class Worker(Hub):
     """The engine's router, and the loop that moves frames in and out of it."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir))
+        super().__init__(spec.worker_id, spec.run_id, Path(spec.run_dir), node_id=spec.node_id)
         self.spec = spec
         self.cache = ModuleCache(self.run_dir / "modules")
         engine = _take_prepared(spec.engine_options)
@@ -88,9 +88,13 @@ class Worker(Hub):
 
     def send(self, worker: int, frame: frames.Frame) -> None:
         """Queue a frame; a process sending past the backpressure bound pauses until it drains."""
+        if is_foreign(worker):  # through the supervisor, the node's gateway
+            worker, frame = SUPERVISOR, frames.Forward(worker, frames.encode(frame), modules_of(frame))
         self.send_encoded(worker, frames.encode(frame))
 
     def send_encoded(self, worker: int, data: bytes) -> None:
+        if is_foreign(worker):
+            worker, data = SUPERVISOR, frames.encode(frames.Forward(worker, data, ()))
         endpoint = self.endpoints.get(worker)
         if endpoint is None:
             return  # a lost worker: messages to its processes are dropped, like any to a dead pid
@@ -146,6 +150,8 @@ class Worker(Hub):
             frames.MailboxFull: lambda f: engine.mailbox_full(f.to, f.target, f.full),
             frames.WorkerStarted: self._on_worker_started,
             frames.WorkerLost: self._on_worker_lost,
+            frames.NodeTable: self._on_node_table,
+            frames.NodeLost: self._on_node_lost,
             frames.Stats: self._on_stats,
             frames.ListProcesses: self._on_list_processes,
             frames.Shutdown: self._on_shutdown,
@@ -248,6 +254,20 @@ class Worker(Hub):
         self.fdpass.forget_worker(frame.worker)
         self.router.requests.worker_lost(frame.worker)
         self.engine.worker_lost(frame.worker)
+
+    def _on_node_table(self, frame: frames.NodeTable) -> None:
+        self.node_table(frame)
+        self.engine.nodes = self.nodes
+
+    def _on_node_lost(self, frame: frames.NodeLost) -> None:
+        """A node of the cluster (or one worker of it) is gone: requests to it fail; links and
+        monitors into it fire."""
+        node, worker = frame.node, frame.worker
+        if worker:
+            self.router.requests.places_lost(lambda target: target == (node << 16) | worker)
+        else:
+            self.router.requests.places_lost(lambda target: node_of_place(target) == node)
+        self.engine.node_lost(node, worker, frame.cause)
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
         self.running = False

@@ -26,7 +26,7 @@ from lunatic_mp.errors import (
     PermissionDenied,
     SpawnError,
 )
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
+from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid
 from lunatic_mp.vm import arguments, capacity, host, wasm
 from lunatic_mp.vm.arena import Arenas
 from lunatic_mp.vm.environments import Environments
@@ -97,6 +97,8 @@ class Engine(Placement, Signals):
         """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
         one of ``workers`` workers sharing this host: default one per CPU) bounds live processes."""
         self.node_id = node_id
+        self.nodes: dict[int, dict[str, str]] = {}
+        """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""
         self.pid_base = make_pid(node_id, worker_id, 0)
         if max_processes is None:
             self.capacity_limit = capacity.plan(max_memory, async_stack_size, workers)
@@ -384,11 +386,15 @@ class Engine(Placement, Signals):
     # --- messages -------------------------------------------------------------------------------
 
     def is_local(self, pid: int) -> bool:
-        return self.router is None or worker_of(pid) == self.worker_id
+        return self.router is None or pid >> 32 == self.pid_base >> 32
 
     def _is_gone(self, pid: int) -> bool:
         """A pid on no live worker: no process can answer for it (lost worker, made-up pid)."""
-        return self.router is not None and not self.router.is_live(worker_of(pid)) and not self.is_local(pid)
+        return (
+            self.router is not None
+            and not self.router.is_live(self.router.route(pid))
+            and not self.is_local(pid)
+        )
 
     def deliver(self, pid: int, message: Message) -> bool:
         """Put a message in a mailbox, or hand it straight to a receiver waiting for it.
@@ -398,7 +404,7 @@ class Engine(Placement, Signals):
         """
         process = self.processes.get(pid)
         if process is None:
-            if self.router is None or worker_of(pid) in (self.worker_id, REGISTRY):
+            if self.router is None or self.is_local(pid) or self.router.route(pid) == REGISTRY:
                 return False  # the registry process hosts no processes: dropped here, not there
             self.router.send_message(pid, message)
             return True
@@ -423,7 +429,7 @@ class Engine(Placement, Signals):
             if sender_pid not in self.processes:
                 return
             self.mailbox_full(sender_pid, process.pid, True)
-        elif self.router is not None and worker_of(sender_pid) >= FIRST_WORKER:
+        elif self.router is not None and self.router.route(sender_pid) >= FIRST_WORKER:
             self.router.mailbox_full(sender_pid, process.pid, True)
         else:
             return  # the host program's sends are not held back

@@ -194,6 +194,18 @@ class ModuleCache:
             _write_atomically(artifact_path, bytes(module.compiled.serialize()))
         return module.digest
 
+    def binary(self, digest: bytes) -> tuple[str, bytes] | None:
+        """The name and Wasm binary of a module in the cache (None: not there)."""
+        binary_path, _, name_path = self._paths(digest)
+        try:
+            binary = binary_path.read_bytes()
+        except OSError:
+            return None
+        try:
+            return name_path.read_text(errors="replace"), binary
+        except OSError:
+            return f"module {digest.hex()[:12]}", binary
+
     def load(self, engine: wasmtime.Engine, digest: bytes, name: str | None = None) -> Module:
         binary_path, artifact_path, name_path = self._paths(digest)
         try:

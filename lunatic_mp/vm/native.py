@@ -31,7 +31,6 @@ import msgpack
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
-from lunatic_mp.pids import REGISTRY, worker_of
 from lunatic_mp.vm import arguments
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Message, fresh_tag
@@ -429,7 +428,7 @@ class BaseContext:
 
         router = engine.router
         engine.ask(
-            process, worker_of(target), lambda done: router.exists(process.pid, target, done), on_reply
+            process, router.route(target), lambda done: router.exists(process.pid, target, done), on_reply
         )
         process.waiting = True
         process.suspend()
@@ -464,7 +463,7 @@ class NativeRegistry:
             replies.append(reply)
             return 0, None
 
-        engine.ask(process, REGISTRY, lambda done: request(router, process.pid, done), on_reply)
+        engine.ask(process, router.names_at, lambda done: request(router, process.pid, done), on_reply)
         process.waiting = True
         process.suspend()
         reply = replies[0]

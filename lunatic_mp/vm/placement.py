@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.pids import REGISTRY
+from lunatic_mp.pids import REGISTRY, node_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.native import pickle_native
@@ -277,7 +277,7 @@ class Placement:
             published: list[bool] = []
 
             def put() -> None:
-                router.registry_put(reply_to, name, self.node_id, child, _ignore)
+                router.registry_put(reply_to, name, node_of(child), child, _ignore)
 
             def publish(_finished: object = None) -> None:
                 if published:
@@ -291,7 +291,7 @@ class Placement:
                 self.scheduler.call_later(0.0, put)
 
             process.on_exit.append(publish)
-            on_spawned(self.node_id, child, publish)
+            on_spawned(node_of(child), child, publish)
 
         router.registry_get(reply_to, name, True, looked_up)
 

@@ -36,6 +36,14 @@ class Router(Protocol):
     def is_live(self, worker: int) -> bool:
         """Whether anything sent to ``worker`` can arrive (a worker that is lost or never was: no)."""
 
+    def route(self, pid: int) -> int:
+        """The worker that hosts ``pid`` (one of this node's), or, in a cluster, its place on
+        another node (:func:`lunatic_mp.pids.destination`): what :meth:`is_live` and requests take."""
+
+    @property
+    def names_at(self) -> int:
+        """Who keeps the registry's names (this node's registry process, or another node's)."""
+
     # --- one-way signals ------------------------------------------------------------------------
 
     def send_message(self, to: int, message: Message) -> None:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from lunatic_mp.pids import REGISTRY, SUPERVISOR, worker_of
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, node_of, node_of_place, place_of, worker_of
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.process import BaseProcess, Phase
@@ -35,6 +35,7 @@ class Signals:
         router: Router | None
         registry: Registry
         worker_id: int
+        node_id: int
         current: BaseProcess | None
         _held: dict[int, tuple[BaseProcess, Finished]]
         _environments: Environments
@@ -158,16 +159,34 @@ class Signals:
             self.deliver(pid, Message.process_died(dead_pid))
 
     def worker_lost(self, worker: int) -> None:
-        """Every link and monitor into a lost worker fires; requests to it fail."""
+        """Every link and monitor into a lost worker of this node fires; requests to it fail."""
+        place = place_of(make_pid(self.node_id, worker, 0))
+        self.places_lost(
+            lambda pid: pid >> 32 == place, f"worker {worker} lost", names_gone=worker == REGISTRY
+        )
+
+    def node_lost(self, node: int, worker: int, cause: str) -> None:
+        """Every link and monitor into a lost node of the cluster (``worker`` 0), or into one lost
+        worker of it, fires."""
+        if worker:
+            place = place_of(make_pid(node, worker, 0))
+            self.places_lost(lambda pid: pid >> 32 == place, cause, names_gone=False)
+        else:
+            names_lost = self.router is not None and node_of_place(self.router.names_at) == node
+            self.places_lost(lambda pid: node_of(pid) == node, cause, names_gone=names_lost)
+
+    def places_lost(self, lost: Callable[[int], bool], cause: str, *, names_gone: bool) -> None:
+        """Links and monitors into the processes ``lost`` matches fire, as if each died of a
+        failure; ``names_gone``: the registry is lost, so no death waits for its names to go."""
         for process in list(self.processes.values()):
-            for other_pid in [p for p in process.links if worker_of(p) == worker]:
-                self.link_died(process.pid, other_pid, DeathReason.FAILURE, f"worker {worker} lost")
+            for other_pid in [p for p in process.links if lost(p)]:
+                self.link_died(process.pid, other_pid, DeathReason.FAILURE, cause)
             if process.watched():
-                for other_pid in [p for p in process.monitoring if worker_of(p) == worker]:
+                for other_pid in [p for p in process.monitoring if lost(p)]:
                     self.process_died(process.pid, other_pid)
-            if process.forget_worker(lambda pid: worker_of(pid) == worker):
+            if process.forget_worker(lost):
                 self.unpark(process.pid)
-        if worker == REGISTRY:  # no names to wait for any more
+        if names_gone:  # no names to wait for any more
             for pid in list(self._held):
                 self.names_released(pid)
 
@@ -219,7 +238,7 @@ class Signals:
                 self._environments.release(environment, self.worker_id, memory)
         if router is not None and process.registered:
             router.process_gone(process.pid)
-            if router.is_live(REGISTRY):
+            if router.is_live(router.names_at):
                 self._held[process.pid] = (process, finished)
                 return ()
         return self._notify(process, finished)

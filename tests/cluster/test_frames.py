@@ -123,6 +123,9 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("memory_limit", int),
     ],
     "EnvRelease": [("environment", int), ("worker", int), ("memory", int)],
+    "Forward": [("place", int), ("payload", bytes), ("modules", tuple[bytes, ...])],
+    "NodeLost": [("node", int), ("worker", int), ("cause", str)],
+    "NodeTable": [("names_at", int), ("payload", bytes)],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 

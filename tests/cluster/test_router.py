@@ -8,7 +8,7 @@ from typing import Any
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.config import EnvConfig
-from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid
+from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, make_pid
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import DeathReason, Message
@@ -31,6 +31,11 @@ class Wire:
 
     def send_encoded(self, worker: int, data: bytes) -> None:
         self.sent.append((worker, frames.decode(data)))
+
+    names_at = REGISTRY
+
+    def route(self, pid: int) -> int:
+        return destination(pid, 0)
 
     def place(self) -> int:
         return 4

@@ -288,7 +288,7 @@ def register(engine: HostEngine) -> None:
         assert router is not None  # pid is not local
         asker = current(engine)
         return engine.ask(
-            asker, worker_of(pid), lambda done: router.exists(asker.pid, pid, done),
+            asker, router.route(pid), lambda done: router.exists(asker.pid, pid, done),
             lambda reply: (int(reply is not None and reply.exists), None),
         )  # fmt: skip
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from lunatic_mp.errors import InvalidNameError
-from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, memory_of
 from lunatic_mp.vm.registry import check_name_length, exact
 from lunatic_mp.vm.wasm import GuestTrap
@@ -59,7 +58,7 @@ def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
         if named is not None:  # its death waits for the registry from now on (Signals._release)
             named.registered = True
         return engine.ask(
-            process, REGISTRY, lambda done: router.registry_put(process.pid, name, node_id, pid, done),
+            process, router.names_at, lambda done: router.registry_put(process.pid, name, node_id, pid, done),
             lambda reply: (0, lambda: failed(reply)),
         )  # fmt: skip
 
@@ -88,7 +87,7 @@ def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
             return OK, lambda: write(reply.node, reply.pid)
 
         return engine.ask(
-            process, REGISTRY, lambda done: router.registry_get(process.pid, name, False, done), answer
+            process, router.names_at, lambda done: router.registry_get(process.pid, name, False, done), answer
         )
 
     def remove(name_ptr: int, name_len: int) -> object:
@@ -99,7 +98,7 @@ def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
             return None
         process = current(engine)
         return engine.ask(
-            process, REGISTRY, lambda done: router.registry_remove(process.pid, name, done),
+            process, router.names_at, lambda done: router.registry_remove(process.pid, name, done),
             lambda reply: (0, lambda: failed(reply)),
         )  # fmt: skip
 

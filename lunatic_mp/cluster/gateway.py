@@ -1,0 +1,430 @@
+"""A node's door to the other nodes of a cluster: one authenticated TCP link per pair of nodes.
+
+Inside a node, frames travel over shared-memory rings (:mod:`lunatic_mp.cluster.transport`). A
+frame for a process on another node (its pid names the node: :mod:`lunatic_mp.pids`) goes to the
+node's supervisor, in a :class:`~lunatic_mp.cluster.frames.Forward` frame, and the supervisor's
+:class:`Gateway` writes it to the link to that node, whose gateway writes it into the ring of the
+worker it is for. Frames between two processes keep their order: ring, TCP stream and ring are
+each in order, and one link carries everything between two nodes.
+
+Who is in the cluster is not decided here: the owner (the Ray node agent of
+:mod:`lunatic_mp.cluster.nodes`, or a test) calls :meth:`Gateway.set_nodes` with the table of
+live nodes and :meth:`Gateway.node_lost` when one is declared lost. A node declared lost stays
+lost: its link is closed, what it sends afterwards is never read, and it cannot connect again.
+
+The links are plain TCP, authenticated both ways: each side proves it holds the cluster's secret
+(HMAC-SHA256 over both sides' fresh nonces and node ids), so a stranger on the network can neither
+join nor impersonate a node. The traffic is not encrypted: run a cluster on a network you trust,
+or under a VPN (docs/cluster.md). A link carries records ``[u32 length][u8 type][body]``: a frame
+for a place (``u64 place`` then the encoded frame) or a module (its SHA-256 digest, its name, its
+Wasm binary; sent before the first frame that refers to it). A module's binary is checked against
+its digest and compiled by the receiving node; compiled code never crosses the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
+from lunatic_mp.errors import ClusterError, LunaticError
+from lunatic_mp.pids import PLACE_BITS, WORKER_MASK, node_of_place
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"LMPN\x00\x00\x00\x01"
+"""What a link opens with: the protocol and its version."""
+NONCE_SIZE = 32
+HANDSHAKE_TIMEOUT_S = 10.0
+RECORD_FRAME = 1
+RECORD_MODULE = 2
+MAX_MODULE_SIZE = 256 * 1024 * 1024
+"""The largest module binary a node accepts from another."""
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Bytes queued for one link past which the pump waits for it to drain (backpressure: the rings
+to the supervisor fill, and the workers' sending processes pause)."""
+ANY_WORKER = WORKER_MASK
+"""The worker of a place that means "whichever worker the node chooses" (a spawn)."""
+
+_HEADER = struct.Struct("<IB")
+_PLACE = struct.Struct("<Q")
+_NAME_LEN = struct.Struct("<H")
+_NODE = struct.Struct("<I")
+
+
+class GatewayHost(Protocol):
+    """What the gateway needs of its node's supervisor (called on the supervisor's pump thread,
+    under its lock, except :meth:`wake` and :meth:`store_module`)."""
+
+    def wake(self) -> None:
+        """Make the pump run (records arrived)."""
+
+    def deliver_forwarded(self, worker: int, payload: bytes) -> None:
+        """Put a frame that came from another node into ``worker``'s ring (or handle it, when it
+        is for the supervisor itself; ``ANY_WORKER``: choose one)."""
+
+    def nodes_changed(self, table: dict[int, dict[str, str]]) -> None:
+        """The live nodes are now ``table`` (node id -> tags): tell the workers."""
+
+    def node_lost(self, node: int, worker: int, cause: str) -> None:
+        """A node (``worker`` 0) or one worker of it is gone: links, monitors, requests, joins fire."""
+
+    def module_binary(self, digest: bytes) -> tuple[str, bytes] | None:
+        """A module this node has, by digest: its name and binary."""
+
+    def store_module(self, digest: bytes, name: str, binary: bytes) -> None:
+        """Compile a module that came from another node into this node's cache (reader thread)."""
+
+
+@dataclass
+class Peer:
+    """Another node: its address and tags, its link (once connected), what is queued for it."""
+
+    node: int
+    address: tuple[str, int]
+    tags: dict[str, str]
+    sock: socket.socket | None = None
+    outgoing: bytearray = field(default_factory=bytearray)
+    modules_sent: set[bytes] = field(default_factory=set)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    closed: bool = False
+    frames_sent: int = 0
+    frames_received: int = 0
+
+
+class Gateway:
+    """The links of one node to the others (see the module docstring)."""
+
+    def __init__(
+        self,
+        node_id: int,
+        secret: bytes,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        if not 1 <= node_id < 1 << (64 - 32 - PLACE_BITS):
+            raise ClusterError(f"node id {node_id} is out of range (1 to {(1 << 16) - 1})")
+        if len(secret) < 16:
+            raise ClusterError("a cluster secret must be at least 16 bytes")
+        self.node_id = node_id
+        self.tags = dict(tags or {})
+        self._secret = secret
+        self._host: GatewayHost | None = None
+        self._peers: dict[int, Peer] = {}
+        self._lost: set[int] = set()
+        self._inbound: deque[tuple[int, bytes]] = deque()
+        self._lock = threading.Lock()  # peers, lost and inbound, between the pump and the link threads
+        self._listener = socket.create_server((host, port))
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept_loop, "lunatic-mp-gateway-accept")
+
+    def attach(self, host: GatewayHost) -> None:
+        self._host = host
+
+    def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # --- membership (the owner's calls) ----------------------------------------------------------
+
+    def set_nodes(self, table: dict[int, tuple[tuple[str, int], dict[str, str]]]) -> None:
+        """The cluster's live nodes: id -> (gateway address, tags), this node included. New ones
+        are connected (the lower id dials); nodes that left the table are lost."""
+        with self._lock:
+            for node, (address, tags) in table.items():
+                if node == self.node_id or node in self._lost:
+                    continue
+                peer = self._peers.get(node)
+                if peer is None:
+                    peer = self._peers[node] = Peer(node, (address[0], int(address[1])), dict(tags))
+                    if self.node_id < node:
+                        self._start(self._dial, f"lunatic-mp-gateway-dial-{node}", peer)
+                else:
+                    peer.tags = dict(tags)
+            gone = [node for node in self._peers if node not in table]
+        for node in gone:
+            self.node_lost(node, "left the cluster")
+        self._notify_table()
+
+    def live_nodes(self) -> dict[int, dict[str, str]]:
+        """Node id -> tags of every live node, this one included."""
+        with self._lock:
+            table = {node: dict(peer.tags) for node, peer in self._peers.items()}
+        table[self.node_id] = dict(self.tags)
+        return table
+
+    def node_lost(self, node: int, cause: str) -> None:
+        """``node`` is gone for good (the owner decides: Ray says so): close its link, drop what
+        was queued for it, and let every link and monitor into it fire."""
+        with self._lock:
+            if node in self._lost or node == self.node_id:
+                return
+            self._lost.add(node)
+            peer = self._peers.pop(node, None)
+        if peer is not None:
+            self._close_peer(peer)
+        log.warning("node %d of the cluster lost: %s", node, cause)
+        if self._host is not None:
+            self._host.node_lost(node, 0, f"node {node} lost: {cause}")
+        self._notify_table()
+
+    def _notify_table(self) -> None:
+        if self._host is not None:
+            self._host.nodes_changed(self.live_nodes())
+
+    # --- frames out (the pump thread) ----------------------------------------------------------
+
+    def send(self, place: int, payload: bytes, modules: tuple[bytes, ...] = ()) -> None:
+        """Queue a frame for ``place`` on another node, and first any module it refers to that
+        the node has not been sent. A frame for a lost or unknown node is dropped, as one for
+        a lost worker is."""
+        node = node_of_place(place)
+        peer = self._peers.get(node)
+        if peer is None:
+            return
+        records = bytearray()
+        for digest in modules:
+            if digest not in peer.modules_sent:
+                found = self._host.module_binary(digest) if self._host is not None else None
+                if found is None:
+                    log.warning(
+                        "module %s is not in this node's cache; not sent to node %d", digest.hex()[:12], node
+                    )
+                    continue
+                name = found[0].encode()[:0xFFFF]
+                body = digest + _NAME_LEN.pack(len(name)) + name + found[1]
+                records += _HEADER.pack(len(body) + 1, RECORD_MODULE) + body
+                peer.modules_sent.add(digest)
+        records += _HEADER.pack(len(payload) + 1 + _PLACE.size, RECORD_FRAME) + _PLACE.pack(place) + payload
+        peer.frames_sent += 1
+        with peer.changed:
+            while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
+                peer.changed.wait(1.0)  # backpressure: the writer drains it
+            if peer.closed:
+                return
+            peer.outgoing += records
+            peer.changed.notify_all()
+
+    # --- frames in (the pump thread) -----------------------------------------------------------
+
+    def drain(self) -> int:
+        """Hand the frames that arrived to the supervisor; how many."""
+        host = self._host
+        if host is None:
+            return 0
+        count = 0
+        while True:
+            with self._lock:
+                if not self._inbound:
+                    return count
+                batch, self._inbound = self._inbound, deque()
+            for place, payload in batch:
+                host.deliver_forwarded(place & WORKER_MASK, payload)
+            count += len(batch)
+
+    # --- links ---------------------------------------------------------------------------------
+
+    def _dial(self, peer: Peer) -> None:
+        try:
+            sock = socket.create_connection(peer.address, timeout=HANDSHAKE_TIMEOUT_S)
+            other = self._handshake(sock, dialing=True)
+            if other != peer.node:
+                raise ClusterError(f"{peer.address} answered as node {other}, not node {peer.node}")
+        except (OSError, ClusterError) as exc:
+            log.warning("cannot link to node %d at %s:%d: %s", peer.node, *peer.address, exc)
+            return
+        self._run_link(peer.node, sock)
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self._start(self._accepted, "lunatic-mp-gateway-link", sock)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        try:
+            sock.settimeout(HANDSHAKE_TIMEOUT_S)
+            node = self._handshake(sock, dialing=False)
+        except (OSError, ClusterError) as exc:
+            log.warning("a connection to node %d's gateway was refused: %s", self.node_id, exc)
+            sock.close()
+            return
+        self._run_link(node, sock)
+
+    def _handshake(self, sock: socket.socket, *, dialing: bool) -> int:
+        """Both sides prove they hold the secret; the other side's node id."""
+        mine = os.urandom(NONCE_SIZE)
+        me = _NODE.pack(self.node_id)
+        sock.sendall(MAGIC + me + mine)
+        hello = _recv_exactly(sock, len(MAGIC) + _NODE.size + NONCE_SIZE)
+        if hello[: len(MAGIC)] != MAGIC:
+            raise ClusterError("not a lunatic_mp gateway (or another version)")
+        other_id = hello[len(MAGIC) : len(MAGIC) + _NODE.size]
+        theirs = hello[len(MAGIC) + _NODE.size :]
+        (other,) = _NODE.unpack(other_id)
+        if other == self.node_id or not 1 <= other <= WORKER_MASK:
+            raise ClusterError(f"bad node id {other}")
+        # each side signs its own role with both nonces: a reflected proof does not verify
+        role_mine, role_theirs = (b"dial", b"accept") if dialing else (b"accept", b"dial")
+        sock.sendall(self._prove(role_mine + mine + theirs + me + other_id))
+        expected = self._prove(role_theirs + theirs + mine + other_id + me)
+        if not hmac.compare_digest(_recv_exactly(sock, len(expected)), expected):
+            raise ClusterError(f"node {other} does not hold the cluster's secret")
+        return int(other)
+
+    def _prove(self, text: bytes) -> bytes:
+        return hmac.new(self._secret, text, hashlib.sha256).digest()
+
+    def _run_link(self, node: int, sock: socket.socket) -> None:
+        with self._lock:
+            peer = self._peers.get(node)
+            if peer is None or node in self._lost or peer.sock is not None or self._closed:
+                sock.close()  # unknown, lost, or linked already
+                return
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer.sock = sock
+        self._start(self._write_loop, f"lunatic-mp-gateway-write-{node}", peer, sock)
+        self._read_loop(peer, sock)
+
+    def _write_loop(self, peer: Peer, sock: socket.socket) -> None:
+        while True:
+            with peer.changed:
+                while not peer.outgoing and not peer.closed:
+                    peer.changed.wait()
+                if peer.closed:
+                    return
+                data, peer.outgoing = peer.outgoing, bytearray()
+                peer.changed.notify_all()
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                self._link_broke(peer, f"sending failed: {exc}")
+                return
+
+    def _read_loop(self, peer: Peer, sock: socket.socket) -> None:
+        reader = sock.makefile("rb", buffering=1 << 16)
+        try:
+            while not peer.closed:
+                header = reader.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    raise ClusterError("the link closed")
+                length, kind = _HEADER.unpack(header)
+                limit = MAX_MODULE_SIZE + 64 * 1024 if kind == RECORD_MODULE else MAX_FRAME_SIZE + _PLACE.size
+                if not 1 <= length <= limit + 1:
+                    raise ClusterError(f"a record of {length} bytes is out of bounds")
+                body = reader.read(length - 1)
+                if len(body) < length - 1:
+                    raise ClusterError("the link closed in the middle of a record")
+                if kind == RECORD_FRAME:
+                    self._received_frame(peer, body)
+                elif kind == RECORD_MODULE:
+                    self._received_module(peer, body)
+                else:
+                    raise ClusterError(f"unknown record type {kind}")
+        except (OSError, ClusterError, ValueError) as exc:
+            self._link_broke(peer, str(exc))
+        finally:
+            reader.close()
+
+    def _received_frame(self, peer: Peer, body: bytes) -> None:
+        if len(body) < _PLACE.size:
+            raise ClusterError("a frame record without its place")
+        (place,) = _PLACE.unpack_from(body)
+        if node_of_place(place) != self.node_id:
+            raise ClusterError(f"node {peer.node} sent a frame for node {node_of_place(place)}")
+        with self._lock:
+            if peer.closed:
+                return  # declared lost meanwhile: nothing from it counts any more
+            self._inbound.append((place, body[_PLACE.size :]))
+            peer.frames_received += 1
+        if self._host is not None:
+            self._host.wake()
+
+    def _received_module(self, peer: Peer, body: bytes) -> None:
+        digest = body[:32]
+        if len(body) < 32 + _NAME_LEN.size:
+            raise ClusterError("a short module record")
+        (name_len,) = _NAME_LEN.unpack_from(body, 32)
+        start = 32 + _NAME_LEN.size
+        name = body[start : start + name_len].decode(errors="replace")
+        binary = body[start + name_len :]
+        if hashlib.sha256(binary).digest() != digest:
+            raise ClusterError(f"node {peer.node} sent a module whose bytes do not match its digest")
+        if self._host is not None:
+            try:
+                self._host.store_module(digest, name, binary)
+            except LunaticError as exc:  # a spawn of it fails here with "not in the cache"
+                log.warning("module %s from node %d does not compile: %s", name, peer.node, exc)
+
+    def _link_broke(self, peer: Peer, why: str) -> None:
+        """A link failed. The node is not declared lost for it (its owner decides, with Ray):
+        frames queued meanwhile wait, and the dialing side dials again."""
+        if peer.closed or self._closed:
+            return
+        log.warning("link to node %d broke: %s", peer.node, why)
+        with self._lock:
+            sock, peer.sock = peer.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self.node_id < peer.node and not peer.closed:
+            self._start(self._dial, f"lunatic-mp-gateway-dial-{peer.node}", peer)
+
+    def _close_peer(self, peer: Peer) -> None:
+        with peer.changed:
+            peer.closed = True
+            peer.outgoing.clear()
+            peer.changed.notify_all()
+        sock = peer.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stats(self) -> dict[int, tuple[int, int]]:
+        """Frames sent and received, by peer node."""
+        with self._lock:
+            return {node: (peer.frames_sent, peer.frames_received) for node, peer in self._peers.items()}
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            peers = list(self._peers.values())
+        for peer in peers:
+            self._close_peer(peer)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(2.0)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ClusterError("the connection closed during the handshake")
+        data += chunk
+    return bytes(data)
+
+
+__all__ = ["ANY_WORKER", "Gateway", "GatewayHost"]
