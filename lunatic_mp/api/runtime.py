@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.gateway import ANY_WORKER
 from lunatic_mp.cluster.supervisor import Supervisor
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError, PluginError, SpawnError
-from lunatic_mp.pids import REGISTRY, worker_of
+from lunatic_mp.pids import REGISTRY, make_pid, node_of, place_of
 from lunatic_mp.vm import arguments, wasm
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
 from lunatic_mp.vm.finished import Finished, Outcome
@@ -72,11 +73,14 @@ class Runtime(Supervisor):
         config: EnvConfig | None = None,
         *,
         worker: int | None = None,
+        node: int | None = None,
         link: tuple[int, int] | None = None,
         timeout: float | None = 30.0,
     ) -> int:
-        """Start ``module.function(*params)`` on a worker (round robin unless given); its pid."""
-        return self.spawn_future(module, function, params, config, worker=worker, link=link).result(timeout)
+        """Start ``module.function(*params)`` on a worker (round robin unless given), of this node
+        or, in a cluster, of ``node``; its pid."""
+        future = self.spawn_future(module, function, params, config, worker=worker, node=node, link=link)
+        return future.result(timeout)
 
     def spawn_future(
         self,
@@ -86,13 +90,14 @@ class Runtime(Supervisor):
         config: EnvConfig | None = None,
         *,
         worker: int | None = None,
+        node: int | None = None,
         link: tuple[int, int] | None = None,
     ) -> Future[int]:
         """:meth:`spawn` without waiting: the future of the new pid (SpawnError, WorkerLost).
 
         Its callbacks run on the supervisor's pump thread: they must not wait on the runtime.
         """
-        return self._spawn_request(*self._prepare_spawn(module, function, params, config, worker, link))
+        return self._spawn_request(*self._prepare_spawn(module, function, params, config, worker, node, link))
 
     def spawn_then(
         self,
@@ -103,6 +108,7 @@ class Runtime(Supervisor):
         config: EnvConfig | None = None,
         *,
         worker: int | None = None,
+        node: int | None = None,
         link: tuple[int, int] | None = None,
     ) -> None:
         """:meth:`spawn_future` for many spawns at a time: ``then(pid)``, or ``then(error)``
@@ -110,7 +116,7 @@ class Runtime(Supervisor):
         thread (it must not wait on the runtime); bad arguments raise here. A Future and its lock
         cost more than a tiny job's whole spawn; :class:`~lunatic_mp.api.executor.WasmExecutor`
         uses this."""
-        target, make, config = self._prepare_spawn(module, function, params, config, worker, link)
+        target, make, config = self._prepare_spawn(module, function, params, config, worker, node, link)
         if config.limits_environment:  # counted in at the registry process first: the future path
             future = self._spawn_request(target, make, config)
             future.add_done_callback(lambda done: then(done.exception() or done.result()))
@@ -141,6 +147,7 @@ class Runtime(Supervisor):
         params: Sequence[Any],
         config: EnvConfig | None,
         worker: int | None,
+        node: int | None,
         link: tuple[int, int] | None,
     ) -> tuple[int, Callable[[int], frames.Frame], EnvConfig]:
         """Check a spawn's arguments; its worker, its Spawn frame (given a request id) and config."""
@@ -152,7 +159,7 @@ class Runtime(Supervisor):
         args = typed_args(module.name, function, signature[0], params)
         if any(kind not in PARAM_TYPE_BYTES or kind == wasm.V128 for kind, _ in args):
             raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")
-        target = self._place(worker)
+        target = self._place(worker, node)
         link_pid, link_tag = link or (0, 0)
         kinds = bytes(PARAM_TYPE_BYTES[kind] for kind, _ in args)
         config = self._in_environment(config or EnvConfig())
@@ -173,6 +180,7 @@ class Runtime(Supervisor):
         config: EnvConfig | None = None,
         *,
         worker: int | None = None,
+        node: int | None = None,
         link: tuple[int, int] | None = None,
         timeout: float | None = 30.0,
     ) -> int:
@@ -180,7 +188,7 @@ class Runtime(Supervisor):
         robin unless given); its pid. The function, its arguments and what it refers to are sent
         with cloudpickle; see :mod:`lunatic_mp.vm.native` for what the function can do. ``config``
         is what the Wasm processes it spawns inherit."""
-        future = self.spawn_native_future(function, args, kwargs, config, worker=worker, link=link)
+        future = self.spawn_native_future(function, args, kwargs, config, worker=worker, node=node, link=link)
         return future.result(timeout)
 
     def spawn_native_future(
@@ -191,6 +199,7 @@ class Runtime(Supervisor):
         config: EnvConfig | None = None,
         *,
         worker: int | None = None,
+        node: int | None = None,
         link: tuple[int, int] | None = None,
     ) -> Future[int]:
         """:meth:`spawn_native` without waiting: the future of the new pid."""
@@ -202,7 +211,7 @@ class Runtime(Supervisor):
             payload = pickle_native(function, args, kwargs or {})
         except Exception as exc:  # cloudpickle raises whatever pickling the objects does
             raise SpawnError(f"cannot pickle {function!r} and its arguments for a worker: {exc}") from exc
-        target = self._place(worker)
+        target = self._place(worker, node)
         link_pid, link_tag = link or (0, 0)
         config = self._in_environment(config or EnvConfig())
         encoded = frames.encode_config(config)
@@ -221,7 +230,11 @@ class Runtime(Supervisor):
             config.environment_id = next(self._environment_ids)
         return config
 
-    def _place(self, worker: int | None) -> int:
+    def _place(self, worker: int | None, node: int | None = None) -> int:
+        if node is not None and node != self.node_id:  # another node of the cluster: its gateway places it
+            if node not in self._hub.nodes:
+                raise SpawnError(f"no node {node} in the cluster (live: {sorted(self._hub.nodes)})")
+            return place_of(make_pid(node, ANY_WORKER if worker is None else worker, 0))
         workers = self.worker_ids
         target = worker if worker is not None else workers[next(self._placement) % len(workers)]
         if target not in workers:
@@ -330,7 +343,7 @@ class Runtime(Supervisor):
         tag = tag - 2**64 if tag >= 2**63 else tag
         with self._lock:
             self._check_open()
-            if worker_of(pid) == REGISTRY:
+            if self._hub.route(pid) == REGISTRY:
                 return  # hosts no processes: dropped, as a message to any missing process is
             self._hub.reply(pid, frames.Message(pid, self.pid, tag, bytes(data), ()))
             self._flush()
@@ -433,22 +446,25 @@ class Runtime(Supervisor):
         self._check_open()
         if not self._hosted(pid):
             return False
-        reply = self._request(worker_of(pid), lambda r: frames.Exists(r, self.pid, pid), timeout)
+        reply = self._request(self._hub.route(pid), lambda r: frames.Exists(r, self.pid, pid), timeout)
         return bool(reply.exists)
 
     def registry_put(self, name: str, pid: int, timeout: float | None = 10.0) -> None:
-        reply = self._request(REGISTRY, lambda r: frames.RegistryPut(r, self.pid, name, 0, pid), timeout)
+        put = lambda r: frames.RegistryPut(r, self.pid, name, node_of(pid), pid)  # noqa: E731
+        reply = self._request(self._hub.names_at, put, timeout)
         if reply.error:
             raise LunaticError(reply.error)
 
     def registry_get(self, name: str, timeout: float | None = 10.0) -> int | None:
-        reply = self._request(REGISTRY, lambda r: frames.RegistryGet(r, self.pid, name, False), timeout)
+        reply = self._request(
+            self._hub.names_at, lambda r: frames.RegistryGet(r, self.pid, name, False), timeout
+        )
         if reply.error:
             raise LunaticError(reply.error)
         return int(reply.pid) if reply.found else None
 
     def registry_remove(self, name: str, timeout: float | None = 10.0) -> None:
-        self._request(REGISTRY, lambda r: frames.RegistryRemove(r, self.pid, name), timeout)
+        self._request(self._hub.names_at, lambda r: frames.RegistryRemove(r, self.pid, name), timeout)
 
     def stats(self, timeout: float | None = 10.0) -> list[dict[str, Any]]:
         """Each worker's figures: live processes, capacity and what bounds it, address space its
@@ -479,7 +495,7 @@ class Runtime(Supervisor):
 
     def registry_names(self, timeout: float | None = 10.0) -> list[tuple[str, str | None, int]]:
         """Every registry entry as ``(name, version or None, pid)``, sorted by name, then version."""
-        reply = self._request(REGISTRY, lambda r: frames.Stats(r, self.pid), timeout)
+        reply = self._request(self._hub.names_at, lambda r: frames.Stats(r, self.pid), timeout)
         return [(name, version, pid) for name, version, _, pid in msgpack.unpackb(reply.payload)["names"]]
 
 

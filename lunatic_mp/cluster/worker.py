@@ -235,10 +235,10 @@ class Worker(Hub):
         (the same frame back), or learns that it is dead already (ProcessGone)."""
         process = self.engine.processes.get(frame.to)
         if process is None:
-            self.send(REGISTRY, frames.ProcessGone(frame.to))
+            self.send(self.names_at, frames.ProcessGone(frame.to))
         else:
             process.registered = True
-            self.send(REGISTRY, frames.RegistryWatch(frame.to))
+            self.send(self.names_at, frames.RegistryWatch(frame.to))
 
     def _on_worker_started(self, frame: frames.WorkerStarted) -> None:
         self.worker_started(frame.worker)

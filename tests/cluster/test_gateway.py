@@ -1,0 +1,143 @@
+"""Two nodes of a cluster in one test: two runtimes whose gateways link them over TCP on loopback
+(the Ray layer above only decides who is in the cluster; these tests decide it themselves)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cluster.gateway import MAGIC, Gateway
+from lunatic_mp.errors import ClusterError, SpawnError
+from lunatic_mp.pids import node_of
+from lunatic_mp.vm.finished import Outcome
+from lunatic_mp.vm.mailbox import Kind
+
+GUESTS = Path(__file__).parents[1] / "guests"
+SECRET = os.urandom(32)
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def nodes() -> Iterator[tuple[Runtime, Runtime]]:
+    one, two = Gateway(1, SECRET), Gateway(2, SECRET, tags={"region": "eu"})
+    first = Runtime(workers=1, gateway=one)
+    second = Runtime(workers=1, gateway=two)
+    table = {1: (one.address, {}), 2: (two.address, {"region": "eu"})}
+    one.set_nodes(table)
+    two.set_nodes(table)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_spawn_on_another_node_runs_there_and_is_joined_here(nodes: tuple[Runtime, Runtime]) -> None:
+    first, _ = nodes
+    module = first.load_module(GUESTS / "rt_basic.wat")  # only node 1 has it: it travels with the spawn
+    pid = first.spawn(module, "add", (2, 3), node=2)
+    assert node_of(pid) == 2
+    finished = first.join(pid, TIMEOUT)
+    assert finished is not None and finished.outcome is Outcome.NORMAL and finished.result == (5,)
+
+
+def test_messages_both_ways_between_the_host_program_and_a_process_on_another_node(
+    nodes: tuple[Runtime, Runtime],
+) -> None:
+    first, _ = nodes
+    module = first.load_module(GUESTS / "rt_basic.wat")
+    echo = first.spawn(module, "echo", (1,), node=2)
+    first.send(echo, b"hello", tag=3)
+    reply = first.receive(timeout=TIMEOUT)
+    assert reply is not None and reply.tag == 4
+    assert bytes(reply.data) == b"hello" + struct.pack("<q", echo)
+
+
+def test_guests_play_ping_pong_across_nodes(nodes: tuple[Runtime, Runtime]) -> None:
+    first, second = nodes
+    module = first.load_module(GUESTS / "rt_basic.wat")
+    ponger = second.spawn(second.load_module(GUESTS / "rt_basic.wat"), "pong", (500,))
+    pinger = first.spawn(module, "ping", (ponger, 500))
+    done = first.join(pinger, TIMEOUT)
+    assert done is not None and done.result == (500,)
+
+
+def test_order_is_kept_from_a_sender_on_one_node_to_a_receiver_on_the_other(
+    nodes: tuple[Runtime, Runtime],
+) -> None:
+    first, second = nodes
+    module = first.load_module(GUESTS / "rt_basic.wat")
+    checker = first.spawn(module, "check_seq", (5000,))
+    second.spawn(second.load_module(GUESTS / "rt_basic.wat"), "send_seq", (checker, 5000))
+    done = first.join(checker, TIMEOUT)
+    assert done is not None and done.result[0] == 5000
+    assert node_of(done.result[1]) == 2
+
+
+def test_names_registered_on_one_node_are_found_on_the_other(nodes: tuple[Runtime, Runtime]) -> None:
+    first, second = nodes
+    parked = second.spawn(second.load_module(GUESTS / "rt_basic.wat"), "park")
+    second.registry_put("cluster-test-name", parked)
+    assert first.registry_get("cluster-test-name") == parked
+    first.registry_remove("cluster-test-name")
+    assert second.registry_get("cluster-test-name") is None
+    second.kill(parked)
+
+
+def test_exists_and_kill_across_nodes(nodes: tuple[Runtime, Runtime]) -> None:
+    first, _ = nodes
+    parked = first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "park", node=2)
+    assert first.exists(parked)
+    first.kill(parked, "stop")
+    finished = first.join(parked, TIMEOUT)
+    assert finished is not None and finished.outcome is Outcome.KILLED
+    assert not first.exists(parked)
+
+
+def test_a_spawn_on_an_unknown_node_fails_clearly(nodes: tuple[Runtime, Runtime]) -> None:
+    first, _ = nodes
+    with pytest.raises(SpawnError, match="no node 9"):
+        first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "add", (1, 2), node=9)
+
+
+def test_a_stranger_without_the_secret_cannot_link() -> None:
+    gateway = Gateway(1, SECRET)
+    try:
+        with socket.create_connection(gateway.address, timeout=TIMEOUT) as sock:
+            sock.sendall(MAGIC + struct.pack("<I", 2) + os.urandom(32))
+            hello = sock.recv(len(MAGIC) + 4 + 32)
+            assert hello.startswith(MAGIC)
+            sock.sendall(os.urandom(32))  # a guess at the proof
+            sock.settimeout(TIMEOUT)
+            rest = sock.recv(1024)
+            while rest:  # the gateway sends its own proof, then closes on the bad one
+                rest = sock.recv(1024)
+    finally:
+        gateway.close()
+    with pytest.raises(ClusterError, match="at least 16 bytes"):
+        Gateway(1, b"short")
+
+
+def test_a_lost_node_fails_monitors_and_joins_of_its_processes() -> None:
+    one, two = Gateway(1, SECRET), Gateway(2, SECRET)
+    with Runtime(workers=1, gateway=one) as first, Runtime(workers=1, gateway=two) as second:
+        table = {1: (one.address, {}), 2: (two.address, {})}
+        one.set_nodes(table)
+        two.set_nodes(table)
+        parked = first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "park", node=2)
+        first.monitor(parked)
+        one.node_lost(2, "killed by the test")
+        died = first.receive(timeout=TIMEOUT)
+        assert died is not None and died.kind is Kind.PROCESS_DIED and died.pid == parked
+        finished = first.join(parked, TIMEOUT)
+        assert finished is not None and finished.outcome is Outcome.FAILED
+        assert "node 2 lost" in finished.message
+        with pytest.raises(SpawnError, match="no node 2"):
+            first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "add", (1, 2), node=2)
+        assert second.node_id == 2
