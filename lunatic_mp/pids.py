@@ -29,6 +29,8 @@ def node_of(pid: int) -> int:
 PLACE_BITS = 16
 """A *place* is ``pid >> 32``: a node and a worker, ``(node << 16) | worker``."""
 WORKER_MASK = (1 << PLACE_BITS) - 1
+ANY_WORKER = WORKER_MASK
+"""The worker of a place on another node that means "whichever worker that node chooses" (a spawn)."""
 
 
 def place_of(pid: int) -> int:

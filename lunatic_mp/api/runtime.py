@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.gateway import ANY_WORKER
 from lunatic_mp.cluster.supervisor import Supervisor
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError, PluginError, SpawnError
-from lunatic_mp.pids import REGISTRY, make_pid, node_of, place_of
+from lunatic_mp.pids import ANY_WORKER, REGISTRY, make_pid, node_of, place_of
 from lunatic_mp.vm import arguments, wasm
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
 from lunatic_mp.vm.finished import Finished, Outcome

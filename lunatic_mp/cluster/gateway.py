@@ -38,7 +38,7 @@ from typing import Protocol
 
 from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
 from lunatic_mp.errors import ClusterError, LunaticError
-from lunatic_mp.pids import PLACE_BITS, WORKER_MASK, node_of_place
+from lunatic_mp.pids import ANY_WORKER, PLACE_BITS, WORKER_MASK, node_of_place
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,6 @@ MAX_MODULE_SIZE = 256 * 1024 * 1024
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Bytes queued for one link past which the pump waits for it to drain (backpressure: the rings
 to the supervisor fill, and the workers' sending processes pause)."""
-ANY_WORKER = WORKER_MASK
-"""The worker of a place that means "whichever worker the node chooses" (a spawn)."""
 
 _HEADER = struct.Struct("<IB")
 _PLACE = struct.Struct("<Q")
@@ -240,15 +238,28 @@ class Gateway:
     # --- links ---------------------------------------------------------------------------------
 
     def _dial(self, peer: Peer) -> None:
-        try:
-            sock = socket.create_connection(peer.address, timeout=HANDSHAKE_TIMEOUT_S)
-            other = self._handshake(sock, dialing=True)
-            if other != peer.node:
-                raise ClusterError(f"{peer.address} answered as node {other}, not node {peer.node}")
-        except (OSError, ClusterError) as exc:
-            log.warning("cannot link to node %d at %s:%d: %s", peer.node, *peer.address, exc)
+        """Link to a node with a higher id, trying again (backing off up to a second) until it
+        answers, is lost, or the gateway closes; frames for it wait meanwhile."""
+        delay = 0.01
+        while not peer.closed and not self._closed:
+            try:
+                sock = socket.create_connection(peer.address, timeout=HANDSHAKE_TIMEOUT_S)
+                try:
+                    other = self._handshake(sock, dialing=True)
+                except BaseException:
+                    sock.close()
+                    raise
+                if other != peer.node:
+                    sock.close()
+                    raise ClusterError(f"{peer.address} answered as node {other}, not node {peer.node}")
+            except (OSError, ClusterError) as exc:
+                log.info("cannot link to node %d at %s:%d yet: %s", peer.node, *peer.address, exc)
+                with peer.changed:
+                    peer.changed.wait(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._run_link(peer.node, sock)
             return
-        self._run_link(peer.node, sock)
 
     def _accept_loop(self) -> None:
         while not self._closed:
@@ -295,8 +306,13 @@ class Gateway:
     def _run_link(self, node: int, sock: socket.socket) -> None:
         with self._lock:
             peer = self._peers.get(node)
-            if peer is None or node in self._lost or peer.sock is not None or self._closed:
-                sock.close()  # unknown, lost, or linked already
+            if peer is None and node not in self._lost and not self._closed:
+                # it proved it holds the secret, and dialed first: its address and tags come
+                # with the next table
+                address = sock.getpeername()[:2]
+                peer = self._peers[node] = Peer(node, (str(address[0]), int(address[1])), {})
+            if peer is None or peer.sock is not None or peer.closed or self._closed:
+                sock.close()  # lost, or linked already
                 return
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -375,18 +391,16 @@ class Gateway:
                 log.warning("module %s from node %d does not compile: %s", name, peer.node, exc)
 
     def _link_broke(self, peer: Peer, why: str) -> None:
-        """A link failed. The node is not declared lost for it (its owner decides, with Ray):
-        frames queued meanwhile wait, and the dialing side dials again."""
+        """A link failed while both nodes run: frames may have been lost in it, so this node
+        treats the other as lost (links and monitors into it fire), never as silently short of
+        some frames. Fail-stop: it stays lost here, whatever Ray says of it."""
         if peer.closed or self._closed:
             return
-        log.warning("link to node %d broke: %s", peer.node, why)
-        with self._lock:
-            sock, peer.sock = peer.sock, None
+        sock = peer.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
-        if self.node_id < peer.node and not peer.closed:
-            self._start(self._dial, f"lunatic-mp-gateway-dial-{peer.node}", peer)
+        self.node_lost(peer.node, f"its link broke ({why})")
 
     def _close_peer(self, peer: Peer) -> None:
         with peer.changed:

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.gateway import ANY_WORKER
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, node_of, place_of
+from lunatic_mp.pids import ANY_WORKER, FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, node_of, place_of
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.module import Module, ModuleCache
 

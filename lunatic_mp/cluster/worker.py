@@ -30,7 +30,7 @@ from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.specs import WorkerSpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, is_foreign, node_of_place, worker_of
+from lunatic_mp.pids import FIRST_WORKER, SUPERVISOR, is_foreign, node_of_place, worker_of
 from lunatic_mp.vm import core
 from lunatic_mp.vm.engine import Engine
 from lunatic_mp.vm.host.process import PARAM_KINDS

@@ -13,6 +13,7 @@ import pytest
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster.gateway import MAGIC, Gateway
+from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ClusterError, SpawnError
 from lunatic_mp.pids import node_of
 from lunatic_mp.vm.finished import Outcome
@@ -141,3 +142,28 @@ def test_a_lost_node_fails_monitors_and_joins_of_its_processes() -> None:
         with pytest.raises(SpawnError, match="no node 2"):
             first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "add", (1, 2), node=2)
         assert second.node_id == 2
+
+
+def test_a_guest_uses_lunatic_distributed_across_nodes(nodes: tuple[Runtime, Runtime]) -> None:
+    """What a lunatic-rs guest does with lunatic::distributed: list and look up nodes, spawn on
+    another node by module id, send there, and request/reply with a process there."""
+    first, second = nodes
+
+    def run(function: str, *params: int) -> tuple[object, ...]:
+        config = EnvConfig(can_spawn_processes=True)
+        pid = first.spawn(first.load_module(GUESTS / "dist_cluster.wat"), function, params, config)
+        finished = first.join(pid, TIMEOUT)
+        assert finished is not None and finished.outcome is Outcome.NORMAL, finished
+        return finished.result
+
+    assert run("nodes") == (2, 2, 1, 2, 1)
+    assert run("lookup_eu") == (0, 1, 1, 2)
+    status, child = run("spawn_on", 2, 1, first.pid)
+    assert status == 0 and node_of(int(child)) == 2  # type: ignore[call-overload]
+    report = first.receive(timeout=TIMEOUT)
+    assert report is not None and report.tag == 11 and int.from_bytes(bytes(report.data), "little") == 2
+    assert run("spawn_unknown_module", 2) == (2,)
+    echo = second.spawn(second.load_module(GUESTS / "rt_basic.wat"), "echo", (1,))
+    status, tag, value = run("request", 2, echo)
+    assert (status, tag, value) == (0, 8, 4242)
+    assert run("send_nowhere") == (2,)

@@ -47,18 +47,52 @@ def decode_params(data: bytes) -> list[tuple[int, Any]]:
     return params
 
 
+def config_of(process: Process, config_id: int) -> EnvConfig:
+    if config_id == -1:
+        return process.config
+    return lookup(process.resources.configs, config_id, "config")
+
+
+def module_of(process: Process, module_id: int) -> Module:
+    if module_id == -1:
+        return process.module
+    return lookup(process.resources.modules, module_id, "module")
+
+
+def read_spawn_request(
+    engine: HostEngine,
+    parent: Process,
+    config_id: int,
+    module_id: int,
+    function_at: tuple[int, int],
+    params_at: tuple[int, int],
+) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:
+    """What a guest asks to spawn (a config and module by resource id, -1 its own; the function
+    name's and the parameters' pointer and length); bad input traps the guest, a config that
+    grants too much raises :class:`SpawnRefused`."""
+    if not parent.config.can_spawn_processes:
+        raise GuestTrap("this process is not allowed to spawn processes")
+    if parent.phase.value == "instantiating":
+        raise GuestTrap("cannot spawn while the module is still initializing (start function)")
+    memory = memory_of(parent, engine)
+    config = config_of(parent, config_id)  # -1: the parent's own, which never changes: shared
+    if config_id != -1:  # a config the guest built stays in its environment, and under its bound
+        config = config.copy()  # the guest may change its config after this spawn
+        config.environment_id = parent.config.environment_id
+        config.max_processes = parent.config.max_processes
+        config.max_env_memory = parent.config.max_env_memory
+        refusal = grants.excess(config, parent.config)
+        if refusal is not None:
+            raise SpawnRefused(f"the config grants more than its creator holds: {refusal}")
+        grants.resolve_dirs(config)
+    module = module_of(parent, module_id)
+    function = memory.read_str(*function_at)
+    params = decode_params(memory.read(*params_at))
+    return module, function, params, config
+
+
 def register(engine: HostEngine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
-
-    def config_of(process: Process, config_id: int) -> EnvConfig:
-        if config_id == -1:
-            return process.config
-        return lookup(process.resources.configs, config_id, "config")
-
-    def module_of(process: Process, module_id: int) -> Module:
-        if module_id == -1:
-            return process.module
-        return lookup(process.resources.modules, module_id, "module")
 
     # -- modules
     def compile_module(data_ptr: int, data_len: int, id_ptr: int) -> int:
@@ -130,26 +164,9 @@ def register(engine: HostEngine) -> None:
         parent: Process, config_id: int, module_id: int, fn_ptr: int, fn_len: int, params_ptr: int,
         params_len: int,
     ) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:  # fmt: skip
-        """What a guest asks to spawn; bad input traps the guest."""
-        if not parent.config.can_spawn_processes:
-            raise GuestTrap("this process is not allowed to spawn processes")
-        if parent.phase.value == "instantiating":
-            raise GuestTrap("cannot spawn while the module is still initializing (start function)")
-        memory = memory_of(parent, engine)
-        config = config_of(parent, config_id)  # -1: the parent's own, which never changes: shared
-        if config_id != -1:  # a config the guest built stays in its environment, and under its bound
-            config = config.copy()  # the guest may change its config after this spawn
-            config.environment_id = parent.config.environment_id
-            config.max_processes = parent.config.max_processes
-            config.max_env_memory = parent.config.max_env_memory
-            refusal = grants.excess(config, parent.config)
-            if refusal is not None:
-                raise SpawnRefused(f"the config grants more than its creator holds: {refusal}")
-            grants.resolve_dirs(config)
-        module = module_of(parent, module_id)
-        function = memory.read_str(fn_ptr, fn_len)
-        params = decode_params(memory.read(params_ptr, params_len))
-        return module, function, params, config
+        return read_spawn_request(
+            engine, parent, config_id, module_id, (fn_ptr, fn_len), (params_ptr, params_len)
+        )
 
     def both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
         def call() -> None:
