@@ -30,6 +30,7 @@ from lunatic_mp.vm.params import PARAM_TYPE_BYTES, typed_args
 if TYPE_CHECKING:
     from lunatic_mp.api.executor import WasmExecutor
     from lunatic_mp.api.handles import Environment, Registry
+    from lunatic_mp.cluster.nodes import RayCluster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +55,36 @@ class Runtime(Supervisor):
     ...     module = runtime.load_module(examples.path("hello.wat"))
     ...     pid = runtime.spawn(module, "_start", config=EnvConfig.permissive())
     """
+
+    def __init__(self, workers: int | None = None, *, cluster: str | None = None, **options: Any) -> None:
+        """``workers``: worker processes (one per CPU by default); ``cluster``: the address of a
+        Ray cluster (``"auto"``: the one ``ray start`` made here) whose every other node this
+        runtime spans, as node 1 (docs/cluster.md); the other options are the
+        :class:`~lunatic_mp.cluster.supervisor.Supervisor`'s."""
+        self.cluster: RayCluster | None = None
+        if cluster is not None:
+            from lunatic_mp.cluster.nodes import RayCluster
+
+            self.cluster = RayCluster(cluster)
+            options["gateway"] = self.cluster.gateway
+        super().__init__(workers, **options)
+        if self.cluster is not None:
+            try:
+                self.wait_started()
+                self.cluster.start_agents()
+            except BaseException:
+                self.close()
+                raise
+
+    def nodes(self) -> dict[int, dict[str, str]]:
+        """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""
+        with self._lock:
+            return {node: dict(tags) for node, tags in self._hub.nodes.items()}
+
+    def close(self) -> None:
+        super().close()
+        if self.cluster is not None:
+            self.cluster.close()
 
     # --- the host program's API -----------------------------------------------------------------
 

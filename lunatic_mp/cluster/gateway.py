@@ -177,9 +177,9 @@ class Gateway:
         if peer is not None:
             self._close_peer(peer)
         log.warning("node %d of the cluster lost: %s", node, cause)
+        self._notify_table()  # first: whoever hears of a death there finds the node gone
         if self._host is not None:
             self._host.node_lost(node, 0, f"node {node} lost: {cause}")
-        self._notify_table()
 
     def _notify_table(self) -> None:
         if self._host is not None:

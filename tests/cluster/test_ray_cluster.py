@@ -1,0 +1,105 @@
+"""A cluster on Ray: three simulated nodes on loopback (tests/cluster/ray_harness.py) that a
+``Runtime(cluster=...)`` spans, as node 1 beside them. Skipped, saying so, where Ray is not
+installed (``pip install 'lunatic-mp[cluster]'``; CI installs it)."""
+
+from __future__ import annotations
+
+import signal
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="Ray is not installed: pip install 'lunatic-mp[cluster]'")
+
+from ray_harness import RayClusterHandle, ray_cluster
+
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.pids import node_of
+from lunatic_mp.vm.finished import Outcome
+from lunatic_mp.vm.mailbox import Kind
+
+GUESTS = Path(__file__).parents[1] / "guests"
+TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[RayClusterHandle, Runtime]]:
+    with ray_cluster(3, labels=[{"region": "eu"}, {"region": "us"}, {"region": "us"}]) as handle:
+        runtime = Runtime(workers=1, cluster=handle.address)
+        try:
+            yield handle, runtime
+        finally:
+            runtime.close()
+
+
+def test_the_runtime_spans_every_node_with_its_tags(cluster: tuple[RayClusterHandle, Runtime]) -> None:
+    _, runtime = cluster
+    nodes = runtime.nodes()
+    assert sorted(nodes) == [1, 2, 3, 4]
+    assert sorted(tags.get("region", "") for tags in nodes.values()) == ["", "eu", "us", "us"]
+
+
+def test_spawns_and_messages_on_every_node(cluster: tuple[RayClusterHandle, Runtime]) -> None:
+    _, runtime = cluster
+    module = runtime.load_module(GUESTS / "rt_basic.wat")
+    for node in (2, 3, 4):
+        pid = runtime.spawn(module, "add", (node, 1), node=node)
+        assert node_of(pid) == node
+        finished = runtime.join(pid, TIMEOUT)
+        assert finished is not None and finished.result == (node + 1,)
+        echo = runtime.spawn(module, "echo", (1,), node=node)
+        runtime.send(echo, b"ping", tag=20)
+        reply = runtime.receive(timeout=TIMEOUT)
+        assert reply is not None and bytes(reply.data) == b"ping" + struct.pack("<q", echo)
+
+
+def test_guests_on_two_other_nodes_keep_their_messages_in_order(
+    cluster: tuple[RayClusterHandle, Runtime],
+) -> None:
+    _, runtime = cluster
+    module = runtime.load_module(GUESTS / "rt_basic.wat")
+    checker = runtime.spawn(module, "check_seq", (3000,), node=2)
+    runtime.spawn(module, "send_seq", (checker, 3000), node=3)
+    done = runtime.join(checker, TIMEOUT)
+    assert done is not None and done.result[0] == 3000 and node_of(done.result[1]) == 3
+
+
+def lose_node(
+    cluster: tuple[RayClusterHandle, Runtime], node: int, how: signal.Signals
+) -> tuple[float, Runtime]:
+    """Signal every process of ``node``'s Ray node; how long until the host program's monitor
+    of a process there fired."""
+    handle, runtime = cluster
+    assert runtime.cluster is not None
+    parked = runtime.spawn(runtime.load_module(GUESTS / "rt_basic.wat"), "park", node=node)
+    runtime.monitor(parked)
+    started = time.monotonic()
+    handle.worker(runtime.cluster.ray_nodes[node]).signal(how)
+    died = runtime.receive(timeout=TIMEOUT)
+    elapsed = time.monotonic() - started
+    assert died is not None and died.kind is Kind.PROCESS_DIED and died.pid == parked
+    finished = runtime.join(parked, TIMEOUT)
+    assert finished is not None and finished.outcome is Outcome.FAILED
+    assert f"node {node} lost" in finished.message
+    assert node not in runtime.nodes()
+    return elapsed, runtime
+
+
+def test_a_frozen_node_is_lost_when_ray_says_so(cluster: tuple[RayClusterHandle, Runtime]) -> None:
+    """SIGSTOP of a whole node: its links stay open, so only Ray's health checks (tuned to about
+    1.5 s here) can tell; the node is then lost for every other node too."""
+    elapsed, runtime = lose_node(cluster, 3, signal.SIGSTOP)
+    assert elapsed < 15.0, f"a frozen node took {elapsed:.1f} s to be lost"  # about 2.7 s
+    module = runtime.load_module(GUESTS / "rt_basic.wat")
+    pid = runtime.spawn(module, "add", (1, 1), node=2)  # the survivors carry on
+    finished = runtime.join(pid, TIMEOUT)
+    assert finished is not None and finished.result == (2,)
+
+
+def test_a_killed_node_is_lost_everywhere_within_seconds(cluster: tuple[RayClusterHandle, Runtime]) -> None:
+    """kill -9 of a whole node: its links break at once."""
+    elapsed, _ = lose_node(cluster, 4, signal.SIGKILL)
+    assert elapsed < 10.0, f"a killed node took {elapsed:.1f} s to be lost"  # well under a second
