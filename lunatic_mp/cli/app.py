@@ -79,8 +79,20 @@ main.add_command(doctor)
     show_default=True,
     help="Messages a mailbox holds before its senders wait for room; 0: no bound.",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Span a Ray cluster: its address, or auto for the one `ray start` joined here (docs/cluster.md).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(module: Path, dirs: tuple[str, ...], workers: int, max_mailbox: int, args: tuple[str, ...]) -> None:
+def run(
+    module: Path,
+    dirs: tuple[str, ...],
+    workers: int,
+    max_mailbox: int,
+    cluster: str | None,
+    args: tuple[str, ...],
+) -> None:
     """Run MODULE's `_start` as the root process, with every permission.
 
     Arguments after `--` reach the guest as WASI arguments; environment variables are
@@ -92,7 +104,7 @@ def run(module: Path, dirs: tuple[str, ...], workers: int, max_mailbox: int, arg
     """
     template = _start_template() if workers > 1 else None  # first: it boots while the rest is imported
     try:
-        _run(module, dirs, workers, max_mailbox, args, template)
+        _run(module, dirs, workers, max_mailbox, cluster, args, template)
     finally:
         if template is not None:  # the runtime closed it, unless it never started
             template.close(TEMPLATE_STOP_S)
@@ -103,6 +115,7 @@ def _run(
     dirs: tuple[str, ...],
     workers: int,
     max_mailbox: int,
+    cluster: str | None,
     args: tuple[str, ...],
     template: Template | None,
 ) -> None:
@@ -116,10 +129,10 @@ def _run(
     try:
         for directory in dirs:
             config.preopen(directory)
-        if workers == 1:
+        if workers == 1 and cluster is None:
             finished = _run_here(module, config)
         else:
-            finished = _run_on_workers(module, config, workers, template)
+            finished = _run_on_workers(module, config, workers, template, cluster)
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
@@ -236,7 +249,7 @@ def _start_template() -> Template | None:
 
 
 def _run_on_workers(
-    module: Path, config: EnvConfig, workers: int, template: Template | None
+    module: Path, config: EnvConfig, workers: int, template: Template | None, cluster: str | None = None
 ) -> Finished | str:
     """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly. The module compiles
     while the processes start (spawn waits for them)."""
@@ -244,7 +257,9 @@ def _run_on_workers(
 
     signal.signal(signal.SIGTERM, _exit_on_signal)
     runtime: Runtime
-    with Runtime(workers=workers, wait=False, import_main=False, template=template) as runtime:
+    with Runtime(
+        workers=workers, wait=False, import_main=False, template=template, cluster=cluster
+    ) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
         # Ctrl-C sets a flag rather than raising KeyboardInterrupt, which Python drops when it
         # lands in a finalizer (a wasmtime object's __del__): the run then waited for ever.

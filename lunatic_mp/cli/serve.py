@@ -106,6 +106,11 @@ def _log_announce(line: str) -> None:
     "--workers", type=click.IntRange(min=1), help="Worker processes (default: the config's, or one per CPU)."
 )
 @click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Span a Ray cluster: its address, or auto for the one `ray start` joined here (docs/cluster.md).",
+)
+@click.option(
     "--control",
     metavar="ADDRESS",
     help="Control socket: a path (unix:PATH), or tcp:HOST:PORT (then a token is required).",
@@ -138,6 +143,7 @@ def serve(
     ctx: click.Context,
     config_file: Path | None,
     workers: int | None,
+    cluster: str | None,
     control: str | None,
     token: str | None,
     metrics: str | None,
@@ -176,6 +182,7 @@ def serve(
         config = load_config(config_file) if config_file is not None else example_config()
         if workers is not None:
             config.workers = workers
+        config.cluster = cluster
         if control is not None:
             config.control.address = parse_address(control)
         if token is not None:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 AGENT_START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 WATCH_POLL_S = 0.2
+NODE_IP_VARIABLE = "LUNATIC_MP_NODE_IP"
+"""Set it to the address the other nodes reach this host at, where Ray's guess is wrong (a host
+with several addresses, or simulated nodes on loopback)."""
 
 
 def _ray() -> Any:
@@ -91,8 +94,12 @@ class RayCluster:
     def __init__(self, address: str = "auto", *, tags: dict[str, str] | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
+            options: dict[str, Any] = {}
+            node_ip = os.environ.get(NODE_IP_VARIABLE)
+            if node_ip:  # a host with several addresses: the one Ray's nodes reach this one at
+                options["_node_ip_address"] = node_ip
             try:
-                ray.init(address=address, logging_level="WARNING")
+                ray.init(address=address, logging_level="WARNING", **options)
             except ConnectionError as exc:
                 raise ClusterError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
         self._ray = ray

@@ -183,6 +183,8 @@ class ServeConfig:
     """Everything ``lunatic-mp serve`` needs to start."""
 
     workers: int | None = None
+    cluster: str | None = None
+    """The Ray cluster the server spans (``--cluster``; docs/cluster.md), or None: this machine."""
     modules: dict[str, Path] = field(default_factory=dict)
     processes: list[ProcessSpec] = field(default_factory=list)
     control: ControlConfig = field(default_factory=ControlConfig)

@@ -108,11 +108,16 @@ class Server(ControlMethods):
         """Start the runtime, compile the modules, spawn the boot processes (blocking: call it
         on the main thread before :meth:`serve`)."""
         config = self.config
-        runtime = Runtime(workers=config.workers, max_metric_series=config.metrics_max_series)
+        runtime = Runtime(
+            workers=config.workers, max_metric_series=config.metrics_max_series, cluster=config.cluster
+        )
         self.runtime = runtime
         self.announce(
             f"started {runtime.worker_count} worker{_s(runtime.worker_count)} (run {runtime.run_id})"
         )
+        if config.cluster is not None:
+            nodes = runtime.nodes()
+            self.announce(f"spanning a Ray cluster of {len(nodes)} node{_s(len(nodes))}: {sorted(nodes)}")
         self.modules = self._compile()
         self.module_names.update((module.digest, name) for name, module in self.modules.items())
         for name, module in self.modules.items():

@@ -4,8 +4,11 @@ installed (``pip install 'lunatic-mp[cluster]'``; CI installs it)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'lunatic-mp[cluster]'")
 
-from ray_harness import RayClusterHandle, ray_cluster
+from ray_harness import HEAD_IP, RayClusterHandle, ray_cluster
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.pids import node_of
@@ -22,6 +25,7 @@ from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.mailbox import Kind
 
 GUESTS = Path(__file__).parents[1] / "guests"
+EXAMPLES = Path(__file__).parents[2] / "lunatic_mp" / "examples"
 TIMEOUT = 60.0
 
 
@@ -65,6 +69,20 @@ def test_guests_on_two_other_nodes_keep_their_messages_in_order(
     runtime.spawn(module, "send_seq", (checker, 3000), node=3)
     done = runtime.join(checker, TIMEOUT)
     assert done is not None and done.result[0] == 3000 and node_of(done.result[1]) == 3
+
+
+def test_lunatic_mp_run_spans_the_cluster(cluster: tuple[RayClusterHandle, Runtime]) -> None:
+    """`lunatic-mp run --cluster ADDRESS` runs a module as node 1 of the cluster, beside the
+    runtime of the fixture (a second host program, with agents of its own)."""
+    handle, _ = cluster
+    script = Path(sys.executable).parent / "lunatic-mp"
+    env = dict(os.environ, LUNATIC_MP_NODE_IP=HEAD_IP, RAY_AUTH_MODE="disabled")
+    result = subprocess.run(
+        [str(script), "run", "--cluster", handle.address, str(EXAMPLES / "hello.wat")],
+        capture_output=True, text=True, timeout=TIMEOUT * 2, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 4
 
 
 def lose_node(
