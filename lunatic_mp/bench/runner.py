@@ -40,7 +40,10 @@ from lunatic_mp.errors import BenchError
 if TYPE_CHECKING:
     from lunatic_mp.api.runtime import Runtime
 
-SCENARIOS = ("spawn", "pingpong", "stream", "ring", "fanout", "idle", "serve", "transport", "echo", "startup")
+SCENARIOS = (
+    "spawn", "pingpong", "stream", "ring", "fanout", "idle", "serve", "transport", "echo", "startup",
+    "cluster",
+)  # fmt: skip
 """Every scenario, in the order a full run takes them."""
 
 PACKAGE = "benchmarks"

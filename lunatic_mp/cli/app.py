@@ -184,7 +184,7 @@ def bench(
     plot_dir: Path | None,
 ) -> None:
     """Measure lunatic_mp against baselines run alongside: SCENARIO is spawn, pingpong, stream,
-    ring, fanout, idle, serve, transport, echo or startup (all when none is named).
+    ring, fanout, idle, serve, transport, echo, startup or cluster (all when none is named).
 
     Runs the scenarios of the source tree's benchmarks/ directory; see docs/benchmarks.md.
     """

@@ -36,7 +36,8 @@ NODE_IP_VARIABLE = "LUNATIC_MP_NODE_IP"
 with several addresses, or simulated nodes on loopback)."""
 
 
-def _ray() -> Any:
+def import_ray() -> Any:
+    """Ray, or a ClusterError saying how to install it (an optional dependency)."""
     try:
         import ray
     except ImportError:
@@ -58,9 +59,11 @@ class NodeAgent:
     def __init__(self, node_id: int, secret: bytes, workers: int, tags: dict[str, str]) -> None:
         from lunatic_mp.cluster.supervisor import Supervisor
 
-        host = _ray().util.get_node_ip_address()
+        host = import_ray().util.get_node_ip_address()
         self.gateway = Gateway(node_id, secret, host=host, tags=tags)
         self.closed = threading.Event()
+        self._parent = os.getppid()  # the raylet: this agent's Ray node
+        threading.Thread(target=self._watch_node, name="lunatic-mp-agent-watch", daemon=True).start()
         try:
             # the actor's main module is Ray's: the workers need nothing from it
             self.supervisor = Supervisor(workers=workers, gateway=self.gateway, import_main=False)
@@ -82,6 +85,14 @@ class NodeAgent:
         the agent lives (Ray fails it when the node dies)."""
         self.closed.wait()
 
+    def _watch_node(self) -> None:
+        """An agent whose own Ray node is gone (its raylet died: the agent was handed to init)
+        stops its runtime: the others have declared its node lost, and nothing it does counts."""
+        while not self.closed.wait(WATCH_POLL_S):
+            if os.getppid() != self._parent:
+                log.error("node %d: this node's Ray raylet is gone; stopping", self.gateway.node_id)
+                self.close()
+
     def close(self) -> None:
         if not self.closed.is_set():
             self.supervisor.close()
@@ -92,7 +103,7 @@ class RayCluster:
     """The host program's side: Ray, the node agents, the table of live nodes, node loss."""
 
     def __init__(self, address: str = "auto", *, tags: dict[str, str] | None = None) -> None:
-        ray = _ray()
+        ray = import_ray()
         if not ray.is_initialized():
             options: dict[str, Any] = {}
             node_ip = os.environ.get(NODE_IP_VARIABLE)
@@ -194,4 +205,4 @@ class RayCluster:
                 ray.kill(agent)
 
 
-__all__ = ["NodeAgent", "RayCluster", "node_tags"]
+__all__ = ["NodeAgent", "RayCluster", "import_ray", "node_tags"]

@@ -1,4 +1,4 @@
-"""A cluster on Ray: three simulated nodes on loopback (tests/cluster/ray_harness.py) that a
+"""A cluster on Ray: three simulated nodes on loopback (lunatic_mp.cluster.simulated) that a
 ``Runtime(cluster=...)`` spans, as node 1 beside them. Skipped, saying so, where Ray is not
 installed (``pip install 'lunatic-mp[cluster]'``; CI installs it)."""
 
@@ -17,9 +17,8 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'lunatic-mp[cluster]'")
 
-from ray_harness import HEAD_IP, RayClusterHandle, ray_cluster
-
 from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cluster.simulated import HEAD_IP, RayClusterHandle, ray_cluster
 from lunatic_mp.pids import node_of
 from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.mailbox import Kind

@@ -1,5 +1,6 @@
-"""A simulated Ray cluster on one machine, for the cluster tests: a head without CPUs and worker
-nodes, each a ``ray start`` process group on its own loopback address, with health checks tuned
+"""A Ray cluster of simulated nodes on this machine, for trying a cluster, for the tests and for
+``lunatic-mp bench cluster``: a head without CPUs and worker nodes, each a ``ray start`` process
+group on its own loopback address, with health checks tuned
 so that a dead node is noticed in about a second (defaults: 15 s or more).
 
 The head listens on 127.0.1.1, not 127.0.0.1: Ray rewrites 127.0.0.1 and localhost to the
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from lunatic_mp.cluster.nodes import import_ray
 
 RAY = str(Path(sys.executable).parent / "ray")
 HEAD_IP = "127.0.1.1"
@@ -97,8 +100,7 @@ def ray_cluster(
 ) -> Iterator[RayClusterHandle]:
     """Start a head and ``nodes`` worker nodes, connect this process's Ray to them, and take
     everything down at the end (nothing left running)."""
-    import ray
-
+    ray = import_ray()
     directory = Path(tempfile.mkdtemp(prefix="lmp_ray_", dir="/tmp"))  # short: socket paths
     with socket.socket() as probe:
         probe.bind((HEAD_IP, 0))

@@ -1,0 +1,156 @@
+"""cluster: three simulated Ray nodes on this machine (lunatic_mp.cluster.simulated), spanned by a
+``Runtime(cluster=...)`` as node 1.
+
+Measured between the agents of nodes 2 and 3: a round trip (the pingpong guests, timing each
+round trip themselves), a 64-byte stream, and how long a lost node takes to reach the host
+program as ProcessDied: a frozen node (SIGSTOP: only Ray's health checks can tell; the simulated
+cluster tunes them to about 1.5 s) and a killed one (kill -9: its links break). Beside them, on the
+same cluster: a Ray actor call's round trip to another node, and a round trip over plain TCP
+between two processes on loopback. Skipped, with a note, where Ray is not installed. All nodes
+share this machine's cores: a real cluster gives each its own.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import statistics
+import struct
+import time
+from multiprocessing import get_context
+from typing import Any
+
+from benchmarks import baselines
+from lunatic_mp import EnvConfig
+from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.bench.runner import Context, at_least, at_most
+from lunatic_mp.vm.mailbox import Kind
+from lunatic_mp.vm.module import Module
+
+TITLE = "messages, round trips and node loss across three simulated Ray nodes"
+REPORT_TAG = 7
+PERMISSIVE = EnvConfig.permissive()
+MESSAGE = bytes(64)
+
+
+def round_trips(runtime: Runtime, module: Module, count: int, first: int, second: int) -> list[float]:
+    """Sorted round trips in µs, ping on node ``first``, pong on node ``second``."""
+    ponger = runtime.spawn(module, "pong", (), PERMISSIVE, node=second)
+    pinger = runtime.spawn(module, "ping", (ponger, count, runtime.pid), PERMISSIVE, node=first)
+    report = runtime.receive(tags=[REPORT_TAG], timeout=600)
+    assert report is not None, "no report from the pinger"
+    for pid in (pinger, ponger):
+        finished = runtime.join(pid, timeout=60)
+        assert finished is not None and finished.ok, finished
+    return sorted(t / 1000 for t in struct.unpack(f"<{count}Q", bytes(report.data)))
+
+
+def stream(runtime: Runtime, module: Module, count: int, first: int, second: int) -> float:
+    """64-byte messages per second from node ``first`` to node ``second``."""
+    consumer = runtime.spawn(module, "consume", (count, 64), PERMISSIVE, node=second)
+    start = time.perf_counter()
+    producer = runtime.spawn(module, "produce", (consumer, count, 64), PERMISSIVE, node=first)
+    finished = runtime.join(consumer, timeout=600)
+    assert finished is not None and finished.result == (count,), finished
+    elapsed = time.perf_counter() - start
+    done = runtime.join(producer, timeout=60)
+    assert done is not None and done.ok, done
+    return count / elapsed
+
+
+def loss_s(runtime: Runtime, module: Module, node: int, how: signal.Signals, handle: Any) -> float:
+    """Seconds from signalling every process of ``node`` to the host program's ProcessDied."""
+    assert runtime.cluster is not None
+    parked = runtime.spawn(module, "pong", (), PERMISSIVE, node=node)
+    runtime.monitor(parked)
+    start = time.perf_counter()
+    handle.worker(runtime.cluster.ray_nodes[node]).signal(how)
+    died = runtime.receive(timeout=60)
+    assert died is not None and died.kind is Kind.PROCESS_DIED, died
+    return time.perf_counter() - start
+
+
+def ray_actor_round_trips(node_id: str, count: int) -> list[float]:
+    """Sorted round trips in µs of a Ray actor call to an actor on Ray node ``node_id``."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    class Echo:
+        def echo(self, data: bytes) -> bytes:
+            return data
+
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    actor = ray.remote(num_cpus=0)(Echo).options(scheduling_strategy=strategy).remote()
+    ray.get(actor.echo.remote(MESSAGE))
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        ray.get(actor.echo.remote(MESSAGE))
+        samples.append((time.perf_counter() - start) * 1e6)
+    ray.kill(actor)
+    return sorted(samples)
+
+
+def _tcp_echo(listener: socket.socket) -> None:
+    connection, _ = listener.accept()
+    with connection:
+        while data := connection.recv(len(MESSAGE)):
+            connection.sendall(data)
+
+
+def tcp_round_trips(count: int) -> list[float]:
+    """Sorted round trips in µs of 64 bytes over TCP on loopback, to another process."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    echo = get_context("fork").Process(target=_tcp_echo, args=(listener,), daemon=True)
+    echo.start()
+    samples = []
+    with socket.create_connection(listener.getsockname()) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            start = time.perf_counter()
+            sock.sendall(MESSAGE)
+            received = 0
+            while received < len(MESSAGE):
+                received += len(sock.recv(len(MESSAGE) - received))
+            samples.append((time.perf_counter() - start) * 1e6)
+    echo.join(10)
+    listener.close()
+    return sorted(samples)
+
+
+def run(ctx: Context) -> None:
+    if baselines.ray_missing() is not None:
+        ctx.note("cluster skipped: Ray is not installed (pip install 'lunatic-mp[cluster]')")
+        return
+    from lunatic_mp.cluster.simulated import ray_cluster
+
+    ctx.step("starting three simulated Ray nodes")
+    with ray_cluster(3, cpus=1) as handle, Runtime(workers=1, cluster=handle.address) as runtime:
+        module = runtime.load_module(ctx.guest("workers.wat"))
+        count = ctx.pick(5_000, 300)
+        ctx.step("round trips between nodes 2 and 3")
+        round_trips(runtime, module, 100, 2, 3)  # warm up: links, modules
+        samples = round_trips(runtime, module, count, 2, 3)
+        ctx.record("cross_node_p50_us", statistics.median(samples))
+        ctx.record("cross_node_p99_us", samples[int(len(samples) * 0.99)])
+        ctx.distribution("cluster round trip", "lunatic_mp, node to node", samples)
+        ctx.step("a 64-byte stream from node 2 to node 3")
+        rate = stream(runtime, module, ctx.pick(300_000, 10_000), 2, 3)
+        ctx.record("cross_node_64b_msgs_per_s", round(rate), target=at_least(500_000))
+        ctx.step("Ray actor calls to another node")
+        assert runtime.cluster is not None
+        ray_samples = ray_actor_round_trips(runtime.cluster.ray_nodes[3], ctx.pick(2_000, 100))
+        ctx.record("ray_actor_p50_us", statistics.median(ray_samples))
+        ctx.record("cross_node_vs_ray_actor_x", statistics.median(ray_samples) / statistics.median(samples))
+        ctx.step("TCP round trips on loopback")
+        tcp = tcp_round_trips(ctx.pick(20_000, 500))
+        ctx.record("tcp_p50_us", statistics.median(tcp))
+        ctx.step("a frozen node")
+        ctx.record(
+            "frozen_node_lost_s", loss_s(runtime, module, 4, signal.SIGSTOP, handle), target=at_most(5)
+        )
+        ctx.step("a killed node")
+        ctx.record(
+            "killed_node_lost_s", loss_s(runtime, module, 3, signal.SIGKILL, handle), target=at_most(3)
+        )
+    ctx.note("all three nodes and the host program share this machine's cores")
