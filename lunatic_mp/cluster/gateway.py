@@ -31,7 +31,6 @@ import os
 import socket
 import struct
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -54,6 +53,7 @@ MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Bytes queued for one link past which the pump waits for it to drain (backpressure: the rings
 to the supervisor fill, and the workers' sending processes pause)."""
 
+READ_SIZE = 1 << 18
 _HEADER = struct.Struct("<IB")
 _PLACE = struct.Struct("<Q")
 _NAME_LEN = struct.Struct("<H")
@@ -61,15 +61,12 @@ _NODE = struct.Struct("<I")
 
 
 class GatewayHost(Protocol):
-    """What the gateway needs of its node's supervisor (called on the supervisor's pump thread,
-    under its lock, except :meth:`wake` and :meth:`store_module`)."""
+    """What the gateway needs of its node's supervisor."""
 
-    def wake(self) -> None:
-        """Make the pump run (records arrived)."""
-
-    def deliver_forwarded(self, worker: int, payload: bytes) -> None:
-        """Put a frame that came from another node into ``worker``'s ring (or handle it, when it
-        is for the supervisor itself; ``ANY_WORKER``: choose one)."""
+    def deliver_forwarded(self, arrived: list[tuple[int, bytes]]) -> None:
+        """Put frames that came from another node, each with the worker it is for, into the
+        workers' rings (or handle those for the supervisor itself; ``ANY_WORKER``: choose one).
+        Called on a link's reader thread."""
 
     def nodes_changed(self, table: dict[int, dict[str, str]]) -> None:
         """The live nodes are now ``table`` (node id -> tags): tell the workers."""
@@ -84,7 +81,7 @@ class GatewayHost(Protocol):
         """Compile a module that came from another node into this node's cache (reader thread)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Peer:
     """Another node: its address and tags, its link (once connected), what is queued for it."""
 
@@ -93,6 +90,7 @@ class Peer:
     tags: dict[str, str]
     sock: socket.socket | None = None
     outgoing: bytearray = field(default_factory=bytearray)
+    sending: bool = False  # a thread is writing to the socket: the others leave it alone
     modules_sent: set[bytes] = field(default_factory=set)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
@@ -122,7 +120,7 @@ class Gateway:
         self._host: GatewayHost | None = None
         self._peers: dict[int, Peer] = {}
         self._lost: set[int] = set()
-        self._inbound: deque[tuple[int, bytes]] = deque()
+        self._dirty: set[Peer] = set()  # peers with frames queued since the last flush (the pump's)
         self._lock = threading.Lock()  # peers, lost and inbound, between the pump and the link threads
         self._listener = socket.create_server((host, port))
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
@@ -212,28 +210,36 @@ class Gateway:
         peer.frames_sent += 1
         with peer.changed:
             while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
+                peer.changed.notify_all()
                 peer.changed.wait(1.0)  # backpressure: the writer drains it
             if peer.closed:
                 return
             peer.outgoing += records
-            peer.changed.notify_all()
+        self._dirty.add(peer)
 
-    # --- frames in (the pump thread) -----------------------------------------------------------
-
-    def drain(self) -> int:
-        """Hand the frames that arrived to the supervisor; how many."""
-        host = self._host
-        if host is None:
-            return 0
-        count = 0
-        while True:
-            with self._lock:
-                if not self._inbound:
-                    return count
-                batch, self._inbound = self._inbound, deque()
-            for place, payload in batch:
-                host.deliver_forwarded(place & WORKER_MASK, payload)
-            count += len(batch)
+    def flush(self) -> None:
+        """Write what was queued since the last flush: straight into each link's socket when its
+        writer thread is idle and the socket takes it all (no thread hand-off: the common case),
+        else through the writer thread, which blocks on a full socket instead of the pump."""
+        dirty, self._dirty = self._dirty, set()
+        for peer in dirty:
+            sock = peer.sock
+            with peer.changed:
+                if peer.sending or not peer.outgoing or sock is None:
+                    peer.changed.notify_all()
+                    continue
+                data, peer.outgoing, peer.sending = peer.outgoing, bytearray(), True
+            try:
+                sent = sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = 0  # the reader or writer thread finds the link broken
+            with peer.changed:
+                if sent < len(data):
+                    peer.outgoing[0:0] = data[sent:]
+                peer.sending = False
+                peer.changed.notify_all()
 
     # --- links ---------------------------------------------------------------------------------
 
@@ -321,58 +327,73 @@ class Gateway:
         self._read_loop(peer, sock)
 
     def _write_loop(self, peer: Peer, sock: socket.socket) -> None:
+        """Write what the pump's direct writes left (a full socket), and all of it while the
+        link is being made."""
         while True:
             with peer.changed:
-                while not peer.outgoing and not peer.closed:
+                while (not peer.outgoing or peer.sending) and not peer.closed:
                     peer.changed.wait()
                 if peer.closed:
                     return
-                data, peer.outgoing = peer.outgoing, bytearray()
+                data, peer.outgoing, peer.sending = peer.outgoing, bytearray(), True
                 peer.changed.notify_all()
             try:
                 sock.sendall(data)
             except OSError as exc:
                 self._link_broke(peer, f"sending failed: {exc}")
                 return
+            finally:
+                with peer.changed:
+                    peer.sending = False
+                    peer.changed.notify_all()
 
     def _read_loop(self, peer: Peer, sock: socket.socket) -> None:
-        reader = sock.makefile("rb", buffering=1 << 16)
+        """Read records as they come, and hand each read's frames to the supervisor at once
+        (one hand-off per read, not per frame)."""
+        buffer = bytearray()
         try:
             while not peer.closed:
-                header = reader.read(_HEADER.size)
-                if len(header) < _HEADER.size:
+                chunk = sock.recv(READ_SIZE)
+                if not chunk:
                     raise ClusterError("the link closed")
-                length, kind = _HEADER.unpack(header)
-                limit = MAX_MODULE_SIZE + 64 * 1024 if kind == RECORD_MODULE else MAX_FRAME_SIZE + _PLACE.size
-                if not 1 <= length <= limit + 1:
-                    raise ClusterError(f"a record of {length} bytes is out of bounds")
-                body = reader.read(length - 1)
-                if len(body) < length - 1:
-                    raise ClusterError("the link closed in the middle of a record")
-                if kind == RECORD_FRAME:
-                    self._received_frame(peer, body)
-                elif kind == RECORD_MODULE:
-                    self._received_module(peer, body)
-                else:
-                    raise ClusterError(f"unknown record type {kind}")
+                buffer += chunk
+                arrived: list[tuple[int, bytes]] = []
+                start = 0
+                while len(buffer) - start >= _HEADER.size:
+                    length, kind = _HEADER.unpack_from(buffer, start)
+                    limit = MAX_MODULE_SIZE + 65536 if kind == RECORD_MODULE else MAX_FRAME_SIZE + _PLACE.size
+                    if not 1 <= length <= limit + 1:
+                        raise ClusterError(f"a record of {length} bytes is out of bounds")
+                    end = start + _HEADER.size + length - 1
+                    if end > len(buffer):
+                        break
+                    body = bytes(buffer[start + _HEADER.size : end])
+                    start = end
+                    if kind == RECORD_FRAME:
+                        arrived.append(self._frame_of(peer, body))
+                    elif kind == RECORD_MODULE:
+                        self._deliver(peer, arrived)  # the frames before it, then the module
+                        arrived = []
+                        self._received_module(peer, body)
+                    else:
+                        raise ClusterError(f"unknown record type {kind}")
+                del buffer[:start]
+                self._deliver(peer, arrived)
         except (OSError, ClusterError, ValueError) as exc:
             self._link_broke(peer, str(exc))
-        finally:
-            reader.close()
 
-    def _received_frame(self, peer: Peer, body: bytes) -> None:
+    def _frame_of(self, peer: Peer, body: bytes) -> tuple[int, bytes]:
         if len(body) < _PLACE.size:
             raise ClusterError("a frame record without its place")
         (place,) = _PLACE.unpack_from(body)
         if node_of_place(place) != self.node_id:
             raise ClusterError(f"node {peer.node} sent a frame for node {node_of_place(place)}")
-        with self._lock:
-            if peer.closed:
-                return  # declared lost meanwhile: nothing from it counts any more
-            self._inbound.append((place, body[_PLACE.size :]))
-            peer.frames_received += 1
-        if self._host is not None:
-            self._host.wake()
+        return place & WORKER_MASK, body[_PLACE.size :]
+
+    def _deliver(self, peer: Peer, arrived: list[tuple[int, bytes]]) -> None:
+        if arrived and self._host is not None and not peer.closed:  # a lost node's frames never count
+            peer.frames_received += len(arrived)
+            self._host.deliver_forwarded(arrived)
 
     def _received_module(self, peer: Peer, body: bytes) -> None:
         digest = body[:32]

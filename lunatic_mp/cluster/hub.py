@@ -80,6 +80,7 @@ class Hub:
         self.nodes: dict[int, dict[str, str]] = {}
         self.names_at = REGISTRY
         self.gateway: Callable[[int, bytes, tuple[bytes, ...]], None] | None = None
+        self.gateway_flush: Callable[[], None] | None = None
         self.run_id = run_id
         self.run_dir = run_dir
         self.endpoints: dict[int, Endpoint] = {}
@@ -220,6 +221,8 @@ class Hub:
                 flushed = endpoint.outbox.flush()
                 endpoint.queued = 0 if flushed else endpoint.outbox.pending_bytes
                 empty = empty and flushed
+        if self.gateway_flush is not None:
+            self.gateway_flush()
         return empty
 
     def idle(self) -> bool:

@@ -56,16 +56,20 @@ class ClusterMember:
         self._any_worker = itertools.count()
         if gateway is not None:
             self._hub.gateway = gateway.send
+            self._hub.gateway_flush = gateway.flush
             self._hub.handlers[frames.Forward] = lambda f: gateway.send(f.place, f.payload, f.modules)
             self._hub.handlers[frames.NodeLost] = self._on_worker_lost_elsewhere
             gateway.attach(self)
 
     # --- the GatewayHost calls -------------------------------------------------------------------
 
-    def wake(self) -> None:
-        self._wake()
+    def deliver_forwarded(self, arrived: list[tuple[int, bytes]]) -> None:
+        with self._lock:
+            for worker, payload in arrived:
+                self._deliver_forwarded(worker, payload)
+            self._flush()
 
-    def deliver_forwarded(self, worker: int, payload: bytes) -> None:
+    def _deliver_forwarded(self, worker: int, payload: bytes) -> None:
         hub = self._hub
         if worker == ANY_WORKER:
             workers = sorted(w for w in self._children if w >= FIRST_WORKER)

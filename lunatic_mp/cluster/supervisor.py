@@ -362,7 +362,7 @@ class Supervisor(Outbound, ClusterMember):
         doorbell = hub.doorbell
         while not self._closed:
             with self._lock, self.batched_sends():  # what the frames' handlers send goes at once
-                arrived = hub.receive() + (self.gateway.drain() if self.gateway is not None else 0)
+                arrived = hub.receive()
             if arrived:
                 continue
             children = () if self._starting else list(self._children.values())  # see _wait_started
