@@ -73,6 +73,7 @@ __all__ = [
     "RegistryGet",
     "RegistryPut",
     "RegistryRemove",
+    "RegistryReplica",
     "RegistryReply",
     "RegistryWatch",
     "Shutdown",
@@ -142,6 +143,7 @@ class Kind(enum.IntEnum):
     FORWARD = 43
     NODE_LOST = 44
     NODE_TABLE = 45
+    REGISTRY_REPLICA = 46
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -480,6 +482,17 @@ class NodeTable(_Frame, frozen=True, tag=Kind.NODE_TABLE.value):
     payload: bytes
 
 
+class RegistryReplica(_Frame, frozen=True, tag=Kind.REGISTRY_REPLICA.value):
+    """Node 1's registry -> the other nodes' registries, which answer lookups from a replica:
+    ``name`` now names ``pid`` on ``node`` (``present``), or no longer names anything (not
+    ``present``); not ``present`` and no ``name``: every name of ``pid`` is gone."""
+
+    name: str
+    node: I64
+    pid: I64
+    present: bool
+
+
 Frame: TypeAlias = (
     Message
     | Kill
@@ -515,6 +528,7 @@ Frame: TypeAlias = (
     | Forward
     | NodeLost
     | NodeTable
+    | RegistryReplica
 )
 """Any frame."""
 

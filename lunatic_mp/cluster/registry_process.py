@@ -4,6 +4,13 @@ One process owns the :class:`~lunatic_mp.vm.registry.Registry` so that a name me
 every worker and ``get_or_spawn`` is atomic: a lookup with ``lock`` reserves a missing name for
 the asker until it registers it (or gives up), and other lookups of that name wait meanwhile.
 Names go away when their process dies (its worker reports it) or when its worker is lost.
+
+In a cluster (:mod:`lunatic_mp.cluster.gateway`) node 1's registry process is the authority for
+names: every registration, removal and ``get_or_spawn`` goes to it, so ``get_or_spawn`` is atomic
+cluster-wide. It sends each change to the other nodes' registry processes, which answer lookups
+from that replica, and ask the authority about a name they do not hold (it may be a moment old).
+A replica may thus still name a process for as long as a frame takes between two nodes after the
+name went. A lost node's names go from the authority and every replica alike.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class RegistryServer(Hub):
             frames.RegistryRemove: self._on_remove,
             frames.ProcessGone: self._on_process_gone,
             frames.RegistryWatch: self._on_watching,
+            frames.RegistryReplica: self._on_replica,
             frames.EnvAcquire: self._on_env_acquire,
             frames.EnvRelease: self._on_env_release,
             frames.WorkerStarted: lambda f: self.worker_started(f.worker),
@@ -84,7 +92,9 @@ class RegistryServer(Hub):
     def _complete_put(self, frame: frames.RegistryPut, *, store: bool) -> None:
         """Answer a put; ``store`` false: its process is dead, so the name is not kept."""
         if store:
-            self.registry.put(frame.name, frame.node, frame.pid)
+            node = node_of(frame.pid) or frame.node  # in a cluster a pid names its node
+            self.registry.put(frame.name, node, frame.pid)
+            self._replicate(frames.RegistryReplica(frame.name, node, frame.pid, True))
         self._answer(frame, (frame.node, frame.pid))
         self._release(frame.name)
 
@@ -98,6 +108,9 @@ class RegistryServer(Hub):
             found = self.registry.get(frame.name)
         except InvalidNameError as exc:
             self._answer(frame, error=str(exc))
+            return
+        if self.names_at != REGISTRY and (frame.lock or found is None):  # a replica: ask the authority
+            self.send(self.names_at, frame)
             return
         if found is not None or (not frame.lock and frame.name not in self.locks):
             self._answer(frame, found)
@@ -113,6 +126,7 @@ class RegistryServer(Hub):
         except InvalidNameError as exc:
             self._answer(frame, error=str(exc))
             return
+        self._replicate(frames.RegistryReplica(frame.name, 0, 0, False))
         self._answer(frame)
         self._release(frame.name)
 
@@ -130,10 +144,30 @@ class RegistryServer(Hub):
         """A process with names died: remove them, then tell its worker, which holds its death
         notices back until now so that nobody who sees one can still look the names up."""
         self.registry.remove_process(frame.pid)
+        self._replicate(frames.RegistryReplica("", 0, frame.pid, False))
         for put in self.pending_puts.pop(frame.pid, ()):
             self._complete_put(put, store=False)
         if self.route(frame.pid) >= FIRST_WORKER:
             self.send(self.route(frame.pid), frames.ProcessGone(frame.pid))
+
+    def _replicate(self, change: frames.RegistryReplica) -> None:
+        """The authority of a cluster's names tells the other nodes' registries of a change."""
+        if self.nodes and self.names_at == REGISTRY:
+            for node in self.nodes:
+                if node != self.node_id:
+                    self.send(place_of(make_pid(node, REGISTRY, 0)), change)
+
+    def _on_replica(self, change: frames.RegistryReplica) -> None:
+        """A change of the authority's names, into this node's replica."""
+        try:
+            if change.present:
+                self.registry.put(change.name, change.node, change.pid)
+            elif change.name:
+                self.registry.remove(change.name)
+            else:
+                self.registry.remove_process(change.pid)
+        except InvalidNameError as exc:  # the authority checked it: a bug, not a guest's doing
+            log.warning("a replicated registry change was refused: %s", exc)
 
     def _on_env_acquire(self, frame: frames.EnvAcquire) -> None:
         """Count one more process of a limited environment (EnvConfig.max_processes and

@@ -225,7 +225,10 @@ class FrameRouter:
         self._ask(self.wire.route(pid), on_reply, lambda r: frames.Exists(r, asker, pid))
 
     def registry_get(self, asker: int, name: str, reserve: bool, on_reply: OnReply) -> None:
-        self._ask(self.wire.names_at, on_reply, lambda r: frames.RegistryGet(r, asker, name, reserve))
+        # a lookup is answered by this node's registry (a replica, in a cluster); a reservation
+        # only by the cluster's authority for names
+        where = self.wire.names_at if reserve else REGISTRY
+        self._ask(where, on_reply, lambda r: frames.RegistryGet(r, asker, name, reserve))
 
     def registry_put(self, asker: int, name: str, node: int, pid: int, on_reply: OnReply) -> None:
         self._ask(self.wire.names_at, on_reply, lambda r: frames.RegistryPut(r, asker, name, node, pid))

@@ -126,6 +126,7 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
     "Forward": [("place", int), ("payload", bytes), ("modules", tuple[bytes, ...])],
     "NodeLost": [("node", int), ("worker", int), ("cause", str)],
     "NodeTable": [("names_at", int), ("payload", bytes)],
+    "RegistryReplica": [("name", str), ("node", int), ("pid", int), ("present", bool)],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.gateway import MAGIC, Gateway
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ClusterError, SpawnError
-from lunatic_mp.pids import node_of
+from lunatic_mp.pids import REGISTRY, node_of
 from lunatic_mp.vm.finished import Outcome
 from lunatic_mp.vm.mailbox import Kind
 
@@ -167,3 +170,49 @@ def test_a_guest_uses_lunatic_distributed_across_nodes(nodes: tuple[Runtime, Run
     status, tag, value = run("request", 2, echo)
     assert (status, tag, value) == (0, 8, 4242)
     assert run("send_nowhere") == (2,)
+
+
+def replica_names(runtime: Runtime) -> set[str]:
+    """The names in the replica of ``runtime``'s own registry process (not the authority's)."""
+    reply = runtime._request(REGISTRY, lambda r: frames.Stats(r, runtime.pid), TIMEOUT)
+    return {name for name, _, _, _ in msgpack.unpackb(reply.payload)["names"]}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_other_nodes_answer_lookups_from_a_replica_of_node_1s_names(nodes: tuple[Runtime, Runtime]) -> None:
+    first, second = nodes
+    module = second.load_module(GUESTS / "rt_registry.wat")
+    server = second.spawn(module, "serve", (second.pid,))  # registers itself as svc@1.2.0
+    registered = second.receive(tags=[1], timeout=TIMEOUT)
+    assert registered is not None
+    wait_until(lambda: "svc" in replica_names(second))
+    lookup = second.join(second.spawn(module, "lookup"), TIMEOUT)
+    assert lookup is not None and lookup.result == (0, server)
+    assert first.registry_get("svc@1.2.0") == server  # the authority, node 1
+    second.kill(server)
+    wait_until(lambda: "svc" not in replica_names(second))
+    lookup = second.join(second.spawn(module, "lookup"), TIMEOUT)
+    assert lookup is not None and lookup.result == (1, -1)
+
+
+def test_get_or_spawn_raced_from_two_nodes_spawns_once(nodes: tuple[Runtime, Runtime]) -> None:
+    first, second = nodes
+    module = first.load_module(GUESTS / "rt_registry.wat")
+    config = EnvConfig(can_spawn_processes=True)
+    racers = [first.spawn(module, "race", config=config, node=node) for node in (1, 2, 1, 2)]
+    for racer in racers:
+        first.send(racer, struct.pack("<q", 0), tag=7)
+    results = []
+    for racer in racers:
+        finished = first.join(racer, TIMEOUT)
+        assert finished is not None and finished.outcome is Outcome.NORMAL, finished
+        results.append(finished.result)
+    assert sorted(code for code, _ in results) == [0, 2, 2, 2]
+    assert len({pid for _, pid in results}) == 1
+    first.kill(results[0][1])

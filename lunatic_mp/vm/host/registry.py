@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from lunatic_mp.errors import InvalidNameError
+from lunatic_mp.pids import REGISTRY
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, memory_of
 from lunatic_mp.vm.registry import check_name_length, exact
 from lunatic_mp.vm.wasm import GuestTrap
@@ -87,7 +88,7 @@ def _register(engine: HostEngine, suffix: str, *, versioned: bool) -> None:
             return OK, lambda: write(reply.node, reply.pid)
 
         return engine.ask(
-            process, router.names_at, lambda done: router.registry_get(process.pid, name, False, done), answer
+            process, REGISTRY, lambda done: router.registry_get(process.pid, name, False, done), answer
         )
 
     def remove(name_ptr: int, name_len: int) -> object:
