@@ -136,12 +136,18 @@ def test_a_lost_node_fails_monitors_and_joins_of_its_processes() -> None:
         two.set_nodes(table)
         parked = first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "park", node=2)
         first.monitor(parked)
+        links = first.load_module(GUESTS / "sig_links.wat")
+        watcher = first.spawn(links, "link_and_wait", (parked,))
+        assert first.exists(watcher)  # its worker has run it: it is linked (the link is recorded on
+        # its side at once, so the node's loss fires it whether or not node 2 got the Link frame)
         one.node_lost(2, "killed by the test")
         died = first.receive(timeout=TIMEOUT)
         assert died is not None and died.kind is Kind.PROCESS_DIED and died.pid == parked
         finished = first.join(parked, TIMEOUT)
         assert finished is not None and finished.outcome is Outcome.FAILED
         assert "node 2 lost" in finished.message
+        watched = first.join(watcher, TIMEOUT)
+        assert watched is not None and watched.result == (int(Kind.LINK_DIED), 11, parked)
         with pytest.raises(SpawnError, match="no node 2"):
             first.spawn(first.load_module(GUESTS / "rt_basic.wat"), "add", (1, 2), node=2)
         assert second.node_id == 2
@@ -216,3 +222,16 @@ def test_get_or_spawn_raced_from_two_nodes_spawns_once(nodes: tuple[Runtime, Run
     assert sorted(code for code, _ in results) == [0, 2, 2, 2]
     assert len({pid for _, pid in results}) == 1
     first.kill(results[0][1])
+
+
+def test_a_guest_linked_to_a_process_on_another_node_hears_of_its_failure(
+    nodes: tuple[Runtime, Runtime],
+) -> None:
+    first, second = nodes
+    links = first.load_module(GUESTS / "sig_links.wat")
+    doomed = second.spawn(second.load_module(GUESTS / "sig_links.wat"), "trap_after_msg")
+    watcher = first.spawn(links, "link_and_wait", (doomed,))
+    assert first.exists(watcher)
+    second.send(doomed, b"die")  # dead before or after the link arrives: LinkDied either way
+    watched = first.join(watcher, TIMEOUT)
+    assert watched is not None and watched.result == (int(Kind.LINK_DIED), 11, doomed)

@@ -170,6 +170,15 @@
     (call $link (i64.const 11) (local.get $pid))
     (call $park))
 
+  ;; With die_when_link_dies(0), links (tag 11) to `pid` (on any worker or node) and waits for
+  ;; the first message. Returns its (receive code, get_tag, get_process_id).
+  (func (export "link_and_wait") (param $pid i64) (result i32 i64 i64)
+    (local $code i32)
+    (call $die_when_link_dies (i32.const 0))
+    (call $link (i64.const 11) (local.get $pid))
+    (local.set $code (call $receive_any))
+    (local.get $code) (call $get_tag) (call $get_process_id))
+
   ;; Links (tag 11) to the missing `pid`, dying with its links (the default): the link kills it
   ;; (NoProcess, as in lunatic 0.13). Returns 42 if it survives.
   (func (export "link_missing_dies") (param $pid i64) (result i32)
