@@ -208,7 +208,7 @@ def test_other_nodes_answer_lookups_from_a_replica_of_node_1s_names(nodes: tuple
 
 
 def test_get_or_spawn_raced_from_two_nodes_spawns_once(nodes: tuple[Runtime, Runtime]) -> None:
-    first, second = nodes
+    first, _ = nodes
     module = first.load_module(GUESTS / "rt_registry.wat")
     config = EnvConfig(can_spawn_processes=True)
     racers = [first.spawn(module, "race", config=config, node=node) for node in (1, 2, 1, 2)]
