@@ -4,6 +4,7 @@ Most start a Runtime, so this also proves their ``if __name__ == "__main__":`` g
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -46,6 +47,8 @@ def test_the_docs_have_examples_and_few_markers() -> None:
     "example", [e for e in EXAMPLES if e.marker is None], ids=lambda example: example.name
 )
 def test_the_example_runs_as_a_script(example: Example, tmp_path: Path) -> None:
+    if "lunatic_mp.cluster.simulated" in example.source and importlib.util.find_spec("ray") is None:
+        pytest.skip("a cluster example needs Ray: pip install 'lunatic-mp[cluster]'")
     run_example(example, tmp_path)
 
 
