@@ -454,10 +454,12 @@ class ProcessFinished(_Frame, frozen=True, tag=Kind.PROCESS_FINISHED.value):
 
 
 class Forward(_Frame, frozen=True, tag=Kind.FORWARD.value):
-    """-> the node's gateway (its supervisor): ``payload``, an encoded frame, for ``place`` (a
-    node and a worker, :func:`lunatic_mp.pids.place_of`) on another node of a cluster; worker 0 of
-    a place means any worker there (a spawn). ``modules`` are the digests of the modules the
-    frame refers to, which the other node gets first if it has not yet got them."""
+    """-> the node's gateway (its supervisor): frames for the node of ``place`` (a node and a
+    worker, :func:`lunatic_mp.pids.place_of`) in another node of a cluster, as ``payload``: one or
+    more records of :func:`lunatic_mp.cluster.gateway.frame_record`, each naming its own place
+    (its worker ``ANY_WORKER``: whichever that node chooses, a spawn). ``modules`` are the digests
+    of the modules the frames refer to, which the other node gets first if it has not yet got
+    them."""
 
     place: I64
     payload: bytes

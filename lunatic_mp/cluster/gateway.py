@@ -38,14 +38,17 @@ from typing import Protocol
 from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
 from lunatic_mp.errors import ClusterError, LunaticError
 from lunatic_mp.pids import ANY_WORKER, PLACE_BITS, WORKER_MASK, node_of_place
+from lunatic_mp.vm import core
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"LMPN\x00\x00\x00\x01"
 """What a link opens with: the protocol and its version."""
 NONCE_SIZE = 32
+MAX_HANDSHAKES = 32
+"""Connections a gateway authenticates at once; more are closed at once (a flood of strangers)."""
 HANDSHAKE_TIMEOUT_S = 10.0
-RECORD_FRAME = 1
+RECORD_FRAME = 1  # the same in lunatic_mp/vm/inbox.c, which splits them
 RECORD_MODULE = 2
 MAX_MODULE_SIZE = 256 * 1024 * 1024
 """The largest module binary a node accepts from another."""
@@ -94,7 +97,6 @@ class Peer:
     modules_sent: set[bytes] = field(default_factory=set)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
-    frames_sent: int = 0
     frames_received: int = 0
 
 
@@ -120,6 +122,7 @@ class Gateway:
         self._host: GatewayHost | None = None
         self._peers: dict[int, Peer] = {}
         self._lost: set[int] = set()
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self._dirty: set[Peer] = set()  # peers with frames queued since the last flush (the pump's)
         self._lock = threading.Lock()  # peers, lost and inbound, between the pump and the link threads
         self._listener = socket.create_server((host, port))
@@ -186,14 +189,17 @@ class Gateway:
     # --- frames out (the pump thread) ----------------------------------------------------------
 
     def send(self, place: int, payload: bytes, modules: tuple[bytes, ...] = ()) -> None:
-        """Queue a frame for ``place`` on another node, and first any module it refers to that
-        the node has not been sent. A frame for a lost or unknown node is dropped, as one for
-        a lost worker is."""
-        node = node_of_place(place)
+        """Queue a frame for ``place`` on another node (see :meth:`send_records`)."""
+        self.send_records(node_of_place(place), frame_record(place, payload), modules)
+
+    def send_records(self, node: int, records: bytes, modules: tuple[bytes, ...] = ()) -> None:
+        """Queue frame records (:func:`frame_record`) for ``node``, and first any module they
+        refer to that the node has not been sent. Frames for a lost or unknown node are
+        dropped, as those for a lost worker are."""
         peer = self._peers.get(node)
         if peer is None:
             return
-        records = bytearray()
+        ahead = bytearray()
         for digest in modules:
             if digest not in peer.modules_sent:
                 found = self._host.module_binary(digest) if self._host is not None else None
@@ -204,16 +210,16 @@ class Gateway:
                     continue
                 name = found[0].encode()[:0xFFFF]
                 body = digest + _NAME_LEN.pack(len(name)) + name + found[1]
-                records += _HEADER.pack(len(body) + 1, RECORD_MODULE) + body
+                ahead += _HEADER.pack(len(body) + 1, RECORD_MODULE) + body
                 peer.modules_sent.add(digest)
-        records += _HEADER.pack(len(payload) + 1 + _PLACE.size, RECORD_FRAME) + _PLACE.pack(place) + payload
-        peer.frames_sent += 1
         with peer.changed:
             while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
                 peer.changed.notify_all()
                 peer.changed.wait(1.0)  # backpressure: the writer drains it
             if peer.closed:
                 return
+            if ahead:
+                peer.outgoing += ahead
             peer.outgoing += records
         self._dirty.add(peer)
 
@@ -273,6 +279,9 @@ class Gateway:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
+            if not self._handshakes.acquire(blocking=False):
+                sock.close()  # a flood of connections: each would hold a thread for the timeout
+                continue
             self._start(self._accepted, "lunatic-mp-gateway-link", sock)
 
     def _accepted(self, sock: socket.socket) -> None:
@@ -283,6 +292,8 @@ class Gateway:
             log.warning("a connection to node %d's gateway was refused: %s", self.node_id, exc)
             sock.close()
             return
+        finally:
+            self._handshakes.release()
         self._run_link(node, sock)
 
     def _handshake(self, sock: socket.socket, *, dialing: bool) -> int:
@@ -349,46 +360,39 @@ class Gateway:
 
     def _read_loop(self, peer: Peer, sock: socket.socket) -> None:
         """Read records as they come, and hand each read's frames to the supervisor at once
-        (one hand-off per read, not per frame)."""
+        (one hand-off per read, not per frame; the records are split in C)."""
         buffer = bytearray()
+        split, node = core.split_link_records, self.node_id
         try:
             while not peer.closed:
                 chunk = sock.recv(READ_SIZE)
                 if not chunk:
                     raise ClusterError("the link closed")
                 buffer += chunk
-                arrived: list[tuple[int, bytes]] = []
                 start = 0
-                while len(buffer) - start >= _HEADER.size:
-                    length, kind = _HEADER.unpack_from(buffer, start)
-                    limit = MAX_MODULE_SIZE + 65536 if kind == RECORD_MODULE else MAX_FRAME_SIZE + _PLACE.size
-                    if not 1 <= length <= limit + 1:
-                        raise ClusterError(f"a record of {length} bytes is out of bounds")
-                    end = start + _HEADER.size + length - 1
-                    if end > len(buffer):
+                while True:
+                    arrived, start, module_next = split(buffer, start, node, MAX_FRAME_SIZE)
+                    self._deliver(peer, arrived)  # the frames before a module, then the module
+                    if not module_next:
                         break
-                    body = bytes(buffer[start + _HEADER.size : end])
+                    end = self._module_record(peer, buffer, start)
+                    if end == start:
+                        break  # the rest of the module has not arrived yet
                     start = end
-                    if kind == RECORD_FRAME:
-                        arrived.append(self._frame_of(peer, body))
-                    elif kind == RECORD_MODULE:
-                        self._deliver(peer, arrived)  # the frames before it, then the module
-                        arrived = []
-                        self._received_module(peer, body)
-                    else:
-                        raise ClusterError(f"unknown record type {kind}")
                 del buffer[:start]
-                self._deliver(peer, arrived)
         except (OSError, ClusterError, ValueError) as exc:
             self._link_broke(peer, str(exc))
 
-    def _frame_of(self, peer: Peer, body: bytes) -> tuple[int, bytes]:
-        if len(body) < _PLACE.size:
-            raise ClusterError("a frame record without its place")
-        (place,) = _PLACE.unpack_from(body)
-        if node_of_place(place) != self.node_id:
-            raise ClusterError(f"node {peer.node} sent a frame for node {node_of_place(place)}")
-        return place & WORKER_MASK, body[_PLACE.size :]
+    def _module_record(self, peer: Peer, buffer: bytearray, start: int) -> int:
+        """Take the module record at ``start``, once complete; the offset after it."""
+        length: int = _HEADER.unpack_from(buffer, start)[0]
+        if not 1 <= length <= MAX_MODULE_SIZE + 65536:
+            raise ClusterError(f"a module record of {length} bytes is out of bounds")
+        end = start + 4 + length
+        if end > len(buffer):
+            return start
+        self._received_module(peer, bytes(buffer[start + _HEADER.size : end]))
+        return end
 
     def _deliver(self, peer: Peer, arrived: list[tuple[int, bytes]]) -> None:
         if arrived and self._host is not None and not peer.closed:  # a lost node's frames never count
@@ -433,10 +437,10 @@ class Gateway:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def stats(self) -> dict[int, tuple[int, int]]:
-        """Frames sent and received, by peer node."""
+    def stats(self) -> dict[int, int]:
+        """Frames received, by peer node."""
         with self._lock:
-            return {node: (peer.frames_sent, peer.frames_received) for node, peer in self._peers.items()}
+            return {node: peer.frames_received for node, peer in self._peers.items()}
 
     def close(self) -> None:
         self._closed = True
@@ -452,6 +456,12 @@ class Gateway:
                 thread.join(2.0)
 
 
+def frame_record(place: int, payload: bytes) -> bytes:
+    """A frame for ``place`` as a link carries it: a worker batches these for a node, and its
+    gateway writes them as they are."""
+    return _HEADER.pack(len(payload) + 1 + _PLACE.size, RECORD_FRAME) + _PLACE.pack(place) + payload
+
+
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -462,4 +472,4 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-__all__ = ["ANY_WORKER", "Gateway", "GatewayHost"]
+__all__ = ["ANY_WORKER", "Gateway", "GatewayHost", "frame_record"]

@@ -20,6 +20,7 @@ import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import FrameError
+from lunatic_mp.cluster.gateway import frame_record
 from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, is_foreign, node_of_place
 
@@ -148,7 +149,7 @@ class Hub:
         if self.gateway is not None:
             self.gateway(place, data, modules)
         else:
-            self.send(SUPERVISOR, frames.Forward(place, data, modules))
+            self.send(SUPERVISOR, frames.Forward(place, frame_record(place, data), modules))
 
     def node_table(self, frame: frames.NodeTable) -> None:
         """The cluster's live nodes changed (a NodeTable frame from the gateway)."""

@@ -21,7 +21,16 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.errors import LunaticError
-from lunatic_mp.pids import ANY_WORKER, FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, node_of, place_of
+from lunatic_mp.pids import (
+    ANY_WORKER,
+    FIRST_WORKER,
+    REGISTRY,
+    SUPERVISOR,
+    make_pid,
+    node_of,
+    node_of_place,
+    place_of,
+)  # fmt: skip
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.module import Module, ModuleCache
 
@@ -57,7 +66,9 @@ class ClusterMember:
         if gateway is not None:
             self._hub.gateway = gateway.send
             self._hub.gateway_flush = gateway.flush
-            self._hub.handlers[frames.Forward] = lambda f: gateway.send(f.place, f.payload, f.modules)
+            self._hub.handlers[frames.Forward] = lambda f: gateway.send_records(
+                node_of_place(f.place), f.payload, f.modules
+            )
             self._hub.handlers[frames.NodeLost] = self._on_worker_lost_elsewhere
             gateway.attach(self)
 
@@ -65,8 +76,14 @@ class ClusterMember:
 
     def deliver_forwarded(self, arrived: list[tuple[int, bytes]]) -> None:
         with self._lock:
+            endpoints = self._hub.endpoints
             for worker, payload in arrived:
-                self._deliver_forwarded(worker, payload)
+                endpoint = endpoints.get(worker) if worker != SUPERVISOR else None
+                if endpoint is not None:  # the common case: into a worker's ring as it is
+                    endpoint.outbox.put(payload)
+                    endpoint.queued += len(payload)
+                else:
+                    self._deliver_forwarded(worker, payload)
             self._flush()
 
     def _deliver_forwarded(self, worker: int, payload: bytes) -> None:

@@ -24,6 +24,7 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
+from lunatic_mp.cluster.gateway import frame_record
 from lunatic_mp.cluster.hub import Hub, modules_of
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
@@ -72,6 +73,7 @@ class Worker(Hub):
             self.connect(peer)
         self.workers = sorted({self.worker_id, *(p for p in spec.peers if p >= FIRST_WORKER)})
         self._placement = itertools.count()
+        self._foreign: dict[int, tuple[bytearray, set[bytes]]] = {}  # frames for other nodes, by node
         self._modules: dict[bytes, Module] = {}
         self.running = True
         self.handlers = self._frame_handlers()
@@ -88,13 +90,15 @@ class Worker(Hub):
 
     def send(self, worker: int, frame: frames.Frame) -> None:
         """Queue a frame; a process sending past the backpressure bound pauses until it drains."""
-        if is_foreign(worker):  # through the supervisor, the node's gateway
-            worker, frame = SUPERVISOR, frames.Forward(worker, frames.encode(frame), modules_of(frame))
+        if is_foreign(worker):
+            self._send_foreign(worker, frames.encode(frame), modules_of(frame))
+            return
         self.send_encoded(worker, frames.encode(frame))
 
     def send_encoded(self, worker: int, data: bytes) -> None:
         if is_foreign(worker):
-            worker, data = SUPERVISOR, frames.encode(frames.Forward(worker, data, ()))
+            self._send_foreign(worker, data, ())
+            return
         endpoint = self.endpoints.get(worker)
         if endpoint is None:
             return  # a lost worker: messages to its processes are dropped, like any to a dead pid
@@ -336,8 +340,37 @@ class Worker(Hub):
 
     # --- the loop -------------------------------------------------------------------------------
 
+    def _send_foreign(self, place: int, data: bytes, modules: tuple[bytes, ...]) -> None:
+        """Queue a frame for another node: each step's frames for a node leave together, in one
+        Forward frame to the supervisor, already in the form its link carries them."""
+        node = node_of_place(place)
+        if node not in self.nodes:
+            return  # a lost node: dropped, as frames for a lost worker are
+        batch = self._foreign.get(node)
+        if batch is None:
+            batch = self._foreign[node] = (bytearray(), set())
+        record = frame_record(place, data)
+        batch[0].extend(record)
+        batch[1].update(modules)
+        endpoint = self.endpoints.get(SUPERVISOR)
+        if endpoint is None:
+            return
+        endpoint.queued += len(record)
+        current = self.engine.current
+        if current is not None and endpoint.queued > BACKPRESSURE_BYTES:
+            endpoint.parked.add(current.pid)
+            self.engine.park(current)
+
     def flush(self) -> bool:
         """Write queued frames; let parked senders go on once their destination drains."""
+        if self._foreign:
+            foreign, self._foreign = self._foreign, {}
+            endpoint = self.endpoints.get(SUPERVISOR)
+            if endpoint is not None:
+                for node, (records, modules) in foreign.items():
+                    endpoint.outbox.put(
+                        frames.encode(frames.Forward(node << 16, bytes(records), tuple(modules)))
+                    )
         empty = super().flush()
         for endpoint in self.endpoints.values():
             if endpoint.parked and endpoint.queued <= BACKPRESSURE_BYTES // 2:

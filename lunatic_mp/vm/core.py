@@ -53,6 +53,7 @@ define_message = _core.define_message
 define_receive = _core.define_receive
 deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
+split_link_records = _core.split_link_records
 store_set_wasi = _core.store_set_wasi
 yield_soon = _core.yield_soon
 wake = _core.wake

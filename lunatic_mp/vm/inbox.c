@@ -238,3 +238,100 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
         return NULL;
     return frame;
 }
+
+/* The inbound side of a cluster link (lunatic_mp.cluster.gateway): records [u32 length][u8 type]
+ * [body], length counting the type byte and the body; a frame record's body is the u64 place it
+ * is for, then the encoded frame. Splitting them is the per-frame work of a node's reader thread,
+ * so it is here rather than in a Python loop. */
+
+#define LMP_RECORD_FRAME 1
+#define LMP_RECORD_MODULE 2
+#define LMP_RECORD_HEAD 5 /* u32 length, u8 type */
+#define LMP_PLACE_SIZE 8
+
+const char lmp_split_link_records_doc[] =
+    "split_link_records(buffer, start, node, max_frame) -> (frames, end, module_next)\n\n"
+    "The frame records of a cluster link in buffer, from offset start: a list of (worker, frame)\n"
+    "for each complete record up to the first module record or the last complete record; the\n"
+    "offset after them; and whether a module record starts there (the caller reads it).\n"
+    "ValueError on a record out of bounds (a frame past max_frame bytes), of an unknown type, or\n"
+    "for a place on another node than node.";
+
+static uint64_t lmp_le(const uint8_t *at, int size) {
+    uint64_t value = 0;
+    for (int i = size - 1; i >= 0; i--)
+        value = (value << 8) | at[i];
+    return value;
+}
+
+PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "split_link_records(buffer, start: int, node: int, max_frame: int)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    long long node = PyLong_AsLongLong(args[2]);
+    if (node == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t max_frame = PyLong_AsSsize_t(args[3]);
+    if (max_frame == -1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *frames = NULL;
+    if (start < 0 || start > view.len) {
+        PyErr_Format(PyExc_ValueError, "split_link_records: start %zd is outside the buffer", start);
+        goto fail;
+    }
+    if ((frames = PyList_New(0)) == NULL)
+        goto fail;
+    const uint8_t *data = (const uint8_t *)view.buf;
+    Py_ssize_t at = start;
+    int module_next = 0;
+    while (view.len - at >= LMP_RECORD_HEAD) {
+        uint64_t length = lmp_le(data + at, 4);
+        uint8_t kind = data[at + 4];
+        if (kind == LMP_RECORD_MODULE) {
+            module_next = 1;
+            break;
+        }
+        if (kind != LMP_RECORD_FRAME) {
+            PyErr_Format(PyExc_ValueError, "unknown record type %d", (int)kind);
+            goto fail;
+        }
+        if (length < 1 + LMP_PLACE_SIZE || length - 1 - LMP_PLACE_SIZE > (uint64_t)max_frame) {
+            PyErr_Format(PyExc_ValueError, "a frame record of %llu bytes is out of bounds",
+                         (unsigned long long)length);
+            goto fail;
+        }
+        if ((uint64_t)(view.len - at) < 4 + length)
+            break; /* the rest of it has not arrived yet */
+        Py_ssize_t end = at + 4 + (Py_ssize_t)length;
+        uint64_t place = lmp_le(data + at + LMP_RECORD_HEAD, LMP_PLACE_SIZE);
+        if ((long long)(place >> 16) != node) {
+            PyErr_Format(PyExc_ValueError, "a frame for node %llu arrived at node %lld",
+                         (unsigned long long)(place >> 16), node);
+            goto fail;
+        }
+        Py_ssize_t body = at + LMP_RECORD_HEAD + LMP_PLACE_SIZE;
+        PyObject *item = Py_BuildValue("(ky#)", (unsigned long)(place & 0xffff), (const char *)data + body,
+                                       end - body);
+        if (item == NULL)
+            goto fail;
+        int appended = PyList_Append(frames, item);
+        Py_DECREF(item);
+        if (appended < 0)
+            goto fail;
+        at = end;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(NnO)", frames, at, module_next ? Py_True : Py_False);
+fail:
+    Py_XDECREF(frames);
+    PyBuffer_Release(&view);
+    return NULL;
+}

@@ -4,12 +4,14 @@ and lunatic_mp.cluster.frames agree on every encoding, and anything else is left
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable
 
 import pytest
 
 from lunatic_mp import Engine, EnvConfig, Module
 from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.gateway import frame_record
 from lunatic_mp.vm import core
 from lunatic_mp.vm.process import Process
 
@@ -128,3 +130,53 @@ def test_a_message_frame_encoded_in_c_is_the_one_frames_encode_makes() -> None:
         core.encode_message(1, 2, 3, bytearray(b"x"))  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         core.encode_message(2**63, 2, 3, b"")
+
+
+# --- a cluster link's records (lunatic_mp.cluster.gateway), split in C ------------------------
+
+
+def test_link_records_split_into_frames_for_this_node() -> None:
+    records = frame_record((7 << 16) | 3, b"one") + frame_record((7 << 16) | 0xFFFF, b"") + b"\x05\x00"
+    frames_, end, module_next = core.split_link_records(bytearray(records), 0, 7, 1 << 20)
+    assert frames_ == [(3, b"one"), (0xFFFF, b"")]
+    assert end == len(records) - 2 and not module_next  # a partial header waits for the rest
+
+
+def test_link_records_stop_at_a_module_and_at_a_partial_record() -> None:
+    module = struct.pack("<IB", 5, 2) + b"abcd"
+    first = frame_record((1 << 16) | 2, b"x")
+    records = first + module + frame_record((1 << 16) | 2, b"y")
+    assert core.split_link_records(records, 0, 1, 100) == ([(2, b"x")], len(first), True)
+    whole = frame_record((1 << 16) | 2, b"z" * 50)
+    assert core.split_link_records(whole[:-1], 0, 1, 100) == ([], 0, False)
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        (b"\x0a\x00\x00\x00\x09" + bytes(9), "unknown record type 9"),
+        (b"\x02\x00\x00\x00\x01" + bytes(1), "out of bounds"),
+        (b"\xff\xff\xff\x7f\x01" + bytes(8), "out of bounds"),
+    ],
+)
+def test_bad_link_records_are_refused(record: bytes, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        core.split_link_records(record, 0, 1, 1 << 20)
+
+
+def test_a_link_record_for_another_node_is_refused() -> None:
+    with pytest.raises(ValueError, match="a frame for node 2 arrived at node 1"):
+        core.split_link_records(frame_record(2 << 16, b""), 0, 1, 100)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        core.split_link_records(b"", 1, 1, 100)
+
+
+def test_random_link_bytes_never_crash_the_splitter() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        try:
+            frames_, end, _ = core.split_link_records(data, 0, rng.randrange(3), 64)
+        except ValueError:
+            continue
+        assert 0 <= end <= len(data) and all(len(payload) <= 64 for _, payload in frames_)
