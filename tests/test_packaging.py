@@ -132,8 +132,8 @@ def test_ci_checks_lint_format_types_docs_and_times_out_tests() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     for step in ("ruff check ", "ruff format --check ", "\nmypy\n", "sphinx-build -W "):
         assert step in script, step
-    assert "pip install -e '.[test]' && pytest" in script  # the README's test command
-    assert "pip install -e '.[test]' && pytest" in (ROOT / "README.md").read_text()
+    assert "pip install -e '.[test,cluster]' && pytest" in script  # the README's test command
+    assert "pip install -e '.[test,cluster]' && pytest" in (ROOT / "README.md").read_text()
     assert PYPROJECT["tool"]["pytest"]["ini_options"]["timeout"] == 300
     assert any(
         dep.startswith("pytest-timeout") for dep in PYPROJECT["project"]["optional-dependencies"]["test"]
