@@ -51,6 +51,7 @@ call_export = _core.call_export
 call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive
+define_net = _core.define_net
 deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
 store_set_wasi = _core.store_set_wasi

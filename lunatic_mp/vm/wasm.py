@@ -383,6 +383,11 @@ def export_memory(store: Store, instantiation: Call) -> Any | None:
     return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
 
 
+def caller_at(address: int) -> Any:
+    """A caller that a C host function handed over by address (valid only during its call)."""
+    return ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_caller_t))
+
+
 def caller_memory(caller: Any) -> Any | None:
     """The caller's exported ``memory``: how host calls reach memory before instantiation ends."""
     item = ffi.wasmtime_extern_t()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.netpolicy import allows
+from lunatic_mp.vm import core, wasm
 from lunatic_mp.vm.host._common import (
     ERROR,
     NO_TIMEOUT,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 NAMESPACE = "lunatic::networking"
 LISTEN_BACKLOG = 1024
 MAX_IOVECS = 1024
+C_READ, C_PEEK, C_WRITE = 0, 1, 2  # c_slow_path's op, as net.c numbers them
 NO_NETWORK = "permission denied: this process's config has no network access (EnvConfig.net_*)"
 
 After = Callable[[], None] | None
@@ -104,13 +106,19 @@ def register(engine: HostEngine) -> None:
         timeout_ms: int | None,
         attempt: Callable[[], tuple[int, After] | None],
         on_timeout: After = None,
+        *,
+        in_c: bool = False,
+        blocked: bool = False,
     ) -> object:
-        """Try ``attempt`` now; when it would block, suspend until it succeeds or times out.
+        """Try ``attempt`` now (unless ``blocked``: the caller's own attempt would have blocked);
+        when it would block, suspend until it succeeds or times out.
 
         ``attempt()`` is None while the socket is not ready, else (result code, what to write
-        into the process's memory before it goes on).
+        into the process's memory before it goes on). ``in_c``: the call is a C host function
+        (lunatic_mp/vm/net.c), suspended in C until :meth:`Engine.resume` wakes it through its
+        store: what it writes is written before, and the process waits as ``receiving``.
         """
-        result = attempt()
+        result = None if blocked else attempt()
         if result is not None:
             value, after = result
             if after is not None:
@@ -121,24 +129,34 @@ def register(engine: HostEngine) -> None:
                 on_timeout()
             return TIMEOUT
 
+        def go_on(value: int, after: After) -> None:
+            if in_c:  # the C call has no out-parameter step of its own: write now
+                if after is not None:
+                    after()
+                engine.resume(process, value)
+            else:
+                engine.resume(process, value, after)
+
         def ready() -> None:
             net.waiter = None
             if process.finished is not None:
                 return
             try:
                 outcome = attempt()
+                if outcome is None:  # woken, but another process took the data first
+                    net.waiter = reactor.wait(sock.fd, events, ready)
+                    return
+                go_on(*outcome)
             except GuestTrap as trap:
                 message = str(trap)
+                if in_c:  # pragma: no cover - a stream in a table is open, its memory checked
+                    engine.kill(process.pid, message)
+                    return
 
                 def trap_now() -> None:
                     raise GuestTrap(message)
 
                 engine.resume(process, ERROR, trap_now)
-                return
-            if outcome is None:  # woken, but another process took the data first
-                net.waiter = reactor.wait(sock.fd, events, ready)
-                return
-            engine.resume(process, *outcome)
 
         net.waiter = reactor.wait(sock.fd, events, ready)
         if timeout_ms is not None:
@@ -148,9 +166,11 @@ def register(engine: HostEngine) -> None:
                 if net.waiter is not None:
                     reactor.cancel(net.waiter)
                     net.waiter = None
-                engine.resume(process, TIMEOUT, on_timeout)
+                go_on(TIMEOUT, on_timeout)
 
             process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        if in_c:
+            process.waiting = process.receiving = True
         return PENDING
 
     def timeout_of(ms: int) -> int | None:
@@ -366,6 +386,9 @@ def register(engine: HostEngine) -> None:
         opaque_ptr: int,
         io: Callable[[socket.socket], int | bytes],
         buf_ptr: int = 0,
+        *,
+        in_c: bool = False,
+        blocked: bool = False,
     ) -> object:
         """Read (``io`` returns bytes, written at ``buf_ptr``) or write (``io`` returns a count),
         writing the count or an error id at ``opaque_ptr``."""
@@ -388,29 +411,34 @@ def register(engine: HostEngine) -> None:
                 return OK, write
             return OK, lambda: memory.write_u64(opaque_ptr, result)
 
-        return suspend(process, net, sock, events, timeout_ms, attempt)
+        return suspend(process, net, sock, events, timeout_ms, attempt, in_c=in_c, blocked=blocked)
 
-    def tcp_write_vectored(rid: int, iovec_ptr: int, count: int, opaque_ptr: int) -> object:
-        process, memory, net = state()
+    def c_slow_path(
+        process: Process, op: int, rid: int, a: int, b: int, opaque_ptr: int, err: int, caller: int
+    ) -> object:
+        """What the C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) left to Python:
+        ``(a, b)`` is (buffer, length), or (iovecs, count) for a write; ``err`` the errno of the
+        C side's attempt (0: it made none, EAGAIN: it would block)."""
+        if process.memory is None:  # memory_of finds it through the caller of this call
+            engine.linker.caller = wasm.caller_at(caller)
+        memory, net = memory_of(process, engine), net_of(process, reactor)
         sock = lookup(net.streams, rid, "TCP stream")
-        data = iovec_data(memory, iovec_ptr, count)
+        if op == C_WRITE:
+            data = iovec_data(memory, a, b)
+            events, timeout_ms, buf_ptr = WRITE, sock.write_timeout, 0
+            io: Callable[[socket.socket], int | bytes] = lambda s: s.send(data)  # noqa: E731
+        else:
+            length, flags = b & 0xFFFFFFFF, socket.MSG_PEEK if op == C_PEEK else 0
+            memory.check(a, length)
+            events, timeout_ms, buf_ptr = READ, sock.peek_timeout if flags else sock.read_timeout, a
+            io = lambda s: s.recv(length, flags)  # noqa: E731
+        if err not in (0, errno.EAGAIN):
+            memory.check(opaque_ptr, 8)
+            return report_error(process, memory, opaque_ptr, os_error(OSError(err, os.strerror(err))))
         return transfer(
-            process, memory, net, sock, WRITE, sock.write_timeout, opaque_ptr, lambda s: s.send(data)
-        )
-
-    def reader(flags: int) -> Callable[[int, int, int, int], object]:
-        def call(rid: int, buf_ptr: int, length: int, opaque_ptr: int) -> object:
-            process, memory, net = state()
-            sock = lookup(net.streams, rid, "TCP stream")
-            length &= 0xFFFFFFFF
-            memory.check(buf_ptr, length)
-            timeout_ms = sock.peek_timeout if flags else sock.read_timeout
-            return transfer(
-                process, memory, net, sock, READ, timeout_ms, opaque_ptr,
-                lambda s: s.recv(length, flags), buf_ptr,
-            )  # fmt: skip
-
-        return call
+            process, memory, net, sock, events, timeout_ms, opaque_ptr, io, buf_ptr,
+            in_c=True, blocked=err == errno.EAGAIN,
+        )  # fmt: skip
 
     def tcp_flush(rid: int, error_ptr: int) -> int:
         # the stream has no buffer of its own: what was written is with the kernel already
@@ -442,9 +470,11 @@ def register(engine: HostEngine) -> None:
     define(NAMESPACE, "tcp_peer_addr", "Ii", "i", tcp_peer_addr)
     define(NAMESPACE, "drop_tcp_stream", "I", "", dropper("streams", "TCP stream"))
     define(NAMESPACE, "clone_tcp_stream", "I", "I", clone_tcp_stream)
-    define_async(NAMESPACE, "tcp_write_vectored", "Iiii", "i", tcp_write_vectored)
-    define_async(NAMESPACE, "tcp_read", "Iiii", "i", reader(0))
-    define_async(NAMESPACE, "tcp_peek", "Iiii", "i", reader(socket.MSG_PEEK))
+    # tcp_read, tcp_peek and tcp_write_vectored: C host functions (lunatic_mp/vm/net.c) that do the
+    # system call themselves, straight into (or out of) guest memory, and call c_slow_path for
+    # the rest: a call that would block, an error, an unknown id or a bad pointer.
+    hooks = (c_slow_path, GuestTrap, engine.linker.on_host_error, PENDING)
+    engine.linker.define_native(lambda linker: core.define_net(linker, hooks))
     define(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
     for kind in ("read", "write", "peek"):
         define(NAMESPACE, f"set_{kind}_timeout", "II", "", timeout_setter(f"{kind}_timeout"))
