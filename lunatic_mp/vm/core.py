@@ -52,6 +52,7 @@ call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive
 define_net = _core.define_net
+net_io = _core.net_io
 deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
 store_set_wasi = _core.store_set_wasi

@@ -93,13 +93,29 @@ static void lmp_put_le64(uint8_t *p, uint64_t value) {
         p[i] = (uint8_t)(value >> (8 * i));
 }
 
+/* The guest memory at [ptr, ptr + len), or NULL: through the caller during a host call, or (caller
+ * NULL: net_io, between calls) the memory that call found, whose size is re-read as lmp_span does. */
+static uint8_t *lmp_net_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len) {
+    if (caller != NULL)
+        return lmp_span(state, caller, ptr, len);
+    if (!state->have_memory)
+        return NULL;
+    uint64_t end = (uint64_t)ptr + len;
+    if (end > state->size) {
+        state->size = lmp_wasmtime_memory_data_size(state->context, &state->memory);
+        if (end > state->size)
+            return NULL;
+    }
+    return state->base + ptr;
+}
+
 /* sendmsg of the guest's `count` iovecs at iovec_ptr: the count sent, -1 with errno set, or -2
  * when a pointer is out of bounds or the count too big (Python says which, and traps). */
 static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int fd, uint32_t iovec_ptr,
                                uint32_t count) {
     if (count > LMP_MAX_IOVECS)
         return -2;
-    const uint8_t *raw = lmp_span(state, caller, iovec_ptr, count * 8);
+    const uint8_t *raw = lmp_net_span(state, caller, iovec_ptr, count * 8);
     if (raw == NULL)
         return -2;
     struct iovec few[LMP_FEW_IOVECS];
@@ -110,7 +126,7 @@ static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int f
     uint32_t i = 0;
     for (; i < count; i++) {
         uint32_t ptr = lmp_le32(raw + 8 * i), len = lmp_le32(raw + 8 * i + 4);
-        uint8_t *base = lmp_span(state, caller, ptr, len);
+        uint8_t *base = lmp_net_span(state, caller, ptr, len);
         if (base == NULL)
             break;
         iov[i].iov_base = base;
@@ -131,6 +147,31 @@ static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int f
     return sent;
 }
 
+/* One attempt: recv (op read or peek) into the guest's buffer (a, b), or sendmsg of its iovecs
+ * (a, b), writing the count at opaque: 0 done, -2 a pointer out of bounds (or too many iovecs),
+ * else the errno (EAGAIN: it would block; EINTR is tried again). */
+static int lmp_attempt(lmp_proc *state, wasmtime_caller_t *caller, int fd, int op, uint32_t a, uint32_t b,
+                       uint32_t opaque) {
+    uint8_t *out = lmp_net_span(state, caller, opaque, 8);
+    if (out == NULL)
+        return -2;
+    ssize_t done;
+    do {
+        if (op == LMP_NET_WRITE) {
+            done = lmp_send_iovecs(state, caller, fd, a, b);
+        } else {
+            uint8_t *buffer = lmp_net_span(state, caller, a, b);
+            done = buffer == NULL ? -2 : recv(fd, buffer, b, MSG_DONTWAIT | (op == LMP_NET_PEEK ? MSG_PEEK : 0));
+        }
+    } while (done == -1 && errno == EINTR);
+    if (done == -2)
+        return -2;
+    if (done < 0)
+        return errno == EWOULDBLOCK ? EAGAIN : errno != 0 ? errno : EIO;
+    lmp_put_le64(out, (uint64_t)done);
+    return 0;
+}
+
 /* One call: args (id: i64, a: i32, b: i32, opaque_ptr: i32) -> i32, where (a, b) is (buffer,
  * length) for a read or a peek and (iovecs, count) for a write. The GIL is held. */
 static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_caller_t *caller,
@@ -138,31 +179,17 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
                          wasmtime_async_continuation_t *continuation) {
     int64_t rid = args[0].of.i64;
     uint32_t a = (uint32_t)args[1].of.i32, b = (uint32_t)args[2].of.i32, opaque = (uint32_t)args[3].of.i32;
-    int error = 0; /* 0: not tried (Python tries); else the errno of the attempt */
+    int error = 0; /* 0: not tried (Python tries, and says what is wrong); else the errno */
     int fd = lmp_stream_fd(state->owner, rid);
     if (fd >= 0) {
-        ssize_t done = -2;
-        if (op == LMP_NET_WRITE) {
-            if (lmp_span(state, caller, opaque, 8) != NULL)
-                done = lmp_send_iovecs(state, caller, fd, a, b);
-        } else {
-            uint8_t *buffer = lmp_span(state, caller, a, b);
-            if (buffer != NULL && lmp_span(state, caller, opaque, 8) != NULL)
-                done = recv(fd, buffer, b, MSG_DONTWAIT | (op == LMP_NET_PEEK ? MSG_PEEK : 0));
+        int outcome = lmp_attempt(state, caller, fd, op, a, b, opaque);
+        if (outcome == 0) {
+            results[0].kind = WASMTIME_I32;
+            results[0].of.i32 = 0; /* OK */
+            return;
         }
-        if (done >= 0) {
-            uint8_t *out = lmp_span(state, caller, opaque, 8); /* checked above; memory never shrinks */
-            if (out != NULL) {
-                lmp_put_le64(out, (uint64_t)done);
-                results[0].kind = WASMTIME_I32;
-                results[0].of.i32 = 0; /* OK */
-                return;
-            }
-        } else if (done == -1 && errno != EINTR) { /* interrupted: Python tries again */
-            error = errno == EWOULDBLOCK ? EAGAIN : errno;
-            if (error == 0)
-                error = EIO;
-        }
+        if (outcome > 0)
+            error = outcome;
     }
     PyObject *value = PyObject_CallFunction(LMP_HOOK(hooks, LMP_NET_SLOW), "OiLkkkiK", state->owner, op,
                                             (long long)rid, (unsigned long)a, (unsigned long)b,
@@ -206,6 +233,39 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
 LMP_NET_FUNCTION(lmp_tcp_read, LMP_NET_READ)
 LMP_NET_FUNCTION(lmp_tcp_peek, LMP_NET_PEEK)
 LMP_NET_FUNCTION(lmp_tcp_write_vectored, LMP_NET_WRITE)
+
+const char lmp_net_io_doc[] =
+    "net_io(state, fd, op, a, b, opaque_ptr) -> int\n\n"
+    "The attempt a C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) makes, again, for its\n"
+    "process, suspended since it would block (its memory was found then): 0 (done, the count\n"
+    "written at opaque_ptr), -1 when a pointer is out of bounds, else the errno (EAGAIN: it would\n"
+    "block still). state: the process's store state (Store.state).";
+
+PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "net_io takes 6 arguments (state, fd, op, a, b, opaque_ptr), got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    lmp_proc *state = lmp_address(args[0], "the state");
+    if (state == NULL)
+        return NULL;
+    long numbers[5];
+    for (int i = 0; i < 5; i++) {
+        numbers[i] = PyLong_AsLong(args[i + 1]);
+        if (numbers[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (numbers[0] < 0 || numbers[0] > INT32_MAX || numbers[1] < LMP_NET_READ || numbers[1] > LMP_NET_WRITE) {
+        PyErr_SetString(PyExc_ValueError, "net_io: bad descriptor or op");
+        return NULL;
+    }
+    int outcome = lmp_attempt(state, NULL, (int)numbers[0], (int)numbers[1], (uint32_t)numbers[2],
+                              (uint32_t)numbers[3], (uint32_t)numbers[4]);
+    return PyLong_FromLong(outcome == -2 ? -1 : outcome);
+}
 
 const char lmp_define_net_doc[] =
     "define_net(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"

@@ -584,6 +584,11 @@ class Store:
         if self._slice:
             core.yield_soon(self._slice, self._engine)
 
+    @property
+    def state(self) -> int:
+        """The address of the process's C state (:mod:`.core`'s functions on a store take it)."""
+        return self._slice
+
     def wake(self, value: int) -> None:
         """Let the guest, suspended in a C ``receive``, go on at its next poll, with ``value``."""
         core.wake(self._slice, value)

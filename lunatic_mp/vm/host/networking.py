@@ -108,17 +108,15 @@ def register(engine: HostEngine) -> None:
         on_timeout: After = None,
         *,
         in_c: bool = False,
-        blocked: bool = False,
     ) -> object:
-        """Try ``attempt`` now (unless ``blocked``: the caller's own attempt would have blocked);
-        when it would block, suspend until it succeeds or times out.
+        """Try ``attempt`` now; when it would block, suspend until it succeeds or times out.
 
         ``attempt()`` is None while the socket is not ready, else (result code, what to write
         into the process's memory before it goes on). ``in_c``: the call is a C host function
         (lunatic_mp/vm/net.c), suspended in C until :meth:`Engine.resume` wakes it through its
         store: what it writes is written before, and the process waits as ``receiving``.
         """
-        result = None if blocked else attempt()
+        result = attempt()
         if result is not None:
             value, after = result
             if after is not None:
@@ -388,7 +386,6 @@ def register(engine: HostEngine) -> None:
         buf_ptr: int = 0,
         *,
         in_c: bool = False,
-        blocked: bool = False,
     ) -> object:
         """Read (``io`` returns bytes, written at ``buf_ptr``) or write (``io`` returns a count),
         writing the count or an error id at ``opaque_ptr``."""
@@ -411,7 +408,7 @@ def register(engine: HostEngine) -> None:
                 return OK, write
             return OK, lambda: memory.write_u64(opaque_ptr, result)
 
-        return suspend(process, net, sock, events, timeout_ms, attempt, in_c=in_c, blocked=blocked)
+        return suspend(process, net, sock, events, timeout_ms, attempt, in_c=in_c)
 
     def c_slow_path(
         process: Process, op: int, rid: int, a: int, b: int, opaque_ptr: int, err: int, caller: int
@@ -422,6 +419,8 @@ def register(engine: HostEngine) -> None:
         if process.memory is None:  # memory_of finds it through the caller of this call
             engine.linker.caller = wasm.caller_at(caller)
         memory, net = memory_of(process, engine), net_of(process, reactor)
+        if err == errno.EAGAIN:
+            return c_wait(process, net, op, rid, a, b, opaque_ptr)
         sock = lookup(net.streams, rid, "TCP stream")
         if op == C_WRITE:
             data = iovec_data(memory, a, b)
@@ -432,13 +431,50 @@ def register(engine: HostEngine) -> None:
             memory.check(a, length)
             events, timeout_ms, buf_ptr = READ, sock.peek_timeout if flags else sock.read_timeout, a
             io = lambda s: s.recv(length, flags)  # noqa: E731
-        if err not in (0, errno.EAGAIN):
+        if err:
             memory.check(opaque_ptr, 8)
             return report_error(process, memory, opaque_ptr, os_error(OSError(err, os.strerror(err))))
-        return transfer(
-            process, memory, net, sock, events, timeout_ms, opaque_ptr, io, buf_ptr,
-            in_c=True, blocked=err == errno.EAGAIN,
-        )  # fmt: skip
+        return transfer(process, memory, net, sock, events, timeout_ms, opaque_ptr, io, buf_ptr, in_c=True)
+
+    def c_wait(process: Process, net: Net, op: int, rid: int, a: int, b: int, opaque_ptr: int) -> object:
+        """The C call's attempt would block (its stream and its pointers are good): wait for the
+        socket, then let C try again (core.net_io), straight into or out of guest memory. The
+        call's path per request, so no more than one closure (and a timer's)."""
+        sock = net.streams[rid]
+        if op == C_WRITE:
+            events, timeout_ms = WRITE, sock.write_timeout
+        else:
+            events, timeout_ms = READ, sock.peek_timeout if op == C_PEEK else sock.read_timeout
+        if timeout_ms == 0:
+            return TIMEOUT
+        fd, state, memory = sock.fd, process.store.state, process.memory  # type: ignore[union-attr]
+
+        def ready() -> None:
+            net.waiter = None
+            if process.finished is not None:
+                return
+            outcome = core.net_io(state, fd, op, a, b, opaque_ptr)
+            if outcome == errno.EAGAIN:  # woken, but another process took the data first
+                net.waiter = reactor.wait(fd, events, ready)
+                return
+            if outcome:  # -1: its buffers cannot be reached (memory never shrinks: none to fit them)
+                text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
+                memory.write_u64(opaque_ptr, error(process, text))  # type: ignore[union-attr]
+            engine.resume(process, ERROR if outcome else OK)
+
+        net.waiter = reactor.wait(fd, events, ready)
+        if timeout_ms is not None:
+
+            def expire() -> None:
+                process.timer = None
+                if net.waiter is not None:
+                    reactor.cancel(net.waiter)
+                    net.waiter = None
+                engine.resume(process, TIMEOUT)
+
+            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        process.waiting = process.receiving = True
+        return PENDING
 
     def tcp_flush(rid: int, error_ptr: int) -> int:
         # the stream has no buffer of its own: what was written is with the kernel already
