@@ -65,6 +65,41 @@ After = Callable[[], None] | None
 """What a call does in its process just before it returns: writes its out-parameters."""
 
 
+class CWait:
+    """A C network call (lunatic_mp/vm/net.c) suspended until its socket is ready; called then, it
+    lets C try again (core.net_io), straight into or out of guest memory, and resumes the
+    process with OK or an error id (or waits again when another process took the data first).
+
+    An object rather than a closure: a closure that re-arms itself is a reference cycle, garbage
+    that only the cyclic collector frees, and an echo server makes one per request.
+    """
+
+    __slots__ = ("a", "b", "engine", "events", "fd", "net", "op", "opaque_ptr", "process", "state")
+
+    def __init__(
+        self, engine: HostEngine, process: Process, net: Net, fd: int, events: int, op: int, a: int, b: int,
+        opaque_ptr: int,
+    ) -> None:  # fmt: skip
+        self.engine, self.process, self.net, self.fd, self.events = engine, process, net, fd, events
+        self.op, self.a, self.b, self.opaque_ptr = op, a, b, opaque_ptr
+        self.state = process.store.state  # type: ignore[union-attr]  # a live process has its store
+
+    def __call__(self) -> None:
+        process, net = self.process, self.net
+        net.waiter = None
+        if process.finished is not None:
+            return
+        outcome = core.net_io(self.state, self.fd, self.op, self.a, self.b, self.opaque_ptr)
+        if outcome == errno.EAGAIN:  # woken, but another process took the data first
+            net.waiter = self.engine.reactor.wait(self.fd, self.events, self)
+            return
+        if outcome:  # -1: its buffers cannot be reached (memory never shrinks: none to fit them)
+            text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
+            error_id = process.resources.add(process.resources.errors, text)
+            process.memory.write_u64(self.opaque_ptr, error_id)  # type: ignore[union-attr]  # c_slow_path set it
+        self.engine.resume(process, ERROR if outcome else OK)
+
+
 def register(engine: HostEngine) -> None:
     define, define_async = engine.linker.define, engine.linker.define_async
     reactor = engine.reactor
@@ -438,8 +473,7 @@ def register(engine: HostEngine) -> None:
 
     def c_wait(process: Process, net: Net, op: int, rid: int, a: int, b: int, opaque_ptr: int) -> object:
         """The C call's attempt would block (its stream and its pointers are good): wait for the
-        socket, then let C try again (core.net_io), straight into or out of guest memory. The
-        call's path per request, so no more than one closure (and a timer's)."""
+        socket (:class:`CWait`), with a timer for the stream's timeout."""
         sock = net.streams[rid]
         if op == C_WRITE:
             events, timeout_ms = WRITE, sock.write_timeout
@@ -447,22 +481,8 @@ def register(engine: HostEngine) -> None:
             events, timeout_ms = READ, sock.peek_timeout if op == C_PEEK else sock.read_timeout
         if timeout_ms == 0:
             return TIMEOUT
-        fd, state, memory = sock.fd, process.store.state, process.memory  # type: ignore[union-attr]
-
-        def ready() -> None:
-            net.waiter = None
-            if process.finished is not None:
-                return
-            outcome = core.net_io(state, fd, op, a, b, opaque_ptr)
-            if outcome == errno.EAGAIN:  # woken, but another process took the data first
-                net.waiter = reactor.wait(fd, events, ready)
-                return
-            if outcome:  # -1: its buffers cannot be reached (memory never shrinks: none to fit them)
-                text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
-                memory.write_u64(opaque_ptr, error(process, text))  # type: ignore[union-attr]
-            engine.resume(process, ERROR if outcome else OK)
-
-        net.waiter = reactor.wait(fd, events, ready)
+        wait = CWait(engine, process, net, sock.fd, events, op, a, b, opaque_ptr)
+        net.waiter = reactor.wait(sock.fd, events, wait)
         if timeout_ms is not None:
 
             def expire() -> None:
