@@ -135,6 +135,15 @@ class Reactor:
                 self._epoll.unregister(fd)
 
     def _fire(self, waiters: list[Waiter], mask: int) -> None:
+        if len(waiters) == 1:  # the usual case: one process waits on its socket
+            waiter = waiters[0]
+            if waiter.events & mask:
+                waiters.clear()
+                callback, waiter.callback = waiter.callback, None
+                if callback is not None:
+                    self._waiting -= 1
+                    callback()
+            return
         fire = [w for w in waiters if w.events & mask]
         if len(fire) == len(waiters):
             waiters.clear()

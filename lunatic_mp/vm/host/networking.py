@@ -451,6 +451,8 @@ def register(engine: HostEngine) -> None:
         """What the C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) left to Python:
         ``(a, b)`` is (buffer, length), or (iovecs, count) for a write; ``err`` the errno of the
         C side's attempt (0: it made none, EAGAIN: it would block)."""
+        if err == errno.EAGAIN and process.memory is not None:  # every request of a server
+            return c_wait(process, process.resources.net, op, rid, a, b, opaque_ptr)  # type: ignore[arg-type]
         if process.memory is None:  # memory_of finds it through the caller of this call
             engine.linker.caller = wasm.caller_at(caller)
         memory, net = memory_of(process, engine), net_of(process, reactor)
