@@ -9,6 +9,7 @@ sleeps (the engine runs until the client's socket is readable).
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 from collections.abc import Iterator
@@ -71,6 +72,26 @@ def test_a_process_that_dies_waiting_leaves_no_registration(
     assert reactor.registered == 0  # its stream was closed, and forgotten first
     assert client.recv(1) == b""  # the guest's side is closed
     assert not engine.scheduler.run(timeout=WAIT)  # nothing left that could wake anything
+
+
+def test_a_wake_up_with_nothing_to_read_waits_anew(engine: Engine, client: socket.socket, sink: Sink) -> None:
+    """Another holder of the socket takes the data between the edge and the process's turn: the
+    C retry would block, so the process waits again, and the next data still wakes it."""
+    reactor = engine.reactor
+    assert echo(engine, client, b"first") == b"first"
+    assert engine.scheduler.run(until=lambda: reactor.watching, timeout=WAIT)
+    (pid,) = [pid for pid in engine.processes if pid != sink.pid]
+    (stream,) = engine.processes[pid].resources.net.streams.values()  # type: ignore[attr-defined]
+    thief = socket.socket(fileno=os.dup(stream.fd))
+    try:
+        client.sendall(b"stolen")
+        assert thief.recv(16) == b"stolen"  # the edge is pending; the data is gone
+        assert reactor.dispatch(0) == 1  # the process is woken, finds nothing, and waits again
+        assert reactor.watching and reactor.registered == 1
+        assert engine.processes[pid].finished is None
+        assert echo(engine, client, b"after") == b"after"
+    finally:
+        thief.close()
 
 
 HOSTILE = """(module
