@@ -30,7 +30,6 @@ enum { LMP_NET_SLOW, LMP_NET_HOOKS = 4 };
 enum { LMP_NET_READ, LMP_NET_PEEK, LMP_NET_WRITE };
 
 #define LMP_MAX_IOVECS 1024 /* as networking.py's MAX_IOVECS: more goes to Python, which traps */
-#define LMP_FEW_IOVECS 16
 
 static PyObject *lmp_str_resources, *lmp_str_net, *lmp_str_streams, *lmp_str_fd, *lmp_str_sock;
 
@@ -109,6 +108,9 @@ static uint8_t *lmp_net_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_
     return state->base + ptr;
 }
 
+/* The iovecs of one sendmsg: every caller holds the GIL from filling them to the system call. */
+static struct iovec lmp_iovecs[LMP_MAX_IOVECS];
+
 /* sendmsg of the guest's `count` iovecs at iovec_ptr: the count sent, -1 with errno set, or -2
  * when a pointer is out of bounds or the count too big (Python says which, and traps). */
 static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int fd, uint32_t iovec_ptr,
@@ -118,33 +120,19 @@ static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int f
     const uint8_t *raw = lmp_net_span(state, caller, iovec_ptr, count * 8);
     if (raw == NULL)
         return -2;
-    struct iovec few[LMP_FEW_IOVECS];
-    struct iovec *iov = count <= LMP_FEW_IOVECS ? few : PyMem_RawMalloc((size_t)count * sizeof(struct iovec));
-    if (iov == NULL)
-        return -2; /* Python copies them into one buffer instead */
-    ssize_t sent = -2;
-    uint32_t i = 0;
-    for (; i < count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         uint32_t ptr = lmp_le32(raw + 8 * i), len = lmp_le32(raw + 8 * i + 4);
         uint8_t *base = lmp_net_span(state, caller, ptr, len);
         if (base == NULL)
-            break;
-        iov[i].iov_base = base;
-        iov[i].iov_len = len;
+            return -2;
+        lmp_iovecs[i].iov_base = base;
+        lmp_iovecs[i].iov_len = len;
     }
-    if (i == count) {
-        struct msghdr message;
-        memset(&message, 0, sizeof(message));
-        message.msg_iov = iov;
-        message.msg_iovlen = count;
-        sent = sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-    }
-    if (iov != few) {
-        int saved = errno;
-        PyMem_RawFree(iov);
-        errno = saved;
-    }
-    return sent;
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = lmp_iovecs;
+    message.msg_iovlen = count;
+    return sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* One attempt: recv (op read or peek) into the guest's buffer (a, b), or sendmsg of its iovecs
@@ -238,8 +226,8 @@ const char lmp_net_io_doc[] =
     "net_io(state, fd, op, a, b, opaque_ptr) -> int\n\n"
     "The attempt a C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) makes, again, for its\n"
     "process, suspended since it would block (its memory was found then): 0 (done, the count\n"
-    "written at opaque_ptr), -1 when a pointer is out of bounds, else the errno (EAGAIN: it would\n"
-    "block still). state: the process's store state (Store.state).";
+    "written at opaque_ptr), -1 when a pointer is out of bounds (its memory cannot shrink: never),\n"
+    "else the errno (EAGAIN: it would block still). state: the process's store state (Store.state).";
 
 PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;

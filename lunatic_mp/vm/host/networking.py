@@ -141,15 +141,11 @@ def register(engine: HostEngine) -> None:
         timeout_ms: int | None,
         attempt: Callable[[], tuple[int, After] | None],
         on_timeout: After = None,
-        *,
-        in_c: bool = False,
     ) -> object:
         """Try ``attempt`` now; when it would block, suspend until it succeeds or times out.
 
         ``attempt()`` is None while the socket is not ready, else (result code, what to write
-        into the process's memory before it goes on). ``in_c``: the call is a C host function
-        (lunatic_mp/vm/net.c), suspended in C until :meth:`Engine.resume` wakes it through its
-        store: what it writes is written before, and the process waits as ``receiving``.
+        into the process's memory before it goes on).
         """
         result = attempt()
         if result is not None:
@@ -162,34 +158,24 @@ def register(engine: HostEngine) -> None:
                 on_timeout()
             return TIMEOUT
 
-        def go_on(value: int, after: After) -> None:
-            if in_c:  # the C call has no out-parameter step of its own: write now
-                if after is not None:
-                    after()
-                engine.resume(process, value)
-            else:
-                engine.resume(process, value, after)
-
         def ready() -> None:
             net.waiter = None
             if process.finished is not None:
                 return
             try:
                 outcome = attempt()
-                if outcome is None:  # woken, but another process took the data first
-                    net.waiter = reactor.wait(sock.fd, events, ready)
-                    return
-                go_on(*outcome)
             except GuestTrap as trap:
                 message = str(trap)
-                if in_c:  # pragma: no cover - a stream in a table is open, its memory checked
-                    engine.kill(process.pid, message)
-                    return
 
                 def trap_now() -> None:
                     raise GuestTrap(message)
 
                 engine.resume(process, ERROR, trap_now)
+                return
+            if outcome is None:  # woken, but another process took the data first
+                net.waiter = reactor.wait(sock.fd, events, ready)
+                return
+            engine.resume(process, *outcome)
 
         net.waiter = reactor.wait(sock.fd, events, ready)
         if timeout_ms is not None:
@@ -199,11 +185,9 @@ def register(engine: HostEngine) -> None:
                 if net.waiter is not None:
                     reactor.cancel(net.waiter)
                     net.waiter = None
-                go_on(TIMEOUT, on_timeout)
+                engine.resume(process, TIMEOUT, on_timeout)
 
             process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
-        if in_c:
-            process.waiting = process.receiving = True
         return PENDING
 
     def timeout_of(ms: int) -> int | None:
@@ -419,8 +403,6 @@ def register(engine: HostEngine) -> None:
         opaque_ptr: int,
         io: Callable[[socket.socket], int | bytes],
         buf_ptr: int = 0,
-        *,
-        in_c: bool = False,
     ) -> object:
         """Read (``io`` returns bytes, written at ``buf_ptr``) or write (``io`` returns a count),
         writing the count or an error id at ``opaque_ptr``."""
@@ -443,14 +425,14 @@ def register(engine: HostEngine) -> None:
                 return OK, write
             return OK, lambda: memory.write_u64(opaque_ptr, result)
 
-        return suspend(process, net, sock, events, timeout_ms, attempt, in_c=in_c)
+        return suspend(process, net, sock, events, timeout_ms, attempt)
 
     def c_slow_path(
         process: Process, op: int, rid: int, a: int, b: int, opaque_ptr: int, err: int, caller: int
     ) -> object:
         """What the C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) left to Python:
         ``(a, b)`` is (buffer, length), or (iovecs, count) for a write; ``err`` the errno of the
-        C side's attempt (0: it made none, EAGAIN: it would block)."""
+        C side's attempt (0: it made none, EAGAIN: it would block, else an error to report)."""
         if err == errno.EAGAIN and process.memory is not None:  # every request of a server
             return c_wait(process, process.resources.net, op, rid, a, b, opaque_ptr)  # type: ignore[arg-type]
         if process.memory is None:  # memory_of finds it through the caller of this call
@@ -458,20 +440,16 @@ def register(engine: HostEngine) -> None:
         memory, net = memory_of(process, engine), net_of(process, reactor)
         if err == errno.EAGAIN:
             return c_wait(process, net, op, rid, a, b, opaque_ptr)
+        # an error, or no attempt: an unknown id or a bad pointer, which trap here with their message
         sock = lookup(net.streams, rid, "TCP stream")
         if op == C_WRITE:
-            data = iovec_data(memory, a, b)
-            events, timeout_ms, buf_ptr = WRITE, sock.write_timeout, 0
-            io: Callable[[socket.socket], int | bytes] = lambda s: s.send(data)  # noqa: E731
+            iovec_data(memory, a, b)
         else:
-            length, flags = b & 0xFFFFFFFF, socket.MSG_PEEK if op == C_PEEK else 0
-            memory.check(a, length)
-            events, timeout_ms, buf_ptr = READ, sock.peek_timeout if flags else sock.read_timeout, a
-            io = lambda s: s.recv(length, flags)  # noqa: E731
-        if err:
-            memory.check(opaque_ptr, 8)
-            return report_error(process, memory, opaque_ptr, os_error(OSError(err, os.strerror(err))))
-        return transfer(process, memory, net, sock, events, timeout_ms, opaque_ptr, io, buf_ptr, in_c=True)
+            memory.check(a, b & 0xFFFFFFFF)
+        memory.check(opaque_ptr, 8)
+        if not err:  # pragma: no cover - C finds every stream Python does
+            raise RuntimeError(f"C made no attempt on TCP stream {rid} (fd {sock.fd}), its pointers good")
+        return report_error(process, memory, opaque_ptr, os_error(OSError(err, os.strerror(err))))
 
     def c_wait(process: Process, net: Net, op: int, rid: int, a: int, b: int, opaque_ptr: int) -> object:
         """The C call's attempt would block (its stream and its pointers are good): wait for the
