@@ -225,6 +225,8 @@ static PyMethodDef lmp_methods[] = {
     {"symbols", lmp_symbol_names, METH_NOARGS, symbols_doc},
     {"define_message", (PyCFunction)(void (*)(void))lmp_define_message, METH_FASTCALL, lmp_define_message_doc},
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
+    {"define_net", (PyCFunction)(void (*)(void))lmp_define_net, METH_FASTCALL, lmp_define_net_doc},
+    {"net_io", (PyCFunction)(void (*)(void))lmp_net_io, METH_FASTCALL, lmp_net_io_doc},
     {"deliver_messages", (PyCFunction)(void (*)(void))lmp_deliver_messages, METH_FASTCALL,
      lmp_deliver_messages_doc},
     {"encode_message", (PyCFunction)(void (*)(void))lmp_encode_message, METH_FASTCALL, lmp_encode_message_doc},
@@ -262,7 +264,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
         return NULL;
-    if (lmp_message_init(module) < 0 || lmp_calls_init(module) < 0) {
+    if (lmp_message_init(module) < 0 || lmp_calls_init(module) < 0 || lmp_net_init() < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -116,6 +116,12 @@ PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_define_receive_doc[];
 int lmp_message_init(PyObject *module);
 
+/* net.c: lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored as C host functions. */
+PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_net_doc[], lmp_net_io_doc[];
+int lmp_net_init(void);
+
 /* inbox.c: plain Message frames from other workers, straight into mailboxes. */
 PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -37,6 +37,12 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to);
  * for it, in C when nothing else must happen; otherwise through Engine.deliver (another worker, a
  * bound reached, a receiver that is not plain). 0, or -1 with an exception set. */
 int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message);
+/* receive.c: an async host call's state (its continuation set to go on at once), or NULL with
+ * *trap_ret set outside a process; and the continuation of a call suspended in C until
+ * Store.wake (core.wake) gives it its value: a receive, or a socket wait (net.c). */
+lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
+                          wasmtime_async_continuation_t *continuation);
+bool lmp_wait_over(void *env);
 void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds);
 int lmp_check_hooks(PyObject *hooks, const char *function);
 

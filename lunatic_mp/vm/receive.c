@@ -14,7 +14,7 @@ static void lmp_no_finalizer(void *env) { (void)env; }
 
 /* The continuation of a receive suspended in C: the guest goes on once wake() (Engine.resume,
  * through Store.wake) has given the call its value; each poll until then finds it still waiting. */
-static bool lmp_wait_over(void *env) {
+bool lmp_wait_over(void *env) {
     lmp_proc *state = env;
     if (!state->woken)
         return false;
@@ -136,7 +136,7 @@ static void lmp_wait(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_s
     Py_XDECREF(value);
 }
 
-static lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
+lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
                                  wasmtime_async_continuation_t *continuation) {
     continuation->callback = lmp_ready_now;
     continuation->env = NULL;

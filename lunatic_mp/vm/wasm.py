@@ -383,6 +383,11 @@ def export_memory(store: Store, instantiation: Call) -> Any | None:
     return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
 
 
+def caller_at(address: int) -> Any:
+    """A caller that a C host function handed over by address (valid only during its call)."""
+    return ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_caller_t))
+
+
 def caller_memory(caller: Any) -> Any | None:
     """The caller's exported ``memory``: how host calls reach memory before instantiation ends."""
     item = ffi.wasmtime_extern_t()
@@ -578,6 +583,11 @@ class Store:
         slice then ends at a tick again (the deadline callback resets the deadline)."""
         if self._slice:
             core.yield_soon(self._slice, self._engine)
+
+    @property
+    def state(self) -> int:
+        """The address of the process's C state (:mod:`.core`'s functions on a store take it)."""
+        return self._slice
 
     def wake(self, value: int) -> None:
         """Let the guest, suspended in a C ``receive``, go on at its next poll, with ``value``."""

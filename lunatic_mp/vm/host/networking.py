@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.netpolicy import allows
+from lunatic_mp.vm import core, wasm
 from lunatic_mp.vm.host._common import (
     ERROR,
     NO_TIMEOUT,
@@ -57,10 +58,46 @@ if TYPE_CHECKING:
 NAMESPACE = "lunatic::networking"
 LISTEN_BACKLOG = 1024
 MAX_IOVECS = 1024
+C_READ, C_PEEK, C_WRITE = 0, 1, 2  # c_slow_path's op, as net.c numbers them
 NO_NETWORK = "permission denied: this process's config has no network access (EnvConfig.net_*)"
 
 After = Callable[[], None] | None
 """What a call does in its process just before it returns: writes its out-parameters."""
+
+
+class CWait:
+    """A C network call (lunatic_mp/vm/net.c) suspended until its socket is ready; called then, it
+    lets C try again (core.net_io), straight into or out of guest memory, and resumes the
+    process with OK or an error id (or waits again when another process took the data first).
+
+    An object rather than a closure: a closure that re-arms itself is a reference cycle, garbage
+    that only the cyclic collector frees, and an echo server makes one per request.
+    """
+
+    __slots__ = ("a", "b", "engine", "events", "fd", "net", "op", "opaque_ptr", "process", "state")
+
+    def __init__(
+        self, engine: HostEngine, process: Process, net: Net, fd: int, events: int, op: int, a: int, b: int,
+        opaque_ptr: int,
+    ) -> None:  # fmt: skip
+        self.engine, self.process, self.net, self.fd, self.events = engine, process, net, fd, events
+        self.op, self.a, self.b, self.opaque_ptr = op, a, b, opaque_ptr
+        self.state = process.store.state  # type: ignore[union-attr]  # a live process has its store
+
+    def __call__(self) -> None:
+        process, net = self.process, self.net
+        net.waiter = None
+        if process.finished is not None:
+            return
+        outcome = core.net_io(self.state, self.fd, self.op, self.a, self.b, self.opaque_ptr)
+        if outcome == errno.EAGAIN:  # woken, but another process took the data first
+            net.waiter = self.engine.reactor.wait(self.fd, self.events, self)
+            return
+        if outcome:  # -1: its buffers cannot be reached (memory never shrinks: none to fit them)
+            text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
+            error_id = process.resources.add(process.resources.errors, text)
+            process.memory.write_u64(self.opaque_ptr, error_id)  # type: ignore[union-attr]  # c_slow_path set it
+        self.engine.resume(process, ERROR if outcome else OK)
 
 
 def register(engine: HostEngine) -> None:
@@ -390,27 +427,54 @@ def register(engine: HostEngine) -> None:
 
         return suspend(process, net, sock, events, timeout_ms, attempt)
 
-    def tcp_write_vectored(rid: int, iovec_ptr: int, count: int, opaque_ptr: int) -> object:
-        process, memory, net = state()
+    def c_slow_path(
+        process: Process, op: int, rid: int, a: int, b: int, opaque_ptr: int, err: int, caller: int
+    ) -> object:
+        """What the C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) left to Python:
+        ``(a, b)`` is (buffer, length), or (iovecs, count) for a write; ``err`` the errno of the
+        C side's attempt (0: it made none, EAGAIN: it would block, else an error to report)."""
+        if err == errno.EAGAIN and process.memory is not None:  # every request of a server
+            return c_wait(process, process.resources.net, op, rid, a, b, opaque_ptr)  # type: ignore[arg-type]
+        if process.memory is None:  # memory_of finds it through the caller of this call
+            engine.linker.caller = wasm.caller_at(caller)
+        memory, net = memory_of(process, engine), net_of(process, reactor)
+        if err == errno.EAGAIN:
+            return c_wait(process, net, op, rid, a, b, opaque_ptr)
+        # an error, or no attempt: an unknown id or a bad pointer, which trap here with their message
         sock = lookup(net.streams, rid, "TCP stream")
-        data = iovec_data(memory, iovec_ptr, count)
-        return transfer(
-            process, memory, net, sock, WRITE, sock.write_timeout, opaque_ptr, lambda s: s.send(data)
-        )
+        if op == C_WRITE:
+            iovec_data(memory, a, b)
+        else:
+            memory.check(a, b & 0xFFFFFFFF)
+        memory.check(opaque_ptr, 8)
+        if not err:  # pragma: no cover - C finds every stream Python does
+            raise RuntimeError(f"C made no attempt on TCP stream {rid} (fd {sock.fd}), its pointers good")
+        return report_error(process, memory, opaque_ptr, os_error(OSError(err, os.strerror(err))))
 
-    def reader(flags: int) -> Callable[[int, int, int, int], object]:
-        def call(rid: int, buf_ptr: int, length: int, opaque_ptr: int) -> object:
-            process, memory, net = state()
-            sock = lookup(net.streams, rid, "TCP stream")
-            length &= 0xFFFFFFFF
-            memory.check(buf_ptr, length)
-            timeout_ms = sock.peek_timeout if flags else sock.read_timeout
-            return transfer(
-                process, memory, net, sock, READ, timeout_ms, opaque_ptr,
-                lambda s: s.recv(length, flags), buf_ptr,
-            )  # fmt: skip
+    def c_wait(process: Process, net: Net, op: int, rid: int, a: int, b: int, opaque_ptr: int) -> object:
+        """The C call's attempt would block (its stream and its pointers are good): wait for the
+        socket (:class:`CWait`), with a timer for the stream's timeout."""
+        sock = net.streams[rid]
+        if op == C_WRITE:
+            events, timeout_ms = WRITE, sock.write_timeout
+        else:
+            events, timeout_ms = READ, sock.peek_timeout if op == C_PEEK else sock.read_timeout
+        if timeout_ms == 0:
+            return TIMEOUT
+        wait = CWait(engine, process, net, sock.fd, events, op, a, b, opaque_ptr)
+        net.waiter = reactor.wait(sock.fd, events, wait)
+        if timeout_ms is not None:
 
-        return call
+            def expire() -> None:
+                process.timer = None
+                if net.waiter is not None:
+                    reactor.cancel(net.waiter)
+                    net.waiter = None
+                engine.resume(process, TIMEOUT)
+
+            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        process.waiting = process.receiving = True
+        return PENDING
 
     def tcp_flush(rid: int, error_ptr: int) -> int:
         # the stream has no buffer of its own: what was written is with the kernel already
@@ -442,9 +506,11 @@ def register(engine: HostEngine) -> None:
     define(NAMESPACE, "tcp_peer_addr", "Ii", "i", tcp_peer_addr)
     define(NAMESPACE, "drop_tcp_stream", "I", "", dropper("streams", "TCP stream"))
     define(NAMESPACE, "clone_tcp_stream", "I", "I", clone_tcp_stream)
-    define_async(NAMESPACE, "tcp_write_vectored", "Iiii", "i", tcp_write_vectored)
-    define_async(NAMESPACE, "tcp_read", "Iiii", "i", reader(0))
-    define_async(NAMESPACE, "tcp_peek", "Iiii", "i", reader(socket.MSG_PEEK))
+    # tcp_read, tcp_peek and tcp_write_vectored: C host functions (lunatic_mp/vm/net.c) that do the
+    # system call themselves, straight into (or out of) guest memory, and call c_slow_path for
+    # the rest: a call that would block, an error, an unknown id or a bad pointer.
+    hooks = (c_slow_path, GuestTrap, engine.linker.on_host_error, PENDING)
+    engine.linker.define_native(lambda linker: core.define_net(linker, hooks))
     define(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
     for kind in ("read", "write", "peek"):
         define(NAMESPACE, f"set_{kind}_timeout", "II", "", timeout_setter(f"{kind}_timeout"))

@@ -1,0 +1,311 @@
+/* lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored as C async host functions (no
+ * ctypes trampoline): the calls a TCP server makes for every request.
+ *
+ * The fast path is all here: the stream's descriptor is found through the caller's process
+ * (Process._resources.net.streams[id].fd), every pointer is checked against the guest's memory,
+ * and one non-blocking recv (straight into guest memory) or sendmsg (straight from it, one iovec
+ * per guest iovec) does the work. Anything else goes to the Python side,
+ * lunatic_mp/vm/host/networking.py's c_slow_path: an unknown id or a bad pointer (it traps with
+ * the message the guest would get anyway), an error (its error id), or a call that would block:
+ * Python arms the reactor wait (and a timer for the stream's timeout) and returns PENDING, and the
+ * call suspends here with lmp_wait_over as its continuation, as a receive does, until Store.wake
+ * (Engine.resume) gives it its result; the Python side has done the I/O and written the
+ * out-parameters by then.
+ *
+ * Guests are hostile: a length or count is checked before it is used, and no pointer is
+ * dereferenced before lmp_span has bounded it. These run on the guest's fiber with the GIL
+ * released by poll: each takes it for its duration (the system calls never block: the sockets are
+ * non-blocking, and MSG_DONTWAIT says so again).
+ */
+#include "message.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* The hooks: (c_slow_path, GuestTrap, on_error, PENDING); GuestTrap and on_error sit where
+ * message.h's LMP_GUEST_TRAP and LMP_ON_ERROR say, so lmp_trap_from_hooks reads them. */
+enum { LMP_NET_SLOW, LMP_NET_HOOKS = 4 };
+enum { LMP_NET_READ, LMP_NET_PEEK, LMP_NET_WRITE };
+
+#define LMP_MAX_IOVECS 1024 /* as networking.py's MAX_IOVECS: more goes to Python, which traps */
+
+static PyObject *lmp_str_resources, *lmp_str_net, *lmp_str_streams, *lmp_str_fd, *lmp_str_sock;
+
+int lmp_net_init(void) {
+    return (lmp_str_resources = PyUnicode_InternFromString("_resources")) == NULL ||
+                   (lmp_str_net = PyUnicode_InternFromString("net")) == NULL ||
+                   (lmp_str_streams = PyUnicode_InternFromString("streams")) == NULL ||
+                   (lmp_str_fd = PyUnicode_InternFromString("fd")) == NULL ||
+                   (lmp_str_sock = PyUnicode_InternFromString("sock")) == NULL
+               ? -1
+               : 0;
+}
+
+/* A new reference to object.name, or NULL (no exception) when it is missing or None. */
+static PyObject *lmp_attr(PyObject *object, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+/* The descriptor of the owner's open TCP stream `rid`, or -1 for anything else (no stream by that
+ * id, no networking yet, an object of another shape): the Python side then says what. */
+static int lmp_stream_fd(PyObject *owner, int64_t rid) {
+    int fd = -1;
+    PyObject *resources = lmp_attr(owner, lmp_str_resources);
+    PyObject *net = resources != NULL ? lmp_attr(resources, lmp_str_net) : NULL;
+    PyObject *streams = net != NULL ? lmp_attr(net, lmp_str_streams) : NULL;
+    PyObject *key = streams != NULL && PyDict_CheckExact(streams) ? PyLong_FromLongLong(rid) : NULL;
+    PyObject *stream = key != NULL ? PyDict_GetItemWithError(streams, key) : NULL; /* borrowed */
+    PyObject *sock = stream != NULL ? lmp_attr(stream, lmp_str_sock) : NULL;
+    PyObject *number = sock != NULL ? lmp_attr(stream, lmp_str_fd) : NULL;
+    if (number != NULL && PyLong_CheckExact(number)) {
+        long value = PyLong_AsLong(number);
+        if (value >= 0 && value <= INT32_MAX)
+            fd = (int)value;
+    }
+    PyErr_Clear();
+    Py_XDECREF(number);
+    Py_XDECREF(sock);
+    Py_XDECREF(key);
+    Py_XDECREF(streams);
+    Py_XDECREF(net);
+    Py_XDECREF(resources);
+    return fd;
+}
+
+static uint32_t lmp_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void lmp_put_le64(uint8_t *p, uint64_t value) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(value >> (8 * i));
+}
+
+/* The guest memory at [ptr, ptr + len), or NULL: through the caller during a host call, or (caller
+ * NULL: net_io, between calls) the memory that call found, whose size is re-read as lmp_span does. */
+static uint8_t *lmp_net_span(lmp_proc *state, wasmtime_caller_t *caller, uint32_t ptr, uint32_t len) {
+    if (caller != NULL)
+        return lmp_span(state, caller, ptr, len);
+    if (!state->have_memory)
+        return NULL;
+    uint64_t end = (uint64_t)ptr + len;
+    if (end > state->size) {
+        state->size = lmp_wasmtime_memory_data_size(state->context, &state->memory);
+        if (end > state->size)
+            return NULL;
+    }
+    return state->base + ptr;
+}
+
+/* The iovecs of one sendmsg: every caller holds the GIL from filling them to the system call. */
+static struct iovec lmp_iovecs[LMP_MAX_IOVECS];
+
+/* sendmsg of the guest's `count` iovecs at iovec_ptr: the count sent, -1 with errno set, or -2
+ * when a pointer is out of bounds or the count too big (Python says which, and traps). */
+static ssize_t lmp_send_iovecs(lmp_proc *state, wasmtime_caller_t *caller, int fd, uint32_t iovec_ptr,
+                               uint32_t count) {
+    if (count > LMP_MAX_IOVECS)
+        return -2;
+    const uint8_t *raw = lmp_net_span(state, caller, iovec_ptr, count * 8);
+    if (raw == NULL)
+        return -2;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t ptr = lmp_le32(raw + 8 * i), len = lmp_le32(raw + 8 * i + 4);
+        uint8_t *base = lmp_net_span(state, caller, ptr, len);
+        if (base == NULL)
+            return -2;
+        lmp_iovecs[i].iov_base = base;
+        lmp_iovecs[i].iov_len = len;
+    }
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = lmp_iovecs;
+    message.msg_iovlen = count;
+    return sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* One attempt: recv (op read or peek) into the guest's buffer (a, b), or sendmsg of its iovecs
+ * (a, b), writing the count at opaque: 0 done, -2 a pointer out of bounds (or too many iovecs),
+ * else the errno (EAGAIN: it would block; EINTR is tried again). */
+static int lmp_attempt(lmp_proc *state, wasmtime_caller_t *caller, int fd, int op, uint32_t a, uint32_t b,
+                       uint32_t opaque) {
+    uint8_t *out = lmp_net_span(state, caller, opaque, 8);
+    if (out == NULL)
+        return -2;
+    ssize_t done;
+    do {
+        if (op == LMP_NET_WRITE) {
+            done = lmp_send_iovecs(state, caller, fd, a, b);
+        } else {
+            uint8_t *buffer = lmp_net_span(state, caller, a, b);
+            done = buffer == NULL ? -2 : recv(fd, buffer, b, MSG_DONTWAIT | (op == LMP_NET_PEEK ? MSG_PEEK : 0));
+        }
+    } while (done == -1 && errno == EINTR);
+    if (done == -2)
+        return -2;
+    if (done < 0)
+        return errno == EWOULDBLOCK ? EAGAIN : errno != 0 ? errno : EIO;
+    lmp_put_le64(out, (uint64_t)done);
+    return 0;
+}
+
+/* One call: args (id: i64, a: i32, b: i32, opaque_ptr: i32) -> i32, where (a, b) is (buffer,
+ * length) for a read or a peek and (iovecs, count) for a write. The GIL is held. */
+static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_caller_t *caller,
+                         const wasmtime_val_t *args, wasmtime_val_t *results, wasm_trap_t **trap_ret,
+                         wasmtime_async_continuation_t *continuation) {
+    int64_t rid = args[0].of.i64;
+    uint32_t a = (uint32_t)args[1].of.i32, b = (uint32_t)args[2].of.i32, opaque = (uint32_t)args[3].of.i32;
+    int error = 0; /* 0: not tried (Python tries, and says what is wrong); else the errno */
+    int fd = lmp_stream_fd(state->owner, rid);
+    if (fd >= 0) {
+        int outcome = lmp_attempt(state, caller, fd, op, a, b, opaque);
+        if (outcome == 0) {
+            results[0].kind = WASMTIME_I32;
+            results[0].of.i32 = 0; /* OK */
+            return;
+        }
+        if (outcome > 0)
+            error = outcome;
+    }
+    PyObject *value = PyObject_CallFunction(LMP_HOOK(hooks, LMP_NET_SLOW), "OiLkkkiK", state->owner, op,
+                                            (long long)rid, (unsigned long)a, (unsigned long)b,
+                                            (unsigned long)opaque, error,
+                                            (unsigned long long)(uintptr_t)caller);
+    if (value == NULL) {
+        *trap_ret = lmp_trap_from_hooks(hooks, op == LMP_NET_WRITE ? "tcp_write_vectored" : "tcp_read");
+        return;
+    }
+    if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspended until Store.wake */
+        state->wait_results = results;
+        state->woken = 0;
+        continuation->callback = lmp_wait_over;
+        continuation->env = state;
+    } else {
+        long code = PyLong_AsLong(value);
+        if (code == -1 && PyErr_Occurred()) {
+            *trap_ret = lmp_trap_from_hooks(hooks, "networking");
+        } else {
+            results[0].kind = WASMTIME_I32;
+            results[0].of.i32 = (int32_t)code;
+        }
+    }
+    Py_DECREF(value);
+}
+
+#define LMP_NET_FUNCTION(name, op)                                                                         \
+    static void name(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,      \
+                     wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,                      \
+                     wasmtime_async_continuation_t *continuation) {                                        \
+        (void)nargs;                                                                                        \
+        (void)nresults;                                                                                     \
+        lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);                                 \
+        if (state == NULL)                                                                                  \
+            return;                                                                                         \
+        PyGILState_STATE gil = PyGILState_Ensure();                                                         \
+        lmp_net_call((op), env, state, caller, args, results, trap_ret, continuation);                      \
+        PyGILState_Release(gil);                                                                            \
+    }
+
+LMP_NET_FUNCTION(lmp_tcp_read, LMP_NET_READ)
+LMP_NET_FUNCTION(lmp_tcp_peek, LMP_NET_PEEK)
+LMP_NET_FUNCTION(lmp_tcp_write_vectored, LMP_NET_WRITE)
+
+const char lmp_net_io_doc[] =
+    "net_io(state, fd, op, a, b, opaque_ptr) -> int\n\n"
+    "The attempt a C tcp_read (op 0), tcp_peek (1) or tcp_write_vectored (2) makes, again, for its\n"
+    "process, suspended since it would block (its memory was found then): 0 (done, the count\n"
+    "written at opaque_ptr), -1 when a pointer is out of bounds (its memory cannot shrink: never),\n"
+    "else the errno (EAGAIN: it would block still). state: the process's store state (Store.state).";
+
+PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "net_io takes 6 arguments (state, fd, op, a, b, opaque_ptr), got %zd", nargs);
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    lmp_proc *state = lmp_address(args[0], "the state");
+    if (state == NULL)
+        return NULL;
+    long numbers[5];
+    for (int i = 0; i < 5; i++) {
+        numbers[i] = PyLong_AsLong(args[i + 1]);
+        if (numbers[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (numbers[0] < 0 || numbers[0] > INT32_MAX || numbers[1] < LMP_NET_READ || numbers[1] > LMP_NET_WRITE) {
+        PyErr_SetString(PyExc_ValueError, "net_io: bad descriptor or op");
+        return NULL;
+    }
+    int outcome = lmp_attempt(state, NULL, (int)numbers[0], (int)numbers[1], (uint32_t)numbers[2],
+                              (uint32_t)numbers[3], (uint32_t)numbers[4]);
+    return PyLong_FromLong(outcome == -2 ? -1 : outcome);
+}
+
+const char lmp_define_net_doc[] =
+    "define_net(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
+    "Define lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored (C, async) on a\n"
+    "wasmtime_linker_t. hooks: (c_slow_path, GuestTrap, on_error, PENDING), kept alive by the caller\n"
+    "as long as the linker. c_slow_path(process, op, id, a, b, opaque_ptr, errno, caller) returns the\n"
+    "call's result or PENDING (op: 0 read, 1 peek, 2 write; errno 0: not tried).";
+
+static int lmp_define_net_function(wasmtime_linker_t *linker, const char *name,
+                                   wasmtime_func_async_callback_t callback, PyObject *hooks) {
+    wasm_valtype_vec_t param_types, result_types;
+    lmp_valtypes(&param_types, "Iiii");
+    lmp_valtypes(&result_types, "i");
+    wasm_functype_t *type = lmp_wasm_functype_new(&param_types, &result_types);
+    static const char namespace[] = "lunatic::networking";
+    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
+        linker, namespace, sizeof(namespace) - 1, name, strlen(name), type, callback, hooks, NULL);
+    lmp_wasm_functype_delete(type);
+    if (error == NULL)
+        return 0;
+    wasm_byte_vec_t text = {0, NULL};
+    lmp_wasmtime_error_message(error, &text);
+    PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::networking::%s: %.*s", name, (int)text.size,
+                 text.data);
+    lmp_wasm_byte_vec_delete(&text);
+    lmp_wasmtime_error_delete(error);
+    return -1;
+}
+
+PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "define_net takes 2 arguments (linker, hooks), got %zd", nargs);
+        return NULL;
+    }
+    PyObject *hooks = args[1];
+    if (!PyTuple_CheckExact(hooks) || PyTuple_GET_SIZE(hooks) != LMP_NET_HOOKS ||
+        !PyCallable_Check(LMP_HOOK(hooks, LMP_NET_SLOW)) || !PyCallable_Check(LMP_HOOK(hooks, LMP_ON_ERROR))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "define_net: hooks must be a tuple (c_slow_path, GuestTrap, on_error, PENDING)");
+        return NULL;
+    }
+    if (!lmp_require_ready())
+        return NULL;
+    wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
+    if (linker == NULL)
+        return NULL;
+    if (lmp_define_net_function(linker, "tcp_read", lmp_tcp_read, hooks) < 0 ||
+        lmp_define_net_function(linker, "tcp_peek", lmp_tcp_peek, hooks) < 0 ||
+        lmp_define_net_function(linker, "tcp_write_vectored", lmp_tcp_write_vectored, hooks) < 0)
+        return NULL;
+    return Py_BuildValue("((ssss)(ssss)(ssss))", "lunatic::networking", "tcp_read", "Iiii", "i",
+                         "lunatic::networking", "tcp_peek", "Iiii", "i", "lunatic::networking",
+                         "tcp_write_vectored", "Iiii", "i");
+}
