@@ -138,6 +138,18 @@ def expected_metrics() -> dict[str, set[str]]:
             for path in ("ring_spinning", "ring_doorbell", "ring_doorbell_spin_50us", "pipe")
             for stat in ("p50", "p99")
         },
+        "cluster": {
+            "cross_node_p50_us",
+            "cross_node_p99_us",
+            "cross_node_64b_msgs_per_s",
+            "ray_actor_p50_us",
+            "cross_node_vs_ray_actor_x",
+            "tcp_p50_us",
+            "frozen_node_lost_s",
+            "killed_node_lost_s",
+        }
+        if ray
+        else set(),
     }
 
 
