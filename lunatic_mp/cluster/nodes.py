@@ -17,10 +17,13 @@ Ray is optional (``pip install 'lunatic-mp[cluster]'``): without it, a cluster r
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from lunatic_mp.cluster.gateway import Gateway
@@ -34,6 +37,43 @@ WATCH_POLL_S = 0.2
 NODE_IP_VARIABLE = "LUNATIC_MP_NODE_IP"
 """Set it to the address the other nodes reach this host at, where Ray's guess is wrong (a host
 with several addresses, or simulated nodes on loopback)."""
+
+
+FAULT_SIGNALS = (signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE)
+"""The signals wasmtime's trap handlers catch (a guest's trap is a ud2 or a fault on x86-64)."""
+SIGACTION_SIZE = 256
+"""Room for a ``struct sigaction`` (152 bytes on x86-64 Linux)."""
+
+
+@contextlib.contextmanager
+def fault_handlers_kept() -> Iterator[None]:
+    """Keep this process's handlers of the fault signals through a call into Ray: ``ray.init``
+    installs crash reporters of its own over them and ``ray.shutdown`` resets them, and once
+    wasmtime's are gone a guest's trap in this process kills it with SIGILL instead of failing the
+    guest."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = {number: ctypes.create_string_buffer(SIGACTION_SIZE) for number in FAULT_SIGNALS}
+    for number, action in saved.items():
+        libc.sigaction(int(number), None, action)
+    try:
+        yield
+    finally:
+        for number, action in saved.items():
+            libc.sigaction(int(number), action, None)
+
+
+def ray_init(**options: Any) -> None:
+    """``ray.init``, keeping the fault signals' handlers (:func:`fault_handlers_kept`)."""
+    ray = import_ray()
+    with fault_handlers_kept():
+        ray.init(**options)
+
+
+def ray_shutdown() -> None:
+    """``ray.shutdown``, keeping the fault signals' handlers (:func:`fault_handlers_kept`)."""
+    ray = import_ray()
+    with fault_handlers_kept():
+        ray.shutdown()
 
 
 def import_ray() -> Any:
@@ -110,7 +150,7 @@ class RayCluster:
             if node_ip:  # a host with several addresses: the one Ray's nodes reach this one at
                 options["_node_ip_address"] = node_ip
             try:
-                ray.init(address=address, logging_level="WARNING", **options)
+                ray_init(address=address, logging_level="WARNING", **options)
             except ConnectionError as exc:
                 raise ClusterError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
         self._ray = ray
@@ -205,4 +245,12 @@ class RayCluster:
                 ray.kill(agent)
 
 
-__all__ = ["NodeAgent", "RayCluster", "import_ray", "node_tags"]
+__all__ = [
+    "NodeAgent",
+    "RayCluster",
+    "fault_handlers_kept",
+    "import_ray",
+    "node_tags",
+    "ray_init",
+    "ray_shutdown",
+]

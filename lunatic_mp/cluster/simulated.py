@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from lunatic_mp.cluster.nodes import import_ray
+from lunatic_mp.cluster.nodes import import_ray, ray_init, ray_shutdown
 
 RAY = str(Path(sys.executable).parent / "ray")
 HEAD_IP = "127.0.1.1"
@@ -132,14 +132,14 @@ def ray_cluster(
             launched.append((process, log))
         for process, log in launched:
             _wait(process, log, 120)
-        ray.init(address=address, _node_ip_address=HEAD_IP, logging_level="WARNING", log_to_driver=False)
+        ray_init(address=address, _node_ip_address=HEAD_IP, logging_level="WARNING", log_to_driver=False)
         by_ip = {info["NodeManagerAddress"]: info["NodeID"] for info in ray.nodes() if info["Alive"]}
         for node in started:
             node.node_id = by_ip[node.ip]
         yield RayClusterHandle(address, started[0], started[1:])
     finally:
         with contextlib.suppress(Exception):
-            ray.shutdown()
+            ray_shutdown()
         for node in started:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.group, signal.SIGCONT)
