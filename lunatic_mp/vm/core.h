@@ -51,6 +51,8 @@ enum {
     LMP_SCRATCH,
     LMP_RECEIVING,
     LMP_TIMER,
+    LMP_INSTANCE,
+    LMP_PHASE,
     LMP_FIELDS
 };
 enum { LMP_SLICE, LMP_STORE_FIELDS };
@@ -114,7 +116,6 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_define_message_doc[];
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 extern const char lmp_define_receive_doc[];
-int lmp_message_init(PyObject *module);
 
 /* inbox.c: plain Message frames from other workers, straight into mailboxes. */
 PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -144,11 +145,15 @@ PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_store_set_wasi_doc[];
 extern const char lmp_store_delete_doc[];
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* Whether call is an instantiation that finished without failing and was given an export to call
+ * next; lmp_call_next starts that call in the same store: a new Call, or NULL (with an exception
+ * set only on error: a missing export fails the instantiation instead, for Python to report). */
+int lmp_call_has_next(PyObject *call);
+PyObject *lmp_call_next(PyObject *call, wasmtime_context_t *context);
 /* The pending future of a Call; NULL with an exception for another object or a finished call. */
 wasmtime_call_future_t *lmp_call_future(PyObject *call);
-extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_doc[], lmp_call_function_doc[];
+extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
 
 /* arena.c: linear memories and fiber stacks from arenas (wasmtime's host memory/stack creators). */
 PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -157,8 +162,11 @@ PyObject *lmp_arena_stats(PyObject *module, PyObject *arena);
 PyObject *lmp_arena_retire(PyObject *module, PyObject *arena);
 extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[], lmp_arena_retire_doc[];
 
-/* runner.c: the scheduler's resume loop (the Runner type). */
-extern PyTypeObject lmp_RunnerType;
+/* runner.c: the scheduler's run queue and resume loop (the RunQueue and Runner types). */
+extern PyTypeObject lmp_RunnerType, lmp_RunQueueType;
+/* Queue process at the back of queue (a RunQueue) unless its queued flag says it is: 1 if queued
+ * now, 0 if it was, -1 on error. */
+int lmp_make_ready(PyObject *queue, PyObject *process);
 int lmp_runner_init(void);
 
 #endif

@@ -19,7 +19,8 @@ lmp_layout lmp_store_layout = {.count = LMP_STORE_FIELDS, .names = lmp_store_nam
 
 int lmp_slots_init(void) {
     const char *process[LMP_FIELDS] = {"queued",  "finished", "call",    "store",     "kill_requested", "waiting",
-                                       "parked",  "mailbox",  "scratch", "receiving", "timer"};
+                                       "parked",  "mailbox",  "scratch", "receiving", "timer",          "instance",
+                                       "phase"};
     for (int i = 0; i < LMP_FIELDS; i++)
         if ((lmp_process_names[i] = PyUnicode_InternFromString(process[i])) == NULL)
             return -1;

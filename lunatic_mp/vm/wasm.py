@@ -357,19 +357,13 @@ Call = core.Call
 a C object (lunatic_mp/vm/calls.c) that frees its future, values and failure with itself."""
 
 
-def instantiate(pre: wasmtime.InstancePre, store: Store) -> Call:
-    """Start instantiating in ``store``; the finished call holds the instance (:func:`call_export`)."""
-    return core.instantiate(pre.ptr(), store.context_address)
-
-
-def call_export(
-    store: Store, instantiation: Call, name: bytes, args: list[tuple[int, Any]], nresults: int
+def instantiate(
+    pre: wasmtime.InstancePre, store: Store, name: bytes, args: list[tuple[int, Any]], nresults: int
 ) -> Call:
-    """Start calling the instance's function export ``name`` (the module was checked to have it)."""
-    call = core.call_export(store.context_address, instantiation, name, args, nresults)
-    if call is None:
-        raise GuestTrap(f"no function export {name.decode(errors='replace')}")
-    return call
+    """Start instantiating in ``store``; the finished call holds the instance. Once it finishes
+    without failing, the scheduler's resume loop goes straight on into calling the export ``name``
+    with ``args`` (C, lunatic_mp/vm/runner.c); an instance without that export fails it."""
+    return core.instantiate(pre.ptr(), store.context_address, name, args, nresults)
 
 
 def export_memory(store: Store, instantiation: Call) -> Any | None:
