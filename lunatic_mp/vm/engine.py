@@ -30,7 +30,7 @@ from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid, worker_of
 from lunatic_mp.vm import arguments, capacity, host, wasm
 from lunatic_mp.vm.arena import Arenas
 from lunatic_mp.vm.environments import Environments
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import EXITED, RETURNED, Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
 from lunatic_mp.vm.metrics import MAX_SERIES, Metrics
 from lunatic_mp.vm.module import Module
@@ -326,9 +326,10 @@ class Engine(Placement, Signals):
         if process.kill_requested is not None:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)
         elif failure is None:
-            finished = Finished(Outcome.NORMAL, result=call.results())
+            results = call.results()
+            finished = Finished(Outcome.NORMAL, result=results) if results else RETURNED
         elif failure.exit_code == 0:
-            finished = Finished(Outcome.NORMAL, exit_code=0)
+            finished = EXITED
         elif failure.out_of_fuel:
             finished = Finished(Outcome.FAILED, message="out of fuel", backtrace=failure.backtrace)
         else:
