@@ -426,6 +426,8 @@ PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t 
     return lmp_call_start(call, context, args[2]);
 }
 
+lmp_proc *lmp_call_state(PyObject *call) { return ((lmp_call *)call)->state; }
+
 wasmtime_call_future_t *lmp_call_future(PyObject *call) {
     if (!Py_IS_TYPE(call, &lmp_CallType)) {
         PyErr_Format(PyExc_TypeError, "a process's call must be a Call, not %.100s", Py_TYPE(call)->tp_name);

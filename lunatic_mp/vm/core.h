@@ -37,13 +37,12 @@ typedef struct {
     struct lmp_call *calls;
 } lmp_proc;
 
-/* slots.c: a process's fields (and its store's), read and written at their __slots__ offsets
+/* slots.c: a process's fields, read and written at their __slots__ offsets
  * while an object is of the one type a layout resolved; any other object goes by name. */
 enum {
     LMP_QUEUED,
     LMP_FINISHED,
     LMP_CALL,
-    LMP_STORE,
     LMP_KILL_REQUESTED,
     LMP_WAITING,
     LMP_PARKED,
@@ -55,7 +54,6 @@ enum {
     LMP_PHASE,
     LMP_FIELDS
 };
-enum { LMP_SLICE, LMP_STORE_FIELDS };
 #define LMP_MAX_LAYOUT_FIELDS 16
 #define LMP_MAX_REJECTED 4
 typedef struct {
@@ -66,12 +64,41 @@ typedef struct {
     PyTypeObject *rejected[LMP_MAX_REJECTED]; /* types that do not fit: by name, not tried again */
     int rejected_count;
 } lmp_layout;
-extern lmp_layout lmp_process_layout, lmp_store_layout;
+extern lmp_layout lmp_process_layout;
 int lmp_slots_init(void);
 PyObject **lmp_field_slot(lmp_layout *layout, PyObject *object, int field); /* NULL: go by name */
-PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field);  /* a new reference */
-int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value);
-int lmp_flag(lmp_layout *layout, PyObject *object, int field); /* 1, 0, or -1 on error */
+/* The general cases of lmp_get, lmp_set and lmp_flag (any object: resolves a layout, or by name). */
+PyObject *lmp_get_slow(lmp_layout *layout, PyObject *object, int field);
+int lmp_set_slow(lmp_layout *layout, PyObject *object, int field, PyObject *value);
+int lmp_flag_slow(lmp_layout *layout, PyObject *object, int field);
+
+/* A field of object: a new reference (an object of the resolved type is read at its slot, inline). */
+static inline PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field) {
+    if (Py_TYPE(object) == layout->type) {
+        PyObject *value = *(PyObject **)((char *)object + layout->offsets[field]);
+        if (value != NULL)
+            return Py_NewRef(value);
+    }
+    return lmp_get_slow(layout, object, field);
+}
+
+static inline int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
+    if (Py_TYPE(object) == layout->type) {
+        Py_XSETREF(*(PyObject **)((char *)object + layout->offsets[field]), Py_NewRef(value));
+        return 0;
+    }
+    return lmp_set_slow(layout, object, field, value);
+}
+
+/* A field's truth: 1, 0, or -1 on error. */
+static inline int lmp_flag(lmp_layout *layout, PyObject *object, int field) {
+    if (Py_TYPE(object) == layout->type) {
+        PyObject *value = *(PyObject **)((char *)object + layout->offsets[field]);
+        if (value == Py_True || value == Py_False)
+            return value == Py_True;
+    }
+    return lmp_flag_slow(layout, object, field);
+}
 #define LMP_GET(object, field) lmp_get(&lmp_process_layout, (object), (field))
 #define LMP_SET(object, field, value) lmp_set(&lmp_process_layout, (object), (field), (value))
 #define LMP_FLAG(object, field) lmp_flag(&lmp_process_layout, (object), (field))
@@ -153,6 +180,8 @@ int lmp_call_has_next(PyObject *call);
 PyObject *lmp_call_next(PyObject *call, wasmtime_context_t *context);
 /* The pending future of a Call; NULL with an exception for another object or a finished call. */
 wasmtime_call_future_t *lmp_call_future(PyObject *call);
+/* The C state of the store a Call's pending future runs in (one lmp_call_future accepted). */
+lmp_proc *lmp_call_state(PyObject *call);
 extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
 
 /* arena.c: linear memories and fiber stacks from arenas (wasmtime's host memory/stack creators). */

@@ -157,29 +157,22 @@ int lmp_runner_init(void) {
 }
 
 /* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. The call
- * (a new reference) and the process's C state are left in *call_out and *state_out. */
+ * (a new reference) and the process's C state (the call's store's) are left in *call_out and
+ * *state_out. */
 static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out, lmp_proc **state_out) {
     PyObject *call = LMP_GET(process, LMP_CALL);
     wasmtime_call_future_t *future = call != NULL ? lmp_call_future(call) : NULL;
-    PyObject *store = future != NULL ? LMP_GET(process, LMP_STORE) : NULL;
-    PyObject *slice_obj = store != NULL ? lmp_get(&lmp_store_layout, store, LMP_SLICE) : NULL;
-    int done = -1;
-    lmp_proc *state = slice_obj != NULL ? PyLong_AsVoidPtr(slice_obj) : NULL;
-    if (state == NULL && slice_obj != NULL && !PyErr_Occurred())
-        PyErr_SetString(PyExc_RuntimeError, "Runner: a process's store is closed");
-    if (state != NULL) {
-        Py_XSETREF(self->current, Py_NewRef(process));
-        state->armed = 0;
-        lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-        done = lmp_poll(future);
-        Py_CLEAR(self->current);
-    }
-    Py_XDECREF(slice_obj);
-    Py_XDECREF(store);
-    if (done < 0)
+    if (future == NULL) {
         Py_XDECREF(call);
-    else
-        *call_out = call;
+        return -1;
+    }
+    lmp_proc *state = lmp_call_state(call);
+    Py_XSETREF(self->current, Py_NewRef(process));
+    state->armed = 0;
+    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+    int done = lmp_poll(future);
+    Py_CLEAR(self->current);
+    *call_out = call;
     *state_out = state;
     return done;
 }
