@@ -239,7 +239,6 @@ static PyMethodDef lmp_methods[] = {
     {"store_delete", lmp_store_delete, METH_O, lmp_store_delete_doc},
     {"store_set_wasi", (PyCFunction)(void (*)(void))lmp_store_set_wasi, METH_FASTCALL, lmp_store_set_wasi_doc},
     {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
-    {"call_export", (PyCFunction)(void (*)(void))lmp_call_export, METH_FASTCALL, lmp_call_export_doc},
     {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},
     {"arena_new", (PyCFunction)(void (*)(void))lmp_arena_new, METH_FASTCALL, lmp_arena_new_doc},
     {"arena_install", (PyCFunction)(void (*)(void))lmp_arena_install, METH_FASTCALL, lmp_arena_install_doc},
@@ -258,18 +257,20 @@ static struct PyModuleDef lmp_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     if (PyType_Ready(&lmp_TickerType) < 0 || PyType_Ready(&lmp_MessageType) < 0 ||
-        PyType_Ready(&lmp_MailboxType) < 0 || PyType_Ready(&lmp_RunnerType) < 0 || lmp_runner_init() < 0 ||
+        PyType_Ready(&lmp_MailboxType) < 0 || PyType_Ready(&lmp_RunnerType) < 0 ||
+        PyType_Ready(&lmp_RunQueueType) < 0 || lmp_runner_init() < 0 ||
         lmp_slots_init() < 0)
         return NULL;
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
         return NULL;
-    if (lmp_message_init(module) < 0 || lmp_calls_init(module) < 0 || lmp_net_init() < 0) {
+    if (lmp_calls_init(module) < 0 || lmp_net_init() < 0) {
         Py_DECREF(module);
         return NULL;
     }
     if (PyModule_AddObjectRef(module, "Ticker", (PyObject *)&lmp_TickerType) < 0 ||
-        PyModule_AddObjectRef(module, "Runner", (PyObject *)&lmp_RunnerType) < 0) {
+        PyModule_AddObjectRef(module, "Runner", (PyObject *)&lmp_RunnerType) < 0 ||
+        PyModule_AddObjectRef(module, "RunQueue", (PyObject *)&lmp_RunQueueType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -13,10 +13,16 @@
  * - a stack slot is a fiber stack under a guard page, installed with MADV_GUARD_INSTALL (Linux
  *   6.13+: a page-table marker, no mapping split) or, on older kernels, mprotect (which splits the
  *   chunk's mapping: 2 mappings per stack, which the capacity policy then counts);
- * - a freed memory slot is given back to the kernel at once (MADV_DONTNEED: it reads as zeros
- *   again, as a fresh memory must); a freed stack keeps its few touched pages while it is one of
- *   the last LMP_STACKS_KEPT freed (wasmtime does not ask for zeroed stacks unless configured to;
- *   a spawn and exit then costs one madvise, not two), and is given back when it falls past them;
+ * - a freed memory slot must read as zeros again, as a fresh memory must: one that holds a few
+ *   pages (at most LMP_ZERO_MAX_RESIDENT, read from /proc/self/pagemap) is zeroed by hand and
+ *   keeps them while it is one of the last LMP_MEMORIES_KEPT freed; any other is given back to
+ *   the kernel at once (MADV_DONTNEED). An madvise costs about 5 µs here (the process has other
+ *   threads, so the kernel flushes their TLBs too), and the next process to take the slot then
+ *   faults its pages in again; the pagemap read and a memset of the page or two a small guest
+ *   wrote cost a fraction of that;
+ * - a freed stack keeps its few touched pages while it is one of the last LMP_STACKS_KEPT freed
+ *   (wasmtime does not ask for zeroed stacks unless configured to), and is given back when it
+ *   falls past them;
  * - freed slots are reused first (LIFO: their page tables are still there);
  * - an arena retired (its engine closes) gives nothing back slot by slot: it is unmapped whole
  *   when its last slot is freed.
@@ -28,6 +34,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,7 +48,12 @@
 
 enum { LMP_ARENA_MEMORY = 0, LMP_ARENA_STACK = 1 };
 enum { LMP_GUARD_NONE = 0, LMP_GUARD_MADVISE = 1, LMP_GUARD_MPROTECT = 2 };
-#define LMP_STACKS_KEPT 1024 /* freed stacks whose pages stay resident (a few KiB each) */
+#define LMP_STACKS_KEPT 1024  /* freed stacks whose pages stay resident (a few KiB each) */
+#define LMP_MEMORIES_KEPT 256 /* freed memories whose zeroed pages stay resident (a few each) */
+#define LMP_ZERO_MAX_PAGES 256 /* a memory that reached past this many pages goes back by madvise */
+#define LMP_ZERO_MAX_RESIDENT 8 /* ... and so does one holding more pages than this */
+#define LMP_PAGEMAP_PRESENT (1ULL << 63)
+#define LMP_PAGEMAP_SWAPPED (1ULL << 62)
 
 typedef struct {
     pthread_mutex_t lock;
@@ -55,7 +67,7 @@ typedef struct {
     size_t fresh;       /* slots ever handed out: the next fresh slot's index */
     size_t *free_slots; /* LIFO of freed slot indices */
     size_t nfree;
-    size_t clean_below; /* free_slots[clean_below..nfree) still hold pages (stacks only) */
+    size_t clean_below; /* free_slots[clean_below..nfree) may still hold pages */
     atomic_int retired; /* the engine is closing: no slot is taken, none given back one by one */
     size_t live;
     size_t peak;
@@ -166,20 +178,79 @@ static uint8_t *arena_take(lmp_arena *arena, size_t *slot_out, char *error, size
     return arena_taken(arena, slot, slot_out);
 }
 
-/* Give a slot back (the lock is not held): its pages to the kernel (a stack's only once it falls
- * past the LMP_STACKS_KEPT last freed), its index to the free list. */
+/* /proc/self/pagemap, opened once per process (a child forked with it open reopens its own). */
+static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pagemap_once = PTHREAD_ONCE_INIT;
+static int pagemap_fd = -1;
+
+static void pagemap_forked(void) {
+    if (pagemap_fd >= 0)
+        close(pagemap_fd); /* the parent's page tables, not this child's */
+    pagemap_fd = -1;
+    pthread_mutex_init(&pagemap_lock, NULL);
+}
+
+static void pagemap_register(void) { pthread_atfork(NULL, NULL, pagemap_forked); }
+
+static int pagemap(void) {
+    pthread_once(&pagemap_once, pagemap_register);
+    pthread_mutex_lock(&pagemap_lock);
+    if (pagemap_fd < 0)
+        pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    int fd = pagemap_fd;
+    pthread_mutex_unlock(&pagemap_lock);
+    return fd;
+}
+
+static int all_zero(const uint8_t *start, size_t length) {
+    const uint64_t *words = (const uint64_t *)start;
+    for (size_t i = 0; i < length / sizeof(uint64_t); i++)
+        if (words[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* Zero a freed memory's pages by hand when it holds few (the rest of its range reads as zeros:
+ * never touched, or the shared zero page): 1 if done, 0 if it must go back by madvise. */
+static int zero_by_hand(uint8_t *start, size_t length) {
+    size_t page = page_size(), pages = length / page;
+    uint64_t entries[LMP_ZERO_MAX_PAGES];
+    if (pages == 0 || pages > LMP_ZERO_MAX_PAGES || (uintptr_t)start % page != 0)
+        return 0;
+    int fd = pagemap();
+    size_t bytes = pages * sizeof(uint64_t);
+    if (fd < 0 || pread(fd, entries, bytes, (off_t)((uintptr_t)start / page * sizeof(uint64_t))) != (ssize_t)bytes)
+        return 0;
+    size_t resident = 0;
+    for (size_t i = 0; i < pages; i++)
+        resident += (entries[i] & (LMP_PAGEMAP_PRESENT | LMP_PAGEMAP_SWAPPED)) != 0;
+    if (resident > LMP_ZERO_MAX_RESIDENT)
+        return 0;
+    for (size_t i = 0; i < pages; i++) {
+        uint8_t *at = start + i * page;
+        if ((entries[i] & (LMP_PAGEMAP_PRESENT | LMP_PAGEMAP_SWAPPED)) && !all_zero(at, page))
+            memset(at, 0, page);
+    }
+    return 1;
+}
+
+/* Give a slot back (the lock is not held): its pages to the kernel, or zeroed by hand (a memory
+ * that holds few) and kept while the slot is one of the last freed (a stack's are kept as they
+ * are), its index to the free list. */
 static void arena_give(lmp_arena *arena, uint8_t *start, size_t length, size_t slot) {
-    int keep = arena->kind == LMP_ARENA_STACK, retired = atomic_load(&arena->retired);
-    if (length > 0 && !keep && !retired)
+    int stack = arena->kind == LMP_ARENA_STACK, retired = atomic_load(&arena->retired);
+    if (length > 0 && !stack && !retired && !zero_by_hand(start, length))
         madvise(start, length, MADV_DONTNEED);
+    size_t kept = stack ? LMP_STACKS_KEPT : LMP_MEMORIES_KEPT;
     pthread_mutex_lock(&arena->lock);
     arena->free_slots[arena->nfree++] = slot;
-    if (!keep || retired)
+    if (retired)
         arena->clean_below = arena->nfree;
-    else if (arena->nfree - arena->clean_below > LMP_STACKS_KEPT) {
+    else if (arena->nfree - arena->clean_below > kept) {
         /* under the lock: no one may take the slot while its pages go */
         uint8_t *oldest = slot_address(arena, arena->free_slots[arena->clean_below++]);
-        madvise(oldest + arena->guard, arena->slot_size - arena->guard, MADV_DONTNEED);
+        size_t held = stack ? arena->slot_size - arena->guard : LMP_ZERO_MAX_PAGES * page_size(); /* or none */
+        madvise(oldest + arena->guard, held < arena->slot_size ? held : arena->slot_size, MADV_DONTNEED);
     }
     arena->live--;
     size_t left = --arena->refs;

@@ -19,6 +19,10 @@ typedef struct lmp_call {
     wasmtime_func_t func;         /* the function a call calls */
     wasmtime_val_t *values;       /* nargs arguments, then nresults results */
     size_t nargs, nresults;
+    /* An instantiation's export to call next (lmp_call_next): its name (bytes), arguments and
+     * result count; NULL once started, or for any other call. */
+    PyObject *next_name, *next_args;
+    Py_ssize_t next_nresults;
 } lmp_call;
 
 static PyTypeObject lmp_CallType;
@@ -166,6 +170,8 @@ static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
     memset(&call->func, 0, sizeof(call->func));
     call->nargs = nargs;
     call->nresults = nresults;
+    call->next_name = call->next_args = NULL;
+    call->next_nresults = 0;
     call->values = PyMem_Calloc(nargs + nresults ? nargs + nresults : 1, sizeof(wasmtime_val_t));
     if (call->values == NULL) {
         Py_DECREF(call);
@@ -207,6 +213,8 @@ static void lmp_call_finish(lmp_call *call) {
 
 static void lmp_call_dealloc(lmp_call *self) {
     lmp_call_finish(self);
+    Py_XDECREF(self->next_name);
+    Py_XDECREF(self->next_args);
     if (self->trap != NULL)
         lmp_wasm_trap_delete(self->trap);
     if (self->error != NULL)
@@ -283,14 +291,30 @@ static PyObject *lmp_call_start(lmp_call *call, wasmtime_context_t *context, PyO
 }
 
 const char lmp_instantiate_doc[] =
-    "instantiate(pre, context) -> Call\n\n"
-    "Start instantiating the wasmtime_instance_pre_t at address pre in the store of context.";
+    "instantiate(pre, context, name=None, args=(), nresults=0) -> Call\n\n"
+    "Start instantiating the wasmtime_instance_pre_t at address pre in the store of context. With name\n"
+    "(bytes), the Runner goes straight on into calling that function export with args as (kind, value)\n"
+    "pairs once the instantiation finishes without failing (a missing export fails it).";
 
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "instantiate takes 2 arguments (pre, context), got %zd", nargs);
+    if (nargs != 2 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "instantiate takes 2 or 5 arguments (pre, context[, name, args, nresults]), got %zd",
+                     nargs);
         return NULL;
+    }
+    Py_ssize_t next_nresults = 0;
+    if (nargs == 5) {
+        if (!PyBytes_Check(args[2])) {
+            PyErr_SetString(PyExc_TypeError, "instantiate: the export's name must be bytes");
+            return NULL;
+        }
+        next_nresults = PyLong_AsSsize_t(args[4]);
+        if (next_nresults < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "instantiate: nresults must be >= 0");
+            return NULL;
+        }
     }
     if (!lmp_require_ready())
         return NULL;
@@ -300,6 +324,11 @@ PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t na
         return NULL;
     lmp_call *call = lmp_call_alloc(0, 0);
     if (call != NULL) {
+        if (nargs == 5) {
+            call->next_name = Py_NewRef(args[2]);
+            call->next_args = Py_NewRef(args[3]);
+            call->next_nresults = next_nresults;
+        }
         call->future = lmp_wasmtime_instance_pre_instantiate_async(pre, context, &call->instance, &call->trap,
                                                                    &call->error);
         lmp_call_track(call, context);
@@ -307,39 +336,53 @@ PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t na
     return (PyObject *)call;
 }
 
-const char lmp_call_export_doc[] =
-    "call_export(context, instantiation, name, args, nresults) -> Call | None\n\n"
-    "Start calling the function export name (bytes) of the instance an instantiation (a finished\n"
-    "Call) made, with args as (kind, value) pairs; None when there is no such function.";
-
-PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 5 || !Py_IS_TYPE(args[1], &lmp_CallType) || !PyBytes_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "call_export(context, instantiation: Call, name: bytes, args, nresults)");
+/* Start calling the function export name of the instance instantiation made; NULL with *missing
+ * set (and no exception) when it has no such function. */
+static PyObject *lmp_export_call(wasmtime_context_t *context, lmp_call *instantiation, PyObject *name, PyObject *args,
+                                 Py_ssize_t nresults, int *missing) {
+    *missing = 0;
+    Py_ssize_t count = PySequence_Length(args);
+    if (count < 0)
         return NULL;
-    }
-    if (!lmp_require_ready())
-        return NULL;
-    wasmtime_context_t *context = lmp_address(args[0], "the context");
-    Py_ssize_t nargs_call = context != NULL ? PySequence_Length(args[3]) : -1;
-    Py_ssize_t nresults = nargs_call >= 0 ? PyLong_AsSsize_t(args[4]) : -1;
-    if (nargs_call < 0 || nresults < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "call_export: nresults must be >= 0");
-        return NULL;
-    }
     wasmtime_extern_t item;
     memset(&item, 0, sizeof(item));
-    lmp_call *instantiation = (lmp_call *)args[1];
-    if (!lmp_wasmtime_instance_export_get(context, &instantiation->instance, PyBytes_AS_STRING(args[2]),
-                                          (size_t)PyBytes_GET_SIZE(args[2]), &item) ||
-        item.kind != WASMTIME_EXTERN_FUNC)
-        Py_RETURN_NONE;
-    lmp_call *call = lmp_call_alloc((size_t)nargs_call, (size_t)nresults);
+    if (!lmp_wasmtime_instance_export_get(context, &instantiation->instance, PyBytes_AS_STRING(name),
+                                          (size_t)PyBytes_GET_SIZE(name), &item) ||
+        item.kind != WASMTIME_EXTERN_FUNC) {
+        *missing = 1;
+        return NULL;
+    }
+    lmp_call *call = lmp_call_alloc((size_t)count, (size_t)nresults);
     if (call == NULL)
         return NULL;
     call->func = item.of.func;
-    return lmp_call_start(call, context, args[3]);
+    return lmp_call_start(call, context, args);
+}
+
+int lmp_call_has_next(PyObject *call) {
+    lmp_call *self = (lmp_call *)call;
+    return Py_IS_TYPE(call, &lmp_CallType) && self->next_name != NULL && self->trap == NULL && self->error == NULL;
+}
+
+PyObject *lmp_call_next(PyObject *call, wasmtime_context_t *context) {
+    if (!lmp_call_has_next(call))
+        return NULL;
+    lmp_call *self = (lmp_call *)call;
+    lmp_call_finish(self);
+    PyObject *name = self->next_name, *args = self->next_args;
+    self->next_name = self->next_args = NULL; /* started once, whatever happens */
+    int missing;
+    PyObject *next = lmp_export_call(context, self, name, args, self->next_nresults, &missing);
+    if (missing) {
+        PyObject *text = PyUnicode_FromFormat("no function export %R", name);
+        const char *utf8 = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+        if (utf8 != NULL)
+            self->error = lmp_wasmtime_error_new(utf8);
+        Py_XDECREF(text);
+    }
+    Py_DECREF(name);
+    Py_DECREF(args);
+    return next;
 }
 
 const char lmp_call_function_doc[] =
@@ -382,6 +425,8 @@ PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t 
     call->func = func;
     return lmp_call_start(call, context, args[2]);
 }
+
+lmp_proc *lmp_call_state(PyObject *call) { return ((lmp_call *)call)->state; }
 
 wasmtime_call_future_t *lmp_call_future(PyObject *call) {
     if (!Py_IS_TYPE(call, &lmp_CallType)) {
@@ -438,6 +483,21 @@ static PyObject *lmp_call_result(lmp_call *self, PyObject *index_obj) {
     }
 }
 
+static PyObject *lmp_call_results(lmp_call *self, PyObject *unused) {
+    (void)unused;
+    PyObject *results = PyTuple_New((Py_ssize_t)self->nresults);
+    for (size_t i = 0; results != NULL && i < self->nresults; i++) {
+        PyObject *index = PyLong_FromSize_t(i);
+        PyObject *value = index != NULL ? lmp_call_result(self, index) : NULL;
+        Py_XDECREF(index);
+        if (value == NULL)
+            Py_CLEAR(results);
+        else
+            PyTuple_SET_ITEM(results, (Py_ssize_t)i, value);
+    }
+    return results;
+}
+
 static PyObject *lmp_call_take_trap(lmp_call *self, PyObject *unused) {
     (void)unused;
     void *trap = self->trap;
@@ -472,6 +532,7 @@ static PyMethodDef lmp_call_methods[] = {
     {"finish", (PyCFunction)lmp_call_py_finish, METH_NOARGS,
      "Free the future (a call that never finished is unwound); safe twice."},
     {"result", (PyCFunction)lmp_call_result, METH_O, "result(index): a finished call's result."},
+    {"results", (PyCFunction)lmp_call_results, METH_NOARGS, "A finished call's results, as a tuple."},
     {"take_trap", (PyCFunction)lmp_call_take_trap, METH_NOARGS,
      "The wasm_trap_t address it failed with (0: none); the caller owns it now."},
     {"take_error", (PyCFunction)lmp_call_take_error, METH_NOARGS,

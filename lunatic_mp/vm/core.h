@@ -37,13 +37,12 @@ typedef struct {
     struct lmp_call *calls;
 } lmp_proc;
 
-/* slots.c: a process's fields (and its store's), read and written at their __slots__ offsets
+/* slots.c: a process's fields, read and written at their __slots__ offsets
  * while an object is of the one type a layout resolved; any other object goes by name. */
 enum {
     LMP_QUEUED,
     LMP_FINISHED,
     LMP_CALL,
-    LMP_STORE,
     LMP_KILL_REQUESTED,
     LMP_WAITING,
     LMP_PARKED,
@@ -51,9 +50,10 @@ enum {
     LMP_SCRATCH,
     LMP_RECEIVING,
     LMP_TIMER,
+    LMP_INSTANCE,
+    LMP_PHASE,
     LMP_FIELDS
 };
-enum { LMP_SLICE, LMP_STORE_FIELDS };
 #define LMP_MAX_LAYOUT_FIELDS 16
 #define LMP_MAX_REJECTED 4
 typedef struct {
@@ -64,12 +64,41 @@ typedef struct {
     PyTypeObject *rejected[LMP_MAX_REJECTED]; /* types that do not fit: by name, not tried again */
     int rejected_count;
 } lmp_layout;
-extern lmp_layout lmp_process_layout, lmp_store_layout;
+extern lmp_layout lmp_process_layout;
 int lmp_slots_init(void);
 PyObject **lmp_field_slot(lmp_layout *layout, PyObject *object, int field); /* NULL: go by name */
-PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field);  /* a new reference */
-int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value);
-int lmp_flag(lmp_layout *layout, PyObject *object, int field); /* 1, 0, or -1 on error */
+/* The general cases of lmp_get, lmp_set and lmp_flag (any object: resolves a layout, or by name). */
+PyObject *lmp_get_slow(lmp_layout *layout, PyObject *object, int field);
+int lmp_set_slow(lmp_layout *layout, PyObject *object, int field, PyObject *value);
+int lmp_flag_slow(lmp_layout *layout, PyObject *object, int field);
+
+/* A field of object: a new reference (an object of the resolved type is read at its slot, inline). */
+static inline PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field) {
+    if (Py_TYPE(object) == layout->type) {
+        PyObject *value = *(PyObject **)((char *)object + layout->offsets[field]);
+        if (value != NULL)
+            return Py_NewRef(value);
+    }
+    return lmp_get_slow(layout, object, field);
+}
+
+static inline int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
+    if (Py_TYPE(object) == layout->type) {
+        Py_XSETREF(*(PyObject **)((char *)object + layout->offsets[field]), Py_NewRef(value));
+        return 0;
+    }
+    return lmp_set_slow(layout, object, field, value);
+}
+
+/* A field's truth: 1, 0, or -1 on error. */
+static inline int lmp_flag(lmp_layout *layout, PyObject *object, int field) {
+    if (Py_TYPE(object) == layout->type) {
+        PyObject *value = *(PyObject **)((char *)object + layout->offsets[field]);
+        if (value == Py_True || value == Py_False)
+            return value == Py_True;
+    }
+    return lmp_flag_slow(layout, object, field);
+}
 #define LMP_GET(object, field) lmp_get(&lmp_process_layout, (object), (field))
 #define LMP_SET(object, field, value) lmp_set(&lmp_process_layout, (object), (field), (value))
 #define LMP_FLAG(object, field) lmp_flag(&lmp_process_layout, (object), (field))
@@ -114,7 +143,6 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_define_message_doc[];
 PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 extern const char lmp_define_receive_doc[];
-int lmp_message_init(PyObject *module);
 
 /* net.c: lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored as C host functions. */
 PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -151,11 +179,17 @@ PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t
 extern const char lmp_store_set_wasi_doc[];
 extern const char lmp_store_delete_doc[];
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *lmp_call_export(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* Whether call is an instantiation that finished without failing and was given an export to call
+ * next; lmp_call_next starts that call in the same store: a new Call, or NULL (with an exception
+ * set only on error: a missing export fails the instantiation instead, for Python to report). */
+int lmp_call_has_next(PyObject *call);
+PyObject *lmp_call_next(PyObject *call, wasmtime_context_t *context);
 /* The pending future of a Call; NULL with an exception for another object or a finished call. */
 wasmtime_call_future_t *lmp_call_future(PyObject *call);
-extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_export_doc[], lmp_call_function_doc[];
+/* The C state of the store a Call's pending future runs in (one lmp_call_future accepted). */
+lmp_proc *lmp_call_state(PyObject *call);
+extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
 
 /* arena.c: linear memories and fiber stacks from arenas (wasmtime's host memory/stack creators). */
 PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -164,8 +198,11 @@ PyObject *lmp_arena_stats(PyObject *module, PyObject *arena);
 PyObject *lmp_arena_retire(PyObject *module, PyObject *arena);
 extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[], lmp_arena_retire_doc[];
 
-/* runner.c: the scheduler's resume loop (the Runner type). */
-extern PyTypeObject lmp_RunnerType;
+/* runner.c: the scheduler's run queue and resume loop (the RunQueue and Runner types). */
+extern PyTypeObject lmp_RunnerType, lmp_RunQueueType;
+/* Queue process at the back of queue (a RunQueue) unless its queued flag says it is: 1 if queued
+ * now, 0 if it was, -1 on error. */
+int lmp_make_ready(PyObject *queue, PyObject *process);
 int lmp_runner_init(void);
 
 #endif

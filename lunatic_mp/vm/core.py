@@ -43,11 +43,11 @@ load()
 
 Ticker = _core.Ticker
 Runner = _core.Runner
+RunQueue = _core.RunQueue
 Call = _core.Call
 store_new = _core.store_new
 store_delete = _core.store_delete
 instantiate = _core.instantiate
-call_export = _core.call_export
 call_function = _core.call_function
 define_message = _core.define_message
 define_receive = _core.define_receive

@@ -30,7 +30,7 @@ from lunatic_mp.pids import FIRST_WORKER, REGISTRY, make_pid
 from lunatic_mp.vm import arguments, capacity, host, wasm
 from lunatic_mp.vm.arena import Arenas
 from lunatic_mp.vm.environments import Environments
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import EXITED, RETURNED, Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind, Message
 from lunatic_mp.vm.metrics import MAX_SERIES, Metrics
 from lunatic_mp.vm.module import Module
@@ -40,7 +40,7 @@ from lunatic_mp.vm.placement import Placement
 from lunatic_mp.vm.plugins import Plugin, check_unique
 from lunatic_mp.vm.plugins import install as install_plugins
 from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption
-from lunatic_mp.vm.process import BaseProcess, Frame, Phase, Process
+from lunatic_mp.vm.process import BaseProcess, Frame, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
 from lunatic_mp.vm.router import Router
@@ -130,7 +130,6 @@ class Engine(Placement, Signals):
         self.metrics = Metrics(max_metric_series)
         """Guests' ``lunatic::metrics``: at most ``max_metric_series`` names (:mod:`.metrics`)."""
         self.processes: dict[int, BaseProcess] = {}
-        self.current: BaseProcess | None = None
         self.host_errors: list[BaseException] = []
         self._next_local = 1
         self._next_timer = 1
@@ -227,7 +226,8 @@ class Engine(Placement, Signals):
         except (wasmtime.WasmtimeError, OSError) as exc:
             raise SpawnError(f"cannot create a store for {module.name}: {exc}") from None
         process.store = store
-        process.call = wasm.instantiate(pre, store)  # type: ignore[arg-type]
+        nresults = len(signature[1])
+        process.call = wasm.instantiate(pre, store, function.encode(), args, nresults)  # type: ignore[arg-type]
         self.processes[pid] = process
         self._count_in(process)
         if link is not None:
@@ -304,28 +304,34 @@ class Engine(Placement, Signals):
         """Unwind a killed native process's suspended stack at the next scheduler round."""
         self.scheduler.reap(glet)
 
-    def on_call_done(self, process: Process) -> bool:
-        """The process's instantiation or export call returned (the scheduler calls this).
+    @property
+    def current(self) -> BaseProcess | None:
+        """The process running now: the Wasm process being polled (the scheduler's resume loop
+        sets it, in C), or a native process taking its slice; None between them."""
+        return self.scheduler.runner.current  # type: ignore[no-any-return]
 
-        True when the process goes on with a new call (its export, once instantiated).
+    @current.setter
+    def current(self, process: BaseProcess | None) -> None:
+        self.scheduler.runner.current = process
+
+    def on_call_done(self, process: Process) -> None:
+        """The process's call returned, failed, or was killed (the scheduler calls this): it dies.
+
+        An instantiation that finished went straight on into the process's export (in C:
+        lunatic_mp/vm/runner.c), so this sees it only when it failed or the process was killed.
         """
         call = process.call
         assert call is not None
         failure = wasm.take_failure(call)
         wasm.finish(call)
         process.call = None
-        if process.phase is Phase.INSTANTIATING and failure is None and process.kill_requested is None:
-            self._start_export(process, call)
-            return True
         if process.kill_requested is not None:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)
         elif failure is None:
-            count = len(process.module.exports[process.function][1])
-            finished = Finished(
-                Outcome.NORMAL, result=tuple(wasm.result_value(call, i) for i in range(count))
-            )
+            results = call.results()
+            finished = Finished(Outcome.NORMAL, result=results) if results else RETURNED
         elif failure.exit_code == 0:
-            finished = Finished(Outcome.NORMAL, exit_code=0)
+            finished = EXITED
         elif failure.out_of_fuel:
             finished = Finished(Outcome.FAILED, message="out of fuel", backtrace=failure.backtrace)
         else:
@@ -336,17 +342,6 @@ class Engine(Placement, Signals):
                 exit_code=failure.exit_code,
             )
         self.exit(process, finished)
-        return False
-
-    def _start_export(self, process: Process, instantiation: wasm.Call) -> None:
-        """Call the process's export in the instance ``instantiation`` made (the module was
-        checked to export it); process.memory is looked up by the first host call that needs it."""
-        process.phase = Phase.RUNNING
-        process.instance = instantiation
-        nresults = len(process.module.exports[process.function][1])
-        store: wasm.Store = process.store  # type: ignore[assignment]
-        name = process.function.encode()
-        process.call = wasm.call_export(store, instantiation, name, process.args, nresults)
 
     # --- running --------------------------------------------------------------------------------
 

@@ -17,13 +17,6 @@
 
 #include <string.h>
 
-static PyObject *lmp_str_append;
-
-int lmp_message_init(PyObject *module) {
-    (void)module;
-    return (lmp_str_append = PyUnicode_InternFromString("append")) == NULL ? -1 : 0;
-}
-
 wasm_trap_t *lmp_trap(const char *message) {
     return lmp_wasmtime_trap_new(message, strlen(message));
 }
@@ -309,13 +302,9 @@ static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *bo
     lmp_mailbox_set_wait(box, NULL, 0, 0, -1);
     state->wake_value = message->kind;
     state->woken = 1;
-    if (LMP_SET(process, LMP_RECEIVING, Py_False) < 0 ||
-        LMP_SET(process, LMP_WAITING, Py_False) < 0 ||
-        LMP_SET(process, LMP_QUEUED, Py_True) < 0)
+    if (LMP_SET(process, LMP_RECEIVING, Py_False) < 0 || LMP_SET(process, LMP_WAITING, Py_False) < 0)
         return -1;
-    PyObject *appended = PyObject_CallMethodOneArg(LMP_HOOK(hooks, LMP_RUN_QUEUE), lmp_str_append, process);
-    Py_XDECREF(appended);
-    return appended != NULL ? 1 : -1;
+    return lmp_make_ready(LMP_HOOK(hooks, LMP_RUN_QUEUE), process) < 0 ? -1 : 1;
 }
 
 /* Put message into the mailbox of local process pid, or hand it to a C receive waiting for it,
@@ -428,11 +417,12 @@ void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
 }
 
 int lmp_check_hooks(PyObject *hooks, const char *function) {
-    if (PyTuple_CheckExact(hooks) && PyTuple_GET_SIZE(hooks) == LMP_HOOKS && PyDict_Check(LMP_HOOK(hooks, LMP_PROCESSES)))
+    if (PyTuple_CheckExact(hooks) && PyTuple_GET_SIZE(hooks) == LMP_HOOKS &&
+        PyDict_Check(LMP_HOOK(hooks, LMP_PROCESSES)) && Py_IS_TYPE(LMP_HOOK(hooks, LMP_RUN_QUEUE), &lmp_RunQueueType))
         return 0;
     PyErr_Format(PyExc_TypeError,
                  "%s: hooks must be a tuple (wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, "
-                 "run_queue)",
+                 "run_queue: a RunQueue)",
                  function);
     return -1;
 }
@@ -442,7 +432,7 @@ const char lmp_define_message_doc[] =
     "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t. hooks:\n"
     "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue), kept alive by the\n"
     "caller as long as the linker: send puts a message into the mailbox of a process in the processes\n"
-    "dict (pid -> process), or wakes it in a C receive (appending it to run_queue), when nothing else\n"
+    "dict (pid -> process), or wakes it in a C receive (queueing it on run_queue, a RunQueue), when nothing else\n"
     "has to happen, and calls deliver(pid, message) otherwise;\n"
     "traps with a guest_trap's text, and reports any other exception to on_error before trapping.\n"
     "Returns what it defined, as (namespace, name, params, results) with 'i' for i32 and 'I' for\n"

@@ -32,7 +32,7 @@ import msgpack
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ContextError, LunaticError, SpawnError
 from lunatic_mp.vm import arguments
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import EXITED, RETURNED, Finished, Outcome
 from lunatic_mp.vm.mailbox import Message, fresh_tag
 from lunatic_mp.vm.params import typed_args
 from lunatic_mp.vm.process import BaseProcess, Phase
@@ -141,12 +141,12 @@ class NativeProcess(BaseProcess):
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             if code == 0:
-                return Finished(Outcome.NORMAL, exit_code=0)
+                return EXITED
             return Finished(Outcome.FAILED, message=f"exited with code {code}", exit_code=code)
         except BaseException as exc:  # noqa: BLE001 - any failure ends this process only
             return _failure(exc)
         if value is None:
-            return Finished(Outcome.NORMAL)
+            return RETURNED
         try:
             msgpack.packb(value)
         except (TypeError, ValueError, OverflowError):

@@ -71,7 +71,7 @@ class Placement:
         once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
         spread = self.router is not None and not parent.config.spawn_local
         worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-        if any(kind == wasm.V128 for kind, _ in what[2]):
+        if what[2] and any(kind == wasm.V128 for kind, _ in what[2]):
             worker = self.worker_id  # v128 parameters do not travel in frames
 
         def place(done: Callable[[int | str], None]) -> None:

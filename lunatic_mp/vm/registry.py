@@ -169,7 +169,10 @@ class Registry:
 
     def remove_process(self, pid: int) -> None:
         """Remove every entry registered to ``pid`` (called when the process dies)."""
-        for base, version in self._by_pid.pop(pid, set()):
+        entries = self._by_pid.pop(pid, None)
+        if entries is None:  # most processes: no names
+            return
+        for base, version in entries:
             versions = self._entries[base]
             del versions[version]
             if not versions:

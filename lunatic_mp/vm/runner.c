@@ -1,103 +1,248 @@
-/* The scheduler's resume loop in C: run each process ready at the start of a round, once.
+/* The scheduler's run queue and resume loop in C: run each process ready at the start of a round,
+ * once.
  *
  * lunatic_mp.vm.scheduler's Scheduler.run_round calls Runner.run(count) for phase 2 of its round
- * (the module docstring there is the loop, top to bottom). For each process taken from the run
- * queue, a Wasm one is polled here (a new time slice); Python is called only for what is rare:
- * a call that finished (Engine.on_call_done: the export to start, or the death), a kill that
- * arrived while the process's own code ran (Engine.kill), and a native process's slice
+ * (the module docstring there is the loop, top to bottom). The run queue is a RunQueue, a ring of
+ * processes that the loop, the scheduler (make_ready) and the message functions (a send that wakes
+ * a receiver) push onto without a Python call. For each process taken from it, a Wasm one is polled
+ * here (a new time slice), with Runner.current set to it (Engine.current reads it); an instantiation
+ * that finished goes straight on into the process's export (the call instantiate was given);
+ * Python is called only for what is rare: a call that finished (Engine.on_call_done: the death),
+ * a kill that arrived while the process's own code ran (Engine.kill), and a native process's slice
  * (NativeProcess.run_slice). The process's flags stay Python attributes: this loop reads and
- * writes them as the Python loop it replaces did, at their slots (slots.c).
+ * writes them at their slots (slots.c).
  */
 #include "core.h"
 
+#include <structmember.h>
 #include <time.h>
 
+/* --- the run queue --- */
+
 typedef struct {
-    PyObject_HEAD PyObject *queue; /* the Scheduler's run queue (a deque) */
+    PyObject_HEAD PyObject **items; /* a ring of count processes from head (strong references) */
+    Py_ssize_t head, count, capacity;
+} lmp_run_queue;
+
+static int lmp_queue_push(lmp_run_queue *queue, PyObject *process) {
+    if (queue->count == queue->capacity) {
+        Py_ssize_t capacity = queue->capacity ? queue->capacity * 2 : 64;
+        PyObject **items = PyMem_New(PyObject *, (size_t)capacity);
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < queue->count; i++)
+            items[i] = queue->items[(queue->head + i) % queue->capacity];
+        PyMem_Free(queue->items);
+        queue->items = items;
+        queue->head = 0;
+        queue->capacity = capacity;
+    }
+    queue->items[(queue->head + queue->count) % queue->capacity] = Py_NewRef(process);
+    queue->count++;
+    return 0;
+}
+
+/* The process at the front (a new reference), or NULL when the queue is empty (no exception). */
+static PyObject *lmp_queue_pop(lmp_run_queue *queue) {
+    if (queue->count == 0)
+        return NULL;
+    PyObject *process = queue->items[queue->head];
+    queue->head = (queue->head + 1) % queue->capacity;
+    queue->count--;
+    return process;
+}
+
+int lmp_make_ready(PyObject *queue, PyObject *process) {
+    if (!Py_IS_TYPE(queue, &lmp_RunQueueType)) {
+        PyErr_Format(PyExc_TypeError, "the run queue must be a RunQueue, not %.100s", Py_TYPE(queue)->tp_name);
+        return -1;
+    }
+    int queued = LMP_FLAG(process, LMP_QUEUED);
+    if (queued != 0)
+        return queued < 0 ? -1 : 0;
+    if (LMP_SET(process, LMP_QUEUED, Py_True) < 0 || lmp_queue_push((lmp_run_queue *)queue, process) < 0)
+        return -1;
+    return 1;
+}
+
+static PyObject *run_queue_make_ready(PyObject *self, PyObject *process) {
+    int made = lmp_make_ready(self, process);
+    return made < 0 ? NULL : PyBool_FromLong(made);
+}
+
+static PyObject *run_queue_clear_method(lmp_run_queue *self, PyObject *unused) {
+    (void)unused;
+    PyObject *process;
+    while ((process = lmp_queue_pop(self)) != NULL)
+        Py_DECREF(process);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t run_queue_length(lmp_run_queue *self) { return self->count; }
+
+static int run_queue_traverse(lmp_run_queue *self, visitproc visit, void *arg) {
+    for (Py_ssize_t i = 0; i < self->count; i++)
+        Py_VISIT(self->items[(self->head + i) % self->capacity]);
+    return 0;
+}
+
+static int run_queue_clear(lmp_run_queue *self) {
+    PyObject *process;
+    while ((process = lmp_queue_pop(self)) != NULL)
+        Py_DECREF(process);
+    return 0;
+}
+
+static void run_queue_dealloc(lmp_run_queue *self) {
+    PyObject_GC_UnTrack(self);
+    run_queue_clear(self);
+    PyMem_Free(self->items);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *run_queue_list(lmp_run_queue *self, PyObject *unused) {
+    (void)unused;
+    PyObject *list = PyList_New(self->count);
+    for (Py_ssize_t i = 0; list != NULL && i < self->count; i++)
+        PyList_SET_ITEM(list, i, Py_NewRef(self->items[(self->head + i) % self->capacity]));
+    return list;
+}
+
+static PyMethodDef run_queue_methods[] = {
+    {"make_ready", run_queue_make_ready, METH_O,
+     "make_ready(process) -> bool: queue process at the back unless it is queued (its queued flag);\n"
+     "whether it was queued now."},
+    {"clear", (PyCFunction)run_queue_clear_method, METH_NOARGS, "Forget every queued process."},
+    {"processes", (PyCFunction)run_queue_list, METH_NOARGS, "The queued processes, front first (a new list)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods run_queue_as_sequence = {.sq_length = (lenfunc)run_queue_length};
+
+PyTypeObject lmp_RunQueueType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lunatic_mp.vm._core.RunQueue",
+    .tp_doc = PyDoc_STR("RunQueue(): the scheduler's FIFO of ready processes (runner.c)."),
+    .tp_basicsize = sizeof(lmp_run_queue),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)run_queue_dealloc,
+    .tp_traverse = (traverseproc)run_queue_traverse,
+    .tp_clear = (inquiry)run_queue_clear,
+    .tp_methods = run_queue_methods,
+    .tp_as_sequence = &run_queue_as_sequence,
+};
+
+/* --- the resume loop --- */
+
+typedef struct {
+    PyObject_HEAD PyObject *queue; /* the Scheduler's RunQueue */
     PyObject *engine;
-    PyObject *on_call_done; /* Engine.on_call_done(process) -> bool: go on with a new call */
+    PyObject *on_call_done; /* Engine.on_call_done(process): its call finished, failed or was killed */
     PyObject *kill;         /* Engine.kill(pid, reason) */
+    PyObject *running;      /* the phase a process enters when its export starts (Phase.RUNNING) */
+    PyObject *current;      /* the process being polled, or NULL (None) */
 } Runner;
 
-static PyObject *lmp_str_popleft, *lmp_str_append, *lmp_str_native, *lmp_str_run_slice, *lmp_str_current,
-    *lmp_str_pid;
+static PyObject *lmp_str_native, *lmp_str_run_slice, *lmp_str_pid;
 
 int lmp_runner_init(void) {
-    PyObject **names[] = {&lmp_str_popleft, &lmp_str_append, &lmp_str_native,
-                          &lmp_str_run_slice, &lmp_str_current, &lmp_str_pid};
-    const char *texts[] = {"popleft", "append", "native", "run_slice", "current", "pid"};
+    PyObject **names[] = {&lmp_str_native, &lmp_str_run_slice, &lmp_str_pid};
+    const char *texts[] = {"native", "run_slice", "pid"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
         if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
             return -1;
     return 0;
 }
 
-/* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. */
-static int lmp_poll_process(Runner *self, PyObject *process) {
+/* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. The call
+ * (a new reference) and the process's C state (the call's store's) are left in *call_out and
+ * *state_out. */
+static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out, lmp_proc **state_out) {
     PyObject *call = LMP_GET(process, LMP_CALL);
     wasmtime_call_future_t *future = call != NULL ? lmp_call_future(call) : NULL;
-    PyObject *store = future != NULL ? LMP_GET(process, LMP_STORE) : NULL;
-    PyObject *slice_obj = store != NULL ? lmp_get(&lmp_store_layout, store, LMP_SLICE) : NULL;
-    int done = -1;
-    lmp_proc *state = slice_obj != NULL ? PyLong_AsVoidPtr(slice_obj) : NULL;
-    if (state == NULL && slice_obj != NULL && !PyErr_Occurred())
-        PyErr_SetString(PyExc_RuntimeError, "Runner: a process's store is closed");
-    if (state != NULL && PyObject_SetAttr(self->engine, lmp_str_current, process) == 0) {
-        state->armed = 0;
-        lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-        bool finished = lmp_poll(future);
-        done = PyObject_SetAttr(self->engine, lmp_str_current, Py_None) < 0 ? -1 : finished;
+    if (future == NULL) {
+        Py_XDECREF(call);
+        return -1;
     }
-    Py_XDECREF(slice_obj);
-    Py_XDECREF(store);
-    Py_XDECREF(call);
+    lmp_proc *state = lmp_call_state(call);
+    Py_XSETREF(self->current, Py_NewRef(process));
+    state->armed = 0;
+    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
+    int done = lmp_poll(future);
+    Py_CLEAR(self->current);
+    *call_out = call;
+    *state_out = state;
     return done;
+}
+
+/* The process's instantiation finished: start its export in the same store (instantiate was given
+ * it), with process.instance the instantiation and process.call the new call. 1 if it did, 0 if
+ * Python decides (a failure, a kill, or no export to start), -1 on error. */
+static int lmp_start_export(Runner *self, PyObject *process, PyObject *instantiation, lmp_proc *state) {
+    if (!lmp_call_has_next(instantiation))
+        return 0;
+    PyObject *reason = LMP_GET(process, LMP_KILL_REQUESTED);
+    if (reason == NULL)
+        return -1;
+    int killed = reason != Py_None;
+    Py_DECREF(reason);
+    if (killed)
+        return 0;
+    PyObject *call = lmp_call_next(instantiation, state->context);
+    if (call == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int status = LMP_SET(process, LMP_INSTANCE, instantiation) < 0 || LMP_SET(process, LMP_PHASE, self->running) < 0 ||
+                         LMP_SET(process, LMP_CALL, call) < 0
+                     ? -1
+                     : 1;
+    Py_DECREF(call);
+    return status;
 }
 
 /* Run one Wasm process until its call suspends, its slice ends, or it dies (the Python loop this
  * replaced was Scheduler._run_slice). 0, or -1 on error. */
 static int lmp_run_wasm(Runner *self, PyObject *process) {
     for (;;) {
-        int done = lmp_poll_process(self, process);
+        PyObject *call = NULL;
+        lmp_proc *state = NULL;
+        int done = lmp_poll_process(self, process, &call, &state);
         if (done < 0)
             return -1;
-        if (!done) {
-            PyObject *reason = LMP_GET(process, LMP_KILL_REQUESTED);
-            if (reason == NULL)
-                return -1;
-            if (reason != Py_None) { /* killed while its own code ran: it dies now */
-                PyObject *pid = PyObject_GetAttr(process, lmp_str_pid);
-                PyObject *result = pid != NULL ? PyObject_CallFunctionObjArgs(self->kill, pid, reason, NULL) : NULL;
-                Py_XDECREF(pid);
-                Py_DECREF(reason);
-                Py_XDECREF(result);
-                return result != NULL ? 0 : -1;
+        if (done) {
+            int started = lmp_start_export(self, process, call, state);
+            Py_DECREF(call);
+            if (started != 0) {
+                if (started < 0)
+                    return -1;
+                continue;
             }
-            Py_DECREF(reason);
-            int waiting = LMP_FLAG(process, LMP_WAITING);
-            int parked = waiting == 0 ? LMP_FLAG(process, LMP_PARKED) : 0;
-            if (waiting < 0 || parked < 0)
-                return -1;
-            if (waiting || parked)
-                return 0;
-            int queued = LMP_FLAG(process, LMP_QUEUED); /* its slice ended: back of the queue */
-            if (queued < 0)
-                return -1;
-            if (queued)
-                return 0;
-            if (LMP_SET(process, LMP_QUEUED, Py_True) < 0)
-                return -1;
-            PyObject *appended = PyObject_CallMethodOneArg(self->queue, lmp_str_append, process);
-            Py_XDECREF(appended);
-            return appended != NULL ? 0 : -1;
+            PyObject *result = PyObject_CallOneArg(self->on_call_done, process);
+            Py_XDECREF(result);
+            return result != NULL ? 0 : -1;
         }
-        PyObject *again = PyObject_CallOneArg(self->on_call_done, process);
-        if (again == NULL)
+        Py_DECREF(call);
+        PyObject *reason = LMP_GET(process, LMP_KILL_REQUESTED);
+        if (reason == NULL)
             return -1;
-        int go_on = PyObject_IsTrue(again);
-        Py_DECREF(again);
-        if (go_on <= 0)
-            return go_on;
+        if (reason != Py_None) { /* killed while its own code ran: it dies now */
+            PyObject *pid = PyObject_GetAttr(process, lmp_str_pid);
+            PyObject *result = pid != NULL ? PyObject_CallFunctionObjArgs(self->kill, pid, reason, NULL) : NULL;
+            Py_XDECREF(pid);
+            Py_DECREF(reason);
+            Py_XDECREF(result);
+            return result != NULL ? 0 : -1;
+        }
+        Py_DECREF(reason);
+        int waiting = LMP_FLAG(process, LMP_WAITING);
+        int parked = waiting == 0 ? LMP_FLAG(process, LMP_PARKED) : 0;
+        if (waiting < 0 || parked < 0)
+            return -1;
+        if (waiting || parked)
+            return 0;
+        /* its slice ended: back of the queue */
+        return lmp_make_ready(self->queue, process) < 0 ? -1 : 0;
     }
 }
 
@@ -137,18 +282,14 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
     if (budget == -1 && PyErr_Occurred())
         return NULL;
     long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
+    lmp_run_queue *queue = (lmp_run_queue *)self->queue;
     Py_ssize_t ran_count = 0;
     for (Py_ssize_t i = 0;; i++) {
-        if (i >= count) {
-            Py_ssize_t left = PyObject_Length(self->queue);
-            if (left < 0)
-                return NULL;
-            if (left == 0 || deadline == 0 || lmp_now_ns() >= deadline)
-                break;
-        }
-        PyObject *process = PyObject_CallMethodNoArgs(self->queue, lmp_str_popleft);
+        if (i >= count && (queue->count == 0 || deadline == 0 || lmp_now_ns() >= deadline))
+            break;
+        PyObject *process = lmp_queue_pop(queue);
         if (process == NULL)
-            return NULL;
+            break;
         int native = lmp_is_native(process);
         int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
         PyObject *finished = status == 0 ? LMP_GET(process, LMP_FINISHED) : NULL;
@@ -172,9 +313,10 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
 }
 
 static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"queue", "engine", "on_call_done", "kill", NULL};
-    PyObject *queue, *engine, *on_call_done, *kill;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO:Runner", keywords, &queue, &engine, &on_call_done, &kill))
+    static char *keywords[] = {"queue", "engine", "on_call_done", "kill", "running", NULL};
+    PyObject *queue, *engine, *on_call_done, *kill, *running;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOOO:Runner", keywords, &lmp_RunQueueType, &queue, &engine,
+                                     &on_call_done, &kill, &running))
         return -1;
     if (!PyCallable_Check(on_call_done) || !PyCallable_Check(kill)) {
         PyErr_SetString(PyExc_TypeError, "Runner: on_call_done and kill must be callable");
@@ -186,6 +328,7 @@ static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(self->engine, Py_NewRef(engine));
     Py_XSETREF(self->on_call_done, Py_NewRef(on_call_done));
     Py_XSETREF(self->kill, Py_NewRef(kill));
+    Py_XSETREF(self->running, Py_NewRef(running));
     return 0;
 }
 
@@ -194,6 +337,8 @@ static int runner_traverse(Runner *self, visitproc visit, void *arg) {
     Py_VISIT(self->engine);
     Py_VISIT(self->on_call_done);
     Py_VISIT(self->kill);
+    Py_VISIT(self->running);
+    Py_VISIT(self->current);
     return 0;
 }
 
@@ -202,6 +347,8 @@ static int runner_clear(Runner *self) {
     Py_CLEAR(self->engine);
     Py_CLEAR(self->on_call_done);
     Py_CLEAR(self->kill);
+    Py_CLEAR(self->running);
+    Py_CLEAR(self->current);
     return 0;
 }
 
@@ -216,9 +363,16 @@ static PyMethodDef runner_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef runner_members[] = {
+    {"current", T_OBJECT, offsetof(Runner, current), 0,
+     "The process running now: the one being polled, or a native process taking its slice (it sets\n"
+     "this itself); None between them."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 PyTypeObject lmp_RunnerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lunatic_mp.vm._core.Runner",
-    .tp_doc = PyDoc_STR("Runner(queue, engine, on_call_done, kill): the scheduler's resume loop (runner.c)."),
+    .tp_doc = PyDoc_STR("Runner(queue, engine, on_call_done, kill, running): the scheduler's resume loop (runner.c)."),
     .tp_basicsize = sizeof(Runner),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -227,4 +381,5 @@ PyTypeObject lmp_RunnerType = {
     .tp_traverse = (traverseproc)runner_traverse,
     .tp_clear = (inquiry)runner_clear,
     .tp_methods = runner_methods,
+    .tp_members = runner_members,
 };

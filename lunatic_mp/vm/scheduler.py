@@ -26,13 +26,13 @@ import heapq
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import greenlet
 
 from lunatic_mp.vm import core
+from lunatic_mp.vm.process import Phase
 
 if TYPE_CHECKING:
     from lunatic_mp.vm.engine import Engine
@@ -73,17 +73,22 @@ class Timer:
 class Scheduler:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.run_queue: deque[BaseProcess] = deque()
+        self.run_queue = core.RunQueue()
+        """The ready processes, FIFO (C: the resume loop and a send that wakes a receiver queue
+        onto it without Python)."""
+        self.make_ready: Callable[[BaseProcess], bool] = self.run_queue.make_ready
+        """Queue a process at the back unless it is queued already (its ``queued`` flag)."""
         self._timers: list[tuple[float, int, Timer]] = []
         self._cancelled = 0
         self._sequence = itertools.count()
         self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
         self.polls_sockets = True
         """Whether each round polls the reactor; a worker's event loop does it instead."""
-        self._runner = core.Runner(self.run_queue, engine, engine.on_call_done, engine.kill)
-        """Phase 2 in C (lunatic_mp/vm/runner.c): polls each Wasm process for a slice; calls
-        ``on_call_done`` when its call returns, ``kill`` when it was killed while it ran, and a
-        native process's ``run_slice``."""
+        self.runner = core.Runner(self.run_queue, engine, engine.on_call_done, engine.kill, Phase.RUNNING)
+        """Phase 2 in C (lunatic_mp/vm/runner.c): polls each Wasm process for a slice (its
+        ``current`` is the process polled: Engine.current); starts a process's export when its
+        instantiation finishes; calls ``on_call_done`` when its call returns, ``kill`` when it was
+        killed while it ran, and a native process's ``run_slice``."""
 
     def close(self) -> None:
         """Forget every process and timer (the engine is closing)."""
@@ -91,11 +96,6 @@ class Scheduler:
         self.run_queue.clear()
         self._timers.clear()
         self._cancelled = 0
-
-    def make_ready(self, process: BaseProcess) -> None:
-        if not process.queued:
-            process.queued = True
-            self.run_queue.append(process)
 
     def reap(self, glet: Any) -> None:
         self._reaping.append(glet)
@@ -190,7 +190,7 @@ class Scheduler:
         #    instantiating goes straight on into its export; one killed while its own code ran (a
         #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        self._runner.run(len(queue), CHAIN_BUDGET_NS)
+        self.runner.run(len(queue), CHAIN_BUDGET_NS)
 
         if queue or self._reaping:
             return 0.0

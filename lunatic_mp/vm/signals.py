@@ -10,7 +10,7 @@ registry has dropped them. Signals for processes of other workers go through the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, make_pid, node_of, node_of_place, place_of, worker_of
@@ -196,18 +196,21 @@ class Signals:
         Deaths cascade through links (a failure kills linked processes that die with their
         links); a work list, not recursion, so a long chain cannot overflow the stack.
         """
-        pending: deque[tuple[BaseProcess, Finished]] = deque([(process, finished)])
-        while pending:
+        pending: deque[tuple[BaseProcess, Finished]] | None = None  # made by the first to die with it
+        dead, outcome = process, finished
+        while True:
+            if dead.finished is None:
+                for other, cause in self._release(dead, outcome):
+                    if other is self.current:
+                        other.kill_requested = cause
+                    else:
+                        pending = pending if pending is not None else deque()
+                        pending.append((other, Finished(Outcome.KILLED, message=cause)))
+            if not pending:
+                return
             dead, outcome = pending.popleft()
-            if dead.finished is not None:
-                continue
-            for other, cause in self._release(dead, outcome):
-                if other is self.current:
-                    other.kill_requested = cause
-                else:
-                    pending.append((other, Finished(Outcome.KILLED, message=cause)))
 
-    def _release(self, process: BaseProcess, finished: Finished) -> Iterable[tuple[BaseProcess, str]]:
+    def _release(self, process: BaseProcess, finished: Finished) -> Sequence[tuple[BaseProcess, str]]:
         """Free one process and notify its links and monitors; yields the processes it kills.
 
         A process with registry names in a runtime is announced dead only once the registry
@@ -219,8 +222,9 @@ class Signals:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
-        for timer_id in list(process.timers):  # its send_after timers die with it
-            self.cancel_timer(timer_id, process)
+        if process.timers:
+            for timer_id in list(process.timers):  # its send_after timers die with it
+                self.cancel_timer(timer_id, process)
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)

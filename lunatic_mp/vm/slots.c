@@ -1,7 +1,7 @@
 /* A process's fields, read and written from C at their slots' offsets.
  *
  * The process's flags and fields stay Python attributes (the __slots__ of
- * lunatic_mp.vm.process.Process, and of its wasm.Store), which the resume loop and the message
+ * lunatic_mp.vm.process.Process), which the resume loop and the message
  * functions read and write by name, as the Python code they replaced did. A lookup by name (a type
  * lookup, then the member descriptor) costs about as much as a dozen of them make a message, so a
  * layout resolves the offsets of its fields once, for the first type whose fields are all plain
@@ -13,17 +13,17 @@
 #include <string.h>
 #include <structmember.h>
 
-static PyObject *lmp_process_names[LMP_FIELDS], *lmp_store_names[LMP_STORE_FIELDS];
+static PyObject *lmp_process_names[LMP_FIELDS];
 lmp_layout lmp_process_layout = {.count = LMP_FIELDS, .names = lmp_process_names};
-lmp_layout lmp_store_layout = {.count = LMP_STORE_FIELDS, .names = lmp_store_names};
 
 int lmp_slots_init(void) {
-    const char *process[LMP_FIELDS] = {"queued",  "finished", "call",    "store",     "kill_requested", "waiting",
-                                       "parked",  "mailbox",  "scratch", "receiving", "timer"};
+    const char *process[LMP_FIELDS] = {"queued",  "finished", "call",     "kill_requested", "waiting",
+                                       "parked",  "mailbox",  "scratch", "receiving", "timer",          "instance",
+                                       "phase"};
     for (int i = 0; i < LMP_FIELDS; i++)
         if ((lmp_process_names[i] = PyUnicode_InternFromString(process[i])) == NULL)
             return -1;
-    return (lmp_store_names[LMP_SLICE] = PyUnicode_InternFromString("_slice")) == NULL ? -1 : 0;
+    return 0;
 }
 
 /* Whether every field of layout is a plain writable object slot of type; its offsets if so. */
@@ -66,14 +66,14 @@ PyObject **lmp_field_slot(lmp_layout *layout, PyObject *object, int field) {
     return (PyObject **)((char *)object + layout->offsets[field]);
 }
 
-PyObject *lmp_get(lmp_layout *layout, PyObject *object, int field) {
+PyObject *lmp_get_slow(lmp_layout *layout, PyObject *object, int field) {
     PyObject **slot = lmp_field_slot(layout, object, field);
     if (slot == NULL || *slot == NULL) /* by name (an unset slot: for its AttributeError) */
         return PyObject_GetAttr(object, layout->names[field]);
     return Py_NewRef(*slot);
 }
 
-int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
+int lmp_set_slow(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
     PyObject **slot = lmp_field_slot(layout, object, field);
     if (slot == NULL)
         return PyObject_SetAttr(object, layout->names[field], value);
@@ -81,8 +81,8 @@ int lmp_set(lmp_layout *layout, PyObject *object, int field, PyObject *value) {
     return 0;
 }
 
-int lmp_flag(lmp_layout *layout, PyObject *object, int field) {
-    PyObject *value = lmp_get(layout, object, field);
+int lmp_flag_slow(lmp_layout *layout, PyObject *object, int field) {
+    PyObject *value = lmp_get_slow(layout, object, field);
     int truth = value != NULL ? PyObject_IsTrue(value) : -1;
     Py_XDECREF(value);
     return truth;

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -357,19 +358,13 @@ Call = core.Call
 a C object (lunatic_mp/vm/calls.c) that frees its future, values and failure with itself."""
 
 
-def instantiate(pre: wasmtime.InstancePre, store: Store) -> Call:
-    """Start instantiating in ``store``; the finished call holds the instance (:func:`call_export`)."""
-    return core.instantiate(pre.ptr(), store.context_address)
-
-
-def call_export(
-    store: Store, instantiation: Call, name: bytes, args: list[tuple[int, Any]], nresults: int
+def instantiate(
+    pre: wasmtime.InstancePre, store: Store, name: bytes, args: list[tuple[int, Any]], nresults: int
 ) -> Call:
-    """Start calling the instance's function export ``name`` (the module was checked to have it)."""
-    call = core.call_export(store.context_address, instantiation, name, args, nresults)
-    if call is None:
-        raise GuestTrap(f"no function export {name.decode(errors='replace')}")
-    return call
+    """Start instantiating in ``store``; the finished call holds the instance. Once it finishes
+    without failing, the scheduler's resume loop goes straight on into calling the export ``name``
+    with ``args`` (C, lunatic_mp/vm/runner.c); an instance without that export fails it."""
+    return core.instantiate(pre.ptr(), store.context_address, name, args, nresults)
 
 
 def export_memory(store: Store, instantiation: Call) -> Any | None:
@@ -471,12 +466,14 @@ def _reason(text: str) -> str:
 class Memory:
     """Bounds-checked access to a process's exported linear memory.
 
-    The engine's arenas never move a memory (``memory_may_move`` is off), so the
-    base address is read once; the size is re-read only when an access falls past the size
-    last seen, since the guest may have grown its memory since.
+    The engine's arenas never move a memory (``memory_may_move`` is off), so the base address is
+    read once, and the memory is reached through a memoryview of it (slices and ``pack_into``: a
+    fraction of what ``ctypes.string_at`` and ``memmove`` cost a host call); the size, and the
+    view with it, are re-read only when an access falls past the size last seen, since the guest
+    may have grown its memory since.
     """
 
-    __slots__ = ("_base", "_context", "_memory", "_size")
+    __slots__ = ("_base", "_context", "_memory", "_size", "_view")
 
     def __init__(self, context: Context, memory: Any) -> None:
         self._context = context
@@ -484,23 +481,32 @@ class Memory:
         self._base: int = (
             ctypes.cast(ffi.wasmtime_memory_data(context, self._memory), ctypes.c_void_p).value or 0
         )
-        self._size: int = ffi.wasmtime_memory_data_size(context, self._memory)
+        self._size = 0
+        self._view = memoryview(b"")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+        if size != self._size:
+            self._size = size
+            self._view = _memory_view(self._base, size) if size else memoryview(b"")
 
     def _span(self, ptr: int, length: int) -> int:
+        """The offset of [ptr, ptr+length) once checked; a guest trap past the memory."""
         ptr &= U32_MASK
         end = ptr + (length & U32_MASK)
         if end > self._size:
-            self._size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+            self._refresh()
             if end > self._size:
                 raise GuestTrap(
                     f"out-of-bounds pointer: {ptr}+{length & U32_MASK} exceeds memory size {self._size}"
                 )
-        return self._base + ptr
+        return ptr
 
     @property
     def size(self) -> int:
         """The memory's size now, in bytes."""
-        self._size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+        self._refresh()
         return self._size
 
     def check(self, ptr: int, length: int) -> None:
@@ -508,7 +514,8 @@ class Memory:
         self._span(ptr, length)
 
     def read(self, ptr: int, length: int) -> bytes:
-        return ctypes.string_at(self._span(ptr, length), length & U32_MASK)
+        start = self._span(ptr, length)
+        return self._view[start : start + (length & U32_MASK)].tobytes()
 
     def read_str(self, ptr: int, length: int) -> str:
         try:
@@ -517,22 +524,40 @@ class Memory:
             raise GuestTrap(f"invalid UTF-8 string passed to the host: {exc}") from None
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
-        address = self._span(ptr, len(data))
-        ctypes.memmove(address, bytes(data) if not isinstance(data, bytes) else data, len(data))
+        if isinstance(data, memoryview):
+            data = data.tobytes()  # any format, any shape: its bytes
+        start = self._span(ptr, len(data))
+        self._view[start : start + len(data)] = data
 
     def write_u64(self, ptr: int, value: int) -> None:
-        self.write(ptr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little"))
+        at = self._span(ptr, 8)  # first: it may replace the view
+        _U64.pack_into(self._view, at, value & 0xFFFF_FFFF_FFFF_FFFF)
 
     def write_u32(self, ptr: int, value: int) -> None:
-        self.write(ptr, (value & U32_MASK).to_bytes(4, "little"))
+        at = self._span(ptr, 4)
+        _U32.pack_into(self._view, at, value & U32_MASK)
 
     def read_into(self, ptr: int, source: bytes, start: int, length: int) -> int:
         """Copy up to ``length`` bytes of ``source[start:]`` to guest memory; return the count."""
         count = max(min(length, len(source) - start), 0)
         if count:
-            address = self._span(ptr, count)
-            ctypes.memmove(address, source if start == 0 else source[start : start + count], count)
+            at = self._span(ptr, count)
+            self._view[at : at + count] = memoryview(source)[start : start + count]
         return count
+
+
+_U64: Final = struct.Struct("<Q")
+_U32: Final = struct.Struct("<I")
+_PyBUF_WRITE: Final = 0x200
+_memory_view_from = ctypes.pythonapi.PyMemoryView_FromMemory
+_memory_view_from.restype = ctypes.py_object
+_memory_view_from.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+
+
+def _memory_view(address: int, size: int) -> memoryview:
+    """A writable view of ``size`` bytes at ``address`` (bytes, format "B")."""
+    view: memoryview = _memory_view_from(address, size, _PyBUF_WRITE)
+    return view
 
 
 # --- stores -------------------------------------------------------------------------------------

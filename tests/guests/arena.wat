@@ -31,6 +31,25 @@
   (func (export "store") (param $address i32) (param $value i32)
     (i32.store (local.get $address) (local.get $value)))
 
+  ;; Writes `value` at byte 8 of each of the first `pages` 4 KiB pages.
+  (func (export "scatter") (param $pages i32) (param $value i32) (local $at i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $pages)))
+      (i32.store offset=8 (local.get $at) (local.get $value))
+      (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+      (local.set $pages (i32.sub (local.get $pages) (i32.const 1)))
+      (br $next))))
+
+  ;; The OR of every i32 in the first `pages` 4 KiB pages: 0 when they all read as zeros.
+  (func (export "gather") (param $pages i32) (result i32) (local $at i32) (local $end i32) (local $seen i32)
+    (local.set $end (i32.mul (local.get $pages) (i32.const 4096)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+      (local.set $seen (i32.or (local.get $seen) (i32.load (local.get $at))))
+      (local.set $at (i32.add (local.get $at) (i32.const 4)))
+      (br $next)))
+    (local.get $seen))
+
   ;; Recurses until the Wasm stack is exhausted.
   (func $recurse (export "recurse") (param $depth i64) (result i64)
     (i64.add (call $recurse (i64.add (local.get $depth) (i64.const 1))) (i64.const 1))))

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,8 +95,10 @@ def test_bad_arguments_are_refused() -> None:
         _core.store_new(0, object(), -1, 0)
     with pytest.raises(ValueError, match="null pointer"):
         _core.instantiate(0, 1)
-    with pytest.raises(TypeError, match="call_export"):
-        _core.call_export(1, object(), b"f", [], 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="2 or 5 arguments"):
+        _core.instantiate(0, 1, b"f")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="name must be bytes"):
+        _core.instantiate(1, 1, "f", [], 0)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="null pointer"):
         _core.yield_soon(0, 1)
     with pytest.raises(ValueError, match="null pointer"):
@@ -120,8 +121,12 @@ def test_bad_arguments_are_refused() -> None:
         _core.define_message(1, 1024, (1, 2, 3))
     with pytest.raises(TypeError, match="hooks must be a tuple"):
         _core.define_receive(1, ())
+    with pytest.raises(TypeError, match="hooks must be a tuple"):  # run_queue: a RunQueue
+        _core.define_receive(1, (print, Exception, print, object(), print, {}, 1, []))
     with pytest.raises(TypeError, match="must be callable"):
-        core.Runner([], object(), 1, 2)  # type: ignore[arg-type]
+        core.Runner(core.RunQueue(), object(), 1, 2, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"must be lunatic_mp\.vm\._core\.RunQueue"):
+        core.Runner([], object(), print, print, None)  # type: ignore[arg-type]
 
 
 def test_the_runner_reads_any_process_type_by_name() -> None:
@@ -129,13 +134,63 @@ def test_the_runner_reads_any_process_type_by_name() -> None:
     native process runs through run_slice, and a would-be Wasm process without a Call is refused
     by name, never read at a wrong offset."""
     ran: list[object] = []
-    native = SimpleNamespace(native=True, queued=True, finished=None, run_slice=ran.append)
-    fake = SimpleNamespace(native=False, queued=True, finished=None, call="not a call")
-    queue = deque([native, fake])
-    runner = core.Runner(queue, SimpleNamespace(current=None), lambda process: False, lambda pid, why: None)
+    native = SimpleNamespace(native=True, queued=False, finished=None, run_slice=ran.append)
+    fake = SimpleNamespace(native=False, queued=False, finished=None, call="not a call")
+    queue = core.RunQueue()
+    assert queue.make_ready(native) and queue.make_ready(fake) and native.queued is True
+    runner = core.Runner(queue, object(), lambda process: None, lambda pid, why: None, "running")
     with pytest.raises(TypeError, match="a process's call must be a Call, not str"):
         runner.run(2)
     assert len(ran) == 1 and native.queued is False and fake.queued is False
+    assert runner.current is None and len(queue) == 0
+
+
+def test_the_run_queue_is_fifo_and_queues_a_process_once() -> None:
+    """make_ready queues a process at the back unless its queued flag says it is queued; the
+    queue grows past its first ring, keeps FIFO order across the wrap, and clear() forgets all."""
+    queue = core.RunQueue()
+    processes = [SimpleNamespace(queued=False, n=n) for n in range(200)]
+    assert all(queue.make_ready(process) for process in processes[:50])
+    assert not queue.make_ready(processes[0]) and len(queue) == 50
+    for process in processes[:50]:
+        process.queued = False  # as if the loop had taken them: the ring's head moves on
+    queue.clear()
+    assert len(queue) == 0 and not queue
+    for process in processes:
+        assert queue.make_ready(process)
+    assert [p.n for p in queue.processes()] == list(range(200)) and len(queue) == 200
+    queue.clear()
+
+
+def test_an_instantiation_goes_on_into_its_export_in_c() -> None:
+    """A process's instantiation is made with its export to call next: the resume loop starts
+    that call in C (the process is RUNNING, with its instance), and Python hears only of the end; a
+    missing export fails the process instead."""
+    engine = Engine()
+    calls: list[object] = []
+    on_call_done = engine.on_call_done
+
+    def spy(process: object) -> None:
+        calls.append(process)
+        on_call_done(process)  # type: ignore[arg-type]
+
+    engine.scheduler.runner = core.Runner(engine.scheduler.run_queue, engine, spy, engine.kill, "RUNNING")
+    module = engine.load_module(
+        '(module (memory (export "memory") 1) (func (export "three") (result i32) (i32.const 3)))'
+    )
+    try:
+        process = engine.spawn(module, "three")
+        engine.run()
+        assert process.finished is not None and process.finished.result == (3,)
+        assert calls == [process] and process.phase.value == "done"
+        lost = engine.spawn(module, "three")
+        assert lost.call is not None
+        lost.call = wasm.instantiate(module.instance_pre, lost.store, b"gone", [], 0)  # type: ignore[arg-type]
+        engine.run()
+        assert lost.finished is not None and not lost.finished.ok
+        assert "no function export b'gone'" in lost.finished.message
+    finally:
+        engine.close()
 
 
 def test_store_set_wasi_refuses_bad_settings() -> None:

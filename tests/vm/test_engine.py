@@ -244,3 +244,39 @@ def test_finished_str_of_a_real_trap(engine: Engine, ends: Module) -> None:
     assert text.startswith("failed: ")
     assert "unreachable" in text
     assert "\n" not in text
+
+
+def test_host_memory_access_follows_a_grown_memory() -> None:
+    """A host function's view of the guest's memory (wasm.Memory) is re-read when an access falls
+    past the size it last saw: the guest may have grown; past the size it traps the guest."""
+    from lunatic_mp.vm.host._common import current, memory_of
+    from lunatic_mp.vm.wasm import GuestTrap
+
+    engine = Engine()
+    seen: list[tuple[bytes, int, str]] = []
+
+    def probe(ptr: int) -> None:
+        memory = memory_of(current(engine), engine)  # type: ignore[arg-type]
+        memory.write_u64(ptr, 0x1122334455667788)
+        memory.write_u32(ptr + 8, 7)
+        memory.write(ptr + 12, b"abc")
+        assert memory.read_into(ptr + 15, b"xyz", 1, 5) == 2
+        try:
+            memory.read(memory.size - 4, 8)
+        except GuestTrap as trap:
+            seen.append((memory.read(ptr, 17), memory.size, str(trap)))
+
+    engine.linker.define("test", "probe", "i", "", probe)
+    module = engine.load_module(
+        '(module (import "test" "probe" (func $probe (param i32))) (memory (export "memory") 1)'
+        ' (func (export "main") (call $probe (i32.const 100)) (drop (memory.grow (i32.const 1)))'
+        " (call $probe (i32.const 65540))))"
+    )
+    try:
+        finished = engine.run_until_finished(engine.spawn(module, "main"))
+        assert finished is not None and finished.ok, finished
+        data = bytes.fromhex("8877665544332211") + b"\x07\0\0\0abcyz"
+        assert [(d, s) for d, s, _ in seen] == [(data, 65536), (data, 131072)]
+        assert "exceeds memory size 131072" in seen[1][2]
+    finally:
+        engine.close()

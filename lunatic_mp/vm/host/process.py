@@ -11,6 +11,7 @@ from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, worker_of
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.host._common import ERROR, OK, HostEngine, current, drop, lookup, memory_of, report_error
+from lunatic_mp.vm.process import Phase
 from lunatic_mp.vm.registry import exact
 from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
@@ -72,7 +73,7 @@ def read_spawn_request(
     grants too much raises :class:`SpawnRefused`."""
     if not parent.config.can_spawn_processes:
         raise GuestTrap("this process is not allowed to spawn processes")
-    if parent.phase.value == "instantiating":
+    if parent.phase is Phase.INSTANTIATING:
         raise GuestTrap("cannot spawn while the module is still initializing (start function)")
     memory = memory_of(parent, engine)
     config = config_of(parent, config_id)  # -1: the parent's own, which never changes: shared
