@@ -100,6 +100,7 @@ def ray_cluster(
 ) -> Iterator[RayClusterHandle]:
     """Start a head and ``nodes`` worker nodes, connect this process's Ray to them, and take
     everything down at the end (nothing left running)."""
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # before Ray is imported: it reads it then
     ray = import_ray()
     directory = Path(tempfile.mkdtemp(prefix="lmp_ray_", dir="/tmp"))  # short: socket paths
     with socket.socket() as probe:
@@ -107,7 +108,6 @@ def ray_cluster(
         port = probe.getsockname()[1]
     address = f"{HEAD_IP}:{port}"
     started: list[RayNode] = []
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     try:
         head_log = directory / "head.log"
         head = _start(
