@@ -35,10 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
+from lunatic_mp.cluster.wire import MAX_FRAME_SIZE, RECORD_HEADER, RECORD_MODULE, frame_record
 from lunatic_mp.errors import ClusterError, LunaticError
 from lunatic_mp.pids import ANY_WORKER, PLACE_BITS, WORKER_MASK, node_of_place
-from lunatic_mp.vm import core
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +47,6 @@ NONCE_SIZE = 32
 MAX_HANDSHAKES = 32
 """Connections a gateway authenticates at once; more are closed at once (a flood of strangers)."""
 HANDSHAKE_TIMEOUT_S = 10.0
-RECORD_FRAME = 1  # the same in lunatic_mp/vm/inbox.c, which splits them
-RECORD_MODULE = 2
 MAX_MODULE_SIZE = 256 * 1024 * 1024
 """The largest module binary a node accepts from another."""
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
@@ -57,8 +54,6 @@ MAX_QUEUED_BYTES = 64 * 1024 * 1024
 to the supervisor fill, and the workers' sending processes pause)."""
 
 READ_SIZE = 1 << 18
-_HEADER = struct.Struct("<IB")
-_PLACE = struct.Struct("<Q")
 _NAME_LEN = struct.Struct("<H")
 _NODE = struct.Struct("<I")
 
@@ -210,7 +205,7 @@ class Gateway:
                     continue
                 name = found[0].encode()[:0xFFFF]
                 body = digest + _NAME_LEN.pack(len(name)) + name + found[1]
-                ahead += _HEADER.pack(len(body) + 1, RECORD_MODULE) + body
+                ahead += RECORD_HEADER.pack(len(body) + 1, RECORD_MODULE) + body
                 peer.modules_sent.add(digest)
         with peer.changed:
             while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
@@ -361,6 +356,8 @@ class Gateway:
     def _read_loop(self, peer: Peer, sock: socket.socket) -> None:
         """Read records as they come, and hand each read's frames to the supervisor at once
         (one hand-off per read, not per frame; the records are split in C)."""
+        from lunatic_mp.vm import core  # here: the registry process imports this module, not wasmtime
+
         buffer = bytearray()
         split, node = core.split_link_records, self.node_id
         try:
@@ -385,13 +382,13 @@ class Gateway:
 
     def _module_record(self, peer: Peer, buffer: bytearray, start: int) -> int:
         """Take the module record at ``start``, once complete; the offset after it."""
-        length: int = _HEADER.unpack_from(buffer, start)[0]
+        length: int = RECORD_HEADER.unpack_from(buffer, start)[0]
         if not 1 <= length <= MAX_MODULE_SIZE + 65536:
             raise ClusterError(f"a module record of {length} bytes is out of bounds")
         end = start + 4 + length
         if end > len(buffer):
             return start
-        self._received_module(peer, bytes(buffer[start + _HEADER.size : end]))
+        self._received_module(peer, bytes(buffer[start + RECORD_HEADER.size : end]))
         return end
 
     def _deliver(self, peer: Peer, arrived: list[tuple[int, bytes]]) -> None:
@@ -456,12 +453,6 @@ class Gateway:
                 thread.join(2.0)
 
 
-def frame_record(place: int, payload: bytes) -> bytes:
-    """A frame for ``place`` as a link carries it: a worker batches these for a node, and its
-    gateway writes them as they are."""
-    return _HEADER.pack(len(payload) + 1 + _PLACE.size, RECORD_FRAME) + _PLACE.pack(place) + payload
-
-
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -472,4 +463,4 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-__all__ = ["ANY_WORKER", "Gateway", "GatewayHost", "frame_record"]
+__all__ = ["ANY_WORKER", "Gateway", "GatewayHost"]

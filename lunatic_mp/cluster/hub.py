@@ -20,8 +20,8 @@ import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import FrameError
-from lunatic_mp.cluster.gateway import frame_record
 from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring
+from lunatic_mp.cluster.wire import frame_record
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, is_foreign, node_of_place
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ messages. A module of its own so that the two codecs need not import each other.
 
 from __future__ import annotations
 
+import struct
 import typing
 
 from lunatic_mp.errors import LunaticError
@@ -24,6 +25,24 @@ MAX_FRAME_SIZE = 64 * 1024 * 1024 + 64 * 1024
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
+
+
+RECORD_FRAME = 1  # the same in lunatic_mp/vm/inbox.c, which splits them
+RECORD_MODULE = 2
+RECORD_HEADER = struct.Struct("<IB")
+"""A cluster link's record (lunatic_mp.cluster.gateway): its length (counting the type byte and
+the body), its type."""
+RECORD_PLACE = struct.Struct("<Q")
+
+
+def frame_record(place: int, payload: bytes) -> bytes:
+    """A frame for ``place`` as a cluster link carries it: a worker batches these for a node,
+    and its gateway writes them as they are."""
+    return (
+        RECORD_HEADER.pack(len(payload) + 1 + RECORD_PLACE.size, RECORD_FRAME)
+        + RECORD_PLACE.pack(place)
+        + payload
+    )
 
 
 class FrameError(LunaticError, ValueError):

@@ -24,12 +24,12 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
-from lunatic_mp.cluster.gateway import frame_record
 from lunatic_mp.cluster.hub import Hub, modules_of
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.specs import WorkerSpec
 from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
+from lunatic_mp.cluster.wire import frame_record
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import FIRST_WORKER, SUPERVISOR, is_foreign, node_of_place, worker_of
 from lunatic_mp.vm import core

@@ -11,7 +11,7 @@ import pytest
 
 from lunatic_mp import Engine, EnvConfig, Module
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.gateway import frame_record
+from lunatic_mp.cluster.wire import frame_record
 from lunatic_mp.vm import core
 from lunatic_mp.vm.process import Process
 
