@@ -56,7 +56,7 @@ def run(ctx: Context) -> None:
         baseline.terminate()
         baseline.join(10)
     ctx.record("asyncio_round_trips_per_s", plain)
-    ctx.record("guest_vs_asyncio_x", guest / plain, target=at_least(0.5))
+    ctx.record("guest_vs_asyncio_x", guest / plain, target=at_least(0.7))
 
 
 def load(port: int, seconds: float) -> float:
