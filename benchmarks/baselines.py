@@ -203,7 +203,11 @@ def ray_jobs_s(path: Path, workloads: dict[str, tuple[str, list[int]]], processe
     """Seconds for Ray tasks (on ``processes`` CPUs) to run each workload: name -> (function, args),
     ``function(arg)`` for each arg, all submitted at once."""
     ray = importlib.import_module("ray")
-    ray.init(num_cpus=processes, include_dashboard=False, log_to_driver=False)
+    # Ray's workers import this module by name: the source tree goes on their path, wherever the
+    # bench was started from
+    source_tree = str(Path(__file__).resolve().parents[1])
+    runtime_env = {"env_vars": {"PYTHONPATH": source_tree}}
+    ray.init(num_cpus=processes, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     try:
         job = ray.remote(_ray_job)
         ray.get([job.remote(str(path), "square", 1) for _ in range(4 * processes)])  # workers warm
