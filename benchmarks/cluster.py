@@ -160,5 +160,5 @@ def run(ctx: Context) -> None:
     }
     for key, value in figures.items():
         ctx.record(key, value, target=targets.get(key))
-    ctx.distribution("cluster round trip", "lunatic_mp, node to node", samples)
+    ctx.distribution("round trips", "lunatic_mp, node to node", samples)
     ctx.note("all three nodes and the host program share this machine's cores")

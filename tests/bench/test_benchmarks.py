@@ -187,7 +187,9 @@ def test_quick_run_reports_every_scenario(tmp_path: Path) -> None:
     for scenario in expected:
         assert f"\n{scenario}: " in "\n" + result.stdout
     written = sorted(p.name for p in plots.iterdir())
+    ray = importlib.util.find_spec("ray") is not None
     assert written == [
+        *(["cluster-round-trips.png"] if ray else []),
         "fanout-speed-up.png",
         "pingpong-round-trips.png",
         "serve-round-trips.png",
