@@ -2,15 +2,18 @@
 
 Inside a node, frames travel over shared-memory rings (:mod:`lunatic_mp.cluster.transport`). A
 frame for a process on another node (its pid names the node: :mod:`lunatic_mp.pids`) goes to the
-node's supervisor, in a :class:`~lunatic_mp.cluster.frames.Forward` frame, and the supervisor's
-:class:`Gateway` writes it to the link to that node, whose gateway writes it into the ring of the
-worker it is for. Frames between two processes keep their order: ring, TCP stream and ring are
-each in order, and one link carries everything between two nodes.
+node's supervisor (a worker batches a step's frames for a node into one
+:class:`~lunatic_mp.cluster.frames.Forward` frame, already as link records), and the supervisor's
+:class:`Gateway` writes them to the link to that node, whose gateway splits them (in C) and writes
+each into the ring of the worker it is for. Frames between two processes keep their order: ring,
+TCP stream and ring are each in order, and one link carries everything between two nodes.
 
 Who is in the cluster is not decided here: the owner (the Ray node agent of
 :mod:`lunatic_mp.cluster.nodes`, or a test) calls :meth:`Gateway.set_nodes` with the table of
 live nodes and :meth:`Gateway.node_lost` when one is declared lost. A node declared lost stays
 lost: its link is closed, what it sends afterwards is never read, and it cannot connect again.
+A link that breaks while both ends run counts as the other node lost, here (fail-stop: frames may
+have been lost in the break, and a clear failure is better than a silent gap).
 
 The links are plain TCP, authenticated both ways: each side proves it holds the cluster's secret
 (HMAC-SHA256 over both sides' fresh nonces and node ids), so a stranger on the network can neither
@@ -92,7 +95,6 @@ class Peer:
     modules_sent: set[bytes] = field(default_factory=set)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
-    frames_received: int = 0
 
 
 class Gateway:
@@ -393,7 +395,6 @@ class Gateway:
 
     def _deliver(self, peer: Peer, arrived: list[tuple[int, bytes]]) -> None:
         if arrived and self._host is not None and not peer.closed:  # a lost node's frames never count
-            peer.frames_received += len(arrived)
             self._host.deliver_forwarded(arrived)
 
     def _received_module(self, peer: Peer, body: bytes) -> None:
@@ -433,11 +434,6 @@ class Gateway:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def stats(self) -> dict[int, int]:
-        """Frames received, by peer node."""
-        with self._lock:
-            return {node: peer.frames_received for node, peer in self._peers.items()}
 
     def close(self) -> None:
         self._closed = True
