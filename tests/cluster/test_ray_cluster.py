@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,36 @@ def test_lunatic_mp_run_spans_the_cluster(cluster: tuple[RayClusterHandle, Runti
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 4
+
+
+def test_lunatic_mp_serve_spans_the_cluster(
+    cluster: tuple[RayClusterHandle, Runtime], tmp_path: Path
+) -> None:
+    """`lunatic-mp serve --cluster ADDRESS` (the built-in example) starts as node 1 of the
+    cluster, says how many nodes it spans, and stops cleanly on SIGTERM."""
+    handle, _ = cluster
+    script = Path(sys.executable).parent / "lunatic-mp"
+    env = dict(os.environ, LUNATIC_MP_NODE_IP=HEAD_IP, RAY_AUTH_MODE="disabled")
+    control = f"unix:{tmp_path / 'control.sock'}"
+    command = [str(script), "serve", "--cluster", handle.address, "--workers", "1",
+               "--control", control, "--metrics", "off", "--http", "off"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    watchdog = threading.Timer(TIMEOUT * 2, server.kill)
+    watchdog.start()
+    try:
+        assert server.stdout is not None
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("lunatic-mp: ready"):
+                break
+        assert any("spanning a Ray cluster of 4 nodes" in line for line in lines), lines
+    finally:
+        watchdog.cancel()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(TIMEOUT) == 0
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def lose_node(
