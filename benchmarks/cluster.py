@@ -15,13 +15,13 @@ from __future__ import annotations
 import signal
 import socket
 import statistics
-import struct
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
 from benchmarks import baselines
+from benchmarks.pingpong import round_trips
 from lunatic_mp import EnvConfig
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.bench.runner import Context, at_least, at_most
@@ -29,21 +29,8 @@ from lunatic_mp.vm.mailbox import Kind
 from lunatic_mp.vm.module import Module
 
 TITLE = "messages, round trips and node loss across three simulated Ray nodes"
-REPORT_TAG = 7
 PERMISSIVE = EnvConfig.permissive()
 MESSAGE = bytes(64)
-
-
-def round_trips(runtime: Runtime, module: Module, count: int, first: int, second: int) -> list[float]:
-    """Sorted round trips in µs, ping on node ``first``, pong on node ``second``."""
-    ponger = runtime.spawn(module, "pong", (), PERMISSIVE, node=second)
-    pinger = runtime.spawn(module, "ping", (ponger, count, runtime.pid), PERMISSIVE, node=first)
-    report = runtime.receive(tags=[REPORT_TAG], timeout=600)
-    assert report is not None, "no report from the pinger"
-    for pid in (pinger, ponger):
-        finished = runtime.join(pid, timeout=60)
-        assert finished is not None and finished.ok, finished
-    return sorted(t / 1000 for t in struct.unpack(f"<{count}Q", bytes(report.data)))
 
 
 def stream(runtime: Runtime, module: Module, count: int, first: int, second: int) -> float:
@@ -131,8 +118,8 @@ def measure(guest: str, quick: bool) -> tuple[dict[str, float], list[float]]:
     figures: dict[str, float] = {}
     with ray_cluster(3, cpus=1) as handle, Runtime(workers=1, cluster=handle.address) as runtime:
         module = runtime.load_module(guest)
-        round_trips(runtime, module, 100, 2, 3)  # warm up: links, modules
-        samples = round_trips(runtime, module, pick(5_000, 300), 2, 3)
+        round_trips(runtime, module, 100, 2, 3, on="node")  # warm up: links, modules
+        samples = round_trips(runtime, module, pick(5_000, 300), 2, 3, on="node")
         figures["cross_node_p50_us"] = statistics.median(samples)
         figures["cross_node_p99_us"] = samples[int(len(samples) * 0.99)]
         figures["cross_node_64b_msgs_per_s"] = round(stream(runtime, module, pick(300_000, 10_000), 2, 3))

@@ -23,10 +23,13 @@ REPORT_TAG = 7
 PERMISSIVE = EnvConfig.permissive()
 
 
-def round_trips(runtime: Runtime, module: Module, count: int, first: int, second: int) -> list[float]:
-    """Sorted round-trip times in microseconds, ping on worker ``first``, pong on ``second``."""
-    ponger = runtime.spawn(module, "pong", (), PERMISSIVE, worker=second)
-    pinger = runtime.spawn(module, "ping", (ponger, count, runtime.pid), PERMISSIVE, worker=first)
+def round_trips(
+    runtime: Runtime, module: Module, count: int, first: int, second: int, *, on: str = "worker"
+) -> list[float]:
+    """Sorted round-trip times in microseconds, ping on worker (or, ``on="node"``, node) ``first``,
+    pong on ``second``."""
+    ponger = runtime.spawn(module, "pong", (), PERMISSIVE, **{on: second})
+    pinger = runtime.spawn(module, "ping", (ponger, count, runtime.pid), PERMISSIVE, **{on: first})
     report = runtime.receive(tags=[REPORT_TAG], timeout=600)
     assert report is not None, "no report from the pinger"
     for pid in (pinger, ponger):

@@ -15,7 +15,7 @@ import click
 
 from lunatic_mp.cli.doctor import doctor
 from lunatic_mp.cli.logconfig import configure_logging
-from lunatic_mp.cli.serve import SERVE_COMMANDS
+from lunatic_mp.cli.serve import SERVE_COMMANDS, cluster_option
 from lunatic_mp.config import DEFAULT_MAX_MAILBOX, EnvConfig
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.finished import Finished, Outcome
@@ -79,11 +79,7 @@ main.add_command(doctor)
     show_default=True,
     help="Messages a mailbox holds before its senders wait for room; 0: no bound.",
 )
-@click.option(
-    "--cluster",
-    metavar="ADDRESS",
-    help="Span a Ray cluster: its address, or auto for the one `ray start` joined here (docs/cluster.md).",
-)
+@cluster_option
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(
     module: Path,

@@ -97,6 +97,14 @@ def _log_announce(line: str) -> None:
     logging.getLogger("lunatic_mp.serve").info(line)
 
 
+cluster_option = click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Span a Ray cluster: its address, or auto for the one `ray start` joined here (docs/cluster.md).",
+)
+"""``--cluster``, of ``run`` and ``serve``."""
+
+
 # -- serve --------------------------------------------------------------------------------------
 
 
@@ -105,11 +113,7 @@ def _log_announce(line: str) -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Worker processes (default: the config's, or one per CPU)."
 )
-@click.option(
-    "--cluster",
-    metavar="ADDRESS",
-    help="Span a Ray cluster: its address, or auto for the one `ray start` joined here (docs/cluster.md).",
-)
+@cluster_option
 @click.option(
     "--control",
     metavar="ADDRESS",

@@ -78,32 +78,28 @@ class ClusterMember:
         with self._lock:
             endpoints = self._hub.endpoints
             for worker, payload in arrived:
-                endpoint = endpoints.get(worker) if worker != SUPERVISOR else None
-                if endpoint is not None:  # the common case: into a worker's ring as it is
+                endpoint = endpoints.get(worker)  # none for the supervisor itself, nor for ANY_WORKER
+                if endpoint is None and worker == ANY_WORKER:
+                    workers = sorted(w for w in self._children if w >= FIRST_WORKER)
+                    endpoint = (
+                        endpoints.get(workers[next(self._any_worker) % len(workers)]) if workers else None
+                    )
+                if endpoint is not None:  # into a worker's ring as it is
                     endpoint.outbox.put(payload)
                     endpoint.queued += len(payload)
                 else:
-                    self._deliver_forwarded(worker, payload)
+                    self._not_for_a_ring(worker, payload)
             self._flush()
 
-    def _deliver_forwarded(self, worker: int, payload: bytes) -> None:
-        hub = self._hub
-        if worker == ANY_WORKER:
-            workers = sorted(w for w in self._children if w >= FIRST_WORKER)
-            if workers:
-                worker = workers[next(self._any_worker) % len(workers)]
-        endpoint = hub.endpoints.get(worker)
-        if endpoint is not None:
-            endpoint.outbox.put(payload)
-            endpoint.queued += len(payload)
-            return
+    def _not_for_a_ring(self, worker: int, payload: bytes) -> None:
+        """A frame for the supervisor itself, or for a worker that is gone."""
         try:
             frame = frames.decode(payload)
         except frames.FrameError as exc:
             log.warning("a malformed frame from another node was dropped: %s", exc)
             return
         if worker == SUPERVISOR:
-            handler = hub.handlers.get(type(frame))
+            handler = self._hub.handlers.get(type(frame))
             if handler is not None:
                 handler(frame)
         else:

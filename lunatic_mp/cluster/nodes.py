@@ -228,9 +228,6 @@ class RayCluster:
         for agent in agents:
             agent.node_lost.remote(node, cause)
 
-    def nodes(self) -> dict[int, dict[str, str]]:
-        return self.gateway.live_nodes()
-
     def close(self) -> None:
         self._closed.set()
         if self._watcher is not None:

@@ -44,6 +44,10 @@ lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
                           wasmtime_async_continuation_t *continuation);
 bool lmp_wait_over(void *env);
 void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds);
+/* Define an async host function returning i32 with params of kinds (lmp_valtypes), or -1 and a
+ * RuntimeError naming it (receive.c; lunatic::message's and lunatic::networking's). */
+int lmp_define_async(wasmtime_linker_t *linker, const char *namespace, const char *name, const char *params,
+                     wasmtime_func_async_callback_t callback, PyObject *hooks);
 int lmp_check_hooks(PyObject *hooks, const char *function);
 
 #endif

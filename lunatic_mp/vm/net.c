@@ -262,26 +262,6 @@ const char lmp_define_net_doc[] =
     "as long as the linker. c_slow_path(process, op, id, a, b, opaque_ptr, errno, caller) returns the\n"
     "call's result or PENDING (op: 0 read, 1 peek, 2 write; errno 0: not tried).";
 
-static int lmp_define_net_function(wasmtime_linker_t *linker, const char *name,
-                                   wasmtime_func_async_callback_t callback, PyObject *hooks) {
-    wasm_valtype_vec_t param_types, result_types;
-    lmp_valtypes(&param_types, "Iiii");
-    lmp_valtypes(&result_types, "i");
-    wasm_functype_t *type = lmp_wasm_functype_new(&param_types, &result_types);
-    static const char namespace[] = "lunatic::networking";
-    wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
-        linker, namespace, sizeof(namespace) - 1, name, strlen(name), type, callback, hooks, NULL);
-    lmp_wasm_functype_delete(type);
-    if (error == NULL)
-        return 0;
-    wasm_byte_vec_t text = {0, NULL};
-    lmp_wasmtime_error_message(error, &text);
-    PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::networking::%s: %.*s", name, (int)text.size,
-                 text.data);
-    lmp_wasm_byte_vec_delete(&text);
-    lmp_wasmtime_error_delete(error);
-    return -1;
-}
 
 PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
@@ -301,9 +281,10 @@ PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nar
     wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
     if (linker == NULL)
         return NULL;
-    if (lmp_define_net_function(linker, "tcp_read", lmp_tcp_read, hooks) < 0 ||
-        lmp_define_net_function(linker, "tcp_peek", lmp_tcp_peek, hooks) < 0 ||
-        lmp_define_net_function(linker, "tcp_write_vectored", lmp_tcp_write_vectored, hooks) < 0)
+    static const char namespace[] = "lunatic::networking";
+    if (lmp_define_async(linker, namespace, "tcp_read", "Iiii", lmp_tcp_read, hooks) < 0 ||
+        lmp_define_async(linker, namespace, "tcp_peek", "Iiii", lmp_tcp_peek, hooks) < 0 ||
+        lmp_define_async(linker, namespace, "tcp_write_vectored", "Iiii", lmp_tcp_write_vectored, hooks) < 0)
         return NULL;
     return Py_BuildValue("((ssss)(ssss)(ssss))", "lunatic::networking", "tcp_read", "Iiii", "i",
                          "lunatic::networking", "tcp_peek", "Iiii", "i", "lunatic::networking",

@@ -225,21 +225,20 @@ const char lmp_define_receive_doc[] =
     "Define lunatic::message::receive and send_receive_skip_search (C, async) on a wasmtime_linker_t.\n"
     "hooks: as define_message's, kept alive by the caller as long as the linker (see lmp_receive).";
 
-static int lmp_define_async(wasmtime_linker_t *linker, const char *name, const char *params,
-                            wasmtime_func_async_callback_t callback, PyObject *hooks) {
+int lmp_define_async(wasmtime_linker_t *linker, const char *namespace, const char *name, const char *params,
+                     wasmtime_func_async_callback_t callback, PyObject *hooks) {
     wasm_valtype_vec_t param_types, result_types;
     lmp_valtypes(&param_types, params);
     lmp_valtypes(&result_types, "i");
     wasm_functype_t *type = lmp_wasm_functype_new(&param_types, &result_types);
-    static const char namespace[] = "lunatic::message";
     wasmtime_error_t *error = lmp_wasmtime_linker_define_async_func(
-        linker, namespace, sizeof(namespace) - 1, name, strlen(name), type, callback, hooks, NULL);
+        linker, namespace, strlen(namespace), name, strlen(name), type, callback, hooks, NULL);
     lmp_wasm_functype_delete(type);
     if (error == NULL)
         return 0;
     wasm_byte_vec_t text = {0, NULL};
     lmp_wasmtime_error_message(error, &text);
-    PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::%s: %.*s", name, (int)text.size, text.data);
+    PyErr_Format(PyExc_RuntimeError, "cannot define %s::%s: %.*s", namespace, name, (int)text.size, text.data);
     lmp_wasm_byte_vec_delete(&text);
     lmp_wasmtime_error_delete(error);
     return -1;
@@ -256,8 +255,10 @@ PyObject *lmp_define_receive(PyObject *module, PyObject *const *args, Py_ssize_t
     wasmtime_linker_t *linker = lmp_address(args[0], "the linker");
     if (linker == NULL)
         return NULL;
-    if (lmp_define_async(linker, "receive", "iiI", lmp_receive, args[1]) < 0 ||
-        lmp_define_async(linker, "send_receive_skip_search", "III", lmp_send_receive_skip_search, args[1]) < 0)
+    static const char namespace[] = "lunatic::message";
+    if (lmp_define_async(linker, namespace, "receive", "iiI", lmp_receive, args[1]) < 0 ||
+        lmp_define_async(linker, namespace, "send_receive_skip_search", "III", lmp_send_receive_skip_search,
+                         args[1]) < 0)
         return NULL;
     return Py_BuildValue("((ssss)(ssss))", "lunatic::message", "receive", "iiI", "i", "lunatic::message",
                          "send_receive_skip_search", "III", "i");
