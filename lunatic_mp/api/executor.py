@@ -2,10 +2,13 @@
 
 Why: most Python programs that want many cores for many small computations already speak
 ``concurrent.futures`` (``submit``, ``map``, ``wait``, ``as_completed``, ``asyncio.wrap_future``).
-:class:`WasmExecutor` runs each job as one Wasm process of a :class:`~lunatic_mp.api.runtime.Runtime`
-(spawned round robin over its workers), so a job costs a process spawn (tens of microseconds)
-instead of a pickled task sent to a pool process, a trap or an exhausted fuel budget fails that
-job only, and a worker that dies costs only the jobs it hosted, which are retried once.
+:class:`WasmExecutor` runs each job as one Wasm process of a :class:`~lunatic_mp.api.runtime.Runtime`,
+so a job costs a process spawn (microseconds) instead of a pickled task sent to a pool process, a
+trap or an exhausted fuel budget fails that job only, and a worker that dies costs only the jobs
+it hosted, which are retried once. Jobs travel in batches: one frame to a worker starts many
+(round robin over the workers; a slot freed on a worker goes to a queued job there), and the jobs
+that end during one turn of its loop come back in one frame (:mod:`lunatic_mp.cluster.jobs`). A
+``map`` keeps its results without a Future per item (:mod:`lunatic_mp.api.mapresults`).
 
 ::
 
@@ -53,7 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import heapq
+import functools
 import importlib
 import itertools
 import logging
@@ -61,15 +64,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
+from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import msgpack
+
+from lunatic_mp.api.job_errors import JobCancelled, JobFailed, JobTimeout, WorkerLostError
+from lunatic_mp.api.mapresults import MapItem, MapResults
+from lunatic_mp.api.timers import Timers
+from lunatic_mp.cluster import frames
+from lunatic_mp.cluster.frames import MAX_JOBS
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import LunaticError, SpawnError, WorkerLost
+from lunatic_mp.pids import FIRST_WORKER
+from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
 from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.module import Module
+from lunatic_mp.vm.params import PARAM_TYPE_BYTES, typed_args
 
 if TYPE_CHECKING:
     from lunatic_mp.api.runtime import Runtime
@@ -83,137 +96,47 @@ REPLY_TAG_BASE = 0x6C6D_7065_0000_0000
 nobody else is likely to use in the host program's mailbox."""
 MAX_ATTEMPTS = 2
 """A job lost with its worker runs at most this many times in all."""
-
-
-# --- errors ---------------------------------------------------------------------------------------
-
-
-class JobFailed(LunaticError):
-    """A job did not end normally: it trapped, ran out of fuel, exited, or was killed.
-
-    ``message`` is why (the trap message, e.g. ``"out of fuel"``), ``backtrace`` the guest's
-    backtrace (one frame a line, may be empty), ``pid`` the process that ran the job (0 if it never
-    started) and ``outcome`` how it ended (None if it never started).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        backtrace: tuple[str, ...] = (),
-        pid: int = 0,
-        outcome: Outcome | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.backtrace = backtrace
-        self.pid = pid
-        self.outcome = outcome
-
-    def __str__(self) -> str:
-        text = self.message or "the job failed"
-        if self.backtrace:
-            text += "\nguest backtrace:\n  " + "\n  ".join(self.backtrace)
-        return text
-
-
-class JobTimeout(JobFailed, TimeoutError):
-    """A job was still running ``timeout`` seconds after it started, and was killed."""
-
-
-class WorkerLostError(JobFailed, BrokenExecutor):
-    """A job was lost with its worker twice (it was retried once); the executor itself goes on."""
-
-
-class JobCancelled(JobFailed, CancelledError):
-    """A running job was killed by ``shutdown(cancel_futures=True)``."""
-
-
-# --- timers ---------------------------------------------------------------------------------------
-
-
-class _Timers:
-    """One thread that runs callables at deadlines (``time.monotonic``): job timeouts, retries."""
-
-    def __init__(self) -> None:
-        self._heap: list[list[Any]] = []  # [deadline, sequence, callable or None when cancelled]
-        self._cancelled = 0
-        self._sequence = itertools.count()
-        self._condition = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def call_at(self, deadline: float, action: Callable[[], None]) -> list[Any] | None:
-        """Run ``action`` (on the timer thread) at ``deadline``; a handle for :meth:`cancel`, or
-        None if the timers are stopped (the action will not run)."""
-        entry = [deadline, next(self._sequence), action]
-        with self._condition:
-            if self._stopped:
-                return None
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lunatic-mp-executor", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._heap, entry)
-            if self._heap[0] is entry:
-                self._condition.notify()
-        return entry
-
-    def cancel(self, entry: list[Any]) -> None:
-        with self._condition:
-            if entry[2] is not None:
-                entry[2] = None
-                self._cancelled += 1
-                if self._cancelled > 1024 and self._cancelled * 2 > len(self._heap):
-                    self._heap = [e for e in self._heap if e[2] is not None]
-                    heapq.heapify(self._heap)
-                    self._cancelled = 0
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while True:
-                    if self._stopped:
-                        return
-                    if self._heap and self._heap[0][2] is None:
-                        heapq.heappop(self._heap)
-                        self._cancelled -= 1
-                        continue
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        entry = heapq.heappop(self._heap)
-                        action, entry[2] = entry[2], None
-                        break
-                    self._condition.wait(self._heap[0][0] - now if self._heap else None)
-            action()
-
-    def stop(self, *, join: bool) -> None:
-        """Stop the thread; ``join``: wait for it (never from a runtime callback: an action may be
-        waiting for the runtime's lock that the caller holds)."""
-        with self._condition:
-            self._stopped = True
-            self._heap.clear()
-            self._condition.notify()
-        thread = self._thread
-        if join and thread is not None and thread is not threading.current_thread():
-            thread.join()
+SUBMIT_CHUNK = 256
+"""Jobs made and queued at a time by ``map``: the first run while the next are made."""
 
 
 # --- jobs -----------------------------------------------------------------------------------------
 
 
+_Outcome = Future[Any] | MapItem
+"""Where a job's result goes: the Future of ``submit``, or an item of a map's results."""
+
+
 @dataclasses.dataclass(eq=False, slots=True)
 class _Job:
-    future: Future[Any]
+    future: _Outcome
     function: str
-    args: tuple[int, ...]
+    args: tuple[Any, ...]
     data: bytes | None = None  # the input of a bytes job
     worker: int | None = None  # pinned (a chunk of map), else round robin
+    values: tuple[int, ...] | None = None  # args, checked against the export's signature
     attempts: int = 0
     pid: int = 0
     tag: int = 0  # the reply tag of a bytes job's current attempt
     timer: list[Any] | None = None
     timed_out: bool = False
     cancelled: bool = False  # killed by shutdown(cancel_futures=True)
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Batch:
+    """Jobs sent to a worker in one frame; ``done[i]``: job i has been reported ended."""
+
+    jobs: list[_Job]
+    done: list[bool]
+
+
+_OUTCOMES = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)
+"""The outcomes of a JobsDone frame's codes."""
+_KINDS = {"i": wasm.I32, "I": wasm.I64}
+_JOB_PARAM_TYPES = frozenset(_KINDS.values())
+_SIGNED = {"i": (-(2**31), 2**31 - 1), "I": (-(2**63), 2**63 - 1)}
+"""The values of i32 and i64 parameters that pass unchanged (others: see params.typed_args)."""
 
 
 def _result_of(finished: Finished) -> Any:
@@ -275,7 +198,9 @@ class WasmExecutor(Executor):
         self._shutdown = False
         self._cancelling = False
         self._tags = itertools.count(REPLY_TAG_BASE)
-        self._timers = _Timers()
+        self._placement = itertools.count()  # round robin over the workers
+        self._ranges: dict[str, list[tuple[int, int]]] = {}  # by export: see _values
+        self._timers = Timers()
         self._bar: Any = None
         self._submitted = 0
         if progress:
@@ -306,41 +231,55 @@ class WasmExecutor(Executor):
         """
         if kwargs:
             raise TypeError("Wasm exports take positional arguments only")
-        return self._submit_many(function, [args], None)[0]
+        future: Future[Any] = Future()
+        self._submit_many(function, [args], None, lambda: future)
+        return future
 
-    def _make_job(self, function: str, args: tuple[Any, ...], worker: int | None) -> _Job:
-        data: bytes | None = None
+    @staticmethod
+    def _make_job(function: str, args: tuple[Any, ...], worker: int | None, outcome: _Outcome) -> _Job:
         if args and isinstance(args[0], bytes | bytearray | memoryview):
-            data = bytes(args[0])
-            args = args[1:]
-            if len(data) > MAX_MESSAGE_SIZE:
-                raise ValueError(f"a job's input of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE} bytes")
-        return _Job(Future(), function, args, data, worker)
+            return _Job(outcome, function, args[1:], bytes(args[0]), worker)
+        return _Job(outcome, function, args, None, worker)
 
     def _submit_many(
-        self, function: str, arguments: Iterable[tuple[Any, ...]], worker: int | None
-    ) -> list[Future[Any]]:
+        self,
+        function: str,
+        arguments: Iterable[tuple[Any, ...]],
+        worker: int | None,
+        outcome: Callable[[], _Outcome],
+    ) -> list[_Outcome]:
+        """Queue jobs, and start those that fit in flight; in chunks, so that the first jobs run
+        while the rest are made (a map of a million items would keep the workers idle for seconds)."""
         if function not in self.module.exports:
             raise SpawnError(f"{self.module.name} has no exported function `{function}`")
-        jobs = [self._make_job(function, args, worker) for args in arguments]
+        items = list(arguments)
+        for args in items:  # every input checked before any job is queued
+            data = args[0] if args and isinstance(args[0], bytes | bytearray | memoryview) else b""
+            if len(data) > MAX_MESSAGE_SIZE:
+                raise ValueError(f"a job's input of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE} bytes")
+        futures: list[_Outcome] = []
+        make = self._make_job
+        for first in range(0, len(items), SUBMIT_CHUNK):
+            jobs = [make(function, args, worker, outcome()) for args in items[first : first + SUBMIT_CHUNK]]
+            self._queue(jobs)
+            futures += [job.future for job in jobs]
+        return futures
+
+    def _queue(self, jobs: list[_Job]) -> None:
         start: list[_Job] = []
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new jobs after shutdown")
-            for job in jobs:
-                if self._in_flight < self.max_in_flight:
-                    self._in_flight += 1
-                    start.append(job)
-                else:
-                    self._pending.append(job)
+            room = min(max(self.max_in_flight - self._in_flight, 0), len(jobs)) if not self._pending else 0
+            self._in_flight += room
+            start = jobs[:room]
+            self._pending.extend(jobs[room:])
             self._submitted += len(jobs)
             if self._bar is not None:
                 self._bar.total = self._submitted
                 self._bar.refresh()
         with self.runtime.batched_sends():
-            for job in start:
-                self._start(job, first=True)
-        return [job.future for job in jobs]
+            self._launch(start)
 
     def map(  # type: ignore[override]
         self,
@@ -365,14 +304,15 @@ class WasmExecutor(Executor):
             raise ValueError("chunksize must be >= 1")
         end_time = None if timeout is None else time.monotonic() + timeout
         items = list(zip(*iterables, strict=False))
-        futures: list[Future[Any]] = []
+        futures: list[_Outcome] = []
+        item = MapResults().item
         if chunksize == 1:
-            futures = self._submit_many(function, items, None)
+            futures = self._submit_many(function, items, None, item)
         else:
             workers = self.runtime.worker_ids
             for index, start in enumerate(range(0, len(items), chunksize)):
                 worker = workers[index % len(workers)] if workers else None
-                futures += self._submit_many(function, items[start : start + chunksize], worker)
+                futures += self._submit_many(function, items[start : start + chunksize], worker, item)
 
         def results() -> Iterator[Any]:
             try:
@@ -394,30 +334,145 @@ class WasmExecutor(Executor):
 
     # --- running ----------------------------------------------------------------------------------
 
-    def _start(self, job: _Job, *, first: bool) -> None:
-        """Spawn the job's process (its slot in flight is already counted); when it cannot start,
-        resolve it and go on with the next queued job, in a loop (never recursively)."""
-        while not self._try_start(job, first=first):
-            with self._lock:
-                if not self._pending:
-                    self._free_slot()
-                    return
-                job = self._pending.popleft()
-            first = True
+    def _launch(self, jobs: list[_Job], prefer: int | None = None) -> None:
+        """Start jobs whose slots in flight are counted: a batch (one frame) per worker and export,
+        pinned jobs on their worker, the others on ``prefer`` (the worker that just freed their
+        slots) or round robin. A job that cannot start is resolved, and its slot goes to the next
+        queued job, in a loop (never recursively)."""
+        while jobs:
+            freed = 0
+            groups: dict[tuple[int, str, bool], list[_Job]] = {}
+            workers = self.runtime.worker_ids
+            for job in jobs:
+                if not self._prepare(job):
+                    freed += 1
+                    continue
+                if self.config.limits_environment:  # counted in at the registry one by one
+                    if not self._try_start(job):
+                        freed += 1
+                    continue
+                worker = job.worker if job.worker in workers else prefer
+                if worker not in workers:
+                    worker = workers[next(self._placement) % len(workers)] if workers else FIRST_WORKER
+                groups.setdefault((worker, job.function, job.data is not None), []).append(job)
+            for (worker, _, _), group in groups.items():
+                for start in range(0, len(group), MAX_JOBS):
+                    freed += self._send_batch(worker, group[start : start + MAX_JOBS])
+            jobs = self._take_queued(freed)
 
-    def _try_start(self, job: _Job, *, first: bool) -> bool:
-        """Spawn the job; False if it was resolved at once (cancelled, or the spawn refused)."""
-        if first and not job.future.set_running_or_notify_cancel():
+    def _prepare(self, job: _Job) -> bool:
+        """Ready the job for an attempt; False if it was resolved instead (cancelled, bad arguments)."""
+        if job.attempts == 0 and not job.future.set_running_or_notify_cancel():
             return False
         if self._cancelling:
             self._resolve(job, JobCancelled("the job was cancelled by the executor's shutdown"))
             return False
+        if job.values is None:
+            try:
+                job.values = self._values(job.function, job.args)
+            except LunaticError as exc:
+                self._resolve(job, exc)
+                return False
         job.attempts += 1
         if job.data is not None:
             job.tag = next(self._tags)
-        worker = job.worker
-        if worker is not None and worker not in self.runtime.worker_ids:
-            worker = None  # its worker was lost: any will do
+        return True
+
+    def _values(self, function: str, args: tuple[Any, ...]) -> tuple[int, ...]:
+        """The job's arguments checked against the export's signature: ints in the signed range
+        of their parameters pass as they are (the common case, without building typed pairs)."""
+        ranges = self._ranges.get(function)
+        if ranges is None:
+            types = self.module.exports[function][0]
+            ranges = self._ranges[function] = [_SIGNED.get(char, (1, 0)) for char in types]
+        pairs = zip(args, ranges, strict=False)
+        if len(args) == len(ranges) and all(type(v) is int and low <= v <= high for v, (low, high) in pairs):
+            return args
+        typed = typed_args(self.module.name, function, self.module.exports[function][0], args)
+        if any(kind not in _JOB_PARAM_TYPES for kind, _ in typed):
+            raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")
+        return tuple(value for _, value in typed)
+
+    def _send_batch(self, worker: int, group: list[_Job]) -> int:
+        """Send one batch; how many of its jobs were resolved at once (it could not be sent)."""
+        first = group[0]
+        kinds = bytes(PARAM_TYPE_BYTES[_KINDS[char]] for char in self.module.exports[first.function][0])
+        batch = _Batch(group, [False] * len(group))
+        bytes_jobs = first.data is not None
+        try:
+            self.runtime.send_jobs(
+                worker,
+                self.module,
+                first.function,
+                [job.values or () for job in group],
+                kinds,
+                self.config,
+                [job.data or b"" for job in group] if bytes_jobs else [],
+                [job.tag for job in group] if bytes_jobs else [],
+                lambda report: self._reported(worker, batch, report),
+            )
+        except Exception as exc:  # noqa: BLE001 - the jobs' failure
+            for job in group:
+                self._resolve(job, exc)
+            return len(group)
+        return 0
+
+    def _reported(self, worker: int, batch: _Batch, report: frames.JobsDone | LunaticError) -> None:
+        """News of a batch (on the supervisor's thread): its jobs' pids, then the jobs that ended;
+        or the error that ends it (its worker lost, the runtime closed)."""
+        jobs, done = batch.jobs, batch.done
+        if isinstance(report, LunaticError):
+            freed = 0
+            for index, job in enumerate(jobs):
+                if not done[index]:
+                    done[index] = True
+                    with self._lock:
+                        self._running.pop(job.pid, None)
+                    if isinstance(report, WorkerLost):
+                        freed += self._lost(job, str(report))
+                    else:
+                        self._resolve(job, report)
+                        freed += 1
+            self._refill(freed)
+            return
+        if report.started:
+            self._started([(job, pid) for job, pid in zip(jobs, report.started, strict=False) if pid])
+        results = msgpack.unpackb(report.results) if report.ended else []
+        returned: list[tuple[_Job, list[Any]]] = []  # ended normally, no reply or timer to see to
+        freed = 0
+        for i, index in enumerate(report.ended):
+            if not 0 <= index < len(jobs) or done[index] or i >= len(results):
+                log.warning("worker %d reported job %d of a batch of %d: dropped", worker, index, len(jobs))
+                continue
+            done[index] = True
+            job = jobs[index]
+            if report.outcomes[i] == 0 and job.data is None and job.timer is None:
+                returned.append((job, results[i]))
+                continue
+            code = report.exit_codes[i]
+            finished = Finished(
+                _OUTCOMES[report.outcomes[i]],
+                tuple(results[i]),
+                report.messages[i],
+                tuple(report.backtraces[i].splitlines()),
+                None if code < 0 else code,
+            )
+            if job.pid == 0 and finished.outcome is Outcome.FAILED:  # its spawn was refused
+                self._resolve(job, SpawnError(finished.message))
+                freed += 1
+            else:
+                freed += self._settle(job, job.pid, finished)
+        if returned:
+            with self._lock:
+                for job, _ in returned:
+                    self._running.pop(job.pid, None)
+            for job, values in returned:
+                self._resolve(job, None, values[0] if len(values) == 1 else tuple(values) or None)
+        self._refill(freed + len(returned), prefer=worker)
+
+    def _try_start(self, job: _Job) -> bool:
+        """Spawn one job of an environment with limits (the registry counts it in first); False
+        if it was resolved at once (the spawn refused)."""
         try:
             self.runtime.spawn_then(
                 lambda outcome: self._spawned(job, outcome),
@@ -425,7 +480,7 @@ class WasmExecutor(Executor):
                 job.function,
                 job.args,
                 self.config,
-                worker=worker,
+                worker=job.worker if job.worker in self.runtime.worker_ids else None,
             )
         except Exception as exc:  # noqa: BLE001 - the job's failure
             self._resolve(job, exc)
@@ -433,30 +488,43 @@ class WasmExecutor(Executor):
         return True
 
     def _spawned(self, job: _Job, outcome: int | BaseException) -> None:
-        """The spawn was answered (on the supervisor's thread, or the caller's)."""
+        """The spawn of one job was answered (on the supervisor's thread, or the caller's)."""
         if isinstance(outcome, BaseException):
             if isinstance(outcome, WorkerLost):
-                self._lost(job, f"worker lost while starting the job: {outcome}")
+                self._refill(self._lost(job, f"worker lost while starting the job: {outcome}"))
             else:
                 self._end(job, outcome)
             return
         pid = outcome
-        job.pid = pid
-        with self._lock:
-            self._running[pid] = job
-            cancelling = self._cancelling
-        if cancelling:
-            job.cancelled = True
-            self.runtime.kill(pid, "cancelled by the executor's shutdown")
-        elif job.data is not None:
+        if not self._job_started(job, pid) and job.data is not None:
             try:
                 self.runtime.send(pid, job.data, tag=job.tag)
             except LunaticError as exc:
                 self._end(job, exc)
                 return
-        if self.timeout is not None and not cancelling:
-            job.timer = self._timers.call_at(time.monotonic() + self.timeout, lambda: self._expire(job, pid))
         self.runtime.on_finished(pid, lambda ended: self._finished(job, pid, ended))
+
+    def _job_started(self, job: _Job, pid: int) -> bool:
+        """The job runs as ``pid``: see :meth:`_started`; True if the executor is cancelling."""
+        return self._started([(job, pid)])
+
+    def _started(self, started: list[tuple[_Job, int]]) -> bool:
+        """Jobs run as these pids: time them, or kill them if the executor is cancelling (True)."""
+        with self._lock:
+            for job, pid in started:
+                job.pid = pid
+                self._running[pid] = job
+            cancelling = self._cancelling
+        for job, pid in started if cancelling or self.timeout is not None else ():
+            if cancelling:
+                job.cancelled = True
+                with contextlib.suppress(LunaticError):  # the runtime closed: the job hears of it
+                    self.runtime.kill(pid, "cancelled by the executor's shutdown")
+            else:
+                job.timer = self._timers.call_at(
+                    time.monotonic() + cast(float, self.timeout), functools.partial(self._expire, job, pid)
+                )
+        return cancelling
 
     def _expire(self, job: _Job, pid: int) -> None:
         with self._lock:
@@ -467,34 +535,38 @@ class WasmExecutor(Executor):
                 self.runtime.kill(pid, f"the job ran past its {self.timeout} s timeout")
 
     def _finished(self, job: _Job, pid: int, ended: Finished | BaseException) -> None:
+        """One job of an environment with limits ended."""
+        if isinstance(ended, BaseException):
+            with self._lock:
+                self._running.pop(pid, None)
+            self._end(job, ended)
+        else:
+            self._refill(self._settle(job, pid, ended))
+
+    def _settle(self, job: _Job, pid: int, finished: Finished) -> int:
+        """Resolve a job that ended as ``finished``: 1 if its slot is free now, 0 if it runs again
+        (lost with its worker, retried)."""
         with self._lock:
             self._running.pop(pid, None)
         if job.timer is not None:
             self._timers.cancel(job.timer)
             job.timer = None
-        if isinstance(ended, BaseException):
-            self._end(job, ended)
-            return
-        finished = ended
         reply = self._take_reply(job)
         if finished.ok:
             if job.data is None:
-                self._end(job, None, _result_of(finished))
+                self._resolve(job, None, _result_of(finished))
             elif reply is None:
-                self._end(
-                    job, JobFailed("the bytes job ended without replying", pid=pid, outcome=finished.outcome)
-                )
+                error = JobFailed("the bytes job ended without replying", pid=pid, outcome=finished.outcome)
+                self._resolve(job, error)
             else:
-                self._end(job, None, reply)
-            return
-        error: JobFailed
+                self._resolve(job, None, reply)
+            return 1
+        if finished.outcome is Outcome.FAILED and "lost" in finished.message and not job.cancelled:
+            return self._lost(job, finished.message)
         if job.timed_out:
             error = JobTimeout(f"the job ran past its {self.timeout} s timeout and was killed", pid=pid)
         elif job.cancelled:
             error = JobCancelled("the job was killed by the executor's shutdown", pid=pid)
-        elif finished.outcome is Outcome.FAILED and "lost" in finished.message:
-            self._lost(job, finished.message)
-            return
         else:
             error = JobFailed(
                 finished.message or str(finished),
@@ -502,7 +574,8 @@ class WasmExecutor(Executor):
                 pid=pid,
                 outcome=finished.outcome,
             )
-        self._end(job, error)
+        self._resolve(job, error)
+        return 1
 
     def _take_reply(self, job: _Job) -> bytes | None:
         """The reply of a bytes job (already in the host mailbox: it was sent before the job ended)."""
@@ -514,18 +587,19 @@ class WasmExecutor(Executor):
             return None
         return None if message is None else bytes(message.data)
 
-    def _lost(self, job: _Job, why: str) -> None:
+    def _lost(self, job: _Job, why: str) -> int:
         """The job's worker died: start it again once, from the timer thread (the runtime is
-        replacing the worker while this runs on its thread)."""
+        replacing the worker while this runs on its thread). 0: it keeps its slot; 1: it was
+        resolved (lost twice, or the executor is stopping) and its slot is free."""
         with self._lock:
             retry = job.attempts < MAX_ATTEMPTS and not self._cancelling and not job.cancelled
-        if not retry:
-            self._end(job, WorkerLostError(f"the job was lost with its worker {job.attempts} time(s): {why}"))
-            return
-        job.pid = 0
-        job.worker = None
-        if self._timers.call_at(0.0, lambda: self._start(job, first=False)) is None:  # shut down
-            self._end(job, WorkerLostError(f"the job was lost with its worker: {why}"))
+        if retry:
+            job.pid = 0
+            job.worker = None
+            if self._timers.call_at(0.0, lambda: self._launch([job])) is not None:
+                return 0
+        self._resolve(job, WorkerLostError(f"the job was lost with its worker {job.attempts} time(s): {why}"))
+        return 1
 
     def _resolve(self, job: _Job, error: BaseException | None, result: Any = None) -> None:
         """Resolve the job's future (its slot is not freed here)."""
@@ -539,12 +613,21 @@ class WasmExecutor(Executor):
     def _end(self, job: _Job, error: BaseException | None, result: Any = None) -> None:
         """Resolve the job's future, and give its slot to the next queued job."""
         self._resolve(job, error, result)
+        self._refill(1)
+
+    def _refill(self, freed: int, prefer: int | None = None) -> None:
+        """``freed`` slots in flight are free: they go to the next queued jobs, started together."""
+        self._launch(self._take_queued(freed), prefer)
+
+    def _take_queued(self, freed: int) -> list[_Job]:
+        """Up to ``freed`` queued jobs, given the free slots; the slots left over are released."""
+        if freed <= 0:
+            return []
         with self._lock:
-            if not self._pending:
+            jobs = [self._pending.popleft() for _ in range(min(freed, len(self._pending)))]
+            for _ in range(freed - len(jobs)):
                 self._free_slot()
-                return
-            job = self._pending.popleft()
-        self._start(job, first=True)
+        return jobs
 
     def _free_slot(self) -> None:
         """One job fewer in flight (called under the lock)."""

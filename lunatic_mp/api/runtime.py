@@ -5,6 +5,7 @@ supervisor's (:mod:`lunatic_mp.cluster.supervisor`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -152,6 +153,38 @@ class Runtime(Supervisor):
             future.add_done_callback(lambda done: then(done.exception() or done.result()))
         else:
             self._send_spawn(target, make, then)
+
+    def send_jobs(
+        self,
+        worker: int,
+        module: Module,
+        function: str,
+        params: Sequence[tuple[int, ...]],
+        kinds: bytes,
+        config: EnvConfig,
+        inputs: Sequence[bytes],
+        tags: Sequence[int],
+        on_report: Callable[[frames.JobsDone | LunaticError], object],
+    ) -> None:
+        """Run ``len(params)`` processes of ``function`` on ``worker`` as one batch (one
+        :class:`~lunatic_mp.cluster.frames.Jobs` frame): :class:`~lunatic_mp.api.executor.WasmExecutor`'s
+        transport. ``params`` are each job's i32/i64 arguments, already checked against ``kinds``;
+        ``inputs`` (with ``tags``) empty or one first message per job. ``on_report`` gets each
+        :class:`~lunatic_mp.cluster.frames.JobsDone` as jobs start and end, or the error that
+        ends the batch (WorkerLost, EngineClosed), on the pump thread; it must not wait on the
+        runtime. The host program does not join or monitor these processes."""
+        if len(params) > frames.MAX_JOBS:
+            raise ValueError(f"a batch holds at most {frames.MAX_JOBS} jobs, got {len(params)}")
+        module = arguments.module(module)
+        flat = tuple(itertools.chain.from_iterable(params))
+        encoded = frames.encode_config(config)
+        batch = (module.digest, function, len(params), flat, kinds, encoded, tuple(inputs), tuple(tags))
+        pid = self.pid
+
+        def on_reply(frame: frames.JobsDone | None) -> None:
+            on_report(frame if frame is not None else self._request_lost(worker))
+
+        self._request_then(worker, lambda request: frames.Jobs(request, pid, *batch), on_reply)
 
     def _send_spawn(
         self, target: int, make: Callable[[int], frames.Frame], then: Callable[[Any], object]

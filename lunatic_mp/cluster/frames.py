@@ -42,57 +42,15 @@ from lunatic_mp.cluster.wire import type_name as _type_name
 from lunatic_mp.vm.mailbox import DeathReason
 
 __all__ = [
-    "CLASS_OF",
-    "FORMAT_VERSION",
-    "KIND_OF",
-    "MAX_FRAME_SIZE",
-    "PARAM_I32",
-    "PARAM_I64",
-    "EnvAcquire",
-    "EnvRelease",
-    "Exists",
-    "ExistsReply",
-    "Forward",
-    "Frame",
-    "FrameError",
-    "HttpRoutes",
-    "Kill",
-    "Kind",
-    "Link",
-    "LinkDied",
-    "ListProcesses",
-    "MailboxFull",
-    "Message",
-    "MessageStreams",
-    "Monitor",
-    "NodeLost",
-    "NodeTable",
-    "ProcessDied",
-    "ProcessFinished",
-    "ProcessGone",
-    "RegistryGet",
-    "RegistryPut",
-    "RegistryRemove",
-    "RegistryReplica",
-    "RegistryReply",
-    "RegistryWatch",
-    "Shutdown",
-    "Spawn",
-    "SpawnNative",
-    "SpawnReply",
-    "Stats",
-    "StatsReply",
-    "StopMonitoring",
-    "Unlink",
-    "WorkerLost",
-    "WorkerStarted",
-    "decode",
-    "decode_config",
-    "decode_shared_config",
-    "encode",
-    "encode_config",
-    "validate",
-]
+    "CLASS_OF", "FORMAT_VERSION", "KIND_OF", "MAX_FRAME_SIZE", "MAX_JOBS", "PARAM_I32", "PARAM_I64",
+    "EnvAcquire", "EnvRelease", "Exists", "ExistsReply", "Forward", "Frame", "FrameError",
+    "HttpRoutes", "Jobs", "JobsDone", "Kill", "Kind", "Link", "LinkDied", "ListProcesses",
+    "MailboxFull", "Message", "MessageStreams", "Monitor", "NodeLost", "NodeTable", "ProcessDied",
+    "ProcessFinished", "ProcessGone", "RegistryGet", "RegistryPut", "RegistryRemove",
+    "RegistryReplica", "RegistryReply", "RegistryWatch", "Shutdown", "Spawn", "SpawnNative",
+    "SpawnReply", "Stats", "StatsReply", "StopMonitoring", "Unlink", "WorkerLost", "WorkerStarted",
+    "decode", "decode_config", "decode_shared_config", "encode", "encode_config", "validate",
+]  # fmt: skip
 
 FORMAT_VERSION = 1
 """Version of the frame format; bump it with any change that is not a new kind."""
@@ -144,6 +102,8 @@ class Kind(enum.IntEnum):
     NODE_LOST = 44
     NODE_TABLE = 45
     REGISTRY_REPLICA = 46
+    JOBS = 47
+    JOBS_DONE = 48
 
 
 # -- the frames ---------------------------------------------------------------------------------
@@ -495,43 +455,58 @@ class RegistryReplica(_Frame, frozen=True, tag=Kind.REGISTRY_REPLICA.value):
     present: bool
 
 
+MAX_JOBS = 4096
+"""Most jobs in one :class:`Jobs` frame."""
+
+
+class Jobs(_Frame, frozen=True, tag=Kind.JOBS.value):
+    """The host program -> a worker: run ``count`` jobs, each a process of ``function`` of the
+    module with content hash ``module`` and ``config`` (as in :class:`Spawn`), its arguments the
+    next ``len(param_kinds)`` of ``params``. ``inputs`` is empty, or one message per job, which
+    the job finds in its mailbox from ``reply_to`` with its entry of ``tags`` (the executor's
+    bytes jobs). Answered by :class:`JobsDone` frames as the jobs start and end: a batch of jobs
+    costs a frame each way, not two per job."""
+
+    request: I64
+    reply_to: I64
+    module: bytes
+    function: str
+    count: I64
+    params: tuple[I64, ...]
+    param_kinds: bytes
+    config: bytes
+    inputs: tuple[bytes, ...]
+    tags: tuple[I64, ...]
+
+
+class JobsDone(_Frame, frozen=True, tag=Kind.JOBS_DONE.value):
+    """A worker -> the host program, about the :class:`Jobs` batch ``request``: in the first
+    answer, ``started`` is the pid of each job in order (0: its spawn failed), later empty; then
+    the jobs that ended since the last answer: their indexes (``ended``), and for each its
+    ``outcomes`` (0 normal, 1 killed, 2 failed), ``results`` (one msgpack list of each one's
+    results), ``messages``, ``backtraces`` (frames one a line) and ``exit_codes`` (-1: none).
+    ``remaining`` jobs of the batch have not ended; the last answer says 0."""
+
+    request: I64
+    to: I64
+    started: tuple[I64, ...]
+    ended: tuple[I64, ...]
+    outcomes: tuple[I64, ...]
+    results: bytes
+    messages: tuple[str, ...]
+    backtraces: tuple[str, ...]
+    exit_codes: tuple[I64, ...]
+    remaining: I64
+
+
 Frame: TypeAlias = (
-    Message
-    | Kill
-    | Link
-    | Unlink
-    | LinkDied
-    | Monitor
-    | StopMonitoring
-    | ProcessDied
-    | Spawn
-    | SpawnReply
-    | Exists
-    | ExistsReply
-    | RegistryPut
-    | RegistryGet
-    | RegistryRemove
-    | RegistryReply
-    | RegistryWatch
-    | ProcessGone
-    | WorkerStarted
-    | WorkerLost
-    | Shutdown
-    | Stats
-    | StatsReply
-    | ProcessFinished
-    | SpawnNative
-    | ListProcesses
-    | MessageStreams
-    | HttpRoutes
-    | MailboxFull
-    | EnvAcquire
-    | EnvRelease
-    | Forward
-    | NodeLost
-    | NodeTable
-    | RegistryReplica
-)
+    Message | Kill | Link | Unlink | LinkDied | Monitor | StopMonitoring | ProcessDied | Spawn
+    | SpawnReply | Exists | ExistsReply | RegistryPut | RegistryGet | RegistryRemove
+    | RegistryReply | RegistryWatch | ProcessGone | WorkerStarted | WorkerLost | Shutdown | Stats
+    | StatsReply | ProcessFinished | SpawnNative | ListProcesses | MessageStreams | HttpRoutes
+    | MailboxFull | EnvAcquire | EnvRelease | Forward | NodeLost | NodeTable | RegistryReplica
+    | Jobs | JobsDone
+)  # fmt: skip
 """Any frame."""
 
 CLASS_OF: dict[Kind, type[Frame]] = {Kind(cls.__struct_config__.tag): cls for cls in typing.get_args(Frame)}
@@ -562,22 +537,55 @@ def _link_died_problem(frame: Any) -> str | None:
     return None
 
 
+def _params_problem(name: str, params: tuple[int, ...], kinds: bytes) -> str | None:
+    """What is wrong with ``params`` given their kinds, repeated as often as they fit."""
+    for i, value in enumerate(params):
+        kind = kinds[i % len(kinds)]
+        bounds = _PARAM_RANGES.get(kind)
+        if bounds is None:
+            return f"{name}.param_kinds[{i % len(kinds)}] is 0x{kind:02x}, not 0x7f (i32) or 0x7e (i64)"
+        if not bounds[0] <= value <= bounds[1]:
+            width = "i32" if kind == PARAM_I32 else "i64"
+            return f"{name}.params[{i}] = {_int_text(value)} does not fit {width}"
+    return None
+
+
 def _spawn_problem(frame: Any) -> str | None:
     params, kinds = frame.params, frame.param_kinds
     if len(params) != len(kinds):
         return f"Spawn has {len(params)} params but {len(kinds)} param kinds"
-    for i, (value, kind) in enumerate(zip(params, kinds, strict=True)):
-        bounds = _PARAM_RANGES.get(kind)
-        if bounds is None:
-            return f"Spawn.param_kinds[{i}] is 0x{kind:02x}, not 0x7f (i32) or 0x7e (i64)"
-        if not bounds[0] <= value <= bounds[1]:
-            return (
-                f"Spawn.params[{i}] = {_int_text(value)} does not fit {'i32' if kind == PARAM_I32 else 'i64'}"
-            )
+    return _params_problem("Spawn", params, kinds)
+
+
+def _jobs_problem(frame: Any) -> str | None:
+    count, params, kinds = frame.count, frame.params, frame.param_kinds
+    if not 0 <= count <= MAX_JOBS:
+        return f"Jobs.count must be 0..{MAX_JOBS}, got {_int_text(count)}"
+    if len(params) != count * len(kinds):
+        return f"Jobs has {len(params)} params for {count} jobs of {len(kinds)} params each"
+    if len(frame.inputs) not in (0, count) or len(frame.tags) != len(frame.inputs):
+        return f"Jobs has {len(frame.inputs)} inputs and {len(frame.tags)} tags for {count} jobs"
+    return _params_problem("Jobs", params, kinds)
+
+
+def _jobs_done_problem(frame: Any) -> str | None:
+    ended = len(frame.ended)
+    per_job = (frame.outcomes, frame.messages, frame.backtraces, frame.exit_codes)
+    if any(len(field) != ended for field in per_job):
+        return f"JobsDone must give an outcome, message, backtrace and exit code for each of its {ended} jobs"
+    if any(outcome not in (0, 1, 2) for outcome in frame.outcomes):
+        return "JobsDone.outcomes must be 0 (normal), 1 (killed) or 2 (failed)"
+    if frame.remaining < 0:
+        return f"JobsDone.remaining must not be negative, got {_int_text(frame.remaining)}"
     return None
 
 
-_EXTRA: dict[type[Frame], Callable[[Any], str | None]] = {LinkDied: _link_died_problem, Spawn: _spawn_problem}
+_EXTRA: dict[type[Frame], Callable[[Any], str | None]] = {
+    LinkDied: _link_died_problem,
+    Spawn: _spawn_problem,
+    Jobs: _jobs_problem,
+    JobsDone: _jobs_done_problem,
+}
 """Per-kind checks run on a frame whose field types are right; they return what is wrong."""
 
 

@@ -33,7 +33,7 @@ LOG_DROPPED_EVERY = 10_000
 
 def modules_of(frame: frames.Frame) -> tuple[bytes, ...]:
     """The digests of the modules a frame refers to (which a node must have to handle it)."""
-    if isinstance(frame, frames.Spawn):
+    if isinstance(frame, frames.Spawn | frames.Jobs):
         return (frame.module,)
     if isinstance(frame, frames.Message | frames.MessageStreams):
         return frame.modules

@@ -34,9 +34,10 @@ class PendingRequests:
         self._waiting[request] = (worker, on_reply)
         return request
 
-    def complete(self, request: int, reply: Any) -> None:
-        """The reply to ``request`` came: hand it to whoever waits (a stray one is logged)."""
-        entry = self._waiting.pop(request, None)
+    def complete(self, request: int, reply: Any, *, last: bool = True) -> None:
+        """The reply to ``request`` came: hand it to whoever waits (a stray one is logged).
+        A request answered in parts (a batch of jobs) goes on waiting until its ``last`` part."""
+        entry = self._waiting.pop(request, None) if last else self._waiting.get(request)
         if entry is None:
             log.warning("reply to unknown request %d dropped", request)
             return

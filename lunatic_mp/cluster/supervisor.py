@@ -500,6 +500,7 @@ class Supervisor(Outbound, ClusterMember):
             frames.ProcessDied: self._on_process_died,
             frames.ProcessFinished: self._on_process_finished,
             frames.SpawnReply: self._complete,
+            frames.JobsDone: lambda f: self._requests.complete(f.request, f, last=not f.remaining),
             frames.ExistsReply: self._complete,
             frames.RegistryReply: self._complete,
             frames.StatsReply: self._complete,

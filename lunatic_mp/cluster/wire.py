@@ -72,6 +72,9 @@ _BOOL = "bool"
 _NONE = "None"
 _INTS = "tuple of ints"
 _BYTES_SEQ = "tuple of bytes"
+_STRS = "tuple of str"
+_SEQUENCES = {_INTS: _INT, _BYTES_SEQ: _BYTES, _STRS: _STR}
+"""Each tuple code, and the code of its items."""
 
 
 def field_code(tp: object) -> str:
@@ -81,8 +84,9 @@ def field_code(tp: object) -> str:
         return simple[tp]
     if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis and args[0] in (int, bytes):
-            return _INTS if args[0] is int else _BYTES_SEQ
+        items = {int: _INTS, bytes: _BYTES_SEQ, str: _STRS}
+        if len(args) == 2 and args[1] is Ellipsis and args[0] in items:
+            return items[args[0]]
     raise TypeError(f"frames cannot carry fields of type {tp!r}")
 
 
@@ -93,11 +97,11 @@ def field_problem(where: str, code: str, value: object) -> str | None:
             return f"{where} must be int, got {type_name(value)}"
         if not I64_MIN <= value <= I64_MAX:
             return f"{where} = {int_text(value)} does not fit i64"
-    elif code in (_INTS, _BYTES_SEQ):
+    elif code in _SEQUENCES:
         if type(value) is not tuple:
             return f"{where} must be a {code}, got {type_name(value)}"
         for i, item in enumerate(value):
-            problem = field_problem(f"{where}[{i}]", _INT if code == _INTS else _BYTES, item)
+            problem = field_problem(f"{where}[{i}]", _SEQUENCES[code], item)
             if problem is not None:
                 return problem
     elif code == _NONE:

@@ -25,6 +25,7 @@ from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Hub, modules_of
+from lunatic_mp.cluster.jobs import JobRunner
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
 from lunatic_mp.cluster.specs import WorkerSpec
@@ -75,6 +76,7 @@ class Worker(Hub):
         self._placement = itertools.count()
         self._foreign: dict[int, tuple[bytearray, set[bytes]]] = {}  # frames for other nodes, by node
         self._modules: dict[bytes, Module] = {}
+        self.jobs = JobRunner(self.engine, self.module, self.reply)
         self.running = True
         self.handlers = self._frame_handlers()
         self.deliver_messages = functools.partial(core.deliver_messages, self.engine.message_hooks)
@@ -145,6 +147,7 @@ class Worker(Hub):
             frames.ProcessDied: lambda f: engine.process_died(f.to, f.dead),
             frames.Spawn: self._on_spawn,
             frames.SpawnNative: self._on_spawn_native,
+            frames.Jobs: self.jobs.start,
             frames.SpawnReply: lambda f: self.router.requests.complete(f.request, f),
             frames.Exists: self._on_exists,
             frames.ExistsReply: lambda f: self.router.requests.complete(f.request, f),
@@ -411,7 +414,8 @@ class Worker(Hub):
         arrived = self.receive()
         # 2. One scheduler round: timers, ready sockets, then each ready process once.
         wait = self.engine.scheduler.run_round()
-        # 3. Frames to other processes, batched per destination.
+        # 3. Frames to other processes, batched per destination (with the news of job batches).
+        self.jobs.report()
         self.flush()
         if not self.running or self.orphaned():
             if not self._stopped.done():

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from lunatic_mp import LunaticError, Module, Outcome
+from lunatic_mp import EnvConfig, LunaticError, Module, Outcome
 from lunatic_mp.api.executor import JobCancelled, JobFailed, JobTimeout, WasmExecutor, WorkerLostError
 from lunatic_mp.api.runtime import Runtime
+from lunatic_mp.errors import SpawnError
 from lunatic_mp.pids import worker_of
 
 GUEST = Path(__file__).parents[2] / "lunatic_mp" / "examples" / "exe_jobs.wat"
@@ -201,6 +202,35 @@ def test_jobs_beyond_max_in_flight_wait_in_a_queue(runtime: Runtime, jobs: Modul
             if value < 7:
                 running.append(checkin(runtime))  # a queued job took the free slot
         assert sorted(f.result(TIMEOUT) for f in futures) == list(range(10))  # started in any order
+
+
+def test_closing_a_map_early_cancels_the_jobs_not_started(runtime: Runtime, jobs: Module) -> None:
+    with WasmExecutor(runtime, jobs, max_in_flight=1) as executor:
+        results = executor.map("checkin_park", [runtime.pid] * 5)
+        release(runtime, checkin(runtime), 10)
+        assert next(results) == 10
+        second = checkin(runtime)  # the first's slot went to the second
+        results.close()  # the other three are still queued: cancelled
+        release(runtime, second, 11)
+    assert executor.queued == 0 and executor.in_flight == 0
+    assert runtime.receive(tags=[CHECKIN], timeout=0) is None
+
+
+def test_a_job_its_worker_refuses_fails_with_spawn_error(runtime: Runtime, jobs: Module) -> None:
+    denied = EnvConfig(allowed_namespaces=frozenset({"process"}))  # the jobs import lunatic::message
+    with WasmExecutor(runtime, jobs, config=denied) as executor:
+        futures = [executor.submit("square", i) for i in range(3)]
+        for future in futures:
+            with pytest.raises(SpawnError, match="denies"):
+                future.result(TIMEOUT)
+
+
+def test_jobs_of_an_environment_with_a_process_limit(runtime: Runtime, jobs: Module) -> None:
+    """Each is counted in at the registry process before it starts (one spawn at a time, not a
+    batch); all run, never more than the limit at once."""
+    limited = EnvConfig(max_processes=3)
+    with WasmExecutor(runtime, jobs, config=limited, max_in_flight=3) as executor:
+        assert list(executor.map("square", range(30))) == [i * i for i in range(30)]
 
 
 def test_shutdown_cancel_futures(runtime: Runtime, jobs: Module) -> None:

@@ -21,6 +21,8 @@ from lunatic_mp.cluster.frames import (
     PARAM_I64,
     Frame,
     FrameError,
+    Jobs,
+    JobsDone,
     Kill,
     Kind,
     LinkDied,
@@ -127,6 +129,30 @@ EXPECTED_FIELDS: dict[str, list[tuple[str, Any]]] = {
     "NodeLost": [("node", int), ("worker", int), ("cause", str)],
     "NodeTable": [("names_at", int), ("payload", bytes)],
     "RegistryReplica": [("name", str), ("node", int), ("pid", int), ("present", bool)],
+    "Jobs": [
+        ("request", int),
+        ("reply_to", int),
+        ("module", bytes),
+        ("function", str),
+        ("count", int),
+        ("params", tuple[int, ...]),
+        ("param_kinds", bytes),
+        ("config", bytes),
+        ("inputs", tuple[bytes, ...]),
+        ("tags", tuple[int, ...]),
+    ],
+    "JobsDone": [
+        ("request", int),
+        ("to", int),
+        ("started", tuple[int, ...]),
+        ("ended", tuple[int, ...]),
+        ("outcomes", tuple[int, ...]),
+        ("results", bytes),
+        ("messages", tuple[str, ...]),
+        ("backtraces", tuple[str, ...]),
+        ("exit_codes", tuple[int, ...]),
+        ("remaining", int),
+    ],
 }
 FRAME_CLASSES: list[type[Frame]] = list(KIND_OF)
 
@@ -169,10 +195,43 @@ def spawn_frames(draw: st.DrawFn) -> Spawn:
     )
 
 
+@st.composite
+def jobs_frames(draw: st.DrawFn) -> Jobs:
+    """Jobs frames whose params, inputs and tags agree with their count and kinds."""
+    kinds = draw(st.lists(st.sampled_from([PARAM_I32, PARAM_I64]), max_size=3))
+    count = draw(st.integers(0, 4))
+    params = [
+        draw(st.integers(I32_MIN, I32_MAX) if kind == PARAM_I32 else i64s)
+        for _ in range(count)
+        for kind in kinds
+    ]
+    inputs = draw(st.lists(st.binary(max_size=8), min_size=count, max_size=count) | st.just([]))
+    return Jobs(
+        draw(i64s), draw(i64s), draw(st.binary(max_size=32)), draw(st.text(max_size=8)), count,
+        tuple(params), bytes(kinds), draw(st.binary(max_size=16)), tuple(inputs), tuple(range(len(inputs))),
+    )  # fmt: skip
+
+
+@st.composite
+def jobs_done_frames(draw: st.DrawFn) -> JobsDone:
+    """JobsDone frames with an outcome, message, backtrace and exit code per ended job."""
+    ended = draw(st.integers(0, 4))
+    return JobsDone(
+        draw(i64s), draw(i64s), tuple(draw(st.lists(i64s, max_size=4))), tuple(range(ended)),
+        tuple(draw(st.lists(st.sampled_from([0, 1, 2]), min_size=ended, max_size=ended))),
+        draw(st.binary(max_size=16)), ("",) * ended, ("",) * ended, (-1,) * ended,
+        draw(st.integers(0, I64_MAX)),
+    )  # fmt: skip
+
+
 def frames_of(cls: type[Frame]) -> st.SearchStrategy[Frame]:
     """Valid frames of one class, every field drawn from its declared type."""
     if cls is Spawn:
         return spawn_frames()
+    if cls is Jobs:
+        return jobs_frames()
+    if cls is JobsDone:
+        return jobs_done_frames()
     strategies = {name: FIELD_STRATEGIES[tp] for name, tp in typing.get_type_hints(cls).items()}
     if cls is LinkDied:
         strategies["reason"] = st.sampled_from([0, 1, 2])
@@ -319,6 +378,35 @@ def test_largest_frame() -> None:
         encode(frame._replace(data=frame.data + b"x"))
 
 
+JOBS = Jobs(1, 2, b"m" * 32, "square", 2, (3, 4), bytes([PARAM_I32]), b"", (), ())
+DONE = JobsDone(1, 2, (5, 6), (0,), (0,), b"\x91\x91\x09", ("",), ("",), (-1,), 1)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (JOBS._replace(count=3), "Jobs has 2 params for 3 jobs of 1 params each"),
+        (JOBS._replace(count=-1), "Jobs.count must be 0..4096, got -1"),
+        (JOBS._replace(count=5000, params=(0,) * 5000), "Jobs.count must be 0..4096, got 5000"),
+        (JOBS._replace(params=(3, 2**31)), "Jobs.params[1] = 2147483648 does not fit i32"),
+        (JOBS._replace(param_kinds=b"\x01"), "Jobs.param_kinds[0] is 0x01"),
+        (JOBS._replace(inputs=(b"a",), tags=(1,)), "Jobs has 1 inputs and 1 tags for 2 jobs"),
+        (JOBS._replace(inputs=(b"a", b"b"), tags=(1,)), "Jobs has 2 inputs and 1 tags for 2 jobs"),
+        (DONE._replace(outcomes=()), "an outcome, message, backtrace and exit code for each of its 1 jobs"),
+        (DONE._replace(messages=("", "")), "for each of its 1 jobs"),
+        (DONE._replace(outcomes=(3,)), "JobsDone.outcomes must be 0 (normal), 1 (killed) or 2 (failed)"),
+        (DONE._replace(remaining=-1), "JobsDone.remaining must not be negative, got -1"),
+    ],
+)
+def test_jobs_frames_must_agree_with_themselves(frame: Frame, message: str) -> None:
+    """A batch's per-job fields must agree in length, its params with their kinds: a worker never
+    reads job 3's arguments past the end, the host never pairs an outcome with the wrong job."""
+    with pytest.raises(FrameError) as info:
+        decode(encode(frame))
+    assert message in str(info.value)
+    assert decode(encode(JOBS)) == JOBS and decode(encode(DONE)) == DONE
+
+
 # -- malformed frames ---------------------------------------------------------------------------
 
 
@@ -399,8 +487,11 @@ def encode_valid_example(cls: type[Frame]) -> list[Any]:
         bool: True,
         tuple[int, ...]: (),
         tuple[bytes, ...]: (),
+        tuple[str, ...]: (),
     }
     frame = cls(*[values[tp] for tp in typing.get_type_hints(cls).values()])
+    if isinstance(frame, Jobs):
+        frame = frame._replace(count=0)  # no params: a batch of no jobs
     return list(msgpack.unpackb(encode(frame), use_list=False))
 
 
