@@ -60,6 +60,27 @@ def test_spinners_share_the_engine(engine: Engine, preempt: Module) -> None:
     assert engine.preemption.ticker.ticks > 0  # it ticks while guests run
 
 
+def test_a_ticker_asleep_between_bursts_wakes_for_each_burst() -> None:
+    """A ticker sleeps once a whole period passes with no guest running, and the first poll of
+    the next burst wakes it (once: the polls after it do not wake it again). Burst after burst,
+    spinners are still preempted: a counter beside them finishes each time."""
+    engine = Engine(time_slice_ns=100_000)
+    try:
+        preempt = engine.load_module(Path(__file__).parents[1] / "guests" / "preempt.wat")
+        for burst in range(5):
+            before = engine.preemption.ticker.ticks
+            spinners = [start(engine, preempt, "spin") for _ in range(SPINNERS)]
+            counter = start(engine, preempt, "count", 1_000_000 + burst)
+            assert finish_ok(engine, counter).result == (1_000_000 + burst,)
+            assert engine.preemption.ticker.ticks > before
+            for spinner in spinners:
+                engine.kill(spinner.pid, "burst over")
+            engine.run(timeout=30)
+            assert not engine.processes
+    finally:
+        engine.close()
+
+
 def test_a_guest_running_on_lets_other_python_threads_run_within_its_slice(
     engine: Engine, preempt: Module
 ) -> None:
