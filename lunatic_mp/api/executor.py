@@ -135,6 +135,7 @@ _OUTCOMES = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)
 """The outcomes of a JobsDone frame's codes."""
 _KINDS = {"i": wasm.I32, "I": wasm.I64}
 _JOB_PARAM_TYPES = frozenset(_KINDS.values())
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 _SIGNED = {"i": (-(2**31), 2**31 - 1), "I": (-(2**63), 2**63 - 1)}
 """The values of i32 and i64 parameters that pass unchanged (others: see params.typed_args)."""
 
@@ -237,7 +238,7 @@ class WasmExecutor(Executor):
 
     @staticmethod
     def _make_job(function: str, args: tuple[Any, ...], worker: int | None, outcome: _Outcome) -> _Job:
-        if args and isinstance(args[0], bytes | bytearray | memoryview):
+        if args and isinstance(args[0], _BYTES_LIKE):
             return _Job(outcome, function, args[1:], bytes(args[0]), worker)
         return _Job(outcome, function, args, None, worker)
 
@@ -254,7 +255,7 @@ class WasmExecutor(Executor):
             raise SpawnError(f"{self.module.name} has no exported function `{function}`")
         items = list(arguments)
         for args in items:  # every input checked before any job is queued
-            data = args[0] if args and isinstance(args[0], bytes | bytearray | memoryview) else b""
+            data = args[0] if args and isinstance(args[0], _BYTES_LIKE) else b""
             if len(data) > MAX_MESSAGE_SIZE:
                 raise ValueError(f"a job's input of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE} bytes")
         futures: list[_Outcome] = []
@@ -320,12 +321,11 @@ class WasmExecutor(Executor):
                 while futures:
                     future = futures.pop()
                     try:
-                        if end_time is None:
-                            yield future.result()
-                        else:
-                            yield future.result(end_time - time.monotonic())
-                    finally:
-                        future.cancel()
+                        value = future.result(None if end_time is None else end_time - time.monotonic())
+                    except BaseException:
+                        future.cancel()  # timed out: it need not start any more
+                        raise
+                    yield value
             finally:
                 for future in futures:
                     future.cancel()
@@ -385,9 +385,12 @@ class WasmExecutor(Executor):
         if ranges is None:
             types = self.module.exports[function][0]
             ranges = self._ranges[function] = [_SIGNED.get(char, (1, 0)) for char in types]
-        pairs = zip(args, ranges, strict=False)
-        if len(args) == len(ranges) and all(type(v) is int and low <= v <= high for v, (low, high) in pairs):
-            return args
+        if len(args) == len(ranges):
+            for value, (low, high) in zip(args, ranges, strict=True):
+                if type(value) is not int or not low <= value <= high:
+                    break
+            else:
+                return args
         typed = typed_args(self.module.name, function, self.module.exports[function][0], args)
         if any(kind not in _JOB_PARAM_TYPES for kind, _ in typed):
             raise SpawnError("only i32 and i64 parameters can be passed to a process on a worker")

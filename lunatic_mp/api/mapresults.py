@@ -20,7 +20,8 @@ class MapResults:
     """The shared state of one map's items: the lock, and which item the reader waits for."""
 
     def __init__(self) -> None:
-        self.ready = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()  # taken as itself where nobody waits: a Condition's own
+        self.ready = threading.Condition(self.lock)  # methods are Python, the lock's are C
         self.awaited: MapItem | None = None
 
     def item(self) -> MapItem:
@@ -39,7 +40,7 @@ class MapItem:
 
     def set_running_or_notify_cancel(self) -> bool:
         """False if cancelled before it started (the job is skipped), else it is running."""
-        with self._results.ready:
+        with self._results.lock:
             if self._state == _CANCELLED:
                 return False
             self._state = _RUNNING
@@ -47,17 +48,17 @@ class MapItem:
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started; True if it is cancelled."""
-        with self._results.ready:
+        with self._results.lock:
             if self._state == _PENDING:
                 self._settle(_CANCELLED, None)
             return self._state == _CANCELLED
 
     def set_result(self, value: Any) -> None:
-        with self._results.ready:
+        with self._results.lock:
             self._settle(_DONE, value)
 
     def set_exception(self, error: BaseException) -> None:
-        with self._results.ready:
+        with self._results.lock:
             self._settle(_FAILED, error)
 
     def _settle(self, state: int, value: Any) -> None:
@@ -68,7 +69,7 @@ class MapItem:
     def result(self, timeout: float | None = None) -> Any:
         """The job's result; its error raised; TimeoutError if not ready within ``timeout`` s."""
         results = self._results
-        with results.ready:
+        with results.lock:
             if self._state < _CANCELLED:
                 deadline = None if timeout is None else time.monotonic() + timeout
                 results.awaited = self
