@@ -65,7 +65,7 @@ def test_the_ticker_sleeps_while_no_guest_runs_and_its_thread_ends_at_close() ->
     while one runs: tests/vm/test_preemption.py), and close joins it even then."""
     engine = wasmtime.Engine()
     before = _threads()
-    ticker = core.Ticker(100_000)
+    ticker = core.Ticker(100_000, idle_ns=0)  # sleeps after one idle period
     ticker.add(engine, core.address(engine.ptr()))
     assert ticker.running
     assert _threads() == before + 1
@@ -91,6 +91,8 @@ def test_a_dropped_ticker_joins_its_thread() -> None:
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="period_ns"):
         core.Ticker(0)
+    with pytest.raises(ValueError, match="idle_ns must not be negative"):
+        core.Ticker(100_000, idle_ns=-1)
     with pytest.raises(ValueError, match="null pointer"):
         _core.store_new(0, object(), -1, 0)
     with pytest.raises(ValueError, match="null pointer"):
