@@ -190,6 +190,32 @@ static uint8_t *lmp_put_i64(uint8_t *at, int64_t value) {
     return lmp_put_big_endian(at, (uint64_t)value, size);
 }
 
+/* array, kind, three i64 of at most 9 bytes each, a bin head of at most 5 */
+#define LMP_MESSAGE_HEAD_MAX (2 + 3 * 9 + 5)
+
+/* A plain message frame's bytes before its data, into head (LMP_MESSAGE_HEAD_MAX); their count.
+ * size is at most UINT32_MAX (the caller checks). */
+static size_t lmp_message_head(uint8_t *head, int64_t to, int64_t sender, int64_t tag, uint64_t size) {
+    uint8_t *at = head;
+    *at++ = 0x90 | LMP_MESSAGE_FIELDS;
+    *at++ = LMP_FRAME_MESSAGE;
+    at = lmp_put_i64(at, to);
+    at = lmp_put_i64(at, sender);
+    at = lmp_put_i64(at, tag);
+    int width = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+    *at++ = width == 1 ? 0xc4 : width == 2 ? 0xc5 : 0xc6;
+    at = lmp_put_big_endian(at, size, width);
+    return (size_t)(at - head);
+}
+
+/* The whole frame at out (head_size + size + 1 bytes): the head, the data, no modules. */
+static void lmp_message_frame(uint8_t *out, const uint8_t *head, size_t head_size, const char *data,
+                              Py_ssize_t size) {
+    memcpy(out, head, head_size);
+    memcpy(out + head_size, data, (size_t)size);
+    out[head_size + (size_t)size] = 0x90;
+}
+
 const char lmp_encode_message_doc[] =
     "encode_message(to, sender, tag, data) -> bytes\n\n"
     "The frame lunatic_mp.cluster.frames.encode makes of Message(to, sender, tag, data, ()): the\n"
@@ -212,30 +238,12 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_ValueError, "encode_message: data past 4 GiB");
         return NULL;
     }
-    /* array, kind, three i64 of at most 9 bytes, bin head of at most 5, data, empty array */
-    PyObject *frame = PyBytes_FromStringAndSize(NULL, 2 + 3 * 9 + 5 + size + 1);
+    uint8_t head[LMP_MESSAGE_HEAD_MAX];
+    size_t head_size = lmp_message_head(head, fields[0], fields[1], fields[2], (uint64_t)size);
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)head_size + size + 1);
     if (frame == NULL)
         return NULL;
-    uint8_t *start = (uint8_t *)PyBytes_AS_STRING(frame), *at = start;
-    *at++ = 0x90 | LMP_MESSAGE_FIELDS;
-    *at++ = LMP_FRAME_MESSAGE;
-    for (int i = 0; i < 3; i++)
-        at = lmp_put_i64(at, fields[i]);
-    if (size <= 0xff) {
-        *at++ = 0xc4;
-        at = lmp_put_big_endian(at, (uint64_t)size, 1);
-    } else if (size <= 0xffff) {
-        *at++ = 0xc5;
-        at = lmp_put_big_endian(at, (uint64_t)size, 2);
-    } else {
-        *at++ = 0xc6;
-        at = lmp_put_big_endian(at, (uint64_t)size, 4);
-    }
-    memcpy(at, PyBytes_AS_STRING(args[3]), (size_t)size);
-    at += size;
-    *at++ = 0x90;
-    if (_PyBytes_Resize(&frame, at - start) < 0)
-        return NULL;
+    lmp_message_frame((uint8_t *)PyBytes_AS_STRING(frame), head, head_size, PyBytes_AS_STRING(args[3]), size);
     return frame;
 }
 
@@ -334,4 +342,94 @@ fail:
     Py_XDECREF(frames);
     PyBuffer_Release(&view);
     return NULL;
+}
+
+/* --- the outbound side: a worker's batch of link records for another node ---------------------
+ *
+ * A guest's send to a pid on another node is the per-message work of a cross-node stream; in
+ * Python (Engine.deliver, the router, the worker's batching) it cost about 3 µs. Here it is a
+ * dict lookup and an append: the worker (lunatic_mp.cluster.worker) keeps, for each node it may
+ * batch for, the bytearray its Python path appends the same records to (so a sender's frames keep
+ * their order whichever path each takes), and withdraws it while the link is congested, so that
+ * sends go through Python, which pauses the sender. */
+
+#define LMP_LINK_BATCH_MAX (1 << 20) /* bytes in a batch past which Python takes over (and may pause) */
+#define LMP_LINK_DATA_MAX (1 << 16)  /* larger messages take the Python path */
+
+static void lmp_put_le(uint8_t *at, uint64_t value, int size) {
+    for (int i = 0; i < size; i++) {
+        at[i] = (uint8_t)value;
+        value >>= 8;
+    }
+}
+
+static int lmp_empty_or_absent(PyObject *list) {
+    return list == NULL || list == Py_None || (PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0);
+}
+
+int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
+    PyObject *batches = LMP_HOOK(hooks, LMP_LINK_BATCHES);
+    if (to <= 0 || !PyDict_CheckExact(batches) || PyDict_GET_SIZE(batches) == 0)
+        return 0;
+    if (!lmp_empty_or_absent(message->modules) || !lmp_empty_or_absent(message->streams))
+        return 0;
+    PyObject *data = message->data;
+    if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > LMP_LINK_DATA_MAX)
+        return 0;
+    PyObject *node = PyLong_FromLongLong(to >> 48);
+    if (node == NULL)
+        return -1;
+    PyObject *batch = PyDict_GetItemWithError(batches, node); /* borrowed */
+    Py_DECREF(node);
+    if (batch == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= LMP_LINK_BATCH_MAX)
+        return 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    uint8_t head[LMP_MESSAGE_HEAD_MAX];
+    size_t head_size = lmp_message_head(head, to, message->pid, message->tag, (uint64_t)size);
+    size_t frame_size = head_size + (size_t)size + 1;
+    Py_ssize_t old = PyByteArray_GET_SIZE(batch);
+    Py_INCREF(batch); /* resizing cannot run Python, but the dict is not ours */
+    int resized = PyByteArray_Resize(batch, old + LMP_RECORD_HEAD + LMP_PLACE_SIZE + (Py_ssize_t)frame_size);
+    if (resized == 0) {
+        uint8_t *record = (uint8_t *)PyByteArray_AS_STRING(batch) + old;
+        lmp_put_le(record, 1 + LMP_PLACE_SIZE + frame_size, 4);
+        record[4] = LMP_RECORD_FRAME;
+        lmp_put_le(record + LMP_RECORD_HEAD, (uint64_t)to >> 32, LMP_PLACE_SIZE);
+        lmp_message_frame(record + LMP_RECORD_HEAD + LMP_PLACE_SIZE, head, head_size, PyBytes_AS_STRING(data), size);
+    }
+    Py_DECREF(batch);
+    return resized < 0 ? -1 : 1;
+}
+
+const char lmp_batch_message_doc[] =
+    "batch_message(hooks, to, sender, tag, data) -> bool\n\n"
+    "Append a plain message to the batch of link records for to's node, as a guest's send to a pid\n"
+    "on another node does (hooks: Engine.message_hooks; its link_batches); False where the send\n"
+    "would go through Python (no batch for that node, a full one, large data). For tests.";
+
+PyObject *lmp_batch_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 5 || !PyBytes_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "batch_message(hooks, to: int, sender: int, tag: int, data: bytes)");
+        return NULL;
+    }
+    if (lmp_check_hooks(args[0], "batch_message") < 0)
+        return NULL;
+    int64_t fields[3];
+    for (int i = 0; i < 3; i++) {
+        fields[i] = PyLong_AsLongLong(args[i + 1]);
+        if (fields[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    lmp_message *message = lmp_message_new(fields[2], args[4]);
+    if (message == NULL)
+        return NULL;
+    message->pid = fields[1];
+    int batched = lmp_batch_for_node(args[0], fields[0], message);
+    Py_DECREF(message);
+    if (batched < 0)
+        return NULL;
+    return PyBool_FromLong(batched);
 }

@@ -180,3 +180,73 @@ def test_random_link_bytes_never_crash_the_splitter() -> None:
         except ValueError:
             continue
         assert 0 <= end <= len(data) and all(len(payload) <= 64 for _, payload in frames_)
+
+
+# --- the outbound side: a guest's send to another node, batched in C -------------------------
+
+
+def _records(batch: bytes | bytearray, node: int) -> list[tuple[int, bytes]]:
+    split, end, module_next = core.split_link_records(batch, 0, node, 1 << 20)
+    assert end == len(batch) and not module_next
+    return split
+
+
+def test_a_message_for_another_node_is_batched_as_its_python_path_records_it(engine: Engine) -> None:
+    """The record C appends is the one frame_record(place, frames.encode(...)) makes; without a
+    batch for the node (none offered, or not a cluster) it is left to Python."""
+    hooks = engine.message_hooks
+    to = (5 << 48) | (3 << 32) | 9
+    assert not core.batch_message(hooks, to, 1, 2, b"x")  # nothing offered: Python's path
+    batch = engine.link_batches[5] = bytearray(b"before")
+    for value in INTS:
+        for size in SIZES:
+            data = bytes(size)
+            del batch[6:]
+            if size > 1 << 16:
+                assert not core.batch_message(hooks, to, value, value, data)  # large: Python's
+                continue
+            assert core.batch_message(hooks, to, value, ~value, data)
+            expected = frame_record(to >> 32, frames.encode(frames.Message(to, value, ~value, data, ())))
+            assert batch == b"before" + expected
+    del batch[:]
+    assert core.batch_message(hooks, to, 1, 2, b"a") and core.batch_message(hooks, to, 1, 2, b"b")
+    assert [(worker, frames.decode(frame).data) for worker, frame in _records(batch, 5)] == [
+        (3, b"a"),
+        (3, b"b"),
+    ]
+    assert not core.batch_message(hooks, (6 << 48) | 1, 1, 2, b"x")  # no batch for node 6
+    assert not core.batch_message(hooks, -1, 1, 2, b"x")
+    engine.link_batches[5] = bytearray(1 << 20)
+    assert not core.batch_message(hooks, to, 1, 2, b"x")  # full: Python's path, which may pause
+
+
+SENDER = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "produce") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (i64.store (i32.const 0) (local.get $count))
+      (call $create (local.get $count) (i64.const 8))
+      (drop (call $write (i32.const 0) (i32.const 8)))
+      (drop (call $send (local.get $peer)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next)))))
+"""
+
+
+def test_a_guests_sends_to_another_node_are_batched_in_order(
+    engine: Engine, load: Callable[[str], Module]
+) -> None:
+    """A guest's send to a pid on a node with a batch offered lands there, in the order sent."""
+    batch = engine.link_batches[7] = bytearray()
+    to = (7 << 48) | (2 << 32) | 1
+    process = engine.spawn(load(SENDER), "produce", [to, 500], EnvConfig())
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None and finished.ok, finished
+    arrived = [frames.decode(frame) for _, frame in _records(batch, 7)]
+    expected = [frames.Message(to, process.pid, n, n.to_bytes(8, "little"), ()) for n in range(500, 0, -1)]
+    assert arrived == expected
