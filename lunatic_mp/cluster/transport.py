@@ -60,7 +60,7 @@ import time
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import accumulate, pairwise
 from operator import add
 from pathlib import Path
@@ -485,12 +485,15 @@ class Outbox:
     put: Callable[[bytes], None]
     """Queue a frame of any size; never blocks, never drops. (The queue's own ``list.append``: the
     call is the whole per-frame cost on the producer's side.)"""
+    put_many: Callable[[Iterable[bytes]], None]
+    """Queue frames, in order (the queue's ``list.extend``)."""
 
     def __init__(self, ring: Ring, doorbell: Doorbell | None) -> None:
         self._ring = ring
         self.doorbell = doorbell
         self._queue: list[bytes] = []
         self.put = self._queue.append
+        self.put_many = self._queue.extend
         self._lens: list[int] = []  # len() of the queued frames, computed at each flush
         self._next = 0  # index in _queue of the first frame not fully written
         self._done = 0  # bytes of that frame already written as chunks

@@ -259,11 +259,16 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
 
 const char lmp_split_link_records_doc[] =
     "split_link_records(buffer, start, node, max_frame) -> (frames, end, module_next)\n\n"
-    "The frame records of a cluster link in buffer, from offset start: a list of (worker, frame)\n"
-    "for each complete record up to the first module record or the last complete record; the\n"
-    "offset after them; and whether a module record starts there (the caller reads it).\n"
-    "ValueError on a record out of bounds (a frame past max_frame bytes), of an unknown type, or\n"
-    "for a place on another node than node.";
+    "The frame records of a cluster link in buffer, from offset start: a dict worker -> [frame, ...]\n"
+    "(each worker's in the order they came) of every complete record up to the first module record or\n"
+    "the last complete record; the offset after them; and whether a module record starts there (the\n"
+    "caller reads it). A frame for the supervisor (worker 0) or for any worker (0xffff) comes alone,\n"
+    "the frames before it first: the supervisor handles those as they come, in order with the rest.\n"
+    "ValueError on a record out of bounds (a frame past max_frame bytes), of an unknown type, or for\n"
+    "a place on another node than node.";
+
+#define LMP_SUPERVISOR 0
+#define LMP_ANY_WORKER 0xffff
 
 static uint64_t lmp_le(const uint8_t *at, int size) {
     uint64_t value = 0;
@@ -295,8 +300,10 @@ PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_Format(PyExc_ValueError, "split_link_records: start %zd is outside the buffer", start);
         goto fail;
     }
-    if ((frames = PyList_New(0)) == NULL)
+    if ((frames = PyDict_New()) == NULL)
         goto fail;
+    PyObject *list = NULL; /* borrowed: the last record's worker's list (runs of one worker are common) */
+    uint64_t list_worker = 0;
     const uint8_t *data = (const uint8_t *)view.buf;
     Py_ssize_t at = start;
     int module_next = 0;
@@ -326,15 +333,35 @@ PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssi
             goto fail;
         }
         Py_ssize_t body = at + LMP_RECORD_HEAD + LMP_PLACE_SIZE;
-        PyObject *item = Py_BuildValue("(ky#)", (unsigned long)(place & 0xffff), (const char *)data + body,
-                                       end - body);
-        if (item == NULL)
+        uint64_t worker = place & 0xffff;
+        int alone = worker == LMP_SUPERVISOR || worker == LMP_ANY_WORKER;
+        if (alone && at > start)
+            break; /* after the frames before it */
+        if (list == NULL || worker != list_worker) {
+            PyObject *key = PyLong_FromUnsignedLongLong(worker);
+            if (key == NULL)
+                goto fail;
+            list = PyDict_GetItemWithError(frames, key);
+            if (list == NULL && !PyErr_Occurred() && (list = PyList_New(0)) != NULL) {
+                int stored = PyDict_SetItem(frames, key, list);
+                Py_DECREF(list); /* the dict holds it */
+                list = stored < 0 ? NULL : list;
+            }
+            Py_DECREF(key);
+            if (list == NULL)
+                goto fail;
+            list_worker = worker;
+        }
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)data + body, end - body);
+        if (frame == NULL)
             goto fail;
-        int appended = PyList_Append(frames, item);
-        Py_DECREF(item);
+        int appended = PyList_Append(list, frame);
+        Py_DECREF(frame);
         if (appended < 0)
             goto fail;
         at = end;
+        if (alone)
+            break; /* and the frames after it next */
     }
     PyBuffer_Release(&view);
     return Py_BuildValue("(NnO)", frames, at, module_next ? Py_True : Py_False);

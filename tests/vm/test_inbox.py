@@ -138,17 +138,32 @@ def test_a_message_frame_encoded_in_c_is_the_one_frames_encode_makes() -> None:
 def test_link_records_split_into_frames_for_this_node() -> None:
     records = frame_record((7 << 16) | 3, b"one") + frame_record((7 << 16) | 0xFFFF, b"") + b"\x05\x00"
     frames_, end, module_next = core.split_link_records(bytearray(records), 0, 7, 1 << 20)
-    assert frames_ == [(3, b"one"), (0xFFFF, b"")]
-    assert end == len(records) - 2 and not module_next  # a partial header waits for the rest
+    assert frames_ == {3: [b"one"]} and not module_next  # a frame for any worker comes alone, next
+    assert core.split_link_records(records, end, 7, 1 << 20) == ({0xFFFF: [b""]}, len(records) - 2, False)
+    # ... and a partial header waits for the rest
+
+
+def test_link_records_are_grouped_by_worker_in_order_up_to_one_for_the_supervisor() -> None:
+    """Each worker's frames in the order they came; one for the supervisor (handled as it comes)
+    ends a group and comes alone, so that it stays in order with the frames around it."""
+    places = [3, 4, 3, 3, 4, 0, 3, 0, 0]
+    records = b"".join(frame_record((9 << 16) | w, bytes([i])) for i, w in enumerate(places))
+    groups = []
+    start = 0
+    while start < len(records):
+        frames_, start, _ = core.split_link_records(records, start, 9, 100)
+        groups.append(frames_)
+    expected = [{3: [b"\0", b"\2", b"\3"], 4: [b"\1", b"\4"]}, {0: [b"\5"]}, {3: [b"\6"]}, {0: [b"\7"]}]
+    assert groups == [*expected, {0: [b"\x08"]}]
 
 
 def test_link_records_stop_at_a_module_and_at_a_partial_record() -> None:
     module = struct.pack("<IB", 5, 2) + b"abcd"
     first = frame_record((1 << 16) | 2, b"x")
     records = first + module + frame_record((1 << 16) | 2, b"y")
-    assert core.split_link_records(records, 0, 1, 100) == ([(2, b"x")], len(first), True)
+    assert core.split_link_records(records, 0, 1, 100) == ({2: [b"x"]}, len(first), True)
     whole = frame_record((1 << 16) | 2, b"z" * 50)
-    assert core.split_link_records(whole[:-1], 0, 1, 100) == ([], 0, False)
+    assert core.split_link_records(whole[:-1], 0, 1, 100) == ({}, 0, False)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +194,7 @@ def test_random_link_bytes_never_crash_the_splitter() -> None:
             frames_, end, _ = core.split_link_records(data, 0, rng.randrange(3), 64)
         except ValueError:
             continue
-        assert 0 <= end <= len(data) and all(len(payload) <= 64 for _, payload in frames_)
+        assert 0 <= end <= len(data) and all(len(p) <= 64 for payloads in frames_.values() for p in payloads)
 
 
 # --- the outbound side: a guest's send to another node, batched in C -------------------------
@@ -188,7 +203,7 @@ def test_random_link_bytes_never_crash_the_splitter() -> None:
 def _records(batch: bytes | bytearray, node: int) -> list[tuple[int, bytes]]:
     split, end, module_next = core.split_link_records(batch, 0, node, 1 << 20)
     assert end == len(batch) and not module_next
-    return split
+    return [(worker, frame) for worker, frames_ in split.items() for frame in frames_]
 
 
 def test_a_message_for_another_node_is_batched_as_its_python_path_records_it(engine: Engine) -> None:
