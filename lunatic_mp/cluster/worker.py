@@ -17,7 +17,7 @@ import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
@@ -395,7 +395,8 @@ class Worker(Hub):
             if records:
                 modules = tuple(self._foreign_modules.pop(node, ()))
                 if endpoint is not None:
-                    data = frames.encode(frames.Forward(node << 16, bytes(records), modules))
+                    payload = cast(bytes, records)  # msgspec encodes a bytearray as bytes: no copy first
+                    data = frames.encode(frames.Forward(node << 16, payload, modules))
                     endpoint.outbox.put(data)
                     endpoint.queued += len(data)
                 records.clear()

@@ -417,8 +417,13 @@ int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
     size_t head_size = lmp_message_head(head, to, message->pid, message->tag, (uint64_t)size);
     size_t frame_size = head_size + (size_t)size + 1;
     Py_ssize_t old = PyByteArray_GET_SIZE(batch);
+    Py_ssize_t size_after = old + LMP_RECORD_HEAD + LMP_PLACE_SIZE + (Py_ssize_t)frame_size;
     Py_INCREF(batch); /* resizing cannot run Python, but the dict is not ours */
-    int resized = PyByteArray_Resize(batch, old + LMP_RECORD_HEAD + LMP_PLACE_SIZE + (Py_ssize_t)frame_size);
+    int resized = 0;
+    if (size_after >= ((PyByteArrayObject *)batch)->ob_alloc) /* double it: bytearray grows by 1/8 */
+        resized = PyByteArray_Resize(batch, 2 * size_after);
+    if (resized == 0) /* within what is allocated now: no copy */
+        resized = PyByteArray_Resize(batch, size_after);
     if (resized == 0) {
         uint8_t *record = (uint8_t *)PyByteArray_AS_STRING(batch) + old;
         lmp_put_le(record, 1 + LMP_PLACE_SIZE + frame_size, 4);
