@@ -57,6 +57,7 @@ deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
 split_link_records = _core.split_link_records
 batch_message = _core.batch_message
+split_batch = _core.split_batch
 store_set_wasi = _core.store_set_wasi
 yield_soon = _core.yield_soon
 wake = _core.wake

@@ -465,3 +465,49 @@ PyObject *lmp_batch_message(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     return PyBool_FromLong(batched);
 }
+
+/* --- a ring's batch record (lunatic_mp.cluster.transport.Inbox) -------------------------------- */
+
+const char lmp_split_batch_doc[] =
+    "split_batch(span, body, count, end) -> list[bytes]\n\n"
+    "The count frames of a ring's batch record in span: their lengths (native u32) from offset\n"
+    "body, the frames after them, back to back, up to end at most. ValueError if they do not fit.";
+
+PyObject *lmp_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "split_batch(span: bytes, body: int, count: int, end: int)");
+        return NULL;
+    }
+    Py_ssize_t body = PyLong_AsSsize_t(args[1]), count = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[3]);
+    if ((body == -1 || count == -1 || end == -1) && PyErr_Occurred())
+        return NULL;
+    const char *span = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (body < 0 || count < 0 || end > size || count > (end - body) / 4) {
+        PyErr_SetString(PyExc_ValueError, "split_batch: a batch record out of bounds");
+        return NULL;
+    }
+    PyObject *frames = PyList_New(count);
+    if (frames == NULL)
+        return NULL;
+    Py_ssize_t at = body + 4 * count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t length;
+        memcpy(&length, span + body + 4 * i, sizeof(length));
+        if ((Py_ssize_t)length > end - at) {
+            Py_DECREF(frames);
+            PyErr_SetString(PyExc_ValueError, "split_batch: a frame past its batch record");
+            return NULL;
+        }
+        PyObject *frame = PyBytes_FromStringAndSize(span + at, (Py_ssize_t)length);
+        if (frame == NULL) {
+            Py_DECREF(frames);
+            return NULL;
+        }
+        PyList_SET_ITEM(frames, i, frame);
+        at += (Py_ssize_t)length;
+    }
+    return frames;
+}

@@ -265,3 +265,25 @@ def test_a_guests_sends_to_another_node_are_batched_in_order(
     arrived = [frames.decode(frame) for _, frame in _records(batch, 7)]
     expected = [frames.Message(to, process.pid, n, n.to_bytes(8, "little"), ()) for n in range(500, 0, -1)]
     assert arrived == expected
+
+
+# --- a ring's batch record, split in C (lunatic_mp.cluster.transport.Inbox) --------------------
+
+
+def test_a_batch_record_splits_into_its_frames() -> None:
+    batch = [b"", b"a", bytes(range(256)) * 3, b"xyz"]
+    body = struct.pack(f"={len(batch)}I", *map(len, batch))
+    span = b"head" + body + b"".join(batch) + b"tail"
+    assert core.split_batch(span, 4, len(batch), len(span) - 4) == batch
+    assert core.split_batch(span, 4, 0, 4) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "count", "end"), [(4, 3, 10), (4, 1, 7), (-1, 1, 20), (4, 1, 99), (4, -1, 20)]
+)
+def test_a_batch_record_out_of_bounds_is_refused(body: int, count: int, end: int) -> None:
+    span = b"head" + struct.pack("=2I", 8, 100) + bytes(8)  # the second frame would pass the end
+    with pytest.raises(ValueError, match=r"out of bounds|past its batch record"):
+        core.split_batch(span, body, count, end)
+    with pytest.raises(ValueError, match="past its batch record"):
+        core.split_batch(span, 4, 2, len(span))
