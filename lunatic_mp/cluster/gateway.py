@@ -64,10 +64,10 @@ _NODE = struct.Struct("<I")
 class GatewayHost(Protocol):
     """What the gateway needs of its node's supervisor."""
 
-    def deliver_forwarded(self, arrived: list[tuple[int, bytes]]) -> None:
-        """Put frames that came from another node, each with the worker it is for, into the
-        workers' rings (or handle those for the supervisor itself; ``ANY_WORKER``: choose one).
-        Called on a link's reader thread."""
+    def deliver_forwarded(self, arrived: dict[int, list[bytes]]) -> None:
+        """Put frames that came from another node, by the worker they are for (each worker's in
+        order), into the workers' rings (or handle those for the supervisor itself;
+        ``ANY_WORKER``: choose one for each). Called on a link's reader thread."""
 
     def nodes_changed(self, table: dict[int, dict[str, str]]) -> None:
         """The live nodes are now ``table`` (node id -> tags): tell the workers."""
@@ -357,7 +357,7 @@ class Gateway:
 
     def _read_loop(self, peer: Peer, sock: socket.socket) -> None:
         """Read records as they come, and hand each read's frames to the supervisor at once
-        (one hand-off per read, not per frame; the records are split in C)."""
+        (one hand-off per read, not per frame; the records are split and grouped by worker in C)."""
         from lunatic_mp.vm import core  # here: the registry process imports this module, not wasmtime
 
         buffer = bytearray()
@@ -369,14 +369,13 @@ class Gateway:
                     raise ClusterError("the link closed")
                 buffer += chunk
                 start = 0
-                while True:
-                    arrived, start, module_next = split(buffer, start, node, MAX_FRAME_SIZE)
-                    self._deliver(peer, arrived)  # the frames before a module, then the module
-                    if not module_next:
-                        break
-                    end = self._module_record(peer, buffer, start)
+                while True:  # the frames up to a module (then it) or a frame for this supervisor
+                    arrived, end, module_next = split(buffer, start, node, MAX_FRAME_SIZE)
+                    self._deliver(peer, arrived)
+                    if module_next:
+                        end = self._module_record(peer, buffer, end)  # the same: not all here yet
                     if end == start:
-                        break  # the rest of the module has not arrived yet
+                        break  # nothing complete left
                     start = end
                 del buffer[:start]
         except (OSError, ClusterError, ValueError) as exc:
@@ -393,7 +392,7 @@ class Gateway:
         self._received_module(peer, bytes(buffer[start + RECORD_HEADER.size : end]))
         return end
 
-    def _deliver(self, peer: Peer, arrived: list[tuple[int, bytes]]) -> None:
+    def _deliver(self, peer: Peer, arrived: dict[int, list[bytes]]) -> None:
         if arrived and self._host is not None and not peer.closed:  # a lost node's frames never count
             self._host.deliver_forwarded(arrived)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.hub import Hub
+from lunatic_mp.cluster.hub import Endpoint, Hub
 from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.pids import (
@@ -74,22 +74,28 @@ class ClusterMember:
 
     # --- the GatewayHost calls -------------------------------------------------------------------
 
-    def deliver_forwarded(self, arrived: list[tuple[int, bytes]]) -> None:
+    def deliver_forwarded(self, arrived: dict[int, list[bytes]]) -> None:
         with self._lock:
             endpoints = self._hub.endpoints
-            for worker, payload in arrived:
+            for worker, payloads in arrived.items():
                 endpoint = endpoints.get(worker)  # none for the supervisor itself, nor for ANY_WORKER
-                if endpoint is None and worker == ANY_WORKER:
-                    workers = sorted(w for w in self._children if w >= FIRST_WORKER)
-                    endpoint = (
-                        endpoints.get(workers[next(self._any_worker) % len(workers)]) if workers else None
-                    )
-                if endpoint is not None:  # into a worker's ring as it is
-                    endpoint.outbox.put(payload)
-                    endpoint.queued += len(payload)
-                else:
-                    self._not_for_a_ring(worker, payload)
+                if endpoint is not None:  # into a worker's ring as they are, in order
+                    endpoint.outbox.put_many(payloads)
+                    endpoint.queued += sum(map(len, payloads))
+                    continue
+                for payload in payloads:
+                    chosen = self._any_worker_endpoint() if worker == ANY_WORKER else None
+                    if chosen is not None:
+                        chosen.outbox.put(payload)
+                        chosen.queued += len(payload)
+                    else:
+                        self._not_for_a_ring(worker, payload)
             self._flush()
+
+    def _any_worker_endpoint(self) -> Endpoint | None:
+        """The next worker in turn, for a frame any worker may take (a spawn placed anywhere)."""
+        workers = sorted(w for w in self._children if w >= FIRST_WORKER)
+        return self._hub.endpoints.get(workers[next(self._any_worker) % len(workers)]) if workers else None
 
     def _not_for_a_ring(self, worker: int, payload: bytes) -> None:
         """A frame for the supervisor itself, or for a worker that is gone."""

@@ -40,10 +40,9 @@ spans with one slice and splits them with ``struct.unpack_from``. :class:`Outbox
 start each record with a kind byte: 0 a whole frame, 1 a first or middle chunk and 2 the last chunk
 of a frame larger than :attr:`Ring.max_record` (so a frame of any size can be queued, and the queue's size is
 the backpressure signal), 3 a batch: a count, the frames' lengths as an array of native u32, then the
-frames. Batches are why this is fast in pure Python: per frame, the producer pays one
-``list.append`` and its share of ``map(len)`` and ``b"".join``, the consumer its share of
-``accumulate`` and one slice, all C loops; a Python loop with ``struct.unpack_from`` per record
-costs twice as much on the consumer's side (about 230 against 120 ns a frame, measured).
+frames. Batches are why this is fast: per frame, the producer pays one ``list.append`` and its
+share of ``map(len)`` and ``b"".join``, all C loops, and the consumer splits a batch in C
+(``core.split_batch``, lunatic_mp/vm/inbox.c; it was a slice per frame in a comprehension).
 """
 
 from __future__ import annotations
@@ -60,13 +59,14 @@ import time
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
-from itertools import accumulate, pairwise
+from collections.abc import Callable, Iterable
+from itertools import accumulate
 from operator import add
 from pathlib import Path
 
 from lunatic_mp.cluster.hostenv import shm_full_message
 from lunatic_mp.errors import PlatformError
+from lunatic_mp.vm.extension import _core
 
 __all__ = [
     "SAFETY_TIMEOUT",
@@ -99,6 +99,7 @@ _WHOLE, _CHUNK, _LAST, _BATCH = 0, 1, 2, 3
 _pack_frame_head_into = struct.Struct("<IB").pack_into
 _pack_batch_head_into = struct.Struct("<IBI").pack_into
 _BATCH_HEAD = 9  # u32 length, kind, u32 count
+_split_batch = _core.split_batch
 
 _fence_lock = threading.Lock()
 _fence_acquire = _fence_lock.acquire
@@ -485,12 +486,15 @@ class Outbox:
     put: Callable[[bytes], None]
     """Queue a frame of any size; never blocks, never drops. (The queue's own ``list.append``: the
     call is the whole per-frame cost on the producer's side.)"""
+    put_many: Callable[[Iterable[bytes]], None]
+    """Queue frames, in order (the queue's ``list.extend``)."""
 
     def __init__(self, ring: Ring, doorbell: Doorbell | None) -> None:
         self._ring = ring
         self.doorbell = doorbell
         self._queue: list[bytes] = []
         self.put = self._queue.append
+        self.put_many = self._queue.extend
         self._lens: list[int] = []  # len() of the queued frames, computed at each flush
         self._next = 0  # index in _queue of the first frame not fully written
         self._done = 0  # bytes of that frame already written as chunks
@@ -645,11 +649,8 @@ class Inbox:
                 if n == _WRAP:
                     break
                 kind = span[off + 4]
-                if kind == _BATCH:
-                    (k,) = _unpack_u32(span, off + 5)
-                    body = off + _BATCH_HEAD + 4 * k
-                    ends = accumulate(memoryview(span)[off + _BATCH_HEAD : body].cast("I"), initial=body)
-                    out += [span[a:b] for a, b in pairwise(ends)]
+                if kind == _BATCH:  # split in C: no Python per frame
+                    out += _split_batch(span, off + _BATCH_HEAD, _unpack_u32(span, off + 5)[0], off + 4 + n)
                 elif kind == _WHOLE:
                     append(span[off + 5 : off + 4 + n])
                 else:

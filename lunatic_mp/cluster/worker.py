@@ -17,14 +17,14 @@ import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
-from lunatic_mp.cluster.hub import Hub, modules_of
+from lunatic_mp.cluster.hub import Endpoint, Hub, modules_of
 from lunatic_mp.cluster.jobs import JobRunner
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.router import FrameRouter
@@ -74,7 +74,10 @@ class Worker(Hub):
             self.connect(peer)
         self.workers = sorted({self.worker_id, *(p for p in spec.peers if p >= FIRST_WORKER)})
         self._placement = itertools.count()
-        self._foreign: dict[int, tuple[bytearray, set[bytes]]] = {}  # frames for other nodes, by node
+        # Link records for other nodes, by node, this step's: Python appends here, and a guest's
+        # plain send appends in C to those offered in engine.link_batches (the same bytearrays)
+        self._foreign: dict[int, bytearray] = {}
+        self._foreign_modules: dict[int, set[bytes]] = {}  # the modules those records refer to
         self._modules: dict[bytes, Module] = {}
         self.jobs = JobRunner(self.engine, self.module, self.reply)
         self.running = True
@@ -265,6 +268,7 @@ class Worker(Hub):
     def _on_node_table(self, frame: frames.NodeTable) -> None:
         self.node_table(frame)
         self.engine.nodes = self.nodes
+        self._forget_nodes()
 
     def _on_node_lost(self, frame: frames.NodeLost) -> None:
         """A node of the cluster (or one worker of it) is gone: requests to it fail; links and
@@ -274,6 +278,7 @@ class Worker(Hub):
             self.router.requests.places_lost(lambda target: target == (node << 16) | worker)
         else:
             self.router.requests.places_lost(lambda target: node_of_place(target) == node)
+            self._forget_nodes(node)
         self.engine.node_lost(node, worker, frame.cause)
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
@@ -345,36 +350,62 @@ class Worker(Hub):
 
     def _send_foreign(self, place: int, data: bytes, modules: tuple[bytes, ...]) -> None:
         """Queue a frame for another node: each step's frames for a node leave together, in one
-        Forward frame to the supervisor, already in the form its link carries them."""
+        Forward frame to the supervisor, already in the form its link carries them. Most plain
+        messages from guests are appended by C instead (:meth:`_offer_batches`)."""
         node = node_of_place(place)
         if node not in self.nodes:
             return  # a lost node: dropped, as frames for a lost worker are
         batch = self._foreign.get(node)
         if batch is None:
-            batch = self._foreign[node] = (bytearray(), set())
-        record = frame_record(place, data)
-        batch[0].extend(record)
-        batch[1].update(modules)
+            batch = self._foreign[node] = bytearray()
+        batch += frame_record(place, data)
+        if modules:
+            self._foreign_modules.setdefault(node, set()).update(modules)
         endpoint = self.endpoints.get(SUPERVISOR)
-        if endpoint is None:
-            return
-        endpoint.queued += len(record)
         current = self.engine.current
-        if current is not None and endpoint.queued > BACKPRESSURE_BYTES:
+        if current is None or endpoint is None:
+            return
+        if self._to_supervisor(endpoint) > BACKPRESSURE_BYTES:
             endpoint.parked.add(current.pid)
             self.engine.park(current)
 
+    def _to_supervisor(self, endpoint: Endpoint) -> int:
+        """Bytes queued for the supervisor: in its outbox, and in this step's link records."""
+        return endpoint.queued + sum(map(len, self._foreign.values()))
+
+    def _offer_batches(self, endpoint: Endpoint | None) -> None:
+        """Let C append guests' plain sends to each node's batch, unless the way to the
+        supervisor is congested: then every send takes the Python path, which pauses the sender.
+        (C stops by itself at 1 MiB in a batch, so it adds at most that in a step.)"""
+        offered = self.engine.link_batches
+        if endpoint is None or endpoint.queued > BACKPRESSURE_BYTES // 2:
+            offered.clear()
+        elif len(offered) != len(self._foreign):
+            offered.update(self._foreign)
+
+    def _forget_nodes(self, lost: int = 0) -> None:
+        """Drop the batches for nodes that are no longer live, or ``lost`` (their frames would be
+        dropped on the way)."""
+        for node in [n for n in self._foreign if n not in self.nodes or n == lost]:
+            del self._foreign[node]
+            self._foreign_modules.pop(node, None)
+            self.engine.link_batches.pop(node, None)
+
     def flush(self) -> bool:
         """Write queued frames; let parked senders go on once their destination drains."""
-        if self._foreign:
-            foreign, self._foreign = self._foreign, {}
-            endpoint = self.endpoints.get(SUPERVISOR)
-            if endpoint is not None:
-                for node, (records, modules) in foreign.items():
-                    endpoint.outbox.put(
-                        frames.encode(frames.Forward(node << 16, bytes(records), tuple(modules)))
-                    )
+        endpoint = self.endpoints.get(SUPERVISOR)
+        for node, records in self._foreign.items():
+            if records:
+                modules = tuple(self._foreign_modules.pop(node, ()))
+                if endpoint is not None:
+                    payload = cast(bytes, records)  # msgspec encodes a bytearray as bytes: no copy first
+                    data = frames.encode(frames.Forward(node << 16, payload, modules))
+                    endpoint.outbox.put(data)
+                    endpoint.queued += len(data)
+                records.clear()
         empty = super().flush()
+        if self._foreign:
+            self._offer_batches(endpoint)
         for endpoint in self.endpoints.values():
             if endpoint.parked and endpoint.queued <= BACKPRESSURE_BYTES // 2:
                 for pid in endpoint.parked:

@@ -232,6 +232,8 @@ static PyMethodDef lmp_methods[] = {
     {"encode_message", (PyCFunction)(void (*)(void))lmp_encode_message, METH_FASTCALL, lmp_encode_message_doc},
     {"split_link_records", (PyCFunction)(void (*)(void))lmp_split_link_records, METH_FASTCALL,
      lmp_split_link_records_doc},
+    {"batch_message", (PyCFunction)(void (*)(void))lmp_batch_message, METH_FASTCALL, lmp_batch_message_doc},
+    {"split_batch", (PyCFunction)(void (*)(void))lmp_split_batch, METH_FASTCALL, lmp_split_batch_doc},
     {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
     {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
     {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},

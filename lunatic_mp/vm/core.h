@@ -154,7 +154,10 @@ int lmp_net_init(void);
 PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-extern const char lmp_deliver_messages_doc[], lmp_encode_message_doc[], lmp_split_link_records_doc[];
+PyObject *lmp_batch_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_deliver_messages_doc[], lmp_encode_message_doc[], lmp_split_link_records_doc[],
+    lmp_batch_message_doc[], lmp_split_batch_doc[];
 
 /* The Ticker type (ticker.c) and the epoch deadline callback every store gets. poll brackets each
  * guest run with lmp_poll_begin/end: tickers tick only while a guest runs. */

@@ -140,6 +140,9 @@ class Engine(Placement, Signals):
         self.router: Router | None = None
         self._held: dict[int, tuple[BaseProcess, Finished]] = {}  # dead, names not yet gone
         self._environments = Environments()  # of limited environments, when no registry process counts
+        self.link_batches: dict[int, bytearray] = {}
+        """In a worker of a cluster: link records for other nodes, by node, that a guest's send
+        appends to in C (lunatic_mp/vm/inbox.c); the worker fills and withdraws them."""
         self.message_hooks: tuple[Any, ...] = ()
         """What lunatic::message's C functions call back (set by :mod:`.host.message`)."""
         host.register_all(self)

@@ -190,6 +190,32 @@ static uint8_t *lmp_put_i64(uint8_t *at, int64_t value) {
     return lmp_put_big_endian(at, (uint64_t)value, size);
 }
 
+/* array, kind, three i64 of at most 9 bytes each, a bin head of at most 5 */
+#define LMP_MESSAGE_HEAD_MAX (2 + 3 * 9 + 5)
+
+/* A plain message frame's bytes before its data, into head (LMP_MESSAGE_HEAD_MAX); their count.
+ * size is at most UINT32_MAX (the caller checks). */
+static size_t lmp_message_head(uint8_t *head, int64_t to, int64_t sender, int64_t tag, uint64_t size) {
+    uint8_t *at = head;
+    *at++ = 0x90 | LMP_MESSAGE_FIELDS;
+    *at++ = LMP_FRAME_MESSAGE;
+    at = lmp_put_i64(at, to);
+    at = lmp_put_i64(at, sender);
+    at = lmp_put_i64(at, tag);
+    int width = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+    *at++ = width == 1 ? 0xc4 : width == 2 ? 0xc5 : 0xc6;
+    at = lmp_put_big_endian(at, size, width);
+    return (size_t)(at - head);
+}
+
+/* The whole frame at out (head_size + size + 1 bytes): the head, the data, no modules. */
+static void lmp_message_frame(uint8_t *out, const uint8_t *head, size_t head_size, const char *data,
+                              Py_ssize_t size) {
+    memcpy(out, head, head_size);
+    memcpy(out + head_size, data, (size_t)size);
+    out[head_size + (size_t)size] = 0x90;
+}
+
 const char lmp_encode_message_doc[] =
     "encode_message(to, sender, tag, data) -> bytes\n\n"
     "The frame lunatic_mp.cluster.frames.encode makes of Message(to, sender, tag, data, ()): the\n"
@@ -212,30 +238,12 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_ValueError, "encode_message: data past 4 GiB");
         return NULL;
     }
-    /* array, kind, three i64 of at most 9 bytes, bin head of at most 5, data, empty array */
-    PyObject *frame = PyBytes_FromStringAndSize(NULL, 2 + 3 * 9 + 5 + size + 1);
+    uint8_t head[LMP_MESSAGE_HEAD_MAX];
+    size_t head_size = lmp_message_head(head, fields[0], fields[1], fields[2], (uint64_t)size);
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)head_size + size + 1);
     if (frame == NULL)
         return NULL;
-    uint8_t *start = (uint8_t *)PyBytes_AS_STRING(frame), *at = start;
-    *at++ = 0x90 | LMP_MESSAGE_FIELDS;
-    *at++ = LMP_FRAME_MESSAGE;
-    for (int i = 0; i < 3; i++)
-        at = lmp_put_i64(at, fields[i]);
-    if (size <= 0xff) {
-        *at++ = 0xc4;
-        at = lmp_put_big_endian(at, (uint64_t)size, 1);
-    } else if (size <= 0xffff) {
-        *at++ = 0xc5;
-        at = lmp_put_big_endian(at, (uint64_t)size, 2);
-    } else {
-        *at++ = 0xc6;
-        at = lmp_put_big_endian(at, (uint64_t)size, 4);
-    }
-    memcpy(at, PyBytes_AS_STRING(args[3]), (size_t)size);
-    at += size;
-    *at++ = 0x90;
-    if (_PyBytes_Resize(&frame, at - start) < 0)
-        return NULL;
+    lmp_message_frame((uint8_t *)PyBytes_AS_STRING(frame), head, head_size, PyBytes_AS_STRING(args[3]), size);
     return frame;
 }
 
@@ -251,11 +259,16 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
 
 const char lmp_split_link_records_doc[] =
     "split_link_records(buffer, start, node, max_frame) -> (frames, end, module_next)\n\n"
-    "The frame records of a cluster link in buffer, from offset start: a list of (worker, frame)\n"
-    "for each complete record up to the first module record or the last complete record; the\n"
-    "offset after them; and whether a module record starts there (the caller reads it).\n"
-    "ValueError on a record out of bounds (a frame past max_frame bytes), of an unknown type, or\n"
-    "for a place on another node than node.";
+    "The frame records of a cluster link in buffer, from offset start: a dict worker -> [frame, ...]\n"
+    "(each worker's in the order they came) of every complete record up to the first module record or\n"
+    "the last complete record; the offset after them; and whether a module record starts there (the\n"
+    "caller reads it). A frame for the supervisor (worker 0) or for any worker (0xffff) comes alone,\n"
+    "the frames before it first: the supervisor handles those as they come, in order with the rest.\n"
+    "ValueError on a record out of bounds (a frame past max_frame bytes), of an unknown type, or for\n"
+    "a place on another node than node.";
+
+#define LMP_SUPERVISOR 0
+#define LMP_ANY_WORKER 0xffff
 
 static uint64_t lmp_le(const uint8_t *at, int size) {
     uint64_t value = 0;
@@ -287,8 +300,10 @@ PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_Format(PyExc_ValueError, "split_link_records: start %zd is outside the buffer", start);
         goto fail;
     }
-    if ((frames = PyList_New(0)) == NULL)
+    if ((frames = PyDict_New()) == NULL)
         goto fail;
+    PyObject *list = NULL; /* borrowed: the last record's worker's list (runs of one worker are common) */
+    uint64_t list_worker = 0;
     const uint8_t *data = (const uint8_t *)view.buf;
     Py_ssize_t at = start;
     int module_next = 0;
@@ -318,15 +333,35 @@ PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssi
             goto fail;
         }
         Py_ssize_t body = at + LMP_RECORD_HEAD + LMP_PLACE_SIZE;
-        PyObject *item = Py_BuildValue("(ky#)", (unsigned long)(place & 0xffff), (const char *)data + body,
-                                       end - body);
-        if (item == NULL)
+        uint64_t worker = place & 0xffff;
+        int alone = worker == LMP_SUPERVISOR || worker == LMP_ANY_WORKER;
+        if (alone && at > start)
+            break; /* after the frames before it */
+        if (list == NULL || worker != list_worker) {
+            PyObject *key = PyLong_FromUnsignedLongLong(worker);
+            if (key == NULL)
+                goto fail;
+            list = PyDict_GetItemWithError(frames, key);
+            if (list == NULL && !PyErr_Occurred() && (list = PyList_New(0)) != NULL) {
+                int stored = PyDict_SetItem(frames, key, list);
+                Py_DECREF(list); /* the dict holds it */
+                list = stored < 0 ? NULL : list;
+            }
+            Py_DECREF(key);
+            if (list == NULL)
+                goto fail;
+            list_worker = worker;
+        }
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)data + body, end - body);
+        if (frame == NULL)
             goto fail;
-        int appended = PyList_Append(frames, item);
-        Py_DECREF(item);
+        int appended = PyList_Append(list, frame);
+        Py_DECREF(frame);
         if (appended < 0)
             goto fail;
         at = end;
+        if (alone)
+            break; /* and the frames after it next */
     }
     PyBuffer_Release(&view);
     return Py_BuildValue("(NnO)", frames, at, module_next ? Py_True : Py_False);
@@ -334,4 +369,145 @@ fail:
     Py_XDECREF(frames);
     PyBuffer_Release(&view);
     return NULL;
+}
+
+/* --- the outbound side: a worker's batch of link records for another node ---------------------
+ *
+ * A guest's send to a pid on another node is the per-message work of a cross-node stream; in
+ * Python (Engine.deliver, the router, the worker's batching) it cost about 3 µs. Here it is a
+ * dict lookup and an append: the worker (lunatic_mp.cluster.worker) keeps, for each node it may
+ * batch for, the bytearray its Python path appends the same records to (so a sender's frames keep
+ * their order whichever path each takes), and withdraws it while the link is congested, so that
+ * sends go through Python, which pauses the sender. */
+
+#define LMP_LINK_BATCH_MAX (1 << 20) /* bytes in a batch past which Python takes over (and may pause) */
+#define LMP_LINK_DATA_MAX (1 << 16)  /* larger messages take the Python path */
+
+static void lmp_put_le(uint8_t *at, uint64_t value, int size) {
+    for (int i = 0; i < size; i++) {
+        at[i] = (uint8_t)value;
+        value >>= 8;
+    }
+}
+
+static int lmp_empty_or_absent(PyObject *list) {
+    return list == NULL || list == Py_None || (PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0);
+}
+
+int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
+    PyObject *batches = LMP_HOOK(hooks, LMP_LINK_BATCHES);
+    if (to <= 0 || !PyDict_CheckExact(batches) || PyDict_GET_SIZE(batches) == 0)
+        return 0;
+    if (!lmp_empty_or_absent(message->modules) || !lmp_empty_or_absent(message->streams))
+        return 0;
+    PyObject *data = message->data;
+    if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > LMP_LINK_DATA_MAX)
+        return 0;
+    PyObject *node = PyLong_FromLongLong(to >> 48);
+    if (node == NULL)
+        return -1;
+    PyObject *batch = PyDict_GetItemWithError(batches, node); /* borrowed */
+    Py_DECREF(node);
+    if (batch == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= LMP_LINK_BATCH_MAX)
+        return 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    uint8_t head[LMP_MESSAGE_HEAD_MAX];
+    size_t head_size = lmp_message_head(head, to, message->pid, message->tag, (uint64_t)size);
+    size_t frame_size = head_size + (size_t)size + 1;
+    Py_ssize_t old = PyByteArray_GET_SIZE(batch);
+    Py_ssize_t size_after = old + LMP_RECORD_HEAD + LMP_PLACE_SIZE + (Py_ssize_t)frame_size;
+    Py_INCREF(batch); /* resizing cannot run Python, but the dict is not ours */
+    int resized = 0;
+    if (size_after >= ((PyByteArrayObject *)batch)->ob_alloc) /* double it: bytearray grows by 1/8 */
+        resized = PyByteArray_Resize(batch, 2 * size_after);
+    if (resized == 0) /* within what is allocated now: no copy */
+        resized = PyByteArray_Resize(batch, size_after);
+    if (resized == 0) {
+        uint8_t *record = (uint8_t *)PyByteArray_AS_STRING(batch) + old;
+        lmp_put_le(record, 1 + LMP_PLACE_SIZE + frame_size, 4);
+        record[4] = LMP_RECORD_FRAME;
+        lmp_put_le(record + LMP_RECORD_HEAD, (uint64_t)to >> 32, LMP_PLACE_SIZE);
+        lmp_message_frame(record + LMP_RECORD_HEAD + LMP_PLACE_SIZE, head, head_size, PyBytes_AS_STRING(data), size);
+    }
+    Py_DECREF(batch);
+    return resized < 0 ? -1 : 1;
+}
+
+const char lmp_batch_message_doc[] =
+    "batch_message(hooks, to, sender, tag, data) -> bool\n\n"
+    "Append a plain message to the batch of link records for to's node, as a guest's send to a pid\n"
+    "on another node does (hooks: Engine.message_hooks; its link_batches); False where the send\n"
+    "would go through Python (no batch for that node, a full one, large data). For tests.";
+
+PyObject *lmp_batch_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 5 || !PyBytes_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "batch_message(hooks, to: int, sender: int, tag: int, data: bytes)");
+        return NULL;
+    }
+    if (lmp_check_hooks(args[0], "batch_message") < 0)
+        return NULL;
+    int64_t fields[3];
+    for (int i = 0; i < 3; i++) {
+        fields[i] = PyLong_AsLongLong(args[i + 1]);
+        if (fields[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    lmp_message *message = lmp_message_new(fields[2], args[4]);
+    if (message == NULL)
+        return NULL;
+    message->pid = fields[1];
+    int batched = lmp_batch_for_node(args[0], fields[0], message);
+    Py_DECREF(message);
+    if (batched < 0)
+        return NULL;
+    return PyBool_FromLong(batched);
+}
+
+/* --- a ring's batch record (lunatic_mp.cluster.transport.Inbox) -------------------------------- */
+
+const char lmp_split_batch_doc[] =
+    "split_batch(span, body, count, end) -> list[bytes]\n\n"
+    "The count frames of a ring's batch record in span: their lengths (native u32) from offset\n"
+    "body, the frames after them, back to back, up to end at most. ValueError if they do not fit.";
+
+PyObject *lmp_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "split_batch(span: bytes, body: int, count: int, end: int)");
+        return NULL;
+    }
+    Py_ssize_t body = PyLong_AsSsize_t(args[1]), count = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[3]);
+    if ((body == -1 || count == -1 || end == -1) && PyErr_Occurred())
+        return NULL;
+    const char *span = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (body < 0 || count < 0 || end > size || count > (end - body) / 4) {
+        PyErr_SetString(PyExc_ValueError, "split_batch: a batch record out of bounds");
+        return NULL;
+    }
+    PyObject *frames = PyList_New(count);
+    if (frames == NULL)
+        return NULL;
+    Py_ssize_t at = body + 4 * count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t length;
+        memcpy(&length, span + body + 4 * i, sizeof(length));
+        if ((Py_ssize_t)length > end - at) {
+            Py_DECREF(frames);
+            PyErr_SetString(PyExc_ValueError, "split_batch: a frame past its batch record");
+            return NULL;
+        }
+        PyObject *frame = PyBytes_FromStringAndSize(span + at, (Py_ssize_t)length);
+        if (frame == NULL) {
+            Py_DECREF(frames);
+            return NULL;
+        }
+        PyList_SET_ITEM(frames, i, frame);
+        at += (Py_ssize_t)length;
+    }
+    return frames;
 }

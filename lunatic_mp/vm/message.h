@@ -17,6 +17,7 @@ enum {
     LMP_PROCESSES,
     LMP_TIMEOUT,
     LMP_RUN_QUEUE,
+    LMP_LINK_BATCHES, /* dict: node -> bytearray of link records for it (inbox.c: lmp_batch_for_node) */
     LMP_HOOKS
 };
 #define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
@@ -37,6 +38,11 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to);
  * for it, in C when nothing else must happen; otherwise through Engine.deliver (another worker, a
  * bound reached, a receiver that is not plain). 0, or -1 with an exception set. */
 int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message);
+/* inbox.c: append a plain message for pid `to` on another node to that node's batch of link
+ * records (hooks' LMP_LINK_BATCHES), as the worker's Python path would: 1 if it did, 0 if Python
+ * must (no batch for that node, a full batch, modules or streams attached, large data), -1 with
+ * an exception set. */
+int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message);
 /* receive.c: an async host call's state (its continuation set to go on at once), or NULL with
  * *trap_ret set outside a process; and the continuation of a call suspended in C until
  * Store.wake (core.wake) gives it its value: a receive, or a socket wait (net.c). */

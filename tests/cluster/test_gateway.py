@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,11 +16,11 @@ import pytest
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.gateway import MAGIC, Gateway
+from lunatic_mp.cluster.gateway import MAGIC, MAX_QUEUED_BYTES, Gateway
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ClusterError, SpawnError
-from lunatic_mp.pids import REGISTRY, node_of
-from lunatic_mp.vm.finished import Outcome
+from lunatic_mp.pids import REGISTRY, make_pid, node_of
+from lunatic_mp.vm.finished import Finished, Outcome
 from lunatic_mp.vm.mailbox import Kind
 
 GUESTS = Path(__file__).parents[1] / "guests"
@@ -235,3 +236,31 @@ def test_a_guest_linked_to_a_process_on_another_node_hears_of_its_failure(
     second.send(doomed, b"die")  # dead before or after the link arrives: LinkDied either way
     watched = first.join(watcher, TIMEOUT)
     assert watched is not None and watched.result == (int(Kind.LINK_DIED), 11, doomed)
+
+
+def test_a_sender_to_a_node_whose_link_does_not_drain_is_paused() -> None:
+    """Node 2 accepts connections and never answers: what is sent there queues up to the link's
+    bound (MAX_QUEUED_BYTES), then the rings to the supervisor fill, and the sender (whose plain
+    sends go into its worker's batch in C while the way is clear) is paused, not left to queue
+    without bound in its worker: it never finishes."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    gateway = Gateway(1, SECRET)
+    try:
+        with Runtime(workers=1, gateway=gateway) as runtime:
+            gateway.set_nodes({1: (gateway.address, {}), 2: (silent.getsockname()[:2], {})})
+            peer = gateway._peers[2]
+            module = runtime.load_module(GUESTS / "rt_basic.wat")
+            count = 2 * MAX_QUEUED_BYTES // 64  # twice the bound in records, each more than 64 bytes
+            sender = runtime.spawn(module, "send_seq", (make_pid(2, 5, 1), count))
+            ended, outcome = threading.Event(), []
+            runtime.on_finished(sender, lambda finished: (outcome.append(finished), ended.set()))
+            with peer.changed:
+                assert peer.changed.wait_for(lambda: len(peer.outgoing) >= MAX_QUEUED_BYTES, TIMEOUT)
+            # (the supervisor's pump now waits for the link, holding the runtime's lock: no call
+            # that takes it, a join's included, returns until the link drains or is lost)
+            assert not ended.wait(2.0), "it sent everything: no backpressure"
+            gateway.node_lost(2, "the test is over")  # the sender's messages now go nowhere
+            assert ended.wait(TIMEOUT)
+            assert isinstance(outcome[0], Finished) and outcome[0].outcome is Outcome.NORMAL
+    finally:
+        silent.close()

@@ -138,17 +138,32 @@ def test_a_message_frame_encoded_in_c_is_the_one_frames_encode_makes() -> None:
 def test_link_records_split_into_frames_for_this_node() -> None:
     records = frame_record((7 << 16) | 3, b"one") + frame_record((7 << 16) | 0xFFFF, b"") + b"\x05\x00"
     frames_, end, module_next = core.split_link_records(bytearray(records), 0, 7, 1 << 20)
-    assert frames_ == [(3, b"one"), (0xFFFF, b"")]
-    assert end == len(records) - 2 and not module_next  # a partial header waits for the rest
+    assert frames_ == {3: [b"one"]} and not module_next  # a frame for any worker comes alone, next
+    assert core.split_link_records(records, end, 7, 1 << 20) == ({0xFFFF: [b""]}, len(records) - 2, False)
+    # ... and a partial header waits for the rest
+
+
+def test_link_records_are_grouped_by_worker_in_order_up_to_one_for_the_supervisor() -> None:
+    """Each worker's frames in the order they came; one for the supervisor (handled as it comes)
+    ends a group and comes alone, so that it stays in order with the frames around it."""
+    places = [3, 4, 3, 3, 4, 0, 3, 0, 0]
+    records = b"".join(frame_record((9 << 16) | w, bytes([i])) for i, w in enumerate(places))
+    groups = []
+    start = 0
+    while start < len(records):
+        frames_, start, _ = core.split_link_records(records, start, 9, 100)
+        groups.append(frames_)
+    expected = [{3: [b"\0", b"\2", b"\3"], 4: [b"\1", b"\4"]}, {0: [b"\5"]}, {3: [b"\6"]}, {0: [b"\7"]}]
+    assert groups == [*expected, {0: [b"\x08"]}]
 
 
 def test_link_records_stop_at_a_module_and_at_a_partial_record() -> None:
     module = struct.pack("<IB", 5, 2) + b"abcd"
     first = frame_record((1 << 16) | 2, b"x")
     records = first + module + frame_record((1 << 16) | 2, b"y")
-    assert core.split_link_records(records, 0, 1, 100) == ([(2, b"x")], len(first), True)
+    assert core.split_link_records(records, 0, 1, 100) == ({2: [b"x"]}, len(first), True)
     whole = frame_record((1 << 16) | 2, b"z" * 50)
-    assert core.split_link_records(whole[:-1], 0, 1, 100) == ([], 0, False)
+    assert core.split_link_records(whole[:-1], 0, 1, 100) == ({}, 0, False)
 
 
 @pytest.mark.parametrize(
@@ -179,4 +194,96 @@ def test_random_link_bytes_never_crash_the_splitter() -> None:
             frames_, end, _ = core.split_link_records(data, 0, rng.randrange(3), 64)
         except ValueError:
             continue
-        assert 0 <= end <= len(data) and all(len(payload) <= 64 for _, payload in frames_)
+        assert 0 <= end <= len(data) and all(len(p) <= 64 for payloads in frames_.values() for p in payloads)
+
+
+# --- the outbound side: a guest's send to another node, batched in C -------------------------
+
+
+def _records(batch: bytes | bytearray, node: int) -> list[tuple[int, bytes]]:
+    split, end, module_next = core.split_link_records(batch, 0, node, 1 << 20)
+    assert end == len(batch) and not module_next
+    return [(worker, frame) for worker, frames_ in split.items() for frame in frames_]
+
+
+def test_a_message_for_another_node_is_batched_as_its_python_path_records_it(engine: Engine) -> None:
+    """The record C appends is the one frame_record(place, frames.encode(...)) makes; without a
+    batch for the node (none offered, or not a cluster) it is left to Python."""
+    hooks = engine.message_hooks
+    to = (5 << 48) | (3 << 32) | 9
+    assert not core.batch_message(hooks, to, 1, 2, b"x")  # nothing offered: Python's path
+    batch = engine.link_batches[5] = bytearray(b"before")
+    for value in INTS:
+        for size in SIZES:
+            data = bytes(size)
+            del batch[6:]
+            if size > 1 << 16:
+                assert not core.batch_message(hooks, to, value, value, data)  # large: Python's
+                continue
+            assert core.batch_message(hooks, to, value, ~value, data)
+            expected = frame_record(to >> 32, frames.encode(frames.Message(to, value, ~value, data, ())))
+            assert batch == b"before" + expected
+    del batch[:]
+    assert core.batch_message(hooks, to, 1, 2, b"a") and core.batch_message(hooks, to, 1, 2, b"b")
+    assert [(worker, frames.decode(frame).data) for worker, frame in _records(batch, 5)] == [
+        (3, b"a"),
+        (3, b"b"),
+    ]
+    assert not core.batch_message(hooks, (6 << 48) | 1, 1, 2, b"x")  # no batch for node 6
+    assert not core.batch_message(hooks, -1, 1, 2, b"x")
+    engine.link_batches[5] = bytearray(1 << 20)
+    assert not core.batch_message(hooks, to, 1, 2, b"x")  # full: Python's path, which may pause
+
+
+SENDER = """
+(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "produce") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (i64.store (i32.const 0) (local.get $count))
+      (call $create (local.get $count) (i64.const 8))
+      (drop (call $write (i32.const 0) (i32.const 8)))
+      (drop (call $send (local.get $peer)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next)))))
+"""
+
+
+def test_a_guests_sends_to_another_node_are_batched_in_order(
+    engine: Engine, load: Callable[[str], Module]
+) -> None:
+    """A guest's send to a pid on a node with a batch offered lands there, in the order sent."""
+    batch = engine.link_batches[7] = bytearray()
+    to = (7 << 48) | (2 << 32) | 1
+    process = engine.spawn(load(SENDER), "produce", [to, 500], EnvConfig())
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None and finished.ok, finished
+    arrived = [frames.decode(frame) for _, frame in _records(batch, 7)]
+    expected = [frames.Message(to, process.pid, n, n.to_bytes(8, "little"), ()) for n in range(500, 0, -1)]
+    assert arrived == expected
+
+
+# --- a ring's batch record, split in C (lunatic_mp.cluster.transport.Inbox) --------------------
+
+
+def test_a_batch_record_splits_into_its_frames() -> None:
+    batch = [b"", b"a", bytes(range(256)) * 3, b"xyz"]
+    body = struct.pack(f"={len(batch)}I", *map(len, batch))
+    span = b"head" + body + b"".join(batch) + b"tail"
+    assert core.split_batch(span, 4, len(batch), len(span) - 4) == batch
+    assert core.split_batch(span, 4, 0, 4) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "count", "end"), [(4, 3, 10), (4, 1, 7), (-1, 1, 20), (4, 1, 99), (4, -1, 20)]
+)
+def test_a_batch_record_out_of_bounds_is_refused(body: int, count: int, end: int) -> None:
+    span = b"head" + struct.pack("=2I", 8, 100) + bytes(8)  # the second frame would pass the end
+    with pytest.raises(ValueError, match=r"out of bounds|past its batch record"):
+        core.split_batch(span, body, count, end)
+    with pytest.raises(ValueError, match="past its batch record"):
+        core.split_batch(span, 4, 2, len(span))

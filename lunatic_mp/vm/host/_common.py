@@ -45,6 +45,7 @@ class HostEngine(Protocol):
     metrics: Metrics
     processes: dict[int, BaseProcess]
     message_hooks: tuple[Any, ...]
+    link_batches: dict[int, bytearray]
     current: BaseProcess | None
     node_id: int
     max_message_size: int
