@@ -63,7 +63,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -125,10 +125,8 @@ class _Job:
 
 @dataclasses.dataclass(eq=False, slots=True)
 class _Batch:
-    """Jobs sent to a worker in one frame; ``done[i]``: job i has been reported ended."""
-
-    jobs: list[_Job]
-    done: list[bool]
+    jobs: list[_Job]  # sent to a worker in one frame
+    done: list[bool]  # done[i]: job i has been reported ended
 
 
 _OUTCOMES = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)
@@ -140,11 +138,9 @@ _SIGNED = {"i": (-(2**31), 2**31 - 1), "I": (-(2**63), 2**63 - 1)}
 """The values of i32 and i64 parameters that pass unchanged (others: see params.typed_args)."""
 
 
-def _result_of(finished: Finished) -> Any:
-    result = finished.result
-    if not result:
-        return None
-    return result[0] if len(result) == 1 else tuple(result)
+def _result_of(result: Sequence[Any]) -> Any:
+    """A job's value: None for no result, the value for one, a tuple for several."""
+    return (result[0] if len(result) == 1 else tuple(result)) if result else None
 
 
 class WasmExecutor(Executor):
@@ -470,7 +466,7 @@ class WasmExecutor(Executor):
                 for job, _ in returned:
                     self._running.pop(job.pid, None)
             for job, values in returned:
-                self._resolve(job, None, values[0] if len(values) == 1 else tuple(values) or None)
+                self._resolve(job, None, _result_of(values))
         self._refill(freed + len(returned), prefer=worker)
 
     def _try_start(self, job: _Job) -> bool:
@@ -557,7 +553,7 @@ class WasmExecutor(Executor):
         reply = self._take_reply(job)
         if finished.ok:
             if job.data is None:
-                self._resolve(job, None, _result_of(finished))
+                self._resolve(job, None, _result_of(finished.result))
             elif reply is None:
                 error = JobFailed("the bytes job ended without replying", pid=pid, outcome=finished.outcome)
                 self._resolve(job, error)
