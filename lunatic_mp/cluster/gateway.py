@@ -360,28 +360,37 @@ class Gateway:
         (one hand-off per read, not per frame; the records are split and grouped by worker in C)."""
         from lunatic_mp.vm import core  # here: the registry process imports this module, not wasmtime
 
-        buffer = bytearray()
+        buffer = bytearray(READ_SIZE)  # read into, and kept: a fresh chunk per read faults its pages in
+        filled = 0
         split, node = core.split_link_records, self.node_id
         try:
             while not peer.closed:
-                chunk = sock.recv(READ_SIZE)
-                if not chunk:
+                if filled == len(buffer):  # a record longer than the buffer: room for more of it
+                    buffer.extend(bytes(len(buffer)))
+                with memoryview(buffer) as view:
+                    got = sock.recv_into(view[filled:])
+                if not got:
                     raise ClusterError("the link closed")
-                buffer += chunk
+                filled += got
                 start = 0
-                while True:  # the frames up to a module (then it) or a frame for this supervisor
-                    arrived, end, module_next = split(buffer, start, node, MAX_FRAME_SIZE)
-                    self._deliver(peer, arrived)
-                    if module_next:
-                        end = self._module_record(peer, buffer, end)  # the same: not all here yet
-                    if end == start:
-                        break  # nothing complete left
-                    start = end
-                del buffer[:start]
+                with memoryview(buffer)[:filled] as data:
+                    while True:  # the frames up to a module (then it) or a frame for this supervisor
+                        arrived, end, module_next = split(data, start, node, MAX_FRAME_SIZE)
+                        self._deliver(peer, arrived)
+                        if module_next:
+                            end = self._module_record(peer, data, end)  # the same: not all here yet
+                        if end == start:
+                            break  # nothing complete left
+                        start = end
+                if start:
+                    buffer[: filled - start] = buffer[start:filled]  # what is left of a record
+                    filled -= start
+                if filled == 0 and len(buffer) > 4 * READ_SIZE:
+                    del buffer[READ_SIZE:]  # a big record has gone: give its room back
         except (OSError, ClusterError, ValueError) as exc:
             self._link_broke(peer, str(exc))
 
-    def _module_record(self, peer: Peer, buffer: bytearray, start: int) -> int:
+    def _module_record(self, peer: Peer, buffer: memoryview, start: int) -> int:
         """Take the module record at ``start``, once complete; the offset after it."""
         length: int = RECORD_HEADER.unpack_from(buffer, start)[0]
         if not 1 <= length <= MAX_MODULE_SIZE + 65536:

@@ -16,7 +16,7 @@ import pytest
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import frames
-from lunatic_mp.cluster.gateway import MAGIC, MAX_QUEUED_BYTES, Gateway
+from lunatic_mp.cluster.gateway import MAGIC, MAX_QUEUED_BYTES, READ_SIZE, Gateway
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.errors import ClusterError, SpawnError
 from lunatic_mp.pids import REGISTRY, make_pid, node_of
@@ -62,6 +62,21 @@ def test_messages_both_ways_between_the_host_program_and_a_process_on_another_no
     reply = first.receive(timeout=TIMEOUT)
     assert reply is not None and reply.tag == 4
     assert bytes(reply.data) == b"hello" + struct.pack("<q", echo)
+
+
+def test_messages_larger_than_a_links_read_buffer_cross_whole_and_in_order(
+    nodes: tuple[Runtime, Runtime],
+) -> None:
+    """The reader's buffer (READ_SIZE) grows for a record longer than itself, and gives the room
+    back once it has gone; small messages around the big ones keep their places."""
+    first, second = nodes
+    sizes = [10, 3 * READ_SIZE + 17, 5, READ_SIZE, 1, 9 * READ_SIZE - 3, 2]
+    payloads = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    for payload in payloads:
+        first.send(second.pid, payload, tag=41)
+    for payload in payloads:
+        message = second.receive(tags=[41], timeout=TIMEOUT)
+        assert message is not None and bytes(message.data) == payload
 
 
 def test_guests_play_ping_pong_across_nodes(nodes: tuple[Runtime, Runtime]) -> None:
