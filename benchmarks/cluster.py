@@ -31,6 +31,9 @@ from lunatic_mp.vm.module import Module
 TITLE = "messages, round trips and node loss across three simulated Ray nodes"
 PERMISSIVE = EnvConfig.permissive()
 MESSAGE = bytes(64)
+STREAMS = 3
+"""Streams measured; the figure is their median (the nodes' processes and Ray's share two cores,
+and a single stream of a fraction of a second swings with their scheduling: 0.4-1.5 M/s)."""
 
 
 def stream(runtime: Runtime, module: Module, count: int, first: int, second: int) -> float:
@@ -122,7 +125,9 @@ def measure(guest: str, quick: bool) -> tuple[dict[str, float], list[float]]:
         samples = round_trips(runtime, module, pick(5_000, 300), 2, 3, on="node")
         figures["cross_node_p50_us"] = statistics.median(samples)
         figures["cross_node_p99_us"] = samples[int(len(samples) * 0.99)]
-        figures["cross_node_64b_msgs_per_s"] = round(stream(runtime, module, pick(300_000, 10_000), 2, 3))
+        rates = sorted(stream(runtime, module, pick(300_000, 10_000), 2, 3) for _ in range(STREAMS))
+        figures["cross_node_64b_msgs_per_s"] = round(statistics.median(rates))
+        figures["cross_node_64b_slowest_msgs_per_s"] = round(rates[0])
         assert runtime.cluster is not None
         ray_samples = ray_actor_round_trips(runtime.cluster.ray_nodes[3], pick(2_000, 100))
         figures["ray_actor_p50_us"] = statistics.median(ray_samples)

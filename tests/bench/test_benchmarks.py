@@ -142,6 +142,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "cross_node_p50_us",
             "cross_node_p99_us",
             "cross_node_64b_msgs_per_s",
+            "cross_node_64b_slowest_msgs_per_s",
             "ray_actor_p50_us",
             "cross_node_vs_ray_actor_x",
             "tcp_p50_us",
