@@ -34,6 +34,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -125,6 +126,7 @@ class Gateway:
         self._listener = socket.create_server((host, port))
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._closed = False
+        self.pump_thread: int | None = None  # the supervisor's pump: see send_records
         self._threads: list[threading.Thread] = []
         self._start(self._accept_loop, "lunatic-mp-gateway-accept")
 
@@ -210,15 +212,39 @@ class Gateway:
                 ahead += RECORD_HEADER.pack(len(body) + 1, RECORD_MODULE) + body
                 peer.modules_sent.add(digest)
         with peer.changed:
-            while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
+            # Backpressure: a caller waits for the writer to drain a full link. Not the pump,
+            # which holds the runtime's lock: it queues past the bound, and waits for room before
+            # it reads its rings again (wait_for_room), without the lock.
+            while (
+                len(peer.outgoing) > MAX_QUEUED_BYTES
+                and not peer.closed
+                and not self._closed
+                and threading.get_ident() != self.pump_thread
+            ):
                 peer.changed.notify_all()
-                peer.changed.wait(1.0)  # backpressure: the writer drains it
+                peer.changed.wait(1.0)
             if peer.closed:
                 return
             if ahead:
                 peer.outgoing += ahead
             peer.outgoing += records
         self._dirty.add(peer)
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait, up to ``timeout`` seconds, while a link holds more than its bound; True once
+        every link has room. The pump calls this before it reads its rings, without the
+        runtime's lock, and reads them only then: the rings fill and the senders pause, while
+        the host program's calls go on."""
+        deadline = time.monotonic() + timeout
+        for peer in list(self._peers.values()):
+            with peer.changed:
+                while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    peer.changed.notify_all()
+                    peer.changed.wait(left)
+        return True
 
     def flush(self) -> None:
         """Write what was queued since the last flush: straight into each link's socket when its

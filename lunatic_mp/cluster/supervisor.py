@@ -360,18 +360,24 @@ class Supervisor(Outbound, ClusterMember):
         hub = self._hub
         assert hub.doorbell is not None
         doorbell = hub.doorbell
+        gateway = self.gateway
+        if gateway is not None:
+            gateway.pump_thread = threading.get_ident()
         while not self._closed:
-            with self._lock, self.batched_sends():  # what the frames' handlers send goes at once
-                arrived = hub.receive()
-            if arrived:
-                continue
+            # A full link to another node: its frames wait in the rings, unread (see Gateway).
+            room = gateway is None or gateway.wait_for_room(SAFETY_TIMEOUT)
+            if room:
+                with self._lock, self.batched_sends():  # what the frames' handlers send goes at once
+                    arrived = hub.receive()
+                if arrived:
+                    continue
             children = () if self._starting else list(self._children.values())  # see _wait_started
             sentinels = {child.process.sentinel: child for child in children}
             doorbell.prepare_sleep()
             ready: list[int] = []
-            if hub.idle():
+            if not room or hub.idle():
                 ready, _, _ = select.select(
-                    [doorbell.fileno(), self._wake_read, *sentinels], [], [], SAFETY_TIMEOUT
+                    [doorbell.fileno(), self._wake_read, *sentinels], [], [], SAFETY_TIMEOUT if room else 0
                 )
             doorbell.cancel_sleep()
             doorbell.drain()

@@ -271,9 +271,14 @@ def test_a_sender_to_a_node_whose_link_does_not_drain_is_paused() -> None:
             runtime.on_finished(sender, lambda finished: (outcome.append(finished), ended.set()))
             with peer.changed:
                 assert peer.changed.wait_for(lambda: len(peer.outgoing) >= MAX_QUEUED_BYTES, TIMEOUT)
-            # (the supervisor's pump now waits for the link, holding the runtime's lock: no call
-            # that takes it, a join's included, returns until the link drains or is lost)
+            # the supervisor's pump waits for the link without the runtime's lock: the host
+            # program's calls go on, and a join's timeout is kept
+            started = time.monotonic()
+            assert runtime.join(sender, timeout=0.2) is None
+            assert time.monotonic() - started < TIMEOUT / 2
+            assert runtime.worker_ids
             assert not ended.wait(2.0), "it sent everything: no backpressure"
+            assert len(peer.outgoing) < 2 * MAX_QUEUED_BYTES  # the rings wait, not the link's queue
             gateway.node_lost(2, "the test is over")  # the sender's messages now go nowhere
             assert ended.wait(TIMEOUT)
             assert isinstance(outcome[0], Finished) and outcome[0].outcome is Outcome.NORMAL
