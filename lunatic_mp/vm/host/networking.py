@@ -133,6 +133,23 @@ def register(engine: HostEngine) -> None:
     def new_iterator(net: Net, process: Process, addresses: list[Address]) -> int:
         return process.resources.add(net.dns, DnsIterator(addresses))
 
+    def wait_for(
+        process: Process, net: Net, fd: int, events: int, ready: Any, timeout_ms: int | None, *expired: Any
+    ) -> None:
+        """Call ``ready`` when the socket is ready; after ``timeout_ms`` (None: never) stop
+        waiting and resume the process with ``expired``."""
+        net.waiter = reactor.wait(fd, events, ready)
+        if timeout_ms is not None:
+
+            def expire() -> None:
+                process.timer = None
+                if net.waiter is not None:
+                    reactor.cancel(net.waiter)
+                    net.waiter = None
+                engine.resume(process, *expired)
+
+            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+
     def suspend(
         process: Process,
         net: Net,
@@ -177,17 +194,7 @@ def register(engine: HostEngine) -> None:
                 return
             engine.resume(process, *outcome)
 
-        net.waiter = reactor.wait(sock.fd, events, ready)
-        if timeout_ms is not None:
-
-            def expire() -> None:
-                process.timer = None
-                if net.waiter is not None:
-                    reactor.cancel(net.waiter)
-                    net.waiter = None
-                engine.resume(process, TIMEOUT, on_timeout)
-
-            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        wait_for(process, net, sock.fd, events, ready, timeout_ms, TIMEOUT, on_timeout)
         return PENDING
 
     def timeout_of(ms: int) -> int | None:
@@ -462,17 +469,7 @@ def register(engine: HostEngine) -> None:
         if timeout_ms == 0:
             return TIMEOUT
         wait = CWait(engine, process, net, sock.fd, events, op, a, b, opaque_ptr)
-        net.waiter = reactor.wait(sock.fd, events, wait)
-        if timeout_ms is not None:
-
-            def expire() -> None:
-                process.timer = None
-                if net.waiter is not None:
-                    reactor.cancel(net.waiter)
-                    net.waiter = None
-                engine.resume(process, TIMEOUT)
-
-            process.timer = engine.scheduler.call_later(timeout_ms / 1000, expire)
+        wait_for(process, net, sock.fd, events, wait, timeout_ms, TIMEOUT)
         process.waiting = process.receiving = True
         return PENDING
 
