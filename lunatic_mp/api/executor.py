@@ -80,7 +80,7 @@ from lunatic_mp.errors import LunaticError, SpawnError, WorkerLost
 from lunatic_mp.pids import FIRST_WORKER
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.engine import MAX_MESSAGE_SIZE
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import Finished, Outcome, from_wire
 from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.params import PARAM_TYPE_BYTES, typed_args
 
@@ -129,8 +129,6 @@ class _Batch:
     done: list[bool]  # done[i]: job i has been reported ended
 
 
-_OUTCOMES = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)
-"""The outcomes of a JobsDone frame's codes."""
 _KINDS = {"i": wasm.I32, "I": wasm.I64}
 _JOB_PARAM_TYPES = frozenset(_KINDS.values())
 _BYTES_LIKE = (bytes, bytearray, memoryview)
@@ -448,13 +446,8 @@ class WasmExecutor(Executor):
             if report.outcomes[i] == 0 and job.data is None and job.timer is None:
                 returned.append((job, results[i]))
                 continue
-            code = report.exit_codes[i]
-            finished = Finished(
-                _OUTCOMES[report.outcomes[i]],
-                tuple(results[i]),
-                report.messages[i],
-                tuple(report.backtraces[i].splitlines()),
-                None if code < 0 else code,
+            finished = from_wire(
+                report.outcomes[i], results[i], report.messages[i], report.backtraces[i], report.exit_codes[i]
             )
             if job.pid == 0 and finished.outcome is Outcome.FAILED:  # its spawn was refused
                 self._resolve(job, SpawnError(finished.message))

@@ -19,13 +19,11 @@ import msgpack
 from lunatic_mp.cluster import frames
 from lunatic_mp.errors import LunaticError
 from lunatic_mp.vm.engine import Engine
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import Finished, Outcome, to_wire
 from lunatic_mp.vm.host.process import PARAM_KINDS
 from lunatic_mp.vm.mailbox import Message
 from lunatic_mp.vm.module import Module
 
-OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
-"""How :class:`~lunatic_mp.cluster.frames.JobsDone` writes an outcome."""
 MAX_TEXT = 4096
 """A job's message and backtrace are cut to this many characters in a report, so that a batch of
 :data:`~lunatic_mp.cluster.frames.MAX_JOBS` failures fits in a frame."""
@@ -68,12 +66,13 @@ class _Batch:
         if not self.news:
             self.news = True
             self.reported.append(self)
+        outcome, message, backtrace, exit_code = to_wire(finished)
         self.ended.append(index)
-        self.outcomes.append(OUTCOME_CODES[finished.outcome])
+        self.outcomes.append(outcome)
         self.results.append(list(finished.result))
-        self.messages.append(finished.message[:MAX_TEXT])
-        self.backtraces.append("\n".join(finished.backtrace)[:MAX_TEXT])
-        self.exit_codes.append(-1 if finished.exit_code is None else finished.exit_code)
+        self.messages.append(message[:MAX_TEXT])
+        self.backtraces.append(backtrace[:MAX_TEXT])
+        self.exit_codes.append(exit_code)
         self.remaining -= 1
 
     def report(self) -> frames.JobsDone:

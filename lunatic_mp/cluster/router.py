@@ -18,7 +18,7 @@ from lunatic_mp.cluster.requests import PendingRequests
 from lunatic_mp.cluster.wire import MAX_FRAME_SIZE
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, is_foreign
 from lunatic_mp.vm import core
-from lunatic_mp.vm.finished import Outcome
+from lunatic_mp.vm.finished import to_wire
 from lunatic_mp.vm.params import PARAM_TYPE_BYTES
 from lunatic_mp.vm.router import OnReply
 
@@ -60,8 +60,6 @@ class Wire(Protocol):
 _LARGEST_PLAIN = MAX_FRAME_SIZE - 64
 """Data below this makes a plain message frame within MAX_FRAME_SIZE (its other fields take at most
 40 bytes); a larger one goes through frames.encode, which refuses it."""
-
-_OUTCOME_CODES = {Outcome.NORMAL: 0, Outcome.KILLED: 1, Outcome.FAILED: 2}
 
 
 class FrameRouter:
@@ -154,12 +152,8 @@ class FrameRouter:
 
     def process_finished(self, to: int, pid: int, finished: Finished) -> None:
         results = msgpack.packb(list(finished.result))  # numbers, v128 bytes, a native return value
-        exit_code = -1 if finished.exit_code is None else finished.exit_code
-        outcome = _OUTCOME_CODES[finished.outcome]
-        backtrace = "\n".join(finished.backtrace)
-        self._to(
-            to, frames.ProcessFinished(to, pid, outcome, results, finished.message, exit_code, backtrace)
-        )
+        outcome, message, backtrace, exit_code = to_wire(finished)
+        self._to(to, frames.ProcessFinished(to, pid, outcome, results, message, exit_code, backtrace))
 
     def mailbox_full(self, sender: int, target: int, full: bool) -> None:
         self._to(sender, frames.MailboxFull(sender, target, full))

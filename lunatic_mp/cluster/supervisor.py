@@ -52,7 +52,7 @@ from lunatic_mp.vm.engine import (
     check_plugins,
     default_capacity,
 )
-from lunatic_mp.vm.finished import Finished, Outcome
+from lunatic_mp.vm.finished import Finished, Outcome, from_wire
 from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import ModuleCache
@@ -530,11 +530,9 @@ class Supervisor(Outbound, ClusterMember):
         self._ended(frame.dead, Finished(Outcome.FAILED, message="no such process"))
 
     def _on_process_finished(self, frame: frames.ProcessFinished) -> None:
-        outcome = (Outcome.NORMAL, Outcome.KILLED, Outcome.FAILED)[frame.outcome]
-        results = tuple(msgpack.unpackb(frame.results))
-        exit_code = None if frame.exit_code < 0 else frame.exit_code
-        backtrace = tuple(frame.backtrace.splitlines())
-        self._ended(frame.pid, Finished(outcome, results, frame.message, backtrace, exit_code))
+        results = msgpack.unpackb(frame.results)
+        finished = from_wire(frame.outcome, results, frame.message, frame.backtrace, frame.exit_code)
+        self._ended(frame.pid, finished)
 
     def _ended(self, pid: int, finished: Finished) -> None:
         with self._mail:
