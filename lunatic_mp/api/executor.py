@@ -488,17 +488,13 @@ class WasmExecutor(Executor):
                 self._end(job, outcome)
             return
         pid = outcome
-        if not self._job_started(job, pid) and job.data is not None:
+        if not self._started([(job, pid)]) and job.data is not None:
             try:
                 self.runtime.send(pid, job.data, tag=job.tag)
             except LunaticError as exc:
                 self._end(job, exc)
                 return
         self.runtime.on_finished(pid, lambda ended: self._finished(job, pid, ended))
-
-    def _job_started(self, job: _Job, pid: int) -> bool:
-        """The job runs as ``pid``: see :meth:`_started`; True if the executor is cancelling."""
-        return self._started([(job, pid)])
 
     def _started(self, started: list[tuple[_Job, int]]) -> bool:
         """Jobs run as these pids: time them, or kill them if the executor is cancelling (True)."""
