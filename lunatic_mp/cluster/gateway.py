@@ -237,6 +237,8 @@ class Gateway:
         the host program's calls go on."""
         deadline = time.monotonic() + timeout
         for peer in list(self._peers.values()):
+            if len(peer.outgoing) <= MAX_QUEUED_BYTES:
+                continue  # the common case, without the lock: a stale length costs one more read
             with peer.changed:
                 while len(peer.outgoing) > MAX_QUEUED_BYTES and not peer.closed and not self._closed:
                     left = deadline - time.monotonic()
