@@ -246,6 +246,10 @@ static PyMethodDef lmp_methods[] = {
     {"arena_install", (PyCFunction)(void (*)(void))lmp_arena_install, METH_FASTCALL, lmp_arena_install_doc},
     {"arena_stats", lmp_arena_stats, METH_O, lmp_arena_stats_doc},
     {"arena_retire", lmp_arena_retire, METH_O, lmp_arena_retire_doc},
+    {"define_python", (PyCFunction)(void (*)(void))lmp_define_python, METH_FASTCALL, lmp_define_python_doc},
+    {"caller", lmp_caller, METH_NOARGS, lmp_caller_doc},
+    {"write_result", (PyCFunction)(void (*)(void))lmp_write_result, METH_FASTCALL, lmp_write_result_doc},
+    {"set_trap", (PyCFunction)(void (*)(void))lmp_set_trap, METH_FASTCALL, lmp_set_trap_doc},
     {NULL, NULL, 0, NULL},
 };
 

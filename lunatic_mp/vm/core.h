@@ -194,6 +194,13 @@ wasmtime_call_future_t *lmp_call_future(PyObject *call);
 lmp_proc *lmp_call_state(PyObject *call);
 extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
 
+/* pyhost.c: Python host functions behind C trampolines (no ctypes callback). */
+PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_caller(PyObject *module, PyObject *unused);
+PyObject *lmp_write_result(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_set_trap(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_python_doc[], lmp_caller_doc[], lmp_write_result_doc[], lmp_set_trap_doc[];
+
 /* arena.c: linear memories and fiber stacks from arenas (wasmtime's host memory/stack creators). */
 PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_arena_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -61,3 +61,7 @@ split_batch = _core.split_batch
 store_set_wasi = _core.store_set_wasi
 yield_soon = _core.yield_soon
 wake = _core.wake
+define_python = _core.define_python
+caller = _core.caller
+write_result = _core.write_result
+set_trap = _core.set_trap

@@ -557,7 +557,7 @@ class Engine(Placement, Signals):
             if not process.waiting:
                 self.scheduler.make_ready(process)
 
-    def _on_suspend(self, results: Any, kind: int, nested: wasm.Call | None, trap_out: Any) -> int:
+    def _on_suspend(self, results: int, kind: int, nested: wasm.Call | None, trap_out: int) -> int:
         process: Process = self.current  # type: ignore[assignment]  # host calls run in a Wasm process
         assert process is not None, "host calls run inside a process"
         process.frames.append(Frame(results, kind, nested, trap_out))

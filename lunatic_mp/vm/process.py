@@ -35,10 +35,10 @@ class Phase(enum.Enum):
 class Frame:
     """A host call the process is suspended in: where its result goes, and when it is ready."""
 
-    results: Any
+    results: int  # the address of its result (wasm.write_result)
     kind: int
     nested: wasm.Call | None = None  # a call back into the guest (trap::catch)
-    trap_out: Any = None
+    trap_out: int = 0  # the address of its trap (wasm.set_trap)
     value: int | None = None  # set when the process may resume
     on_resume: Any = None  # runs in the fiber just before it goes on (writes out-parameters)
 

@@ -15,7 +15,6 @@ objects behind every definition are kept alive by the :class:`Linker`.
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 import struct
 from collections.abc import Callable
@@ -35,8 +34,6 @@ I64: Final = 1
 F32: Final = 2
 F64: Final = 3
 V128: Final = 4
-_KIND_OF_CHAR: Final = {"i": I32, "I": I64, "f": F32, "F": F64}
-_RAW_FIELD: Final = {I32: "i32", I64: "i64", F32: "f32", F64: "f64"}
 _VALTYPE: Final = {
     "i": wasmtime.ValType.i32,
     "I": wasmtime.ValType.i64,
@@ -47,7 +44,6 @@ U32_MASK: Final = 0xFFFF_FFFF
 _EXTERN_FUNC: Final = 0  # wasmtime_extern_kind_t
 _EXTERN_MEMORY: Final = 3
 
-TrapPtr = Any  # ctypes.POINTER(ffi.wasm_trap_t)
 ErrorPtr = Any  # ctypes.POINTER(ffi.wasmtime_error_t)
 Future = Any  # ctypes.POINTER(ffi.wasmtime_call_future_t)
 Context = Any  # ctypes.POINTER(ffi.wasmtime_context_t)
@@ -65,25 +61,6 @@ class Nested:
 
 class GuestTrap(Exception):
     """Raised by a host function to trap the calling guest with this message."""
-
-
-@ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
-def _always_ready(env: int | None) -> bool:
-    return True
-
-
-# A NULL finalizer (no Python one: at exit, wasmtime may drop a definition or a continuation after
-# ctypes has freed a Python callback's thunk).
-_NO_FINALIZER: Final = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
-
-
-def new_trap(message: str) -> TrapPtr:
-    data = message.encode()
-    return ffi.wasmtime_trap_new(data, len(data))
-
-
-def _trap_address(message: str) -> int:
-    return ctypes.cast(new_trap(message), ctypes.c_void_p).value or 0
 
 
 def new_engine(
@@ -132,62 +109,22 @@ def _functype(params: str, results: str) -> wasmtime.FuncType:
     return wasmtime.FuncType([_VALTYPE[c]() for c in params], [_VALTYPE[c]() for c in results])
 
 
-def _compile_reader(params: str, source: str) -> Callable[[Any], tuple[Any, ...]]:
-    """A function reading one call's arguments into a tuple, generated once per signature.
-
-    A loop over the fields costs about a microsecond a call; this is a single tuple display.
-    """
-    fields = ", ".join(f"a[{i}]{source}.{_RAW_FIELD[_KIND_OF_CHAR[c]]}" for i, c in enumerate(params))
-    reader: Callable[[Any], tuple[Any, ...]] = eval(f"lambda a: ({fields},)" if params else "lambda a: ()")  # noqa: S307
-    return reader
-
-
-_SYNC_TEMPLATE = """
-def make(fn, GuestTrap, trap_address, on_error, name, linker):
-    def trampoline(env, caller, raw, nraw):
-        linker.caller = caller
-        try:
-            {call}
-            return 0
-        except GuestTrap as trap:
-            return trap_address(str(trap))
-        except BaseException as exc:  # must never escape into C
-            on_error(exc)
-            return trap_address(f"host error in {{name}}: {{exc!r}}")
-    return trampoline
-"""
-
-
-@functools.cache
-def _sync_trampoline(params: str, results: str) -> Callable[..., Callable[..., int]]:
-    """The trampoline of a synchronous host function, generated once per signature.
-
-    Arguments are read and the result written inline, without a helper call or a tuple: on
-    the message path every host call counts (DESIGN.md measured 10-30 us for the Python
-    wrappers; this is about 0.6 us).
-    """
-    args = ", ".join(f"raw[{i}].{_RAW_FIELD[_KIND_OF_CHAR[c]]}" for i, c in enumerate(params))
-    call = f"raw[0].{_RAW_FIELD[_KIND_OF_CHAR[results]]} = fn({args})" if results else f"fn({args})"
-    namespace: dict[str, Any] = {}
-    exec(_SYNC_TEMPLATE.format(call=call), namespace)  # noqa: S102 - a fixed template
-    make: Callable[..., Callable[..., int]] = namespace["make"]
-    return make
-
-
 class Linker:
     """A wasmtime linker whose host functions are plain Python callables.
 
     ``define`` registers a function that completes at once; ``define_async`` one that may
     return :data:`PENDING` (or a :class:`Nested` call) to suspend the calling fiber.
-    ``on_suspend(results, kind, nested, trap_out) -> key`` is called when a process suspends, and
+    ``on_suspend(results, kind, nested, trap_out) -> key`` is called when a process suspends
+    (``results`` and ``trap_out`` are addresses, for :func:`write_result` and :func:`set_trap`), and
     ``poll_resume(key) -> bool`` each time wasmtime polls that suspended call: it writes the
-    result and returns True once the process may go on.
+    result and returns True once the process may go on. Each Python host function is called
+    through a C trampoline (lunatic_mp/vm/pyhost.c), not a ctypes callback.
     """
 
     def __init__(
         self,
         engine: wasmtime.Engine,
-        on_suspend: Callable[[Any, int, Call | None, Any], int],
+        on_suspend: Callable[[int, int, Call | None, int], int],
         poll_resume: Callable[[int], bool],
         on_host_error: Callable[[BaseException], None],
     ) -> None:
@@ -195,15 +132,13 @@ class Linker:
         self.linker = wasmtime.Linker(engine)
         self._keep: list[Any] = []
         self._wasi = False
-        self._definitions: list[tuple[bytes, bytes, str, str, Any, bool]] = []
+        self._definitions: list[tuple[str, str, str, str, tuple[Any, ...], int, bool, bool]] = []
         self._others: list[wasmtime.Linker] = []
+        """Linkers of other engines (the fuel-metering one) with the same definitions."""
         self._native: list[Callable[[Any], Any]] = []
         """Definers of C host functions (:mod:`.core`), given a linker pointer."""
         self.native_signatures: list[tuple[str, str, str, str]] = []
         """(namespace, name, params, results) of each C host function, as :meth:`define` takes."""
-        """Linkers of other engines (the fuel-metering one) with the same definitions."""
-        self.caller: Any = None
-        """The caller of the host call being made (valid only during that call)."""
         self._on_suspend = on_suspend
         self._on_host_error = on_host_error
         self.on_host_error = on_host_error
@@ -218,6 +153,7 @@ class Linker:
                 return True
 
         self._resume = resume
+        self._resume_address: int = ctypes.cast(resume, ctypes.c_void_p).value or 0
 
     def close(self) -> None:
         """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
@@ -229,7 +165,6 @@ class Linker:
         self._resume = None  # type: ignore[assignment]
         self.linker = None  # type: ignore[assignment]
         self.engine = None  # type: ignore[assignment]
-        self.caller = None
 
     def define_wasi(self) -> None:
         """WASI from wasmtime; the functions that would block the worker's thread are defined
@@ -262,10 +197,7 @@ class Linker:
 
     def define(self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any]) -> None:
         """Define a host function that never suspends (the cheap path: under a microsecond)."""
-        make = _sync_trampoline(params, results)
-        trampoline = make(fn, GuestTrap, _trap_address, self._on_host_error, f"{namespace}::{name}", self)
-        callback = ffi.wasmtime_func_unchecked_callback_t(trampoline)
-        self._define(namespace, name, params, results, callback, unchecked=True)
+        self._define(namespace, name, params, results, fn, is_async=False, with_caller=False)
 
     def define_async(
         self,
@@ -279,45 +211,17 @@ class Linker:
     ) -> None:
         """Define a host function that may return :data:`PENDING` to suspend the process.
 
-        With ``with_caller`` the function gets the raw caller first (to call back into Wasm).
+        With ``with_caller`` the function gets the caller's address first (to call back into Wasm).
         """
-        read = _compile_reader(params, ".of")
-        kind = _KIND_OF_CHAR[results] if results else -1
-        field = _RAW_FIELD.get(kind)
-        on_error, on_suspend, linker = self._on_host_error, self._on_suspend, self
-        ready, resume = _always_ready, self._resume
-
-        def trampoline(
-            env: int | None, caller: Any, args: Any, nargs: int, out: Any, nout: int,
-            trap_out: Any, continuation: Any,
-        ) -> None:  # fmt: skip
-            cont = continuation[0]
-            cont.finalizer = _NO_FINALIZER
-            linker.caller = caller
-            try:
-                value = fn(caller, *read(args)) if with_caller else fn(*read(args))
-                if value is PENDING or isinstance(value, Nested):
-                    nested = value.call if isinstance(value, Nested) else None
-                    cont.env = on_suspend(out, kind, nested, trap_out)
-                    cont.callback = resume
-                    return
-                if field is not None:
-                    out[0].kind = kind
-                    setattr(out[0].of, field, value)
-            except GuestTrap as trap:
-                trap_out[0] = new_trap(str(trap))
-            except BaseException as exc:  # noqa: BLE001 - must never escape into C
-                on_error(exc)
-                trap_out[0] = new_trap(f"host error in {namespace}::{name}: {exc!r}")
-            cont.callback = ready
-
-        callback = ffi.wasmtime_func_async_callback_t(trampoline)
-        self._define(namespace, name, params, results, callback, unchecked=False)
+        self._define(namespace, name, params, results, fn, is_async=True, with_caller=with_caller)
 
     def _define(
-        self, namespace: str, name: str, params: str, results: str, callback: Any, *, unchecked: bool
-    ) -> None:
-        definition = (namespace.encode(), name.encode(), params, results, callback, unchecked)
+        self, namespace: str, name: str, params: str, results: str, fn: Callable[..., Any], *, is_async: bool,
+        with_caller: bool,
+    ) -> None:  # fmt: skip
+        """Behind a C trampoline (lunatic_mp/vm/pyhost.c), on this linker and the others."""
+        refs = (fn, GuestTrap, self._on_host_error, PENDING, Nested, self._on_suspend)
+        definition = (namespace, name, params, results, refs, self._resume_address, is_async, with_caller)
         for linker in (self.linker, *self._others):
             self._keep.append(_define_on(linker, *definition))
         self._definitions.append(definition)
@@ -327,30 +231,26 @@ class Linker:
 
 
 def _define_on(
-    linker: wasmtime.Linker, ns: bytes, name: bytes, params: str, results: str, callback: Any, unchecked: bool
-) -> tuple[wasmtime.FuncType, Any]:
-    """Define a host function on ``linker``; what must outlive the definition.
-
-    A function type belongs to one engine (wasmtime panics on a foreign one): one per linker.
-    """
-    functype = _functype(params, results)
-    define = ffi.wasmtime_linker_define_func_unchecked if unchecked else ffi.wasmtime_linker_define_async_func
-    error = define(linker.ptr(), ns, len(ns), name, len(name), functype.ptr(), callback, None, _NO_FINALIZER)
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    return functype, callback
+    linker: wasmtime.Linker, namespace: str, name: str, params: str, results: str, refs: tuple[Any, ...],
+    resume: int, is_async: bool, with_caller: bool,
+) -> tuple[Any, tuple[Any, ...]]:  # fmt: skip
+    """Define a Python host function on ``linker``; what must outlive the definition (its C state
+    and the objects it borrows)."""
+    capsule = core.define_python(
+        linker.ptr(), namespace, name, params, results, refs, resume, is_async, with_caller
+    )  # fmt: skip
+    return capsule, refs
 
 
-def write_result(out: Any, kind: int, value: int | float) -> None:
-    """Write a suspended host call's result, just before its process resumes."""
-    if kind >= 0:
-        out[0].kind = kind
-        setattr(out[0].of, _RAW_FIELD[kind], value)
+def write_result(out: int, kind: int, value: int | float) -> None:
+    """Write a suspended host call's result (at the address ``on_suspend`` got), just before its
+    process resumes."""
+    core.write_result(out, kind, value)
 
 
-def set_trap(trap_out: Any, message: str) -> None:
-    """Make a suspended host call trap when it resumes (its trap slot outlives the callback)."""
-    trap_out[0] = new_trap(message)
+def set_trap(trap_out: int, message: str) -> None:
+    """Make a suspended host call trap when it resumes (at the address ``on_suspend`` got)."""
+    core.set_trap(trap_out, message)
 
 
 Call = core.Call
@@ -383,17 +283,25 @@ def caller_at(address: int) -> Any:
     return ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_caller_t))
 
 
-def caller_memory(caller: Any) -> Any | None:
-    """The caller's exported ``memory``: how host calls reach memory before instantiation ends."""
+def current_caller() -> int:
+    """The address of the caller of the Python host call running now (0 outside one)."""
+    return core.caller()
+
+
+def caller_memory(caller: int) -> Any | None:
+    """The exported ``memory`` of the caller at ``caller`` (an address; 0: none): how host calls
+    reach memory before instantiation ends."""
+    if not caller:
+        return None
     item = ffi.wasmtime_extern_t()
-    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
+    if not ffi.wasmtime_caller_export_get(caller_at(caller), b"memory", 6, ctypes.byref(item)):
         return None
     return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
 
 
-def caller_export_func(caller: Any, name: bytes) -> Any | None:
+def caller_export_func(caller: int, name: bytes) -> Any | None:
     item = ffi.wasmtime_extern_t()
-    if not ffi.wasmtime_caller_export_get(caller, name, len(name), ctypes.byref(item)):
+    if not ffi.wasmtime_caller_export_get(caller_at(caller), name, len(name), ctypes.byref(item)):
         return None
     return item.of.func if int(item.kind) == _EXTERN_FUNC else None  # type: ignore[call-overload]
 
@@ -670,5 +578,5 @@ def _check(error: ErrorPtr) -> None:
         raise wasmtime.WasmtimeError._from_ptr(error)
 
 
-def caller_context(caller: Any) -> Context:
-    return ffi.wasmtime_caller_context(caller)
+def caller_context(caller: int) -> Context:
+    return ffi.wasmtime_caller_context(caller_at(caller))

@@ -37,6 +37,8 @@ typedef struct wasm_memorytype_t wasm_memorytype_t;
 typedef uint8_t wasm_valkind_t;
 #define WASM_I32 0
 #define WASM_I64 1
+#define WASM_F32 2
+#define WASM_F64 3
 typedef struct {
     size_t size;
     wasm_valtype_t **data;
@@ -98,6 +100,8 @@ typedef struct {
     union {
         int32_t i32;
         int64_t i64;
+        float f32;
+        double f64;
         uint8_t pad[24];
     } of;
 } wasmtime_val_t;

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory
+from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory, current_caller
 
 if TYPE_CHECKING:
     from lunatic_mp.config import EnvConfig
@@ -91,10 +91,11 @@ class HostEngine(Protocol):
     ) -> object: ...
 
 
-def memory_of(process: Process, engine: HostEngine) -> Memory:
-    """The calling process's memory; inside its start function, found through the caller."""
+def memory_of(process: Process, engine: HostEngine, caller: int = 0) -> Memory:
+    """The calling process's memory; inside its start function, found through the caller (the
+    Python host call's own, unless a C host function hands over its ``caller``)."""
     if process.memory is None:
-        memory = caller_memory(engine.linker.caller)
+        memory = caller_memory(caller or current_caller())
         if memory is None:
             raise GuestTrap("the module does not export its memory as `memory`")
         process.memory = Memory(process.store.context, memory)  # type: ignore[union-attr]

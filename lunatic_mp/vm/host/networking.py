@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lunatic_mp.netpolicy import allows
-from lunatic_mp.vm import core, wasm
+from lunatic_mp.vm import core
 from lunatic_mp.vm.host._common import (
     ERROR,
     NO_TIMEOUT,
@@ -442,9 +442,7 @@ def register(engine: HostEngine) -> None:
         C side's attempt (0: it made none, EAGAIN: it would block, else an error to report)."""
         if err == errno.EAGAIN and process.memory is not None:  # every request of a server
             return c_wait(process, process.resources.net, op, rid, a, b, opaque_ptr)  # type: ignore[arg-type]
-        if process.memory is None:  # memory_of finds it through the caller of this call
-            engine.linker.caller = wasm.caller_at(caller)
-        memory, net = memory_of(process, engine), net_of(process, reactor)
+        memory, net = memory_of(process, engine, caller), net_of(process, reactor)
         if err == errno.EAGAIN:
             return c_wait(process, net, op, rid, a, b, opaque_ptr)
         # an error, or no attempt: an unknown id or a bad pointer, which trap here with their message

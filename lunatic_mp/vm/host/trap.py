@@ -7,8 +7,6 @@ process. A kill is not a trap: it still ends the process.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lunatic_mp.vm import wasm
 from lunatic_mp.vm.host._common import HostEngine, current
 from lunatic_mp.vm.wasm import GuestTrap
@@ -18,7 +16,7 @@ CATCH_EXPORT = b"_lunatic_catch_trap"
 
 
 def register(engine: HostEngine) -> None:
-    def catch(caller: Any, fn: int, arg: int) -> object:
+    def catch(caller: int, fn: int, arg: int) -> object:
         current(engine)
         func = wasm.caller_export_func(caller, CATCH_EXPORT)
         if func is None:
