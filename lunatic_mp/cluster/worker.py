@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import logging
 import os
@@ -564,6 +565,10 @@ def main(spec: WorkerSpec) -> None:
     ignore_stop_signals()
     send_logs_to(spec.log_pipe, spec.log_level)
     worker = Worker(spec)
+    # What exists now (the interpreter's modules, the engine, its linker and host functions) lives
+    # as long as the worker: out of the collector's sight, a collection of the young processes'
+    # objects no longer walks it (a spawn and exit makes a few containers each).
+    gc.freeze()
     try:
         worker.send(SUPERVISOR, frames.WorkerStarted(spec.worker_id, 0))
         worker.flush()
