@@ -11,6 +11,7 @@ batch started in the first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -140,7 +141,7 @@ class JobRunner:
             batch.started.append(child.pid)
             if inputs:  # a bytes job: its input waits in its mailbox, from the host program
                 self._engine.deliver(child.pid, Message(tags[index], inputs[index], pid=frame.reply_to))
-            child.on_exit.append(lambda finished, index=index: batch.job_ended(index, finished))
+            child.on_exit.append(functools.partial(batch.job_ended, index))
 
     @staticmethod
     def _not_started(batch: _Batch, index: int, why: str) -> None:

@@ -206,16 +206,15 @@ class Engine(Placement, Signals):
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
         args = typed_args(module.name, function, signature[0], params)
-        denied = module.namespaces - config.allowed_namespaces
-        if denied:
-            names = ", ".join(sorted(denied))
+        if not module.namespaces <= config.allowed_namespaces:
+            names = ", ".join(sorted(module.namespaces - config.allowed_namespaces))
             raise PermissionDenied(f"{module.name} imports host namespaces this environment denies: {names}")
         if module.instance_pre is None or module.engine is not self.wasm_engine:
             self.link_module(module)
 
         pid = self.pid_base | self._next_local
         self._next_local += 1
-        process = Process(pid, module, config, function, args)
+        process = Process(pid, module, config, function)
         process.environment_id = config.environment_id
         try:
             wasm_engine, pre, fuel = self.wasm_engine, module.instance_pre, None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from lunatic_mp.config import EnvConfig
 from lunatic_mp.vm import wasm
@@ -20,6 +20,8 @@ from lunatic_mp.vm.mailbox import Mailbox, Message
 if TYPE_CHECKING:
     from lunatic_mp.vm.module import Module
     from lunatic_mp.vm.scheduler import Timer
+
+_T = TypeVar("_T")
 
 NO_TIMEOUT = -1
 """``u64::MAX`` as an i64: wait forever."""
@@ -65,28 +67,32 @@ class Resources:
         return rid
 
 
-class _LazySet:
-    """A set of pids that a process makes on first use, kept in the slot ``_<name>`` (None until
-    then): an idle process costs no empty sets."""
+class _Lazy(Generic[_T]):
+    """A container a process makes on first use, kept in the slot ``_<name>`` (None until then):
+    an idle process costs no empty sets, dicts or lists (issue 17), and a spawn makes fewer
+    objects for the garbage collector to count. Code that only looks reads the slot."""
+
+    def __init__(self, factory: Callable[[], _T]) -> None:
+        self.factory = factory
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = "_" + name
 
     @overload
-    def __get__(self, process: None, owner: type) -> _LazySet: ...
+    def __get__(self, process: None, owner: type) -> _Lazy[_T]: ...
     @overload
-    def __get__(self, process: BaseProcess, owner: type) -> set[int]: ...
-    def __get__(self, process: BaseProcess | None, owner: type) -> set[int] | _LazySet:
+    def __get__(self, process: object, owner: type) -> _T: ...
+    def __get__(self, process: object | None, owner: type) -> _T | _Lazy[_T]:
         if process is None:
             return self
-        pids: set[int] | None = getattr(process, self.slot)
-        if pids is None:
-            pids = set()
-            setattr(process, self.slot, pids)
-        return pids
+        value: _T | None = getattr(process, self.slot)
+        if value is None:
+            value = self.factory()
+            setattr(process, self.slot, value)
+        return value
 
-    def __set__(self, process: BaseProcess, pids: set[int]) -> None:
-        setattr(process, self.slot, pids)
+    def __set__(self, process: object, value: _T) -> None:
+        setattr(process, self.slot, value)
 
 
 class BaseProcess:
@@ -98,16 +104,17 @@ class BaseProcess:
     __slots__ = (
         "_blocked_on",
         "_blocked_senders",
+        "_links",
         "_monitored_by",
         "_monitoring",
+        "_on_exit",
+        "_timers",
         "config",
         "die_when_link_dies",
         "environment_id",
         "finished",
         "kill_requested",
-        "links",
         "mailbox",
-        "on_exit",
         "parked",
         "phase",
         "pid",
@@ -115,7 +122,6 @@ class BaseProcess:
         "registered",
         "scratch",
         "timer",
-        "timers",
         "waiting",
     )  # fmt: skip
 
@@ -127,33 +133,43 @@ class BaseProcess:
         self.mailbox = Mailbox()
         self.mailbox.bound = config.max_mailbox or 0
         self.scratch: Message | None = None
-        self.links: dict[int, int] = {}  # linked pid -> the tag this side sees when it dies
-        # The sets below are made on first use: most processes never monitor or block, and an
-        # empty set is 216 bytes (issue 17: a quarter of a million idle processes per host).
+        # The containers below are made on first use (_Lazy): most processes never link, monitor,
+        # block or set a timer, and an empty set is 216 bytes, a dict 64, a list 56.
+        self._links: dict[int, int] | None = None
         self._monitoring: set[int] | None = None
         self._monitored_by: set[int] | None = None
         self.die_when_link_dies = True
         self.waiting = False  # suspended in a host call until woken
         self.queued = False  # in the scheduler's run queue
         self.timer: Timer | None = None
-        self.timers: dict[int, Timer] = {}  # its send_after timers, by id (cancelled when it dies)
+        self._timers: dict[int, Timer] | None = None
         self.finished: Finished | None = None
-        self.on_exit: list[Any] = []
+        self._on_exit: list[Callable[[Finished], None]] | None = None
         self.kill_requested: str | None = None  # killed while its own code was running
         self.registered = False  # the registry process asked to hear when this process dies
         self.parked = False  # paused until a queue to another worker drains (backpressure)
         self._blocked_on: set[int] | None = None
         self._blocked_senders: set[int] | None = None
 
-    # Made on first use: most processes never monitor, are monitored, or wait for room.
-    monitoring = _LazySet()  # the pids this process monitors
-    monitored_by = _LazySet()  # the pids that monitor this process
-    blocked_on = _LazySet()  # the full mailboxes this process waits for room in
-    blocked_senders = _LazySet()  # the senders waiting for room in this process's mailbox
+    links: _Lazy[dict[int, int]] = _Lazy(dict)  # linked pid -> the tag this side sees when it dies
+    monitoring: _Lazy[set[int]] = _Lazy(set)  # the pids this process monitors
+    monitored_by: _Lazy[set[int]] = _Lazy(set)  # the pids that monitor this process
+    blocked_on: _Lazy[set[int]] = _Lazy(set)  # the full mailboxes this process waits for room in
+    blocked_senders: _Lazy[set[int]] = _Lazy(set)  # the senders waiting for room in its mailbox
+    timers: _Lazy[dict[int, Timer]] = _Lazy(dict)  # its send_after timers, by id (cancelled when it dies)
+    on_exit: _Lazy[list[Callable[[Finished], None]]] = _Lazy(list)  # called with its Finished
 
     def watched(self) -> bool:
         """Whether its death concerns another process (a link or a monitor either way)."""
-        return bool(self.links or self._monitored_by or self._monitoring)
+        return bool(self._links or self._monitored_by or self._monitoring)
+
+    def timer_ids(self) -> list[int]:
+        """The ids of its send_after timers (an empty list made for none)."""
+        return list(self._timers) if self._timers else []
+
+    def exit_callbacks(self) -> list[Callable[[Finished], None]]:
+        """What runs when it dies (:attr:`on_exit`), without making the list."""
+        return self._on_exit or []
 
     def has_blocked_senders(self) -> bool:
         return bool(self._blocked_senders)
@@ -182,10 +198,9 @@ class Process(BaseProcess):
     """One Wasm process (see the module docstring)."""
 
     __slots__ = (
+        "_frames",
         "_resources",
-        "args",
         "call",
-        "frames",
         "function",
         "instance",
         "memory",
@@ -195,28 +210,28 @@ class Process(BaseProcess):
         "wasi_epoch",
     )  # fmt: skip
 
-    def __init__(
-        self, pid: int, module: Module, config: EnvConfig, function: str, args: list[tuple[int, Any]]
-    ) -> None:
+    def __init__(self, pid: int, module: Module, config: EnvConfig, function: str) -> None:
         super().__init__(pid, config)
         self.module = module
-        self.function = function
-        self.args = args
+        self.function = function  # its arguments are the instantiation's (the C Call holds them)
         self.store: wasm.Store | None = None
         self.instance: wasm.Call | None = None  # the finished instantiation: it holds the instance
         self.memory: wasm.Memory | None = None
         self.call: wasm.Call | None = None
-        self.frames: list[Frame] = []
+        self._frames: list[Frame] | None = None
         self.receiving = False  # suspended in a C receive: Engine.resume wakes it through its store
         self._resources: Resources | None = None  # made on first use (most idle processes never do)
         self.wasi_epoch = 0.0  # time.monotonic() when its WASI clocks started: their zero
 
+    frames: _Lazy[list[Frame]] = _Lazy(list)  # the host calls it is suspended in, innermost last
+
     def free(self) -> None:
         self.mailbox.stop_waiting()  # its C state goes with the store: no send may wake it now
-        for frame in self.frames:
-            if frame.nested is not None:
-                wasm.finish(frame.nested)
-        self.frames.clear()
+        if self._frames:
+            for frame in self._frames:
+                if frame.nested is not None:
+                    wasm.finish(frame.nested)
+            self._frames.clear()
         if self.call is not None:
             wasm.finish(self.call)
             self.call = None

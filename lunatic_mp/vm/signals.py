@@ -222,13 +222,12 @@ class Signals:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
-        if process.timers:
-            for timer_id in list(process.timers):  # its send_after timers die with it
-                self.cancel_timer(timer_id, process)
+        for timer_id in process.timer_ids():  # its send_after timers die with it
+            self.cancel_timer(timer_id, process)
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)
-        for callback in process.on_exit:
+        for callback in process.exit_callbacks():
             callback(finished)
         if process.has_blocked_senders():
             self._make_room(process)

@@ -201,6 +201,21 @@ def test_close_with_links(engine: Engine, ends: Module) -> None:
     assert all(not p.alive for p in [parent, *children])
 
 
+def test_a_process_makes_its_containers_only_when_it_uses_them(engine: Engine, ends: Module) -> None:
+    """An idle process holds no empty dicts, sets or lists (issue 17: each is 56-216 bytes, and a
+    container the garbage collector counts); a link makes its links, a death reads without making."""
+    parent = start(engine, ends, "park")
+    engine.run(timeout=30)
+    unused = ("_links", "_timers", "_on_exit", "_frames", "_monitoring", "_monitored_by", "_blocked_on")
+    assert [name for name in unused if getattr(parent, name) is not None] == []
+    child = engine.spawn(ends, "park", (), EnvConfig.permissive(), link=(parent, 7))
+    assert parent.links == {child.pid: 7} and child.links == {parent.pid: 7}
+    engine.kill(parent.pid)
+    engine.run(timeout=30)
+    assert not parent.alive and not child.alive
+    assert parent._timers is None and parent._on_exit is None
+
+
 def test_closed_engine_releases_its_capacity() -> None:
     """A closed and dropped engine gives its memory mappings back at once: the next engine gets
     (about) the same default capacity."""
