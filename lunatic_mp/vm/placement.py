@@ -74,21 +74,34 @@ class Placement:
         if what[2] and any(kind == wasm.V128 for kind, _ in what[2]):
             worker = self.worker_id  # v128 parameters do not travel in frames
 
+        if worker == self.worker_id and not what[3].limits_environment:  # most spawns
+            self._spawn_here(parent, link_tag, what, on_done)
+            return
+
         def place(done: Callable[[int | str], None]) -> None:
             if worker != self.worker_id:
                 self.spawn_remote(parent, worker, what, link_tag, done)
-                return
-            module, function, params, config = what
-            try:
-                child = self.spawn(
-                    module, function, params, config, link=(parent, link_tag) if link_tag else None
-                )
-            except LunaticError as exc:
-                done(str(exc))
-                return
-            done(child.pid)
+            else:
+                self._spawn_here(parent, link_tag, what, done)
 
         self._within_limit(parent, what[3], worker, place, on_done)
+
+    def _spawn_here(
+        self,
+        parent: BaseProcess,
+        link_tag: int,
+        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        on_done: Callable[[int | str], None],
+    ) -> None:
+        module, function, params, config = what
+        try:
+            child = self.spawn(
+                module, function, params, config, link=(parent, link_tag) if link_tag else None
+            )
+        except LunaticError as exc:
+            on_done(str(exc))
+            return
+        on_done(child.pid)
 
     def _within_limit(
         self,

@@ -141,7 +141,7 @@ def register(engine: Engine) -> None:
             return SPAWN_NO_MODULE
         try:
             what = read_spawn_request(
-                engine, parent, config_id, resource, (fn_ptr, fn_len), (params_ptr, params_len)
+                memory, parent, config_id, resource, (fn_ptr, fn_len), (params_ptr, params_len)
             )
         except SpawnRefused as exc:
             report_error(parent, memory, id_ptr, str(exc))

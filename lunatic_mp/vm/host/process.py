@@ -61,7 +61,7 @@ def module_of(process: Process, module_id: int) -> Module:
 
 
 def read_spawn_request(
-    engine: HostEngine,
+    memory: Memory,
     parent: Process,
     config_id: int,
     module_id: int,
@@ -69,13 +69,12 @@ def read_spawn_request(
     params_at: tuple[int, int],
 ) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:
     """What a guest asks to spawn (a config and module by resource id, -1 its own; the function
-    name's and the parameters' pointer and length); bad input traps the guest, a config that
-    grants too much raises :class:`SpawnRefused`."""
+    name's and the parameters' pointer and length in ``memory``, the parent's); bad input traps
+    the guest, a config that grants too much raises :class:`SpawnRefused`."""
     if not parent.config.can_spawn_processes:
         raise GuestTrap("this process is not allowed to spawn processes")
     if parent.phase is Phase.INSTANTIATING:
         raise GuestTrap("cannot spawn while the module is still initializing (start function)")
-    memory = memory_of(parent, engine)
     config = config_of(parent, config_id)  # -1: the parent's own, which never changes: shared
     if config_id != -1:  # a config the guest built stays in its environment, and under its bound
         config = config.copy()  # the guest may change its config after this spawn
@@ -88,7 +87,7 @@ def read_spawn_request(
         grants.resolve_dirs(config)
     module = module_of(parent, module_id)
     function = memory.read_str(*function_at)
-    params = decode_params(memory.read(*params_at))
+    params = decode_params(memory.read(*params_at)) if params_at[1] else []
     return module, function, params, config
 
 
@@ -161,14 +160,6 @@ def register(engine: HostEngine) -> None:
     define_setting("can_spawn_processes", "can_spawn_processes", "i")
 
     # -- spawning
-    def read_spawn(
-        parent: Process, config_id: int, module_id: int, fn_ptr: int, fn_len: int, params_ptr: int,
-        params_len: int,
-    ) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:  # fmt: skip
-        return read_spawn_request(
-            engine, parent, config_id, module_id, (fn_ptr, fn_len), (params_ptr, params_len)
-        )
-
     def both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
         def call() -> None:
             first()
@@ -192,7 +183,9 @@ def register(engine: HostEngine) -> None:
         parent = current(engine)
         memory = memory_of(parent, engine)
         try:
-            what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+            what = read_spawn_request(
+                memory, parent, config_id, module_id, (fn_ptr, fn_len), (params_ptr, params_len)
+            )
         except SpawnRefused as exc:
             return report_error(parent, memory, id_ptr, str(exc))
         memory.check(id_ptr, 8)  # before the process may suspend
@@ -225,7 +218,9 @@ def register(engine: HostEngine) -> None:
         memory = memory_of(parent, engine)
         name = exact(memory.read_str(name_ptr, name_len))  # opaque, as lunatic's names are
         try:
-            what = read_spawn(parent, config_id, module_id, fn_ptr, fn_len, params_ptr, params_len)
+            what = read_spawn_request(
+                memory, parent, config_id, module_id, (fn_ptr, fn_len), (params_ptr, params_len)
+            )
         except SpawnRefused as exc:
             return report_error(parent, memory, id_ptr, str(exc))
         memory.check(node_id_ptr, 8)
