@@ -28,7 +28,7 @@ typedef struct lmp_call {
 static PyTypeObject lmp_CallType;
 static void lmp_call_finish(lmp_call *call);
 
-static PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what) {
+PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what) {
     wasm_byte_vec_t text = {0, NULL};
     lmp_wasmtime_error_message(error, &text);
     PyErr_Format(PyExc_RuntimeError, "%s: %.*s", what, (int)text.size, text.data);

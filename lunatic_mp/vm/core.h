@@ -175,6 +175,8 @@ wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, ui
 void lmp_free_state(void *state);
 
 /* calls.c: a process's store, and its calls as the Call type. */
+/* Raise RuntimeError("<what>: <wasmtime's message>") and free error; returns NULL. */
+PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what);
 int lmp_calls_init(PyObject *module);
 PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_store_delete(PyObject *module, PyObject *store);

@@ -482,14 +482,10 @@ PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t
             function->callback, env, NULL);
         lmp_wasm_functype_delete(type);
         if (error != NULL) {
-            wasm_byte_vec_t text = {0, NULL};
-            lmp_wasmtime_error_message(error, &text);
-            PyErr_Format(PyExc_RuntimeError, "cannot define lunatic::message::%s: %.*s", function->name,
-                         (int)text.size, text.data);
-            lmp_wasm_byte_vec_delete(&text);
-            lmp_wasmtime_error_delete(error);
+            char what[96];
+            snprintf(what, sizeof(what), "cannot define lunatic::message::%s", function->name);
             Py_DECREF(names);
-            return NULL;
+            return lmp_wasmtime_error(error, what);
         }
         PyObject *name = Py_BuildValue("(ssss)", namespace, function->name, function->params, function->results);
         if (name == NULL) {

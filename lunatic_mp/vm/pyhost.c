@@ -323,13 +323,10 @@ PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t 
                                                              (size_t)name_len, type, lmp_py_sync, host, NULL);
     lmp_wasm_functype_delete(type);
     if (error != NULL) {
-        wasm_byte_vec_t text = {0, NULL};
-        lmp_wasmtime_error_message(error, &text);
-        PyErr_Format(PyExc_RuntimeError, "cannot define %s: %.*s", host->name, (int)text.size, text.data);
-        lmp_wasm_byte_vec_delete(&text);
-        lmp_wasmtime_error_delete(error);
+        char what[LMP_PY_NAME + 16];
+        snprintf(what, sizeof(what), "cannot define %s", host->name);
         Py_DECREF(capsule);
-        return NULL;
+        return lmp_wasmtime_error(error, what);
     }
     return capsule;
 }

@@ -236,11 +236,9 @@ int lmp_define_async(wasmtime_linker_t *linker, const char *namespace, const cha
     lmp_wasm_functype_delete(type);
     if (error == NULL)
         return 0;
-    wasm_byte_vec_t text = {0, NULL};
-    lmp_wasmtime_error_message(error, &text);
-    PyErr_Format(PyExc_RuntimeError, "cannot define %s::%s: %.*s", namespace, name, (int)text.size, text.data);
-    lmp_wasm_byte_vec_delete(&text);
-    lmp_wasmtime_error_delete(error);
+    char what[160];
+    snprintf(what, sizeof(what), "cannot define %s::%s", namespace, name);
+    lmp_wasmtime_error(error, what);
     return -1;
 }
 
