@@ -111,7 +111,6 @@ def define_python(
     params: str,
     results: str,
     refs: tuple[object, ...],
-    resume: int,
     is_async: bool,
     with_caller: bool,
     /,

@@ -12,8 +12,8 @@
  *   engine's host_errors) and traps as "host error in <namespace>::<name>: <repr>";
  * - an async function may return PENDING or a Nested call: on_suspend(results, kind, nested,
  *   trap_out) records the suspension (results and trap_out are addresses now: core.write_result
- *   and core.set_trap write through them when the process resumes) and the continuation polls
- *   the engine's resume callback;
+ *   and core.set_trap write through them when the process resumes) and the continuation, in C
+ *   too, asks poll_resume(key) each time wasmtime polls the suspended call;
  * - a result is written modulo 2**32 or 2**64, as a ctypes field assignment did;
  * - while a call runs, core.caller() is its wasmtime_caller_t (memory_of finds the guest's memory
  *   through it before instantiation ends); the previous one is restored after (nested calls).
@@ -28,11 +28,19 @@
 #define LMP_PY_MAX_PARAMS 16
 #define LMP_PY_NAME 128
 
-enum { LMP_PY_FN, LMP_PY_GUEST_TRAP, LMP_PY_ON_ERROR, LMP_PY_PENDING, LMP_PY_NESTED, LMP_PY_ON_SUSPEND, LMP_PY_REFS };
+enum {
+    LMP_PY_FN,
+    LMP_PY_GUEST_TRAP,
+    LMP_PY_ON_ERROR,
+    LMP_PY_PENDING,
+    LMP_PY_NESTED,
+    LMP_PY_ON_SUSPEND,
+    LMP_PY_POLL_RESUME,
+    LMP_PY_REFS
+};
 
-typedef struct {
-    PyObject *refs; /* borrowed: (fn, guest_trap, on_error, PENDING, Nested, on_suspend) */
-    wasmtime_func_async_continuation_callback_t resume;
+typedef struct lmp_py_host_s {
+    PyObject *refs; /* borrowed: (fn, guest_trap, on_error, PENDING, Nested, on_suspend, poll_resume) */
     int nparams;
     char params[LMP_PY_MAX_PARAMS + 1];
     int result; /* its kind ('i', 'I', 'f', 'F'), or 0 for none */
@@ -50,6 +58,14 @@ static bool lmp_py_ready(void *env) {
 static void lmp_py_no_finalizer(void *env) { (void)env; }
 
 #define REF(host, which) PyTuple_GET_ITEM((host)->refs, (which))
+
+/* A suspended call's continuation: the key on_suspend gave it, and whom to ask (freed by wasmtime
+ * through the continuation's finalizer, which may run without the GIL: the raw allocator). */
+typedef struct {
+    const struct lmp_py_host_s *host;
+    Py_ssize_t key;
+    wasm_trap_t **trap_out; /* the call's trap slot (wasmtime keeps it until the call goes on) */
+} lmp_py_wait;
 
 /* The trap for the pending Python exception (cleared), as the Python trampolines made it. */
 static wasm_trap_t *lmp_py_trap(const lmp_py_host *host) {
@@ -81,6 +97,26 @@ static wasm_trap_t *lmp_py_trap(const lmp_py_host *host) {
     Py_XDECREF(traceback);
     return lmp_trap(message);
 }
+
+/* Whether a suspended call may go on: poll_resume(key), which writes its result first. An error
+ * there is the host's: reported to on_error, and the guest traps with it (no result was written). */
+static bool lmp_py_resume(void *env) {
+    const lmp_py_wait *wait = env;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *key = PyLong_FromSsize_t(wait->key);
+    PyObject *ready = key != NULL ? PyObject_CallOneArg(REF(wait->host, LMP_PY_POLL_RESUME), key) : NULL;
+    Py_XDECREF(key);
+    int done = ready != NULL ? PyObject_IsTrue(ready) : -1;
+    Py_XDECREF(ready);
+    if (done < 0) {
+        *wait->trap_out = lmp_py_trap(wait->host);
+        done = 1;
+    }
+    PyGILState_Release(gil);
+    return done;
+}
+
+static void lmp_py_wait_free(void *env) { PyMem_RawFree(env); }
 
 static PyObject *lmp_py_value(char kind, int32_t i32, int64_t i64, float f32, double f64) {
     switch (kind) {
@@ -207,13 +243,20 @@ static void lmp_py_async(void *env, wasmtime_caller_t *caller, const wasmtime_va
             Py_XDECREF(trap_out);
             Py_DECREF(nested);
         }
-        void *pointer = key != NULL ? PyLong_AsVoidPtr(key) : NULL;
+        Py_ssize_t number = key != NULL ? PyLong_AsSsize_t(key) : -1;
         Py_XDECREF(key);
-        if (PyErr_Occurred()) {
+        lmp_py_wait *wait = number == -1 && PyErr_Occurred() ? NULL : PyMem_RawMalloc(sizeof(lmp_py_wait));
+        if (wait == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_NoMemory();
             failed = 1;
         } else {
-            continuation->env = pointer;
-            continuation->callback = host->resume;
+            wait->host = host;
+            wait->key = number;
+            wait->trap_out = trap_ret;
+            continuation->env = wait;
+            continuation->callback = lmp_py_resume;
+            continuation->finalizer = lmp_py_wait_free;
         }
     } else if (!failed && host->result) {
         results[0].kind = lmp_py_kind((char)host->result);
@@ -252,20 +295,20 @@ static void lmp_py_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
 }
 
 const char lmp_define_python_doc[] =
-    "define_python(linker, namespace, name, params, results, refs, resume, is_async, with_caller) -> capsule\n\n"
+    "define_python(linker, namespace, name, params, results, refs, is_async, with_caller) -> capsule\n\n"
     "Define the Python host function refs[0] on the wasmtime_linker_t at address linker, behind a C\n"
     "trampoline. params: its parameters' kinds ('i' i32, 'I' i64, 'f' f32, 'F' f64, at most 16);\n"
-    "results: '' or one kind. refs: (fn, guest_trap, on_error, PENDING, Nested, on_suspend), borrowed:\n"
-    "the caller keeps refs and the returned capsule (which owns the definition's C state) alive as long\n"
-    "as the linker can call it. resume: the address of the continuation callback a suspended call polls\n"
-    "(is_async only); with_caller: fn gets the caller's address first.";
+    "results: '' or one kind. refs: (fn, guest_trap, on_error, PENDING, Nested, on_suspend, poll_resume),\n"
+    "borrowed: the caller keeps refs and the returned capsule (which owns the definition's C state) alive\n"
+    "as long as the linker can call it. A suspended call (is_async) is polled with poll_resume(key), key\n"
+    "being what on_suspend returned; with_caller: fn gets the caller's address first.";
 
 PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 9) {
+    if (nargs != 8) {
         PyErr_Format(PyExc_TypeError,
-                     "define_python takes 9 arguments (linker, namespace, name, params, results, refs, resume, "
-                     "is_async, with_caller), got %zd",
+                     "define_python takes 8 arguments (linker, namespace, name, params, results, refs, is_async, "
+                     "with_caller), got %zd",
                      nargs);
         return NULL;
     }
@@ -284,15 +327,12 @@ PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t 
     PyObject *refs = args[5];
     if (!PyTuple_CheckExact(refs) || PyTuple_GET_SIZE(refs) != LMP_PY_REFS || !PyCallable_Check(PyTuple_GET_ITEM(refs, 0)) ||
         !PyType_Check(PyTuple_GET_ITEM(refs, LMP_PY_NESTED))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "define_python: refs must be (fn, guest_trap, on_error, PENDING, Nested: a type, on_suspend)");
+        PyErr_SetString(PyExc_TypeError, "define_python: refs must be (fn, guest_trap, on_error, PENDING, Nested: a "
+                                         "type, on_suspend, poll_resume)");
         return NULL;
     }
-    int is_async = PyObject_IsTrue(args[7]), with_caller = PyObject_IsTrue(args[8]);
+    int is_async = PyObject_IsTrue(args[6]), with_caller = PyObject_IsTrue(args[7]);
     if (is_async < 0 || with_caller < 0)
-        return NULL;
-    void *resume = NULL;
-    if (is_async && (resume = lmp_address(args[6], "the resume callback")) == NULL)
         return NULL;
     int nparams = lmp_py_kinds(params, LMP_PY_MAX_PARAMS, "params", namespace, name);
     if (nparams < 0 || lmp_py_kinds(results, 1, "results", namespace, name) < 0)
@@ -306,7 +346,6 @@ PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     host->refs = refs;
-    host->resume = (wasmtime_func_async_continuation_callback_t)resume;
     host->nparams = nparams;
     memcpy(host->params, params, (size_t)nparams);
     host->result = results[0];

@@ -6,9 +6,10 @@ lets a Wasm process suspend inside a host call (a fiber) and yield when its time
 raw calls are also 10x cheaper than the Python wrappers, so the hot paths (host calls, memory
 access, polling) go through here. Everything else in lunatic_mp stays above this line.
 
-Hazards handled here (see DESIGN.md): an exception escaping a ctypes callback is swallowed and
-the callback returns 0, so every callback catches everything and turns it into a guest trap; a
-function type or module freed while wasmtime still points at it crashes the process, so the
+Hazards handled here (see docs/design.md): nothing may escape from a host call into wasmtime, so
+the C trampolines of the Python host functions and their continuations (lunatic_mp/vm/pyhost.c)
+catch everything and turn it into a guest trap;
+a function or definition freed while wasmtime still points at it crashes the process, so the
 objects behind every definition are kept alive by the :class:`Linker`.
 """
 
@@ -132,7 +133,7 @@ class Linker:
         self.linker = wasmtime.Linker(engine)
         self._keep: list[Any] = []
         self._wasi = False
-        self._definitions: list[tuple[str, str, str, str, tuple[Any, ...], int, bool, bool]] = []
+        self._definitions: list[tuple[str, str, str, str, tuple[Any, ...], bool, bool]] = []
         self._others: list[wasmtime.Linker] = []
         """Linkers of other engines (the fuel-metering one) with the same definitions."""
         self._native: list[Callable[[Any], Any]] = []
@@ -140,20 +141,10 @@ class Linker:
         self.native_signatures: list[tuple[str, str, str, str]] = []
         """(namespace, name, params, results) of each C host function, as :meth:`define` takes."""
         self._on_suspend = on_suspend
+        self._poll_resume = poll_resume
         self._on_host_error = on_host_error
         self.on_host_error = on_host_error
         """Where a host function (Python or C) reports an exception that is the host's fault."""
-
-        @ffi.wasmtime_func_async_continuation_callback_t  # type: ignore[untyped-decorator]
-        def resume(env: int | None) -> bool:
-            try:
-                return poll_resume(env or 0)
-            except BaseException as exc:  # noqa: BLE001 - must never escape into C
-                self._on_host_error(exc)
-                return True
-
-        self._resume = resume
-        self._resume_address: int = ctypes.cast(resume, ctypes.c_void_p).value or 0
 
     def close(self) -> None:
         """Drop the wasmtime linker and engine now; the callbacks refer back to this object,
@@ -162,7 +153,6 @@ class Linker:
         self._definitions.clear()
         self._native.clear()
         self._others.clear()
-        self._resume = None  # type: ignore[assignment]
         self.linker = None  # type: ignore[assignment]
         self.engine = None  # type: ignore[assignment]
 
@@ -220,8 +210,8 @@ class Linker:
         with_caller: bool,
     ) -> None:  # fmt: skip
         """Behind a C trampoline (lunatic_mp/vm/pyhost.c), on this linker and the others."""
-        refs = (fn, GuestTrap, self._on_host_error, PENDING, Nested, self._on_suspend)
-        definition = (namespace, name, params, results, refs, self._resume_address, is_async, with_caller)
+        refs = (fn, GuestTrap, self._on_host_error, PENDING, Nested, self._on_suspend, self._poll_resume)
+        definition = (namespace, name, params, results, refs, is_async, with_caller)
         for linker in (self.linker, *self._others):
             self._keep.append(_define_on(linker, *definition))
         self._definitions.append(definition)
@@ -232,13 +222,11 @@ class Linker:
 
 def _define_on(
     linker: wasmtime.Linker, namespace: str, name: str, params: str, results: str, refs: tuple[Any, ...],
-    resume: int, is_async: bool, with_caller: bool,
+    is_async: bool, with_caller: bool,
 ) -> tuple[Any, tuple[Any, ...]]:  # fmt: skip
     """Define a Python host function on ``linker``; what must outlive the definition (its C state
     and the objects it borrows)."""
-    capsule = core.define_python(
-        linker.ptr(), namespace, name, params, results, refs, resume, is_async, with_caller
-    )  # fmt: skip
+    capsule = core.define_python(linker.ptr(), namespace, name, params, results, refs, is_async, with_caller)
     return capsule, refs
 
 

@@ -140,18 +140,40 @@ def test_a_suspended_call_can_be_made_to_trap_when_it_resumes(engine: Engine) ->
 
 
 def test_definitions_are_checked(engine: Engine) -> None:
-    refs = (print, GuestTrap, print, PENDING, wasm.Nested, print)
+    refs = (print, GuestTrap, print, PENDING, wasm.Nested, print, print)
     pointer = engine.linker.linker.ptr()
     with pytest.raises(
         ValueError, match=r"test::bad's params must be at most 16 of 'i', 'I', 'f', 'F', got 'ix'"
     ):
-        core.define_python(pointer, "test", "bad", "ix", "", refs, 0, False, False)
+        core.define_python(pointer, "test", "bad", "ix", "", refs, False, False)
     with pytest.raises(ValueError, match="results"):
-        core.define_python(pointer, "test", "bad", "i", "ii", refs, 0, False, False)
+        core.define_python(pointer, "test", "bad", "i", "ii", refs, False, False)
     with pytest.raises(TypeError, match="refs must be"):
-        core.define_python(pointer, "test", "bad", "i", "", (print,), 0, False, False)
-    with pytest.raises(ValueError, match="the resume callback is a null pointer"):
-        core.define_python(pointer, "test", "bad", "i", "", refs, 0, True, False)
+        core.define_python(pointer, "test", "bad", "i", "", (print,), False, False)
     with pytest.raises(ValueError, match="kind 7"):
         core.write_result(1, 7, 0)
     core.write_result(0, -1, 0)  # a function without results: nothing is written
+
+
+def test_an_error_while_a_suspended_call_resumes_traps_the_guest_as_a_host_error(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    def stall() -> object:
+        process = engine.current
+        assert process is not None
+
+        def broken() -> None:
+            raise KeyError("lost on the way back")
+
+        engine.scheduler.call_later(0, lambda: engine.resume(process, 0, on_resume=broken))
+        return PENDING
+
+    engine.linker.define_async("test", "stall", "", "i", stall)
+    with caplog.at_level(logging.CRITICAL, logger="lunatic_mp"):
+        finished = run(
+            engine,
+            '(module (import "test" "stall" (func $stall (result i32)))'
+            ' (func (export "main") (drop (call $stall))))',
+        )
+    assert finished.message is not None and "host error in test::stall: KeyError" in finished.message
+    assert [repr(error) for error in engine.host_errors] == ["KeyError('lost on the way back')"]
