@@ -21,6 +21,7 @@ from lunatic_mp.vm.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.vm.module import Module
 
 GUEST = Path(__file__).parent / "guests" / "engine.wat"
+WORKERS_GUEST = Path(__file__).parent / "guests" / "workers.wat"
 BATCH = 1000
 
 
@@ -39,6 +40,24 @@ def bench_spawn(count: int) -> float:
     elapsed = time.perf_counter() - start
     engine.close()
     return elapsed / (count // BATCH * BATCH) * 1e6
+
+
+def bench_guest_spawn(count: int) -> float:
+    """Microseconds of this thread's CPU per child a guest spawns and runs to exit: the ``spawner``
+    of ``guests/workers.wat`` (the spawn scenario's guest) on one engine, in batches of 256 with
+    the last of each batch monitored, as on a worker. CPU time: the figure the worker's share of
+    ``spawn.one_worker_processes_per_s`` is made of, without the machine's other load."""
+    engine = Engine()
+    module = engine.load_module(WORKERS_GUEST)
+    config = EnvConfig(can_spawn_processes=True, spawn_local=True)
+    engine.run_until_finished(engine.spawn(module, "spawner", (1024, 256), config))  # warm
+    spawner = engine.spawn(module, "spawner", (count, 256), config)
+    start = time.thread_time()
+    finished = engine.run_until_finished(spawner)
+    elapsed = time.thread_time() - start
+    assert finished is not None and finished.ok and finished.result == (count,), finished
+    engine.close()
+    return elapsed / count * 1e6
 
 
 def _pair(first: str, second: str, count: int) -> float:

@@ -43,6 +43,7 @@ def expected_metrics() -> dict[str, set[str]]:
     return {
         "spawn": {
             "engine_spawn_and_exit_us",
+            "engine_guest_spawn_cpu_us",
             "one_worker_processes_per_s",
             "all_workers_processes_per_s",
             "all_workers_speedup_x",
