@@ -15,7 +15,7 @@ typedef struct lmp_call {
     struct lmp_call *prev, *next;
     wasm_trap_t *trap;
     wasmtime_error_t *error;
-    wasmtime_instance_t instance; /* an instantiation's result */
+    wasmtime_instance_t instance; /* an instantiation's result; the instance its export's call runs in */
     wasmtime_func_t func;         /* the function a call calls */
     wasmtime_val_t *values;       /* nargs arguments, then nresults results */
     size_t nargs, nresults;
@@ -356,6 +356,7 @@ static PyObject *lmp_export_call(wasmtime_context_t *context, lmp_call *instanti
     if (call == NULL)
         return NULL;
     call->func = item.of.func;
+    call->instance = instantiation->instance; /* the instance it runs in, for whoever asks */
     return lmp_call_start(call, context, args);
 }
 
@@ -544,7 +545,9 @@ static PyGetSetDef lmp_call_getset[] = {
     {"future", (getter)lmp_call_get_future, NULL, "The wasmtime_call_future_t address (0 once finished).", NULL},
     {"failed", (getter)lmp_call_get_failed, NULL, "Whether it trapped or failed.", NULL},
     {"instance", (getter)lmp_call_get_instance, NULL,
-     "The wasmtime_instance_t an instantiation made, as bytes (a handle into its store).", NULL},
+     "The wasmtime_instance_t an instantiation made, or its export's call runs in, as bytes (a handle into its "
+     "store).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -50,7 +50,6 @@ enum {
     LMP_SCRATCH,
     LMP_RECEIVING,
     LMP_TIMER,
-    LMP_INSTANCE,
     LMP_PHASE,
     LMP_FIELDS
 };

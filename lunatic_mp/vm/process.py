@@ -202,7 +202,6 @@ class Process(BaseProcess):
         "_resources",
         "call",
         "function",
-        "instance",
         "memory",
         "module",
         "receiving",
@@ -215,7 +214,6 @@ class Process(BaseProcess):
         self.module = module
         self.function = function  # its arguments are the instantiation's (the C Call holds them)
         self.store: wasm.Store | None = None
-        self.instance: wasm.Call | None = None  # the finished instantiation: it holds the instance
         self.memory: wasm.Memory | None = None
         self.call: wasm.Call | None = None
         self._frames: list[Frame] | None = None
@@ -235,7 +233,6 @@ class Process(BaseProcess):
         if self.call is not None:
             wasm.finish(self.call)
             self.call = None
-        self.instance = None
         self.memory = None
         if self.store is not None:
             self.store.close()

@@ -178,7 +178,7 @@ static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out
 }
 
 /* The process's instantiation finished: start its export in the same store (instantiate was given
- * it), with process.instance the instantiation and process.call the new call. 1 if it did, 0 if
+ * it) as process.call (the instantiation is done with: the new call carries the instance). 1 if it did, 0 if
  * Python decides (a failure, a kill, or no export to start), -1 on error. */
 static int lmp_start_export(Runner *self, PyObject *process, PyObject *instantiation, lmp_proc *state) {
     if (!lmp_call_has_next(instantiation))
@@ -193,10 +193,7 @@ static int lmp_start_export(Runner *self, PyObject *process, PyObject *instantia
     PyObject *call = lmp_call_next(instantiation, state->context);
     if (call == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    int status = LMP_SET(process, LMP_INSTANCE, instantiation) < 0 || LMP_SET(process, LMP_PHASE, self->running) < 0 ||
-                         LMP_SET(process, LMP_CALL, call) < 0
-                     ? -1
-                     : 1;
+    int status = LMP_SET(process, LMP_PHASE, self->running) < 0 || LMP_SET(process, LMP_CALL, call) < 0 ? -1 : 1;
     Py_DECREF(call);
     return status;
 }

@@ -255,9 +255,10 @@ def instantiate(
     return core.instantiate(pre.ptr(), store.context_address, name, args, nresults)
 
 
-def export_memory(store: Store, instantiation: Call) -> Any | None:
-    """The exported ``memory`` of the instance ``instantiation`` made, if any."""
-    instance = ffi.wasmtime_instance_t.from_buffer_copy(instantiation.instance)
+def export_memory(store: Store, call: Call) -> Any | None:
+    """The exported ``memory`` of the instance ``call`` made (an instantiation) or runs in (the
+    export a process runs), if any."""
+    instance = ffi.wasmtime_instance_t.from_buffer_copy(call.instance)
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_instance_export_get(
         store.context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)

@@ -109,8 +109,8 @@ MIB = 1 << 20
 def memory_size(process: Process) -> int:
     """Bytes of a Wasm process's linear memory, read from its exported memory (the C core keeps
     its own view of it, so ``process.memory`` may never be made)."""
-    assert process.store is not None and process.instance is not None
-    memory = wasm.export_memory(process.store, process.instance)
+    assert process.store is not None and process.call is not None
+    memory = wasm.export_memory(process.store, process.call)
     assert memory is not None
     return wasm.Memory(process.store.context, memory).size
 
