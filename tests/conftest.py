@@ -100,3 +100,24 @@ def finish_ok(engine: Engine, process: Process) -> Finished:
     finished = finish(engine, process)
     assert finished.ok, finished
     return finished
+
+
+def ticker_threads() -> int:
+    """Ticker threads of this process (named by the C core), as /proc lists them."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            count += (task / "comm").read_text().strip() == "lunatic-ticker"
+        except OSError:  # a thread that has just ended
+            continue
+    return count
+
+
+def ticker_threads_settle(expected: int, timeout: float = 10.0) -> int:
+    """The ticker threads once they number ``expected``, or when ``timeout`` s have passed: a
+    joined thread can stay listed in /proc for a moment after pthread_join returned (the kernel
+    wakes the joiner before it has reaped the thread), and nothing signals when it goes."""
+    deadline = time.monotonic() + timeout
+    while (count := ticker_threads()) != expected and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return count

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import wasmtime
-from conftest import GUESTS
+from conftest import GUESTS, ticker_threads, ticker_threads_settle
 
 from lunatic_mp.errors import NativeCoreError
 from lunatic_mp.vm import _core, core, wasm
@@ -22,12 +22,6 @@ from lunatic_mp.vm.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ROOT / "lunatic_mp" / "vm" / "wasmtime_api.h"
-
-
-def _threads() -> int:
-    """Ticker threads of this process (named by the C core)."""
-    tasks = Path("/proc/self/task")
-    return sum(1 for task in tasks.iterdir() if (task / "comm").read_text().strip() == "lunatic-ticker")
 
 
 def test_every_declared_function_is_in_wasmtimes_library() -> None:
@@ -64,28 +58,28 @@ def test_the_ticker_sleeps_while_no_guest_runs_and_its_thread_ends_at_close() ->
     """Nothing is polled here: the thread waits for a guest to run instead of ticking (it ticks
     while one runs: tests/vm/test_preemption.py), and close joins it even then."""
     engine = wasmtime.Engine()
-    before = _threads()
+    before = ticker_threads()
     ticker = core.Ticker(100_000, idle_ns=0)  # sleeps after one idle period
     ticker.add(engine, core.address(engine.ptr()))
     assert ticker.running
-    assert _threads() == before + 1
+    assert ticker_threads() == before + 1
     time.sleep(0.02)  # 200 periods: an awake ticker would have ticked
     assert ticker.ticks == 0
     ticker.close()
     assert not ticker.running
-    assert _threads() == before
+    assert ticker_threads_settle(before) == before
     ticker.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):
         ticker.add(engine, core.address(engine.ptr()))
 
 
 def test_a_dropped_ticker_joins_its_thread() -> None:
-    before = _threads()
+    before = ticker_threads()
     engine = wasmtime.Engine()
     ticker = core.Ticker(1_000_000)
     ticker.add(engine, core.address(engine.ptr()))
     del ticker
-    assert _threads() == before
+    assert ticker_threads_settle(before) == before
 
 
 def test_bad_arguments_are_refused() -> None:

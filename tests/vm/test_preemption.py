@@ -8,18 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import finish, finish_ok, start
+from conftest import finish, finish_ok, start, ticker_threads, ticker_threads_settle
 
 from lunatic_mp import Engine, EnvConfig, Module, Outcome
 
 SPINNERS = 2
 ROUND_TRIPS = 50
-
-
-def _threads() -> int:
-    """Ticker threads of this process (named by the C core)."""
-    tasks = Path("/proc/self/task")
-    return sum(1 for task in tasks.iterdir() if (task / "comm").read_text().strip() == "lunatic-ticker")
 
 
 @pytest.fixture
@@ -141,32 +135,32 @@ def test_the_time_slice_is_configurable_and_the_ticker_stops_at_close() -> None:
     import gc
 
     gc.collect()  # engines other tests left to the collector: none may stop its ticker mid-count
-    before = _threads()
+    before = ticker_threads()
     engine = Engine(time_slice_ns=250_000)
     try:
         assert engine.preemption.ticker.period_ns == 250_000
         assert engine.preemption.ticker.running
-        assert _threads() == before + 1
+        assert ticker_threads() == before + 1
         module = engine.load_module('(module (memory (export "memory") 1) (func (export "f")))')
         finish_ok(engine, engine.spawn(module, "f", (), EnvConfig(max_fuel=1)))  # the fuel engine too
-        assert _threads() == before + 1  # one ticker for both wasmtime engines
+        assert ticker_threads() == before + 1  # one ticker for both wasmtime engines
     finally:
         engine.close()
     assert not engine.preemption.ticker.running
-    assert _threads() == before
+    assert ticker_threads_settle(before) == before
 
 
 def test_an_engine_never_closed_stops_its_ticker_when_collected() -> None:
     import gc
 
     gc.collect()  # engines other tests left to the collector
-    before = _threads()
+    before = ticker_threads()
     engine = Engine()
     ticker = engine.preemption.ticker
     del engine
     gc.collect()
     assert not ticker.running
-    assert _threads() == before
+    assert ticker_threads_settle(before) == before
 
 
 @pytest.fixture
