@@ -20,6 +20,9 @@ from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.native import pickle_native
 from lunatic_mp.vm.process import BaseProcess
 
+SpawnRequest = tuple[Module, str, list[tuple[int, Any]], EnvConfig]
+"""What a guest asks to spawn: the module, its export, the export's typed arguments, the config."""
+
 if TYPE_CHECKING:
     from lunatic_mp.vm.environments import Environments
     from lunatic_mp.vm.native import NativeProcess
@@ -64,7 +67,7 @@ class Placement:
         self,
         parent: BaseProcess,
         link_tag: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        what: SpawnRequest,
         on_done: Callable[[int | str], None],
     ) -> None:
         """Spawn for ``parent`` where the runtime places it: ``on_done(pid or error message)``, at
@@ -90,7 +93,7 @@ class Placement:
         self,
         parent: BaseProcess,
         link_tag: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        what: SpawnRequest,
         on_done: Callable[[int | str], None],
     ) -> None:
         module, function, params, config = what
@@ -237,7 +240,7 @@ class Placement:
         self,
         parent: BaseProcess,
         worker: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        what: SpawnRequest,
         link_tag: int,
         on_done: Callable[[int | str], None],
     ) -> None:

@@ -272,11 +272,6 @@ def caller_at(address: int) -> Any:
     return ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_caller_t))
 
 
-def current_caller() -> int:
-    """The address of the caller of the Python host call running now (0 outside one)."""
-    return core.caller()
-
-
 def caller_memory(caller: int) -> Any | None:
     """The exported ``memory`` of the caller at ``caller`` (an address; 0: none): how host calls
     reach memory before instantiation ends."""

@@ -7,14 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory, current_caller
+from lunatic_mp.vm import core
+from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory
 
 if TYPE_CHECKING:
-    from lunatic_mp.config import EnvConfig
     from lunatic_mp.vm import wasm
     from lunatic_mp.vm.mailbox import Message
     from lunatic_mp.vm.metrics import Metrics
     from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.placement import SpawnRequest
     from lunatic_mp.vm.process import BaseProcess, Process
     from lunatic_mp.vm.reactor import Reactor
     from lunatic_mp.vm.registry import Registry
@@ -70,7 +71,7 @@ class HostEngine(Protocol):
         self,
         parent: BaseProcess,
         link_tag: int,
-        what: tuple[Module, str, list[tuple[int, Any]], EnvConfig],
+        what: SpawnRequest,
         on_done: Callable[[int | str], None],
     ) -> None: ...
     def get_or_spawn_remote(
@@ -95,7 +96,7 @@ def memory_of(process: Process, engine: HostEngine, caller: int = 0) -> Memory:
     """The calling process's memory; inside its start function, found through the caller (the
     Python host call's own, unless a C host function hands over its ``caller``)."""
     if process.memory is None:
-        memory = caller_memory(caller or current_caller())
+        memory = caller_memory(caller or core.caller())
         if memory is None:
             raise GuestTrap("the module does not export its memory as `memory`")
         process.memory = Memory(process.store.context, memory)  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ from lunatic_mp.vm.wasm import PENDING, GuestTrap, Memory
 
 if TYPE_CHECKING:
     from lunatic_mp.vm.module import Module
+    from lunatic_mp.vm.placement import SpawnRequest
     from lunatic_mp.vm.process import Process
 
 NAMESPACE = "lunatic::process"
@@ -67,7 +68,7 @@ def read_spawn_request(
     module_id: int,
     function_at: tuple[int, int],
     params_at: tuple[int, int],
-) -> tuple[Module, str, list[tuple[int, Any]], EnvConfig]:
+) -> SpawnRequest:
     """What a guest asks to spawn (a config and module by resource id, -1 its own; the function
     name's and the parameters' pointer and length in ``memory``, the parent's); bad input traps
     the guest, a config that grants too much raises :class:`SpawnRefused`."""
