@@ -193,6 +193,41 @@ static wasmtime_valkind_t lmp_py_kind(char kind) {
     return kind == 'i' ? WASMTIME_I32 : kind == 'I' ? WASMTIME_I64 : kind == 'f' ? WASMTIME_F32 : WASMTIME_F64;
 }
 
+/* Record a suspension (value: PENDING, or a Nested call to poll) with on_suspend, and make the
+ * continuation ask poll_resume(key) until the call may go on. 0, or -1 with an exception set. */
+static int lmp_py_suspend(const lmp_py_host *host, PyObject *value, wasmtime_val_t *results, wasm_trap_t **trap_ret,
+                          wasmtime_async_continuation_t *continuation) {
+    PyObject *nested = value == REF(host, LMP_PY_PENDING) ? Py_NewRef(Py_None) : PyObject_GetAttrString(value, "call");
+    PyObject *kind = PyLong_FromLong(host->result ? lmp_py_kind((char)host->result) : -1);
+    PyObject *where = PyLong_FromVoidPtr(results);
+    PyObject *trap_out = PyLong_FromVoidPtr(trap_ret);
+    PyObject *key = NULL;
+    if (nested != NULL && kind != NULL && where != NULL && trap_out != NULL) {
+        PyObject *suspend_args[4] = {where, kind, nested, trap_out};
+        key = PyObject_Vectorcall(REF(host, LMP_PY_ON_SUSPEND), suspend_args, 4, NULL);
+    }
+    Py_XDECREF(nested);
+    Py_XDECREF(kind);
+    Py_XDECREF(where);
+    Py_XDECREF(trap_out);
+    Py_ssize_t number = key != NULL ? PyLong_AsSsize_t(key) : -1;
+    Py_XDECREF(key);
+    if (number == -1 && PyErr_Occurred())
+        return -1;
+    lmp_py_wait *wait = PyMem_RawMalloc(sizeof(lmp_py_wait));
+    if (wait == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    wait->host = host;
+    wait->key = number;
+    wait->trap_out = trap_ret;
+    continuation->env = wait;
+    continuation->callback = lmp_py_resume;
+    continuation->finalizer = lmp_py_wait_free;
+    return 0;
+}
+
 /* A host function that may suspend its caller: it returns PENDING, or a Nested call to poll. */
 static void lmp_py_async(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs,
                          wasmtime_val_t *results, size_t nresults, wasm_trap_t **trap_ret,
@@ -224,50 +259,14 @@ static void lmp_py_async(void *env, wasmtime_caller_t *caller, const wasmtime_va
     }
     int failed = value == NULL;
     if (!failed && (value == REF(host, LMP_PY_PENDING) || Py_IS_TYPE(value, (PyTypeObject *)REF(host, LMP_PY_NESTED)))) {
-        PyObject *nested = Py_None;
-        if (value != REF(host, LMP_PY_PENDING))
-            nested = PyObject_GetAttrString(value, "call");
-        else
-            Py_INCREF(nested);
-        PyObject *key = NULL;
-        if (nested != NULL) {
-            PyObject *kind = PyLong_FromLong(host->result ? lmp_py_kind((char)host->result) : -1);
-            PyObject *where = PyLong_FromVoidPtr(results);
-            PyObject *trap_out = PyLong_FromVoidPtr(trap_ret);
-            if (kind != NULL && where != NULL && trap_out != NULL) {
-                PyObject *suspend_args[4] = {where, kind, nested, trap_out};
-                key = PyObject_Vectorcall(REF(host, LMP_PY_ON_SUSPEND), suspend_args, 4, NULL);
-            }
-            Py_XDECREF(kind);
-            Py_XDECREF(where);
-            Py_XDECREF(trap_out);
-            Py_DECREF(nested);
-        }
-        Py_ssize_t number = key != NULL ? PyLong_AsSsize_t(key) : -1;
-        Py_XDECREF(key);
-        lmp_py_wait *wait = number == -1 && PyErr_Occurred() ? NULL : PyMem_RawMalloc(sizeof(lmp_py_wait));
-        if (wait == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_NoMemory();
-            failed = 1;
-        } else {
-            wait->host = host;
-            wait->key = number;
-            wait->trap_out = trap_ret;
-            continuation->env = wait;
-            continuation->callback = lmp_py_resume;
-            continuation->finalizer = lmp_py_wait_free;
-        }
+        failed = lmp_py_suspend(host, value, results, trap_ret, continuation) < 0;
     } else if (!failed && host->result) {
         results[0].kind = lmp_py_kind((char)host->result);
         failed = lmp_py_result((char)host->result, value, &results[0].of.i32, &results[0].of.i64,
                                &results[0].of.f32, &results[0].of.f64) < 0;
     }
-    if (failed) {
-        *trap_ret = lmp_py_trap(host);
-        continuation->callback = lmp_py_ready;
-        continuation->env = NULL;
-    }
+    if (failed)
+        *trap_ret = lmp_py_trap(host); /* the continuation goes on at once (set above) */
     Py_XDECREF(value);
     PyGILState_Release(gil);
 }
