@@ -349,6 +349,7 @@ def test_children_of_hostile_configs_start_or_fail_cleanly(engine: Engine) -> No
     module = engine.load_module(SPAWN_WITH)
     bystander = engine.load_module(BYSTANDER)
     children: set[Outcome] = set()
+    ends: list[str] = []  # how each child ended, for the message should the last assertion fail
 
     @FUZZ
     @given(
@@ -366,10 +367,11 @@ def test_children_of_hostile_configs_start_or_fail_cleanly(engine: Engine) -> No
         for child in list(engine.processes.values()):
             ended = settle(engine, child)
             children.add(ended.outcome)
+            ends.append(str(ended))
             assert ended.ok or ended.message.strip(), ended
             assert "host error" not in ended.message, ended
         assert not engine.host_errors, engine.host_errors
         check_alive(engine, bystander)
 
     spawn()
-    assert {Outcome.NORMAL, Outcome.FAILED} <= children, children
+    assert {Outcome.NORMAL, Outcome.FAILED} <= children, (children, ends)
