@@ -419,7 +419,8 @@ class Forward(_Frame, frozen=True, tag=Kind.FORWARD.value):
     more records of :func:`lunatic_mp.cluster.gateway.frame_record`, each naming its own place
     (its worker ``ANY_WORKER``: whichever that node chooses, a spawn). ``modules`` are the digests
     of the modules the frames refer to, which the other node gets first if it has not yet got
-    them."""
+    them. Worker -> worker of the same node: a step's plain messages from its guests to ``place``,
+    batched in C (lunatic_mp/vm/inbox.c), no modules."""
 
     place: I64
     payload: bytes

@@ -79,6 +79,9 @@ class Worker(Hub):
         # plain send appends in C to those offered in engine.link_batches (the same bytearrays)
         self._foreign: dict[int, bytearray] = {}
         self._foreign_modules: dict[int, set[bytes]] = {}  # the modules those records refer to
+        # The same for the other workers of this node, by worker: a guest's plain send to one of
+        # them is appended in C (engine.worker_batches, by place) and leaves as one Forward frame
+        self._peers: dict[int, bytearray] = {}
         self._modules: dict[bytes, Module] = {}
         self.jobs = JobRunner(self.engine, self.module, self.reply)
         self.running = True
@@ -108,6 +111,8 @@ class Worker(Hub):
         endpoint = self.endpoints.get(worker)
         if endpoint is None:
             return  # a lost worker: messages to its processes are dropped, like any to a dead pid
+        if self._peers.get(worker):
+            self._seal(worker, endpoint)  # what guests sent before this frame leaves before it
         endpoint.outbox.put(data)
         endpoint.queued += len(data)
         current = self.engine.current
@@ -167,6 +172,7 @@ class Worker(Hub):
             frames.ListProcesses: self._on_list_processes,
             frames.Shutdown: self._on_shutdown,
             frames.HttpRoutes: self._on_http_routes,
+            frames.Forward: self._on_peer_batch,
         }  # fmt: skip
 
     def _on_stats(self, frame: frames.Stats) -> None:
@@ -259,6 +265,8 @@ class Worker(Hub):
     def _on_worker_lost(self, frame: frames.WorkerLost) -> None:
         self.workers = [w for w in self.workers if w != frame.worker]
         endpoint = self.disconnect(frame.worker)
+        self._peers.pop(frame.worker, None)  # messages to a lost worker's processes are dropped
+        self.engine.worker_batches.pop(self.node_id << 16 | frame.worker, None)
         if endpoint is not None:
             for pid in endpoint.parked:
                 self.engine.unpark(pid)
@@ -284,6 +292,11 @@ class Worker(Hub):
 
     def _on_shutdown(self, frame: frames.Shutdown) -> None:
         self.running = False
+
+    def _on_peer_batch(self, frame: frames.Forward) -> None:
+        """A Forward frame reaches a worker only as another worker's batch of its guests' plain
+        messages, which core.deliver_messages takes before Python sees it: this one it refused."""
+        self._dropped("malformed Forward frame (a batch of messages) for place %d dropped", frame.place)
 
     def _on_http_routes(self, frame: frames.HttpRoutes) -> None:
         """Serve HTTP routes (:mod:`lunatic_mp.serve.http`, imported only by workers that do)."""
@@ -392,8 +405,33 @@ class Worker(Hub):
             self._foreign_modules.pop(node, None)
             self.engine.link_batches.pop(node, None)
 
+    def _seal(self, worker: int, endpoint: Endpoint) -> None:
+        """Queue the records that guests' sends appended in C for ``worker`` as one frame."""
+        batch = self._peers[worker]
+        data = frames.encode(frames.Forward(self.node_id << 16 | worker, cast(bytes, batch), ()))
+        batch.clear()
+        endpoint.outbox.put(data)
+        endpoint.queued += len(data)
+
+    def _offer_peer_batches(self) -> None:
+        """Let C append guests' plain sends for each other worker of this node to its batch,
+        unless the way there is congested: then they take the Python path, which pauses the
+        sender. (C stops by itself at 1 MiB in a batch, so it adds at most that in a step.)"""
+        offered, batches = self.engine.worker_batches, self._peers
+        for worker, endpoint in self.endpoints.items():
+            if worker < FIRST_WORKER or worker == self.worker_id:
+                continue
+            place = self.node_id << 16 | worker
+            if endpoint.queued > BACKPRESSURE_BYTES // 2:
+                offered.pop(place, None)
+            elif place not in offered:
+                offered[place] = batches.setdefault(worker, bytearray())
+
     def flush(self) -> bool:
         """Write queued frames; let parked senders go on once their destination drains."""
+        for worker, batch in self._peers.items():
+            if batch and (peer := self.endpoints.get(worker)) is not None:
+                self._seal(worker, peer)
         endpoint = self.endpoints.get(SUPERVISOR)
         for node, records in self._foreign.items():
             if records:
@@ -407,6 +445,7 @@ class Worker(Hub):
         empty = super().flush()
         if self._foreign:
             self._offer_batches(endpoint)
+        self._offer_peer_batches()
         for endpoint in self.endpoints.values():
             if endpoint.parked and endpoint.queued <= BACKPRESSURE_BYTES // 2:
                 for pid in endpoint.parked:

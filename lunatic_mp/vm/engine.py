@@ -143,6 +143,8 @@ class Engine(Placement, Signals):
         self.link_batches: dict[int, bytearray] = {}
         """In a worker of a cluster: link records for other nodes, by node, that a guest's send
         appends to in C (lunatic_mp/vm/inbox.c); the worker fills and withdraws them."""
+        self.worker_batches: dict[int, bytearray] = {}
+        """In a worker: the same for the other workers of this node, by place."""
         self.message_hooks: tuple[Any, ...] = ()
         """What lunatic::message's C functions call back (set by :mod:`.host.message`)."""
         host.register_all(self)

@@ -11,13 +11,21 @@
  *
  * The frame is msgspec's msgpack encoding of the array-like struct tagged Kind.MESSAGE (1):
  * [1, to, sender, tag, data, modules], the integers i64, data bin, modules an empty array here.
+ * A guest's plain sends to another worker of the node come as one Forward frame (Kind.FORWARD,
+ * 43) per step: [43, place, records, []], records being link records (below) of such message
+ * frames, each for that place; it is delivered here whole, or left to Python whole.
  * tests/vm/test_inbox.py checks that both sides agree on the encoding frames.encode makes.
  */
 #include "message.h"
 
 #include <string.h>
 
-enum { LMP_FRAME_MESSAGE = 1, LMP_MESSAGE_FIELDS = 6 };
+enum { LMP_FRAME_MESSAGE = 1, LMP_MESSAGE_FIELDS = 6, LMP_FRAME_FORWARD = 43, LMP_FORWARD_FIELDS = 4 };
+
+#define LMP_RECORD_FRAME 1
+#define LMP_RECORD_MODULE 2
+#define LMP_RECORD_HEAD 5 /* u32 length, u8 type */
+#define LMP_PLACE_SIZE 8
 
 typedef struct {
     const uint8_t *at, *end;
@@ -27,6 +35,13 @@ static uint64_t lmp_big_endian(const uint8_t *bytes, int size) {
     uint64_t value = 0;
     for (int i = 0; i < size; i++)
         value = value << 8 | bytes[i];
+    return value;
+}
+
+static uint64_t lmp_le(const uint8_t *at, int size) {
+    uint64_t value = 0;
+    for (int i = size - 1; i >= 0; i--)
+        value = (value << 8) | at[i];
     return value;
 }
 
@@ -119,10 +134,58 @@ static int lmp_deliver_one(PyObject *hooks, int64_t to, int64_t sender, int64_t 
     return status;
 }
 
+/* A Forward frame carrying records of plain messages (a peer worker's batch of its guests' sends,
+ * lunatic_mp.cluster.worker): 1 with its payload if every record is a plain message frame for its
+ * place, 0 for anything else, for Python to decode and judge. */
+static int lmp_parse_records(const uint8_t *bytes, size_t size, const uint8_t **payload, size_t *payload_size) {
+    lmp_reader in = {bytes, bytes + size};
+    int64_t kind, place;
+    if (size < 2 || *in.at++ != (0x90 | LMP_FORWARD_FIELDS))
+        return 0;
+    if (!lmp_read_i64(&in, &kind) || kind != LMP_FRAME_FORWARD || !lmp_read_i64(&in, &place))
+        return 0;
+    if (!lmp_read_bin(&in, payload, payload_size) || in.end - in.at != 1 || *in.at != 0x90)
+        return 0; /* modules attached: the frames refer to some */
+    const uint8_t *at = *payload, *end = *payload + *payload_size;
+    while (at < end) {
+        int64_t to, sender, tag;
+        const uint8_t *data;
+        size_t data_size;
+        if (end - at < LMP_RECORD_HEAD + LMP_PLACE_SIZE)
+            return 0;
+        uint64_t length = lmp_le(at, 4);
+        if (at[4] != LMP_RECORD_FRAME || length < 1 + LMP_PLACE_SIZE || length > (uint64_t)(end - at) - 4)
+            return 0;
+        if (lmp_le(at + LMP_RECORD_HEAD, LMP_PLACE_SIZE) != (uint64_t)place)
+            return 0;
+        const uint8_t *frame = at + LMP_RECORD_HEAD + LMP_PLACE_SIZE;
+        at += 4 + length;
+        if (!lmp_parse_message(frame, (size_t)(at - frame), &to, &sender, &tag, &data, &data_size))
+            return 0;
+    }
+    return 1;
+}
+
+/* Deliver the messages of records that lmp_parse_records accepted: 0, or -1 with an exception. */
+static int lmp_deliver_records(PyObject *hooks, const uint8_t *at, const uint8_t *end) {
+    while (at < end) {
+        int64_t to, sender, tag;
+        const uint8_t *data;
+        size_t size;
+        const uint8_t *frame = at + LMP_RECORD_HEAD + LMP_PLACE_SIZE;
+        at += 4 + lmp_le(at, 4);
+        lmp_parse_message(frame, (size_t)(at - frame), &to, &sender, &tag, &data, &size);
+        if (lmp_deliver_one(hooks, to, sender, tag, data, size) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 const char lmp_deliver_messages_doc[] =
     "deliver_messages(hooks, frames, start) -> int\n\n"
-    "Deliver the plain Message frames (bytes, no module attached) of the list frames from index\n"
-    "start on, as Engine.deliver would, up to the first frame that is anything else; its index\n"
+    "Deliver the plain Message frames (bytes, no module attached), and the Forward frames of records\n"
+    "of them that a peer worker batches, of the list frames from index start on, as Engine.deliver\n"
+    "would, up to the first frame that is anything else; its index\n"
     "(len(frames) when all were). hooks: the lunatic::message hooks (Engine.message_hooks).";
 
 PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -147,11 +210,17 @@ PyObject *lmp_deliver_messages(PyObject *module, PyObject *const *args, Py_ssize
         int64_t to, sender, tag;
         const uint8_t *data;
         size_t size;
-        if (!lmp_parse_message((const uint8_t *)PyBytes_AS_STRING(frame), (size_t)PyBytes_GET_SIZE(frame), &to,
-                               &sender, &tag, &data, &size))
-            break;
+        const uint8_t *bytes = (const uint8_t *)PyBytes_AS_STRING(frame);
+        size_t frame_size = (size_t)PyBytes_GET_SIZE(frame);
+        int records = 0;
+        if (!lmp_parse_message(bytes, frame_size, &to, &sender, &tag, &data, &size)) {
+            if (!lmp_parse_records(bytes, frame_size, &data, &size))
+                break;
+            records = 1;
+        }
         Py_INCREF(frame); /* a delivery may run Python that changes the list */
-        int status = lmp_deliver_one(args[0], to, sender, tag, data, size);
+        int status = records ? lmp_deliver_records(args[0], data, data + size)
+                             : lmp_deliver_one(args[0], to, sender, tag, data, size);
         Py_DECREF(frame);
         if (status < 0)
             return NULL;
@@ -252,10 +321,6 @@ PyObject *lmp_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t
  * is for, then the encoded frame. Splitting them is the per-frame work of a node's reader thread,
  * so it is here rather than in a Python loop. */
 
-#define LMP_RECORD_FRAME 1
-#define LMP_RECORD_MODULE 2
-#define LMP_RECORD_HEAD 5 /* u32 length, u8 type */
-#define LMP_PLACE_SIZE 8
 
 const char lmp_split_link_records_doc[] =
     "split_link_records(buffer, start, node, max_frame) -> (frames, end, module_next)\n\n"
@@ -270,12 +335,6 @@ const char lmp_split_link_records_doc[] =
 #define LMP_SUPERVISOR 0
 #define LMP_ANY_WORKER 0xffff
 
-static uint64_t lmp_le(const uint8_t *at, int size) {
-    uint64_t value = 0;
-    for (int i = size - 1; i >= 0; i--)
-        value = (value << 8) | at[i];
-    return value;
-}
 
 PyObject *lmp_split_link_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
@@ -394,22 +453,14 @@ static int lmp_empty_or_absent(PyObject *list) {
     return list == NULL || list == Py_None || (PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0);
 }
 
-int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
-    PyObject *batches = LMP_HOOK(hooks, LMP_LINK_BATCHES);
-    if (to <= 0 || !PyDict_CheckExact(batches) || PyDict_GET_SIZE(batches) == 0)
-        return 0;
+/* Append message, for pid to, to batch as a link record: 1 if it did, 0 if Python must (a full
+ * batch, modules or streams attached, large data), -1 with an exception set. */
+static int lmp_append_record(PyObject *batch, int64_t to, lmp_message *message) {
     if (!lmp_empty_or_absent(message->modules) || !lmp_empty_or_absent(message->streams))
         return 0;
     PyObject *data = message->data;
     if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > LMP_LINK_DATA_MAX)
         return 0;
-    PyObject *node = PyLong_FromLongLong(to >> 48);
-    if (node == NULL)
-        return -1;
-    PyObject *batch = PyDict_GetItemWithError(batches, node); /* borrowed */
-    Py_DECREF(node);
-    if (batch == NULL)
-        return PyErr_Occurred() ? -1 : 0;
     if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= LMP_LINK_BATCH_MAX)
         return 0;
     Py_ssize_t size = PyBytes_GET_SIZE(data);
@@ -433,6 +484,28 @@ int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
     }
     Py_DECREF(batch);
     return resized < 0 ? -1 : 1;
+}
+
+/* Append message to batches[key] (borrowed dict) if there is one: as lmp_append_record. */
+static int lmp_append_to(PyObject *batches, long long key, int64_t to, lmp_message *message) {
+    if (!PyDict_CheckExact(batches) || PyDict_GET_SIZE(batches) == 0)
+        return 0;
+    PyObject *number = PyLong_FromLongLong(key);
+    if (number == NULL)
+        return -1;
+    PyObject *batch = PyDict_GetItemWithError(batches, number); /* borrowed */
+    Py_DECREF(number);
+    if (batch == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return lmp_append_record(batch, to, message);
+}
+
+int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
+    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_LINK_BATCHES), to >> 48, to, message);
+}
+
+int lmp_batch_for_worker(PyObject *hooks, int64_t to, lmp_message *message) {
+    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_WORKER_BATCHES), to >> 32, to, message);
 }
 
 const char lmp_batch_message_doc[] =

@@ -333,12 +333,15 @@ int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message) {
     int local = lmp_put_local(hooks, pid, message);
     if (local != 0)
         return local < 0 ? -1 : 0;
-    if (PyDict_GET_SIZE(LMP_HOOK(hooks, LMP_LINK_BATCHES)) != 0) { /* a worker of a cluster */
-        int overflow = 0;
+    PyObject *workers = LMP_HOOK(hooks, LMP_WORKER_BATCHES), *nodes = LMP_HOOK(hooks, LMP_LINK_BATCHES);
+    if (PyDict_GET_SIZE(workers) != 0 || PyDict_GET_SIZE(nodes) != 0) {
+        int overflow = 0; /* in a worker: another worker's pid, or another node's */
         long long to = PyLong_AsLongLongAndOverflow(pid, &overflow);
         if (to == -1 && PyErr_Occurred())
             return -1;
-        int batched = overflow ? 0 : lmp_batch_for_node(hooks, to, message);
+        int batched = overflow ? 0 : lmp_batch_for_worker(hooks, to, message);
+        if (batched == 0 && !overflow)
+            batched = lmp_batch_for_node(hooks, to, message);
         if (batched != 0)
             return batched < 0 ? -1 : 0;
     }
@@ -428,11 +431,11 @@ void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds) {
 int lmp_check_hooks(PyObject *hooks, const char *function) {
     if (PyTuple_CheckExact(hooks) && PyTuple_GET_SIZE(hooks) == LMP_HOOKS &&
         PyDict_Check(LMP_HOOK(hooks, LMP_PROCESSES)) && Py_IS_TYPE(LMP_HOOK(hooks, LMP_RUN_QUEUE), &lmp_RunQueueType) &&
-        PyDict_CheckExact(LMP_HOOK(hooks, LMP_LINK_BATCHES)))
+        PyDict_CheckExact(LMP_HOOK(hooks, LMP_LINK_BATCHES)) && PyDict_CheckExact(LMP_HOOK(hooks, LMP_WORKER_BATCHES)))
         return 0;
     PyErr_Format(PyExc_TypeError,
                  "%s: hooks must be a tuple (wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, "
-                 "run_queue: a RunQueue, link_batches: a dict)",
+                 "run_queue: a RunQueue, link_batches: a dict, worker_batches: a dict)",
                  function);
     return -1;
 }
@@ -440,10 +443,12 @@ int lmp_check_hooks(PyObject *hooks, const char *function) {
 const char lmp_define_message_doc[] =
     "define_message(linker, max_message_size, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
     "Define lunatic::message's scratch-buffer functions and send (C) on a wasmtime_linker_t. hooks:\n"
-    "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue, link_batches), kept\n"
+    "(wait_for, guest_trap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue, link_batches,\n"
+    "worker_batches), kept\n"
     "alive by the caller as long as the linker: send puts a message into the mailbox of a process in the\n"
     "processes dict (pid -> process), or wakes it in a C receive (queueing it on run_queue, a RunQueue), or\n"
-    "appends it to link_batches[node] (a bytearray of link records) for a pid on another node, when nothing\n"
+    "appends it to worker_batches[place] or link_batches[node] (bytearrays of link records) for a pid on\n"
+    "another worker of this node or on another node, when nothing\n"
     "else has to happen, and calls deliver(pid, message) otherwise;\n"
     "traps with a guest_trap's text, and reports any other exception to on_error before trapping.\n"
     "Returns what it defined, as (namespace, name, params, results) with 'i' for i32 and 'I' for\n"

@@ -17,7 +17,8 @@ enum {
     LMP_PROCESSES,
     LMP_TIMEOUT,
     LMP_RUN_QUEUE,
-    LMP_LINK_BATCHES, /* dict: node -> bytearray of link records for it (inbox.c: lmp_batch_for_node) */
+    LMP_LINK_BATCHES,   /* dict: node -> bytearray of link records for it (inbox.c: lmp_batch_for_node) */
+    LMP_WORKER_BATCHES, /* dict: place -> bytearray of records for a worker of this node (the same form) */
     LMP_HOOKS
 };
 #define LMP_HOOK(hooks, which) PyTuple_GET_ITEM((hooks), (which))
@@ -43,6 +44,8 @@ int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message);
  * must (no batch for that node, a full batch, modules or streams attached, large data), -1 with
  * an exception set. */
 int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message);
+/* The same for a pid on another worker of this node (hooks' LMP_WORKER_BATCHES, by place). */
+int lmp_batch_for_worker(PyObject *hooks, int64_t to, lmp_message *message);
 /* receive.c: an async host call's state (its continuation set to go on at once), or NULL with
  * *trap_ret set outside a process; and the continuation of a call suspended in C until
  * Store.wake (core.wake) gives it its value: a receive, or a socket wait (net.c). */

@@ -643,6 +643,7 @@ GARBAGE = [
     msgpack.packb([1, "to", 0, 0, b"", []]),  # a Message with a field of the wrong type
     msgpack.packb([1, 2**64 - 1, 0, 0, b"", []]),  # a pid beyond i64
     frames.encode(frames.RegistryRemove(5, 0, "name")),  # a valid frame a worker never expects
+    frames.encode(frames.Forward(3, b"\x05\x00\x00\x00\x01", ())),  # a peer's batch, malformed
 ]
 
 
@@ -675,6 +676,10 @@ def test_malformed_frames_are_counted_logged_and_survived(
     wait_for(lambda: len(worker_warnings()) >= len(GARBAGE), what="the worker's warnings")
     assert all(r.name == "lunatic_mp.cluster.hub" for r in worker_warnings())
     assert any("unexpected RegistryRemove frame" in r.getMessage() for r in worker_warnings())
+    assert any(
+        "malformed Forward frame (a batch of messages) for place 3" in r.getMessage()
+        for r in worker_warnings()
+    )
 
 
 # --- messages larger than the rings --------------------------------------------------------------

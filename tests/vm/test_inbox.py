@@ -287,3 +287,65 @@ def test_a_batch_record_out_of_bounds_is_refused(body: int, count: int, end: int
         core.split_batch(span, body, count, end)
     with pytest.raises(ValueError, match="past its batch record"):
         core.split_batch(span, 4, 2, len(span))
+
+
+# --- another worker of this node: a batch of records in a Forward frame ----------------------
+
+
+def _peer_batch(to: int, payloads: list[bytes], sender: int = 7) -> bytes:
+    """The frame a worker makes of what its guests sent to ``to``'s worker: the records C appends
+    to the batch offered for that place (the form frame_record makes), in a Forward frame."""
+    place = to >> 32
+    records = [frame_record(place, _frame(to, sender, n, data)) for n, data in enumerate(payloads)]
+    return frames.encode(frames.Forward(place, b"".join(records), ()))
+
+
+def test_a_guests_sends_to_another_worker_are_batched_by_place(
+    engine: Engine, load: Callable[[str], Module]
+) -> None:
+    """A send to a pid on a worker of this node with a batch offered (by place) lands there, in
+    order, in the form the node's batches take; a worker with none offered is Python's."""
+    to = (3 << 32) | 1
+    batch = engine.worker_batches[3] = bytearray()
+    process = engine.spawn(load(SENDER), "produce", [to, 300], EnvConfig())
+    finished = engine.run_until_finished(process, timeout=30)
+    assert finished is not None and finished.ok, finished
+    arrived = [frames.decode(frame) for _, frame in _records(batch, 0)]
+    expected = [frames.Message(to, process.pid, n, n.to_bytes(8, "little"), ()) for n in range(300, 0, -1)]
+    assert arrived == expected
+    elsewhere = engine.spawn(load(SENDER), "produce", [(4 << 32) | 1, 5], EnvConfig())
+    finished = engine.run_until_finished(elsewhere, timeout=30)
+    assert finished is not None and finished.ok and len(_records(batch, 0)) == 300
+
+
+def test_a_peer_workers_batch_is_delivered_in_order(engine: Engine, idle: Process) -> None:
+    payloads = [b"", b"a", bytes(300), bytes(65_536)]
+    batch = _peer_batch(idle.pid, payloads)
+    plain = _frame(idle.pid, tag=99, data=b"after")
+    assert core.deliver_messages(engine.message_hooks, [batch, plain, batch], 0) == 3
+    arrived = [idle.mailbox.take(None) for _ in range(2 * len(payloads) + 1)]
+    got = [(m.tag, bytes(m.data)) for m in arrived if m is not None]
+    expected = list(enumerate(payloads))
+    assert got == [*expected, (99, b"after"), *expected]
+    assert all(m is not None and m.pid == 7 for m in arrived)
+
+
+def test_a_malformed_peer_batch_is_left_to_python_whole(engine: Engine, idle: Process) -> None:
+    """A batch that is not all plain message records for its place delivers nothing in C."""
+    place = idle.pid >> 32
+    good = frame_record(place, _frame(idle.pid))
+    bad_payloads = [
+        frame_record(place + 1, _frame(idle.pid)),  # a record for another place
+        frame_record(place, _frame(idle.pid, modules=(b"\x01" * 32,))),  # a module attached
+        frame_record(place, frames.encode(frames.Kill(idle.pid, "stop"))),  # not a message
+        frame_record(place, _frame(idle.pid))[:-1],  # truncated
+        b"\x09\x00\x00\x00\x02" + bytes(8),  # a module record
+        b"\x05\x00\x00\x00\x01",  # too short for its place
+    ]
+    for bad in bad_payloads:
+        for payload in (bad, good + bad):
+            frame = frames.encode(frames.Forward(place, payload, ()))
+            assert core.deliver_messages(engine.message_hooks, [frame], 0) == 0, payload
+    with_modules = frames.encode(frames.Forward(place, good, (b"\x01" * 32,)))
+    assert core.deliver_messages(engine.message_hooks, [with_modules], 0) == 0
+    assert len(idle.mailbox) == 0

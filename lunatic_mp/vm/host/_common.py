@@ -47,6 +47,7 @@ class HostEngine(Protocol):
     processes: dict[int, BaseProcess]
     message_hooks: tuple[Any, ...]
     link_batches: dict[int, bytearray]
+    worker_batches: dict[int, bytearray]
     current: BaseProcess | None
     node_id: int
     max_message_size: int

@@ -80,11 +80,11 @@ def register(engine: HostEngine) -> None:
     # (the lambdas keep it alive as long as the linker).
     on_error = engine.linker.on_host_error
     run_queue = engine.scheduler.run_queue
-    # link_batches: a send to a pid on another node is appended there in C, when the worker offers
-    # a batch for that node (lunatic_mp.cluster.worker)
-    batches = engine.link_batches
+    # link_batches and worker_batches: a send to a pid on another node, or on another worker of
+    # this one, is appended there in C, when the worker offers a batch for it (lunatic_mp.cluster.worker)
     deliver, processes = engine.deliver, engine.processes
-    hooks = (wait_for, GuestTrap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue, batches)
+    batches = (engine.link_batches, engine.worker_batches)
+    hooks = (wait_for, GuestTrap, on_error, PENDING, deliver, processes, TIMEOUT, run_queue, *batches)
     engine.message_hooks = hooks  # a worker's inbound messages take the same path (core.deliver_messages)
     engine.linker.define_native(lambda linker: core.define_message(linker, max_size, hooks))
     engine.linker.define_native(lambda linker: core.define_receive(linker, hooks))
