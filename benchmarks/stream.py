@@ -60,7 +60,11 @@ def run(ctx: Context) -> None:
         if len(workers) > 1:
             ctx.step(f"{name} across workers")
             cross = stream(runtime, module, count, size, [(a, b)])
-            ctx.record(f"cross_worker_{name}_msgs_per_s", round(cross))
+            ctx.record(
+                f"cross_worker_{name}_msgs_per_s",
+                round(cross),
+                target=at_least(1_000_000) if size == 64 else None,
+            )
             ctx.step(f"{name}, {len(ring)} pairs across workers")
             total = stream(runtime, module, count, size, ring)
             ctx.record(
@@ -72,6 +76,8 @@ def run(ctx: Context) -> None:
         pipe = transport.pipe_throughput(count, batched=False, frame=bytes(size))
         ctx.record(f"pipe_{name}_msgs_per_s", round(pipe))
         if len(workers) > 1:
-            ctx.record(f"cross_worker_{name}_vs_pipe_x", cross / pipe)
+            ctx.record(
+                f"cross_worker_{name}_vs_pipe_x", cross / pipe, target=at_least(3) if size == 64 else None
+            )
     if len(workers) == 1:
         ctx.note("cross-worker streams need at least 2 workers")

@@ -416,7 +416,8 @@ class Worker(Hub):
     def _offer_peer_batches(self) -> None:
         """Let C append guests' plain sends for each other worker of this node to its batch,
         unless the way there is congested: then they take the Python path, which pauses the
-        sender. (C stops by itself at 1 MiB in a batch, so it adds at most that in a step.)"""
+        sender. (C leaves the send that finds 64 KiB in the batch to Python, which seals it and
+        pauses the sender past the bound, as for any frame.)"""
         offered, batches = self.engine.worker_batches, self._peers
         for worker, endpoint in self.endpoints.items():
             if worker < FIRST_WORKER or worker == self.worker_id:

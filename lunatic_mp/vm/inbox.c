@@ -440,6 +440,9 @@ fail:
  * sends go through Python, which pauses the sender. */
 
 #define LMP_LINK_BATCH_MAX (1 << 20) /* bytes in a batch past which Python takes over (and may pause) */
+/* The same for another worker of the node: a batch stays well under a ring's largest record (a
+ * quarter of its 1 MiB by default), so it is written whole and delivered as soon as it arrives */
+#define LMP_WORKER_BATCH_MAX (1 << 16)
 #define LMP_LINK_DATA_MAX (1 << 16)  /* larger messages take the Python path */
 
 static void lmp_put_le(uint8_t *at, uint64_t value, int size) {
@@ -453,15 +456,15 @@ static int lmp_empty_or_absent(PyObject *list) {
     return list == NULL || list == Py_None || (PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0);
 }
 
-/* Append message, for pid to, to batch as a link record: 1 if it did, 0 if Python must (a full
- * batch, modules or streams attached, large data), -1 with an exception set. */
-static int lmp_append_record(PyObject *batch, int64_t to, lmp_message *message) {
+/* Append message, for pid to, to batch as a link record: 1 if it did, 0 if Python must (a batch
+ * of max bytes or more, modules or streams attached, large data), -1 with an exception set. */
+static int lmp_append_record(PyObject *batch, Py_ssize_t max, int64_t to, lmp_message *message) {
     if (!lmp_empty_or_absent(message->modules) || !lmp_empty_or_absent(message->streams))
         return 0;
     PyObject *data = message->data;
     if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > LMP_LINK_DATA_MAX)
         return 0;
-    if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= LMP_LINK_BATCH_MAX)
+    if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= max)
         return 0;
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     uint8_t head[LMP_MESSAGE_HEAD_MAX];
@@ -487,7 +490,7 @@ static int lmp_append_record(PyObject *batch, int64_t to, lmp_message *message) 
 }
 
 /* Append message to batches[key] (borrowed dict) if there is one: as lmp_append_record. */
-static int lmp_append_to(PyObject *batches, long long key, int64_t to, lmp_message *message) {
+static int lmp_append_to(PyObject *batches, long long key, Py_ssize_t max, int64_t to, lmp_message *message) {
     if (!PyDict_CheckExact(batches) || PyDict_GET_SIZE(batches) == 0)
         return 0;
     PyObject *number = PyLong_FromLongLong(key);
@@ -497,15 +500,15 @@ static int lmp_append_to(PyObject *batches, long long key, int64_t to, lmp_messa
     Py_DECREF(number);
     if (batch == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    return lmp_append_record(batch, to, message);
+    return lmp_append_record(batch, max, to, message);
 }
 
 int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message) {
-    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_LINK_BATCHES), to >> 48, to, message);
+    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_LINK_BATCHES), to >> 48, LMP_LINK_BATCH_MAX, to, message);
 }
 
 int lmp_batch_for_worker(PyObject *hooks, int64_t to, lmp_message *message) {
-    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_WORKER_BATCHES), to >> 32, to, message);
+    return to <= 0 ? 0 : lmp_append_to(LMP_HOOK(hooks, LMP_WORKER_BATCHES), to >> 32, LMP_WORKER_BATCH_MAX, to, message);
 }
 
 const char lmp_batch_message_doc[] =
