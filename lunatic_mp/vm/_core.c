@@ -227,6 +227,7 @@ static PyMethodDef lmp_methods[] = {
     {"define_receive", (PyCFunction)(void (*)(void))lmp_define_receive, METH_FASTCALL, lmp_define_receive_doc},
     {"define_net", (PyCFunction)(void (*)(void))lmp_define_net, METH_FASTCALL, lmp_define_net_doc},
     {"net_io", (PyCFunction)(void (*)(void))lmp_net_io, METH_FASTCALL, lmp_net_io_doc},
+    {"net_ready", (PyCFunction)(void (*)(void))lmp_net_ready, METH_FASTCALL, lmp_net_ready_doc},
     {"deliver_messages", (PyCFunction)(void (*)(void))lmp_deliver_messages, METH_FASTCALL,
      lmp_deliver_messages_doc},
     {"encode_message", (PyCFunction)(void (*)(void))lmp_encode_message, METH_FASTCALL, lmp_encode_message_doc},

@@ -32,6 +32,11 @@ typedef struct {
     wasmtime_val_t *wait_results;
     int woken;
     int32_t wake_value;
+    /* A tcp_read, tcp_peek or tcp_write_vectored suspended in C until its socket is ready (net.c:
+     * lmp_net_ready tries it again then, and wakes the guest with no Python on the way). */
+    int net_waiting;
+    int net_fd, net_op;
+    uint32_t net_a, net_b, net_opaque;
     /* The Calls whose futures are pending in this store (calls.c): store_delete drops them first,
      * since dropping one unwinds its fiber through code the store keeps alive. */
     struct lmp_call *calls;
@@ -146,7 +151,8 @@ extern const char lmp_define_receive_doc[];
 /* net.c: lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored as C host functions. */
 PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-extern const char lmp_define_net_doc[], lmp_net_io_doc[];
+PyObject *lmp_net_ready(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_define_net_doc[], lmp_net_io_doc[], lmp_net_ready_doc[];
 int lmp_net_init(void);
 
 /* inbox.c: plain Message frames from other workers, straight into mailboxes. */

@@ -53,6 +53,7 @@ define_message = _core.define_message
 define_receive = _core.define_receive
 define_net = _core.define_net
 net_io = _core.net_io
+net_ready = _core.net_ready
 deliver_messages = _core.deliver_messages
 encode_message = _core.encode_message
 split_link_records = _core.split_link_records

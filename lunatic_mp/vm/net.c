@@ -12,6 +12,14 @@
  * (Engine.resume) gives it its result; the Python side has done the I/O and written the
  * out-parameters by then.
  *
+ * The wait of every request of a server is C too: a call that would block on a stream with no
+ * timeout, whose descriptor the reactor already holds (registered, edge-triggered, at its first
+ * wait) and nobody else waits on, records itself in the reactor's c_waits (fd -> process) and its
+ * process's state, and suspends with no Python call. The reactor hands what epoll reports to
+ * lmp_net_ready first, which tries those calls again and wakes their processes as Engine.resume
+ * would (keep the two in step), leaving Python only the rest: an error, a resume that is not
+ * plain (a pause), and every other descriptor.
+ *
  * Guests are hostile: a length or count is checked before it is used, and no pointer is
  * dereferenced before lmp_span has bounded it. These run on the guest's fiber with the GIL
  * released by poll: each takes it for its duration (the system calls never block: the sockets are
@@ -21,24 +29,32 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-/* The hooks: (c_slow_path, GuestTrap, on_error, PENDING); GuestTrap and on_error sit where
- * message.h's LMP_GUEST_TRAP and LMP_ON_ERROR say, so lmp_trap_from_hooks reads them. */
-enum { LMP_NET_SLOW, LMP_NET_HOOKS = 4 };
+/* The hooks: (c_slow_path, GuestTrap, on_error, PENDING, c_waits, registered, run_queue, resume,
+ * error_id); GuestTrap and on_error sit where message.h's LMP_GUEST_TRAP and LMP_ON_ERROR say, so
+ * lmp_trap_from_hooks reads them. c_waits: the reactor's dict fd -> process waiting in C;
+ * registered: its dict fd -> list of Python waiters (a key: epoll holds the descriptor);
+ * resume: Engine.resume; error_id(process, errno) -> int: the id of an error for the guest. */
+enum { LMP_NET_SLOW, LMP_NET_C_WAITS = 4, LMP_NET_REGISTERED, LMP_NET_RUN_QUEUE, LMP_NET_RESUME, LMP_NET_ERROR_ID, LMP_NET_HOOKS };
 enum { LMP_NET_READ, LMP_NET_PEEK, LMP_NET_WRITE };
 
 #define LMP_MAX_IOVECS 1024 /* as networking.py's MAX_IOVECS: more goes to Python, which traps */
 
 static PyObject *lmp_str_resources, *lmp_str_net, *lmp_str_streams, *lmp_str_fd, *lmp_str_sock;
+static PyObject *lmp_str_timeouts[3]; /* read_timeout, peek_timeout, write_timeout: by op */
 
 int lmp_net_init(void) {
     return (lmp_str_resources = PyUnicode_InternFromString("_resources")) == NULL ||
                    (lmp_str_net = PyUnicode_InternFromString("net")) == NULL ||
                    (lmp_str_streams = PyUnicode_InternFromString("streams")) == NULL ||
                    (lmp_str_fd = PyUnicode_InternFromString("fd")) == NULL ||
-                   (lmp_str_sock = PyUnicode_InternFromString("sock")) == NULL
+                   (lmp_str_sock = PyUnicode_InternFromString("sock")) == NULL ||
+                   (lmp_str_timeouts[LMP_NET_READ] = PyUnicode_InternFromString("read_timeout")) == NULL ||
+                   (lmp_str_timeouts[LMP_NET_PEEK] = PyUnicode_InternFromString("peek_timeout")) == NULL ||
+                   (lmp_str_timeouts[LMP_NET_WRITE] = PyUnicode_InternFromString("write_timeout")) == NULL
                ? -1
                : 0;
 }
@@ -57,9 +73,10 @@ static PyObject *lmp_attr(PyObject *object, PyObject *name) {
     return value;
 }
 
-/* The descriptor of the owner's open TCP stream `rid`, or -1 for anything else (no stream by that
- * id, no networking yet, an object of another shape): the Python side then says what. */
-static int lmp_stream_fd(PyObject *owner, int64_t rid) {
+/* The descriptor of the owner's open TCP stream `rid`, and the stream (a new reference, or NULL
+ * where stream_out is), or -1 for anything else (no stream by that id, no networking yet, an object
+ * of another shape): the Python side then says what. */
+static int lmp_stream_fd(PyObject *owner, int64_t rid, PyObject **stream_out) {
     int fd = -1;
     PyObject *resources = lmp_attr(owner, lmp_str_resources);
     PyObject *net = resources != NULL ? lmp_attr(resources, lmp_str_net) : NULL;
@@ -73,6 +90,8 @@ static int lmp_stream_fd(PyObject *owner, int64_t rid) {
         if (value >= 0 && value <= INT32_MAX)
             fd = (int)value;
     }
+    if (fd >= 0 && stream_out != NULL)
+        *stream_out = Py_NewRef(stream);
     PyErr_Clear();
     Py_XDECREF(number);
     Py_XDECREF(sock);
@@ -160,6 +179,51 @@ static int lmp_attempt(lmp_proc *state, wasmtime_caller_t *caller, int fd, int o
     return 0;
 }
 
+/* Suspend the call in C until its socket is ready (see the top): 1 if it did, 0 if Python must
+ * arm the wait (a timeout, a descriptor epoll does not hold yet, another waiter), -1 on error. */
+static int lmp_net_wait_in_c(PyObject *hooks, lmp_proc *state, PyObject *stream, int fd, int op, uint32_t a,
+                             uint32_t b, uint32_t opaque) {
+    PyObject *timeout = PyObject_GetAttr(stream, lmp_str_timeouts[op]);
+    if (timeout == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int forever = timeout == Py_None;
+    Py_DECREF(timeout);
+    PyObject *key = forever ? PyLong_FromLong(fd) : NULL;
+    if (key == NULL)
+        return forever ? -1 : 0;
+    int status = 0;
+    PyObject *waits = LMP_HOOK(hooks, LMP_NET_C_WAITS);
+    PyObject *others = PyDict_GetItemWithError(LMP_HOOK(hooks, LMP_NET_REGISTERED), key); /* borrowed */
+    if (others == NULL)
+        status = PyErr_Occurred() ? -1 : 0;
+    else if (PyList_CheckExact(others) && PyList_GET_SIZE(others) == 0 && (status = PyDict_Contains(waits, key)) == 0)
+        status = PyDict_SetItem(waits, key, state->owner) < 0 || LMP_SET(state->owner, LMP_WAITING, Py_True) < 0 ||
+                         LMP_SET(state->owner, LMP_RECEIVING, Py_True) < 0
+                     ? -1
+                     : 1;
+    else if (status > 0)
+        status = 0; /* another process waits on it in C */
+    Py_DECREF(key);
+    if (status == 1) {
+        state->net_waiting = 1;
+        state->net_fd = fd;
+        state->net_op = op;
+        state->net_a = a;
+        state->net_b = b;
+        state->net_opaque = opaque;
+    }
+    return status;
+}
+
+static void lmp_suspend(lmp_proc *state, wasmtime_val_t *results, wasmtime_async_continuation_t *continuation) {
+    state->wait_results = results;
+    state->woken = 0;
+    continuation->callback = lmp_wait_over;
+    continuation->env = state;
+}
+
 /* One call: args (id: i64, a: i32, b: i32, opaque_ptr: i32) -> i32, where (a, b) is (buffer,
  * length) for a read or a peek and (iovecs, count) for a write. The GIL is held. */
 static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_caller_t *caller,
@@ -168,12 +232,21 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
     int64_t rid = args[0].of.i64;
     uint32_t a = (uint32_t)args[1].of.i32, b = (uint32_t)args[2].of.i32, opaque = (uint32_t)args[3].of.i32;
     int error = 0; /* 0: not tried (Python tries, and says what is wrong); else the errno */
-    int fd = lmp_stream_fd(state->owner, rid);
+    PyObject *stream = NULL;
+    int fd = lmp_stream_fd(state->owner, rid, &stream);
     if (fd >= 0) {
         int outcome = lmp_attempt(state, caller, fd, op, a, b, opaque);
-        if (outcome == 0) {
-            results[0].kind = WASMTIME_I32;
-            results[0].of.i32 = 0; /* OK */
+        int waiting = outcome == EAGAIN ? lmp_net_wait_in_c(hooks, state, stream, fd, op, a, b, opaque) : 0;
+        Py_DECREF(stream);
+        if (outcome == 0 || waiting != 0) {
+            if (waiting < 0)
+                *trap_ret = lmp_trap_from_hooks(hooks, "networking");
+            else if (waiting > 0)
+                lmp_suspend(state, results, continuation);
+            else {
+                results[0].kind = WASMTIME_I32;
+                results[0].of.i32 = 0; /* OK */
+            }
             return;
         }
         if (outcome > 0)
@@ -188,10 +261,7 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
         return;
     }
     if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspended until Store.wake */
-        state->wait_results = results;
-        state->woken = 0;
-        continuation->callback = lmp_wait_over;
-        continuation->env = state;
+        lmp_suspend(state, results, continuation);
     } else {
         long code = PyLong_AsLong(value);
         if (code == -1 && PyErr_Occurred()) {
@@ -255,12 +325,123 @@ PyObject *lmp_net_io(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     return PyLong_FromLong(outcome == -2 ? -1 : outcome);
 }
 
+/* The process waiting in C on fd, which epoll reported with events: try its call again, and wake
+ * it if that went through (or failed). 0, or -1 on error. */
+static int lmp_net_woken(PyObject *hooks, PyObject *key, PyObject *process, int fd, uint32_t events) {
+    PyObject *waits = LMP_HOOK(hooks, LMP_NET_C_WAITS);
+    PyObject *finished = LMP_GET(process, LMP_FINISHED);
+    PyObject *call = finished == Py_None ? LMP_GET(process, LMP_CALL) : NULL;
+    Py_XDECREF(finished);
+    lmp_proc *state = call != NULL && lmp_call_future(call) != NULL ? lmp_call_state(call) : NULL;
+    Py_XDECREF(call);
+    PyErr_Clear(); /* no call: a process that is gone, or that stopped waiting some other way */
+    if (state == NULL || !state->net_waiting || state->net_fd != fd)
+        return PyDict_DelItem(waits, key); /* stale */
+    int op = state->net_op;
+    if ((events & (op == LMP_NET_WRITE ? ~(uint32_t)(EPOLLIN | EPOLLRDHUP) : ~(uint32_t)EPOLLOUT)) == 0)
+        return 0; /* an edge for the other direction: still waiting */
+    int outcome = lmp_attempt(state, NULL, fd, op, state->net_a, state->net_b, state->net_opaque);
+    if (outcome == EAGAIN)
+        return 0; /* woken, but another holder of the socket took the data first: wait again */
+    if (PyDict_DelItem(waits, key) < 0)
+        return -1;
+    state->net_waiting = 0;
+    int32_t value = 0; /* OK */
+    if (outcome != 0) { /* ERROR, with the id of the error where the count would have gone */
+        value = 1;
+        PyObject *number = PyObject_CallFunction(LMP_HOOK(hooks, LMP_NET_ERROR_ID), "Oi", process, outcome == -2 ? -1 : outcome);
+        long long id = number != NULL ? PyLong_AsLongLong(number) : -1;
+        Py_XDECREF(number);
+        if (id == -1 && PyErr_Occurred())
+            return -1;
+        uint8_t *out = lmp_net_span(state, NULL, state->net_opaque, 8);
+        if (out != NULL) /* it was in bounds when the call began, and memory never shrinks */
+            lmp_put_le64(out, (uint64_t)id);
+    }
+    PyObject *timer = LMP_GET(process, LMP_TIMER);
+    int parked = timer == Py_None ? LMP_FLAG(process, LMP_PARKED) : 0;
+    int plain = timer == Py_None && parked == 0;
+    Py_XDECREF(timer);
+    if (timer == NULL || parked < 0)
+        return -1;
+    if (!plain) { /* Engine.resume cancels the timer, and leaves a paused process paused */
+        PyObject *result = PyObject_CallFunction(LMP_HOOK(hooks, LMP_NET_RESUME), "Oi", process, value);
+        Py_XDECREF(result);
+        return result != NULL ? 0 : -1;
+    }
+    state->wake_value = value;
+    state->woken = 1;
+    if (LMP_SET(process, LMP_RECEIVING, Py_False) < 0 || LMP_SET(process, LMP_WAITING, Py_False) < 0)
+        return -1;
+    return lmp_make_ready(LMP_HOOK(hooks, LMP_NET_RUN_QUEUE), process) < 0 ? -1 : 0;
+}
+
+const char lmp_net_ready_doc[] =
+    "net_ready(hooks, ready) -> list[tuple[int, int]]\n\n"
+    "What epoll reported, (fd, events) pairs, handed to the calls waiting in C first (hooks: as\n"
+    "define_net's): each is tried again, and its process woken as Engine.resume would once it went\n"
+    "through or failed. Returns the pairs Python has to see: the others, and those that Python\n"
+    "waiters wait on too.";
+
+PyObject *lmp_net_ready(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != LMP_NET_HOOKS ||
+        !PyList_Check(args[1]) || !PyDict_CheckExact(LMP_HOOK(args[0], LMP_NET_C_WAITS)) ||
+        !PyDict_CheckExact(LMP_HOOK(args[0], LMP_NET_REGISTERED))) {
+        PyErr_SetString(PyExc_TypeError, "net_ready(hooks: the tuple define_net took, ready: list)");
+        return NULL;
+    }
+    PyObject *hooks = args[0], *ready = args[1];
+    PyObject *waits = LMP_HOOK(hooks, LMP_NET_C_WAITS), *registered = LMP_HOOK(hooks, LMP_NET_REGISTERED);
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ready); i++) {
+        PyObject *pair = PyList_GET_ITEM(ready, i);
+        long fd = -1, events = -1;
+        if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2) {
+            fd = PyLong_AsLong(PyTuple_GET_ITEM(pair, 0));
+            events = fd != -1 || !PyErr_Occurred() ? PyLong_AsLong(PyTuple_GET_ITEM(pair, 1)) : -1;
+        }
+        if (PyErr_Occurred() || fd < 0 || fd > INT32_MAX || events < 0 || events > UINT32_MAX) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "net_ready: ready holds (fd, events) pairs");
+            goto fail;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0);
+        PyObject *process = PyDict_GetItemWithError(waits, key); /* borrowed */
+        PyObject *others = process != NULL ? PyDict_GetItemWithError(registered, key) : NULL;
+        if (PyErr_Occurred())
+            goto fail;
+        if ((process == NULL || (others != NULL && PyList_CheckExact(others) && PyList_GET_SIZE(others) > 0)) &&
+            PyList_Append(rest, pair) < 0)
+            goto fail;
+        if (process == NULL)
+            continue;
+        Py_INCREF(process); /* the dict lets go of it when its wait ends */
+        Py_INCREF(pair);
+        int status = lmp_net_woken(hooks, key, process, (int)fd, (uint32_t)events);
+        Py_DECREF(pair);
+        Py_DECREF(process);
+        if (status < 0)
+            goto fail;
+    }
+    return rest;
+fail:
+    Py_DECREF(rest);
+    return NULL;
+}
+
 const char lmp_define_net_doc[] =
     "define_net(linker, hooks) -> tuple[tuple[str, str, str, str], ...]\n\n"
     "Define lunatic::networking's tcp_read, tcp_peek and tcp_write_vectored (C, async) on a\n"
-    "wasmtime_linker_t. hooks: (c_slow_path, GuestTrap, on_error, PENDING), kept alive by the caller\n"
-    "as long as the linker. c_slow_path(process, op, id, a, b, opaque_ptr, errno, caller) returns the\n"
-    "call's result or PENDING (op: 0 read, 1 peek, 2 write; errno 0: not tried).";
+    "wasmtime_linker_t. hooks: (c_slow_path, GuestTrap, on_error, PENDING, c_waits, registered,\n"
+    "run_queue, resume, error_id), kept alive by the caller as long as the linker.\n"
+    "c_slow_path(process, op, id, a, b, opaque_ptr, errno, caller) returns the call's result or PENDING\n"
+    "(op: 0 read, 1 peek, 2 write; errno 0: not tried). A call that would block on a stream with no\n"
+    "timeout, whose fd is a key of registered (the reactor's: epoll holds it) with no Python waiter, and\n"
+    "in no other C wait, waits in c_waits[fd] instead (net_ready ends the wait); resume is\n"
+    "Engine.resume, error_id(process, errno) the id of an error for the guest (errno -1: out of memory).";
 
 
 PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -271,9 +452,13 @@ PyObject *lmp_define_net(PyObject *module, PyObject *const *args, Py_ssize_t nar
     }
     PyObject *hooks = args[1];
     if (!PyTuple_CheckExact(hooks) || PyTuple_GET_SIZE(hooks) != LMP_NET_HOOKS ||
-        !PyCallable_Check(LMP_HOOK(hooks, LMP_NET_SLOW)) || !PyCallable_Check(LMP_HOOK(hooks, LMP_ON_ERROR))) {
+        !PyCallable_Check(LMP_HOOK(hooks, LMP_NET_SLOW)) || !PyCallable_Check(LMP_HOOK(hooks, LMP_ON_ERROR)) ||
+        !PyDict_CheckExact(LMP_HOOK(hooks, LMP_NET_C_WAITS)) || !PyDict_CheckExact(LMP_HOOK(hooks, LMP_NET_REGISTERED)) ||
+        !Py_IS_TYPE(LMP_HOOK(hooks, LMP_NET_RUN_QUEUE), &lmp_RunQueueType) ||
+        !PyCallable_Check(LMP_HOOK(hooks, LMP_NET_RESUME)) || !PyCallable_Check(LMP_HOOK(hooks, LMP_NET_ERROR_ID))) {
         PyErr_SetString(PyExc_TypeError,
-                        "define_net: hooks must be a tuple (c_slow_path, GuestTrap, on_error, PENDING)");
+                        "define_net: hooks must be a tuple (c_slow_path, GuestTrap, on_error, PENDING, c_waits: a "
+                        "dict, registered: a dict, run_queue: a RunQueue, resume, error_id)");
         return NULL;
     }
     if (!lmp_require_ready())

@@ -238,7 +238,7 @@ class Process(BaseProcess):
             self.store.close()
         self.store = None
         if self._resources is not None and self._resources.net is not None:
-            self._resources.net.close()  # its sockets close now, not when collected
+            self._resources.net.close(self)  # its sockets close now, not when collected
         self._resources = None
 
     @property

@@ -66,6 +66,12 @@ class Reactor:
         self._epoll = select.epoll()
         self._watched: dict[int, Callback] = {}  # level-triggered: watch()
         self._waiters: dict[int, list[Waiter]] = {}  # edge-triggered, registered until forget()
+        self.c_waits: dict[int, object] = {}
+        """Processes whose socket call waits in C, by descriptor (lunatic_mp/vm/net.c): also
+        edge-triggered, on a descriptor registered for Python's waits first."""
+        self.c_ready: Callable[[list[tuple[int, int]]], list[tuple[int, int]]] | None = None
+        """Hands what epoll reported to those waits first; what is left is Python's (set by the
+        networking host functions: core.net_ready)."""
         self._waiting = 0  # waiters not yet fired or cancelled
         self._calls: deque[Callable[[], None]] = deque()  # from other threads
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -79,7 +85,14 @@ class Reactor:
     def watching(self) -> bool:
         """Whether a callback may still come: a descriptor is watched, or a waiter waits (a
         descriptor that merely stays registered, with nobody waiting, does not count)."""
-        return self._waiting > 0 or bool(self._watched)
+        return self._waiting > 0 or bool(self._watched) or bool(self.c_waits)
+
+    @property
+    def waiters(self) -> dict[int, list[Waiter]]:
+        """Python's waiters by descriptor: every descriptor registered for waits is a key (the C
+        waits look here: they need the registration, and leave a descriptor others wait on to
+        Python)."""
+        return self._waiters
 
     @property
     def registered(self) -> int:
@@ -125,6 +138,7 @@ class Reactor:
 
     def forget(self, fd: int) -> None:
         """``fd`` is about to be closed: drop its registration (its waiters never fire)."""
+        self.c_waits.pop(fd, None)
         waiters = self._waiters.pop(fd, None)
         if waiters is not None:
             for waiter in waiters:
@@ -133,6 +147,11 @@ class Reactor:
                     self._waiting -= 1
             with contextlib.suppress(OSError):
                 self._epoll.unregister(fd)
+
+    def cancel_c_wait(self, fd: int, process: object) -> None:
+        """``process`` (gone) no longer waits in C on ``fd``, if it did."""
+        if self.c_waits.get(fd) is process:
+            del self.c_waits[fd]
 
     def _fire(self, waiters: list[Waiter], mask: int) -> None:
         if len(waiters) == 1:  # the usual case: one process waits on its socket
@@ -161,6 +180,9 @@ class Reactor:
         if timeout is not None and timeout <= 0 and not (self._waiters or self._watched):
             return 0
         ready = self._epoll.poll(-1 if timeout is None else timeout)
+        count = len(ready)
+        if self.c_waits and ready and self.c_ready is not None:
+            ready = self.c_ready(ready)
         for fd, events in ready:
             waiters = self._waiters.get(fd)
             if waiters:
@@ -169,7 +191,7 @@ class Reactor:
                 callback = self._watched.get(fd)
                 if callback is not None:
                     callback(_mask(events))
-        return len(ready)
+        return count
 
     # --- work done on other threads (DNS lookups) -------------------------------------------------
 

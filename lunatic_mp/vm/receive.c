@@ -19,6 +19,7 @@ bool lmp_wait_over(void *env) {
     if (!state->woken)
         return false;
     state->woken = 0;
+    state->net_waiting = 0; /* however it was woken, a socket wait in C is over */
     state->wait_results[0].kind = WASMTIME_I32;
     state->wait_results[0].of.i32 = state->wake_value;
     state->wait_results = NULL;

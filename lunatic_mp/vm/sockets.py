@@ -92,11 +92,14 @@ class Net:
         self.dns: dict[int, DnsIterator] = {}
         self.waiter: Waiter | None = None
 
-    def close(self) -> None:
-        """The process died: stop its wait, drop its ids (sockets nobody else holds close)."""
+    def close(self, owner: object = None) -> None:
+        """The process (``owner``) died: stop its wait, in Python or in C, and drop its ids
+        (sockets nobody else holds close)."""
         if self.waiter is not None:
             self.reactor.cancel(self.waiter)
             self.waiter = None
+        for sock in self.streams.values():
+            self.reactor.cancel_c_wait(sock.fd, owner)
         for table in (self.listeners, self.streams, self.udp):
             sockets = list(table.values())
             table.clear()

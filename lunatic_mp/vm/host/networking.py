@@ -19,6 +19,7 @@ error id saying so, and touches nothing.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -94,10 +95,16 @@ class CWait:
             net.waiter = self.engine.reactor.wait(self.fd, self.events, self)
             return
         if outcome:  # -1: its buffers cannot be reached (memory never shrinks: none to fit them)
-            text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
-            error_id = process.resources.add(process.resources.errors, text)
+            error_id = io_error_id(process, outcome)
             process.memory.write_u64(self.opaque_ptr, error_id)  # type: ignore[union-attr]  # c_slow_path set it
         self.engine.resume(process, ERROR if outcome else OK)
+
+
+def io_error_id(process: Process, outcome: int) -> int:
+    """The id of the error a C socket call's attempt ended in (an errno, or -1: its buffers are
+    out of reach), for the guest to read."""
+    text = os_error(OSError(outcome, os.strerror(outcome))) if outcome > 0 else "out of memory"
+    return process.resources.add(process.resources.errors, text)
 
 
 def register(engine: HostEngine) -> None:
@@ -504,7 +511,11 @@ def register(engine: HostEngine) -> None:
     # tcp_read, tcp_peek and tcp_write_vectored: C host functions (lunatic_mp/vm/net.c) that do the
     # system call themselves, straight into (or out of) guest memory, and call c_slow_path for
     # the rest: a call that would block, an error, an unknown id or a bad pointer.
-    hooks = (c_slow_path, GuestTrap, engine.linker.on_host_error, PENDING)
+    # A call that would block on a stream without a timeout waits in C (reactor.c_waits) once
+    # the reactor holds its descriptor, and core.net_ready ends the wait, with no Python per call.
+    c_waits = (reactor.c_waits, reactor.waiters, engine.scheduler.run_queue, engine.resume, io_error_id)
+    hooks = (c_slow_path, GuestTrap, engine.linker.on_host_error, PENDING, *c_waits)
+    reactor.c_ready = functools.partial(core.net_ready, hooks)
     engine.linker.define_native(lambda linker: core.define_net(linker, hooks))
     define(NAMESPACE, "tcp_flush", "Ii", "i", tcp_flush)
     for kind in ("read", "write", "peek"):
