@@ -89,6 +89,11 @@ def run(ctx: Context) -> None:
         ctx.record("process_pool_s", pool_s)
         ctx.record("all_workers_vs_process_pool_x", pool_s / times[n])
 
+        ctx.step("CPU-bound on all workers, 10 ms time slices")
+        with Runtime(workers=n, time_slice_ns=10_000_000) as coarse:
+            coarse_s = cpu_jobs(coarse, coarse.load_module(guest), jobs, work, coarse.worker_ids)
+        ctx.record("all_workers_10ms_slices_vs_process_pool_x", pool_s / coarse_s)
+
         ctx.step("tiny jobs through WasmExecutor")
         count = ctx.pick(20_000, 2_000)
         tiny = tiny_jobs_us(runtime, module, count)

@@ -79,6 +79,11 @@ main.add_command(doctor)
     show_default=True,
     help="Messages a mailbox holds before its senders wait for room; 0: no bound.",
 )
+@click.option(
+    "--time-slice-ms",
+    type=click.FloatRange(min=0.01, max=10_000),
+    help="How long a guest runs before it yields to the others on its worker  [default: 1]",
+)
 @cluster_option
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -86,6 +91,7 @@ def run(
     dirs: tuple[str, ...],
     workers: int,
     max_mailbox: int,
+    time_slice_ms: float | None,
     cluster: str | None,
     args: tuple[str, ...],
 ) -> None:
@@ -100,7 +106,8 @@ def run(
     """
     template = _start_template() if workers > 1 else None  # first: it boots while the rest is imported
     try:
-        _run(module, dirs, workers, max_mailbox, cluster, args, template)
+        time_slice_ns = None if time_slice_ms is None else round(time_slice_ms * 1e6)
+        _run(module, dirs, workers, max_mailbox, time_slice_ns, cluster, args, template)
     finally:
         if template is not None:  # the runtime closed it, unless it never started
             template.close(TEMPLATE_STOP_S)
@@ -111,6 +118,7 @@ def _run(
     dirs: tuple[str, ...],
     workers: int,
     max_mailbox: int,
+    time_slice_ns: int | None,
     cluster: str | None,
     args: tuple[str, ...],
     template: Template | None,
@@ -126,9 +134,9 @@ def _run(
         for directory in dirs:
             config.preopen(directory)
         if workers == 1 and cluster is None:
-            finished = _run_here(module, config)
+            finished = _run_here(module, config, time_slice_ns)
         else:
-            finished = _run_on_workers(module, config, workers, template, cluster)
+            finished = _run_on_workers(module, config, workers, time_slice_ns, template, cluster)
     except (LunaticError, OSError) as exc:
         click.echo(f"lunatic-mp: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
@@ -197,7 +205,7 @@ def bench(
     sys.exit(0 if report.ok else EXIT_FAILED)
 
 
-def _run_here(module: Path, config: EnvConfig) -> Finished | str:
+def _run_here(module: Path, config: EnvConfig, time_slice_ns: int | None) -> Finished | str:
     """One engine in this process: how the root ended, or what it waits for that can never come.
 
     Ctrl-C only sets a flag, which the loop checks at least every ``INTERRUPT_POLL_S``: a
@@ -205,8 +213,9 @@ def _run_here(module: Path, config: EnvConfig) -> Finished | str:
     or be taken for the guest's error.
     """
     from lunatic_mp.vm.engine import Engine
+    from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS
 
-    engine = Engine()
+    engine = Engine(time_slice_ns=time_slice_ns or DEFAULT_TIME_SLICE_NS)
     interrupted = False
 
     def on_interrupt(signum: int, frame: object) -> None:
@@ -245,16 +254,27 @@ def _start_template() -> Template | None:
 
 
 def _run_on_workers(
-    module: Path, config: EnvConfig, workers: int, template: Template | None, cluster: str | None = None
+    module: Path,
+    config: EnvConfig,
+    workers: int,
+    time_slice_ns: int | None,
+    template: Template | None,
+    cluster: str | None = None,
 ) -> Finished | str:
     """A runtime of ``workers`` processes; SIGTERM and Ctrl-C stop it cleanly. The module compiles
     while the processes start (spawn waits for them)."""
     from lunatic_mp.api.runtime import Runtime  # not for a run on one engine
+    from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS
 
     signal.signal(signal.SIGTERM, _exit_on_signal)
     runtime: Runtime
     with Runtime(
-        workers=workers, wait=False, import_main=False, template=template, cluster=cluster
+        workers=workers,
+        wait=False,
+        import_main=False,
+        template=template,
+        cluster=cluster,
+        time_slice_ns=time_slice_ns or DEFAULT_TIME_SLICE_NS,
     ) as runtime:
         root = runtime.spawn(runtime.load_module(module), "_start", (), config)
         # Ctrl-C sets a flag rather than raising KeyboardInterrupt, which Python drops when it

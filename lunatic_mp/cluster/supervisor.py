@@ -57,6 +57,7 @@ from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import ModuleCache
 from lunatic_mp.vm.plugins import Plugin, discover
+from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, check_time_slice
 
 if TYPE_CHECKING:
     from lunatic_mp.cluster.gateway import Gateway
@@ -103,6 +104,7 @@ class Supervisor(Outbound, ClusterMember):
         plugins: Iterable[Plugin] = (),
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
+        time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
         wait: bool = True,
         import_main: bool = True,
         template: Template | None = None,
@@ -114,7 +116,8 @@ class Supervisor(Outbound, ClusterMember):
         defined there still reaches them, by value. ``template``: a template process started
         ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns.
         ``gateway``: this runtime is a node of a cluster (:mod:`lunatic_mp.cluster.gateway`),
-        which it then owns."""
+        which it then owns. ``time_slice_ns``: how long a guest runs before it yields to the
+        others of its worker (1 ms; longer slices cost CPU-bound work less, docs/performance.md)."""
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -131,6 +134,7 @@ class Supervisor(Outbound, ClusterMember):
             "workers": self.worker_count,
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
+            "time_slice_ns": check_time_slice(time_slice_ns),  # how long a guest runs before it yields
         }
         if every_plugin:
             self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)

@@ -317,6 +317,7 @@ class Worker(Hub):
                 "processes": len(engine.processes),
                 "capacity": engine.capacity,
                 "capacity_limit": engine.capacity_limit.reason,
+                "time_slice_ns": engine.preemption.ticker.period_ns,
                 "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
                 + engine.arenas.stack_stats().reserved_bytes,
                 "malformed_frames": self.malformed_frames,

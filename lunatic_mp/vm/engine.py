@@ -39,7 +39,7 @@ from lunatic_mp.vm.params import typed_args
 from lunatic_mp.vm.placement import Placement
 from lunatic_mp.vm.plugins import Plugin, check_unique
 from lunatic_mp.vm.plugins import install as install_plugins
-from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption
+from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption, check_time_slice
 from lunatic_mp.vm.process import BaseProcess, Frame, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
@@ -121,7 +121,9 @@ class Engine(Placement, Signals):
         )
         self.wasm_engine = make_engine()
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
-        self.preemption = Preemption(self, self.wasm_engine, self.linker, make_engine, time_slice_ns)
+        self.preemption = Preemption(
+            self, self.wasm_engine, self.linker, make_engine, check_time_slice(time_slice_ns)
+        )
         self.linker.define_wasi()
         self.scheduler = Scheduler(self)
         self.reactor = Reactor()

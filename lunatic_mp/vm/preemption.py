@@ -23,6 +23,23 @@ if TYPE_CHECKING:
     from lunatic_mp.vm.module import Module
 
 DEFAULT_TIME_SLICE_NS = 1_000_000
+MIN_TIME_SLICE_NS, MAX_TIME_SLICE_NS = 10_000, 10_000_000_000  # what the ticker keeps: 10 µs to 10 s
+
+
+def check_time_slice(time_slice_ns: int) -> int:
+    """``time_slice_ns``, or a ValueError naming it when the ticker cannot keep it."""
+    if (
+        isinstance(time_slice_ns, bool)
+        or not isinstance(time_slice_ns, int)
+        or not MIN_TIME_SLICE_NS <= time_slice_ns <= MAX_TIME_SLICE_NS
+    ):
+        raise ValueError(
+            f"time_slice_ns must be an int between {MIN_TIME_SLICE_NS:,} (10 µs) and "
+            f"{MAX_TIME_SLICE_NS:,} (10 s) nanoseconds, got {time_slice_ns!r}"
+        )
+    return time_slice_ns
+
+
 """A guest runs about this long before it yields to the others on its engine."""
 
 

@@ -250,6 +250,17 @@ def test_max_mailbox_sets_the_bound_of_every_mailbox(options: tuple[str, ...], s
         assert "waits for room in a full mailbox (--max-mailbox) that can never come" in result.stderr
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_time_slice_ms_is_taken_and_checked(workers: str) -> None:
+    """`--time-slice-ms`: a run with a longer slice ends as any other; one outside what the
+    ticker keeps (10 µs to 10 s) is refused before anything runs."""
+    result = cli("run", "--workers", workers, "--time-slice-ms", "5", GUESTS / "cli_exit.wat")
+    assert result.returncode == 7, result.stderr
+    refused = cli("run", "--workers", workers, "--time-slice-ms", "0", GUESTS / "cli_exit.wat")
+    assert refused.returncode == 2
+    assert "--time-slice-ms" in refused.stderr
+
+
 SAY_THEN_SLEEP = """
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))

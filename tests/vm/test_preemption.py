@@ -194,3 +194,17 @@ def test_a_process_killed_during_its_own_host_call_dies_at_its_slice_end(engine:
     finished = finish(engine, process)
     assert finished.outcome is Outcome.KILLED
     assert finished.message == "killed while running"
+
+
+@pytest.mark.parametrize("bad", [0, 9_999, 10_000_000_001, True, 1.5, "1000000"])
+def test_a_time_slice_the_ticker_cannot_keep_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="time_slice_ns must be an int between"):
+        Engine(time_slice_ns=bad)  # type: ignore[arg-type]
+
+
+def test_the_ticker_keeps_the_time_slice_given() -> None:
+    engine = Engine(time_slice_ns=5_000_000)
+    try:
+        assert engine.preemption.ticker.period_ns == 5_000_000
+    finally:
+        engine.close()
