@@ -87,6 +87,8 @@ class Worker(Hub):
         self.running = True
         self.handlers = self._frame_handlers()
         self.deliver_messages = functools.partial(core.deliver_messages, self.engine.message_hooks)
+        self.engine.scheduler.runner.between = self._flush_during_round
+        self.flushes_during_rounds = 0
         self.loop = new_event_loop()
         self._stopped: asyncio.Future[None] = self.loop.create_future()
         self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest
@@ -321,6 +323,7 @@ class Worker(Hub):
                 "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
                 + engine.arenas.stack_stats().reserved_bytes,
                 "malformed_frames": self.malformed_frames,
+                "flushes_during_rounds": self.flushes_during_rounds,
                 "http": self.http.stats() if self.http is not None else {},
                 "counters": engine.metrics.counters,
                 "gauges": engine.metrics.gauges,
@@ -428,6 +431,17 @@ class Worker(Hub):
                 offered.pop(place, None)
             elif place not in offered:
                 offered[place] = batches.setdefault(worker, bytearray())
+
+    def _flush_during_round(self) -> None:
+        """A scheduler round has run for a tick, with more processes to run: the frames it
+        queued so far leave now, so that a reply is not held behind the slices left in it."""
+        if (
+            any(e.queued for e in self.endpoints.values())
+            or any(self._peers.values())
+            or any(self._foreign.values())
+        ):
+            self.flush()
+            self.flushes_during_rounds += 1
 
     def flush(self) -> bool:
         """Write queued frames; let parked senders go on once their destination drains."""

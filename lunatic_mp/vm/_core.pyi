@@ -40,6 +40,7 @@ class RunQueue:
 
 class Runner:
     current: Any
+    between: Callable[[], object] | None
     def __init__(
         self,
         queue: RunQueue,

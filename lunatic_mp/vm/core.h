@@ -220,6 +220,8 @@ extern PyTypeObject lmp_RunnerType, lmp_RunQueueType;
 /* Queue process at the back of queue (a RunQueue) unless its queued flag says it is: 1 if queued
  * now, 0 if it was, -1 on error. */
 int lmp_make_ready(PyObject *queue, PyObject *process);
+/* ticker.c: the ticks of every ticker of this process so far (a round that saw one ran a tick). */
+unsigned long long lmp_ticks(void);
 int lmp_runner_init(void);
 
 #endif

@@ -143,6 +143,7 @@ typedef struct {
     PyObject *kill;         /* Engine.kill(pid, reason) */
     PyObject *running;      /* the phase a process enters when its export starts (Phase.RUNNING) */
     PyObject *current;      /* the process being polled, or NULL (None) */
+    PyObject *between;      /* called between two processes of a round a tick went by in, or NULL */
 } Runner;
 
 static PyObject *lmp_str_native, *lmp_str_run_slice, *lmp_str_pid;
@@ -281,6 +282,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
     long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
     lmp_run_queue *queue = (lmp_run_queue *)self->queue;
     Py_ssize_t ran_count = 0;
+    unsigned long long ticks = lmp_ticks();
     for (Py_ssize_t i = 0;; i++) {
         if (i >= count && (queue->count == 0 || deadline == 0 || lmp_now_ns() >= deadline))
             break;
@@ -305,6 +307,15 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         if (status < 0)
             return NULL;
         ran_count += ran;
+        /* A tick went by since the round began (or since the last call), and more is to run: let
+         * the caller do what must not wait for the round to end (a worker sends its frames). */
+        if (self->between != NULL && self->between != Py_None && queue->count > 0 && lmp_ticks() != ticks) {
+            ticks = lmp_ticks();
+            PyObject *result = PyObject_CallNoArgs(self->between);
+            Py_XDECREF(result);
+            if (result == NULL)
+                return NULL;
+        }
     }
     return PyLong_FromSsize_t(ran_count);
 }
@@ -336,6 +347,7 @@ static int runner_traverse(Runner *self, visitproc visit, void *arg) {
     Py_VISIT(self->kill);
     Py_VISIT(self->running);
     Py_VISIT(self->current);
+    Py_VISIT(self->between);
     return 0;
 }
 
@@ -346,6 +358,7 @@ static int runner_clear(Runner *self) {
     Py_CLEAR(self->kill);
     Py_CLEAR(self->running);
     Py_CLEAR(self->current);
+    Py_CLEAR(self->between);
     return 0;
 }
 
@@ -364,6 +377,11 @@ static PyMemberDef runner_members[] = {
     {"current", T_OBJECT, offsetof(Runner, current), 0,
      "The process running now: the one being polled, or a native process taking its slice (it sets\n"
      "this itself); None between them."},
+    {"between", T_OBJECT, offsetof(Runner, between), 0,
+     "None, or a callable run calls with no arguments between two processes of a round once a tick\n"
+     "of the ticker has gone by since the round began or since its last call, when more processes\n"
+     "are to run: a worker sends the frames queued so far (a reply is not held behind the slices\n"
+     "left in the round)."},
     {NULL, 0, 0, 0, NULL},
 };
 

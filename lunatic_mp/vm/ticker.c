@@ -86,6 +86,10 @@ bool lmp_poll(wasmtime_call_future_t *future) {
  * sleepers also uncounts them, so the polls after it do not wake them again while they wait for
  * a core (a broadcast each: 5% of a worker running tiny jobs on a busy machine, measured); a
  * ticker that finds no guest running when it gets one counts itself again before it waits. */
+static atomic_ullong lmp_all_ticks; /* every ticker's ticks in this process (lmp_ticks) */
+
+unsigned long long lmp_ticks(void) { return atomic_load_explicit(&lmp_all_ticks, memory_order_relaxed); }
+
 static pthread_mutex_t lmp_idle_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lmp_idle_wake = PTHREAD_COND_INITIALIZER;
 static atomic_int lmp_running;
@@ -168,6 +172,7 @@ static void *ticker_main(void *arg) {
         for (int i = 0; i < self->count; i++)
             lmp_wasmtime_engine_increment_epoch(self->engines[i]);
         atomic_fetch_add(&self->ticks, 1);
+        atomic_fetch_add(&lmp_all_ticks, 1);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;
