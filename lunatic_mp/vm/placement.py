@@ -72,11 +72,7 @@ class Placement:
     ) -> None:
         """Spawn for ``parent`` where the runtime places it: ``on_done(pid or error message)``, at
         once (this worker) or when the other worker answers. ``link_tag`` 0: not linked."""
-        spread = self.router is not None and not parent.config.spawn_local
-        worker = self.router.place() if spread else self.worker_id  # type: ignore[union-attr]
-        if what[2] and any(kind == wasm.V128 for kind, _ in what[2]):
-            worker = self.worker_id  # v128 parameters do not travel in frames
-
+        worker = self.worker_id if self._stays_here(parent, what) else self.router.place()  # type: ignore[union-attr]
         if worker == self.worker_id and not what[3].limits_environment:  # most spawns
             self._spawn_here(parent, link_tag, what, on_done)
             return
@@ -88,6 +84,30 @@ class Placement:
                 self._spawn_here(parent, link_tag, what, done)
 
         self._within_limit(parent, what[3], worker, place, on_done)
+
+    def _stays_here(self, parent: BaseProcess, what: SpawnRequest) -> bool:
+        """Whether a child of ``parent`` is spawned on this worker whatever the round robin says:
+        one engine, an environment that keeps spawns local, or v128 parameters (which do not
+        travel in frames)."""
+        return (
+            self.router is None
+            or parent.config.spawn_local
+            or bool(what[2] and any(kind == wasm.V128 for kind, _ in what[2]))
+        )
+
+    def spawn_here_at_once(self, parent: BaseProcess, link_tag: int, what: SpawnRequest) -> int | str | None:
+        """The common spawn of a guest that keeps its children local, without callbacks: the
+        child's pid (or why it failed), or None when it is placed otherwise (:meth:`spawn_placed`
+        then: round robin, a limited environment)."""
+        if what[3].limits_environment or not self._stays_here(parent, what):
+            return None
+        module, function, params, config = what
+        try:
+            return self.spawn(
+                module, function, params, config, link=(parent, link_tag) if link_tag else None
+            ).pid
+        except LunaticError as exc:
+            return str(exc)
 
     def _spawn_here(
         self,

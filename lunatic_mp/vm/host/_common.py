@@ -75,6 +75,9 @@ class HostEngine(Protocol):
         what: SpawnRequest,
         on_done: Callable[[int | str], None],
     ) -> None: ...
+    def spawn_here_at_once(
+        self, parent: BaseProcess, link_tag: int, what: SpawnRequest
+    ) -> int | str | None: ...
     def get_or_spawn_remote(
         self,
         process: BaseProcess,

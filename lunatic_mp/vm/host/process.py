@@ -190,6 +190,12 @@ def register(engine: HostEngine) -> None:
         except SpawnRefused as exc:
             return report_error(parent, memory, id_ptr, str(exc))
         memory.check(id_ptr, 8)  # before the process may suspend
+        child = engine.spawn_here_at_once(parent, link, what)  # most spawns: no callback
+        if child is not None:
+            if isinstance(child, str):
+                return report_error(parent, memory, id_ptr, child)
+            memory.write_u64(id_ptr, child)
+            return OK
         answered: list[int | str] = []
         suspended = False
 
