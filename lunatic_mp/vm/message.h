@@ -52,6 +52,10 @@ int lmp_batch_for_worker(PyObject *hooks, int64_t to, lmp_message *message);
 lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
                           wasmtime_async_continuation_t *continuation);
 bool lmp_wait_over(void *env);
+/* Suspend the async call whose results these are until Store.wake (or a C wake) gives it its
+ * value: lmp_wait_over as its continuation (a receive's wait, a socket wait). */
+void lmp_suspend_until_woken(lmp_proc *state, wasmtime_val_t *results,
+                             wasmtime_async_continuation_t *continuation);
 void lmp_valtypes(wasm_valtype_vec_t *out, const char *kinds);
 /* Define an async host function returning i32 with params of kinds (lmp_valtypes), or -1 and a
  * RuntimeError naming it (receive.c; lunatic::message's and lunatic::networking's). */

@@ -217,13 +217,6 @@ static int lmp_net_wait_in_c(PyObject *hooks, lmp_proc *state, PyObject *stream,
     return status;
 }
 
-static void lmp_suspend(lmp_proc *state, wasmtime_val_t *results, wasmtime_async_continuation_t *continuation) {
-    state->wait_results = results;
-    state->woken = 0;
-    continuation->callback = lmp_wait_over;
-    continuation->env = state;
-}
-
 /* One call: args (id: i64, a: i32, b: i32, opaque_ptr: i32) -> i32, where (a, b) is (buffer,
  * length) for a read or a peek and (iovecs, count) for a write. The GIL is held. */
 static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_caller_t *caller,
@@ -242,7 +235,7 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
             if (waiting < 0)
                 *trap_ret = lmp_trap_from_hooks(hooks, "networking");
             else if (waiting > 0)
-                lmp_suspend(state, results, continuation);
+                lmp_suspend_until_woken(state, results, continuation);
             else {
                 results[0].kind = WASMTIME_I32;
                 results[0].of.i32 = 0; /* OK */
@@ -261,7 +254,7 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
         return;
     }
     if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspended until Store.wake */
-        lmp_suspend(state, results, continuation);
+        lmp_suspend_until_woken(state, results, continuation);
     } else {
         long code = PyLong_AsLong(value);
         if (code == -1 && PyErr_Occurred()) {

@@ -101,6 +101,10 @@ class Placement:
         then: round robin, a limited environment)."""
         if what[3].limits_environment or not self._stays_here(parent, what):
             return None
+        return self._spawn_local(parent, link_tag, what)
+
+    def _spawn_local(self, parent: BaseProcess, link_tag: int, what: SpawnRequest) -> int | str:
+        """Spawn on this engine: the child's pid, or why it could not be spawned."""
         module, function, params, config = what
         try:
             return self.spawn(
@@ -116,15 +120,7 @@ class Placement:
         what: SpawnRequest,
         on_done: Callable[[int | str], None],
     ) -> None:
-        module, function, params, config = what
-        try:
-            child = self.spawn(
-                module, function, params, config, link=(parent, link_tag) if link_tag else None
-            )
-        except LunaticError as exc:
-            on_done(str(exc))
-            return
-        on_done(child.pid)
+        on_done(self._spawn_local(parent, link_tag, what))
 
     def _within_limit(
         self,

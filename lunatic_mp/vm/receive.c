@@ -26,6 +26,14 @@ bool lmp_wait_over(void *env) {
     return true;
 }
 
+void lmp_suspend_until_woken(lmp_proc *state, wasmtime_val_t *results,
+                             wasmtime_async_continuation_t *continuation) {
+    state->wait_results = results;
+    state->woken = 0;
+    continuation->callback = lmp_wait_over;
+    continuation->env = state;
+}
+
 static void lmp_result(wasmtime_val_t *results, int32_t code) {
     results[0].kind = WASMTIME_I32;
     results[0].of.i32 = code;
@@ -116,10 +124,7 @@ static void lmp_wait(PyObject *hooks, lmp_proc *state, const int64_t *tags, Py_s
     if (value == NULL) {
         *trap_ret = lmp_trap_from_hooks(hooks, "receive");
     } else if (value == LMP_HOOK(hooks, LMP_PENDING)) { /* suspend until woken */
-        state->wait_results = results;
-        state->woken = 0;
-        continuation->callback = lmp_wait_over;
-        continuation->env = state;
+        lmp_suspend_until_woken(state, results, continuation);
         if (timeout_ms > 0) { /* a send may wake it in C too */
             PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
             if (mailbox != NULL && Py_IS_TYPE(mailbox, &lmp_MailboxType))

@@ -76,6 +76,16 @@ def waiting(engine: Engine, process: Process) -> None:
     assert engine.scheduler.run(until=lambda: process.waiting, timeout=WAIT)
 
 
+def waiting_after_an_echo(
+    engine: Engine, guest: Module, listener: socket.socket, read_timeout: int = -1
+) -> tuple[Process, socket.socket]:
+    """An echo process with one round trip behind it, waiting on its socket again."""
+    process, conn = connected(engine, guest, listener, 0, read_timeout)
+    assert echo(engine, conn, b"x") == b"x"
+    waiting(engine, process)
+    return process, conn
+
+
 def test_a_stream_without_a_timeout_waits_in_c_after_its_first_wait(
     engine: Engine, guest: Module, listener: socket.socket
 ) -> None:
@@ -99,9 +109,7 @@ def test_a_stream_without_a_timeout_waits_in_c_after_its_first_wait(
 def test_a_reset_while_waiting_in_c_reaches_the_guest_as_an_error(
     engine: Engine, guest: Module, listener: socket.socket
 ) -> None:
-    process, conn = connected(engine, guest, listener, 0, -1)
-    assert echo(engine, conn, b"x") == b"x"
-    waiting(engine, process)
+    process, conn = waiting_after_an_echo(engine, guest, listener)
     assert stream_fd(process) in engine.reactor.c_waits
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()  # a reset: the retry fails with ECONNRESET
@@ -117,11 +125,9 @@ def test_a_c_wait_woken_with_nothing_to_read_waits_again(
 ) -> None:
     """Another holder of the socket takes the data between the edge and the retry: the process
     stays in its C wait, and the next data still reaches it."""
-    process, conn = connected(engine, guest, listener, 0, -1)
+    process, conn = waiting_after_an_echo(engine, guest, listener)
     reactor = engine.reactor
     with conn:
-        assert echo(engine, conn, b"first") == b"first"
-        waiting(engine, process)
         fd = stream_fd(process)
         thief = socket.socket(fileno=os.dup(fd))
         try:
@@ -157,11 +163,9 @@ def test_a_write_waits_in_c_until_the_peer_reads(
 def test_a_process_killed_while_waiting_in_c_leaves_no_wait(
     engine: Engine, guest: Module, listener: socket.socket
 ) -> None:
-    process, conn = connected(engine, guest, listener, 0, -1)
+    process, conn = waiting_after_an_echo(engine, guest, listener)
     reactor = engine.reactor
     with conn:
-        assert echo(engine, conn, b"x") == b"x"
-        waiting(engine, process)
         assert reactor.c_waits
         engine.kill(process.pid)
         assert reactor.c_waits == {} and not reactor.watching and reactor.registered == 0
@@ -171,11 +175,9 @@ def test_a_process_killed_while_waiting_in_c_leaves_no_wait(
 def test_a_stream_with_a_read_timeout_waits_in_python(
     engine: Engine, guest: Module, listener: socket.socket
 ) -> None:
-    process, conn = connected(engine, guest, listener, 0, 50)
+    process, conn = waiting_after_an_echo(engine, guest, listener, read_timeout=50)
     reactor = engine.reactor
     with conn:
-        assert echo(engine, conn, b"x") == b"x"
-        waiting(engine, process)
         assert reactor.c_waits == {} and len(reactor.waiters[stream_fd(process)]) == 1
         finished = engine.run_until_finished(process, timeout=WAIT)  # nothing comes: it times out
         assert finished is not None and finished.result == (TIMEOUT,), finished
