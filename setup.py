@@ -17,7 +17,21 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 CORE_DIR = Path("lunatic_mp") / "vm"
-SOURCES = ["_core.c", "ticker.c", "message.c", "receive.c", "mailbox.c", "runner.c", "calls.c", "inbox.c", "arena.c", "slots.c", "net.c", "pyhost.c"]
+SOURCES = [
+    "_core.c",
+    "ticker.c",
+    "message.c",
+    "receive.c",
+    "mailbox.c",
+    "message_type.c",
+    "runner.c",
+    "calls.c",
+    "inbox.c",
+    "arena.c",
+    "slots.c",
+    "net.c",
+    "pyhost.c",
+]
 HEADERS = ["core.h", "message.h", "wasmtime_api.h"]
 FLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]

@@ -108,6 +108,23 @@ def bench_idle(count: int) -> tuple[float, float]:
     return (rss_after - rss_before) / count / 1024, elapsed / count * 1e6
 
 
+def bench_backlog(count: int) -> float:
+    """Bytes of RSS per queued 8-byte message beyond its data: a process floods ``count`` of them
+    into the mailbox of one that never takes them (unbounded: ``max_mailbox=0``)."""
+    engine = Engine()
+    module = engine.load_module(GUEST)
+    config = EnvConfig(max_mailbox=0)
+    holder = engine.spawn(module, "hold", (), config)
+    engine.run_until_finished(engine.spawn(module, "flood", (holder.pid, 1000), config))  # warm up
+    gc.collect()
+    rss_before = psutil.Process().memory_info().rss
+    engine.run_until_finished(engine.spawn(module, "flood", (holder.pid, count), config))
+    rss_after = psutil.Process().memory_info().rss
+    assert len(holder.mailbox) == count + 1000 and holder.finished is None
+    engine.close()
+    return (rss_after - rss_before) / count - 8
+
+
 def bench_preemption(iterations: int) -> tuple[float, float]:
     """Overhead in percent of a CPU-bound loop's time slices (1 ms epochs against 10 s ones), and
     of a fuel budget (``max_fuel``: the fuel-metering engine) against none. CPU time of this

@@ -5,7 +5,8 @@ spawns ``idle`` children (each waits in ``receive`` for a message that never com
 fails because the worker is at capacity (CapacityError: the engine's limit, from address space
 and RAM, lunatic_mp/vm/capacity.py), or until a cap in a --quick run. RSS per process is the
 growth of the workers' resident memory divided by the processes added. Beside it: 10,000 idle
-processes on one engine in this process (the figure issue 2 measured); on that engine, spawn and
+processes on one engine in this process (the figure issue 2 measured); the memory a queued message
+takes beyond its data, on that engine (a flood into a mailbox nobody takes from); spawn and
 exit with 200,000 processes live against an empty engine; what explicit bounds checks cost a
 memory-heavy loop (the price of memory slots without guard regions); plain wasmtime instances
 kept alive, and Erlang.
@@ -34,6 +35,9 @@ def run(ctx: Context) -> None:
     ctx.step("one engine in this process")
     engine_kib, _ = engine.bench_idle(ctx.pick(10_000, 1_000))
     ctx.record("engine_rss_per_process_kib", engine_kib)
+    ctx.step("a slow receiver's backlog of 8-byte messages")
+    overhead = engine.bench_backlog(ctx.pick(1_000_000, 100_000))
+    ctx.record("queued_message_overhead_bytes", overhead, target=at_most(64))
     live = ctx.pick(200_000, 20_000)
     ctx.step(f"spawn into an empty engine and into one with {live:,} live processes")
     empty_us, loaded_us = engine.bench_spawn_loaded(live, ctx.pick(20_000, 5_000))

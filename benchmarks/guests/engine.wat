@@ -14,6 +14,23 @@
   ;; Waits for one message: an idle process.
   (func (export "idle") (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1))))
 
+  ;; Waits for a message tagged 2 (which nobody sends), so everything else stays queued: a slow
+  ;; receiver's backlog.
+  (func (export "hold")
+    (i64.store (i32.const 64) (i64.const 2))
+    (drop (call $receive (i32.const 64) (i32.const 1) (i64.const -1))))
+
+  ;; Sends `count` 8-byte messages (tag 1) to `peer`, as fast as it can.
+  (func (export "flood") (param $peer i64) (param $count i64)
+    (block $done (loop $next
+      (br_if $done (i64.eqz (local.get $count)))
+      (call $create (i64.const 1) (i64.const 8))
+      (i64.store (i32.const 0) (local.get $count))
+      (drop (call $write (i32.const 0) (i32.const 8)))
+      (drop (call $send (local.get $peer)))
+      (local.set $count (i64.sub (local.get $count) (i64.const 1)))
+      (br $next))))
+
   ;; Sends `count` 64-byte messages to `peer`, then waits for its acknowledgement.
   (func (export "produce") (param $peer i64) (param $count i64)
     (block $done (loop $next

@@ -193,11 +193,11 @@ class Worker(Hub):
 
     def _on_message(self, frame: frames.Message | frames.MessageStreams) -> None:
         modules = self._attached_modules(frame) if frame.modules else None  # most carry none
-        message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules)
         if isinstance(frame, frames.MessageStreams):  # TCP streams: descriptors come beside it
+            message = Message(frame.tag, frame.data, pid=frame.sender, modules=modules, streams=[])
             attach_streams(self.fdpass, frame, message, lambda: self.engine.deliver(frame.to, message))
             return
-        self.engine.deliver(frame.to, message)
+        self.engine.deliver(frame.to, Message(frame.tag, frame.data, pid=frame.sender, modules=modules))
 
     def _attached_modules(self, frame: frames.Message | frames.MessageStreams) -> list[Any]:
         modules: list[Any] = []

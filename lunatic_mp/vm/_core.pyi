@@ -75,6 +75,8 @@ class Message:
     data: bytes | bytearray
     modules: list[Any]
     streams: list[Any] | None
+    @property
+    def inline(self) -> bool: ...
     def __init__(
         self,
         tag: int,
@@ -83,7 +85,9 @@ class Message:
         pid: int = ...,
         reason: DeathReason = ...,
         modules: list[Any] | None = ...,
+        streams: list[Any] | None = ...,
     ) -> None: ...
+    def extensible(self) -> Message: ...
     @classmethod
     def link_died(cls, pid: int, tag: int, reason: DeathReason, /) -> Message: ...
     @classmethod

@@ -107,20 +107,50 @@ static inline int lmp_flag(lmp_layout *layout, PyObject *object, int field) {
 #define LMP_SET(object, field, value) lmp_set(&lmp_process_layout, (object), (field), (value))
 #define LMP_FLAG(object, field) lmp_flag(&lmp_process_layout, (object), (field))
 
-/* mailbox.c: a message (lunatic_mp.vm.mailbox.Message) and a mailbox, as C types. */
+/* message_type.c: a message (lunatic_mp.vm.mailbox.Message) as a C type. */
 enum { LMP_KIND_DATA = 0, LMP_KIND_LINK_DIED = 1, LMP_KIND_PROCESS_DIED = 2 };
+#define LMP_INLINE_MAX (1 << 16) /* bytes a message holds inline at most; more stay a bytes object */
 
+/* What an external message holds in place of inline data. */
 typedef struct {
-    PyObject_HEAD int64_t tag;
-    int64_t pid;       /* the sender; for a death notice, the process that died */
-    int32_t kind;      /* LMP_KIND_... */
-    int32_t reason;    /* a LinkDied's DeathReason */
-    Py_ssize_t cursor; /* where read_data reads next */
     PyObject *data;    /* bytes, or a bytearray while the guest writes it */
     PyObject *modules; /* a list, or NULL until asked for */
     PyObject *streams; /* a list, or NULL for None */
+} lmp_message_extras;
+
+/* A message: 40 bytes, then its data inline (size bytes), or, if external, an lmp_message_extras. */
+typedef struct {
+    PyObject_HEAD int64_t tag;
+    int64_t pid;             /* the sender; for a death notice, the process that died */
+    uint32_t cursor;         /* where read_data reads next */
+    uint32_t size : 24;      /* inline bytes (at most LMP_INLINE_MAX) */
+    uint32_t kind : 2;       /* LMP_KIND_... */
+    uint32_t reason : 2;     /* a LinkDied's DeathReason */
+    uint32_t external : 1;   /* body holds an lmp_message_extras */
+    uint8_t body[];          /* at offset 40: 8-byte aligned, as lmp_message_extras needs */
 } lmp_message;
 
+static inline lmp_message_extras *lmp_extras(lmp_message *message) {
+    return (lmp_message_extras *)(void *)message->body;
+}
+/* An inline message of size bytes (external with a bytes object past LMP_INLINE_MAX); NULL and an
+ * exception on error. */
+lmp_message *lmp_message_inline(int64_t tag, int64_t pid, const void *data, size_t size);
+/* An external message holding data (bytes or a bytearray; a new reference is taken). */
+lmp_message *lmp_message_external(int64_t tag, PyObject *data);
+/* A message's bytes and their count, wherever they are. */
+const uint8_t *lmp_message_bytes(lmp_message *message, size_t *size);
+/* Whether a message carries no resources (no module, no stream). */
+int lmp_message_plain(lmp_message *message);
+/* A new reference to message if external, else an external copy whose data make (bytes or
+ * bytearray's FromStringAndSize) makes; NULL with an exception on error. */
+lmp_message *lmp_message_unfix(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t));
+/* An i64 from a Python int (a u64 as its bits), or -1 with an error naming Message.<what>. */
+int lmp_message_int64(PyObject *value, int64_t *out, const char *what);
+PyObject *lmp_mailbox_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char lmp_mailbox_types_doc[];
+
+/* mailbox.c: a mailbox, as a C type. */
 typedef struct {
     PyObject_HEAD lmp_message **items; /* a ring of count messages from head */
     Py_ssize_t head, count, capacity;
@@ -134,13 +164,10 @@ typedef struct {
 } lmp_mailbox;
 
 extern PyTypeObject lmp_MessageType, lmp_MailboxType;
-lmp_message *lmp_message_new(int64_t tag, PyObject *data);
 int lmp_mailbox_put(lmp_mailbox *box, lmp_message *message);
 lmp_message *lmp_mailbox_take(lmp_mailbox *box, const int64_t *tags, Py_ssize_t count, int any, Py_ssize_t start);
 int lmp_mailbox_wants(lmp_mailbox *box, int64_t tag);
 void lmp_mailbox_set_wait(lmp_mailbox *box, int64_t *tags, Py_ssize_t count, int any, Py_ssize_t start);
-PyObject *lmp_mailbox_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-extern const char lmp_mailbox_types_doc[];
 
 /* message.c: lunatic::message's C host functions, defined on a linker. */
 PyObject *lmp_define_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

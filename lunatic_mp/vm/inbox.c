@@ -120,15 +120,9 @@ static int lmp_parse_message(const uint8_t *bytes, size_t size, int64_t *to, int
 /* Deliver one parsed message as Engine.deliver would: 0, or -1 with an exception set. */
 static int lmp_deliver_one(PyObject *hooks, int64_t to, int64_t sender, int64_t tag, const uint8_t *data,
                            size_t size) {
-    PyObject *payload = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)size);
-    lmp_message *message = payload != NULL ? lmp_message_new(tag, payload) : NULL;
-    Py_XDECREF(payload);
+    lmp_message *message = lmp_message_inline(tag, sender, data, size);
     PyObject *pid = message != NULL ? PyLong_FromLongLong(to) : NULL;
-    int status = -1;
-    if (pid != NULL) {
-        message->pid = sender;
-        status = lmp_deliver(hooks, pid, message);
-    }
+    int status = pid != NULL ? lmp_deliver(hooks, pid, message) : -1;
     Py_XDECREF(pid);
     Py_XDECREF(message);
     return status;
@@ -452,21 +446,16 @@ static void lmp_put_le(uint8_t *at, uint64_t value, int size) {
     }
 }
 
-static int lmp_empty_or_absent(PyObject *list) {
-    return list == NULL || list == Py_None || (PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0);
-}
-
 /* Append message, for pid to, to batch as a link record: 1 if it did, 0 if Python must (a batch
  * of max bytes or more, modules or streams attached, large data), -1 with an exception set. */
 static int lmp_append_record(PyObject *batch, Py_ssize_t max, int64_t to, lmp_message *message) {
-    if (!lmp_empty_or_absent(message->modules) || !lmp_empty_or_absent(message->streams))
+    if (!lmp_message_plain(message) || (message->external && !PyBytes_CheckExact(lmp_extras(message)->data)))
         return 0;
-    PyObject *data = message->data;
-    if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > LMP_LINK_DATA_MAX)
+    size_t data_size;
+    const uint8_t *data = lmp_message_bytes(message, &data_size);
+    if (data_size > LMP_LINK_DATA_MAX || !PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= max)
         return 0;
-    if (!PyByteArray_CheckExact(batch) || PyByteArray_GET_SIZE(batch) >= max)
-        return 0;
-    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Py_ssize_t size = (Py_ssize_t)data_size;
     uint8_t head[LMP_MESSAGE_HEAD_MAX];
     size_t head_size = lmp_message_head(head, to, message->pid, message->tag, (uint64_t)size);
     size_t frame_size = head_size + (size_t)size + 1;
@@ -483,7 +472,7 @@ static int lmp_append_record(PyObject *batch, Py_ssize_t max, int64_t to, lmp_me
         lmp_put_le(record, 1 + LMP_PLACE_SIZE + frame_size, 4);
         record[4] = LMP_RECORD_FRAME;
         lmp_put_le(record + LMP_RECORD_HEAD, (uint64_t)to >> 32, LMP_PLACE_SIZE);
-        lmp_message_frame(record + LMP_RECORD_HEAD + LMP_PLACE_SIZE, head, head_size, PyBytes_AS_STRING(data), size);
+        lmp_message_frame(record + LMP_RECORD_HEAD + LMP_PLACE_SIZE, head, head_size, (const char *)data, size);
     }
     Py_DECREF(batch);
     return resized < 0 ? -1 : 1;
@@ -531,10 +520,10 @@ PyObject *lmp_batch_message(PyObject *module, PyObject *const *args, Py_ssize_t 
         if (fields[i] == -1 && PyErr_Occurred())
             return NULL;
     }
-    lmp_message *message = lmp_message_new(fields[2], args[4]);
+    lmp_message *message = lmp_message_inline(fields[2], fields[1], PyBytes_AS_STRING(args[4]),
+                                              (size_t)PyBytes_GET_SIZE(args[4]));
     if (message == NULL)
         return NULL;
-    message->pid = fields[1];
     int batched = lmp_batch_for_node(args[0], fields[0], message);
     Py_DECREF(message);
     if (batched < 0)

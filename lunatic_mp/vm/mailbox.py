@@ -32,11 +32,16 @@ class Kind(enum.IntEnum):
 
 if not TYPE_CHECKING:
     Message, Mailbox = _core.mailbox_types(tuple(Kind), tuple(DeathReason))
-"""``Message(tag, data=b"", kind=Kind.DATA, pid=0, reason=DeathReason.NORMAL, modules=None)``: data
-with a tag and attached resources (``modules``, ``streams``), or a death notice (``pid``: the process
-that died, and for LinkDied the link's tag and ``reason``; empty data). For data messages ``pid`` is
-the sender. ``data`` is a bytearray while a guest writes it, bytes once sent; ``cursor`` is where
-``read_data`` reads next.
+"""``Message(tag, data=b"", kind=Kind.DATA, pid=0, reason=DeathReason.NORMAL, modules=None,
+streams=None)``: data with a tag and attached resources (``modules``, ``streams``), or a death notice
+(``pid``: the process that died, and for LinkDied the link's tag and ``reason``; empty data). For
+data messages ``pid`` is the sender. ``cursor`` is where ``read_data`` reads next.
+
+A message without resources and with at most 64 KiB of data holds its bytes inline, in the same
+allocation (``inline``): 48 bytes for an 8-byte message, which is what a slow receiver's backlog is
+made of. Its ``data`` (bytes) cannot change, and ``extensible()`` gives a copy that can take
+resources. Other messages keep ``data`` as an object: a bytearray while a guest writes it, bytes
+once sent.
 
 ``Mailbox()``: messages in arrival order; ``take(tags, start)`` removes the oldest one whose tag is
 wanted. ``on_take``, while set, is called after each ``take`` that removed a message: the engine sets

@@ -105,7 +105,7 @@ static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmti
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
     PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
-    lmp_message *message = data != NULL ? lmp_message_new(raw[0].i64, data) : NULL;
+    lmp_message *message = data != NULL ? lmp_message_external(raw[0].i64, data) : NULL;
     if (message == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)message) < 0)
         trap = lmp_trap_from_error("create_data");
     Py_XDECREF(message);
@@ -123,15 +123,20 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
     lmp_message *scratch = lmp_scratch(state, &trap);
-    if (scratch != NULL && !PyByteArray_CheckExact(scratch->data)) { /* a received message extended: copy */
-        PyObject *copy = PyByteArray_FromObject(scratch->data);
+    if (scratch != NULL && !scratch->external) { /* a received message extended: an external copy */
+        Py_SETREF(scratch, lmp_message_unfix(scratch, PyByteArray_FromStringAndSize));
+        if (scratch == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)scratch) < 0)
+            trap = lmp_trap_from_error("write_data");
+    }
+    if (scratch != NULL && trap == NULL && !PyByteArray_CheckExact(lmp_extras(scratch)->data)) {
+        PyObject *copy = PyByteArray_FromObject(lmp_extras(scratch)->data); /* sent data extended */
         if (copy == NULL)
             trap = lmp_trap_from_error("write_data");
         else
-            Py_SETREF(scratch->data, copy);
+            Py_SETREF(lmp_extras(scratch)->data, copy);
     }
     if (scratch != NULL && trap == NULL) {
-        PyObject *data = scratch->data;
+        PyObject *data = lmp_extras(scratch)->data;
         size_t have = (size_t)PyByteArray_GET_SIZE(data);
         uint8_t *source = lmp_span(state, caller, ptr, len);
         if ((uint64_t)have + len > max_size) {
@@ -152,12 +157,6 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
     return trap;
 }
 
-/* The bytes of a message's data (bytes or bytearray) and their count. */
-static const char *lmp_bytes(PyObject *data, Py_ssize_t *size) {
-    *size = PyBytes_Check(data) ? PyBytes_GET_SIZE(data) : PyByteArray_GET_SIZE(data);
-    return PyBytes_Check(data) ? PyBytes_AS_STRING(data) : PyByteArray_AS_STRING(data);
-}
-
 /* read_data(ptr: i32, len: i32) -> i32: copy up to len bytes from the cursor into the guest. */
 static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)env;
@@ -168,9 +167,9 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
     PyGILState_STATE gil = PyGILState_Ensure();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL) {
-        Py_ssize_t size;
-        const char *bytes = lmp_bytes(scratch->data, &size);
-        Py_ssize_t cursor = scratch->cursor;
+        size_t size;
+        const uint8_t *bytes = lmp_message_bytes(scratch, &size);
+        size_t cursor = scratch->cursor;
         uint64_t left = cursor < size ? (uint64_t)(size - cursor) : 0;
         uint32_t count = left < len ? (uint32_t)left : len;
         uint8_t *target = count ? lmp_span(state, caller, ptr, count) : NULL;
@@ -179,7 +178,7 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         } else {
             if (count)
                 memcpy(target, bytes + cursor, count);
-            scratch->cursor = cursor + count;
+            scratch->cursor = (uint32_t)(cursor + count); /* <= size: a guest's message is under 4 GiB */
             raw[0].i32 = (int32_t)count;
         }
     }
@@ -197,7 +196,7 @@ static wasm_trap_t *lmp_seek_data(void *env, wasmtime_caller_t *caller, wasmtime
     PyGILState_STATE gil = PyGILState_Ensure();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL)
-        scratch->cursor = raw[0].i64 > 0 ? (raw[0].i64 < PY_SSIZE_T_MAX ? (Py_ssize_t)raw[0].i64 : PY_SSIZE_T_MAX) : 0;
+        scratch->cursor = raw[0].i64 > 0 ? (raw[0].i64 < UINT32_MAX ? (uint32_t)raw[0].i64 : UINT32_MAX) : 0;
     Py_XDECREF(scratch);
     PyGILState_Release(gil);
     return trap;
@@ -212,8 +211,8 @@ static wasm_trap_t *lmp_scratch_field(wasmtime_caller_t *caller, wasmtime_val_ra
     PyGILState_STATE gil = PyGILState_Ensure();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL) {
-        Py_ssize_t size;
-        lmp_bytes(scratch->data, &size);
+        size_t size;
+        lmp_message_bytes(scratch, &size);
         raw[0].i64 = field == LMP_FIELD_TAG ? scratch->tag : field == LMP_FIELD_PID ? scratch->pid : (int64_t)size;
     }
     Py_XDECREF(scratch);
@@ -350,9 +349,34 @@ int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message) {
     return delivered != NULL ? 0 : -1;
 }
 
-/* Send the process's scratch message to pid: it leaves the scratch area, its data becomes
- * immutable bytes (read_data then copies without a view), and it goes into a local mailbox
- * or through Engine.deliver (lmp_deliver). The GIL is held. */
+/* The message that sending message (a new reference, or NULL with an exception) puts into a
+ * mailbox: itself if inline or carrying resources (its data frozen into bytes); otherwise an
+ * inline copy, the draft's bytearray and the extras left behind with the draft. */
+static lmp_message *lmp_sealed(lmp_message *message) {
+    if (!message->external)
+        return (lmp_message *)Py_NewRef((PyObject *)message);
+    size_t size;
+    const uint8_t *bytes = lmp_message_bytes(message, &size);
+    if (size <= LMP_INLINE_MAX && lmp_message_plain(message)) {
+        lmp_message *sealed = lmp_message_inline(message->tag, message->pid, bytes, size);
+        if (sealed != NULL) {
+            sealed->kind = message->kind;
+            sealed->reason = message->reason;
+        }
+        return sealed;
+    }
+    lmp_message_extras *extras = lmp_extras(message);
+    if (!PyBytes_CheckExact(extras->data)) {
+        PyObject *frozen = PyBytes_FromObject(extras->data);
+        if (frozen == NULL)
+            return NULL;
+        Py_SETREF(extras->data, frozen);
+    }
+    return (lmp_message *)Py_NewRef((PyObject *)message);
+}
+
+/* Send the process's scratch message to pid: it leaves the scratch area, sealed (lmp_sealed), and
+ * goes into a local mailbox or through Engine.deliver (lmp_deliver). The GIL is held. */
 const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     if (to == 0)
         return LMP_NO_PID_ZERO;
@@ -363,19 +387,15 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
         Py_DECREF(scratch);
         return LMP_NO_SCRATCH;
     }
-    lmp_message *message = (lmp_message *)scratch;
     const char *outcome = LMP_PYTHON_ERROR;
     PyObject *pid = NULL;
+    lmp_message *message = NULL;
     if (LMP_SET(state->owner, LMP_SCRATCH, Py_None) < 0)
         goto done;
-    if (!PyBytes_CheckExact(message->data)) {
-        PyObject *frozen = PyBytes_FromObject(message->data);
-        if (frozen == NULL)
-            goto done;
-        Py_SETREF(message->data, frozen);
-    }
+    ((lmp_message *)scratch)->pid = state->pid;
+    if ((message = lmp_sealed((lmp_message *)scratch)) == NULL)
+        goto done;
     message->cursor = 0;
-    message->pid = state->pid;
     if ((pid = PyLong_FromLongLong(to)) == NULL)
         goto done;
     if (lmp_deliver(hooks, pid, message) < 0)
@@ -383,6 +403,7 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     outcome = NULL;
 done:
     Py_XDECREF(pid);
+    Py_XDECREF(message);
     Py_DECREF(scratch);
     return outcome;
 }

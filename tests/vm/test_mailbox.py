@@ -1,4 +1,4 @@
-"""Message and Mailbox, the C types (lunatic_mp/vm/mailbox.c) Python code and the C host functions share."""
+"""Mailbox, the C type (lunatic_mp/vm/mailbox.c) Python code and the C host functions share."""
 
 from __future__ import annotations
 
@@ -7,49 +7,7 @@ import weakref
 
 import pytest
 
-from lunatic_mp.vm.mailbox import DeathReason, Kind, Mailbox, Message
-
-
-def test_a_message_keeps_what_python_gives_it() -> None:
-    message = Message(7, b"abc", pid=42, modules=["m"])
-    assert (message.tag, message.data, message.pid, message.modules) == (7, b"abc", 42, ["m"])
-    assert message.kind is Kind.DATA and message.reason is DeathReason.NORMAL
-    assert message.cursor == 0 and message.streams is None
-    message.cursor = 2
-    message.streams = ["s"]
-    message.data = bytearray(b"xy")
-    assert (message.cursor, message.streams, message.data) == (2, ["s"], bytearray(b"xy"))
-    assert repr(message) == "Message(tag=7, kind=DATA, pid=42, 2 bytes)"
-
-
-def test_death_notices() -> None:
-    died = Message.link_died(5, 9, DeathReason.FAILURE)
-    assert (died.kind, died.pid, died.tag, died.reason) == (Kind.LINK_DIED, 5, 9, DeathReason.FAILURE)
-    assert died.data == b""
-    gone = Message.process_died(6)
-    assert (gone.kind, gone.pid, gone.tag) == (Kind.PROCESS_DIED, 6, 0)
-
-
-def test_tags_are_64_bits_either_way() -> None:
-    """An ABI tag is an i64: a u64 from elsewhere (a frame) is taken as its bits."""
-    assert Message(2**64 - 1).tag == -1
-    assert Message(-(2**63)).tag == -(2**63)
-    with pytest.raises(OverflowError, match="tag"):
-        Message(2**64)
-    with pytest.raises(TypeError, match="tag must be an int"):
-        Message("7")  # type: ignore[arg-type]
-
-
-def test_bad_fields_are_refused_with_their_name() -> None:
-    with pytest.raises(ValueError, match="kind: 3 is not a valid code"):
-        Message(1, kind=3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="modules must be a list"):
-        Message(1, modules=("m",))  # type: ignore[arg-type]
-    message = Message(1)
-    with pytest.raises(AttributeError, match="cannot delete"):
-        del message.tag
-    message.data = memoryview(b"copied")  # type: ignore[assignment]  # any bytes-like: a copy
-    assert message.data == b"copied"
+from lunatic_mp.vm.mailbox import Mailbox, Message
 
 
 def test_take_is_fifo_and_selective() -> None:

@@ -32,6 +32,13 @@ def scratch_of(process: Process) -> Message:
     return message
 
 
+def extensible_scratch(process: Process) -> Message:
+    """The scratch message, made able to take resources: a received message that holds its data
+    inline (fixed, and without resources) is replaced by a copy that can."""
+    message = process.scratch = scratch_of(process).extensible()
+    return message
+
+
 def take_scratch(process: Process) -> Message:
     message = scratch_of(process)
     process.scratch = None
@@ -44,7 +51,7 @@ def register(engine: HostEngine) -> None:
 
     def push_module(module_id: int) -> int:
         process = current(engine)
-        message = scratch_of(process)
+        message = extensible_scratch(process)
         message.modules.append(lookup(process.resources.modules, module_id, "module"))
         return len(message.modules) - 1
 

@@ -39,7 +39,7 @@ from lunatic_mp.vm.host._common import (
     memory_of,
     report_error,
 )
-from lunatic_mp.vm.host.message import scratch_of
+from lunatic_mp.vm.host.message import extensible_scratch, scratch_of
 from lunatic_mp.vm.reactor import READ, WRITE
 from lunatic_mp.vm.sockets import (
     Address,
@@ -650,7 +650,7 @@ def register(engine: HostEngine) -> None:
 
     def push_tcp_stream(rid: int) -> int:
         process, _, net = state()
-        message = scratch_of(process)
+        message = extensible_scratch(process)
         stream = net.streams.pop(rid, None)
         if stream is None:
             raise GuestTrap(f"unknown TCP stream id {rid}")

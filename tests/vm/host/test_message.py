@@ -182,6 +182,17 @@ def test_data_round_trip(load: Load, run: Run) -> None:
     )  # fmt: skip
 
 
+def test_a_received_message_extended_and_sent_on(load: Load, run: Run) -> None:
+    """write_data onto a received message (which the host holds inline, fixed) writes onto a copy,
+    which is what goes on with the next send."""
+    assert run(load("msg_data.wat"), "extend_received").result == (7, 11, 11, i64(b"hello wo"))
+
+
+def test_a_module_attached_to_a_received_message(load: Load, run: Run) -> None:
+    """push_module onto a received message (inline, fixed) attaches to a copy that goes on."""
+    assert run(load("msg_data.wat"), "attach_to_received").result == (0, 5, 1)
+
+
 def test_message_from_host(engine: Engine, load: Load) -> None:
     """engine.send delivers tag and data to a waiting guest."""
     guest = start(engine, load("msg_data.wat"), "from_host")
