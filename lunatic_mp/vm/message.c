@@ -95,6 +95,48 @@ static lmp_message *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
     return (lmp_message *)scratch;
 }
 
+/* The draft create_data makes (an external message whose data is a bytearray), kept for the next
+ * create_data once a send has copied it inline: a message then costs one allocation, not four
+ * (the draft, its bytearray, the bytearray's buffer and the sent copy). One spare is enough:
+ * guests run one at a time, each host call holding the GIL. */
+static lmp_message *lmp_spare_draft;
+#define LMP_SPARE_MAX 4096 /* a draft whose buffer grew past this is freed, not kept */
+
+static lmp_message *lmp_new_draft(int64_t tag) {
+    lmp_message *draft = lmp_spare_draft;
+    if (draft == NULL) {
+        PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
+        draft = data != NULL ? lmp_message_external(tag, data) : NULL;
+        Py_XDECREF(data);
+        return draft;
+    }
+    lmp_spare_draft = NULL;
+    draft->tag = tag;
+    draft->pid = 0;
+    draft->cursor = 0;
+    draft->kind = LMP_KIND_DATA;
+    draft->reason = 0;
+    return draft;
+}
+
+/* Keep draft (a reference given up) as the spare if nothing else holds it or its bytes, emptied
+ * but with its buffer; else let it go. */
+static void lmp_recycle_draft(lmp_message *draft) {
+    lmp_message_extras *extras = lmp_extras(draft);
+    PyByteArrayObject *bytes = (PyByteArrayObject *)extras->data;
+    if (lmp_spare_draft == NULL && Py_REFCNT(draft) == 1 && PyByteArray_CheckExact(extras->data) &&
+        Py_REFCNT(extras->data) == 1 && bytes->ob_exports == 0 && bytes->ob_alloc <= LMP_SPARE_MAX &&
+        extras->modules == NULL && extras->streams == NULL) {
+        Py_SET_SIZE(bytes, 0);
+        bytes->ob_start = bytes->ob_bytes;
+        if (bytes->ob_bytes != NULL)
+            bytes->ob_bytes[0] = '\0';
+        lmp_spare_draft = draft;
+        return;
+    }
+    Py_DECREF(draft);
+}
+
 /* create_data(tag: i64, capacity: i64): a new, empty scratch message (capacity is a hint). */
 static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t n) {
     (void)env;
@@ -104,12 +146,10 @@ static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmti
         return lmp_trap(LMP_OUTSIDE);
     wasm_trap_t *trap = NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
-    lmp_message *message = data != NULL ? lmp_message_external(raw[0].i64, data) : NULL;
+    lmp_message *message = lmp_new_draft(raw[0].i64);
     if (message == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)message) < 0)
         trap = lmp_trap_from_error("create_data");
     Py_XDECREF(message);
-    Py_XDECREF(data);
     PyGILState_Release(gil);
     return trap;
 }
@@ -403,8 +443,11 @@ const char *lmp_send_scratch(PyObject *hooks, lmp_proc *state, int64_t to) {
     outcome = NULL;
 done:
     Py_XDECREF(pid);
+    if (message != NULL && message != (lmp_message *)scratch) /* an inline copy went: reuse the draft */
+        lmp_recycle_draft((lmp_message *)scratch);
+    else
+        Py_DECREF(scratch);
     Py_XDECREF(message);
-    Py_DECREF(scratch);
     return outcome;
 }
 
