@@ -56,6 +56,7 @@ UNITS = (
     ("_ns", "ns"),
     ("_s", "s"),
     ("_kib", "KiB"),
+    ("_bytes", "B"),
     ("_percent", "%"),
     ("_x", "x"),
     ("_count", ""),
