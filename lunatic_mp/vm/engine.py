@@ -96,6 +96,9 @@ class Engine(Placement, Signals):
     ) -> None:
         """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
         one of ``workers`` workers sharing this host: default one per CPU) bounds live processes."""
+        if not 0 < max_message_size < 2**32:  # a message's read cursor is 32 bits (message_type.c)
+            size = max_message_size
+            raise ValueError(f"max_message_size must be between 1 and 2**32 - 1 bytes, got {size}")
         self.node_id = node_id
         self.nodes: dict[int, dict[str, str]] = {}
         """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""

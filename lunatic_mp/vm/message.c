@@ -210,7 +210,8 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         size_t size;
         const uint8_t *bytes = lmp_message_bytes(scratch, &size);
         size_t cursor = scratch->cursor;
-        uint64_t left = cursor < size ? (uint64_t)(size - cursor) : 0;
+        size_t end = size < UINT32_MAX ? size : UINT32_MAX; /* the cursor's reach (Engine caps messages below) */
+        uint64_t left = cursor < end ? (uint64_t)(end - cursor) : 0;
         uint32_t count = left < len ? (uint32_t)left : len;
         uint8_t *target = count ? lmp_span(state, caller, ptr, count) : NULL;
         if (count && target == NULL) {
@@ -218,7 +219,7 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         } else {
             if (count)
                 memcpy(target, bytes + cursor, count);
-            scratch->cursor = (uint32_t)(cursor + count); /* <= size: a guest's message is under 4 GiB */
+            scratch->cursor = (uint32_t)(cursor + count); /* <= end */
             raw[0].i32 = (int32_t)count;
         }
     }

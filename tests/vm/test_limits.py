@@ -171,6 +171,15 @@ def test_host_send_beyond_max_message_size_raises(small_message_engine: Engine) 
     assert finish(small_message_engine, waiter).result == (1024,)
 
 
+@pytest.mark.parametrize("size", [0, 2**32, -1])
+def test_max_message_size_must_fit_the_read_cursor(size: int) -> None:
+    """A message's read cursor is 32 bits: an engine refuses a limit it could not reach, by name."""
+    with pytest.raises(
+        ValueError, match=rf"max_message_size must be between 1 and 2\*\*32 - 1 bytes, got {size}"
+    ):
+        Engine(max_message_size=size)
+
+
 # --- capacity ------------------------------------------------------------------------------------
 
 
