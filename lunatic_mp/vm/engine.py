@@ -612,6 +612,8 @@ def check_plugins(plugins: Iterable[Plugin]) -> list[str]:
 
 
 def _wasi_config(config: EnvConfig, program: str) -> wasm.Wasi:
+    if not (config.preopened_dirs or config.args or config.env):  # most environments: one lookup
+        return _wasi_setting((program,) if config.program_name else (), (), ())
     for host_path in config.preopened_dirs.values():
         if not os.path.isdir(host_path):
             raise OSError(f"preopened directory {host_path} does not exist")
