@@ -100,7 +100,7 @@ static lmp_message *lmp_scratch(lmp_proc *state, wasm_trap_t **trap) {
  * (the draft, its bytearray, the bytearray's buffer and the sent copy). One spare is enough:
  * guests run one at a time, each host call holding the GIL. */
 static lmp_message *lmp_spare_draft;
-#define LMP_SPARE_MAX 4096 /* a draft whose buffer grew past this is freed, not kept */
+#define LMP_SPARE_MAX 8192 /* a draft whose buffer grew past this is freed, not kept (4 KiB messages are kept) */
 
 static lmp_message *lmp_new_draft(int64_t tag) {
     lmp_message *draft = lmp_spare_draft;
