@@ -624,6 +624,10 @@ def main(spec: WorkerSpec) -> None:
     # as long as the worker: out of the collector's sight, a collection of the young processes'
     # objects no longer walks it (a spawn and exit makes a few containers each).
     gc.freeze()
+    # A spawn and exit makes a few tracked containers, and a batch of live children survives
+    # each young collection at the default 700: collecting every 10,000 allocations instead
+    # walks them less often (bench spawn, three turns: all workers +1-4%, p99 latency unchanged).
+    gc.set_threshold(10_000, 10, 10)
     try:
         worker.send(SUPERVISOR, frames.WorkerStarted(spec.worker_id, 0))
         worker.flush()
