@@ -164,7 +164,7 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
     PyGILState_STATE gil = PyGILState_Ensure();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL && !scratch->external) { /* a received message extended: an external copy */
-        Py_SETREF(scratch, lmp_message_unfix(scratch, PyByteArray_FromStringAndSize));
+        Py_SETREF(scratch, lmp_message_external_copy(scratch, PyByteArray_FromStringAndSize));
         if (scratch == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)scratch) < 0)
             trap = lmp_trap_from_error("write_data");
     }

@@ -100,7 +100,7 @@ int lmp_message_plain(lmp_message *message) {
 
 /* An external copy of an inline message (its data in a new object made by make: bytes or
  * bytearray), with every field kept; a new reference to message itself if it is external. */
-lmp_message *lmp_message_unfix(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t)) {
+lmp_message *lmp_message_external_copy(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t)) {
     if (message->external)
         return (lmp_message *)Py_NewRef((PyObject *)message);
     PyObject *data = make((const char *)message->body, (Py_ssize_t)message->size);
@@ -417,7 +417,7 @@ static PyObject *lmp_message_process_died(PyObject *cls, PyObject *pid_obj) {
 
 static PyObject *lmp_message_extensible(lmp_message *self, PyObject *unused) {
     (void)unused;
-    return (PyObject *)lmp_message_unfix(self, PyBytes_FromStringAndSize);
+    return (PyObject *)lmp_message_external_copy(self, PyBytes_FromStringAndSize);
 }
 
 static PyObject *lmp_message_sizeof(lmp_message *self, PyObject *unused) {
