@@ -145,6 +145,9 @@ int lmp_message_plain(lmp_message *message);
 /* A new reference to message if external, else an external copy whose data make (bytes or
  * bytearray's FromStringAndSize) makes; NULL with an exception on error. */
 lmp_message *lmp_message_external_copy(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t));
+/* A copy of message's fields and bytes, inline up to LMP_INLINE_MAX (its modules and streams are
+ * not copied); NULL with an exception on error. */
+lmp_message *lmp_message_inline_copy(lmp_message *message);
 /* An i64 from a Python int (a u64 as its bits), or -1 with an error naming Message.<what>. */
 int lmp_message_int64(PyObject *value, int64_t *out, const char *what);
 PyObject *lmp_mailbox_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -449,7 +449,7 @@ static void lmp_put_le(uint8_t *at, uint64_t value, int size) {
 /* Append message, for pid to, to batch as a link record: 1 if it did, 0 if Python must (a batch
  * of max bytes or more, modules or streams attached, large data), -1 with an exception set. */
 static int lmp_append_record(PyObject *batch, Py_ssize_t max, int64_t to, lmp_message *message) {
-    if (!lmp_message_plain(message) || (message->external && !PyBytes_CheckExact(lmp_extras(message)->data)))
+    if (!lmp_message_plain(message)) /* its bytes, wherever they are, are copied into the batch now */
         return 0;
     size_t data_size;
     const uint8_t *data = lmp_message_bytes(message, &data_size);

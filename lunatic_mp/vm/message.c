@@ -391,21 +391,15 @@ int lmp_deliver(PyObject *hooks, PyObject *pid, lmp_message *message) {
 }
 
 /* The message that sending message (a new reference, or NULL with an exception) puts into a
- * mailbox: itself if inline or carrying resources (its data frozen into bytes); otherwise an
- * inline copy, the draft's bytearray and the extras left behind with the draft. */
+ * mailbox: itself if inline, carrying resources or over 64 KiB (its data frozen into bytes);
+ * otherwise an inline copy, the draft's bytearray left behind with the draft. */
 static lmp_message *lmp_sealed(lmp_message *message) {
     if (!message->external)
         return (lmp_message *)Py_NewRef((PyObject *)message);
     size_t size;
-    const uint8_t *bytes = lmp_message_bytes(message, &size);
-    if (size <= LMP_INLINE_MAX && lmp_message_plain(message)) {
-        lmp_message *sealed = lmp_message_inline(message->tag, message->pid, bytes, size);
-        if (sealed != NULL) {
-            sealed->kind = message->kind;
-            sealed->reason = message->reason;
-        }
-        return sealed;
-    }
+    lmp_message_bytes(message, &size);
+    if (size <= LMP_INLINE_MAX && lmp_message_plain(message))
+        return lmp_message_inline_copy(message);
     lmp_message_extras *extras = lmp_extras(message);
     if (!PyBytes_CheckExact(extras->data)) {
         PyObject *frozen = PyBytes_FromObject(extras->data);

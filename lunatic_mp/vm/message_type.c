@@ -98,14 +98,8 @@ int lmp_message_plain(lmp_message *message) {
     return lmp_empty_or_absent(extras->modules) && lmp_empty_or_absent(extras->streams);
 }
 
-/* An external copy of an inline message (its data in a new object made by make: bytes or
- * bytearray), with every field kept; a new reference to message itself if it is external. */
-lmp_message *lmp_message_external_copy(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t)) {
-    if (message->external)
-        return (lmp_message *)Py_NewRef((PyObject *)message);
-    PyObject *data = make((const char *)message->body, (Py_ssize_t)message->size);
-    lmp_message *copy = data != NULL ? lmp_message_external(message->tag, data) : NULL;
-    Py_XDECREF(data);
+/* copy (NULL after a failed allocation) with every field of message but its data; returns copy. */
+static lmp_message *lmp_same_fields(lmp_message *copy, lmp_message *message) {
     if (copy != NULL) {
         copy->pid = message->pid;
         copy->cursor = message->cursor;
@@ -113,6 +107,21 @@ lmp_message *lmp_message_external_copy(lmp_message *message, PyObject *(*make)(c
         copy->reason = message->reason;
     }
     return copy;
+}
+
+lmp_message *lmp_message_external_copy(lmp_message *message, PyObject *(*make)(const char *, Py_ssize_t)) {
+    if (message->external)
+        return (lmp_message *)Py_NewRef((PyObject *)message);
+    PyObject *data = make((const char *)message->body, (Py_ssize_t)message->size);
+    lmp_message *copy = data != NULL ? lmp_message_external(message->tag, data) : NULL;
+    Py_XDECREF(data);
+    return lmp_same_fields(copy, message);
+}
+
+lmp_message *lmp_message_inline_copy(lmp_message *message) {
+    size_t size;
+    const uint8_t *bytes = lmp_message_bytes(message, &size);
+    return lmp_same_fields(lmp_message_inline(message->tag, message->pid, bytes, size), message);
 }
 
 static void lmp_message_dealloc(lmp_message *self) {
