@@ -31,6 +31,7 @@ SOURCES = [
     "slots.c",
     "net.c",
     "pyhost.c",
+    "hibernate.c",
 ]
 HEADERS = ["core.h", "message.h", "wasmtime_api.h"]
 FLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]

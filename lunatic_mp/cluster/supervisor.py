@@ -58,6 +58,7 @@ from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import ModuleCache
 from lunatic_mp.vm.plugins import Plugin, discover
 from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, check_time_slice
+from lunatic_mp.vm.scheduler import DEFAULT_HIBERNATE_AFTER_S, check_hibernate_after
 
 if TYPE_CHECKING:
     from lunatic_mp.cluster.gateway import Gateway
@@ -105,6 +106,7 @@ class Supervisor(Outbound, ClusterMember):
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
         time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
+        hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER_S,
         wait: bool = True,
         import_main: bool = True,
         template: Template | None = None,
@@ -117,7 +119,9 @@ class Supervisor(Outbound, ClusterMember):
         ahead (:class:`~lunatic_mp.cluster.template.Template`), which the runtime then owns.
         ``gateway``: this runtime is a node of a cluster (:mod:`lunatic_mp.cluster.gateway`),
         which it then owns. ``time_slice_ns``: how long a guest runs before it yields to the
-        others of its worker (1 ms; longer slices cost CPU-bound work less, docs/performance.md)."""
+        others of its worker (1 ms; longer slices cost CPU-bound work less, docs/performance.md).
+        ``hibernate_after``: seconds a process waits in ``receive`` before its memory's pages go
+        back to the kernel until it runs again (None: never; docs/performance.md)."""
         lifecycle.check_not_bootstrapping()
         check_platform()  # before anything is created: a clear error, not lost messages
         self.worker_count = workers or default_worker_count()
@@ -135,6 +139,7 @@ class Supervisor(Outbound, ClusterMember):
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
             "time_slice_ns": check_time_slice(time_slice_ns),  # how long a guest runs before it yields
+            "hibernate_after": check_hibernate_after(hibernate_after),  # idle seconds before pages go back
         }
         if every_plugin:
             self._engine_options["plugins"] = cloudpickle.dumps(every_plugin)

@@ -320,6 +320,7 @@ class Worker(Hub):
                 "capacity": engine.capacity,
                 "capacity_limit": engine.capacity_limit.reason,
                 "time_slice_ns": engine.preemption.ticker.period_ns,
+                "hibernated": core.hibernation_stats()[0],
                 "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
                 + engine.arenas.stack_stats().reserved_bytes,
                 "malformed_frames": self.malformed_frames,
@@ -515,9 +516,10 @@ class Worker(Hub):
         #    watches them, and the time spun is taken from the clients, often on the same
         #    cores. Queued frames that did not fit keep the loop awake.
         now = time.monotonic()
+        sweeping = self.engine.scheduler.hibernate(now)  # a sweep under way goes on next turn
         if arrived or wait == 0.0:
             self._last_activity = now
-        elif not any(e.queued for e in self.endpoints.values()):
+        elif not sweeping and not any(e.queued for e in self.endpoints.values()):
             spin_until = self._last_activity + SPIN_S
             if self.http is not None or self.engine.reactor.watching:
                 spin_until = now

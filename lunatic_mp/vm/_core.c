@@ -154,7 +154,10 @@ static PyObject *lmp_symbol_names(PyObject *module, PyObject *unused) {
     return names;
 }
 
-void lmp_free_state(void *state) { PyMem_RawFree(state); }
+void lmp_free_state(void *state) {
+    lmp_drop_hibernation(state);
+    PyMem_RawFree(state);
+}
 
 static lmp_proc *lmp_state_arg(PyObject *value) {
     if (!lmp_require_ready())
@@ -243,6 +246,9 @@ static PyMethodDef lmp_methods[] = {
     {"store_set_wasi", (PyCFunction)(void (*)(void))lmp_store_set_wasi, METH_FASTCALL, lmp_store_set_wasi_doc},
     {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
     {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},
+    {"hibernate_idle", (PyCFunction)(void (*)(void))lmp_hibernate_idle, METH_FASTCALL, lmp_hibernate_idle_doc},
+    {"hibernation_stats", lmp_hibernation_stats, METH_NOARGS, lmp_hibernation_stats_doc},
+    {"waits_begun", lmp_waits_begun, METH_NOARGS, lmp_waits_begun_doc},
     {"arena_new", (PyCFunction)(void (*)(void))lmp_arena_new, METH_FASTCALL, lmp_arena_new_doc},
     {"arena_install", (PyCFunction)(void (*)(void))lmp_arena_install, METH_FASTCALL, lmp_arena_install_doc},
     {"arena_stats", lmp_arena_stats, METH_O, lmp_arena_stats_doc},

@@ -55,7 +55,7 @@ enum { LMP_GUARD_NONE = 0, LMP_GUARD_MADVISE = 1, LMP_GUARD_MPROTECT = 2 };
 #define LMP_PAGEMAP_PRESENT (1ULL << 63)
 #define LMP_PAGEMAP_SWAPPED (1ULL << 62)
 
-typedef struct {
+typedef struct lmp_arena_s {
     pthread_mutex_t lock;
     int kind;
     size_t slot_size;   /* bytes per slot, guard included, a multiple of the page size */
@@ -73,6 +73,7 @@ typedef struct {
     size_t peak;
     int guard_mode;
     size_t refs;        /* the capsule, installed creators, live slots */
+    struct lmp_arena_s *next_stacks; /* the next stack arena (stack_arenas) */
 } lmp_arena;
 
 typedef struct {
@@ -92,7 +93,45 @@ static size_t page_size(void) {
     return size > 0 ? (size_t)size : 4096;
 }
 
+/* Every stack arena, for lmp_stack_slot: taken before an arena's own lock, never inside it. */
+static pthread_mutex_t stack_arenas_lock = PTHREAD_MUTEX_INITIALIZER;
+static lmp_arena *stack_arenas;
+
+static void stack_arenas_remove(lmp_arena *arena) {
+    pthread_mutex_lock(&stack_arenas_lock);
+    for (lmp_arena **at = &stack_arenas; *at != NULL; at = &(*at)->next_stacks)
+        if (*at == arena) {
+            *at = arena->next_stacks;
+            break;
+        }
+    pthread_mutex_unlock(&stack_arenas_lock);
+}
+
+int lmp_stack_slot(const void *address, uint8_t **low, uint8_t **top) {
+    uintptr_t at = (uintptr_t)address;
+    int found = 0;
+    pthread_mutex_lock(&stack_arenas_lock);
+    for (lmp_arena *arena = stack_arenas; arena != NULL && !found; arena = arena->next_stacks) {
+        pthread_mutex_lock(&arena->lock);
+        size_t bytes = arena->chunk_slots * arena->slot_size;
+        for (size_t i = 0; i < arena->nchunks && !found; i++) {
+            uintptr_t chunk = (uintptr_t)arena->chunks[i];
+            if (at >= chunk && at - chunk < bytes) {
+                uint8_t *base = arena->chunks[i] + (at - chunk) / arena->slot_size * arena->slot_size;
+                *low = base + arena->guard;
+                *top = base + arena->slot_size;
+                found = 1;
+            }
+        }
+        pthread_mutex_unlock(&arena->lock);
+    }
+    pthread_mutex_unlock(&stack_arenas_lock);
+    return found;
+}
+
 static void arena_free(lmp_arena *arena) {
+    if (arena->kind == LMP_ARENA_STACK)
+        stack_arenas_remove(arena);
     size_t bytes = arena->chunk_slots * arena->slot_size;
     for (size_t i = 0; i < arena->nchunks; i++)
         munmap(arena->chunks[i], bytes);
@@ -456,6 +495,12 @@ PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t narg
         free(arena->free_slots);
         free(arena);
         return PyErr_NoMemory();
+    }
+    if (arena->kind == LMP_ARENA_STACK) {
+        pthread_mutex_lock(&stack_arenas_lock);
+        arena->next_stacks = stack_arenas;
+        stack_arenas = arena;
+        pthread_mutex_unlock(&stack_arenas_lock);
     }
     PyObject *capsule = PyCapsule_New(arena, LMP_ARENA_CAPSULE, capsule_release);
     if (capsule == NULL)

@@ -196,6 +196,8 @@ static void lmp_call_track(lmp_call *call, wasmtime_context_t *context) {
 
 static void lmp_call_finish(lmp_call *call) {
     if (call->future != NULL) {
+        if (call->state != NULL)
+            lmp_awake(call->state); /* dropping the future unwinds its fiber: its frames must be back */
         lmp_wasmtime_call_future_delete(call->future);
         call->future = NULL;
     }
@@ -429,6 +431,26 @@ PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t 
 
 lmp_proc *lmp_call_state(PyObject *call) { return ((lmp_call *)call)->state; }
 
+lmp_proc *lmp_call_pending_state(PyObject *call) {
+    return Py_IS_TYPE(call, &lmp_CallType) && ((lmp_call *)call)->future != NULL ? ((lmp_call *)call)->state : NULL;
+}
+
+int lmp_call_find_memory(PyObject *call, lmp_proc *state) {
+    lmp_call *self = (lmp_call *)call;
+    if (state->have_memory || self->instance.store_id == 0)
+        return state->have_memory;
+    wasmtime_extern_t item;
+    memset(&item, 0, sizeof(item));
+    if (!lmp_wasmtime_instance_export_get(state->context, &self->instance, "memory", 6, &item) ||
+        item.kind != WASMTIME_EXTERN_MEMORY)
+        return 0;
+    state->memory = item.of.memory;
+    state->base = lmp_wasmtime_memory_data(state->context, &state->memory);
+    state->size = lmp_wasmtime_memory_data_size(state->context, &state->memory);
+    state->have_memory = 1;
+    return 1;
+}
+
 wasmtime_call_future_t *lmp_call_future(PyObject *call) {
     if (!Py_IS_TYPE(call, &lmp_CallType)) {
         PyErr_Format(PyExc_TypeError, "a process's call must be a Call, not %.100s", Py_TYPE(call)->tp_name);
@@ -446,7 +468,7 @@ static PyObject *lmp_call_poll(lmp_call *self, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "Call.poll: the call is finished");
         return NULL;
     }
-    return PyBool_FromLong(lmp_poll(self->future));
+    return PyBool_FromLong(lmp_poll(self->future, self->state));
 }
 
 static PyObject *lmp_call_py_finish(lmp_call *self, PyObject *unused) {

@@ -40,7 +40,14 @@ typedef struct {
     /* The Calls whose futures are pending in this store (calls.c): store_delete drops them first,
      * since dropping one unwinds its fiber through code the store keeps alive. */
     struct lmp_call *calls;
+    /* hibernate.c: what the sweeps saw of its current wait (LMP_IDLE_...), and its memory's pages
+     * while it hibernates (NULL when awake). */
+    int idle;
+    struct lmp_hibernation *hibernation;
+    const void *stack_hint; /* an address in the fiber stack of its current wait (receive.c) */
 } lmp_proc;
+
+enum { LMP_IDLE_ACTIVE = 0, LMP_IDLE_SEEN = 1, LMP_IDLE_DONE = 2 };
 
 /* slots.c: a process's fields, read and written at their __slots__ offsets
  * while an object is of the one type a layout resolved; any other object goes by name. */
@@ -199,9 +206,10 @@ extern const char lmp_deliver_messages_doc[], lmp_encode_message_doc[], lmp_spli
 void lmp_poll_begin(void);
 void lmp_poll_end(void);
 
-/* Poll a call's future once, with the GIL held (the caller holds it) until the guest's slice
- * reaches its first tick; returns whether the call finished. */
-bool lmp_poll(wasmtime_call_future_t *future);
+/* Poll a call's future once (its store's state first woken from hibernation), with the GIL held
+ * (the caller holds it) until the guest's slice reaches its first tick; returns whether the call
+ * finished. */
+bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state);
 extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);
@@ -229,6 +237,11 @@ PyObject *lmp_call_next(PyObject *call, wasmtime_context_t *context);
 wasmtime_call_future_t *lmp_call_future(PyObject *call);
 /* The C state of the store a Call's pending future runs in (one lmp_call_future accepted). */
 lmp_proc *lmp_call_state(PyObject *call);
+/* The same for any object: NULL unless it is a Call with a pending future. */
+lmp_proc *lmp_call_pending_state(PyObject *call);
+/* Whether state knows its guest's exported memory, looked up through the call's instance if need
+ * be (a guest that never had a C host function touch its memory). */
+int lmp_call_find_memory(PyObject *call, lmp_proc *state);
 extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
 
 /* pyhost.c: Python host functions behind C trampolines (no ctypes callback). */
@@ -243,7 +256,24 @@ PyObject *lmp_arena_new(PyObject *module, PyObject *const *args, Py_ssize_t narg
 PyObject *lmp_arena_install(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_arena_stats(PyObject *module, PyObject *arena);
 PyObject *lmp_arena_retire(PyObject *module, PyObject *arena);
+/* The usable range [*low, *top) of the fiber stack slot holding address: 1, or 0 if no stack arena
+ * holds it. */
+int lmp_stack_slot(const void *address, uint8_t **low, uint8_t **top);
 extern const char lmp_arena_new_doc[], lmp_arena_install_doc[], lmp_arena_stats_doc[], lmp_arena_retire_doc[];
+
+/* hibernate.c: an idle process's memory pages, kept compactly on the heap while it waits long. */
+int lmp_hibernate(lmp_proc *state); /* 1 if its pages were given back */
+void lmp_wake_pages(lmp_proc *state);
+void lmp_drop_hibernation(lmp_proc *state); /* its store is going: the pages are not needed */
+static inline void lmp_awake(lmp_proc *state) {
+    if (state->hibernation != NULL)
+        lmp_wake_pages(state);
+}
+PyObject *lmp_hibernate_idle(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *lmp_hibernation_stats(PyObject *module, PyObject *unused);
+PyObject *lmp_waits_begun(PyObject *module, PyObject *unused);
+extern const char lmp_hibernate_idle_doc[], lmp_hibernation_stats_doc[], lmp_waits_begun_doc[];
+extern unsigned long long lmp_waits; /* receive.c: suspensions until woken so far (a sweep skips if none) */
 
 /* runner.c: the scheduler's run queue and resume loop (the RunQueue and Runner types). */
 extern PyTypeObject lmp_RunnerType, lmp_RunQueueType;

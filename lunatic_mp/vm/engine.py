@@ -44,7 +44,7 @@ from lunatic_mp.vm.process import BaseProcess, Frame, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
 from lunatic_mp.vm.router import Router
-from lunatic_mp.vm.scheduler import Scheduler, Timer
+from lunatic_mp.vm.scheduler import DEFAULT_HIBERNATE_AFTER_S, Scheduler, Timer, check_hibernate_after
 from lunatic_mp.vm.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,16 @@ class Engine(Placement, Signals):
         plugins: Iterable[Plugin] = (),
         max_metric_series: int = MAX_SERIES,
         workers: int | None = None,
+        hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER_S,
     ) -> None:
         """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
-        one of ``workers`` workers sharing this host: default one per CPU) bounds live processes."""
+        one of ``workers`` workers sharing this host: default one per CPU) bounds live processes.
+        ``hibernate_after``: seconds a process waits in ``receive`` before its memory's pages go
+        back to the kernel until it runs again (None: never; :meth:`.Scheduler.hibernate`)."""
         if not 0 < max_message_size < 2**32:  # a message's read cursor is 32 bits (message_type.c)
             size = max_message_size
             raise ValueError(f"max_message_size must be between 1 and 2**32 - 1 bytes, got {size}")
+        hibernate_after = check_hibernate_after(hibernate_after)
         self.node_id = node_id
         self.nodes: dict[int, dict[str, str]] = {}
         """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""
@@ -128,7 +132,7 @@ class Engine(Placement, Signals):
             self, self.wasm_engine, self.linker, make_engine, check_time_slice(time_slice_ns)
         )
         self.linker.define_wasi()
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(self, hibernate_after)
         self.reactor = Reactor()
         """Descriptors that suspended processes wait on (:mod:`lunatic_mp.vm.reactor`)."""
         self.registry = Registry()

@@ -26,10 +26,15 @@ bool lmp_wait_over(void *env) {
     return true;
 }
 
+unsigned long long lmp_waits;
+
 void lmp_suspend_until_woken(lmp_proc *state, wasmtime_val_t *results,
                              wasmtime_async_continuation_t *continuation) {
+    lmp_waits++;
     state->wait_results = results;
     state->woken = 0;
+    state->idle = LMP_IDLE_ACTIVE; /* a new wait: the sweeps start over (hibernate.c) */
+    state->stack_hint = __builtin_frame_address(0); /* this runs on the call's fiber stack */
     continuation->callback = lmp_wait_over;
     continuation->env = state;
 }

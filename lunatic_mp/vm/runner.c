@@ -171,7 +171,7 @@ static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out
     Py_XSETREF(self->current, Py_NewRef(process));
     state->armed = 0;
     lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-    int done = lmp_poll(future);
+    int done = lmp_poll(future, state);
     Py_CLEAR(self->current);
     *call_out = call;
     *state_out = state;

@@ -61,7 +61,8 @@ wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, ui
     return NULL;
 }
 
-bool lmp_poll(wasmtime_call_future_t *future) {
+bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state) {
+    lmp_awake(state);
     PyThreadState *outer = lmp_released; /* a nested poll (trap::catch) keeps its caller's */
     lmp_released = NULL;
     lmp_poll_begin();

@@ -211,3 +211,19 @@ def test_a_c_wait_left_by_a_process_that_is_gone_is_dropped(
     engine.reactor.c_waits[7] = process
     assert core.net_ready(hooks, [(7, 1)]) == []
     assert engine.reactor.c_waits == {}
+
+
+def test_a_process_waiting_in_c_on_its_socket_never_hibernates(
+    engine: Engine, guest: Module, listener: socket.socket
+) -> None:
+    """net_ready writes into the guest's buffer from outside a poll: its memory must stay put."""
+    process, conn = waiting_after_an_echo(engine, guest, listener)
+    assert stream_fd(process) in engine.reactor.c_waits
+    before = core.hibernation_stats()[0]
+    for _ in range(3):  # three whole sweeps, as if their interval had passed
+        while engine.scheduler.hibernate(float("inf")):
+            pass
+        engine.scheduler._next_sweep = 0.0
+    assert core.hibernation_stats()[0] == before
+    with conn:
+        assert echo(engine, conn, b"after the sweeps") == b"after the sweeps"

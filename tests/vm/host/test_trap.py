@@ -8,6 +8,7 @@ import pytest
 from conftest import finish, start
 
 from lunatic_mp import Engine, Finished, Module, Outcome
+from lunatic_mp.vm import core
 
 DOUBLE, BOOM, WAIT, WAIT_THEN_BOOM, NESTED, SPIN, SUICIDE = 0, 1, 2, 3, 4, 5, 7
 
@@ -126,3 +127,34 @@ def test_catch_export_of_the_wrong_type_counts_as_a_trap(
     """As in lunatic 0.13, a `_lunatic_catch_trap` that cannot be called with (i32, i32) fails
     the nested call, and catch returns 0 (it is not a trap of the process)."""
     assert run(load("catch_bad_signature.wat"), "main") == Finished(Outcome.NORMAL, result=(0,))
+
+
+def sweep_twice(engine: Engine) -> None:
+    """Two whole hibernation sweeps, as if their interval had passed (lunatic_mp/vm/hibernate.c)."""
+    for _ in range(2):
+        while engine.scheduler.hibernate(float("inf")):
+            pass
+        engine.scheduler._next_sweep = 0.0
+
+
+def test_a_process_waiting_inside_catch_hibernates_and_resumes(engine: Engine, tasks: Module) -> None:
+    """Its wait runs on the nested call's fiber, inside the outer call's: both come back."""
+    before = core.hibernation_stats()[0]
+    process = start(engine, tasks, "catch", WAIT, 3)
+    engine.run(timeout=10)
+    sweep_twice(engine)
+    assert core.hibernation_stats()[0] == before + 1
+    engine.send(process.pid, b"hello")
+    assert finish(engine, process) == Finished(Outcome.NORMAL, result=(8,))
+    assert core.hibernation_stats()[0] == before
+
+
+def test_a_process_hibernated_inside_catch_can_be_killed(engine: Engine, tasks: Module) -> None:
+    before = core.hibernation_stats()[0]
+    victim = start(engine, tasks, "catch", WAIT, 0)
+    engine.run(timeout=10)
+    sweep_twice(engine)
+    assert core.hibernation_stats()[0] == before + 1
+    assert engine.kill(victim.pid)
+    assert finish(engine, victim).outcome is Outcome.KILLED
+    assert core.hibernation_stats()[0] == before
