@@ -4,7 +4,11 @@ A runtime of its own (N workers, default settings) is filled: on each worker a `
 spawns ``idle`` children (each waits in ``receive`` for a message that never comes) until a spawn
 fails because the worker is at capacity (CapacityError: the engine's limit, from address space
 and RAM, lunatic_mp/vm/capacity.py), or until a cap in a --quick run. RSS per process is the
-growth of the workers' resident memory divided by the processes added. Beside it: 10,000 idle
+growth of the workers' resident memory divided by the processes added, once every process has
+waited longer than the runtime's ``hibernate_after`` (1 s) and had its pages given back
+(``rss_per_process_kib``: what an idle process costs a server that holds many;
+lunatic_mp/vm/hibernate.c). Before it, the same for 20,000 idle processes per worker on a
+runtime without hibernation (``rss_per_process_awake_kib``). Beside them: 10,000 idle
 processes on one engine in this process (the figure issue 2 measured); the memory a queued message
 takes beyond its data, on that engine (a flood into a mailbox nobody takes from); spawn and
 exit with 200,000 processes live against an empty engine; what explicit bounds checks cost a
@@ -13,6 +17,8 @@ kept alive, and Erlang.
 """
 
 from __future__ import annotations
+
+import time
 
 import psutil
 
@@ -25,10 +31,29 @@ TITLE = "memory per idle process, and the most live processes"
 FILLERS = EnvConfig(can_spawn_processes=True, spawn_local=True)
 QUICK_CAP = 2_000
 """Idle processes per worker in a --quick run (a full run fills every worker to capacity)."""
+AWAKE_SAMPLE = 20_000
+"""Idle processes per worker for the figure before hibernation (per process, it is the same at
+capacity: 18.6 KiB either way on the machine of docs/benchmarks.md)."""
+HIBERNATION_WAIT_S = 60.0
+"""How long the workers get to hibernate their idle processes (two sweeps, 1 s apart, do it)."""
 
 
 def rss(runtime: Runtime) -> int:
     return sum(psutil.Process(pid).memory_info().rss for pid in runtime.worker_pids().values())
+
+
+def fill(ctx: Context, runtime: Runtime, cap: int) -> tuple[int, int]:
+    """Fill every worker with up to ``cap`` idle processes (a ``fill`` process spawning ``idle``
+    children until the worker is at capacity): the workers' RSS growth and the processes added."""
+    module = runtime.load_module(ctx.guest("workers.wat"))
+    before = rss(runtime)
+    fillers = [runtime.spawn(module, "fill", (cap,), FILLERS, worker=w) for w in runtime.worker_ids]
+    spawned = 0
+    for filler in fillers:
+        finished = runtime.join(filler, timeout=600)
+        assert finished is not None and finished.ok, finished
+        spawned += finished.result[0]
+    return rss(runtime) - before, spawned
 
 
 def run(ctx: Context) -> None:
@@ -49,32 +74,34 @@ def run(ctx: Context) -> None:
     ctx.record("bounds_checks_overhead_percent", checked)
     ctx.record("pooling_bounds_checks_overhead_percent", pooled)
 
+    ctx.step(f"idle processes before they hibernate: a runtime of {ctx.workers} workers without it")
+    with Runtime(workers=ctx.workers, hibernate_after=None) as runtime:
+        added, spawned = fill(ctx, runtime, ctx.pick(AWAKE_SAMPLE, QUICK_CAP))
+        ctx.record("rss_per_process_awake_kib", added / spawned / 1024)
+
     ctx.step(f"starting a runtime of {ctx.workers} workers")
     with Runtime(workers=ctx.workers) as runtime:
-        module = runtime.load_module(ctx.guest("workers.wat"))
-        workers = runtime.worker_ids
-        cap = ctx.pick(2**62, QUICK_CAP)
-        before = rss(runtime)
         ctx.step("filling every worker with idle processes")
-        fillers = [runtime.spawn(module, "fill", (cap,), FILLERS, worker=w) for w in workers]
-        spawned = 0
-        for filler in fillers:
-            finished = runtime.join(filler, timeout=600)
-            assert finished is not None and finished.ok, finished
-            spawned += finished.result[0]
-        added = rss(runtime) - before
+        before = rss(runtime)
+        _, spawned = fill(ctx, runtime, ctx.pick(2**62, QUICK_CAP))
         stats = runtime.stats()
         live = sum(s["processes"] for s in stats)
         capacity = sum(s["capacity"] for s in stats)
         assert live == spawned, (live, spawned)
-        ctx.record("rss_per_process_kib", added / spawned / 1024, target=at_most(16))
+        ctx.step("waiting for the idle processes to hibernate")
+        deadline = time.monotonic() + HIBERNATION_WAIT_S
+        while sum(s["hibernated"] for s in runtime.stats()) < live and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ctx.record("hibernated_count", sum(s["hibernated"] for s in runtime.stats()))
+        ctx.record("rss_per_process_kib", (rss(runtime) - before) / spawned / 1024, target=at_most(16))
         ctx.record("live_processes_count", live, target=None if ctx.quick else at_least(250_000))
         ctx.record("capacity_count", capacity)
+        workers = len(runtime.worker_ids)
         if ctx.quick:
             ctx.note(f"--quick: at most {QUICK_CAP:,} idle processes per worker, not the capacity")
         else:
-            assert live == capacity - len(workers), "a worker stopped short of its capacity"
-            ctx.note(f"capacity reached on every worker ({capacity:,} processes on {len(workers)} workers)")
+            assert live == capacity - workers, "a worker stopped short of its capacity"
+            ctx.note(f"capacity reached on every worker ({capacity:,} processes on {workers} workers)")
         ctx.step("closing the full runtime")
 
     ctx.step("plain wasmtime")

@@ -88,6 +88,8 @@ def expected_metrics() -> dict[str, set[str]]:
         "idle": {
             "engine_rss_per_process_kib",
             "queued_message_overhead_bytes",
+            "rss_per_process_awake_kib",
+            "hibernated_count",
             "rss_per_process_kib",
             "live_processes_count",
             "capacity_count",
