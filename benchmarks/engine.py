@@ -20,7 +20,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from lunatic_mp import Engine, EnvConfig
-from lunatic_mp.vm import wasm
+from lunatic_mp.vm import core, wasm
 from lunatic_mp.vm.engine import DEFAULT_MAX_MEMORY
 from lunatic_mp.vm.module import Module
 
@@ -116,6 +116,35 @@ def _idle(count: int) -> tuple[float, float]:
     assert len(engine.processes) == count
     engine.close()
     return (rss_after - rss_before) / count / 1024, elapsed / count * 1e6
+
+
+def bench_hibernation(count: int) -> tuple[float, float, float]:
+    """Microseconds of CPU to hibernate a process idle in receive (``workers.wat``'s ``idle``:
+    two whole sweeps over ``count`` of them), and to wake one with a message and run it to exit
+    when it was not hibernated and when it was (best of 2 each, in turns)."""
+    hibernate_us, wake_us = float("inf"), {True: float("inf"), False: float("inf")}
+    for hibernated in (False, True, False, True):
+        engine = Engine(max_processes=count + 10)
+        module = engine.load_module(WORKERS_GUEST)
+        for _ in range(count):
+            engine.spawn(module, "idle", (), EnvConfig())
+        engine.run()
+        if hibernated:
+            start = time.process_time()
+            for _ in range(2):  # the first marks them, the second hibernates them
+                position = 0
+                while position >= 0:
+                    position, _, _ = core.hibernate_idle(engine.processes, position, 10**9)
+            hibernate_us = min(hibernate_us, (time.process_time() - start) / count * 1e6)
+            assert core.hibernation_stats()[0] >= count, "the idle processes did not hibernate"
+        start = time.process_time()
+        for pid in list(engine.processes):
+            engine.send(pid, b"12345678")
+        engine.run()
+        wake_us[hibernated] = min(wake_us[hibernated], (time.process_time() - start) / count * 1e6)
+        assert not engine.processes
+        engine.close()
+    return hibernate_us, wake_us[False], wake_us[True]
 
 
 def bench_backlog(count: int) -> float:

@@ -11,7 +11,8 @@ lunatic_mp/vm/hibernate.c). Before it, the same for 20,000 idle processes per wo
 runtime without hibernation (``rss_per_process_awake_kib``). Beside them: 10,000 idle
 processes on one engine in this process (the figure issue 2 measured); the memory a queued message
 takes beyond its data, on that engine (a flood into a mailbox nobody takes from); spawn and
-exit with 200,000 processes live against an empty engine; what explicit bounds checks cost a
+exit with 200,000 processes live against an empty engine; the CPU a hibernation costs, and what
+it adds to waking a process; what explicit bounds checks cost a
 memory-heavy loop (the price of memory slots without guard regions); plain wasmtime instances
 kept alive, and Erlang.
 """
@@ -69,6 +70,11 @@ def run(ctx: Context) -> None:
     ctx.record("engine_spawn_empty_us", empty_us)
     ctx.record("engine_spawn_loaded_us", loaded_us)
     ctx.record("engine_spawn_loaded_slowdown_x", loaded_us / empty_us, target=at_most(1.5))
+    ctx.step("hibernating idle processes, and waking them")
+    hibernate_us, wake_us, wake_hibernated_us = engine.bench_hibernation(ctx.pick(20_000, 2_000))
+    ctx.record("engine_hibernate_us", hibernate_us)
+    ctx.record("engine_wake_us", wake_us)
+    ctx.record("engine_wake_hibernated_us", wake_hibernated_us)
     ctx.step("bounds checks on a memory-heavy loop")
     checked, pooled = engine.bench_bounds_checks(ctx.pick(300, 30))
     ctx.record("bounds_checks_overhead_percent", checked)

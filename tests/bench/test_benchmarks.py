@@ -99,6 +99,9 @@ def expected_metrics() -> dict[str, set[str]]:
             "engine_spawn_loaded_slowdown_x",
             "bounds_checks_overhead_percent",
             "pooling_bounds_checks_overhead_percent",
+            "engine_hibernate_us",
+            "engine_wake_us",
+            "engine_wake_hibernated_us",
         }
         | ({"erlang_memory_per_process_kib", "erlang_process_limit_count"} if erlang else set()),
         "serve": {
