@@ -14,10 +14,13 @@ The loop, top to bottom:
 3. return when the caller's condition holds;
 4. otherwise, with nothing ready, sleep until the next timer is due or a descriptor that a
    process waits on is ready (:mod:`lunatic_mp.vm.reactor`); with neither, nothing can ever happen
-   again, and the loop returns.
+   again, and the loop returns. Before it sleeps, a hibernation sweep that is due goes on, a
+   slice at a time (:meth:`Scheduler.hibernate`: processes long idle in ``receive`` give their
+   pages back).
 
 Phases 1 and 2 are :meth:`Scheduler.run_round`, which a worker process calls from its own loop
-(between draining and flushing its queues) instead of :meth:`Scheduler.run`.
+(between draining and flushing its queues) instead of :meth:`Scheduler.run`; it calls
+:meth:`Scheduler.hibernate` after each turn.
 """
 
 from __future__ import annotations
