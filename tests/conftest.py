@@ -88,6 +88,15 @@ def start(engine: Engine, module: Module, function: str, *params: object, **conf
     return engine.spawn(module, function, params, EnvConfig.permissive(**config))
 
 
+def sweep(engine: Engine) -> None:
+    """One whole hibernation sweep of the engine, as if its interval had passed
+    (lunatic_mp/vm/hibernate.c): the first marks the processes idle in receive, the next
+    hibernates those still in the same wait."""
+    while engine.scheduler.hibernate(float("inf")):
+        pass
+    engine.scheduler._next_sweep = 0.0  # the next call sweeps again
+
+
 def finish(engine: Engine, process: Process) -> Finished:
     """Run the engine until ``process`` ends, however it ends."""
     finished = engine.run_until_finished(process, timeout=30)

@@ -68,61 +68,80 @@ static int lmp_nonzero_span(const uint8_t *page, size_t size, size_t *first, siz
     return 1;
 }
 
-/* Walk the resident pages of [base, base + size): with keep NULL, count the pages, spans and bytes
- * to keep; with keep, copy the spans into it (no more than it was sized for). 0, or -1 if mincore
- * fails or the pages changed between the two walks (nothing is given back then). */
-static int lmp_walk(uint8_t *base, size_t size, size_t *pages, size_t *spans, size_t *bytes,
-                    struct lmp_hibernation *keep, size_t room) {
+/* Call visit(context, first, count) for each run of resident pages in [base, base + size), count
+ * pages from first; stop at the first visit that returns non-zero. 0, -1 if mincore fails, or
+ * what visit returned. */
+typedef int (*lmp_run_visit)(void *context, uint8_t *first, size_t count);
+
+static int lmp_resident_runs(uint8_t *base, size_t size, lmp_run_visit visit, void *context) {
     size_t page = lmp_page(), total = size / page;
     unsigned char resident[LMP_MINCORE_BATCH];
-    *pages = *spans = *bytes = 0;
     for (size_t start = 0; start < total; start += LMP_MINCORE_BATCH) {
         size_t batch = total - start < LMP_MINCORE_BATCH ? total - start : LMP_MINCORE_BATCH;
         if (mincore(base + start * page, batch * page, resident) < 0)
             return -1;
-        for (size_t i = 0; i < batch; i++) {
-            if (!(resident[i] & 1))
-                continue;
-            uint8_t *at = base + (start + i) * page;
-            size_t first, end;
-            (*pages)++;
-            if (!lmp_nonzero_span(at, page, &first, &end))
-                continue;
-            if (keep != NULL) {
-                if (*spans >= keep->count || *bytes + (end - first) > room)
-                    return -1;
-                lmp_span_kept *span = &keep->spans[*spans];
-                span->at = (size_t)(at - base) + first;
-                span->length = end - first;
-                span->offset = *bytes;
-                memcpy((uint8_t *)&keep->spans[keep->count] + *bytes, at + first, end - first);
-            }
-            (*spans)++;
-            *bytes += end - first;
+        for (size_t i = 0; i < batch;) {
+            size_t run = 0;
+            while (i + run < batch && (resident[i + run] & 1))
+                run++;
+            int status = run > 0 ? visit(context, base + (start + i) * page, run) : 0;
+            if (status != 0)
+                return status;
+            i += run > 0 ? run : 1;
         }
     }
     return 0;
 }
 
-/* Give the resident pages of [base, base + size) back to the kernel, a run of them per call. */
-static void lmp_give_back(uint8_t *base, size_t size) {
-    size_t page = lmp_page(), total = size / page;
-    unsigned char resident[LMP_MINCORE_BATCH];
-    for (size_t start = 0; start < total; start += LMP_MINCORE_BATCH) {
-        size_t batch = total - start < LMP_MINCORE_BATCH ? total - start : LMP_MINCORE_BATCH;
-        if (mincore(base + start * page, batch * page, resident) < 0) {
-            madvise(base + start * page, batch * page, MADV_DONTNEED);
+static int lmp_count_run(void *context, uint8_t *first, size_t count) {
+    (void)first;
+    *(size_t *)context += count;
+    return 0;
+}
+
+static int lmp_give_run(void *context, uint8_t *first, size_t count) {
+    (void)context;
+    madvise(first, count * lmp_page(), MADV_DONTNEED);
+    return 0;
+}
+
+/* What a walk of a linear memory's resident pages finds (keep NULL), or copies into keep (no more
+ * than room bytes and keep->count spans). */
+typedef struct {
+    uint8_t *base;
+    size_t pages, spans, bytes, room;
+    struct lmp_hibernation *keep;
+} lmp_walk;
+
+static int lmp_walk_run(void *context, uint8_t *first, size_t count) {
+    lmp_walk *walk = context;
+    size_t page = lmp_page();
+    for (uint8_t *at = first; at < first + count * page; at += page) {
+        size_t low, end;
+        walk->pages++;
+        if (!lmp_nonzero_span(at, page, &low, &end))
             continue;
+        struct lmp_hibernation *keep = walk->keep;
+        if (keep != NULL) {
+            if (walk->spans >= keep->count || walk->bytes + (end - low) > walk->room)
+                return -1; /* the pages changed since they were counted */
+            lmp_span_kept *span = &keep->spans[walk->spans];
+            span->at = (size_t)(at - walk->base) + low;
+            span->length = end - low;
+            span->offset = walk->bytes;
+            memcpy((uint8_t *)&keep->spans[keep->count] + walk->bytes, at + low, end - low);
         }
-        for (size_t i = 0; i < batch;) {
-            size_t run = 0;
-            while (i + run < batch && (resident[i + run] & 1))
-                run++;
-            if (run > 0)
-                madvise(base + (start + i) * page, run * page, MADV_DONTNEED);
-            i += run > 0 ? run : 1;
-        }
+        walk->spans++;
+        walk->bytes += end - low;
     }
+    return 0;
+}
+
+/* Give the resident pages of [base, base + size) back to the kernel, a run of them per call (all
+ * of it if mincore fails: whatever it held is copied out). */
+static void lmp_give_back(uint8_t *base, size_t size) {
+    if (lmp_resident_runs(base, size, lmp_give_run, NULL) < 0)
+        madvise(base, size, MADV_DONTNEED);
 }
 
 #if defined(__x86_64__)
@@ -152,16 +171,8 @@ static int lmp_fiber_frames(lmp_proc *state, uint8_t **frames, uint8_t **low, ui
 
 /* Resident pages of [base, base + size), or 0 if mincore fails. */
 static size_t lmp_resident(uint8_t *base, size_t size) {
-    size_t page = lmp_page(), total = size / page, count = 0;
-    unsigned char resident[LMP_MINCORE_BATCH];
-    for (size_t start = 0; start < total; start += LMP_MINCORE_BATCH) {
-        size_t batch = total - start < LMP_MINCORE_BATCH ? total - start : LMP_MINCORE_BATCH;
-        if (mincore(base + start * page, batch * page, resident) < 0)
-            return 0;
-        for (size_t i = 0; i < batch; i++)
-            count += resident[i] & 1;
-    }
-    return count;
+    size_t count = 0;
+    return lmp_resident_runs(base, size, lmp_count_run, &count) < 0 ? 0 : count;
 }
 
 /* Whether keeping `kept` bytes on the heap for `pages` resident pages frees an eighth of a page or
@@ -172,34 +183,37 @@ int lmp_hibernate(lmp_proc *state) {
     if (state->hibernation != NULL || !state->have_memory)
         return 0;
     size_t size = lmp_wasmtime_memory_data_size(state->context, &state->memory), page = lmp_page();
-    size_t pages = 0, spans = 0, bytes = 0, stack_pages = 0, frames_bytes = 0;
+    lmp_walk memory = {.base = state->base};
     if (size == 0 || (uintptr_t)state->base % page != 0 ||
-        lmp_walk(state->base, size, &pages, &spans, &bytes, NULL, 0) < 0 ||
-        !lmp_worth_it(pages, spans * sizeof(lmp_span_kept) + bytes))
-        pages = spans = bytes = 0; /* the memory stays as it is */
+        lmp_resident_runs(state->base, size, lmp_walk_run, &memory) != 0 ||
+        !lmp_worth_it(memory.pages, memory.spans * sizeof(lmp_span_kept) + memory.bytes))
+        memory.pages = memory.spans = memory.bytes = 0; /* the memory stays as it is */
     uint8_t *frames = NULL, *low = NULL, *top = NULL;
+    size_t stack_pages = 0, frames_bytes = 0;
     if (lmp_fiber_frames(state, &frames, &low, &top)) {
         stack_pages = lmp_resident(low, (size_t)(top - low));
         frames_bytes = (size_t)(top - frames);
         if (!lmp_worth_it(stack_pages, frames_bytes))
             frames = NULL, stack_pages = frames_bytes = 0; /* its frames fill their pages */
     }
-    if (pages == 0 && frames == NULL)
+    if (memory.pages == 0 && frames == NULL)
         return 0;
-    size_t block = sizeof(struct lmp_hibernation) + spans * sizeof(lmp_span_kept) + bytes + frames_bytes;
+    size_t block = sizeof(struct lmp_hibernation) + memory.spans * sizeof(lmp_span_kept) + memory.bytes + frames_bytes;
     struct lmp_hibernation *keep = PyMem_RawMalloc(block);
     if (keep == NULL)
         return 0;
-    keep->count = spans;
+    keep->count = memory.spans;
     keep->bytes = block;
-    keep->span_bytes = bytes;
+    keep->span_bytes = memory.bytes;
     keep->pages = 0;
-    if (pages > 0) {
-        if (lmp_walk(state->base, size, &keep->pages, &spans, &bytes, keep, bytes) < 0 || spans != keep->count) {
-            PyMem_RawFree(keep);
+    if (memory.pages > 0) {
+        lmp_walk copy = {.base = state->base, .room = memory.bytes, .keep = keep};
+        if (lmp_resident_runs(state->base, size, lmp_walk_run, &copy) != 0 || copy.spans != keep->count) {
+            PyMem_RawFree(keep); /* nothing was given back yet */
             return 0;
         }
         lmp_give_back(state->base, size);
+        keep->pages = copy.pages;
     }
     keep->frames = frames;
     keep->frames_bytes = frames_bytes;

@@ -198,9 +198,8 @@ class Scheduler:
         runs :data:`SWEEP_SLICE_NS` at a time (a hibernation costs about 13 µs), and this says
         whether one is under way: the caller comes back soon rather than sleeping."""
         if self._sweep_at < 0:
-            if now < self._next_sweep:
+            if now < self._next_sweep or self.hibernate_after is None:
                 return False
-            assert self.hibernate_after is not None
             self._next_sweep = now + self.hibernate_after
             waits = core.waits_begun()
             if waits == self._waits_seen and not self._marked:

@@ -1,20 +1,19 @@
 """Hibernation: the memory pages of a process idle in receive go back to the kernel, and come back
 intact before it runs again (lunatic_mp/vm/hibernate.c, Scheduler.hibernate).
 
-Sweeps are driven here by hand, with times far ahead (``sweep``), so nothing waits on a clock.
+Sweeps are driven here by hand (conftest's ``sweep``), so nothing waits on a clock.
 """
 
 from __future__ import annotations
 
 import platform
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import finish_ok
+from conftest import finish_ok, sweep
 
 from lunatic_mp import Engine, EnvConfig, Outcome
 from lunatic_mp.vm import core
@@ -41,13 +40,6 @@ def engine() -> Iterator[Engine]:
 
 def hibernated() -> int:
     return core.hibernation_stats()[0]
-
-
-def sweep(engine: Engine) -> None:
-    """One whole sweep of the engine's scheduler, as if its interval had passed."""
-    while engine.scheduler.hibernate(time.monotonic() + 3600 * 24 * 365):
-        pass
-    engine.scheduler._next_sweep = 0.0  # the next call sweeps again
 
 
 def spawn_waiting(engine: Engine, function: str, *args: int, count: int = 1) -> list[Process]:
@@ -207,7 +199,7 @@ def test_no_hibernation_when_it_is_off() -> None:
         before = hibernated()
         (process,) = spawn_waiting(engine, "hold", PAGES)
         for _ in range(3):
-            engine.scheduler.hibernate(time.monotonic() + 3600 * 24 * 365)
+            engine.scheduler.hibernate(float("inf"))
         assert hibernated() == before
         engine.send(process.pid, b"wake")
         assert finish_ok(engine, process).result == (held(PAGES),)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import sweep
 
 from lunatic_mp import Engine, EnvConfig, Module
 from lunatic_mp.vm import core
@@ -220,10 +221,8 @@ def test_a_process_waiting_in_c_on_its_socket_never_hibernates(
     process, conn = waiting_after_an_echo(engine, guest, listener)
     assert stream_fd(process) in engine.reactor.c_waits
     before = core.hibernation_stats()[0]
-    for _ in range(3):  # three whole sweeps, as if their interval had passed
-        while engine.scheduler.hibernate(float("inf")):
-            pass
-        engine.scheduler._next_sweep = 0.0
+    for _ in range(3):
+        sweep(engine)
     assert core.hibernation_stats()[0] == before
     with conn:
         assert echo(engine, conn, b"after the sweeps") == b"after the sweeps"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import finish, start
+from conftest import finish, start, sweep
 
 from lunatic_mp import Engine, Finished, Module, Outcome
 from lunatic_mp.vm import core
@@ -129,20 +129,13 @@ def test_catch_export_of_the_wrong_type_counts_as_a_trap(
     assert run(load("catch_bad_signature.wat"), "main") == Finished(Outcome.NORMAL, result=(0,))
 
 
-def sweep_twice(engine: Engine) -> None:
-    """Two whole hibernation sweeps, as if their interval had passed (lunatic_mp/vm/hibernate.c)."""
-    for _ in range(2):
-        while engine.scheduler.hibernate(float("inf")):
-            pass
-        engine.scheduler._next_sweep = 0.0
-
-
 def test_a_process_waiting_inside_catch_hibernates_and_resumes(engine: Engine, tasks: Module) -> None:
     """Its wait runs on the nested call's fiber, inside the outer call's: both come back."""
     before = core.hibernation_stats()[0]
     process = start(engine, tasks, "catch", WAIT, 3)
     engine.run(timeout=10)
-    sweep_twice(engine)
+    sweep(engine)
+    sweep(engine)
     assert core.hibernation_stats()[0] == before + 1
     engine.send(process.pid, b"hello")
     assert finish(engine, process) == Finished(Outcome.NORMAL, result=(8,))
@@ -153,7 +146,8 @@ def test_a_process_hibernated_inside_catch_can_be_killed(engine: Engine, tasks: 
     before = core.hibernation_stats()[0]
     victim = start(engine, tasks, "catch", WAIT, 0)
     engine.run(timeout=10)
-    sweep_twice(engine)
+    sweep(engine)
+    sweep(engine)
     assert core.hibernation_stats()[0] == before + 1
     assert engine.kill(victim.pid)
     assert finish(engine, victim).outcome is Outcome.KILLED
