@@ -55,9 +55,10 @@ DEFAULT_HIBERNATE_AFTER_S = 1.0
 """How long a process waits in ``receive`` before its memory's pages go back to the kernel
 (:meth:`Scheduler.hibernate`): long enough that a process in a busy exchange never pays for it."""
 
-SWEEP_SLICE_NS = 1_000_000
+SWEEP_SLICE_NS = CHAIN_BUDGET_NS
 """How long a hibernation sweep runs before it lets the caller's loop go on (timers, sockets,
-frames): a worker holding 150,000 idle processes takes about 2 s of CPU to hibernate them all."""
+frames): a worker holding 150,000 idle processes takes about 2 s of CPU to hibernate them all, and
+what else it does waits at most about this long more per turn meanwhile, as for a chain."""
 
 MAX_PAUSE_S = 3600.0
 """The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
