@@ -190,6 +190,7 @@ static PyObject *lmp_yield_soon(PyObject *module, PyObject *const *args, Py_ssiz
     slice->armed = 1;
     lmp_wasmtime_context_set_epoch_deadline(slice->context, 0);
     lmp_wasmtime_engine_increment_epoch(engine);
+    lmp_epoch_advanced(); /* every store's deadline is set again at its next poll */
     Py_RETURN_NONE;
 }
 

@@ -21,6 +21,7 @@ void *lmp_address(PyObject *value, const char *what);
 typedef struct {
     wasmtime_context_t *context;
     int armed;         /* a tick has passed since the guest was last resumed: the next one ends its slice */
+    unsigned long long deadline_ticks; /* lmp_ticks() + 1 when its epoch deadline was last set (0: never) */
     PyObject *owner;   /* the Process (borrowed: it outlives its store, which it closes) */
     int64_t pid;       /* the owner's pid: the sender of what it sends */
     int have_memory;   /* memory, base and size are the guest's exported `memory` */
@@ -280,8 +281,10 @@ extern PyTypeObject lmp_RunnerType, lmp_RunQueueType;
 /* Queue process at the back of queue (a RunQueue) unless its queued flag says it is: 1 if queued
  * now, 0 if it was, -1 on error. */
 int lmp_make_ready(PyObject *queue, PyObject *process);
-/* ticker.c: the ticks of every ticker of this process so far (a round that saw one ran a tick). */
+/* ticker.c: the ticks of every ticker of this process so far (a round that saw one ran a tick),
+ * and yield_soon's epoch increments, which count as ticks (lmp_epoch_advanced). */
 unsigned long long lmp_ticks(void);
+void lmp_epoch_advanced(void);
 int lmp_runner_init(void);
 
 #endif

@@ -91,6 +91,8 @@ static atomic_ullong lmp_all_ticks; /* every ticker's ticks in this process (lmp
 
 unsigned long long lmp_ticks(void) { return atomic_load_explicit(&lmp_all_ticks, memory_order_relaxed); }
 
+void lmp_epoch_advanced(void) { atomic_fetch_add(&lmp_all_ticks, 1); }
+
 static pthread_mutex_t lmp_idle_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lmp_idle_wake = PTHREAD_COND_INITIALIZER;
 static atomic_int lmp_running;
