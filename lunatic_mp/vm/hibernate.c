@@ -11,7 +11,8 @@
  * live frames (from its saved stack pointer to the top of its stack), copied to one heap block,
  * and those pages given back (MADV_DONTNEED: they read as zeros again). Before its call is next
  * polled (lmp_poll) or dropped (which unwinds the fiber), everything is copied back to where it
- * was. Memory or frames that would not free an eighth of a page are left alone.
+ * was. Memory or frames that would not free an eighth of a page are left alone, and so is a memory
+of more than 64 MiB or 128 resident pages (a sweep's slice must stay short).
  *
  * What makes this safe: the memory and the fiber stack of a process suspended in a C receive are
  * touched by no one until its call is polled or dropped (host functions, Python's included, run
@@ -28,6 +29,10 @@
 #include <unistd.h>
 
 #define LMP_MINCORE_BATCH 256 /* pages asked about per mincore call */
+/* A memory larger than this, or holding more resident pages, stays as it is: walking it would take
+ * longer than a sweep's slice (a resident page is read whole), for a process that is not small. */
+#define LMP_MAX_MEMORY_WALKED (64u << 20)
+#define LMP_MAX_PAGES_WALKED 128
 
 typedef struct {
     size_t at;     /* offset in the linear memory */
@@ -184,7 +189,8 @@ int lmp_hibernate(lmp_proc *state) {
         return 0;
     size_t size = lmp_wasmtime_memory_data_size(state->context, &state->memory), page = lmp_page();
     lmp_walk memory = {.base = state->base};
-    if (size == 0 || (uintptr_t)state->base % page != 0 ||
+    if (size == 0 || size > LMP_MAX_MEMORY_WALKED || (uintptr_t)state->base % page != 0 ||
+        lmp_resident(state->base, size) > LMP_MAX_PAGES_WALKED ||
         lmp_resident_runs(state->base, size, lmp_walk_run, &memory) != 0 ||
         !lmp_worth_it(memory.pages, memory.spans * sizeof(lmp_span_kept) + memory.bytes))
         memory.pages = memory.spans = memory.bytes = 0; /* the memory stays as it is */

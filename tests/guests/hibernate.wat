@@ -2,7 +2,7 @@
 ;; wrote must be there when they wake.
 (module
   (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
-  (memory (export "memory") 4)
+  (memory (export "memory") 16)
   (data (i32.const 16) "hibernate me")
 
   ;; Write `pages` 64-bit values, one in each of the first `pages` 4 KiB pages, at an offset that

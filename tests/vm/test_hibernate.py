@@ -160,6 +160,17 @@ def test_memory_full_of_data_stays_where_it_is(engine: Engine) -> None:
     assert finish_ok(engine, process).result == (171,)
 
 
+def test_a_memory_with_many_resident_pages_is_left_as_it_is(engine: Engine) -> None:
+    """Walking it would take longer than a sweep's slice: at most 128 resident pages are walked."""
+    heap_before = core.hibernation_stats()[1]
+    (process,) = spawn_waiting(engine, "hold", 200)
+    sweep(engine)
+    sweep(engine)
+    assert core.hibernation_stats()[1] - heap_before < 4096  # its frames only: its 200 pages stay
+    engine.send(process.pid, b"wake")
+    assert finish_ok(engine, process).result == (held(200),)
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="fiber frames hibernate on x86-64 only")
 @pytest.mark.parametrize("depth", [0, 40, 400])
 def test_the_frames_of_a_suspended_fiber_come_back_intact(engine: Engine, depth: int) -> None:
