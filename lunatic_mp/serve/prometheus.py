@@ -88,6 +88,11 @@ class _SnapshotCollector:
         capacity = GaugeMetricFamily(
             "lunatic_process_capacity", "Processes a worker may hold.", labels=["worker"]
         )
+        hibernated = GaugeMetricFamily(
+            "lunatic_hibernated_processes",
+            "Processes idle in receive whose pages went back to the kernel until they run again.",
+            labels=["worker"],
+        )
         malformed = CounterMetricFamily(
             "lunatic_malformed_frames", "Frames a worker received and dropped as invalid.", labels=["worker"]
         )
@@ -115,6 +120,7 @@ class _SnapshotCollector:
             worker = str(stats.get("worker", ""))
             processes.add_metric([worker], stats.get("processes", 0))
             capacity.add_metric([worker], stats.get("capacity", 0))
+            hibernated.add_metric([worker], stats.get("hibernated", 0))
             malformed.add_metric([worker], stats.get("malformed_frames", 0))
             dropped.add_metric([worker], stats.get("metrics_dropped", 0))
             for name, value in sorted(stats.get("counters", {}).items()):
@@ -125,7 +131,8 @@ class _SnapshotCollector:
                 histograms.add_metric([worker, name], count_value=count, sum_value=total)
                 minima.add_metric([worker, name], minimum)
                 maxima.add_metric([worker, name], maximum)
-        yield from (processes, capacity, malformed, dropped, counters, gauges, histograms, minima, maxima)
+        yield from (processes, capacity, hibernated, malformed, dropped)
+        yield from (counters, gauges, histograms, minima, maxima)
         yield from _http_metrics(s.workers)
 
         requests = CounterMetricFamily(

@@ -305,6 +305,7 @@ def test_metrics_and_health(client: lunatic_mp.Client, served: Served) -> None:
 
     assert total("lunatic_workers") == 2
     assert total("lunatic_processes") >= 2
+    assert any(name == "lunatic_hibernated_processes" for name, _ in samples)
     assert total("lunatic_guest_counter_total", name="counter.requests") >= 1
     assert total("lunatic_guest_gauge", name="counter.value") != 0
     assert total("lunatic_guest_histogram_count", name="echo.size") >= 1
