@@ -9,6 +9,7 @@ wait for them. Frames are sent through a :class:`Wire`, the worker's queues.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
@@ -188,7 +189,7 @@ class FrameRouter:
         parent: int,
         module: Module,
         function: str,
-        params: list[tuple[int, Any]],
+        params: Sequence[tuple[int, Any]],
         config: EnvConfig,
         link: tuple[int, int],
         on_reply: OnReply,

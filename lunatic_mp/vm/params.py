@@ -16,10 +16,11 @@ PARAM_TYPE_BYTES = {wasm.I32: 0x7F, wasm.I64: 0x7E, wasm.V128: 0x7B}
 """The ABI's spawn parameter type bytes, by wasm value kind."""
 
 
-def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> list[tuple[int, Any]]:
-    """Match spawn parameters against an export's parameter types."""
+def typed_args(module: str, function: str, types: str, params: Sequence[Any]) -> Sequence[tuple[int, Any]]:
+    """Match spawn parameters against an export's parameter types. None gives the empty tuple, which
+    the cyclic collector does not track (a list per spawn would be one more of its objects)."""
     if not params and not types:
-        return []
+        return ()
     if len(params) != len(types):
         raise SignatureError(
             f"{module}:{function} takes {len(types)} parameter(s) ({_type_names(types)}), got {len(params)}"

@@ -20,7 +20,7 @@ from lunatic_mp.vm.module import Module
 from lunatic_mp.vm.native import pickle_native
 from lunatic_mp.vm.process import BaseProcess
 
-SpawnRequest = tuple[Module, str, list[tuple[int, Any]], EnvConfig]
+SpawnRequest = tuple[Module, str, Sequence[tuple[int, Any]], EnvConfig]
 """What a guest asks to spawn: the module, its export, the export's typed arguments, the config."""
 
 if TYPE_CHECKING:

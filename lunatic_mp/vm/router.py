@@ -12,7 +12,7 @@ whose fields the request's docstring names) or with None when whoever had to ans
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Router(Protocol):
         parent: int,
         module: Module,
         function: str,
-        params: list[tuple[int, Any]],
+        params: Sequence[tuple[int, Any]],
         config: EnvConfig,
         link: tuple[int, int],
         on_reply: OnReply,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -247,7 +247,7 @@ a C object (lunatic_mp/vm/calls.c) that frees its future, values and failure wit
 
 
 def instantiate(
-    pre: wasmtime.InstancePre, store: Store, name: bytes, args: list[tuple[int, Any]], nresults: int
+    pre: wasmtime.InstancePre, store: Store, name: bytes, args: Sequence[tuple[int, Any]], nresults: int
 ) -> Call:
     """Start instantiating in ``store``; the finished call holds the instance. Once it finishes
     without failing, the scheduler's resume loop goes straight on into calling the export ``name``
