@@ -46,6 +46,7 @@ typedef struct {
     int idle;
     struct lmp_hibernation *hibernation;
     const void *stack_hint; /* an address in the fiber stack of its current wait (receive.c) */
+    const void *read_hint;  /* where its last read_data wrote in its memory: a prefetch hint (message.c) */
 } lmp_proc;
 
 enum { LMP_IDLE_ACTIVE = 0, LMP_IDLE_SEEN = 1, LMP_IDLE_DONE = 2 };

@@ -217,8 +217,10 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         if (count && target == NULL) {
             trap = lmp_out_of_bounds(state, ptr, count);
         } else {
-            if (count)
+            if (count) {
                 memcpy(target, bytes + cursor, count);
+                state->read_hint = target;
+            }
             scratch->cursor = (uint32_t)(cursor + count); /* <= end */
             raw[0].i32 = (int32_t)count;
         }
@@ -344,6 +346,13 @@ static int lmp_wake_receiver(PyObject *hooks, PyObject *process, lmp_mailbox *bo
     state->woken = 1;
     if (LMP_SET(process, LMP_RECEIVING, Py_False) < 0 || LMP_SET(process, LMP_WAITING, Py_False) < 0)
         return -1;
+    /* It runs soon, usually next: start fetching the two lines of it that are coldest when many
+     * processes take turns (a ring of 1,000), the top of its fiber stack and the buffer its last
+     * read_data filled, whose page walks otherwise stall its resume and its read (perf: 19% of a
+     * hop). A prefetch never faults, whatever the address has become. */
+    __builtin_prefetch(state->stack_hint, 1);
+    if (state->read_hint != NULL)
+        __builtin_prefetch(state->read_hint, 1);
     return lmp_make_ready(LMP_HOOK(hooks, LMP_RUN_QUEUE), process) < 0 ? -1 : 1;
 }
 
