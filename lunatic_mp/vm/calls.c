@@ -25,6 +25,12 @@ typedef struct lmp_call {
     Py_ssize_t next_nresults;
 } lmp_call;
 
+/* Start fetching the future of the call pending in state's store (the one its next poll polls). */
+void lmp_calls_prefetch(lmp_proc *state) {
+    if (state->calls != NULL)
+        __builtin_prefetch(state->calls->future, 1);
+}
+
 static PyTypeObject lmp_CallType;
 static void lmp_call_finish(lmp_call *call);
 

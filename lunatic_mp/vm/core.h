@@ -33,6 +33,10 @@ typedef struct {
     wasmtime_val_t *wait_results;
     int woken;
     int32_t wake_value;
+    /* Beside them, in the line a wake touches anyway: an address in the fiber stack of its current
+     * wait (receive.c), and where its last read_data wrote in its memory (message.c, prefetched) */
+    const void *stack_hint;
+    const void *read_hint;
     /* A tcp_read, tcp_peek or tcp_write_vectored suspended in C until its socket is ready (net.c:
      * lmp_net_ready tries it again then, and wakes the guest with no Python on the way). */
     int net_waiting;
@@ -45,9 +49,10 @@ typedef struct {
      * while it hibernates (NULL when awake). */
     int idle;
     struct lmp_hibernation *hibernation;
-    const void *stack_hint; /* an address in the fiber stack of its current wait (receive.c) */
-    const void *read_hint;  /* where its last read_data wrote in its memory: a prefetch hint (message.c) */
 } lmp_proc;
+
+/* calls.c: start fetching the future of the call pending in state's store (a prefetch). */
+void lmp_calls_prefetch(lmp_proc *state);
 
 enum { LMP_IDLE_ACTIVE = 0, LMP_IDLE_SEEN = 1, LMP_IDLE_DONE = 2 };
 
