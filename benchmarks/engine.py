@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -93,6 +94,33 @@ def bench_message(count: int) -> float:
 def bench_ping_pong(count: int) -> float:
     """Microseconds per message in a ping-pong: every message resumes a suspended receiver."""
     return _pair("ping", "pong", count) / 2
+
+
+def bench_ring(size: int, hops: int) -> float:
+    """Microseconds per hop of a token around a ring of ``size`` processes (``workers.wat``'s
+    ``node``, as the ring scenario runs it on a worker), on one engine: the hop without a worker's
+    loop around it. The report of the last hop goes to a pid that has exited (and is dropped)."""
+    engine = Engine()
+    module = engine.load_module(WORKERS_GUEST)
+    config = EnvConfig()
+    gone = engine.spawn(module, "square", (0,), config)
+    engine.run()
+    nodes = [engine.spawn(module, "node", (gone.pid,), config) for _ in range(size)]
+    engine.run()
+    for node, successor in zip(nodes, nodes[1:] + nodes[:1], strict=True):
+        engine.send(node.pid, struct.pack("<q", successor.pid), tag=1)
+    engine.run()
+    start = time.perf_counter()
+    engine.send(nodes[0].pid, struct.pack("<qq", hops, 0), tag=2)
+    engine.run()
+    elapsed = time.perf_counter() - start
+    visits = 0
+    for node in nodes:
+        assert node.finished is not None and node.finished.ok, node.finished
+        visits += node.finished.result[0]
+    assert visits == hops, (visits, hops)
+    engine.close()
+    return elapsed / hops * 1e6
 
 
 def bench_idle(count: int) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import time
 
-from benchmarks import baselines
+from benchmarks import baselines, engine
 from lunatic_mp import EnvConfig
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.bench.runner import Context, at_least
@@ -61,6 +61,8 @@ def run(ctx: Context) -> None:
     every = ring(runtime, module, blocks, hops)
     ctx.record("all_workers_hops_per_s", round(every))
     ctx.record("all_workers_hop_us", 1e6 / every)
+    ctx.step("on one engine in this process")
+    ctx.record("engine_hop_us", min(engine.bench_ring(size, hops) for _ in range(3)))
 
     missing = baselines.erlang_missing()
     if missing:

@@ -65,7 +65,13 @@ def expected_metrics() -> dict[str, set[str]]:
         | {f"cross_worker_{size}_all_pairs_msgs_per_s" for size in sizes}
         | {f"pipe_{size}_msgs_per_s" for size in sizes}
         | {f"cross_worker_{size}_vs_pipe_x" for size in sizes},
-        "ring": {"one_worker_hops_per_s", "one_worker_hop_us", "all_workers_hops_per_s", "all_workers_hop_us"}
+        "ring": {
+            "one_worker_hops_per_s",
+            "one_worker_hop_us",
+            "all_workers_hops_per_s",
+            "all_workers_hop_us",
+            "engine_hop_us",
+        }
         | ({"erlang_hops_per_s", "one_worker_vs_erlang_x"} if erlang else set()),
         "fanout": {
             "plain_wasmtime_job_s",
