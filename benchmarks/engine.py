@@ -28,6 +28,8 @@ from lunatic_mp.vm.module import Module
 GUEST = Path(__file__).parent / "guests" / "engine.wat"
 WORKERS_GUEST = Path(__file__).parent / "guests" / "workers.wat"
 BATCH = 1000
+RING_SUCCESSOR, RING_TOKEN, RING_REPORT = 1, 2, 4
+"""The tags of ``workers.wat``'s ``node``: its successor's pid, the token, the last hop's report."""
 T = TypeVar("T")
 
 
@@ -108,10 +110,10 @@ def bench_ring(size: int, hops: int) -> float:
     nodes = [engine.spawn(module, "node", (gone.pid,), config) for _ in range(size)]
     engine.run()
     for node, successor in zip(nodes, nodes[1:] + nodes[:1], strict=True):
-        engine.send(node.pid, struct.pack("<q", successor.pid), tag=1)
+        engine.send(node.pid, struct.pack("<q", successor.pid), tag=RING_SUCCESSOR)
     engine.run()
     start = time.perf_counter()
-    engine.send(nodes[0].pid, struct.pack("<qq", hops, 0), tag=2)
+    engine.send(nodes[0].pid, struct.pack("<qq", hops, 0), tag=RING_TOKEN)
     engine.run()
     elapsed = time.perf_counter() - start
     visits = 0

@@ -20,7 +20,7 @@ from lunatic_mp.vm.module import Module
 
 TITLE = "a token passed around a ring of processes"
 PERMISSIVE = EnvConfig.permissive()
-SUCCESSOR, TOKEN, REPORT = 1, 2, 4
+SUCCESSOR, TOKEN, REPORT = engine.RING_SUCCESSOR, engine.RING_TOKEN, engine.RING_REPORT
 
 
 def ring(runtime: Runtime, module: Module, placement: list[int], hops: int) -> float:
