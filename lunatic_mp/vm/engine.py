@@ -207,7 +207,8 @@ class Engine(Placement, Signals):
         """
         if self._closed:
             raise EngineClosed("the engine is closed")
-        module = arguments.module(module)
+        if not isinstance(module, Module):
+            module = arguments.module(module)  # refused with the call that loads one
         if len(self.processes) >= self.capacity:
             raise self._capacity_error()
         config = config if config is not None else EnvConfig()
@@ -216,7 +217,7 @@ class Engine(Placement, Signals):
         signature = module.exports.get(function)
         if signature is None:
             raise SpawnError(f"{module.name} has no exported function `{function}`")
-        args = typed_args(module.name, function, signature[0], params)
+        args = typed_args(module.name, function, signature[0], params) if params or signature[0] else ()
         if not module.namespaces <= config.allowed_namespaces:
             names = ", ".join(sorted(module.namespaces - config.allowed_namespaces))
             raise PermissionDenied(f"{module.name} imports host namespaces this environment denies: {names}")
@@ -226,7 +227,6 @@ class Engine(Placement, Signals):
         pid = self.pid_base | self._next_local
         self._next_local += 1
         process = Process(pid, module, config, function)
-        process.environment_id = config.environment_id
         try:
             wasm_engine, pre, fuel = self.wasm_engine, module.instance_pre, None
             if config.max_fuel > 0:  # only a budget pays for metering (lunatic_mp.vm.preemption)
@@ -259,7 +259,7 @@ class Engine(Placement, Signals):
         """A lone engine counts the processes of each limited environment (in a runtime the
         registry process does)."""
         config = process.config
-        if config.limits_environment and self.router is None:
+        if self.router is None and config.limits_environment:
             self._environments.add(config.environment_id, self.worker_id, self._reservation(process))
 
     def _reservation(self, process: BaseProcess) -> int:
@@ -287,7 +287,6 @@ class Engine(Placement, Signals):
         pid = self.pid_base | self._next_local
         self._next_local += 1
         process = NativeProcess(self, pid, function, args, kwargs or {}, config or EnvConfig())
-        process.environment_id = process.config.environment_id
         self.processes[pid] = process
         self._count_in(process)
         if link is not None:
@@ -335,8 +334,8 @@ class Engine(Placement, Signals):
         """
         call = process.call
         assert call is not None
-        failure = wasm.take_failure(call)
-        wasm.finish(call)
+        failure = wasm.take_failure(call) if call.failed else None
+        call.finish()
         process.call = None
         if process.kill_requested is not None:
             finished = Finished(Outcome.KILLED, message=process.kill_requested)

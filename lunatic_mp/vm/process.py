@@ -128,7 +128,7 @@ class BaseProcess:
     def __init__(self, pid: int, config: EnvConfig) -> None:
         self.pid = pid
         self.config = config
-        self.environment_id = 0
+        self.environment_id = config.environment_id
         self.phase = Phase.INSTANTIATING
         self.mailbox = Mailbox()
         self.mailbox.bound = config.max_mailbox or 0
@@ -162,6 +162,19 @@ class BaseProcess:
     def watched(self) -> bool:
         """Whether its death concerns another process (a link or a monitor either way)."""
         return bool(self._links or self._monitored_by or self._monitoring)
+
+    def entangled(self) -> bool:
+        """Whether its death has more to undo than its own state: send_after timers, exit
+        callbacks, senders waiting for room in its mailbox, links or monitors. Most processes
+        have none, and their exit skips all of that on this one check."""
+        return bool(
+            self._timers
+            or self._on_exit
+            or self._blocked_senders
+            or self._links
+            or self._monitored_by
+            or self._monitoring
+        )
 
     def timer_ids(self) -> list[int]:
         """The ids of its send_after timers (an empty list made for none)."""

@@ -222,15 +222,18 @@ class Signals:
         if process.timer is not None:
             process.timer.cancel()
             process.timer = None
-        for timer_id in process.timer_ids():  # its send_after timers die with it
-            self.cancel_timer(timer_id, process)
+        entangled = process.entangled()
+        if entangled:
+            for timer_id in process.timer_ids():  # its send_after timers die with it
+                self.cancel_timer(timer_id, process)
         process.free()
         del self.processes[process.pid]
         self.registry.remove_process(process.pid)
-        for callback in process.exit_callbacks():
-            callback(finished)
-        if process.has_blocked_senders():
-            self._make_room(process)
+        if entangled:
+            for callback in process.exit_callbacks():
+                callback(finished)
+            if process.has_blocked_senders():
+                self._make_room(process)
         router = self.router
         if process.config.limits_environment:
             environment = process.config.environment_id
@@ -244,7 +247,7 @@ class Signals:
             if router.is_live(router.names_at):
                 self._held[process.pid] = (process, finished)
                 return ()
-        return self._notify(process, finished)
+        return self._notify(process, finished) if entangled else ()
 
     def names_released(self, pid: int) -> None:
         """The registry process removed the names of ``pid``, which died: announce its death."""
