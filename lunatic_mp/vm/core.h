@@ -217,6 +217,13 @@ void lmp_poll_end(void);
  * (the caller holds it) until the guest's slice reaches its first tick; returns whether the call
  * finished. */
 bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state);
+
+/* The GIL for a C host function: inside a poll that still holds it (it lets go at the slice's
+ * first tick) taking it is a thread-local check; anywhere else PyGILState_Ensure. Give back what
+ * lmp_gil_take returned. */
+typedef int lmp_gil_t;
+lmp_gil_t lmp_gil_take(void);
+void lmp_gil_give(lmp_gil_t held);
 extern PyTypeObject lmp_TickerType;
 wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind);

@@ -145,12 +145,12 @@ static wasm_trap_t *lmp_create_data(void *env, wasmtime_caller_t *caller, wasmti
     if (state == NULL || state->owner == NULL)
         return lmp_trap(LMP_OUTSIDE);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     lmp_message *message = lmp_new_draft(raw[0].i64);
     if (message == NULL || LMP_SET(state->owner, LMP_SCRATCH, (PyObject *)message) < 0)
         trap = lmp_trap_from_error("create_data");
     Py_XDECREF(message);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -161,7 +161,7 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
     uint32_t ptr = (uint32_t)raw[0].i32, len = (uint32_t)raw[1].i32;
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL && !scratch->external) { /* a received message extended: an external copy */
         Py_SETREF(scratch, lmp_message_external_copy(scratch, PyByteArray_FromStringAndSize));
@@ -193,7 +193,7 @@ static wasm_trap_t *lmp_write_data(void *env, wasmtime_caller_t *caller, wasmtim
         }
     }
     Py_XDECREF(scratch);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -204,7 +204,7 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
     uint32_t ptr = (uint32_t)raw[0].i32, len = (uint32_t)raw[1].i32;
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL) {
         size_t size;
@@ -226,7 +226,7 @@ static wasm_trap_t *lmp_read_data(void *env, wasmtime_caller_t *caller, wasmtime
         }
     }
     Py_XDECREF(scratch);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -236,12 +236,12 @@ static wasm_trap_t *lmp_seek_data(void *env, wasmtime_caller_t *caller, wasmtime
     (void)n;
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL)
         scratch->cursor = raw[0].i64 > 0 ? (raw[0].i64 < UINT32_MAX ? (uint32_t)raw[0].i64 : UINT32_MAX) : 0;
     Py_XDECREF(scratch);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -251,7 +251,7 @@ enum { LMP_FIELD_TAG, LMP_FIELD_PID, LMP_FIELD_SIZE };
 static wasm_trap_t *lmp_scratch_field(wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, int field) {
     lmp_proc *state = lmp_caller_state(caller);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     lmp_message *scratch = lmp_scratch(state, &trap);
     if (scratch != NULL) {
         size_t size;
@@ -259,7 +259,7 @@ static wasm_trap_t *lmp_scratch_field(wasmtime_caller_t *caller, wasmtime_val_ra
         raw[0].i64 = field == LMP_FIELD_TAG ? scratch->tag : field == LMP_FIELD_PID ? scratch->pid : (int64_t)size;
     }
     Py_XDECREF(scratch);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -464,7 +464,7 @@ static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_
     if (state == NULL || state->owner == NULL)
         return lmp_trap(LMP_OUTSIDE);
     wasm_trap_t *trap = NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     const char *error = lmp_send_scratch(env, state, raw[0].i64);
     if (error == LMP_PYTHON_ERROR)
         trap = lmp_trap_from_hooks(env, "send");
@@ -472,7 +472,7 @@ static wasm_trap_t *lmp_send(void *env, wasmtime_caller_t *caller, wasmtime_val_
         trap = lmp_trap(error);
     else
         raw[0].i32 = 0; /* OK */
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 

@@ -102,7 +102,7 @@ static wasm_trap_t *lmp_py_trap(const lmp_py_host *host) {
  * there is the host's: reported to on_error, and the guest traps with it (no result was written). */
 static bool lmp_py_resume(void *env) {
     const lmp_py_wait *wait = env;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     PyObject *key = PyLong_FromSsize_t(wait->key);
     PyObject *ready = key != NULL ? PyObject_CallOneArg(REF(wait->host, LMP_PY_POLL_RESUME), key) : NULL;
     Py_XDECREF(key);
@@ -112,7 +112,7 @@ static bool lmp_py_resume(void *env) {
         *wait->trap_out = lmp_py_trap(wait->host);
         done = 1;
     }
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return done;
 }
 
@@ -168,7 +168,7 @@ static int lmp_py_result(char kind, PyObject *value, int32_t *i32, int64_t *i64,
 static wasm_trap_t *lmp_py_sync(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *raw, size_t count) {
     (void)count;
     const lmp_py_host *host = env;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     PyObject *argv[LMP_PY_MAX_PARAMS];
     wasm_trap_t *trap = NULL;
     int i = 0;
@@ -185,7 +185,7 @@ static wasm_trap_t *lmp_py_sync(void *env, wasmtime_caller_t *caller, wasmtime_v
         (host->result && lmp_py_result((char)host->result, value, &raw[0].i32, &raw[0].i64, &raw[0].f32, &raw[0].f64) < 0))
         trap = lmp_py_trap(host);
     Py_XDECREF(value);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     return trap;
 }
 
@@ -238,7 +238,7 @@ static void lmp_py_async(void *env, wasmtime_caller_t *caller, const wasmtime_va
     continuation->callback = lmp_py_ready;
     continuation->env = NULL;
     continuation->finalizer = lmp_py_no_finalizer;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     PyObject *argv[LMP_PY_MAX_PARAMS + 1];
     int count = 0, ok = 1;
     if (host->with_caller) {
@@ -268,7 +268,7 @@ static void lmp_py_async(void *env, wasmtime_caller_t *caller, const wasmtime_va
     if (failed)
         *trap_ret = lmp_py_trap(host); /* the continuation goes on at once (set above) */
     Py_XDECREF(value);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
 }
 
 static void lmp_py_capsule_free(PyObject *capsule) {

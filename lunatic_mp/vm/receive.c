@@ -191,13 +191,13 @@ static void lmp_receive(void *env, wasmtime_caller_t *caller, const wasmtime_val
     }
     if (count)
         memcpy(tags, raw_tags, (size_t)count * 8); /* guest memory is little-endian, unaligned */
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     int found = lmp_take(state, tags, count, 0, results);
     if (found < 0)
         *trap_ret = lmp_trap_from_hooks(env, "receive");
     else if (!found)
         lmp_wait(env, state, tags, count, 0, args[2].of.i64, results, trap_ret, continuation);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
     if (tags != few)
         PyMem_RawFree(tags);
 }
@@ -214,7 +214,7 @@ static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, c
     if (state == NULL)
         return;
     int64_t tag = args[1].of.i64;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    lmp_gil_t gil = lmp_gil_take();
     PyObject *mailbox = LMP_GET(state->owner, LMP_MAILBOX);
     Py_ssize_t start = mailbox != NULL ? PyObject_Length(mailbox) : -1;
     Py_XDECREF(mailbox);
@@ -228,7 +228,7 @@ static void lmp_send_receive_skip_search(void *env, wasmtime_caller_t *caller, c
         *trap_ret = lmp_trap(error);
     else if (!found)
         lmp_wait(env, state, &tag, 1, start, args[2].of.i64, results, trap_ret, continuation);
-    PyGILState_Release(gil);
+    lmp_gil_give(gil);
 }
 
 const char lmp_define_receive_doc[] =

@@ -34,10 +34,25 @@ typedef struct {
 } Ticker;
 
 /* The thread state this thread's innermost poll let go of the GIL with (lmp_poll): a poll keeps
- * the GIL, so the C host functions' PyGILState_Ensure is a thread-local check instead of two
- * mutex round trips each (a message makes several), and gives it up at the slice's first tick, so
- * a guest that runs on lets the process's other Python threads run within about one period. */
+ * the GIL, so the C host functions take it with a thread-local check (lmp_gil_take; a message
+ * makes several calls, and PyGILState_Ensure and Release cost 5% of a hop between two processes
+ * even when they find it held), and gives it up at the slice's first tick, so a guest that runs
+ * on lets the process's other Python threads run within about one period. */
 static _Thread_local PyThreadState *lmp_released;
+static _Thread_local int lmp_polling; /* polls in progress on this thread (nested: trap::catch) */
+
+#define LMP_GIL_POLL (-1) /* lmp_gil_take: the poll holds the GIL */
+
+lmp_gil_t lmp_gil_take(void) {
+    if (lmp_polling > 0 && lmp_released == NULL)
+        return LMP_GIL_POLL;
+    return (lmp_gil_t)PyGILState_Ensure();
+}
+
+void lmp_gil_give(lmp_gil_t held) {
+    if (held != LMP_GIL_POLL)
+        PyGILState_Release((PyGILState_STATE)held);
+}
 
 /* Called at the first epoch check after the store's deadline: at a tick, or at once after
  * yield_soon. A guest yields at the second tick after it was resumed (poll clears `armed`), so it
@@ -65,9 +80,11 @@ bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state) {
     lmp_awake(state);
     PyThreadState *outer = lmp_released; /* a nested poll (trap::catch) keeps its caller's */
     lmp_released = NULL;
+    lmp_polling++;
     lmp_poll_begin();
     bool finished = lmp_wasmtime_call_future_poll(future);
     lmp_poll_end();
+    lmp_polling--;
     PyThreadState *mine = lmp_released;
     lmp_released = outer;
     if (mine != NULL)

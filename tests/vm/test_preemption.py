@@ -100,6 +100,33 @@ def test_a_guest_running_on_lets_other_python_threads_run_within_its_slice(
     engine.kill(spinner.pid)
 
 
+def test_host_calls_after_the_poll_let_go_of_the_gil_take_it_back() -> None:
+    """A guest that counts past its slice's first tick (its poll then lets go of the GIL) and then
+    calls the C host functions of lunatic::message, while a thread of the host program runs
+    Python beside it: each call takes the GIL back (lmp_gil_take), and both finish unharmed."""
+    engine = Engine(time_slice_ns=100_000)
+    stop = threading.Event()
+    made: list[dict[int, str]] = []
+
+    def churn() -> None:  # Python objects made and dropped while the guest runs
+        while not stop.is_set():
+            made.append({i: str(i) for i in range(50)})
+            del made[:-10]
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        guest = engine.load_module(Path(__file__).parents[1] / "guests" / "preempt.wat")
+        chatter = engine.spawn(guest, "chatter", (200, 300_000), EnvConfig())
+        finished = engine.run_until_finished(chatter, timeout=120)
+    finally:
+        stop.set()
+        churner.join()
+        engine.close()
+    assert finished is not None and finished.result == (200 * 199 // 2,), finished
+    assert made
+
+
 def test_a_kill_reaches_a_process_in_a_long_slice(engine: Engine, preempt: Module) -> None:
     """The killer wakes from its sleep only because the spinner yields; the kill ends it."""
     spinner = start(engine, preempt, "spin")
