@@ -26,6 +26,7 @@ SOURCES = [
     "message_type.c",
     "runner.c",
     "calls.c",
+    "store.c",
     "inbox.c",
     "arena.c",
     "slots.c",

@@ -159,70 +159,6 @@ void lmp_free_state(void *state) {
     PyMem_RawFree(state);
 }
 
-static lmp_proc *lmp_state_arg(PyObject *value) {
-    if (!lmp_require_ready())
-        return NULL;
-    return lmp_address(value, "the state");
-}
-
-PyDoc_STRVAR(yield_soon_doc,
-             "yield_soon(state, engine) -> None\n\n"
-             "Make the store's running guest yield at its next epoch check (a loop back-edge or a\n"
-             "function entry), without waiting for a tick. state: from new_state; engine: the\n"
-             "address of the store's wasm_engine_t.");
-
-/* Compiled code caches its epoch deadline and reloads it only when the epoch passes it, so a
- * deadline lowered from inside a host call would wait for the next tick: the epoch is advanced
- * instead, which the next check sees at once. Other stores of the engine only see one tick more
- * (none of them runs now: one thread polls them all). */
-static PyObject *lmp_yield_soon(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "yield_soon takes 2 arguments (state, engine), got %zd", nargs);
-        return NULL;
-    }
-    lmp_proc *slice = lmp_state_arg(args[0]);
-    if (slice == NULL)
-        return NULL;
-    wasm_engine_t *engine = lmp_address(args[1], "the engine");
-    if (engine == NULL)
-        return NULL;
-    slice->armed = 1;
-    lmp_wasmtime_context_set_epoch_deadline(slice->context, 0);
-    lmp_wasmtime_engine_increment_epoch(engine);
-    lmp_epoch_advanced(); /* every store's deadline is set again at its next poll */
-    Py_RETURN_NONE;
-}
-
-PyDoc_STRVAR(wake_doc, "wake(state, value) -> None\n\n"
-                        "Let the store's guest, suspended in a C receive, go on at its next poll: the call\n"
-                        "returns value (an i32). state: from new_state.");
-
-static PyObject *lmp_wake(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "wake takes 2 arguments (state, value), got %zd", nargs);
-        return NULL;
-    }
-    lmp_proc *state = lmp_state_arg(args[0]);
-    if (state == NULL)
-        return NULL;
-    long value = PyLong_AsLong(args[1]);
-    if (value == -1 && PyErr_Occurred())
-        return NULL;
-    if (value < INT32_MIN || value > INT32_MAX) {
-        PyErr_Format(PyExc_OverflowError, "wake: value %ld is not an i32", value);
-        return NULL;
-    }
-    if (state->wait_results == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "wake: the store's guest is not suspended in a C receive");
-        return NULL;
-    }
-    state->wake_value = (int32_t)value;
-    state->woken = 1;
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef lmp_methods[] = {
     {"load", lmp_load, METH_VARARGS, load_doc},
     {"missing", lmp_missing, METH_NOARGS, missing_doc},
@@ -239,12 +175,7 @@ static PyMethodDef lmp_methods[] = {
      lmp_split_link_records_doc},
     {"batch_message", (PyCFunction)(void (*)(void))lmp_batch_message, METH_FASTCALL, lmp_batch_message_doc},
     {"split_batch", (PyCFunction)(void (*)(void))lmp_split_batch, METH_FASTCALL, lmp_split_batch_doc},
-    {"yield_soon", (PyCFunction)(void (*)(void))lmp_yield_soon, METH_FASTCALL, yield_soon_doc},
-    {"wake", (PyCFunction)(void (*)(void))lmp_wake, METH_FASTCALL, wake_doc},
     {"mailbox_types", (PyCFunction)(void (*)(void))lmp_mailbox_types, METH_FASTCALL, lmp_mailbox_types_doc},
-    {"store_new", (PyCFunction)(void (*)(void))lmp_store_new, METH_FASTCALL, lmp_store_new_doc},
-    {"store_delete", lmp_store_delete, METH_O, lmp_store_delete_doc},
-    {"store_set_wasi", (PyCFunction)(void (*)(void))lmp_store_set_wasi, METH_FASTCALL, lmp_store_set_wasi_doc},
     {"instantiate", (PyCFunction)(void (*)(void))lmp_instantiate, METH_FASTCALL, lmp_instantiate_doc},
     {"call_function", (PyCFunction)(void (*)(void))lmp_call_function, METH_FASTCALL, lmp_call_function_doc},
     {"hibernate_idle", (PyCFunction)(void (*)(void))lmp_hibernate_idle, METH_FASTCALL, lmp_hibernate_idle_doc},
@@ -278,7 +209,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *module = PyModule_Create(&lmp_module);
     if (module == NULL)
         return NULL;
-    if (lmp_calls_init(module) < 0 || lmp_net_init() < 0) {
+    if (lmp_calls_init(module) < 0 || lmp_store_init(module) < 0 || lmp_net_init() < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -43,124 +43,9 @@ PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what) {
     return NULL;
 }
 
-const char lmp_store_new_doc[] =
-    "store_new(engine, owner, fuel, max_memory) -> tuple[int, int, int]\n\n"
-    "A store of the wasm_engine_t at address engine for process owner (its C state, which the store\n"
-    "frees, holds owner borrowed), preempted by epochs; with fuel >= 0 that much fuel (an engine with\n"
-    "fuel metering), with max_memory > 0 a memory limit. Returns the addresses of the store, its\n"
-    "context and the state. RuntimeError with wasmtime's reason when fuel cannot be set.";
-
-PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "store_new takes 4 arguments (engine, owner, fuel, max_memory), got %zd",
-                     nargs);
-        return NULL;
-    }
-    if (!lmp_require_ready())
-        return NULL;
-    wasm_engine_t *engine = lmp_address(args[0], "the engine");
-    long long fuel = engine != NULL ? PyLong_AsLongLong(args[2]) : -1;
-    long long max_memory = fuel != -1 || !PyErr_Occurred() ? PyLong_AsLongLong(args[3]) : -1;
-    if (engine == NULL || PyErr_Occurred())
-        return NULL;
-    PyObject *pid = PyObject_GetAttrString(args[1], "pid");
-    long long number = pid != NULL ? PyLong_AsLongLong(pid) : -1;
-    Py_XDECREF(pid);
-    if (number == -1 && PyErr_Occurred())
-        return NULL;
-    lmp_proc *state = PyMem_RawCalloc(1, sizeof(lmp_proc));
-    if (state == NULL)
-        return PyErr_NoMemory();
-    state->owner = args[1];
-    state->pid = number;
-    wasmtime_store_t *store = lmp_wasmtime_store_new(engine, state, lmp_free_state);
-    state->context = lmp_wasmtime_store_context(store);
-    lmp_wasmtime_store_epoch_deadline_callback(store, lmp_epoch_deadline, state, NULL);
-    lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
-    if (fuel >= 0) {
-        wasmtime_error_t *error = lmp_wasmtime_context_set_fuel(state->context, (uint64_t)fuel);
-        if (error != NULL) {
-            lmp_wasmtime_store_delete(store);
-            return lmp_wasmtime_error(error, "cannot set the store's fuel");
-        }
-    }
-    if (max_memory > 0)
-        lmp_wasmtime_store_limiter(store, max_memory, -1, -1, -1, -1);
-    return Py_BuildValue("(NNN)", PyLong_FromVoidPtr(store), PyLong_FromVoidPtr(state->context),
-                         PyLong_FromVoidPtr(state));
-}
-
-const char lmp_store_delete_doc[] = "store_delete(store) -> None\n\nFree a store (and its C state).";
-
-PyObject *lmp_store_delete(PyObject *module, PyObject *store_obj) {
-    (void)module;
-    if (!lmp_require_ready())
-        return NULL;
-    wasmtime_store_t *store = lmp_address(store_obj, "the store");
-    if (store == NULL)
-        return NULL;
-    lmp_proc *state = lmp_wasmtime_context_get_data(lmp_wasmtime_store_context(store));
+void lmp_calls_finish_all(lmp_proc *state) {
     while (state->calls != NULL)
         lmp_call_finish(state->calls);
-    lmp_wasmtime_store_delete(store);
-    Py_RETURN_NONE;
-}
-
-const char lmp_store_set_wasi_doc[] =
-    "store_set_wasi(context, argc, argv, envc, names, values, preopens) -> None\n\n"
-    "Give the store of context WASI: argc arguments (argv: a char ** address), envc variables (names\n"
-    "and values: char ** addresses), preopens a sequence of (host path, guest path) bytes, stdout and\n"
-    "stderr inherited. The caller keeps the strings alive for the call. RuntimeError if refused.";
-
-PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "store_set_wasi takes 7 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (!lmp_require_ready())
-        return NULL;
-    wasmtime_context_t *context = lmp_address(args[0], "the context");
-    size_t argc = context != NULL ? PyLong_AsSize_t(args[1]) : 0;
-    size_t envc = !PyErr_Occurred() ? PyLong_AsSize_t(args[3]) : 0;
-    if (context == NULL || PyErr_Occurred())
-        return NULL;
-    const char **argv = NULL, **names = NULL, **values = NULL; /* only a non-empty list has an array */
-    if (argc && (argv = lmp_address(args[2], "argv")) == NULL)
-        return NULL;
-    if (envc && ((names = lmp_address(args[4], "the names")) == NULL ||
-                 (values = lmp_address(args[5], "the values")) == NULL))
-        return NULL;
-    PyObject *preopens = PySequence_Fast(args[6], "preopens must be a sequence of (host, guest) bytes pairs");
-    if (preopens == NULL)
-        return NULL;
-    wasi_config_t *config = lmp_wasi_config_new();
-    int ok = lmp_wasi_config_set_argv(config, argc, argv) && lmp_wasi_config_set_env(config, envc, names, values);
-    for (Py_ssize_t i = 0; ok && i < PySequence_Fast_GET_SIZE(preopens); i++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(preopens, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "preopens must be a sequence of (host, guest) bytes pairs");
-            ok = -1;
-            break;
-        }
-        ok = lmp_wasi_config_preopen_dir(config, PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0)),
-                                         PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1)), true);
-    }
-    Py_DECREF(preopens);
-    if (ok != 1) {
-        lmp_wasi_config_delete(config);
-        if (ok == 0)
-            PyErr_SetString(PyExc_RuntimeError, "cannot configure WASI (an argument, variable or directory)");
-        return NULL;
-    }
-    lmp_wasi_config_inherit_stdout(config);
-    lmp_wasi_config_inherit_stderr(config);
-    wasmtime_error_t *error = lmp_wasmtime_context_set_wasi(context, config); /* takes the config */
-    if (error != NULL)
-        return lmp_wasmtime_error(error, "cannot give the store WASI");
-    Py_RETURN_NONE;
 }
 
 static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
@@ -187,7 +72,7 @@ static lmp_call *lmp_call_alloc(size_t nargs, size_t nresults) {
     return call;
 }
 
-/* A new pending future: listed in its store's state, so that store_delete drops it first. */
+/* A new pending future: listed in its store's state, so that closing the Store drops it first. */
 static void lmp_call_track(lmp_call *call, wasmtime_context_t *context) {
     if (call->future == NULL)
         return;

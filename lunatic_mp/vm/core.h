@@ -42,7 +42,7 @@ typedef struct {
     int net_waiting;
     int net_fd, net_op;
     uint32_t net_a, net_b, net_opaque;
-    /* The Calls whose futures are pending in this store (calls.c): store_delete drops them first,
+    /* The Calls whose futures are pending in this store (calls.c): closing the Store drops them first,
      * since dropping one unwinds its fiber through code the store keeps alive. */
     struct lmp_call *calls;
     /* hibernate.c: what the sweeps saw of its current wait (LMP_IDLE_...), and its memory's pages
@@ -70,6 +70,7 @@ enum {
     LMP_RECEIVING,
     LMP_TIMER,
     LMP_PHASE,
+    LMP_PID,
     LMP_FIELDS
 };
 #define LMP_MAX_LAYOUT_FIELDS 16
@@ -231,15 +232,15 @@ wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, ui
 /* A process's C state's finalizer (its store frees it). */
 void lmp_free_state(void *state);
 
-/* calls.c: a process's store, and its calls as the Call type. */
+/* store.c: a process's store as the Store type. */
+int lmp_store_init(PyObject *module);
+
+/* calls.c: a process's calls (an instantiation, an export, a function) as the Call type. */
 /* Raise RuntimeError("<what>: <wasmtime's message>") and free error; returns NULL. */
 PyObject *lmp_wasmtime_error(wasmtime_error_t *error, const char *what);
 int lmp_calls_init(PyObject *module);
-PyObject *lmp_store_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *lmp_store_delete(PyObject *module, PyObject *store);
-PyObject *lmp_store_set_wasi(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-extern const char lmp_store_set_wasi_doc[];
-extern const char lmp_store_delete_doc[];
+/* Drop every call still pending in state's store (their futures borrow it): before it is deleted. */
+void lmp_calls_finish_all(lmp_proc *state);
 PyObject *lmp_instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *lmp_call_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* Whether call is an instantiation that finished without failing and was given an export to call
@@ -256,7 +257,7 @@ lmp_proc *lmp_call_pending_state(PyObject *call);
 /* Whether state knows its guest's exported memory, looked up through the call's instance if need
  * be (a guest that never had a C host function touch its memory). */
 int lmp_call_find_memory(PyObject *call, lmp_proc *state);
-extern const char lmp_store_new_doc[], lmp_instantiate_doc[], lmp_call_function_doc[];
+extern const char lmp_instantiate_doc[], lmp_call_function_doc[];
 
 /* pyhost.c: Python host functions behind C trampolines (no ctypes callback). */
 PyObject *lmp_define_python(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

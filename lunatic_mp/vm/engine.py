@@ -127,6 +127,7 @@ class Engine(Placement, Signals):
             arenas=self.arenas,
         )
         self.wasm_engine = make_engine()
+        self._engine_address = self.wasm_engine.ptr()  # what a process's store is made with
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
         self.preemption = Preemption(
             self, self.wasm_engine, self.linker, make_engine, check_time_slice(time_slice_ns)
@@ -228,15 +229,16 @@ class Engine(Placement, Signals):
         self._next_local += 1
         process = Process(pid, module, config, function)
         try:
-            wasm_engine, pre, fuel = self.wasm_engine, module.instance_pre, None
+            engine_address, pre, fuel = self._engine_address, module.instance_pre, -1
             if config.max_fuel > 0:  # only a budget pays for metering (lunatic_mp.vm.preemption)
-                wasm_engine, pre = self.preemption.metered(module)
+                metered, pre = self.preemption.metered(module)
+                engine_address = metered.ptr()
                 fuel = min(config.max_fuel * FUEL_UNIT, UNLIMITED_FUEL)
-            store = wasm.Store(wasm_engine, fuel=fuel, max_memory=config.max_memory, owner=process)
+            store = wasm.Store(engine_address, process, fuel, config.max_memory)
             if module.uses_wasi:
-                store.set_wasi(_wasi_config(config, module.name))
+                store.set_wasi(*_wasi_config(config, module.name).settings)
                 process.wasi_epoch = time.monotonic()
-        except (wasmtime.WasmtimeError, OSError) as exc:
+        except (wasmtime.WasmtimeError, RuntimeError, OSError) as exc:
             raise SpawnError(f"cannot create a store for {module.name}: {exc}") from None
         process.store = store
         nresults = len(signature[1])

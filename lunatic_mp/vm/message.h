@@ -48,7 +48,7 @@ int lmp_batch_for_node(PyObject *hooks, int64_t to, lmp_message *message);
 int lmp_batch_for_worker(PyObject *hooks, int64_t to, lmp_message *message);
 /* receive.c: an async host call's state (its continuation set to go on at once), or NULL with
  * *trap_ret set outside a process; and the continuation of a call suspended in C until
- * Store.wake (core.wake) gives it its value: a receive, or a socket wait (net.c). */
+ * Store.wake gives it its value: a receive, or a socket wait (net.c). */
 lmp_proc *lmp_async_state(wasmtime_caller_t *caller, wasm_trap_t **trap_ret,
                           wasmtime_async_continuation_t *continuation);
 bool lmp_wait_over(void *env);

@@ -18,7 +18,8 @@ lmp_layout lmp_process_layout = {.count = LMP_FIELDS, .names = lmp_process_names
 
 int lmp_slots_init(void) {
     const char *process[LMP_FIELDS] = {"queued", "finished", "call",      "kill_requested", "waiting", "parked",
-                                       "mailbox", "scratch",  "receiving", "timer",          "phase"};
+                                       "mailbox", "scratch",  "receiving", "timer",          "phase",
+                                       "pid"};
     for (int i = 0; i < LMP_FIELDS; i++)
         if ((lmp_process_names[i] = PyUnicode_InternFromString(process[i])) == NULL)
             return -1;

@@ -261,7 +261,7 @@ def export_memory(store: Store, call: Call) -> Any | None:
     instance = ffi.wasmtime_instance_t.from_buffer_copy(call.instance)
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_instance_export_get(
-        store.context, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)
+        store_context(store), ctypes.byref(instance), b"memory", 6, ctypes.byref(item)
     ):
         return None
     return item.of.memory if int(item.kind) == _EXTERN_MEMORY else None  # type: ignore[call-overload]
@@ -455,75 +455,38 @@ def _memory_view(address: int, size: int) -> memoryview:
 # --- stores -------------------------------------------------------------------------------------
 
 
-class Store:
-    """A wasmtime store through the raw API: a third of the cost of ``wasmtime.Store``.
+Store = core.Store
+"""A process's store (lunatic_mp/vm/store.c): ``Store(engine, owner, fuel, max_memory)``, where
+engine is the address of a wasmtime engine (``wasmtime.Engine.ptr()``), owner the process (its
+C state, the store's data, holds it and its pid), fuel -1 for none (else an engine made with
+``fuel=True``: a guest traps "out of fuel" past that budget) and max_memory a limit (0: none).
+Its guests yield at the end of each time slice (the C core's epoch deadline callback).
+``close()`` frees it at once (a process's memory slot and fiber stack go back to its arenas); it
+must not be used after, and never while one of its calls is being polled. ``yield_soon()``,
+``wake(value)``, ``set_wasi(*Wasi.settings)``, ``context_address`` and ``state`` (the address of
+the process's C state, which :mod:`.core`'s functions on a store take). A C type: a spawn makes
+and frees one without a Python frame."""
 
-    Its guests yield at the end of each time slice (the C core's epoch deadline callback). With
-    ``fuel`` (an engine made with ``fuel=True``) a guest traps "out of fuel" past that budget.
-    ``close`` frees it at once (a process's memory slot and fiber stack go back to its arenas);
-    it must not be used after, and never while one of its calls is being polled.
-    """
 
-    __slots__ = ("_context", "_engine", "_ptr", "_slice", "context_address")
+def new_store(engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> Store:
+    """A store of ``engine`` for ``owner``; wasmtime's refusal as a WasmtimeError."""
+    try:
+        return Store(engine.ptr(), owner, -1 if fuel is None else fuel, max_memory)
+    except RuntimeError as exc:
+        raise wasmtime.WasmtimeError(str(exc)) from None
 
-    def __init__(self, engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, owner: object) -> None:
-        # One C call (lunatic_mp/vm/calls.c): the store, its data (the process's C state: time
-        # slice, memory cache, ``owner``, whose ``scratch`` the C host functions use; the store
-        # frees it), its epoch deadline callback, fuel and memory limit.
-        self._engine: Any = engine.ptr()  # yield_soon advances its epoch
-        self._ptr = self._slice = self.context_address = 0
-        self._context: Context = None
-        try:
-            self._ptr, self.context_address, self._slice = core.store_new(
-                self._engine, owner, -1 if fuel is None else fuel, max_memory
-            )
-        except RuntimeError as exc:
-            raise wasmtime.WasmtimeError(str(exc)) from None
 
-    @property
-    def context(self) -> Context:
-        """The store's context as a ctypes pointer, for the host functions' raw calls (made once:
-        a spawn that never needs it does not pay for it)."""
-        if self._context is None and self._ptr:
-            self._context = ctypes.cast(self.context_address, ctypes.POINTER(ffi.wasmtime_context_t))
-        return self._context
+def set_wasi(store: Store, wasi: Wasi) -> None:
+    """Give the store WASI (``wasi``'s settings); wasmtime's refusal as a WasmtimeError."""
+    try:
+        store.set_wasi(*wasi.settings)
+    except RuntimeError as exc:
+        raise wasmtime.WasmtimeError(str(exc)) from None
 
-    def set_wasi(self, wasi: Wasi) -> None:
-        try:
-            core.store_set_wasi(self.context_address, *wasi.settings)
-        except RuntimeError as exc:
-            raise wasmtime.WasmtimeError(str(exc)) from None
 
-    def yield_soon(self) -> None:
-        """Make the guest yield at its next loop back-edge or function entry, without waiting for
-        the slice to end: how a synchronous host call pauses its caller (backpressure). Its next
-        slice then ends at a tick again (the deadline callback resets the deadline)."""
-        if self._slice:
-            core.yield_soon(self._slice, self._engine)
-
-    @property
-    def state(self) -> int:
-        """The address of the process's C state (:mod:`.core`'s functions on a store take it)."""
-        return self._slice
-
-    def wake(self, value: int) -> None:
-        """Let the guest, suspended in a C ``receive``, go on at its next poll, with ``value``."""
-        core.wake(self._slice, value)
-
-    def fuel(self) -> int:
-        """Fuel left (only in an engine made with ``fuel=True``)."""
-        fuel = ctypes.c_uint64()
-        _check(ffi.wasmtime_context_get_fuel(self.context, ctypes.byref(fuel)))
-        return fuel.value
-
-    def close(self) -> None:
-        if self._ptr:
-            core.store_delete(self._ptr)
-            self._ptr = self._slice = self.context_address = 0  # the state is freed with the store
-            self._context = None
-
-    def __del__(self) -> None:
-        self.close()
+def store_context(store: Store) -> Context:
+    """The store's context as a ctypes pointer, for the host functions' raw calls."""
+    return ctypes.cast(store.context_address, ctypes.POINTER(ffi.wasmtime_context_t))
 
 
 def _array_address(strings: list[str], keep: list[Any]) -> int:
@@ -536,7 +499,7 @@ def _array_address(strings: list[str], keep: list[Any]) -> int:
 
 class Wasi:
     """A process's WASI settings (arguments, environment, preopened directories; stdout and
-    stderr inherited), encoded once: a spawn hands them to one C call (``core.store_set_wasi``),
+    stderr inherited), encoded once: a spawn hands them to one C call (``Store.set_wasi``),
     where wasmtime's WasiConfig re-encodes every string (about 10 µs a spawn) and raw ctypes calls
     cost about 3 µs. Immutable, so the engine caches one per distinct setting."""
 
@@ -554,7 +517,7 @@ class Wasi:
             _array_address([value for _, value in env], self._keep),
             tuple((host.encode(), guest.encode()) for host, guest in preopens),
         )
-        """The arguments of ``core.store_set_wasi`` after the context."""
+        """The arguments of ``Store.set_wasi``."""
 
 
 def _check(error: ErrorPtr) -> None:

@@ -88,7 +88,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="idle_ns must not be negative"):
         core.Ticker(100_000, idle_ns=-1)
     with pytest.raises(ValueError, match="null pointer"):
-        _core.store_new(0, object(), -1, 0)
+        _core.Store(0, object(), -1, 0)
     with pytest.raises(ValueError, match="null pointer"):
         _core.instantiate(0, 1)
     with pytest.raises(TypeError, match="2 or 5 arguments"):
@@ -96,17 +96,15 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(TypeError, match="name must be bytes"):
         _core.instantiate(1, 1, "f", [], 0)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="null pointer"):
-        _core.yield_soon(0, 1)
-    with pytest.raises(ValueError, match="null pointer"):
-        _core.yield_soon(ctypes.c_void_p(), 1)  # a ctypes pointer is read through its buffer
+        _core.Store(ctypes.c_void_p(), object(), -1, 0)  # a ctypes pointer is read through its buffer
     with pytest.raises(TypeError, match="address or a ctypes pointer"):
-        _core.yield_soon("0x1234", 1)
+        _core.Store("0x1234", object(), -1, 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be a pointer"):
-        _core.yield_soon(ctypes.c_int32(5), 1)
+        _core.Store(ctypes.c_int32(5), object(), -1, 0)
     with pytest.raises(TypeError, match="4 arguments"):
-        _core.store_new(1)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="2 arguments"):
-        _core.yield_soon(1)  # type: ignore[call-arg]
+        _core.Store(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="no keyword arguments"):
+        _core.Store(1, object(), -1, max_memory=0)  # type: ignore[call-arg]
     ticker = core.Ticker(1_000_000)
     try:
         with pytest.raises(ValueError, match="null pointer"):
@@ -194,15 +192,20 @@ def test_store_set_wasi_refuses_bad_settings() -> None:
     store stays usable."""
     engine = Engine()
     try:
-        store = wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
-        with pytest.raises(TypeError, match="7 arguments"):
-            core.store_set_wasi(store.context_address, 0, 0)  # type: ignore[call-arg]
+        store = wasm.new_store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
+        with pytest.raises(TypeError, match="6 arguments"):
+            store.set_wasi(0, 0)  # type: ignore[call-arg]
         with pytest.raises(ValueError, match="argv"):
-            core.store_set_wasi(store.context_address, 1, 0, 0, 0, 0, ())
+            store.set_wasi(1, 0, 0, 0, 0, ())
         with pytest.raises(TypeError, match=r"\(host, guest\) bytes pairs"):
-            core.store_set_wasi(store.context_address, 0, 0, 0, 0, 0, [("/tmp", "/tmp")])
-        store.set_wasi(wasm.Wasi(("prog", "arg"), (("KEY", "value"),), ()))  # then a good one
+            store.set_wasi(0, 0, 0, 0, 0, [("/tmp", "/tmp")])
+        wasm.set_wasi(store, wasm.Wasi(("prog", "arg"), (("KEY", "value"),), ()))  # then a good one
         store.close()
+        store.close()  # again: nothing
+        with pytest.raises(ValueError, match="closed"):
+            store.set_wasi(0, 0, 0, 0, 0, ())
+        assert store.context_address == 0 and store.state == 0
+        store.yield_soon()  # nothing once closed
     finally:
         engine.close()
 
@@ -211,12 +214,12 @@ def test_waking_a_store_that_does_not_wait_is_refused() -> None:
     """wake() gives a value to a guest suspended in a C receive; any other store refuses it, so a
     misplaced wake cannot write a result slot that no call owns."""
     engine = Engine()
-    store = wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
+    store = wasm.new_store(engine.wasm_engine, fuel=None, max_memory=0, owner=SimpleNamespace(pid=7))
     try:
         with pytest.raises(RuntimeError, match="not suspended in a C receive"):
             store.wake(0)
-        with pytest.raises(ValueError, match="null pointer"):
-            core.wake(0, 0)
+        with pytest.raises(OverflowError, match="not an i32"):
+            store.wake(2**31)
     finally:
         store.close()
         engine.close()
@@ -226,7 +229,7 @@ def test_a_store_needs_an_owner_with_a_pid() -> None:
     engine = Engine()
     try:
         with pytest.raises(AttributeError, match="pid"):
-            wasm.Store(engine.wasm_engine, fuel=None, max_memory=0, owner=object())
+            wasm.new_store(engine.wasm_engine, fuel=None, max_memory=0, owner=object())
     finally:
         engine.close()
 

@@ -112,7 +112,7 @@ def memory_size(process: Process) -> int:
     assert process.store is not None and process.call is not None
     memory = wasm.export_memory(process.store, process.call)
     assert memory is not None
-    return wasm.Memory(process.store.context, memory).size
+    return wasm.Memory(wasm.store_context(process.store), memory).size
 
 
 def test_an_environments_memory_budget_bounds_children_that_take_all_they_may() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from lunatic_mp.vm import core
-from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory
+from lunatic_mp.vm.wasm import GuestTrap, Memory, caller_memory, store_context
 
 if TYPE_CHECKING:
     from lunatic_mp.vm import wasm
@@ -103,7 +103,7 @@ def memory_of(process: Process, engine: HostEngine, caller: int = 0) -> Memory:
         memory = caller_memory(caller or core.caller())
         if memory is None:
             raise GuestTrap("the module does not export its memory as `memory`")
-        process.memory = Memory(process.store.context, memory)  # type: ignore[union-attr]
+        process.memory = Memory(store_context(process.store), memory)  # type: ignore[arg-type]
     return process.memory
 
 
