@@ -276,9 +276,9 @@ static void lmp_net_call(int op, PyObject *hooks, lmp_proc *state, wasmtime_call
         lmp_proc *state = lmp_async_state(caller, trap_ret, continuation);                                 \
         if (state == NULL)                                                                                  \
             return;                                                                                         \
-        lmp_gil_t gil = lmp_gil_take();                                                         \
+        lmp_gil_t gil = lmp_gil_take();                                                                     \
         lmp_net_call((op), env, state, caller, args, results, trap_ret, continuation);                      \
-        lmp_gil_give(gil);                                                                            \
+        lmp_gil_give(gil);                                                                                  \
     }
 
 LMP_NET_FUNCTION(lmp_tcp_read, LMP_NET_READ)

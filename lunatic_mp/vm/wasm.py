@@ -45,7 +45,6 @@ U32_MASK: Final = 0xFFFF_FFFF
 _EXTERN_FUNC: Final = 0  # wasmtime_extern_kind_t
 _EXTERN_MEMORY: Final = 3
 
-ErrorPtr = Any  # ctypes.POINTER(ffi.wasmtime_error_t)
 Future = Any  # ctypes.POINTER(ffi.wasmtime_call_future_t)
 Context = Any  # ctypes.POINTER(ffi.wasmtime_context_t)
 
@@ -476,14 +475,6 @@ def new_store(engine: wasmtime.Engine, *, fuel: int | None, max_memory: int, own
         raise wasmtime.WasmtimeError(str(exc)) from None
 
 
-def set_wasi(store: Store, wasi: Wasi) -> None:
-    """Give the store WASI (``wasi``'s settings); wasmtime's refusal as a WasmtimeError."""
-    try:
-        store.set_wasi(*wasi.settings)
-    except RuntimeError as exc:
-        raise wasmtime.WasmtimeError(str(exc)) from None
-
-
 def store_context(store: Store) -> Context:
     """The store's context as a ctypes pointer, for the host functions' raw calls."""
     return ctypes.cast(store.context_address, ctypes.POINTER(ffi.wasmtime_context_t))
@@ -518,11 +509,6 @@ class Wasi:
             tuple((host.encode(), guest.encode()) for host, guest in preopens),
         )
         """The arguments of ``Store.set_wasi``."""
-
-
-def _check(error: ErrorPtr) -> None:
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
 
 
 def caller_context(caller: int) -> Context:

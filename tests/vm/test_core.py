@@ -199,7 +199,7 @@ def test_store_set_wasi_refuses_bad_settings() -> None:
             store.set_wasi(1, 0, 0, 0, 0, ())
         with pytest.raises(TypeError, match=r"\(host, guest\) bytes pairs"):
             store.set_wasi(0, 0, 0, 0, 0, [("/tmp", "/tmp")])
-        wasm.set_wasi(store, wasm.Wasi(("prog", "arg"), (("KEY", "value"),), ()))  # then a good one
+        store.set_wasi(*wasm.Wasi(("prog", "arg"), (("KEY", "value"),), ()).settings)  # then a good one
         store.close()
         store.close()  # again: nothing
         with pytest.raises(ValueError, match="closed"):
