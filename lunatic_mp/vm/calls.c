@@ -359,7 +359,7 @@ static PyObject *lmp_call_poll(lmp_call *self, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "Call.poll: the call is finished");
         return NULL;
     }
-    return PyBool_FromLong(lmp_poll(self->future, self->state));
+    return PyBool_FromLong(lmp_poll(self->future, self->state, false));
 }
 
 static PyObject *lmp_call_py_finish(lmp_call *self, PyObject *unused) {

@@ -215,9 +215,15 @@ void lmp_poll_begin(void);
 void lmp_poll_end(void);
 
 /* Poll a call's future once (its store's state first woken from hibernation), with the GIL held
- * (the caller holds it) until the guest's slice reaches its first tick; returns whether the call
- * finished. */
-bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state);
+ * (the caller holds it) until the guest's slice reaches its first tick, or given up at once with
+ * release (a long slice: its first tick may be far off); returns whether the call finished. */
+bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state, bool release);
+/* A long slice (ticker.c): from begin until until_ns (CLOCK_MONOTONIC), the ticker (a Ticker)
+ * sleeps instead of ticking every period, unless an event on a descriptor it watches or a host
+ * call of the guest ends it first; end (after the poll) ends it if nothing did. The engine's
+ * thread calls both, with the GIL. */
+void lmp_long_slice_begin(PyObject *ticker, long long until_ns);
+void lmp_long_slice_end(PyObject *ticker);
 
 /* The GIL for a C host function: inside a poll that still holds it (it lets go at the slice's
  * first tick) taking it is a thread-local check; anywhere else PyGILState_Ensure. Give back what

@@ -39,7 +39,7 @@ from lunatic_mp.vm.params import typed_args
 from lunatic_mp.vm.placement import Placement
 from lunatic_mp.vm.plugins import Plugin, check_unique
 from lunatic_mp.vm.plugins import install as install_plugins
-from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption, check_time_slice
+from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, Preemption, check_long_slice, check_time_slice
 from lunatic_mp.vm.process import BaseProcess, Frame, Process
 from lunatic_mp.vm.reactor import Reactor
 from lunatic_mp.vm.registry import Registry
@@ -86,6 +86,7 @@ class Engine(Placement, Signals):
         worker_id: int = 0,
         max_processes: int | None = None,
         time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
+        long_slice_ns: int | None = None,
         async_stack_size: int = DEFAULT_STACK_SIZE,
         max_wasm_stack: int = 1024 * 1024,
         max_memory: int = DEFAULT_MAX_MEMORY,
@@ -98,11 +99,14 @@ class Engine(Placement, Signals):
         """``max_processes`` (default: what address space and RAM allow, :mod:`.capacity`, for
         one of ``workers`` workers sharing this host: default one per CPU) bounds live processes.
         ``hibernate_after``: seconds a process waits in ``receive`` before its memory's pages go
-        back to the kernel until it runs again (None: never; :meth:`.Scheduler.hibernate`)."""
+        back to the kernel until it runs again (None: never; :meth:`.Scheduler.hibernate`).
+        ``long_slice_ns``: how long a CPU-bound guest runs on while only such guests wait (None:
+        :data:`~lunatic_mp.vm.preemption.DEFAULT_LONG_SLICE_NS`; 0: never)."""
         if not 0 < max_message_size < 2**32:  # a message's read cursor is 32 bits (message_type.c)
             size = max_message_size
             raise ValueError(f"max_message_size must be between 1 and 2**32 - 1 bytes, got {size}")
         hibernate_after = check_hibernate_after(hibernate_after)
+        long_slice_ns = check_long_slice(long_slice_ns, check_time_slice(time_slice_ns))
         self.node_id = node_id
         self.nodes: dict[int, dict[str, str]] = {}
         """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""
@@ -133,9 +137,10 @@ class Engine(Placement, Signals):
             self, self.wasm_engine, self.linker, make_engine, check_time_slice(time_slice_ns)
         )
         self.linker.define_wasi()
-        self.scheduler = Scheduler(self, hibernate_after)
+        self.scheduler = Scheduler(self, hibernate_after, long_slice_ns)
         self.reactor = Reactor()
         """Descriptors that suspended processes wait on (:mod:`lunatic_mp.vm.reactor`)."""
+        self.preemption.ticker.watch(self.reactor.fileno())  # a ready socket ends a long slice
         self.registry = Registry()
         self.metrics = Metrics(max_metric_series)
         """Guests' ``lunatic::metrics``: at most ``max_metric_series`` names (:mod:`.metrics`)."""
@@ -386,8 +391,8 @@ class Engine(Placement, Signals):
         self._modules.clear()
         self._timers.clear()
         self.scheduler.close()
+        self.preemption.close()  # first: its thread may watch the reactor's descriptor
         self.reactor.close()
-        self.preemption.close()
         self.linker.close()
         self.linker = None  # type: ignore[assignment]
         self.wasm_engine = None  # type: ignore[assignment]

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 DEFAULT_TIME_SLICE_NS = 1_000_000
 MIN_TIME_SLICE_NS, MAX_TIME_SLICE_NS = 10_000, 10_000_000_000  # what the ticker keeps: 10 µs to 10 s
 
+DEFAULT_LONG_SLICE_NS = 20_000_000
+"""How long a guest may run on when its last slice ended it and every process waiting beside it is
+CPU-bound in the same way: the ticker then sleeps instead of interrupting a busy core every time
+slice (1,000 times a second cost CPU-bound work 2-3% on a 2-core machine, docs/performance.md),
+and anything that arrives for the engine (a frame, a socket, a host call of the guest) ends it at
+once. 0 turns long slices off."""
+
 
 def check_time_slice(time_slice_ns: int) -> int:
     """``time_slice_ns``, or a ValueError naming it when the ticker cannot keep it."""
@@ -40,7 +47,19 @@ def check_time_slice(time_slice_ns: int) -> int:
     return time_slice_ns
 
 
-"""A guest runs about this long before it yields to the others on its engine."""
+def check_long_slice(long_slice_ns: int | None, time_slice_ns: int) -> int:
+    """``long_slice_ns`` (None: :data:`DEFAULT_LONG_SLICE_NS`, or off when the time slice is that
+    long already), or a ValueError naming it: 0 (off), or from ``time_slice_ns`` to 10 s."""
+    if long_slice_ns is None:
+        return DEFAULT_LONG_SLICE_NS if time_slice_ns < DEFAULT_LONG_SLICE_NS else 0
+    if type(long_slice_ns) is int and (
+        long_slice_ns == 0 or time_slice_ns <= long_slice_ns <= MAX_TIME_SLICE_NS
+    ):
+        return long_slice_ns
+    raise ValueError(
+        f"long_slice_ns must be None (the default), 0 (off) or an int between the time slice "
+        f"({time_slice_ns:,}) and {MAX_TIME_SLICE_NS:,} (10 s) nanoseconds, got {long_slice_ns!r}"
+    )
 
 
 class Preemption:

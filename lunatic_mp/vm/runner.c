@@ -20,14 +20,24 @@
 /* --- the run queue --- */
 
 typedef struct {
-    PyObject_HEAD PyObject **items; /* a ring of count processes from head (strong references) */
+    PyObject_HEAD uintptr_t *items; /* a ring of count processes from head (strong references), each
+                                     * tagged LMP_PREEMPTED if its slice ended it (it runs on) */
     Py_ssize_t head, count, capacity;
+    Py_ssize_t preempted; /* entries so tagged: when they are all, a long slice may run */
 } lmp_run_queue;
 
-static int lmp_queue_push(lmp_run_queue *queue, PyObject *process) {
+#define LMP_PREEMPTED ((uintptr_t)1)
+
+static PyObject *lmp_entry_process(uintptr_t entry) { return (PyObject *)(entry & ~LMP_PREEMPTED); }
+
+static PyObject *lmp_queue_at(lmp_run_queue *queue, Py_ssize_t i) {
+    return lmp_entry_process(queue->items[(queue->head + i) % queue->capacity]);
+}
+
+static int lmp_queue_push(lmp_run_queue *queue, PyObject *process, int preempted) {
     if (queue->count == queue->capacity) {
         Py_ssize_t capacity = queue->capacity ? queue->capacity * 2 : 64;
-        PyObject **items = PyMem_New(PyObject *, (size_t)capacity);
+        uintptr_t *items = PyMem_New(uintptr_t, (size_t)capacity);
         if (items == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -39,22 +49,27 @@ static int lmp_queue_push(lmp_run_queue *queue, PyObject *process) {
         queue->head = 0;
         queue->capacity = capacity;
     }
-    queue->items[(queue->head + queue->count) % queue->capacity] = Py_NewRef(process);
+    uintptr_t entry = (uintptr_t)Py_NewRef(process);
+    queue->items[(queue->head + queue->count) % queue->capacity] = preempted ? entry | LMP_PREEMPTED : entry;
     queue->count++;
+    queue->preempted += preempted != 0;
     return 0;
 }
 
-/* The process at the front (a new reference), or NULL when the queue is empty (no exception). */
-static PyObject *lmp_queue_pop(lmp_run_queue *queue) {
+/* The process at the front (a new reference), or NULL when the queue is empty (no exception);
+ * *preempted says whether its slice ended it. */
+static PyObject *lmp_queue_pop(lmp_run_queue *queue, int *preempted) {
     if (queue->count == 0)
         return NULL;
-    PyObject *process = queue->items[queue->head];
+    uintptr_t entry = queue->items[queue->head];
     queue->head = (queue->head + 1) % queue->capacity;
     queue->count--;
-    return process;
+    *preempted = (entry & LMP_PREEMPTED) != 0;
+    queue->preempted -= *preempted;
+    return lmp_entry_process(entry);
 }
 
-int lmp_make_ready(PyObject *queue, PyObject *process) {
+static int lmp_queue_ready(PyObject *queue, PyObject *process, int preempted) {
     if (!Py_IS_TYPE(queue, &lmp_RunQueueType)) {
         PyErr_Format(PyExc_TypeError, "the run queue must be a RunQueue, not %.100s", Py_TYPE(queue)->tp_name);
         return -1;
@@ -62,10 +77,12 @@ int lmp_make_ready(PyObject *queue, PyObject *process) {
     int queued = LMP_FLAG(process, LMP_QUEUED);
     if (queued != 0)
         return queued < 0 ? -1 : 0;
-    if (LMP_SET(process, LMP_QUEUED, Py_True) < 0 || lmp_queue_push((lmp_run_queue *)queue, process) < 0)
+    if (LMP_SET(process, LMP_QUEUED, Py_True) < 0 || lmp_queue_push((lmp_run_queue *)queue, process, preempted) < 0)
         return -1;
     return 1;
 }
+
+int lmp_make_ready(PyObject *queue, PyObject *process) { return lmp_queue_ready(queue, process, 0); }
 
 static PyObject *run_queue_make_ready(PyObject *self, PyObject *process) {
     int made = lmp_make_ready(self, process);
@@ -75,7 +92,8 @@ static PyObject *run_queue_make_ready(PyObject *self, PyObject *process) {
 static PyObject *run_queue_clear_method(lmp_run_queue *self, PyObject *unused) {
     (void)unused;
     PyObject *process;
-    while ((process = lmp_queue_pop(self)) != NULL)
+    int preempted;
+    while ((process = lmp_queue_pop(self, &preempted)) != NULL)
         Py_DECREF(process);
     Py_RETURN_NONE;
 }
@@ -84,13 +102,14 @@ static Py_ssize_t run_queue_length(lmp_run_queue *self) { return self->count; }
 
 static int run_queue_traverse(lmp_run_queue *self, visitproc visit, void *arg) {
     for (Py_ssize_t i = 0; i < self->count; i++)
-        Py_VISIT(self->items[(self->head + i) % self->capacity]);
+        Py_VISIT(lmp_queue_at(self, i));
     return 0;
 }
 
 static int run_queue_clear(lmp_run_queue *self) {
     PyObject *process;
-    while ((process = lmp_queue_pop(self)) != NULL)
+    int preempted;
+    while ((process = lmp_queue_pop(self, &preempted)) != NULL)
         Py_DECREF(process);
     return 0;
 }
@@ -106,9 +125,20 @@ static PyObject *run_queue_list(lmp_run_queue *self, PyObject *unused) {
     (void)unused;
     PyObject *list = PyList_New(self->count);
     for (Py_ssize_t i = 0; list != NULL && i < self->count; i++)
-        PyList_SET_ITEM(list, i, Py_NewRef(self->items[(self->head + i) % self->capacity]));
+        PyList_SET_ITEM(list, i, Py_NewRef(lmp_queue_at(self, i)));
     return list;
 }
+
+static PyObject *run_queue_get_preempted(lmp_run_queue *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->preempted);
+}
+
+static PyGetSetDef run_queue_getset[] = {
+    {"preempted", (getter)run_queue_get_preempted, NULL,
+     "How many of the queued processes are there because their slice ended (they run on).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMethodDef run_queue_methods[] = {
     {"make_ready", run_queue_make_ready, METH_O,
@@ -131,6 +161,7 @@ PyTypeObject lmp_RunQueueType = {
     .tp_traverse = (traverseproc)run_queue_traverse,
     .tp_clear = (inquiry)run_queue_clear,
     .tp_methods = run_queue_methods,
+    .tp_getset = run_queue_getset,
     .tp_as_sequence = &run_queue_as_sequence,
 };
 
@@ -144,6 +175,7 @@ typedef struct {
     PyObject *running;      /* the phase a process enters when its export starts (Phase.RUNNING) */
     PyObject *current;      /* the process being polled, or NULL (None) */
     PyObject *between;      /* called between two processes of a round a tick went by in, or NULL */
+    PyObject *ticker;       /* the engine's Ticker, for long slices; NULL: none */
 } Runner;
 
 static PyObject *lmp_str_native, *lmp_str_run_slice, *lmp_str_pid;
@@ -160,7 +192,8 @@ int lmp_runner_init(void) {
 /* Poll the process's current call for one time slice: 1 finished, 0 not, -1 on error. The call
  * (a new reference) and the process's C state (the call's store's) are left in *call_out and
  * *state_out. */
-static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out, lmp_proc **state_out) {
+static int lmp_poll_process(Runner *self, PyObject *process, long long long_until, PyObject **call_out,
+                            lmp_proc **state_out) {
     PyObject *call = LMP_GET(process, LMP_CALL);
     wasmtime_call_future_t *future = call != NULL ? lmp_call_future(call) : NULL;
     if (future == NULL) {
@@ -178,7 +211,14 @@ static int lmp_poll_process(Runner *self, PyObject *process, PyObject **call_out
         lmp_wasmtime_context_set_epoch_deadline(state->context, 1);
         state->deadline_ticks = ticks;
     }
-    int done = lmp_poll(future, state);
+    int done;
+    if (long_until != 0) {
+        lmp_long_slice_begin(self->ticker, long_until);
+        done = lmp_poll(future, state, true);
+        lmp_long_slice_end(self->ticker);
+    } else {
+        done = lmp_poll(future, state, false);
+    }
     Py_CLEAR(self->current);
     *call_out = call;
     *state_out = state;
@@ -207,12 +247,13 @@ static int lmp_start_export(Runner *self, PyObject *process, PyObject *instantia
 }
 
 /* Run one Wasm process until its call suspends, its slice ends, or it dies (the Python loop this
- * replaced was Scheduler._run_slice). 0, or -1 on error. */
-static int lmp_run_wasm(Runner *self, PyObject *process) {
-    for (;;) {
+ * replaced was Scheduler._run_slice): its slice long, until long_until, unless that is 0. 0, or -1
+ * on error. */
+static int lmp_run_wasm(Runner *self, PyObject *process, long long long_until) {
+    for (;; long_until = 0) {
         PyObject *call = NULL;
         lmp_proc *state = NULL;
-        int done = lmp_poll_process(self, process, &call, &state);
+        int done = lmp_poll_process(self, process, long_until, &call, &state);
         if (done < 0)
             return -1;
         if (done) {
@@ -246,8 +287,8 @@ static int lmp_run_wasm(Runner *self, PyObject *process) {
             return -1;
         if (waiting || parked)
             return 0;
-        /* its slice ended: back of the queue */
-        return lmp_make_ready(self->queue, process) < 0 ? -1 : 0;
+        /* its slice ended: back of the queue, marked as running on */
+        return lmp_queue_ready(self->queue, process, 1) < 0 ? -1 : 0;
     }
 }
 
@@ -261,6 +302,15 @@ static int lmp_is_native(PyObject *process) {
     return truth;
 }
 
+/* Call between, if set: 0, or -1 on error. */
+static int lmp_call_between(Runner *self) {
+    if (self->between == NULL || self->between == Py_None)
+        return 0;
+    PyObject *result = PyObject_CallNoArgs(self->between);
+    Py_XDECREF(result);
+    return result != NULL ? 0 : -1;
+}
+
 static long long lmp_now_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -268,24 +318,33 @@ static long long lmp_now_ns(void) {
 }
 
 PyDoc_STRVAR(runner_run_doc,
-             "run(count, budget_ns=0) -> int\n\n"
+             "run(count, budget_ns=0, long_slice_ns=0) -> int\n\n"
              "Take count processes from the front of the run queue and run each once: a Wasm process for\n"
              "one time slice, a native one through its run_slice(engine). Then go on taking processes\n"
              "from the front (those the first ones woke, in FIFO order) until the queue is empty or\n"
              "budget_ns have passed since the call: a chain of messages between local processes runs on\n"
-             "without a return to the caller's loop per hop. Returns how many processes ran.");
+             "without a return to the caller's loop per hop. With long_slice_ns (and a ticker), a Wasm\n"
+             "process that its last slice ended, taken while every process queued is one too, runs a long\n"
+             "slice of up to that many nanoseconds: the ticker sleeps through it unless a descriptor it\n"
+             "watches is ready or the guest calls the host (ticker.c). Returns how many processes ran.");
 
 static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 or 2 arguments (count, budget_ns), got %zd", nargs);
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "Runner.run takes 1 to 3 arguments (count, budget_ns, long_slice_ns), got %zd",
+                     nargs);
         return NULL;
     }
     Py_ssize_t count = PyLong_AsSsize_t(args[0]);
     if (count == -1 && PyErr_Occurred())
         return NULL;
-    long long budget = nargs == 2 ? PyLong_AsLongLong(args[1]) : 0;
+    long long budget = nargs >= 2 ? PyLong_AsLongLong(args[1]) : 0;
     if (budget == -1 && PyErr_Occurred())
         return NULL;
+    long long long_slice = nargs == 3 ? PyLong_AsLongLong(args[2]) : 0;
+    if (long_slice == -1 && PyErr_Occurred())
+        return NULL;
+    if (self->ticker == NULL)
+        long_slice = 0;
     long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
     lmp_run_queue *queue = (lmp_run_queue *)self->queue;
     Py_ssize_t ran_count = 0;
@@ -294,9 +353,21 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         /* past the first count, a chain runs on while the budget lasts (the clock read every 8) */
         if (i >= count && (queue->count == 0 || deadline == 0 || ((i - count) % 8 == 0 && lmp_now_ns() >= deadline)))
             break;
-        PyObject *process = lmp_queue_pop(queue);
+        int preempted;
+        PyObject *process = lmp_queue_pop(queue, &preempted);
         if (process == NULL)
             break;
+        /* Long: it ran on to its slice's end, and so did every process waiting behind it. What
+         * the caller has to send leaves first (between), so that nothing waits for the slice. */
+        long long long_until = 0;
+        if (long_slice > 0 && preempted && queue->preempted == queue->count) {
+            if (lmp_call_between(self) < 0) {
+                Py_DECREF(process);
+                return NULL;
+            }
+            ticks = lmp_ticks();
+            long_until = queue->preempted == queue->count ? long_slice : 0;
+        }
         int native = lmp_is_native(process);
         int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
         PyObject *finished = status == 0 ? LMP_GET(process, LMP_FINISHED) : NULL;
@@ -307,7 +378,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
             status = result != NULL ? 0 : -1;
             Py_XDECREF(result);
         } else if (finished == Py_None) {
-            status = lmp_run_wasm(self, process);
+            status = lmp_run_wasm(self, process, long_until > 0 ? lmp_now_ns() + long_until : 0);
         }
         int ran = finished == Py_None;
         Py_XDECREF(finished);
@@ -317,11 +388,9 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         ran_count += ran;
         /* A tick went by since the round began (or since the last call), and more is to run: let
          * the caller do what must not wait for the round to end (a worker sends its frames). */
-        if (self->between != NULL && self->between != Py_None && queue->count > 0 && lmp_ticks() != ticks) {
+        if (queue->count > 0 && lmp_ticks() != ticks) {
             ticks = lmp_ticks();
-            PyObject *result = PyObject_CallNoArgs(self->between);
-            Py_XDECREF(result);
-            if (result == NULL)
+            if (lmp_call_between(self) < 0)
                 return NULL;
         }
     }
@@ -329,10 +398,10 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
 }
 
 static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"queue", "engine", "on_call_done", "kill", "running", NULL};
-    PyObject *queue, *engine, *on_call_done, *kill, *running;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOOO:Runner", keywords, &lmp_RunQueueType, &queue, &engine,
-                                     &on_call_done, &kill, &running))
+    static char *keywords[] = {"queue", "engine", "on_call_done", "kill", "running", "ticker", NULL};
+    PyObject *queue, *engine, *on_call_done, *kill, *running, *ticker = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOOO|O!:Runner", keywords, &lmp_RunQueueType, &queue, &engine,
+                                     &on_call_done, &kill, &running, &lmp_TickerType, &ticker))
         return -1;
     if (!PyCallable_Check(on_call_done) || !PyCallable_Check(kill)) {
         PyErr_SetString(PyExc_TypeError, "Runner: on_call_done and kill must be callable");
@@ -345,6 +414,7 @@ static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(self->on_call_done, Py_NewRef(on_call_done));
     Py_XSETREF(self->kill, Py_NewRef(kill));
     Py_XSETREF(self->running, Py_NewRef(running));
+    Py_XSETREF(self->ticker, Py_XNewRef(ticker));
     return 0;
 }
 
@@ -356,6 +426,7 @@ static int runner_traverse(Runner *self, visitproc visit, void *arg) {
     Py_VISIT(self->running);
     Py_VISIT(self->current);
     Py_VISIT(self->between);
+    Py_VISIT(self->ticker);
     return 0;
 }
 
@@ -367,6 +438,7 @@ static int runner_clear(Runner *self) {
     Py_CLEAR(self->running);
     Py_CLEAR(self->current);
     Py_CLEAR(self->between);
+    Py_CLEAR(self->ticker);
     return 0;
 }
 
@@ -388,14 +460,15 @@ static PyMemberDef runner_members[] = {
     {"between", T_OBJECT, offsetof(Runner, between), 0,
      "None, or a callable run calls with no arguments between two processes of a round once a tick\n"
      "of the ticker has gone by since the round began or since its last call, when more processes\n"
-     "are to run: a worker sends the frames queued so far (a reply is not held behind the slices\n"
-     "left in the round)."},
+     "are to run, and before a long slice: a worker sends the frames queued so far (a reply is not\n"
+     "held behind the slices left in the round)."},
     {NULL, 0, 0, 0, NULL},
 };
 
 PyTypeObject lmp_RunnerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lunatic_mp.vm._core.Runner",
-    .tp_doc = PyDoc_STR("Runner(queue, engine, on_call_done, kill, running): the scheduler's resume loop (runner.c)."),
+    .tp_doc = PyDoc_STR("Runner(queue, engine, on_call_done, kill, running, ticker=None): the scheduler's resume loop\n"
+                        "(runner.c); with the engine's Ticker, it can run long slices."),
     .tp_basicsize = sizeof(Runner),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,

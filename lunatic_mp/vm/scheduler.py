@@ -95,8 +95,17 @@ def check_hibernate_after(seconds: float | None) -> float | None:
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER_S) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER_S,
+        long_slice_ns: int = 0,
+    ) -> None:
         self.engine = engine
+        self.long_slice_ns = long_slice_ns
+        """How long a CPU-bound guest may run on while only such guests wait (0: never;
+        :data:`~lunatic_mp.vm.preemption.DEFAULT_LONG_SLICE_NS`); :meth:`run` gives it to each
+        round, a worker only to rounds in which its doorbell rings for it."""
         self.hibernate_after = check_hibernate_after(hibernate_after)
         """Seconds between two sweeps of :meth:`hibernate` (None: no hibernation)."""
         self._next_sweep = time.monotonic() + self.hibernate_after if self.hibernate_after else float("inf")
@@ -114,7 +123,10 @@ class Scheduler:
         self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
         self.polls_sockets = True
         """Whether each round polls the reactor; a worker's event loop does it instead."""
-        self.runner = core.Runner(self.run_queue, engine, engine.on_call_done, engine.kill, Phase.RUNNING)
+        ticker = engine.preemption.ticker
+        self.runner = core.Runner(
+            self.run_queue, engine, engine.on_call_done, engine.kill, Phase.RUNNING, ticker
+        )
         """Phase 2 in C (lunatic_mp/vm/runner.c): polls each Wasm process for a slice (its
         ``current`` is the process polled: Engine.current); starts a process's export when its
         instantiation finishes; calls ``on_call_done`` when its call returns, ``kill`` when it was
@@ -167,7 +179,7 @@ class Scheduler:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # 1-2. Fire due timers and run every ready process once.
-            wait = self.run_round()
+            wait = self.run_round(self.long_slice_ns)
 
             # 3. Stop when the caller's condition holds.
             if until is not None and until():
@@ -212,12 +224,15 @@ class Scheduler:
         self._marked += marked
         return self._sweep_at >= 0
 
-    def run_round(self) -> float | None:
+    def run_round(self, long_slice_ns: int = 0) -> float | None:
         """One round: fire due timers, then run each process ready at the start, once.
 
         Returns how long nothing will happen unless something arrives from outside: 0 when
         processes are ready, the time to the next timer, or None with no timer at all. A worker
-        loop calls this between draining and flushing its queues.
+        loop calls this between draining and flushing its queues. With ``long_slice_ns``, a
+        process that ran to its slice's end runs on up to that long (not past the next timer)
+        while every process waiting is such a one (runner.c; the engine's ticker watches its
+        reactor, so a socket that turns ready ends it).
         """
         # 0. Unwind native processes killed while suspended (greenlets switch only from here).
         if self._reaping:
@@ -244,7 +259,9 @@ class Scheduler:
         #    instantiating goes straight on into its export; one killed while its own code ran (a
         #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        self.runner.run(len(queue), CHAIN_BUDGET_NS)
+        if long_slice_ns and timers:
+            long_slice_ns = min(long_slice_ns, int((timers[0][0] - time.monotonic()) * 1e9))
+        self.runner.run(len(queue), CHAIN_BUDGET_NS, long_slice_ns if long_slice_ns > 0 else 0)
 
         if queue or self._reaping:
             return 0.0

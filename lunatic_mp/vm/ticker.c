@@ -9,12 +9,16 @@
 #include "core.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LMP_MAX_TICKED 4
+#define LMP_MAX_WATCHED 4
 #define LMP_IDLE_NS 20000000LL /* see lmp_running below: the default idle time before a ticker sleeps */
 
 typedef struct {
@@ -31,6 +35,17 @@ typedef struct {
     wasm_engine_t *engines[LMP_MAX_TICKED];
     PyObject *holders[LMP_MAX_TICKED]; /* keep each engine alive while the thread may tick it */
     atomic_ullong ticks;
+    /* A long slice (lmp_long_slice_begin): while the engine's thread runs a guest that used up its
+     * last slice and nothing else waits for that thread, the ticker sleeps until the long slice
+     * ends, an event comes on a watched descriptor (the worker's doorbell, the reactor's epoll), or
+     * the engine's thread ends it (kick): a busy core is then interrupted once a long slice instead
+     * of once a period, and anything that arrives still ends the slice at once. */
+    atomic_llong long_until; /* CLOCK_MONOTONIC ns the long slice under way ends at; 0: none */
+    atomic_int waiting_long; /* the thread sleeps in ticker_wait_long */
+    int kick_fd;             /* an eventfd that wakes it from there */
+    int watched[LMP_MAX_WATCHED];
+    int watched_count;
+    atomic_ullong long_slices, long_slices_cut;
 } Ticker;
 
 /* The thread state this thread's innermost poll let go of the GIL with (lmp_poll): a poll keeps
@@ -43,7 +58,14 @@ static _Thread_local int lmp_polling; /* polls in progress on this thread (neste
 
 #define LMP_GIL_POLL (-1) /* lmp_gil_take: the poll holds the GIL */
 
+static _Thread_local Ticker *lmp_long_ticker; /* the ticker of this thread's long slice under way */
+static void ticker_end_long(Ticker *self);
+
 lmp_gil_t lmp_gil_take(void) {
+    if (lmp_long_ticker != NULL) { /* a host call ends a long slice: see lmp_long_slice_begin */
+        ticker_end_long(lmp_long_ticker);
+        lmp_long_ticker = NULL;
+    }
     if (lmp_polling > 0 && lmp_released == NULL)
         return LMP_GIL_POLL;
     return (lmp_gil_t)PyGILState_Ensure();
@@ -76,12 +98,14 @@ wasmtime_error_t *lmp_epoch_deadline(wasmtime_context_t *context, void *data, ui
     return NULL;
 }
 
-bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state) {
+bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state, bool release) {
     lmp_awake(state);
     PyThreadState *outer = lmp_released; /* a nested poll (trap::catch) keeps its caller's */
     lmp_released = NULL;
     lmp_polling++;
     lmp_poll_begin();
+    if (release)
+        lmp_released = PyEval_SaveThread();
     bool finished = lmp_wasmtime_call_future_poll(future);
     lmp_poll_end();
     lmp_polling--;
@@ -158,6 +182,69 @@ static void ticker_idle(Ticker *self) {
     pthread_mutex_unlock(&lmp_idle_lock);
 }
 
+static long long ticker_now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static void ticker_tick(Ticker *self) {
+    for (int i = 0; i < self->count; i++)
+        lmp_wasmtime_engine_increment_epoch(self->engines[i]);
+    atomic_fetch_add(&self->ticks, 1);
+    atomic_fetch_add(&lmp_all_ticks, 1);
+}
+
+static void ticker_kick(Ticker *self) {
+    uint64_t one = 1;
+    ssize_t written = write(self->kick_fd, &one, sizeof one); /* EAGAIN: a kick is pending anyway */
+    (void)written;
+}
+
+/* End the long slice under way, if any (the engine's thread: the poll is over, or the guest made a
+ * host call); a ticker asleep for it goes back to periods. long_until and waiting_long are a Dekker
+ * pair: either this sees the ticker asleep and kicks it, or the ticker sees the slice over before
+ * it sleeps (a kick it then does not need only makes its next long wait start over). */
+static void ticker_end_long(Ticker *self) {
+    if (atomic_exchange(&self->long_until, 0) != 0 && atomic_load(&self->waiting_long))
+        ticker_kick(self);
+}
+
+/* Sleep, letting go of self->lock (held on entry and on return), until the long slice ending at
+ * until ends, the engine's thread ends it (a kick), or a watched descriptor has an event. 1 if an
+ * event cut it: the ticker then ticks at once, so that the guest yields now (armed by the tick at
+ * the slice's first period). */
+static int ticker_wait_long(Ticker *self, long long until) {
+    struct pollfd fds[1 + LMP_MAX_WATCHED];
+    int watched = self->watched_count; /* watch() changes the list under the lock */
+    fds[0] = (struct pollfd){.fd = self->kick_fd, .events = POLLIN};
+    for (int i = 0; i < watched; i++)
+        fds[1 + i] = (struct pollfd){.fd = self->watched[i], .events = POLLIN};
+    pthread_mutex_unlock(&self->lock);
+    int cut = 0;
+    atomic_store(&self->waiting_long, 1);
+    long long left = until - ticker_now_ns();
+    if (atomic_load(&self->long_until) == until && left > 0 && !atomic_load(&self->stop)) {
+        struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
+        if (ppoll(fds, (nfds_t)(1 + watched), &timeout, NULL) > 0) {
+            uint64_t kicks;
+            if (fds[0].revents != 0 && read(self->kick_fd, &kicks, sizeof kicks) < 0)
+                kicks = 0; /* EAGAIN: another read took it */
+            for (int i = 1; i <= watched; i++)
+                cut |= fds[i].revents != 0;
+        }
+    }
+    atomic_store(&self->waiting_long, 0);
+    pthread_mutex_lock(&self->lock);
+    if (cut) {
+        long long expected = until; /* the slice is over for the engine's thread too */
+        cut = atomic_compare_exchange_strong(&self->long_until, &expected, 0);
+        if (cut)
+            atomic_fetch_add(&self->long_slices_cut, 1);
+    }
+    return cut;
+}
+
 static void *ticker_main(void *arg) {
     Ticker *self = arg;
     unsigned long long seen = atomic_load(&lmp_polls);
@@ -179,6 +266,16 @@ static void *ticker_main(void *arg) {
             idle = 0;
         }
         seen = polls;
+        long long until = atomic_load(&self->long_until);
+        if (until != 0 && until - ticker_now_ns() > self->period_ns) {
+            atomic_fetch_add(&self->long_slices, 1);
+            int cut = ticker_wait_long(self, until);
+            if (atomic_load(&self->stop))
+                break;
+            if (cut || ticker_now_ns() >= until)
+                ticker_tick(self); /* its end: the guest yields now (kicked: back to periods) */
+            continue;
+        }
         struct timespec at;
         clock_gettime(CLOCK_MONOTONIC, &at);
         long long ns = at.tv_nsec + self->period_ns;
@@ -189,13 +286,23 @@ static void *ticker_main(void *arg) {
             status = pthread_cond_timedwait(&self->wake, &self->lock, &at);
         if (atomic_load(&self->stop))
             break;
-        for (int i = 0; i < self->count; i++)
-            lmp_wasmtime_engine_increment_epoch(self->engines[i]);
-        atomic_fetch_add(&self->ticks, 1);
-        atomic_fetch_add(&lmp_all_ticks, 1);
+        ticker_tick(self);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;
+}
+
+void lmp_long_slice_begin(PyObject *ticker, long long until_ns) {
+    Ticker *self = (Ticker *)ticker;
+    atomic_store(&self->long_until, until_ns);
+    lmp_long_ticker = self;
+}
+
+void lmp_long_slice_end(PyObject *ticker) {
+    if (lmp_long_ticker == (Ticker *)ticker) {
+        lmp_long_ticker = NULL;
+        ticker_end_long((Ticker *)ticker);
+    }
 }
 
 /* Stop and join the thread; drop the engines. Safe to call twice, and in a forked child. */
@@ -206,6 +313,7 @@ static void ticker_stop(Ticker *self) {
         pthread_cond_signal(&self->wake);
         pthread_mutex_unlock(&self->lock);
         lmp_wake_sleepers(); /* an idle ticker waits on the shared condition instead */
+        ticker_kick(self);   /* and one waiting for a long slice's end in ppoll */
         if (self->owner == getpid()) {
             Py_BEGIN_ALLOW_THREADS pthread_join(self->thread, NULL);
             Py_END_ALLOW_THREADS
@@ -218,6 +326,7 @@ static void ticker_stop(Ticker *self) {
         Py_CLEAR(self->holders[i]);
     }
     self->count = 0;
+    self->watched_count = 0;
 }
 
 static int ticker_init(Ticker *self, PyObject *args, PyObject *kwargs) {
@@ -245,6 +354,13 @@ static int ticker_init(Ticker *self, PyObject *args, PyObject *kwargs) {
     pthread_cond_init(&self->wake, &attr);
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&self->lock, NULL);
+    self->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->kick_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        pthread_cond_destroy(&self->wake);
+        pthread_mutex_destroy(&self->lock);
+        return -1;
+    }
     self->initialised = 1;
     self->period_ns = period_ns;
     self->idle_ns = idle_ns;
@@ -265,6 +381,7 @@ static void ticker_dealloc(Ticker *self) {
     if (self->initialised) {
         pthread_cond_destroy(&self->wake);
         pthread_mutex_destroy(&self->lock);
+        close(self->kick_fd);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -297,6 +414,37 @@ static PyObject *ticker_add(Ticker *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(watch_doc, "watch(fd) -> None\n\n"
+                        "End a long slice as soon as fd (a descriptor the caller keeps open until close) is\n"
+                        "readable: the worker's doorbell, the reactor's epoll. At most 4.");
+
+static PyObject *ticker_watch(Ticker *self, PyObject *arg) {
+    long number = PyLong_AsLong(arg);
+    if (number == -1 && PyErr_Occurred())
+        return NULL;
+    if (number < 0 || number > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "Ticker.watch: fd must be a descriptor, got %ld", number);
+        return NULL;
+    }
+    int fd = (int)number;
+    if (!self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Ticker.watch: the ticker is closed");
+        return NULL;
+    }
+    pthread_mutex_lock(&self->lock); /* the thread reads the list only while it holds the lock */
+    int known = 0, full = self->watched_count == LMP_MAX_WATCHED;
+    for (int i = 0; i < self->watched_count; i++)
+        known |= self->watched[i] == fd;
+    if (!known && !full)
+        self->watched[self->watched_count++] = fd;
+    pthread_mutex_unlock(&self->lock);
+    if (!known && full) {
+        PyErr_Format(PyExc_ValueError, "Ticker.watch: a ticker watches at most %d descriptors", LMP_MAX_WATCHED);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(close_doc, "close() -> None\n\nStop and join the thread, and let go of the engines.");
 
 static PyObject *ticker_close(Ticker *self, PyObject *unused) {
@@ -320,8 +468,19 @@ static PyObject *ticker_get_period(Ticker *self, void *closure) {
     return PyLong_FromLongLong(self->period_ns);
 }
 
+static PyObject *ticker_get_long_slices(Ticker *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_slices));
+}
+
+static PyObject *ticker_get_long_slices_cut(Ticker *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_slices_cut));
+}
+
 static PyMethodDef ticker_methods[] = {
     {"add", (PyCFunction)ticker_add, METH_VARARGS, add_doc},
+    {"watch", (PyCFunction)ticker_watch, METH_O, watch_doc},
     {"close", (PyCFunction)ticker_close, METH_NOARGS, close_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -330,6 +489,9 @@ static PyGetSetDef ticker_getset[] = {
     {"ticks", (getter)ticker_get_ticks, NULL, "Ticks so far.", NULL},
     {"running", (getter)ticker_get_running, NULL, "Whether the thread runs.", NULL},
     {"period_ns", (getter)ticker_get_period, NULL, "The time slice in nanoseconds.", NULL},
+    {"long_slices", (getter)ticker_get_long_slices, NULL, "Long slices the thread slept through (or was woken from).", NULL},
+    {"long_slices_cut", (getter)ticker_get_long_slices_cut, NULL,
+     "Long slices a watched descriptor's event ended before their time.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
   (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
   (import "lunatic::message" "send" (func $send (param i64) (result i32)))
   (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (import "lunatic::timer" "send_after" (func $send_after (param i64 i64) (result i64)))
   (memory (export "memory") 1)
 
   ;; Forever, without a host call.
@@ -16,7 +17,7 @@
     (loop $forever (br $forever)))
 
   ;; Count to n without a host call; return n.
-  (func (export "count") (param $n i64) (result i64)
+  (func $count (export "count") (param $n i64) (result i64)
     (local $i i64)
     (block $done
       (loop $next
@@ -60,4 +61,16 @@
         (local.set $sum (i64.add (local.get $sum) (i64.load (i32.const 8))))
         (local.set $round (i64.add (local.get $round) (i64.const 1)))
         (br $next)))
-    (local.get $sum)))
+    (local.get $sum))
+
+  ;; Count to `work` without a host call (its slices run out: the next ones may be long), have an
+  ;; empty message sent to `target` after `delay_ms` (a timer set by a host call), then spin.
+  (func (export "late_timer") (param $target i64) (param $work i64) (param $delay_ms i64)
+    (drop (call $count (local.get $work)))
+    (call $create (i64.const 1) (i64.const 0))
+    (drop (call $send_after (local.get $target) (local.get $delay_ms)))
+    (loop $forever (br $forever)))
+
+  ;; Wait for any message.
+  (func (export "wait_any")
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))))

@@ -31,10 +31,10 @@ def test_a_ping_pong_pair_answers_within_two_rounds_of_slices_beside_spinners(
     rounds = 0
     run_round = scheduler.run_round
 
-    def counted() -> float | None:
+    def counted(long_slice_ns: int = 0) -> float | None:
         nonlocal rounds
         rounds += 1
-        return run_round()
+        return run_round(long_slice_ns)
 
     scheduler.run_round = counted  # type: ignore[method-assign]
     spinners = [start(engine, preempt, "spin") for _ in range(SPINNERS)]
