@@ -57,7 +57,7 @@ from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.metrics import MAX_SERIES
 from lunatic_mp.vm.module import ModuleCache
 from lunatic_mp.vm.plugins import Plugin, discover
-from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, check_time_slice
+from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS, check_long_slice, check_time_slice
 from lunatic_mp.vm.scheduler import DEFAULT_HIBERNATE_AFTER_S, check_hibernate_after
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class Supervisor(Outbound, ClusterMember):
         discover_plugins: bool = True,
         max_metric_series: int = MAX_SERIES,
         time_slice_ns: int = DEFAULT_TIME_SLICE_NS,
+        long_slice_ns: int | None = None,
         hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER_S,
         wait: bool = True,
         import_main: bool = True,
@@ -120,6 +121,8 @@ class Supervisor(Outbound, ClusterMember):
         ``gateway``: this runtime is a node of a cluster (:mod:`lunatic_mp.cluster.gateway`),
         which it then owns. ``time_slice_ns``: how long a guest runs before it yields to the
         others of its worker (1 ms; longer slices cost CPU-bound work less, docs/performance.md).
+        ``long_slice_ns``: how long a CPU-bound guest runs on while only such guests wait on its
+        worker (None: 20 ms; 0: never; :data:`~lunatic_mp.vm.preemption.DEFAULT_LONG_SLICE_NS`).
         ``hibernate_after``: seconds a process waits in ``receive`` before its memory's pages go
         back to the kernel until it runs again (None: never; docs/performance.md)."""
         lifecycle.check_not_bootstrapping()
@@ -139,6 +142,9 @@ class Supervisor(Outbound, ClusterMember):
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
             "time_slice_ns": check_time_slice(time_slice_ns),  # how long a guest runs before it yields
+            "long_slice_ns": check_long_slice(
+                long_slice_ns, time_slice_ns
+            ),  # ... while only such guests wait
             "hibernate_after": check_hibernate_after(hibernate_after),  # idle seconds before pages go back
         }
         if every_plugin:

@@ -321,6 +321,9 @@ class Worker(Hub):
                 "capacity": engine.capacity,
                 "capacity_limit": engine.capacity_limit.reason,
                 "time_slice_ns": engine.preemption.ticker.period_ns,
+                "long_slice_ns": engine.scheduler.long_slice_ns,
+                "long_slices": engine.preemption.ticker.long_slices,
+                "long_slices_cut": engine.preemption.ticker.long_slices_cut,
                 "hibernated": core.hibernation_stats()[0],
                 "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
                 + engine.arenas.stack_stats().reserved_bytes,
@@ -445,8 +448,10 @@ class Worker(Hub):
         )
 
     def _flush_during_round(self) -> None:
-        """A scheduler round has run for a tick, with more processes to run: the frames it
-        queued so far leave now, so that a reply is not held behind the slices left in it."""
+        """A scheduler round has run for a tick, with more processes to run, or a long slice is
+        about to begin: the frames queued so far (and the news of jobs) leave now, so that a
+        reply is not held behind the slices left in it."""
+        self.jobs.report()
         if self._outbound():
             self.flush()
             self.flushes_during_rounds += 1
@@ -489,6 +494,7 @@ class Worker(Hub):
         assert self.doorbell is not None
         loop.add_reader(self.doorbell.fileno(), self._on_rung)
         loop.add_reader(self.engine.reactor.fileno(), self._on_sockets_ready)
+        self.engine.preemption.ticker.watch(self.doorbell.fileno())  # a frame ends a long slice
         self.engine.scheduler.polls_sockets = False  # _on_sockets_ready does, once per readiness
         if self._parent is not None:
             loop.add_reader(self._parent, self._on_orphaned)
@@ -507,8 +513,13 @@ class Worker(Hub):
         """One turn of the loop; schedules the next turn, or goes to sleep."""
         # 1. Frames from other processes: messages, signals, requests and replies.
         arrived = self.receive()
-        # 2. One scheduler round: timers, ready sockets, then each ready process once.
-        wait = self.engine.scheduler.run_round()
+        # 2. One scheduler round: timers, ready sockets, then each ready process once (CPU-bound
+        #    ones, while nothing else waits, for a long slice that a frame arriving ends).
+        long_slice_ns = self._listen_for_long_slices()
+        wait = self.engine.scheduler.run_round(long_slice_ns)
+        if long_slice_ns:
+            assert self.doorbell is not None
+            self.doorbell.cancel_sleep()
         # 3. Frames to other processes, batched per destination (with the news of job batches).
         self.jobs.report()
         self.flush()
@@ -537,6 +548,23 @@ class Worker(Hub):
             if now >= spin_until and self._sleep(wait):
                 return
         self.loop.call_soon(self.step)
+
+    def _listen_for_long_slices(self) -> int:
+        """How long a slice this round's CPU-bound processes may run (0: the time slice).
+
+        Long slices run only while every queued process ran to its slice's end last time (the
+        run queue tells), and only if a frame that arrives meanwhile can end them: the doorbell is
+        announced as for a sleep, so that producers ring it, and the ticker watches it. Not with
+        HTTP routes: their sockets are the event loop's, which the ticker cannot watch."""
+        scheduler = self.engine.scheduler
+        if not scheduler.long_slice_ns or not scheduler.run_queue.preempted or self.http is not None:
+            return 0
+        assert self.doorbell is not None
+        self.doorbell.prepare_sleep()
+        if not self.idle():  # a frame came since the rings were read: it goes first
+            self.doorbell.cancel_sleep()
+            return 0
+        return scheduler.long_slice_ns
 
     def _sleep(self, wait: float | None) -> bool:
         """Announce the sleep, then re-check the rings: no frame can slip by. False if one came."""
