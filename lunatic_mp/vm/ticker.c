@@ -196,6 +196,8 @@ static void ticker_tick(Ticker *self) {
 }
 
 static void ticker_kick(Ticker *self) {
+    if (self->kick_fd < 0)
+        return; /* closed (ticker_stop) */
     uint64_t one = 1;
     ssize_t written = write(self->kick_fd, &one, sizeof one); /* EAGAIN: a kick is pending anyway */
     (void)written;
@@ -321,6 +323,10 @@ static void ticker_stop(Ticker *self) {
         self->started = 0;
     }
     atomic_store(&self->stop, 1);
+    if (self->initialised && self->kick_fd >= 0) { /* the thread is gone: closed now, not when collected */
+        close(self->kick_fd);
+        self->kick_fd = -1;
+    }
     for (int i = 0; i < self->count; i++) {
         self->engines[i] = NULL;
         Py_CLEAR(self->holders[i]);
@@ -355,7 +361,7 @@ static int ticker_init(Ticker *self, PyObject *args, PyObject *kwargs) {
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&self->lock, NULL);
     self->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->kick_fd < 0) {
+    if (self->kick_fd < 0) { /* tp_new zeroed it: 0 until here, so a failed init sets it to -1 */
         PyErr_SetFromErrno(PyExc_OSError);
         pthread_cond_destroy(&self->wake);
         pthread_mutex_destroy(&self->lock);
@@ -381,7 +387,6 @@ static void ticker_dealloc(Ticker *self) {
     if (self->initialised) {
         pthread_cond_destroy(&self->wake);
         pthread_mutex_destroy(&self->lock);
-        close(self->kick_fd);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
