@@ -82,7 +82,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "all_workers_vs_plain_wasmtime_ceiling_percent",
             "process_pool_s",
             "all_workers_vs_process_pool_x",
-            "all_workers_10ms_slices_vs_process_pool_x",
+            "all_workers_no_long_slices_vs_process_pool_x",
             "tiny_job_overhead_us",
             "process_pool_tiny_job_us",
             "tiny_job_vs_process_pool_x",
