@@ -65,6 +65,10 @@ lmp_gil_t lmp_gil_take(void) {
     if (lmp_long_ticker != NULL) { /* a host call ends a long slice: see lmp_long_slice_begin */
         ticker_end_long(lmp_long_ticker);
         lmp_long_ticker = NULL;
+        if (lmp_released != NULL) { /* it let go of the GIL when it began: the poll holds it again */
+            PyEval_RestoreThread(lmp_released);
+            lmp_released = NULL;
+        }
     }
     if (lmp_polling > 0 && lmp_released == NULL)
         return LMP_GIL_POLL;
