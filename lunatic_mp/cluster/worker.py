@@ -447,11 +447,13 @@ class Worker(Hub):
             or any(self._foreign.values())
         )
 
-    def _flush_during_round(self) -> None:
+    def _flush_during_round(self, long_slice: bool) -> None:
         """A scheduler round has run for a tick, with more processes to run, or a long slice is
-        about to begin: the frames queued so far (and the news of jobs) leave now, so that a
-        reply is not held behind the slices left in it."""
-        self.jobs.report()
+        about to begin: the frames queued so far leave now, so that a reply is not held behind
+        the slices left in it. Before a long slice, the news of jobs too (not at every tick: tiny
+        jobs reported every millisecond instead of once a round took 13.5 µs each, not 10.5)."""
+        if long_slice:
+            self.jobs.report()
         if self._outbound():
             self.flush()
             self.flushes_during_rounds += 1

@@ -43,7 +43,7 @@ class RunQueue:
 
 class Runner:
     current: Any
-    between: Callable[[], object] | None
+    between: Callable[[bool], object] | None
     def __init__(
         self,
         queue: RunQueue,

@@ -302,11 +302,11 @@ static int lmp_is_native(PyObject *process) {
     return truth;
 }
 
-/* Call between, if set: 0, or -1 on error. */
-static int lmp_call_between(Runner *self) {
+/* Call between(long_slice), if set: 0, or -1 on error. */
+static int lmp_call_between(Runner *self, int long_slice) {
     if (self->between == NULL || self->between == Py_None)
         return 0;
-    PyObject *result = PyObject_CallNoArgs(self->between);
+    PyObject *result = PyObject_CallOneArg(self->between, long_slice ? Py_True : Py_False);
     Py_XDECREF(result);
     return result != NULL ? 0 : -1;
 }
@@ -361,7 +361,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
          * the caller has to send leaves first (between), so that nothing waits for the slice. */
         long long long_until = 0;
         if (long_slice > 0 && preempted && queue->preempted == queue->count) {
-            if (lmp_call_between(self) < 0) {
+            if (lmp_call_between(self, 1) < 0) {
                 Py_DECREF(process);
                 return NULL;
             }
@@ -390,7 +390,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
          * the caller do what must not wait for the round to end (a worker sends its frames). */
         if (queue->count > 0 && lmp_ticks() != ticks) {
             ticks = lmp_ticks();
-            if (lmp_call_between(self) < 0)
+            if (lmp_call_between(self, 0) < 0)
                 return NULL;
         }
     }
@@ -458,10 +458,10 @@ static PyMemberDef runner_members[] = {
      "The process running now: the one being polled, or a native process taking its slice (it sets\n"
      "this itself); None between them."},
     {"between", T_OBJECT, offsetof(Runner, between), 0,
-     "None, or a callable run calls with no arguments between two processes of a round once a tick\n"
-     "of the ticker has gone by since the round began or since its last call, when more processes\n"
-     "are to run, and before a long slice: a worker sends the frames queued so far (a reply is not\n"
-     "held behind the slices left in the round)."},
+     "None, or a callable run calls between two processes of a round once a tick of the ticker has\n"
+     "gone by since the round began or since its last call, when more processes are to run (with\n"
+     "False), and before a long slice (with True): a worker sends the frames queued so far (a reply\n"
+     "is not held behind the slices left in the round), before a long slice the news of jobs too."},
     {NULL, 0, 0, 0, NULL},
 };
 

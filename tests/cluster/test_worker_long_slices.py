@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from lunatic_mp import EnvConfig
+from lunatic_mp.api.executor import WasmExecutor
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.serve.http_messages import Table, encode_table
 from lunatic_mp.vm.preemption import MAX_TIME_SLICE_NS
@@ -100,3 +101,19 @@ def test_a_worker_serving_http_runs_no_long_slices() -> None:
         assert stats["long_slices"] == 0
         for pid in spinners:
             runtime.kill(pid)
+
+
+def test_a_job_that_ends_is_reported_before_the_long_slices_of_the_others() -> None:
+    """A counting job ahead of two spinning jobs: all three run their first slices, then the
+    counter ends in its long slice. Its news leaves before the next long slice begins
+    (``Runner.between``), not when the round ends after a long slice of each spinner."""
+    with Runtime(workers=1, long_slice_ns=MAX_TIME_SLICE_NS) as runtime:
+        executor = WasmExecutor(runtime, runtime.load_module(GUEST))
+        try:
+            counted = executor.submit("count", 200_000_000)
+            spinners = [executor.submit("spin") for _ in range(2)]
+            assert counted.result(timeout=BOUND_S) == 200_000_000
+            assert stats_of(runtime, runtime.worker_ids[0])["long_slices"] >= 1
+            assert not any(spinner.done() for spinner in spinners)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)  # the spinners die with the runtime
