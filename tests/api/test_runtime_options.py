@@ -1,4 +1,4 @@
-"""Runtime options that reach every worker's engine: the time slice, hibernation."""
+"""Runtime options that reach every worker's engine: the time slice, long slices, hibernation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lunatic_mp.api.runtime import Runtime
-from lunatic_mp.vm.preemption import DEFAULT_TIME_SLICE_NS
+from lunatic_mp.vm.preemption import DEFAULT_LONG_SLICE_NS, DEFAULT_TIME_SLICE_NS
 
 
 def test_every_worker_keeps_the_time_slice_given() -> None:
@@ -22,6 +22,19 @@ def test_every_worker_keeps_the_time_slice_given() -> None:
 def test_a_time_slice_no_ticker_can_keep_is_refused_before_anything_starts(bad: object) -> None:
     with pytest.raises(ValueError, match=rf"time_slice_ns must be an int between .*, got {bad!r}"):
         Runtime(workers=1, time_slice_ns=bad)
+
+
+def test_every_worker_keeps_the_long_slice_given() -> None:
+    with Runtime(workers=1, long_slice_ns=0) as runtime:
+        assert [entry["long_slice_ns"] for entry in runtime.stats()] == [0]
+    with Runtime(workers=1, time_slice_ns=4_000_000) as runtime:
+        assert [entry["long_slice_ns"] for entry in runtime.stats()] == [DEFAULT_LONG_SLICE_NS]
+
+
+@pytest.mark.parametrize("bad", [-1, 999_999, 2**40, 2.5e7, True])
+def test_a_long_slice_shorter_than_the_time_slice_is_refused_before_anything_starts(bad: object) -> None:
+    with pytest.raises(ValueError, match=rf"long_slice_ns must be None .*, got {bad!r}"):
+        Runtime(workers=1, long_slice_ns=bad)
 
 
 GUESTS = Path(__file__).parents[1] / "guests"
