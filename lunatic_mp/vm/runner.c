@@ -359,14 +359,14 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
             break;
         /* Long: it ran on to its slice's end, and so did every process waiting behind it. What
          * the caller has to send leaves first (between), so that nothing waits for the slice. */
-        long long long_until = 0;
+        long long long_ns = 0;
         if (long_slice > 0 && preempted && queue->preempted == queue->count) {
             if (lmp_call_between(self, 1) < 0) {
                 Py_DECREF(process);
                 return NULL;
             }
             ticks = lmp_ticks();
-            long_until = queue->preempted == queue->count ? long_slice : 0;
+            long_ns = queue->preempted == queue->count ? long_slice : 0; /* between may have queued one */
         }
         int native = lmp_is_native(process);
         int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
@@ -378,7 +378,7 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
             status = result != NULL ? 0 : -1;
             Py_XDECREF(result);
         } else if (finished == Py_None) {
-            status = lmp_run_wasm(self, process, long_until > 0 ? lmp_now_ns() + long_until : 0);
+            status = lmp_run_wasm(self, process, long_ns > 0 ? lmp_now_ns() + long_ns : 0);
         }
         int ran = finished == Py_None;
         Py_XDECREF(finished);
