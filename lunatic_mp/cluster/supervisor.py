@@ -142,9 +142,7 @@ class Supervisor(Outbound, ClusterMember):
             "max_memory": max_memory,
             "max_metric_series": max_metric_series,  # each worker's guests' metric names
             "time_slice_ns": check_time_slice(time_slice_ns),  # how long a guest runs before it yields
-            "long_slice_ns": check_long_slice(
-                long_slice_ns, time_slice_ns
-            ),  # ... while only such guests wait
+            "long_slice_ns": check_long_slice(long_slice_ns, time_slice_ns),  # ... CPU-bound guests alone
             "hibernate_after": check_hibernate_after(hibernate_after),  # idle seconds before pages go back
         }
         if every_plugin:

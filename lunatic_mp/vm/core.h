@@ -4,6 +4,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <time.h>
 
 #include "wasmtime_api.h"
 
@@ -15,6 +16,13 @@ int lmp_require_ready(void);
 
 /* A Python int holding an address, as a non-null pointer; NULL with an exception set otherwise. */
 void *lmp_address(PyObject *value, const char *what);
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of budgets, deadlines and long slices. */
+static inline long long lmp_now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
 
 /* A process's state in C: the data of its wasmtime store (freed with the store by wasmtime), which
  * the epoch deadline callback and the C host functions reach from a context. */

@@ -106,7 +106,8 @@ class Engine(Placement, Signals):
             size = max_message_size
             raise ValueError(f"max_message_size must be between 1 and 2**32 - 1 bytes, got {size}")
         hibernate_after = check_hibernate_after(hibernate_after)
-        long_slice_ns = check_long_slice(long_slice_ns, check_time_slice(time_slice_ns))
+        time_slice_ns = check_time_slice(time_slice_ns)
+        long_slice_ns = check_long_slice(long_slice_ns, time_slice_ns)
         self.node_id = node_id
         self.nodes: dict[int, dict[str, str]] = {}
         """The live nodes of the cluster and their tags, this one included (none outside a cluster)."""
@@ -133,9 +134,7 @@ class Engine(Placement, Signals):
         self.wasm_engine = make_engine()
         self._engine_address = self.wasm_engine.ptr()  # what a process's store is made with
         self.linker = wasm.Linker(self.wasm_engine, self._on_suspend, self._poll_resume, self._on_host_error)
-        self.preemption = Preemption(
-            self, self.wasm_engine, self.linker, make_engine, check_time_slice(time_slice_ns)
-        )
+        self.preemption = Preemption(self, self.wasm_engine, self.linker, make_engine, time_slice_ns)
         self.linker.define_wasi()
         self.scheduler = Scheduler(self, hibernate_after, long_slice_ns)
         self.reactor = Reactor()

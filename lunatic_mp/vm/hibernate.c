@@ -267,12 +267,6 @@ const char lmp_hibernate_idle_doc[] =
     "first time is marked. Returns where to go on from (-1: the sweep is over), how many were\n"
     "hibernated and how many were marked (they may be at the next sweep).";
 
-static long long lmp_clock_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 PyObject *lmp_hibernate_idle(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 3 || !PyDict_Check(args[0])) {
@@ -288,7 +282,7 @@ PyObject *lmp_hibernate_idle(PyObject *module, PyObject *const *args, Py_ssize_t
     }
     if (!lmp_require_ready())
         return NULL;
-    long long deadline = lmp_clock_ns() + budget;
+    long long deadline = lmp_now_ns() + budget;
     Py_ssize_t hibernated = 0, marked = 0, visited = 0;
     PyObject *key, *process;
     int more;
@@ -312,7 +306,7 @@ PyObject *lmp_hibernate_idle(PyObject *module, PyObject *const *args, Py_ssize_t
         }
         if (++visited >= 1024) {
             visited = 0;
-            if (lmp_clock_ns() >= deadline)
+            if (lmp_now_ns() >= deadline)
                 break;
         }
     }

@@ -311,12 +311,6 @@ static int lmp_call_between(Runner *self, int long_slice) {
     return result != NULL ? 0 : -1;
 }
 
-static long long lmp_now_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 PyDoc_STRVAR(runner_run_doc,
              "run(count, budget_ns=0, long_slice_ns=0) -> int\n\n"
              "Take count processes from the front of the run queue and run each once: a Wasm process for\n"

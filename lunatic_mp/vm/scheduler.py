@@ -123,9 +123,8 @@ class Scheduler:
         self._reaping: list[Any] = []  # greenlets of native processes killed while suspended
         self.polls_sockets = True
         """Whether each round polls the reactor; a worker's event loop does it instead."""
-        ticker = engine.preemption.ticker
         self.runner = core.Runner(
-            self.run_queue, engine, engine.on_call_done, engine.kill, Phase.RUNNING, ticker
+            self.run_queue, engine, engine.on_call_done, engine.kill, Phase.RUNNING, engine.preemption.ticker
         )
         """Phase 2 in C (lunatic_mp/vm/runner.c): polls each Wasm process for a slice (its
         ``current`` is the process polled: Engine.current); starts a process's export when its
@@ -261,7 +260,7 @@ class Scheduler:
         queue = self.run_queue
         if long_slice_ns and timers:
             long_slice_ns = min(long_slice_ns, int((timers[0][0] - time.monotonic()) * 1e9))
-        self.runner.run(len(queue), CHAIN_BUDGET_NS, long_slice_ns if long_slice_ns > 0 else 0)
+        self.runner.run(len(queue), CHAIN_BUDGET_NS, max(long_slice_ns, 0))
 
         if queue or self._reaping:
             return 0.0

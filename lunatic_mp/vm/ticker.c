@@ -186,12 +186,6 @@ static void ticker_idle(Ticker *self) {
     pthread_mutex_unlock(&lmp_idle_lock);
 }
 
-static long long ticker_now_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 static void ticker_tick(Ticker *self) {
     for (int i = 0; i < self->count; i++)
         lmp_wasmtime_engine_increment_epoch(self->engines[i]);
@@ -229,7 +223,7 @@ static int ticker_wait_long(Ticker *self, long long until) {
     pthread_mutex_unlock(&self->lock);
     int cut = 0;
     atomic_store(&self->waiting_long, 1);
-    long long left = until - ticker_now_ns();
+    long long left = until - lmp_now_ns();
     if (atomic_load(&self->long_until) == until && left > 0 && !atomic_load(&self->stop)) {
         struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
         if (ppoll(fds, (nfds_t)(1 + watched), &timeout, NULL) > 0) {
@@ -273,12 +267,12 @@ static void *ticker_main(void *arg) {
         }
         seen = polls;
         long long until = atomic_load(&self->long_until);
-        if (until != 0 && until - ticker_now_ns() > self->period_ns) {
+        if (until != 0 && until - lmp_now_ns() > self->period_ns) {
             atomic_fetch_add(&self->long_slices, 1);
             int cut = ticker_wait_long(self, until);
             if (atomic_load(&self->stop))
                 break;
-            if (cut || ticker_now_ns() >= until)
+            if (cut || lmp_now_ns() >= until)
                 ticker_tick(self); /* its end: the guest yields now (kicked: back to periods) */
             continue;
         }
