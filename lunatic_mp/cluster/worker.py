@@ -88,6 +88,8 @@ class Worker(Hub):
         self.handlers = self._frame_handlers()
         self.deliver_messages = functools.partial(core.deliver_messages, self.engine.message_hooks)
         self.engine.scheduler.runner.between = self._flush_during_round
+        self.engine.scheduler.runner.listen = self._listen_while_running_on
+        self._listening = False  # the doorbell is announced for this round's long slices or chain
         self.flushes_during_rounds = 0
         self.socket_rounds = 0  # rounds run asleep, on a socket's readiness (_on_sockets_ready)
         self.loop = new_event_loop()
@@ -324,6 +326,8 @@ class Worker(Hub):
                 "long_slice_ns": engine.scheduler.long_slice_ns,
                 "long_slices": engine.preemption.ticker.long_slices,
                 "long_slices_cut": engine.preemption.ticker.long_slices_cut,
+                "long_chains": engine.preemption.ticker.long_chains,
+                "long_chains_cut": engine.preemption.ticker.long_chains_cut,
                 "hibernated": core.hibernation_stats()[0],
                 "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
                 + engine.arenas.stack_stats().reserved_bytes,
@@ -447,12 +451,13 @@ class Worker(Hub):
             or any(self._foreign.values())
         )
 
-    def _flush_during_round(self, long_slice: bool) -> None:
-        """A scheduler round has run for a tick, with more processes to run, or a long slice is
-        about to begin: the frames queued so far leave now, so that a reply is not held behind
-        the slices left in it. Before a long slice, the news of jobs too (not at every tick: tiny
-        jobs reported every millisecond instead of once a round took 13.5 µs each, not 10.5)."""
-        if long_slice:
+    def _flush_during_round(self, report: bool = False) -> None:
+        """A scheduler round has run for a tick, with more processes to run, or a long slice or
+        chain is about to begin: the frames queued so far leave now, so that a reply is not held
+        behind the rest of the round. With ``report`` (before a long slice, and at the ticks of a
+        long chain), the news of jobs too (not at every tick of any round: tiny jobs reported
+        every millisecond instead of once a round took 13.5 µs each, not 10.5)."""
+        if report:
             self.jobs.report()
         if self._outbound():
             self.flush()
@@ -496,10 +501,11 @@ class Worker(Hub):
         assert self.doorbell is not None
         loop.add_reader(self.doorbell.fileno(), self._on_rung)
         loop.add_reader(self.engine.reactor.fileno(), self._on_sockets_ready)
-        self.engine.preemption.ticker.watch(self.doorbell.fileno())  # a frame ends a long slice
+        self.engine.preemption.ticker.watch(self.doorbell.fileno())  # a frame ends a long slice or chain
         self.engine.scheduler.polls_sockets = False  # _on_sockets_ready does, once per readiness
         if self._parent is not None:
             loop.add_reader(self._parent, self._on_orphaned)
+            self.engine.preemption.ticker.watch(self._parent)  # the supervisor's death too
         loop.call_soon(self.step)
         try:
             loop.run_until_complete(self._stopped)
@@ -517,11 +523,12 @@ class Worker(Hub):
         arrived = self.receive()
         # 2. One scheduler round: timers, ready sockets, then each ready process once (CPU-bound
         #    ones, while nothing else waits, for a long slice that a frame arriving ends).
-        long_slice_ns = self._listen_for_long_slices()
-        wait = self.engine.scheduler.run_round(long_slice_ns)
-        if long_slice_ns:
+        scheduler = self.engine.scheduler
+        wait = scheduler.run_round(scheduler.long_slice_ns if self.http is None else 0)
+        if self._listening:
             assert self.doorbell is not None
             self.doorbell.cancel_sleep()
+            self._listening = False
         # 3. Frames to other processes, batched per destination (with the news of job batches).
         self.jobs.report()
         self.flush()
@@ -551,22 +558,21 @@ class Worker(Hub):
                 return
         self.loop.call_soon(self.step)
 
-    def _listen_for_long_slices(self) -> int:
-        """How long a slice this round's CPU-bound processes may run (0: the time slice).
-
-        Long slices run only while every queued process ran to its slice's end last time (the
-        run queue tells), and only if a frame that arrives meanwhile can end them: the doorbell is
-        announced as for a sleep, so that producers ring it, and the ticker watches it. Not with
-        HTTP routes: their sockets are the event loop's, which the ticker cannot watch."""
-        scheduler = self.engine.scheduler
-        if not scheduler.long_slice_ns or not scheduler.run_queue.preempted or self.http is not None:
-            return 0
-        assert self.doorbell is not None
-        self.doorbell.prepare_sleep()
-        if not self.idle():  # a frame came since the rings were read: it goes first
-            self.doorbell.cancel_sleep()
-            return 0
-        return scheduler.long_slice_ns
+    def _listen_while_running_on(self) -> bool:
+        """Runner.listen: a long slice (CPU-bound processes alone here) or a long chain (local
+        messages that outlast the chain budget) is about to begin, and a frame that arrives
+        meanwhile must end it. The doorbell is announced for the round as for a sleep, so that
+        producers ring it, and the ticker watches it; unless a frame came already, what waits to
+        leave goes first. Never with HTTP routes (the step passes no long slice then): their
+        sockets are the event loop's, which the ticker cannot watch."""
+        if not self._listening:
+            assert self.doorbell is not None
+            self.doorbell.prepare_sleep()
+            self._listening = True
+        if not self.idle() or not self.running:  # a frame came since the rings were read, or Shutdown
+            return False
+        self._flush_during_round(report=True)
+        return True
 
     def _sleep(self, wait: float | None) -> bool:
         """Announce the sleep, then re-check the rings: no frame can slip by. False if one came."""

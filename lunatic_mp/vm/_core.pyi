@@ -44,6 +44,8 @@ class RunQueue:
 class Runner:
     current: Any
     between: Callable[[bool], object] | None
+    listen: Callable[[], bool] | None
+    next_timer_ns: int
     def __init__(
         self,
         queue: RunQueue,
@@ -66,6 +68,10 @@ class Ticker:
     def long_slices(self) -> int: ...
     @property
     def long_slices_cut(self) -> int: ...
+    @property
+    def long_chains(self) -> int: ...
+    @property
+    def long_chains_cut(self) -> int: ...
     @property
     def running(self) -> bool: ...
     @property

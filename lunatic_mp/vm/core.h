@@ -232,6 +232,12 @@ bool lmp_poll(wasmtime_call_future_t *future, lmp_proc *state, bool release);
  * thread calls both, with the GIL. */
 void lmp_long_slice_begin(PyObject *ticker, long long until_ns);
 void lmp_long_slice_end(PyObject *ticker);
+/* A long chain (ticker.c): from listen until end, the ticker waits on the descriptors it watches
+ * between its ticks, and the first event sets the flag cut returns, which ends the chain. The
+ * engine's thread calls all three. */
+void lmp_chain_listen(PyObject *ticker);
+void lmp_chain_end(PyObject *ticker);
+int lmp_chain_cut(PyObject *ticker);
 
 /* The GIL for a C host function: inside a poll that still holds it (it lets go at the slice's
  * first tick) taking it is a thread-local check; anywhere else PyGILState_Ensure. Give back what

@@ -175,7 +175,9 @@ typedef struct {
     PyObject *running;      /* the phase a process enters when its export starts (Phase.RUNNING) */
     PyObject *current;      /* the process being polled, or NULL (None) */
     PyObject *between;      /* called between two processes of a round a tick went by in, or NULL */
-    PyObject *ticker;       /* the engine's Ticker, for long slices; NULL: none */
+    PyObject *listen;       /* asked before a long slice or a long chain begins, or NULL */
+    PyObject *ticker;       /* the engine's Ticker, for long slices and long chains; NULL: none */
+    long long next_timer_ns; /* CLOCK_MONOTONIC ns of the earliest timer (0: none): kept by the scheduler */
 } Runner;
 
 static PyObject *lmp_str_native, *lmp_str_run_slice, *lmp_str_pid;
@@ -302,13 +304,41 @@ static int lmp_is_native(PyObject *process) {
     return truth;
 }
 
-/* Call between(long_slice), if set: 0, or -1 on error. */
-static int lmp_call_between(Runner *self, int long_slice) {
+/* Call between(report), if set: 0, or -1 on error. */
+static int lmp_call_between(Runner *self, int report) {
     if (self->between == NULL || self->between == Py_None)
         return 0;
-    PyObject *result = PyObject_CallOneArg(self->between, long_slice ? Py_True : Py_False);
+    PyObject *result = PyObject_CallOneArg(self->between, report ? Py_True : Py_False);
     Py_XDECREF(result);
     return result != NULL ? 0 : -1;
+}
+
+/* Ask listen() whether a long slice or a long chain may begin: 1 yes, 0 no, -1 on error; unset,
+ * nothing from outside can come that it would hold back (an engine run by itself): unset. */
+enum { LMP_NO_LISTENER = 2 };
+static int lmp_call_listen(Runner *self) {
+    if (self->listen == NULL || self->listen == Py_None)
+        return LMP_NO_LISTENER;
+    PyObject *result = PyObject_CallNoArgs(self->listen);
+    int yes = result != NULL ? PyObject_IsTrue(result) : -1;
+    Py_XDECREF(result);
+    return yes;
+}
+
+/* The earlier of at and the next timer: a long slice or chain ends by then. */
+static long long lmp_before_timer(Runner *self, long long at) {
+    return self->next_timer_ns > 0 && self->next_timer_ns < at ? self->next_timer_ns : at;
+}
+
+/* The chain has used its budget with processes still queued: may it run on, as a long chain, until
+ * until (listen says yes, and the ticker watches for what comes meanwhile)? 1, 0, or -1 on error. */
+static int lmp_long_chain_begins(Runner *self, long long until) {
+    if (self->ticker == NULL || until <= lmp_now_ns())
+        return 0;
+    int yes = lmp_call_listen(self);
+    if (yes == 1)
+        lmp_chain_listen(self->ticker);
+    return yes == LMP_NO_LISTENER ? 0 : yes;
 }
 
 PyDoc_STRVAR(runner_run_doc,
@@ -320,7 +350,83 @@ PyDoc_STRVAR(runner_run_doc,
              "without a return to the caller's loop per hop. With long_slice_ns (and a ticker), a Wasm\n"
              "process that its last slice ended, taken while every process queued is one too, runs a long\n"
              "slice of up to that many nanoseconds: the ticker sleeps through it unless a descriptor it\n"
-             "watches is ready or the guest calls the host (ticker.c). Returns how many processes ran.");
+             "watches is ready or the guest calls the host (ticker.c). And a chain still running when its\n"
+             "budget is spent runs on as a long chain, if listen says so, until long_slice_ns after the\n"
+             "call, a descriptor the ticker watches is ready, or the queue is empty. Neither runs past\n"
+             "next_timer_ns. Returns how many processes ran.");
+
+/* The loop of run; *chaining is set while a long chain listens (the caller ends it). */
+static PyObject *lmp_run_round(Runner *self, Py_ssize_t count, long long budget, long long long_slice,
+                               int *chaining) {
+    long long start = budget > 0 || long_slice > 0 ? lmp_now_ns() : 0;
+    long long deadline = budget > 0 ? start + budget : 0;
+    lmp_run_queue *queue = (lmp_run_queue *)self->queue;
+    Py_ssize_t ran_count = 0;
+    unsigned long long ticks = lmp_ticks();
+    for (Py_ssize_t i = 0;; i++) {
+        /* past the first count, a chain runs on while the budget lasts (checked every 8) */
+        if (i >= count && (queue->count == 0 || deadline == 0))
+            break;
+        if (i >= count && (i - count) % 8 == 0) {
+            if (*chaining && lmp_chain_cut(self->ticker))
+                break;
+            if (lmp_now_ns() >= (*chaining ? lmp_before_timer(self, deadline) : deadline)) {
+                int longer = *chaining || long_slice <= 0 ? 0 : lmp_long_chain_begins(self, lmp_before_timer(self, start + long_slice));
+                if (longer < 0)
+                    return NULL;
+                if (!longer)
+                    break;
+                *chaining = 1;
+                deadline = start + long_slice;
+                ticks = lmp_ticks();
+            }
+        }
+        int preempted;
+        PyObject *process = lmp_queue_pop(queue, &preempted);
+        if (process == NULL)
+            break;
+        /* Long: it ran on to its slice's end, and so did every process waiting behind it. What
+         * the caller has to send leaves first (listen), so that nothing waits for the slice. */
+        long long long_until = 0;
+        if (long_slice > 0 && preempted && queue->preempted == queue->count) {
+            int yes = lmp_call_listen(self);
+            if (yes < 0) {
+                Py_DECREF(process);
+                return NULL;
+            }
+            ticks = lmp_ticks();
+            if (yes && queue->preempted == queue->count) /* listen may have queued one */
+                long_until = lmp_before_timer(self, lmp_now_ns() + long_slice);
+        }
+        int native = lmp_is_native(process);
+        int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
+        PyObject *finished = status == 0 ? LMP_GET(process, LMP_FINISHED) : NULL;
+        if (finished == NULL || native < 0) {
+            status = -1;
+        } else if (finished == Py_None && native) {
+            PyObject *result = PyObject_CallMethodOneArg(process, lmp_str_run_slice, self->engine);
+            status = result != NULL ? 0 : -1;
+            Py_XDECREF(result);
+        } else if (finished == Py_None) {
+            status = lmp_run_wasm(self, process, long_until);
+        }
+        int ran = finished == Py_None;
+        Py_XDECREF(finished);
+        Py_DECREF(process);
+        if (status < 0)
+            return NULL;
+        ran_count += ran;
+        /* A tick went by since the round began (or since the last call), and more is to run: let
+         * the caller do what must not wait for the round to end (a worker sends its frames; in a
+         * long chain, the news of its jobs too). */
+        if (queue->count > 0 && lmp_ticks() != ticks) {
+            ticks = lmp_ticks();
+            if (lmp_call_between(self, *chaining) < 0)
+                return NULL;
+        }
+    }
+    return PyLong_FromSsize_t(ran_count);
+}
 
 static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 3) {
@@ -339,56 +445,11 @@ static PyObject *runner_run(Runner *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     if (self->ticker == NULL)
         long_slice = 0;
-    long long deadline = budget > 0 ? lmp_now_ns() + budget : 0;
-    lmp_run_queue *queue = (lmp_run_queue *)self->queue;
-    Py_ssize_t ran_count = 0;
-    unsigned long long ticks = lmp_ticks();
-    for (Py_ssize_t i = 0;; i++) {
-        /* past the first count, a chain runs on while the budget lasts (the clock read every 8) */
-        if (i >= count && (queue->count == 0 || deadline == 0 || ((i - count) % 8 == 0 && lmp_now_ns() >= deadline)))
-            break;
-        int preempted;
-        PyObject *process = lmp_queue_pop(queue, &preempted);
-        if (process == NULL)
-            break;
-        /* Long: it ran on to its slice's end, and so did every process waiting behind it. What
-         * the caller has to send leaves first (between), so that nothing waits for the slice. */
-        long long long_ns = 0;
-        if (long_slice > 0 && preempted && queue->preempted == queue->count) {
-            if (lmp_call_between(self, 1) < 0) {
-                Py_DECREF(process);
-                return NULL;
-            }
-            ticks = lmp_ticks();
-            long_ns = queue->preempted == queue->count ? long_slice : 0; /* between may have queued one */
-        }
-        int native = lmp_is_native(process);
-        int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
-        PyObject *finished = status == 0 ? LMP_GET(process, LMP_FINISHED) : NULL;
-        if (finished == NULL || native < 0) {
-            status = -1;
-        } else if (finished == Py_None && native) {
-            PyObject *result = PyObject_CallMethodOneArg(process, lmp_str_run_slice, self->engine);
-            status = result != NULL ? 0 : -1;
-            Py_XDECREF(result);
-        } else if (finished == Py_None) {
-            status = lmp_run_wasm(self, process, long_ns > 0 ? lmp_now_ns() + long_ns : 0);
-        }
-        int ran = finished == Py_None;
-        Py_XDECREF(finished);
-        Py_DECREF(process);
-        if (status < 0)
-            return NULL;
-        ran_count += ran;
-        /* A tick went by since the round began (or since the last call), and more is to run: let
-         * the caller do what must not wait for the round to end (a worker sends its frames). */
-        if (queue->count > 0 && lmp_ticks() != ticks) {
-            ticks = lmp_ticks();
-            if (lmp_call_between(self, 0) < 0)
-                return NULL;
-        }
-    }
-    return PyLong_FromSsize_t(ran_count);
+    int chaining = 0;
+    PyObject *ran = lmp_run_round(self, count, budget, long_slice, &chaining);
+    if (chaining)
+        lmp_chain_end(self->ticker);
+    return ran;
 }
 
 static int runner_init(Runner *self, PyObject *args, PyObject *kwargs) {
@@ -420,6 +481,7 @@ static int runner_traverse(Runner *self, visitproc visit, void *arg) {
     Py_VISIT(self->running);
     Py_VISIT(self->current);
     Py_VISIT(self->between);
+    Py_VISIT(self->listen);
     Py_VISIT(self->ticker);
     return 0;
 }
@@ -432,6 +494,7 @@ static int runner_clear(Runner *self) {
     Py_CLEAR(self->running);
     Py_CLEAR(self->current);
     Py_CLEAR(self->between);
+    Py_CLEAR(self->listen);
     Py_CLEAR(self->ticker);
     return 0;
 }
@@ -453,9 +516,17 @@ static PyMemberDef runner_members[] = {
      "this itself); None between them."},
     {"between", T_OBJECT, offsetof(Runner, between), 0,
      "None, or a callable run calls between two processes of a round once a tick of the ticker has\n"
-     "gone by since the round began or since its last call, when more processes are to run (with\n"
-     "False), and before a long slice (with True): a worker sends the frames queued so far (a reply\n"
-     "is not held behind the slices left in the round), before a long slice the news of jobs too."},
+     "gone by since the round began or since its last call, when more processes are to run: a worker\n"
+     "sends the frames queued so far (a reply is not held behind the slices left in the round); with\n"
+     "True (in a long chain) the news of its jobs too."},
+    {"listen", T_OBJECT, offsetof(Runner, listen), 0,
+     "None, or a callable run asks before a long slice or a long chain begins: True if what arrives\n"
+     "from outside meanwhile will make a descriptor the ticker watches ready (a worker announces its\n"
+     "doorbell), after sending what it has queued. False: no long slice or chain this time. None:\n"
+     "long slices run (nothing comes from outside), long chains do not."},
+    {"next_timer_ns", T_LONGLONG, offsetof(Runner, next_timer_ns), 0,
+     "CLOCK_MONOTONIC nanoseconds of the earliest timer, 0 for none (the scheduler keeps it): no\n"
+     "long slice or long chain runs past it."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -64,6 +64,11 @@ MAX_PAUSE_S = 3600.0
 """The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
 
 
+def _as_ns(monotonic_s: float) -> int:
+    """A time.monotonic() reading in CLOCK_MONOTONIC nanoseconds, for C (at most 2**63 - 1)."""
+    return int(monotonic_s * 1e9) if monotonic_s < 9e9 else 2**63 - 1  # inf too
+
+
 class Timer:
     """A callback due at a monotonic time; cancelling leaves it in the heap, inert."""
 
@@ -159,6 +164,9 @@ class Scheduler:
             return Timer(float("inf"), callback, None)
         timer = Timer(time.monotonic() + max(delay_s, 0.0), callback, self)
         heapq.heappush(self._timers, (timer.deadline, next(self._sequence), timer))
+        at_ns = _as_ns(timer.deadline)  # a long chain under way ends by then (runner.c)
+        if not 0 < self.runner.next_timer_ns <= at_ns:
+            self.runner.next_timer_ns = at_ns
         return timer
 
     def timer_cancelled(self) -> None:
@@ -231,7 +239,9 @@ class Scheduler:
         loop calls this between draining and flushing its queues. With ``long_slice_ns``, a
         process that ran to its slice's end runs on up to that long (not past the next timer)
         while every process waiting is such a one (runner.c; the engine's ticker watches its
-        reactor, so a socket that turns ready ends it).
+        reactor, so a socket that turns ready ends it); and where the runner has a ``listen``
+        (a worker), a chain of local messages that outlasts :data:`CHAIN_BUDGET_NS` runs on as
+        long, until something arrives from outside.
         """
         # 0. Unwind native processes killed while suspended (greenlets switch only from here).
         if self._reaping:
@@ -258,13 +268,18 @@ class Scheduler:
         #    instantiating goes straight on into its export; one killed while its own code ran (a
         #    link's death it caused) dies when its slice ends. In C: runner.c.
         queue = self.run_queue
-        if long_slice_ns and timers:
-            long_slice_ns = min(long_slice_ns, int((timers[0][0] - time.monotonic()) * 1e9))
-        self.runner.run(len(queue), CHAIN_BUDGET_NS, max(long_slice_ns, 0))
+        self._drop_cancelled_head()
+        self.runner.next_timer_ns = _as_ns(self._timers[0][0]) if self._timers else 0
+        self.runner.run(len(queue), CHAIN_BUDGET_NS, long_slice_ns)
 
         if queue or self._reaping:
             return 0.0
+        self._drop_cancelled_head()
+        timers = self._timers  # timer_cancelled may have rebuilt the heap meanwhile
+        return max(timers[0][0] - time.monotonic(), 0.0) if timers else None
+
+    def _drop_cancelled_head(self) -> None:
+        timers = self._timers
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
             self._cancelled -= 1
-        return max(timers[0][0] - time.monotonic(), 0.0) if timers else None

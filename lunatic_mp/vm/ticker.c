@@ -46,6 +46,12 @@ typedef struct {
     int watched[LMP_MAX_WATCHED];
     int watched_count;
     atomic_ullong long_slices, long_slices_cut;
+    /* A long chain (lmp_chain_listen): while the engine's thread runs a chain of local messages
+     * past its budget, the ticker still ticks every period but waits on the watched descriptors
+     * instead of its condition; the first event sets chain_cut, which ends the chain. */
+    atomic_int chain_listening;
+    atomic_int chain_cut;
+    atomic_ullong long_chains, long_chains_cut;
 } Ticker;
 
 /* The thread state this thread's innermost poll let go of the GIL with (lmp_poll): a poll keeps
@@ -245,6 +251,45 @@ static int ticker_wait_long(Ticker *self, long long until) {
     return cut;
 }
 
+/* Wait until at (CLOCK_MONOTONIC ns) or a stop, letting go of self->lock (held on entry and on
+ * return). While a long chain listens, the wait is a ppoll on the watched descriptors: the first
+ * event cuts the chain (the engine's thread reads chain_cut between two processes) and the rest
+ * of the period is waited as usual, so the ticks keep their pace. */
+static void ticker_wait_period(Ticker *self, long long at) {
+    struct timespec when = {.tv_sec = (time_t)(at / 1000000000LL), .tv_nsec = (long)(at % 1000000000LL)};
+    for (;;) {
+        long long left = at - lmp_now_ns();
+        if (atomic_load(&self->stop) || left <= 0)
+            return;
+        if (!atomic_load(&self->chain_listening) || self->watched_count == 0) {
+            if (pthread_cond_timedwait(&self->wake, &self->lock, &when) == ETIMEDOUT)
+                return;
+            continue; /* signalled: a stop, or a chain that listens now */
+        }
+        struct pollfd fds[1 + LMP_MAX_WATCHED];
+        int watched = self->watched_count;
+        fds[0] = (struct pollfd){.fd = self->kick_fd, .events = POLLIN};
+        for (int i = 0; i < watched; i++)
+            fds[1 + i] = (struct pollfd){.fd = self->watched[i], .events = POLLIN};
+        pthread_mutex_unlock(&self->lock);
+        struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
+        int ready = ppoll(fds, (nfds_t)(1 + watched), &timeout, NULL);
+        pthread_mutex_lock(&self->lock);
+        if (ready <= 0)
+            continue;
+        uint64_t kicks;
+        if (fds[0].revents != 0 && read(self->kick_fd, &kicks, sizeof kicks) < 0)
+            kicks = 0; /* EAGAIN: another read took it */
+        int cut = 0;
+        for (int i = 1; i <= watched; i++)
+            cut |= fds[i].revents != 0;
+        if (cut && atomic_exchange(&self->chain_listening, 0)) { /* once: the descriptor stays ready */
+            atomic_store(&self->chain_cut, 1);
+            atomic_fetch_add(&self->long_chains_cut, 1);
+        }
+    }
+}
+
 static void *ticker_main(void *arg) {
     Ticker *self = arg;
     unsigned long long seen = atomic_load(&lmp_polls);
@@ -276,14 +321,7 @@ static void *ticker_main(void *arg) {
                 ticker_tick(self); /* its end: the guest yields now (kicked: back to periods) */
             continue;
         }
-        struct timespec at;
-        clock_gettime(CLOCK_MONOTONIC, &at);
-        long long ns = at.tv_nsec + self->period_ns;
-        at.tv_sec += (time_t)(ns / 1000000000LL);
-        at.tv_nsec = (long)(ns % 1000000000LL);
-        int status = 0;
-        while (!atomic_load(&self->stop) && status != ETIMEDOUT)
-            status = pthread_cond_timedwait(&self->wake, &self->lock, &at);
+        ticker_wait_period(self, lmp_now_ns() + self->period_ns);
         if (atomic_load(&self->stop))
             break;
         ticker_tick(self);
@@ -304,6 +342,20 @@ void lmp_long_slice_end(PyObject *ticker) {
         ticker_end_long((Ticker *)ticker);
     }
 }
+
+void lmp_chain_listen(PyObject *ticker) {
+    Ticker *self = (Ticker *)ticker;
+    atomic_store(&self->chain_cut, 0);
+    atomic_store(&self->chain_listening, 1);
+    atomic_fetch_add(&self->long_chains, 1);
+    pthread_mutex_lock(&self->lock); /* a ticker waiting on its condition watches from now on */
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void lmp_chain_end(PyObject *ticker) { atomic_store(&((Ticker *)ticker)->chain_listening, 0); }
+
+int lmp_chain_cut(PyObject *ticker) { return atomic_load_explicit(&((Ticker *)ticker)->chain_cut, memory_order_relaxed); }
 
 /* Stop and join the thread; drop the engines. Safe to call twice, and in a forked child. */
 static void ticker_stop(Ticker *self) {
@@ -418,8 +470,8 @@ static PyObject *ticker_add(Ticker *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(watch_doc, "watch(fd) -> None\n\n"
-                        "End a long slice as soon as fd (a descriptor the caller keeps open until close) is\n"
-                        "readable: the worker's doorbell, the reactor's epoll. At most 4.");
+                        "End a long slice or a long chain as soon as fd (a descriptor the caller keeps open\n"
+                        "until close) is readable: the worker's doorbell, the reactor's epoll. At most 4.");
 
 static PyObject *ticker_watch(Ticker *self, PyObject *arg) {
     long number = PyLong_AsLong(arg);
@@ -481,6 +533,16 @@ static PyObject *ticker_get_long_slices_cut(Ticker *self, void *closure) {
     return PyLong_FromUnsignedLongLong(atomic_load(&self->long_slices_cut));
 }
 
+static PyObject *ticker_get_long_chains(Ticker *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_chains));
+}
+
+static PyObject *ticker_get_long_chains_cut(Ticker *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_chains_cut));
+}
+
 static PyMethodDef ticker_methods[] = {
     {"add", (PyCFunction)ticker_add, METH_VARARGS, add_doc},
     {"watch", (PyCFunction)ticker_watch, METH_O, watch_doc},
@@ -495,6 +557,10 @@ static PyGetSetDef ticker_getset[] = {
     {"long_slices", (getter)ticker_get_long_slices, NULL, "Long slices the thread slept through (or was woken from).", NULL},
     {"long_slices_cut", (getter)ticker_get_long_slices_cut, NULL,
      "Long slices a watched descriptor's event ended before their time.", NULL},
+    {"long_chains", (getter)ticker_get_long_chains, NULL,
+     "Chains of local messages that ran on past their budget, listening to the watched descriptors.", NULL},
+    {"long_chains_cut", (getter)ticker_get_long_chains_cut, NULL,
+     "Long chains a watched descriptor's event ended.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

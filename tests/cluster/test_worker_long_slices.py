@@ -1,6 +1,7 @@
-"""Long slices on a worker: CPU-bound processes alone on it run on without a tick every time slice,
-and a frame that arrives for the worker meanwhile ends the long slice at once: the worker announces
-its doorbell for the round (``Worker._listen_for_long_slices``), so the sender rings it, and the
+"""Long slices and long chains on a worker: CPU-bound processes alone on it run on without a tick
+every time slice, a chain of local messages runs on past its budget without a turn of the worker's
+loop, and a frame that arrives for the worker meanwhile ends either at once: the worker announces
+its doorbell for the round (``Worker._listen_while_running_on``), so the sender rings it, and the
 ticker watches it. The runtime here takes the longest long slice (10 s): a frame left waiting for
 one would show as a wait of 10 s, and every bound below is far under it."""
 
@@ -21,6 +22,8 @@ from lunatic_mp.serve.http_messages import Table, encode_table
 from lunatic_mp.vm.preemption import MAX_TIME_SLICE_NS
 
 GUEST = Path(__file__).parents[1] / "guests" / "preempt.wat"
+PING_PONG = GUEST.with_name("msg_ping_pong.wat")
+ENDLESS = 10**12  # round trips of a ping-pong that no test waits for
 TIMEOUT = 30.0
 BOUND_S = 8.0  # far under a long slice of 10 s
 
@@ -117,3 +120,37 @@ def test_a_job_that_ends_is_reported_before_the_long_slices_of_the_others() -> N
             assert not any(spinner.done() for spinner in spinners)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)  # the spinners die with the runtime
+
+
+def test_a_frame_from_the_host_program_ends_a_long_chain(runtime: Runtime) -> None:
+    """An endless ping-pong on a worker runs in long chains; each stats request, a frame, ends
+    the one under way and is answered at once (a chain left to run would hold it 10 s)."""
+    worker = runtime.worker_ids[0]
+    pinger = runtime.spawn(
+        runtime.load_module(PING_PONG), "main", (ENDLESS,), EnvConfig.permissive(), worker=worker
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while stats_of(runtime, worker)["long_chains_cut"] == 0:
+            assert time.monotonic() < deadline, "no long chain was cut"
+        began = time.monotonic()
+        stats = stats_of(runtime, worker)
+        assert time.monotonic() - began < BOUND_S
+        assert stats["long_chains"] >= stats["long_chains_cut"] >= 1
+    finally:
+        runtime.kill(pinger)
+
+
+def test_a_job_that_ends_in_a_long_chain_is_reported_at_the_next_tick() -> None:
+    """A ping-pong job shares its worker with an endless ping-pong: its round trips join the
+    long chain, and its result leaves at the chain's next tick (``Runner.between``), not when the
+    chain ends 10 s later."""
+    with Runtime(workers=1, long_slice_ns=MAX_TIME_SLICE_NS) as runtime:
+        module = runtime.load_module(PING_PONG)
+        runtime.spawn(module, "main", (ENDLESS,), EnvConfig.permissive(), worker=runtime.worker_ids[0])
+        executor = WasmExecutor(runtime, module, config=EnvConfig.permissive())
+        try:
+            assert executor.submit("main", 1000).result(timeout=BOUND_S) == 1000 * 999
+            assert stats_of(runtime, runtime.worker_ids[0])["long_chains"] >= 1
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
