@@ -371,7 +371,11 @@ static PyObject *lmp_run_round(Runner *self, Py_ssize_t count, long long budget,
             if (*chaining && lmp_chain_cut(self->ticker))
                 break;
             if (lmp_now_ns() >= (*chaining ? lmp_before_timer(self, deadline) : deadline)) {
-                int longer = *chaining || long_slice <= 0 ? 0 : lmp_long_chain_begins(self, lmp_before_timer(self, start + long_slice));
+                /* a chain of messages: some process queued was woken, not just requeued by its
+                 * slice's end (CPU-bound ones go round by rounds, or in long slices) */
+                int longer = 0;
+                if (!*chaining && long_slice > 0 && queue->preempted < queue->count)
+                    longer = lmp_long_chain_begins(self, lmp_before_timer(self, start + long_slice));
                 if (longer < 0)
                     return NULL;
                 if (!longer)
