@@ -119,3 +119,18 @@ def test_a_timer_set_during_a_long_chain_ends_it(long_engine: Engine, ping_pong:
     assert finished is not None and finished.result == (9027,)  # timed out
     assert time.monotonic() - began < BOUND_S
     assert long_engine.preemption.ticker.long_chains >= 1
+
+
+def test_cpu_bound_processes_alone_make_no_long_chain(long_engine: Engine) -> None:
+    """Two spinners requeued by their slices' ends are no chain of messages: the round ends at its
+    budget (they go on in later rounds, or in long slices), although the listener would agree."""
+    long_engine.scheduler.runner.listen = listen = listener(True)
+    guest = long_engine.load_module(GUESTS / "preempt.wat")
+    spinners = [start(long_engine, guest, "spin") for _ in range(2)]
+    long_engine.scheduler.run_round(long_engine.scheduler.long_slice_ns)
+    assert len(long_engine.scheduler.run_queue) == 2
+    assert long_engine.scheduler.run_queue.preempted == 2
+    assert long_engine.preemption.ticker.long_chains == 0
+    assert listen.asked == []  # type: ignore[attr-defined]
+    for spinner in spinners:
+        long_engine.kill(spinner.pid)
