@@ -313,8 +313,9 @@ static int lmp_call_between(Runner *self, int report) {
     return result != NULL ? 0 : -1;
 }
 
-/* Ask listen() whether a long slice or a long chain may begin: 1 yes, 0 no, -1 on error; unset,
- * nothing from outside can come that it would hold back (an engine run by itself): unset. */
+/* Ask listen() whether a long slice or a long chain may begin: 1 yes, 0 no, -1 on error, and
+ * LMP_NO_LISTENER when none is set (an engine run by itself: nothing comes from outside that a
+ * long slice would hold back, but its caller's loop has its own work between rounds). */
 enum { LMP_NO_LISTENER = 2 };
 static int lmp_call_listen(Runner *self) {
     if (self->listen == NULL || self->listen == Py_None)
@@ -399,8 +400,11 @@ static PyObject *lmp_run_round(Runner *self, Py_ssize_t count, long long budget,
                 return NULL;
             }
             ticks = lmp_ticks();
+            long long now = lmp_now_ns();
             if (yes && queue->preempted == queue->count) /* listen may have queued one */
-                long_until = lmp_before_timer(self, lmp_now_ns() + long_slice);
+                long_until = lmp_before_timer(self, now + long_slice);
+            if (long_until <= now) /* a timer due already: an ordinary slice */
+                long_until = 0;
         }
         int native = lmp_is_native(process);
         int status = native >= 0 ? LMP_SET(process, LMP_QUEUED, Py_False) : -1;
