@@ -4,7 +4,8 @@
 sends a token that makes ``hops`` hops in all, each node passing it on to the next, and the node
 making the last hop reports to the host. Two layouts: every node on one worker, and the ring cut
 into one contiguous block per worker (so one hop in ``size / workers`` crosses to another
-worker). Set-up is not timed. Beside it: Erlang, same ring, same hops.
+worker). Set-up is not timed. Beside it: Erlang, same ring, same hops, run in turns with the ring
+on one worker (each figure the best of its runs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from lunatic_mp.vm.module import Module
 TITLE = "a token passed around a ring of processes"
 PERMISSIVE = EnvConfig.permissive()
 SUCCESSOR, TOKEN, REPORT = engine.RING_SUCCESSOR, engine.RING_TOKEN, engine.RING_REPORT
+TURNS = 3
+"""Runs of the ring on one worker and of Erlang's, in turns: each figure is the best of its runs,
+so that one slow run of either (this machine's figures moved 10-20% from run to run) does not
+decide the ratio."""
 
 
 def ring(runtime: Runtime, module: Module, placement: list[int], hops: int) -> float:
@@ -52,8 +57,16 @@ def run(ctx: Context) -> None:
     ctx.note(f"{size} processes, {hops:,} hops")
     ctx.step("warming up")
     ring(runtime, module, [workers[0]] * 10, 1000)
-    ctx.step("on one worker")
-    one = ring(runtime, module, [workers[0]] * size, hops)
+    missing = baselines.erlang_missing()
+    turns = ctx.pick(TURNS, 1)
+    ctx.step("on one worker" if missing else "on one worker and Erlang, in turns")
+    ones: list[float] = []
+    erlangs: list[float] = []
+    for _ in range(turns):
+        ones.append(ring(runtime, module, [workers[0]] * size, hops))
+        if not missing:
+            erlangs.append(baselines.erlang("ring", size, hops)["hops_per_s"])
+    one = max(ones)
     ctx.record("one_worker_hops_per_s", round(one))
     ctx.record("one_worker_hop_us", 1e6 / one)
     ctx.step(f"over {len(workers)} workers")
@@ -64,11 +77,8 @@ def run(ctx: Context) -> None:
     ctx.step("on one engine in this process")
     ctx.record("engine_hop_us", min(engine.bench_ring(size, hops) for _ in range(3)))
 
-    missing = baselines.erlang_missing()
     if missing:
         ctx.note(missing)
     else:
-        ctx.step("Erlang")
-        figures = baselines.erlang("ring", size, hops)
-        ctx.record("erlang_hops_per_s", round(figures["hops_per_s"]))
-        ctx.record("one_worker_vs_erlang_x", one / figures["hops_per_s"], target=at_least(0.3))
+        ctx.record("erlang_hops_per_s", round(max(erlangs)))
+        ctx.record("one_worker_vs_erlang_x", one / max(erlangs), target=at_least(0.3))
