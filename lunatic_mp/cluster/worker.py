@@ -13,16 +13,13 @@ import functools
 import gc
 import itertools
 import logging
-import os
 import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import msgpack
-
-from lunatic_mp.cluster import frames
+from lunatic_mp.cluster import frames, introspection
 from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.fdpass import FdPass, attach_streams
 from lunatic_mp.cluster.hub import Endpoint, Hub, modules_of
@@ -184,7 +181,7 @@ class Worker(Hub):
         self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, self.stats()))
 
     def _on_list_processes(self, frame: frames.ListProcesses) -> None:
-        payload = self.process_list(frame.limit)
+        payload = introspection.process_list(self.engine, frame.limit)
         self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
 
     def _on_kill(self, frame: frames.Kill) -> None:
@@ -314,65 +311,7 @@ class Worker(Hub):
         self.http.configure(frame.payload)
 
     def stats(self) -> bytes:
-        engine = self.engine
-        packed: bytes = msgpack.packb(
-            {
-                "worker": self.worker_id,
-                "os_pid": os.getpid(),
-                "processes": len(engine.processes),
-                "capacity": engine.capacity,
-                "capacity_limit": engine.capacity_limit.reason,
-                "time_slice_ns": engine.preemption.ticker.period_ns,
-                "long_slice_ns": engine.scheduler.long_slice_ns,
-                "long_slices": engine.preemption.ticker.long_slices,
-                "long_slices_cut": engine.preemption.ticker.long_slices_cut,
-                "long_chains": engine.preemption.ticker.long_chains,
-                "long_chains_cut": engine.preemption.ticker.long_chains_cut,
-                "hibernated": core.hibernation_stats()[0],
-                "arena_reserved_bytes": engine.arenas.memory_stats().reserved_bytes
-                + engine.arenas.stack_stats().reserved_bytes,
-                "malformed_frames": self.malformed_frames,
-                "flushes_during_rounds": self.flushes_during_rounds,
-                "socket_rounds": self.socket_rounds,
-                "http": self.http.stats() if self.http is not None else {},
-                "counters": engine.metrics.counters,
-                "gauges": engine.metrics.gauges,
-                "metrics_dropped": engine.metrics.dropped,
-                "histograms": {
-                    name: [h.count, h.total, h.minimum, h.maximum]
-                    for name, h in engine.metrics.histograms.items()
-                },
-            }
-        )
-        return packed
-
-    def process_list(self, limit: int) -> bytes:
-        """At most ``limit`` of this worker's live processes, for ``lunatic-mp ps``: each one's
-        pid, kind (``wasm`` or ``native``), module (name and digest) and function (for a native
-        process, its function's qualified name), phase, whether it waits in a host call, and how many
-        messages, links and monitors it has."""
-        rows = []
-        for process in itertools.islice(self.engine.processes.values(), max(limit, 0)):
-            module = getattr(process, "module", None)
-            function = getattr(process, "function", None)
-            if not isinstance(function, str):  # a native process runs a Python function
-                function = getattr(function, "__qualname__", "")
-            rows.append(
-                {
-                    "pid": process.pid,
-                    "kind": "native" if process.native else "wasm",
-                    "module": module.name if module is not None else "",
-                    "digest": module.digest if module is not None else b"",
-                    "function": function,
-                    "phase": process.phase.value,
-                    "waiting": process.waiting,
-                    "mailbox": len(process.mailbox),
-                    "links": len(process.links),
-                    "monitors": len(process.monitored_by),
-                }
-            )
-        packed: bytes = msgpack.packb({"total": len(self.engine.processes), "processes": rows})
-        return packed
+        return introspection.worker_stats(self)
 
     # --- the loop -------------------------------------------------------------------------------
 
