@@ -5,8 +5,10 @@ records what it is sent. Root only (skipped otherwise)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -82,6 +84,7 @@ def impostor(path: Path, make_directory: bool) -> Impostor:
         ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", IMPOSTOR, str(path)],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own: runuser does not pass a SIGKILL on
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "listening"
     return Impostor(path, process)
@@ -93,7 +96,8 @@ def impostors() -> Iterator[list[Impostor]]:
     yield started
     for one in started:
         if one.process.poll() is None:
-            one.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(one.process.pid, signal.SIGKILL)  # runuser and the listener it started
             one.process.wait()
         if one.process.stdout is not None:
             one.process.stdout.close()
