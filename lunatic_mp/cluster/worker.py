@@ -178,7 +178,8 @@ class Worker(Hub):
         }  # fmt: skip
 
     def _on_stats(self, frame: frames.Stats) -> None:
-        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, self.stats()))
+        payload = introspection.worker_stats(self)
+        self.reply(frame.reply_to, frames.StatsReply(frame.request, frame.reply_to, payload))
 
     def _on_list_processes(self, frame: frames.ListProcesses) -> None:
         payload = introspection.process_list(self.engine, frame.limit)
@@ -309,9 +310,6 @@ class Worker(Hub):
 
             self.http = HttpFrontEnd(self)
         self.http.configure(frame.payload)
-
-    def stats(self) -> bytes:
-        return introspection.worker_stats(self)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -462,8 +460,7 @@ class Worker(Hub):
         arrived = self.receive()
         # 2. One scheduler round: timers, ready sockets, then each ready process once (CPU-bound
         #    ones, while nothing else waits, for a long slice that a frame arriving ends).
-        scheduler = self.engine.scheduler
-        wait = scheduler.run_round(scheduler.long_slice_ns if self.http is None else 0)
+        wait = self.engine.scheduler.run_round(self.engine.scheduler.long_slice_ns)
         if self._listening:
             assert self.doorbell is not None
             self.doorbell.cancel_sleep()
@@ -502,8 +499,10 @@ class Worker(Hub):
         messages that outlast the chain budget) is about to begin, and a frame that arrives
         meanwhile must end it. The doorbell is announced for the round as for a sleep, so that
         producers ring it, and the ticker watches it; unless a frame came already, what waits to
-        leave goes first. Never with HTTP routes (the step passes no long slice then): their
-        sockets are the event loop's, which the ticker cannot watch."""
+        leave goes first. Never with HTTP routes: their sockets are the event loop's, which the
+        ticker cannot watch."""
+        if self.http is not None:
+            return False
         if not self._listening:
             assert self.doorbell is not None
             self.doorbell.prepare_sleep()

@@ -331,10 +331,11 @@ static long long lmp_before_timer(Runner *self, long long at) {
     return self->next_timer_ns > 0 && self->next_timer_ns < at ? self->next_timer_ns : at;
 }
 
-/* The chain has used its budget with processes still queued: may it run on, as a long chain, until
- * until (listen says yes, and the ticker watches for what comes meanwhile)? 1, 0, or -1 on error. */
-static int lmp_long_chain_begins(Runner *self, long long until) {
-    if (self->ticker == NULL || until <= lmp_now_ns())
+/* The chain has used its budget with processes still queued: may it run on, as a long chain, from
+ * now until until (listen says yes, and the ticker watches for what comes meanwhile)? 1, 0, or -1
+ * on error. */
+static int lmp_long_chain_begins(Runner *self, long long now, long long until) {
+    if (self->ticker == NULL || until <= now)
         return 0;
     int yes = lmp_call_listen(self);
     if (yes == 1)
@@ -371,12 +372,13 @@ static PyObject *lmp_run_round(Runner *self, Py_ssize_t count, long long budget,
         if (i >= count && (i - count) % 8 == 0) {
             if (*chaining && lmp_chain_cut(self->ticker))
                 break;
-            if (lmp_now_ns() >= (*chaining ? lmp_before_timer(self, deadline) : deadline)) {
+            long long now = lmp_now_ns();
+            if (now >= (*chaining ? lmp_before_timer(self, deadline) : deadline)) {
                 /* a chain of messages: some process queued was woken, not just requeued by its
                  * slice's end (CPU-bound ones go round by rounds, or in long slices) */
                 int longer = 0;
                 if (!*chaining && long_slice > 0 && queue->preempted < queue->count)
-                    longer = lmp_long_chain_begins(self, lmp_before_timer(self, start + long_slice));
+                    longer = lmp_long_chain_begins(self, now, lmp_before_timer(self, start + long_slice));
                 if (longer < 0)
                     return NULL;
                 if (!longer)

@@ -216,30 +216,43 @@ static void ticker_end_long(Ticker *self) {
         ticker_kick(self);
 }
 
+/* The kick eventfd, then the watched descriptors, as ppoll takes them (self->lock held: watch()
+ * changes the list under it); their count. */
+static nfds_t ticker_poll_set(Ticker *self, struct pollfd *fds) {
+    fds[0] = (struct pollfd){.fd = self->kick_fd, .events = POLLIN};
+    for (int i = 0; i < self->watched_count; i++)
+        fds[1 + i] = (struct pollfd){.fd = self->watched[i], .events = POLLIN};
+    return (nfds_t)(1 + self->watched_count);
+}
+
+/* ppoll the set for up to left ns (without self->lock): 1 if a watched descriptor has an event; a
+ * kick is read and forgotten (the caller looks again at what it waits for). */
+static int ticker_poll(Ticker *self, struct pollfd *fds, nfds_t count, long long left) {
+    struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
+    if (ppoll(fds, count, &timeout, NULL) <= 0)
+        return 0;
+    uint64_t kicks;
+    if (fds[0].revents != 0 && read(self->kick_fd, &kicks, sizeof kicks) < 0)
+        kicks = 0; /* EAGAIN: another read took it */
+    int event = 0;
+    for (nfds_t i = 1; i < count; i++)
+        event |= fds[i].revents != 0;
+    return event;
+}
+
 /* Sleep, letting go of self->lock (held on entry and on return), until the long slice ending at
  * until ends, the engine's thread ends it (a kick), or a watched descriptor has an event. 1 if an
  * event cut it: the ticker then ticks at once, so that the guest yields now (armed by the tick at
  * the slice's first period). */
 static int ticker_wait_long(Ticker *self, long long until) {
     struct pollfd fds[1 + LMP_MAX_WATCHED];
-    int watched = self->watched_count; /* watch() changes the list under the lock */
-    fds[0] = (struct pollfd){.fd = self->kick_fd, .events = POLLIN};
-    for (int i = 0; i < watched; i++)
-        fds[1 + i] = (struct pollfd){.fd = self->watched[i], .events = POLLIN};
+    nfds_t count = ticker_poll_set(self, fds);
     pthread_mutex_unlock(&self->lock);
     int cut = 0;
     atomic_store(&self->waiting_long, 1);
     long long left = until - lmp_now_ns();
-    if (atomic_load(&self->long_until) == until && left > 0 && !atomic_load(&self->stop)) {
-        struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
-        if (ppoll(fds, (nfds_t)(1 + watched), &timeout, NULL) > 0) {
-            uint64_t kicks;
-            if (fds[0].revents != 0 && read(self->kick_fd, &kicks, sizeof kicks) < 0)
-                kicks = 0; /* EAGAIN: another read took it */
-            for (int i = 1; i <= watched; i++)
-                cut |= fds[i].revents != 0;
-        }
-    }
+    if (atomic_load(&self->long_until) == until && left > 0 && !atomic_load(&self->stop))
+        cut = ticker_poll(self, fds, count, left);
     atomic_store(&self->waiting_long, 0);
     pthread_mutex_lock(&self->lock);
     if (cut) {
@@ -267,23 +280,11 @@ static void ticker_wait_period(Ticker *self, long long at) {
             continue; /* signalled: a stop, or a chain that listens now */
         }
         struct pollfd fds[1 + LMP_MAX_WATCHED];
-        int watched = self->watched_count;
-        fds[0] = (struct pollfd){.fd = self->kick_fd, .events = POLLIN};
-        for (int i = 0; i < watched; i++)
-            fds[1 + i] = (struct pollfd){.fd = self->watched[i], .events = POLLIN};
+        nfds_t count = ticker_poll_set(self, fds);
         pthread_mutex_unlock(&self->lock);
-        struct timespec timeout = {.tv_sec = (time_t)(left / 1000000000LL), .tv_nsec = (long)(left % 1000000000LL)};
-        int ready = ppoll(fds, (nfds_t)(1 + watched), &timeout, NULL);
+        int event = ticker_poll(self, fds, count, left);
         pthread_mutex_lock(&self->lock);
-        if (ready <= 0)
-            continue;
-        uint64_t kicks;
-        if (fds[0].revents != 0 && read(self->kick_fd, &kicks, sizeof kicks) < 0)
-            kicks = 0; /* EAGAIN: another read took it */
-        int cut = 0;
-        for (int i = 1; i <= watched; i++)
-            cut |= fds[i].revents != 0;
-        if (cut && atomic_exchange(&self->chain_listening, 0)) { /* once: the descriptor stays ready */
+        if (event && atomic_exchange(&self->chain_listening, 0)) { /* once: the descriptor stays ready */
             atomic_store(&self->chain_cut, 1);
             atomic_fetch_add(&self->long_chains_cut, 1);
         }
@@ -508,10 +509,12 @@ static PyObject *ticker_close(Ticker *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static PyObject *ticker_get_ticks(Ticker *self, void *closure) {
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(atomic_load(&self->ticks));
+/* A counter of the Ticker: closure is its offset (offsetof). */
+static PyObject *ticker_get_counter(Ticker *self, void *closure) {
+    return PyLong_FromUnsignedLongLong(atomic_load((atomic_ullong *)((char *)self + (size_t)closure)));
 }
+
+#define LMP_AT(field) (void *)offsetof(Ticker, field)
 
 static PyObject *ticker_get_running(Ticker *self, void *closure) {
     (void)closure;
@@ -523,26 +526,6 @@ static PyObject *ticker_get_period(Ticker *self, void *closure) {
     return PyLong_FromLongLong(self->period_ns);
 }
 
-static PyObject *ticker_get_long_slices(Ticker *self, void *closure) {
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_slices));
-}
-
-static PyObject *ticker_get_long_slices_cut(Ticker *self, void *closure) {
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_slices_cut));
-}
-
-static PyObject *ticker_get_long_chains(Ticker *self, void *closure) {
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_chains));
-}
-
-static PyObject *ticker_get_long_chains_cut(Ticker *self, void *closure) {
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(atomic_load(&self->long_chains_cut));
-}
-
 static PyMethodDef ticker_methods[] = {
     {"add", (PyCFunction)ticker_add, METH_VARARGS, add_doc},
     {"watch", (PyCFunction)ticker_watch, METH_O, watch_doc},
@@ -551,16 +534,18 @@ static PyMethodDef ticker_methods[] = {
 };
 
 static PyGetSetDef ticker_getset[] = {
-    {"ticks", (getter)ticker_get_ticks, NULL, "Ticks so far.", NULL},
+    {"ticks", (getter)ticker_get_counter, NULL, "Ticks so far.", LMP_AT(ticks)},
     {"running", (getter)ticker_get_running, NULL, "Whether the thread runs.", NULL},
     {"period_ns", (getter)ticker_get_period, NULL, "The time slice in nanoseconds.", NULL},
-    {"long_slices", (getter)ticker_get_long_slices, NULL, "Long slices the thread slept through (or was woken from).", NULL},
-    {"long_slices_cut", (getter)ticker_get_long_slices_cut, NULL,
-     "Long slices a watched descriptor's event ended before their time.", NULL},
-    {"long_chains", (getter)ticker_get_long_chains, NULL,
-     "Chains of local messages that ran on past their budget, listening to the watched descriptors.", NULL},
-    {"long_chains_cut", (getter)ticker_get_long_chains_cut, NULL,
-     "Long chains a watched descriptor's event ended.", NULL},
+    {"long_slices", (getter)ticker_get_counter, NULL, "Long slices the thread slept through (or was woken from).",
+     LMP_AT(long_slices)},
+    {"long_slices_cut", (getter)ticker_get_counter, NULL,
+     "Long slices a watched descriptor's event ended before their time.", LMP_AT(long_slices_cut)},
+    {"long_chains", (getter)ticker_get_counter, NULL,
+     "Chains of local messages that ran on past their budget, listening to the watched descriptors.",
+     LMP_AT(long_chains)},
+    {"long_chains_cut", (getter)ticker_get_counter, NULL, "Long chains a watched descriptor's event ended.",
+     LMP_AT(long_chains_cut)},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,27 +46,28 @@ def rounds_to_finish(engine: Engine, process: object) -> int:
     return rounds
 
 
-def listener(answer: bool, times: int | None = None) -> Callable[[], bool]:
-    """A Runner.listen that gives ``answer`` (``times`` times, then the other one)."""
+class Listener:
+    """A Runner.listen that gives ``answer`` (``times`` times, then the other one) and keeps what
+    it gave."""
 
-    def listen() -> bool:
-        given = answer if times is None or len(asked) < times else not answer
-        asked.append(given)
+    def __init__(self, answer: bool, times: int | None = None) -> None:
+        self.answer, self.times = answer, times
+        self.asked: list[bool] = []
+
+    def __call__(self) -> bool:
+        given = self.answer if self.times is None or len(self.asked) < self.times else not self.answer
+        self.asked.append(given)
         return given
-
-    asked: list[bool] = []
-    listen.asked = asked  # type: ignore[attr-defined]
-    return listen
 
 
 def test_a_chain_runs_on_while_the_listener_says_so(long_engine: Engine, ping_pong: Module) -> None:
     """Past its budget, a ping-pong's chain asks once and runs to its end in one round."""
-    listen = listener(True)
+    listen = Listener(True)
     long_engine.scheduler.runner.listen = listen
     pinger = start(long_engine, ping_pong, "main", 2000)
     assert rounds_to_finish(long_engine, pinger) <= 2  # the pong is spawned in the first
     assert finish_ok(long_engine, pinger).result == (2000 * 1999,)
-    assert listen.asked == [True]  # type: ignore[attr-defined]
+    assert listen.asked == [True]
     assert long_engine.preemption.ticker.long_chains == 1
 
 
@@ -76,7 +77,7 @@ def test_no_long_chain_unless_a_listener_agrees(
 ) -> None:
     """A listener that says no, or none at all (an engine run by itself, whose caller's loop has
     its timers and sockets), keeps chains to their budget: a round every few hops."""
-    long_engine.scheduler.runner.listen = None if answer is None else listener(answer)
+    long_engine.scheduler.runner.listen = None if answer is None else Listener(answer)
     pinger = start(long_engine, ping_pong, "main", 200)
     assert rounds_to_finish(long_engine, pinger) > 20
     assert long_engine.preemption.ticker.long_chains == 0
@@ -90,7 +91,7 @@ def test_a_ready_descriptor_ends_a_long_chain(long_engine: Engine, ping_pong: Mo
     try:
         ticker.watch(readable)
         os.write(writable, b"x")
-        long_engine.scheduler.runner.listen = listener(True)
+        long_engine.scheduler.runner.listen = Listener(True)
         pinger = start(long_engine, ping_pong, "main", ENDLESS)
         began = time.monotonic()
         for _ in range(3):
@@ -110,7 +111,7 @@ def test_a_timer_set_during_a_long_chain_ends_it(long_engine: Engine, ping_pong:
     due when the round began, but the one it sets ends the chain, and the receive times out on
     time instead of 10 s later. (The listener agrees once: the chain of the round that fires the
     timer, with nothing to end it, would run its whole 10 s.)"""
-    long_engine.scheduler.runner.listen = listener(True, times=1)
+    long_engine.scheduler.runner.listen = Listener(True, times=1)
     start(long_engine, ping_pong, "main", ENDLESS)
     long_engine.scheduler.run_round()  # the pinger spawns its pong: the chain is under way
     waiter = start(long_engine, long_engine.load_module(GUESTS / "msg_timeout.wat"), "receive_within", 5)
@@ -124,13 +125,13 @@ def test_a_timer_set_during_a_long_chain_ends_it(long_engine: Engine, ping_pong:
 def test_cpu_bound_processes_alone_make_no_long_chain(long_engine: Engine) -> None:
     """Two spinners requeued by their slices' ends are no chain of messages: the round ends at its
     budget (they go on in later rounds, or in long slices), although the listener would agree."""
-    long_engine.scheduler.runner.listen = listen = listener(True)
+    long_engine.scheduler.runner.listen = listen = Listener(True)
     guest = long_engine.load_module(GUESTS / "preempt.wat")
     spinners = [start(long_engine, guest, "spin") for _ in range(2)]
     long_engine.scheduler.run_round(long_engine.scheduler.long_slice_ns)
     assert len(long_engine.scheduler.run_queue) == 2
     assert long_engine.scheduler.run_queue.preempted == 2
     assert long_engine.preemption.ticker.long_chains == 0
-    assert listen.asked == []  # type: ignore[attr-defined]
+    assert listen.asked == []
     for spinner in spinners:
         long_engine.kill(spinner.pid)
