@@ -11,7 +11,8 @@ lunatic_mp/vm/hibernate.c). Before it, the same for 20,000 idle processes per wo
 runtime without hibernation (``rss_per_process_awake_kib``). Beside them: 10,000 idle
 processes on one engine in this process (the figure issue 2 measured); the memory a queued message
 takes beyond its data, on that engine (a flood into a mailbox nobody takes from); spawn and
-exit with 200,000 processes live against an empty engine; the CPU a hibernation costs, and what
+exit with 200,000 processes live against an empty engine; the CPU the full runtime takes while
+nothing happens (``idle_runtime_cpu_percent``); the CPU a hibernation costs, and what
 it adds to waking a process; what explicit bounds checks cost a
 memory-heavy loop (the price of memory slots without guard regions); plain wasmtime instances
 kept alive, and Erlang.
@@ -19,7 +20,10 @@ kept alive, and Erlang.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from pathlib import Path
 
 import psutil
 
@@ -37,6 +41,30 @@ AWAKE_SAMPLE = 20_000
 capacity: 18.6 KiB either way on the machine of docs/benchmarks.md)."""
 HIBERNATION_WAIT_S = 60.0
 """How long the workers get to hibernate their idle processes (two sweeps, 1 s apart, do it)."""
+
+
+IDLE_CPU_S = 5.0
+"""How long the idle runtime's CPU is counted."""
+
+
+def idle_cpu_percent(seconds: float) -> float:
+    """Percent of one core that this process's threads and its children (an idle runtime's
+    workers and registry, its supervisor's thread here) take while the main thread sleeps."""
+    pids = [os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))]
+    before, start = cpu_ns(pids), time.perf_counter()
+    time.sleep(seconds)
+    return 100 * (cpu_ns(pids) - before) / 1e9 / (time.perf_counter() - start)
+
+
+def cpu_ns(pids: list[int]) -> int:
+    """Nanoseconds on a CPU of every thread of ``pids`` so far (Linux's schedstat: exact, where
+    the clock ticks of ``cpu_times`` would round an idle runtime's few milliseconds to 0)."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError):  # a thread that has just ended
+                total += int(stat.read_text().split()[0])
+    return total
 
 
 def rss(runtime: Runtime) -> int:
@@ -100,6 +128,8 @@ def run(ctx: Context) -> None:
             time.sleep(0.1)
         ctx.record("hibernated_count", sum(s["hibernated"] for s in runtime.stats()))
         ctx.record("rss_per_process_kib", (rss(runtime) - before) / spawned / 1024, target=at_most(16))
+        ctx.step("the CPU the idle runtime takes")
+        ctx.record("idle_runtime_cpu_percent", idle_cpu_percent(ctx.pick(IDLE_CPU_S, 1.0)))
         ctx.record("live_processes_count", live, target=None if ctx.quick else at_least(250_000))
         ctx.record("capacity_count", capacity)
         workers = len(runtime.worker_ids)

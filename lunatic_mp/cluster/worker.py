@@ -38,6 +38,7 @@ from lunatic_mp.vm.mailbox import DeathReason, Message
 from lunatic_mp.vm.module import Module, ModuleCache
 from lunatic_mp.vm.native import unpickle_native
 from lunatic_mp.vm.process import BaseProcess
+from lunatic_mp.vm.scheduler import earliest
 
 if TYPE_CHECKING:
     from lunatic_mp.serve.http import HttpFrontEnd
@@ -519,9 +520,14 @@ class Worker(Hub):
         if not self.idle():
             self.doorbell.cancel_sleep()
             return False
-        timeout = SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT)
-        self._alarm = self.loop.call_later(timeout, self.wake)
+        self._alarm = self.loop.call_later(self._alarm_in(wait), self.wake)
         return True
+
+    def _alarm_in(self, wait: float | None) -> float:
+        """How long a sleep lasts unless woken: until the next timer (``wait``) or hibernation
+        sweep, and no longer than :data:`SAFETY_TIMEOUT`."""
+        wait = earliest(wait, self.engine.scheduler.sweep_due_in(time.monotonic()))
+        return SAFETY_TIMEOUT if wait is None else min(wait, SAFETY_TIMEOUT)
 
     def wake(self) -> None:
         """Schedule a step if the worker sleeps (otherwise one is scheduled already). Whatever
@@ -539,8 +545,8 @@ class Worker(Hub):
         A sleeping worker runs them at once and sleeps on when that was all there was to do (no
         process left ready, no frame to send): a server's wake-ups are mostly this, and a full
         step around each one (rings, flush, sleep announced again) cost a third of its CPU. The
-        alarm still ends the sleep within :data:`SAFETY_TIMEOUT`, so the periodic work of a step
-        (hibernation) goes on; it only moves earlier, for a timer these processes set."""
+        alarm still ends the sleep by the next hibernation sweep, so the periodic work of a step
+        goes on; it only moves earlier, for a timer these processes set or a wait they began."""
         self.engine.reactor.dispatch(0.0)
         alarm = self._alarm
         if alarm is None:
@@ -550,9 +556,9 @@ class Worker(Hub):
         self.jobs.report()
         if wait == 0.0 or self._outbound():
             self.wake()
-        elif wait is not None and self.loop.time() + wait < alarm.when():
+        elif self.loop.time() + (timeout := self._alarm_in(wait)) < alarm.when():
             alarm.cancel()
-            self._alarm = self.loop.call_later(wait, self.wake)
+            self._alarm = self.loop.call_later(timeout, self.wake)
 
     def _on_rung(self) -> None:
         assert self.doorbell is not None

@@ -64,6 +64,13 @@ MAX_PAUSE_S = 3600.0
 """The longest single sleep: guests may ask for timeouts past what ``time.sleep`` accepts."""
 
 
+def earliest(wait: float | None, other: float | None) -> float | None:
+    """The shorter of two waits in seconds, where None is forever."""
+    if wait is None:
+        return other
+    return wait if other is None else min(wait, other)
+
+
 def _as_ns(monotonic_s: float) -> int:
     """A time.monotonic() reading in CLOCK_MONOTONIC nanoseconds, for C (at most 2**63 - 1)."""
     return int(monotonic_s * 1e9) if monotonic_s < 9e9 else 2**63 - 1  # inf too
@@ -199,8 +206,9 @@ class Scheduler:
             reactor = self.engine.reactor
             if wait is None and not reactor.watching:
                 return False
-            if self.hibernate(time.monotonic()):
-                wait = 0.0
+            now = time.monotonic()
+            self.hibernate(now)
+            wait = earliest(wait, self.sweep_due_in(now))
             if deadline is not None:
                 wait = deadline - time.monotonic() if wait is None else min(wait, deadline - time.monotonic())
             if wait is None or wait > 0:
@@ -230,6 +238,16 @@ class Scheduler:
         self._sweep_at, _, marked = core.hibernate_idle(self.engine.processes, self._sweep_at, SWEEP_SLICE_NS)
         self._marked += marked
         return self._sweep_at >= 0
+
+    def sweep_due_in(self, now: float) -> float | None:
+        """Seconds until :meth:`hibernate` has work (0: a sweep is under way), or None while it
+        has none until a process begins a wait: how long a sleeping loop may wait before it must
+        look again, so that an idle engine with nothing to hibernate never wakes for it."""
+        if self._sweep_at >= 0:
+            return 0.0
+        if self.hibernate_after is None or (core.waits_begun() == self._waits_seen and not self._marked):
+            return None
+        return max(self._next_sweep - now, 0.0)
 
     def run_round(self, long_slice_ns: int = 0) -> float | None:
         """One round: fire due timers, then run each process ready at the start, once.

@@ -97,6 +97,7 @@ def expected_metrics() -> dict[str, set[str]]:
             "rss_per_process_awake_kib",
             "hibernated_count",
             "rss_per_process_kib",
+            "idle_runtime_cpu_percent",
             "live_processes_count",
             "capacity_count",
             "plain_wasmtime_rss_per_instance_kib",

@@ -224,3 +224,23 @@ def test_hibernate_after_out_of_range_is_refused_by_name(value: object) -> None:
         check_hibernate_after(value)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hibernate_after"):
         Engine(hibernate_after=value)  # type: ignore[arg-type]
+
+
+def test_a_sleeping_loop_is_due_a_sweep_only_while_one_has_work(engine: Engine) -> None:
+    """Scheduler.sweep_due_in: an idle engine with nothing to hibernate never wakes for a sweep;
+    a wait that begins makes one due within ``hibernate_after``, until its process is hibernated."""
+    scheduler = engine.scheduler
+    sweep(engine)  # nothing waits: the waits begun so far are seen
+    assert scheduler.sweep_due_in(0.0) is None
+    (process,) = spawn_waiting(engine, "hold", PAGES)
+    scheduler._next_sweep = 10.0
+    assert scheduler.sweep_due_in(9.5) == 0.5
+    assert scheduler.sweep_due_in(11.0) == 0.0
+    sweep(engine)  # marks it: the next sweep hibernates it
+    assert scheduler.sweep_due_in(0.0) == 0.0
+    before = hibernated()
+    sweep(engine)
+    assert hibernated() == before + 1
+    assert scheduler.sweep_due_in(0.0) is None  # nothing more to do until another wait begins
+    engine.send(process.pid, b"wake")
+    assert finish_ok(engine, process).result == (held(PAGES),)
