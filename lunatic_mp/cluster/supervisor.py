@@ -122,7 +122,7 @@ class Supervisor(Outbound, ClusterMember):
         which it then owns. ``time_slice_ns``: how long a guest runs before it yields to the
         others of its worker (1 ms; longer slices cost CPU-bound work less, docs/performance.md).
         ``long_slice_ns``: how long a CPU-bound guest runs on while only such guests wait on its
-        worker (None: 20 ms; 0: never; :data:`~lunatic_mp.vm.preemption.DEFAULT_LONG_SLICE_NS`).
+        worker (None: 100 ms; 0: never; :data:`~lunatic_mp.vm.preemption.DEFAULT_LONG_SLICE_NS`).
         ``hibernate_after``: seconds a process waits in ``receive`` before its memory's pages go
         back to the kernel until it runs again (None: never; docs/performance.md)."""
         lifecycle.check_not_bootstrapping()
