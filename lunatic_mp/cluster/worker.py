@@ -92,7 +92,8 @@ class Worker(Hub):
         self.socket_rounds = 0  # rounds run asleep, on a socket's readiness (_on_sockets_ready)
         self.loop = new_event_loop()
         self._stopped: asyncio.Future[None] = self.loop.create_future()
-        self._alarm: asyncio.TimerHandle | None = None  # set while asleep: the wake-up at the latest
+        self._alarm: asyncio.Handle | None = None  # set while asleep: the wake-up at the latest
+        self._alarm_at = 0.0  # when it falls due (loop time): uvloop makes a delay under 1 ms a call_soon
         self._last_activity = time.monotonic()
         self.http: HttpFrontEnd | None = None
         if spec.http:
@@ -514,14 +515,22 @@ class Worker(Hub):
         return True
 
     def _sleep(self, wait: float | None) -> bool:
-        """Announce the sleep, then re-check the rings: no frame can slip by. False if one came."""
+        """Announce the sleep, then re-check the rings: no frame can slip by. False if one came,
+        or if a hibernation sweep is due already (the next step runs it)."""
         assert self.doorbell is not None
+        timeout = self._alarm_in(wait)
+        if timeout <= 0:
+            return False
         self.doorbell.prepare_sleep()
         if not self.idle():
             self.doorbell.cancel_sleep()
             return False
-        self._alarm = self.loop.call_later(self._alarm_in(wait), self.wake)
+        self._set_alarm(timeout)
         return True
+
+    def _set_alarm(self, timeout: float) -> None:
+        self._alarm_at = self.loop.time() + timeout
+        self._alarm = self.loop.call_later(timeout, self.wake)
 
     def _alarm_in(self, wait: float | None) -> float:
         """How long a sleep lasts unless woken: until the next timer (``wait``) or hibernation
@@ -554,11 +563,12 @@ class Worker(Hub):
         wait = self.engine.scheduler.run_round()
         self.socket_rounds += 1
         self.jobs.report()
-        if wait == 0.0 or self._outbound():
+        timeout = self._alarm_in(wait)
+        if timeout <= 0 or self._outbound():
             self.wake()
-        elif self.loop.time() + (timeout := self._alarm_in(wait)) < alarm.when():
+        elif self.loop.time() + timeout < self._alarm_at:
             alarm.cancel()
-            self._alarm = self.loop.call_later(timeout, self.wake)
+            self._set_alarm(timeout)
 
     def _on_rung(self) -> None:
         assert self.doorbell is not None

@@ -5,6 +5,7 @@ sets fires, and the worker's counters show that the rounds ran that way."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 from collections.abc import Iterator
@@ -93,3 +94,19 @@ def test_what_a_socket_round_starts_goes_on(runtime: Runtime, pause_ms: int) -> 
     finished = runtime.join(pid, TIMEOUT)
     assert finished is not None and finished.result == (0,), finished
     assert socket_rounds(runtime, worker) > before
+
+
+def test_socket_rounds_beside_frequent_hibernation_sweeps(caplog: pytest.LogCaptureFixture) -> None:
+    """With sweeps due every millisecond, a sleeping worker's alarm often falls due within a
+    millisecond, which uvloop turns into a plain call_soon handle: a socket that wakes the worker
+    then must still find when its alarm is due (it failed on the handle's missing ``when``)."""
+    with Runtime(workers=1, hibernate_after=0.001) as quick:
+        pid, conn = accept_guest(quick, "net_c_waits.wat", "echo", (-1,))
+        with conn:
+            for index in range(ROUNDS * 10):
+                payload = struct.pack("<q", index) * 4
+                conn.sendall(payload)
+                assert recv_exactly(conn, len(payload)) == payload
+        finished = quick.join(pid, TIMEOUT)
+        assert finished is not None and finished.result == (0,), finished
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
