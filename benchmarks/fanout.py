@@ -4,7 +4,7 @@ CPU-bound: ``jobs`` calls of ``crunch`` (an LCG loop, about a quarter of a secon
 from the host program onto the first k workers for k = 1..N: speed-up t1 / tk and efficiency
 speed-up / k. Beside it: the same jobs one after another with plain wasmtime in this process (the
 per-core ceiling: efficiency against it is t_plain / (N * tN)), a ProcessPoolExecutor of N
-processes (in turns with all workers, best of three each; and with a runtime without long slices,
+processes (in turns with all workers, best of five each; and with a runtime without long slices,
 what they buy), and Ray. The cost of fuel yields (lunatic's preemption) on the same loop, on one engine
 in this process, is the figure issue 2 measured.
 
@@ -26,8 +26,10 @@ from lunatic_mp.vm.module import Module
 
 TITLE = "CPU-bound jobs over 1..N workers, and tiny jobs"
 PERMISSIVE = EnvConfig.permissive()
-TURNS = 3
-"""Runs of the pool and of all workers, in turns: each figure is the best of its runs."""
+TURNS = 5
+"""Runs of the pool and of all workers, in turns: each figure is the best of its runs (with three,
+the ratio moved by 1-2% from one bench to the next on a quiet 2-core VM; see docs/performance.md,
+"The thirteenth round")."""
 
 
 def cpu_jobs(runtime: Runtime, module: Module, jobs: int, work: int, workers: list[int]) -> float:
