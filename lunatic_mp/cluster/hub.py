@@ -20,7 +20,7 @@ import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import FrameError
-from lunatic_mp.cluster.transport import Doorbell, Inbox, Outbox, Ring
+from lunatic_mp.cluster.transport import BACKLOG_RETRY_S, SAFETY_TIMEOUT, Doorbell, Inbox, Outbox, Ring
 from lunatic_mp.cluster.wire import frame_record
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, is_foreign, node_of_place
 
@@ -228,6 +228,15 @@ class Hub:
 
     def idle(self) -> bool:
         return all(endpoint.inbox.empty() for endpoint in self.endpoints.values())
+
+    def backlogged(self) -> bool:
+        """Whether frames wait for room in a full ring: nothing tells a producer that its
+        consumer made room, so it must try again soon (:data:`BACKLOG_RETRY_S`), not sleep."""
+        return any(endpoint.queued for endpoint in self.endpoints.values())
+
+    def sleep_timeout(self) -> float:
+        """How long a sleep on the doorbell may last: :data:`BACKLOG_RETRY_S` while backlogged."""
+        return BACKLOG_RETRY_S if self.backlogged() else SAFETY_TIMEOUT
 
     def sleep(self, timeout: float) -> None:
         """Sleep until a frame arrives (or ``timeout``), unless one already has.

@@ -24,13 +24,21 @@ class Outbound:
     _requests: PendingRequests
     _closed: bool
     _check_open: Callable[[], None]  # the supervisor's: raises once closed, waits for the start
+    _wake: Callable[[], None]  # the supervisor's: its pump looks again
+    _pump_thread: threading.Thread | None
 
     def __init__(self) -> None:
         self._batching = threading.local()  # depth: this thread's sends wait for the batch's end
 
     def _flush(self) -> None:
         if not getattr(self._batching, "depth", 0):
-            self._hub.flush()
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        """Write what is queued. Frames left over for a full ring wake the pump (unless this is
+        the pump): asleep, it would try again only at its safety timeout (Hub.sleep_timeout)."""
+        if not self._hub.flush() and not self._closed and threading.current_thread() is not self._pump_thread:
+            self._wake()
 
     @contextlib.contextmanager
     def batched_sends(self) -> Iterator[None]:
@@ -45,7 +53,7 @@ class Outbound:
             local.depth -= 1
             if not local.depth:
                 with self._lock:
-                    self._hub.flush()
+                    self._flush_now()
 
     def _request_future(self, worker_id: int, make: Callable[[int], frames.Frame]) -> Future[Any]:
         """Send a request; the future of its reply frame (WorkerLost if the worker dies first,

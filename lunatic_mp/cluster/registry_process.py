@@ -27,7 +27,6 @@ from lunatic_mp.cluster.child import die_with_parent, ignore_stop_signals
 from lunatic_mp.cluster.hub import Hub
 from lunatic_mp.cluster.logs import send_logs_to
 from lunatic_mp.cluster.specs import RegistrySpec
-from lunatic_mp.cluster.transport import SAFETY_TIMEOUT
 from lunatic_mp.errors import InvalidNameError
 from lunatic_mp.pids import FIRST_WORKER, REGISTRY, SUPERVISOR, make_pid, node_of, place_of
 from lunatic_mp.vm.environments import Environments
@@ -227,7 +226,7 @@ class RegistryServer(Hub):
             arrived = self.receive()
             self.flush()
             if not arrived:
-                self.sleep(SAFETY_TIMEOUT)
+                self.sleep(self.sleep_timeout())
 
 
 def main(spec: RegistrySpec) -> None:

@@ -188,6 +188,7 @@ class Supervisor(Outbound, ClusterMember):
         self._environment_ids = itertools.count(1)  # of environments that bound their processes
         self._failed_starts = 0
         self._starting = True  # until every child is ready: the pump does not handle their deaths
+        self._pump_thread: threading.Thread | None = None
         self._closed = False
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._logs = LogReceiver()
@@ -390,7 +391,10 @@ class Supervisor(Outbound, ClusterMember):
             ready: list[int] = []
             if not room or hub.idle():
                 ready, _, _ = select.select(
-                    [doorbell.fileno(), self._wake_read, *sentinels], [], [], SAFETY_TIMEOUT if room else 0
+                    [doorbell.fileno(), self._wake_read, *sentinels],
+                    [],
+                    [],
+                    hub.sleep_timeout() if room else 0,
                 )
             doorbell.cancel_sleep()
             doorbell.drain()
@@ -647,7 +651,7 @@ class Supervisor(Outbound, ClusterMember):
             self._broadcast(frames.Shutdown())
             self._flush()
         self._wake()
-        if getattr(self, "_pump_thread", None) is not None:
+        if self._pump_thread is not None:
             self._pump_thread.join(STOP_TIMEOUT_S)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for child in list(self._children.values()):

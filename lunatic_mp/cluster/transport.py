@@ -69,6 +69,7 @@ from lunatic_mp.errors import PlatformError
 from lunatic_mp.vm.extension import _core
 
 __all__ = [
+    "BACKLOG_RETRY_S",
     "SAFETY_TIMEOUT",
     "Doorbell",
     "Inbox",
@@ -86,6 +87,10 @@ Only a wake-up lost outside the handshake needs it (a producer that died between
 the supervisor's news of that death rings every consumer anyway), so it is long: an idle process
 wakes once a second for it, not twenty times (at 50 ms, an idle runtime's workers, registry and
 pump cost 0.3% of a core each, taken from the busy workers beside them)."""
+
+BACKLOG_RETRY_S = 0.001
+"""How soon a producer whose frames did not fit in a full ring tries again, instead of sleeping:
+its consumer does not ring back when it makes room (seconds)."""
 
 _MAGIC = 0x31474E49525F504D  # b"MP_RING1", little-endian
 _LINE = 64
