@@ -20,7 +20,15 @@ import msgpack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import FrameError
-from lunatic_mp.cluster.transport import BACKLOG_RETRY_S, SAFETY_TIMEOUT, Doorbell, Inbox, Outbox, Ring
+from lunatic_mp.cluster.transport import (
+    BACKLOG_RETRY_S,
+    MAX_BACKLOG_RETRY_S,
+    SAFETY_TIMEOUT,
+    Doorbell,
+    Inbox,
+    Outbox,
+    Ring,
+)
 from lunatic_mp.cluster.wire import frame_record
 from lunatic_mp.pids import REGISTRY, SUPERVISOR, destination, is_foreign, node_of_place
 
@@ -95,6 +103,8 @@ class Hub:
         self._parent: int | None = parent.sentinel if parent is not None and worker_id != SUPERVISOR else None
         self._orphaned = False
         self._parent_checked = 0.0
+        self._retry_s = BACKLOG_RETRY_S  # sleep_timeout's, while frames wait for room
+        self._consumed_seen = -1
 
     def connect(self, other: int) -> Endpoint:
         """Attach to the rings the supervisor made between this process and ``other``."""
@@ -229,14 +239,21 @@ class Hub:
     def idle(self) -> bool:
         return all(endpoint.inbox.empty() for endpoint in self.endpoints.values())
 
-    def backlogged(self) -> bool:
-        """Whether frames wait for room in a full ring: nothing tells a producer that its
-        consumer made room, so it must try again soon (:data:`BACKLOG_RETRY_S`), not sleep."""
-        return any(endpoint.queued for endpoint in self.endpoints.values())
-
     def sleep_timeout(self) -> float:
-        """How long a sleep on the doorbell may last: :data:`BACKLOG_RETRY_S` while backlogged."""
-        return BACKLOG_RETRY_S if self.backlogged() else SAFETY_TIMEOUT
+        """How long a sleep on the doorbell may last: :data:`SAFETY_TIMEOUT`; or, while frames
+        wait for room in a full ring, :data:`BACKLOG_RETRY_S`, doubled after each try past which
+        no consumer took anything (a stopped worker), up to :data:`MAX_BACKLOG_RETRY_S`."""
+        backlog = [endpoint for endpoint in self.endpoints.values() if endpoint.queued]
+        if not backlog:
+            self._retry_s, self._consumed_seen = BACKLOG_RETRY_S, -1
+            return SAFETY_TIMEOUT
+        consumed = sum(endpoint.outbox.consumed() for endpoint in backlog)
+        if consumed == self._consumed_seen:
+            self._retry_s = min(2 * self._retry_s, MAX_BACKLOG_RETRY_S)
+        else:
+            self._retry_s = BACKLOG_RETRY_S
+        self._consumed_seen = consumed
+        return self._retry_s
 
     def sleep(self, timeout: float) -> None:
         """Sleep until a frame arrives (or ``timeout``), unless one already has.

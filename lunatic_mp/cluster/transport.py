@@ -70,6 +70,7 @@ from lunatic_mp.vm.extension import _core
 
 __all__ = [
     "BACKLOG_RETRY_S",
+    "MAX_BACKLOG_RETRY_S",
     "SAFETY_TIMEOUT",
     "Doorbell",
     "Inbox",
@@ -91,6 +92,11 @@ pump cost 0.3% of a core each, taken from the busy workers beside them)."""
 BACKLOG_RETRY_S = 0.001
 """How soon a producer whose frames did not fit in a full ring tries again, instead of sleeping:
 its consumer does not ring back when it makes room (seconds)."""
+
+MAX_BACKLOG_RETRY_S = 0.05
+"""The longest a producer waits between tries while its consumer takes nothing (a stopped worker):
+the retry doubles up to this, and drops back to :data:`BACKLOG_RETRY_S` once the consumer takes
+again (seconds)."""
 
 _MAGIC = 0x31474E49525F504D  # b"MP_RING1", little-endian
 _LINE = 64
@@ -509,6 +515,10 @@ class Outbox:
         self._next = 0  # index in _queue of the first frame not fully written
         self._done = 0  # bytes of that frame already written as chunks
         self._pending = 0  # bytes not yet written of the frames in _lens
+
+    def consumed(self) -> int:
+        """Bytes the consumer has taken from the ring so far: it moves while the consumer reads."""
+        return int(self._ring._ctl[_HEAD])
 
     @property
     def pending_bytes(self) -> int:
