@@ -210,7 +210,7 @@ class Scheduler:
             self.hibernate(now)
             wait = earliest(wait, self.sweep_due_in(now))
             if deadline is not None:
-                wait = deadline - time.monotonic() if wait is None else min(wait, deadline - time.monotonic())
+                wait = earliest(wait, deadline - time.monotonic())
             if wait is None or wait > 0:
                 pause = MAX_PAUSE_S if wait is None else min(wait, MAX_PAUSE_S)
                 if reactor.watching:

@@ -6,11 +6,10 @@ instead of passing it late."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_frames_fuzz import RECEIVER, Pair
+from hub_pair import RECEIVER, Pair, pair_fixture  # noqa: F401 (the pair fixture)
 
 from lunatic_mp.api.runtime import Runtime
 from lunatic_mp.cluster import frames, hub
@@ -33,13 +32,6 @@ def test_a_burst_past_a_full_ring_drains_without_the_safety_timeout(monkeypatch:
             runtime.send(pid, bytes(SIZE))  # each carries the value 0
         finished = runtime.join(pid, TIMEOUT)
         assert finished is not None and finished.ok and finished.result == (0,), finished
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    pair = Pair(tmp_path)
-    yield pair
-    pair.close()
 
 
 def test_a_backlog_is_retried_soon_while_its_consumer_takes_and_less_often_while_it_does_not(

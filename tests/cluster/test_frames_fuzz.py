@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
+from hub_pair import RECEIVER, Pair, pair_fixture  # noqa: F401 (the pair fixture)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_frames import any_frame, assert_frame_or_frame_error, near_frames, pack
 
 from lunatic_mp.cluster import frames
 from lunatic_mp.cluster.frames import CLASS_OF, Frame, FrameError, Kill, Kind, Message, decode, encode
-from lunatic_mp.cluster.hub import Hub, ring_name
-from lunatic_mp.cluster.transport import Ring
-from lunatic_mp.pids import FIRST_WORKER, SUPERVISOR, make_pid
+from lunatic_mp.pids import make_pid
 
 FUZZ = settings(
     derandomize=True,
@@ -136,52 +133,6 @@ def test_frames_nested_in_arrays_and_maps_are_frame_errors(obj: list[Any], depth
 
 
 # -- a hub receiving garbage --------------------------------------------------------------------
-
-RECEIVER = FIRST_WORKER
-
-
-class Pair:
-    """A supervisor-side hub and a worker-side hub joined by a pair of real rings, in this
-    process: the test writes records into the supervisor's outbox and runs the worker's loop."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_id = f"fuzz{uuid.uuid4().hex[:8]}"
-        self.rings = [
-            Ring.create(ring_name(self.run_id, source, destination), 1 << 16)
-            for source, destination in ((SUPERVISOR, RECEIVER), (RECEIVER, SUPERVISOR))
-        ]
-        self.sender = Hub(SUPERVISOR, self.run_id, run_dir, create_doorbell=False)
-        self.receiver = Hub(RECEIVER, self.run_id, run_dir)
-        self.sender.connect(RECEIVER)
-        self.receiver.connect(SUPERVISOR)
-        self.delivered: list[Message] = []
-        self.receiver.handlers[Message] = self.delivered.append
-
-    def exchange(self, records: list[bytes]) -> None:
-        """Queue ``records`` towards the worker and let it read until all have arrived."""
-        outbox = self.sender.endpoints[RECEIVER].outbox
-        for record in records:
-            outbox.put(record)
-        while True:
-            flushed = outbox.flush()
-            self.receiver.receive()
-            if flushed and self.receiver.idle():
-                break
-
-    def close(self) -> None:
-        self.sender.close()
-        self.receiver.close()
-        for ring in self.rings:
-            ring.close()
-            ring.unlink()
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    pair = Pair(tmp_path)
-    yield pair
-    pair.close()
-
 
 garbage: st.SearchStrategy[bytes] = st.one_of(
     st.binary(max_size=64),
